@@ -1,0 +1,14 @@
+"""The kernel's built-in plugin: the seven content types, registered through the public hook."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from cairn.hookspecs import hookimpl
+from cairn.model import BUILTIN_CONTENT_TYPES
+
+
+@hookimpl
+def cairn_register_content_types(register: Callable[..., None]) -> None:
+    for content_type in BUILTIN_CONTENT_TYPES:
+        register(content_type)

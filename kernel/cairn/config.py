@@ -1,0 +1,472 @@
+"""Layered TOML configuration.
+
+Layers, lowest first: built-in defaults, the user file
+(``<platform config dir>/cairn/cairn.toml``), the project file (``cairn.toml``,
+or ``[tool.cairn]`` in ``pyproject.toml``, found by walking up from the
+working directory), environment variables ``CAIRN__SECTION__KEY`` and
+command-line flags. Tables merge key by key; every value remembers where it
+came from, so errors and ``cairn config show`` can name the file.
+
+The ``[cairn]`` and ``[context]`` tables are structured into frozen attrs
+classes here; each backend's table (``[storage.sqlite]``, ``[llm.openai]``)
+is structured into that backend's own config class when the backend is
+created. Unknown keys are refused everywhere. Secrets never live in config:
+a key ending in ``_env`` names the environment variable that holds one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Mapping, TypeVar
+
+import attrs
+
+from cairn.errors import ConfigError, ValidationError
+from cairn.model.convert import structure
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "BACKEND_SECTIONS",
+    "CairnSettings",
+    "Config",
+    "ContextSettings",
+    "KERNEL_SECTIONS",
+    "PROJECT_FILE",
+    "find_project",
+    "load_config",
+    "redact",
+    "user_config_file",
+]
+
+T = TypeVar("T")
+
+PROJECT_FILE = "cairn.toml"
+ENV_PREFIX = "CAIRN__"
+
+#: Registry kind -> the config section that holds one table per backend of that kind.
+BACKEND_SECTIONS: dict[str, str] = {
+    "storage": "storage",
+    "tokenizers": "tokenizer",
+    "llm": "llm",
+    "embeddings": "embeddings",
+    "evaluators": "evaluators",
+}
+
+
+@attrs.frozen
+class CairnSettings:
+    """The ``[cairn]`` table: which backends to use and which plugins to block."""
+
+    storage: str = "sqlite"
+    tokenizer: str = "approx"
+    llm: str = "noop"
+    embeddings: str = "noop"
+    data_dir: str = ".cairn"
+    disabled_plugins: list[str] = attrs.field(factory=list)
+    strict_plugins: bool = False
+
+
+@attrs.frozen
+class ContextSettings:
+    """The ``[context]`` table: the default branch and the token budget of the effective context."""
+
+    default_branch: str = "main"
+    max_tokens: int | None = None
+    budget_action: str = attrs.field(
+        default="reject",
+        validator=attrs.validators.in_(("reject", "warn")),
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive number of tokens, got {self.max_tokens}")
+
+
+#: Kernel tables and their settings classes; later kernel modules add theirs here.
+KERNEL_SECTIONS: dict[str, type] = {
+    "cairn": CairnSettings,
+    "context": ContextSettings,
+}
+
+
+def user_config_file() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("cairn")) / PROJECT_FILE
+
+
+def find_project(start: Path | None = None) -> tuple[Path, Path] | None:
+    """Walk up from ``start`` to the first ``cairn.toml`` or ``pyproject.toml`` with ``[tool.cairn]``.
+
+    Returns (project directory, config file) or None.
+    """
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / PROJECT_FILE
+        if candidate.is_file():
+            return directory, candidate
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file() and _has_tool_cairn(pyproject):
+            return directory, pyproject
+    return None
+
+
+def _has_tool_cairn(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    # A cheap textual check first; parse only when it might be there.
+    return "[tool.cairn" in text and "cairn" in _read_toml(path).get("tool", {})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason})", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        line = int(match.group(1)) if match else None
+        column = int(match.group(2)) if match else None
+        problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) or "invalid TOML"
+        raise ConfigError(
+            f"TOML syntax error: {problem}",
+            file=str(path),
+            line=line,
+            column=column,
+            hint="fix the file; TOML syntax is described at https://toml.io",
+        ) from None
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Read an environment value as a TOML value when it is one (``3``, ``true``, ``["a"]``), else as text."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+    data: dict[str, Any] = {}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError(
+                f"environment variable {name} does not name a section and a key",
+                hint="write CAIRN__SECTION__KEY, e.g. CAIRN__CAIRN__STORAGE=sqlite",
+            )
+        _set_path(data, parts, _parse_env_value(environ[name]), source=name)
+    return data, "environment"
+
+
+def _parse_flag(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    parts = [p.strip() for p in key.strip().split(".")]
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(
+            f"--set {item!r} is not SECTION.KEY=VALUE",
+            hint="for example: --set cairn.storage=sqlite",
+        )
+    return parts, _parse_env_value(raw.strip())
+
+
+def _set_path(data: dict[str, Any], parts: list[str], value: Any, *, source: str) -> None:
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(parts)} sets a key inside {part!r}, which is a value", key=source)
+        node = child
+    node[parts[-1]] = value
+
+
+def _merge(
+    base: dict[str, Any],
+    sources: dict[tuple[str, ...], str],
+    layer: Mapping[str, Any],
+    label: str,
+    prefix: tuple[str, ...] = (),
+) -> None:
+    for key, value in layer.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], sources, value, label, path)
+        elif isinstance(value, dict):
+            base[key] = {}
+            _merge(base[key], sources, value, label, path)
+        else:
+            base[key] = value
+            sources[path] = label
+
+
+_SECRET_KEY = re.compile(
+    r"(^|_)(secret|password|passwd|api_?key|access_?key|private_?key|token|auth|credentials?)$",
+    re.IGNORECASE,
+)
+_SECRET_VALUE = re.compile(r"^(sk-|ghp_|gho_|xox[abp]-|AKIA|Bearer )")
+
+
+def redact(key: str, value: Any) -> Any:
+    """Hide anything secret-looking: keys named like secrets, values shaped like keys."""
+    if key.endswith("_env"):
+        return value
+    if _SECRET_KEY.search(key):
+        return "***"
+    if isinstance(value, str) and _SECRET_VALUE.match(value):
+        return "***"
+    return value
+
+
+@attrs.frozen
+class Config:
+    """The effective configuration: merged data, where each value came from, and the project."""
+
+    data: dict[str, Any]
+    sources: dict[tuple[str, ...], str]
+    project_dir: Path | None = None
+    project_file: Path | None = None
+    user_file: Path | None = None
+    cwd: Path = attrs.field(factory=Path.cwd)
+
+    # -- reading -------------------------------------------------------------
+
+    def table(self, *path: str) -> dict[str, Any]:
+        node: Any = self.data
+        for part in path:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if not isinstance(node, dict):
+            raise ConfigError(
+                f"expected a table, got a value ({node!r:.40})",
+                table=".".join(path),
+                file=self.source_of(path),
+            )
+        return node
+
+    def source_of(self, path: Iterable[str]) -> str:
+        path = tuple(path)
+        while path:
+            if path in self.sources:
+                return self.sources[path]
+            # A table's source is where any of its keys came from.
+            for key, src in self.sources.items():
+                if key[: len(path)] == path:
+                    return src
+            path = path[:-1]
+        return "default"
+
+    def settings(self, section: str, cls: type[T]) -> T:
+        """Structure a kernel table into its settings class; errors name file, table and key."""
+        return self.structure_table((section,), cls)
+
+    def structure_table(self, path: tuple[str, ...], cls: type[T]) -> T:
+        table = self.table(*path)
+        try:
+            return structure(dict(table), cls, what=".".join(path))
+        except ValidationError as exc:
+            raise self._located_error(path, cls, exc) from None
+
+    def _located_error(self, path: tuple[str, ...], cls: type, exc: ValidationError) -> ConfigError:
+        problems: list[str] = getattr(exc, "problems", None) or [exc.message]
+        dotted = ".".join(path)
+        key = None
+        for problem in problems:
+            head, _, _ = problem.partition(":")
+            if head.startswith(dotted + "."):
+                key = head[len(dotted) + 1:].split(".")[0]
+                break
+            match = re.search(r"unknown field\(s\): ([\w, -]+)", problem)
+            if match:
+                key = match.group(1).split(",")[0].strip()
+                break
+            match = re.match(r"'?(\w+)'? must", problem)
+            if match:
+                key = match.group(1)
+                break
+        file = self.source_of((*path, key) if key else path)
+        line = _find_line(file, path, key) if key else None
+        message = "; ".join(p.partition(": ")[2] if p.startswith(dotted) else p for p in problems)
+        if "unknown field" in message:
+            valid = [a.name for a in attrs.fields(cls)] if attrs.has(cls) else []
+            hint = f"valid keys: {', '.join(valid)}" if valid else "this table takes no keys; remove it"
+        else:
+            hint = "fix the value or remove the key to use the default"
+        return ConfigError(message, file=file, table=dotted, key=key, line=line, hint=hint)
+
+    @property
+    def cairn(self) -> CairnSettings:
+        return self.settings("cairn", CairnSettings)
+
+    @property
+    def context(self) -> ContextSettings:
+        return self.settings("context", ContextSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        """The project's data directory (``.cairn/`` beside the config file by default)."""
+        base = self.project_dir or self.cwd
+        return (base / self.cairn.data_dir).resolve()
+
+    def flat(self) -> list[tuple[str, Any, str]]:
+        """Every set key as (dotted key, value, source), sorted, secrets redacted."""
+        out: list[tuple[str, Any, str]] = []
+
+        def walk(node: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
+            for key in sorted(node):
+                value = node[key]
+                path = (*prefix, key)
+                if isinstance(value, dict):
+                    walk(value, path)
+                else:
+                    out.append((".".join(path), redact(key, value), self.sources.get(path, "default")))
+
+        walk(self.data, ())
+        return out
+
+    def validate(self, known_sections: Mapping[str, Iterable[str]] | None = None) -> list[ConfigError]:
+        """Every problem in the kernel tables and the section names; backends are checked by plugins."""
+        problems: list[ConfigError] = []
+        for section, cls in KERNEL_SECTIONS.items():
+            try:
+                self.settings(section, cls)
+            except ConfigError as exc:
+                problems.append(exc)
+        allowed = set(KERNEL_SECTIONS) | set(BACKEND_SECTIONS.values())
+        for section in self.data:
+            if section not in allowed:
+                problems.append(
+                    ConfigError(
+                        f"unknown section [{section}]",
+                        file=self.source_of((section,)),
+                        table=section,
+                        hint=f"known sections: {', '.join(sorted(allowed))}",
+                    )
+                )
+        return problems
+
+
+def _find_line(file: str, table: tuple[str, ...], key: str) -> int | None:
+    """Best effort: the line of ``key`` inside ``[table]`` of a TOML file."""
+    path = Path(file)
+    if not path.is_file():
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    header_names = {".".join(table)}
+    if path.name == "pyproject.toml":
+        header_names = {"tool.cairn." + ".".join(table)}
+    in_table = False
+    key_re = re.compile(rf"^\s*(\"?){re.escape(key)}\1\s*=")
+    dotted_re = re.compile(rf"^\s*{re.escape('.'.join(table))}\.{re.escape(key)}\s*=")
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_table = stripped.strip("[] ") in header_names
+            continue
+        if in_table and key_re.match(line):
+            return number
+        if dotted_re.match(line):
+            return number
+    return None
+
+
+def _defaults() -> dict[str, Any]:
+    return {name: attrs.asdict(cls()) for name, cls in KERNEL_SECTIONS.items()}
+
+
+def load_config(
+    cwd: Path | str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    flags: Iterable[str] = (),
+    config_file: Path | str | None = None,
+    user_file: Path | str | None = None,
+) -> Config:
+    """Read every layer and merge them: flags > environment > project > user > defaults.
+
+    ``config_file`` replaces project discovery; ``user_file`` replaces the
+    platform location (``CAIRN_USER_CONFIG`` does the same from the
+    environment; set it empty to skip the user file).
+    """
+    environ = os.environ if environ is None else environ
+    here = Path(cwd).resolve() if cwd else Path.cwd()
+    data: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    _merge(data, sources, _defaults(), "default")
+
+    if user_file is None:
+        override = environ.get("CAIRN_USER_CONFIG")
+        user_path = Path(override) if override else (None if override == "" else user_config_file())
+    else:
+        user_path = Path(user_file)
+    if user_path is not None and user_path.is_file():
+        _merge(data, sources, _read_toml(user_path), str(user_path))
+    else:
+        user_path = None
+
+    project_dir: Path | None = None
+    project_file: Path | None = None
+    if config_file is not None:
+        project_file = Path(config_file).resolve()
+        if not project_file.is_file():
+            raise ConfigError("no such config file", file=str(project_file))
+        project_dir = project_file.parent
+    else:
+        found = find_project(here)
+        if found:
+            project_dir, project_file = found
+    if project_file is not None:
+        layer = _read_toml(project_file)
+        if project_file.name == "pyproject.toml":
+            layer = layer.get("tool", {}).get("cairn", {})
+        _merge(data, sources, layer, str(project_file))
+
+    env_data, _ = _env_layer(environ)
+    for path_key, value in _walk_leaves(env_data):
+        env_name = ENV_PREFIX + "__".join(p.upper() for p in path_key)
+        _merge(data, sources, _nest(path_key, value), env_name)
+
+    for item in flags:
+        parts, value = _parse_flag(item)
+        _merge(data, sources, _nest(parts, value), f"--set {'.'.join(parts)}")
+
+    return Config(
+        data=data,
+        sources=sources,
+        project_dir=project_dir,
+        project_file=project_file,
+        user_file=user_path,
+        cwd=here,
+    )
+
+
+def _walk_leaves(node: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, ...], Any]]:
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _walk_leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
+def _nest(parts: Iterable[str], value: Any) -> dict[str, Any]:
+    parts = list(parts)
+    node: Any = value
+    for part in reversed(parts):
+        node = {part: node}
+    return node

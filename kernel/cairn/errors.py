@@ -1,0 +1,205 @@
+"""Every error cairn raises on purpose.
+
+Library code raises these; only ``cairn.cli`` turns them into one line on a
+terminal. Each error carries the facts (which file, key, commit or plugin) as
+attributes and says what to do next in ``hint``::
+
+    CairnError
+    ├── ConfigError             a config file, table, key or value is wrong
+    ├── PluginError             a plugin failed to load or registered badly
+    │   └── DuplicateNameError  two plugins registered the same name
+    ├── ValidationError         a value does not fit its type or field
+    ├── NotFoundError           no commit, ref, run, backend ... by that name
+    ├── ConflictError           a compare-and-swap lost; retry from the new value
+    ├── BudgetExceededError     a token budget would be exceeded
+    ├── StorageError            the backend failed to read or write
+    │   └── IntegrityError      stored data does not match its hash or shape
+    └── ProviderError           an LLM or embedding call failed (see providers)
+
+This module is a leaf: it imports nothing of cairn, so every layer, the data
+model included, may raise these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BudgetExceededError",
+    "CairnError",
+    "ConfigError",
+    "ConflictError",
+    "DuplicateNameError",
+    "IntegrityError",
+    "NotFoundError",
+    "PluginError",
+    "ProviderError",
+    "StorageError",
+    "ValidationError",
+]
+
+
+class CairnError(Exception):
+    """Root of every error cairn raises on purpose.
+
+    ``message`` says what was wrong, ``hint`` what to do about it.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(CairnError):
+    """Configuration is wrong: names the file and, when known, table, key, line and column."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        table: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = file
+        self.table = table
+        self.key = key
+        self.line = line
+        self.column = column
+        super().__init__(_located(message, file, line, column, table, key), hint=hint)
+        self.problem = message
+
+
+def _located(
+    message: str,
+    file: str | None,
+    line: int | None,
+    column: int | None,
+    table: str | None,
+    key: str | None,
+) -> str:
+    where = ""
+    if file:
+        where = file
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+    place = ""
+    if table and key:
+        place = f"[{table}] {key}"
+    elif table:
+        place = f"[{table}]"
+    elif key:
+        place = key
+    prefix = ": ".join(p for p in (where, place) if p)
+    return f"{prefix}: {message}" if prefix else message
+
+
+class PluginError(CairnError):
+    """A plugin could not be loaded or registered something invalid."""
+
+    def __init__(self, message: str, *, plugin: str | None = None, hint: str | None = None) -> None:
+        self.plugin = plugin
+        super().__init__(f"plugin {plugin!r}: {message}" if plugin else message, hint=hint)
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins registered the same name in one registry."""
+
+    def __init__(self, kind: str, name: str, first: str, second: str) -> None:
+        self.kind = kind
+        self.name = name
+        self.first = first
+        self.second = second
+        super().__init__(
+            f"{kind} {name!r} is registered by both {first!r} and {second!r}",
+            plugin=second,
+            hint=f"uninstall or disable one of them (CAIRN_DISABLE_PLUGINS={second})",
+        )
+
+
+class ValidationError(CairnError):
+    """A value does not fit: says which field of what, what was expected and what was given."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        what: str | None = None,
+        field: str | None = None,
+        given: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        self.what = what
+        self.field = field
+        self.given = given
+        prefix = ".".join(p for p in (what, field) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
+
+
+class NotFoundError(CairnError):
+    """Nothing of ``kind`` is called ``name``."""
+
+    def __init__(self, kind: str, name: str, *, hint: str | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"no {kind} {name!r}", hint=hint)
+
+
+class ConflictError(CairnError):
+    """A compare-and-swap lost: ``ref`` was ``actual``, not the ``expected`` value."""
+
+    def __init__(
+        self,
+        ref: str,
+        expected: str | None,
+        actual: str | None,
+        *,
+        hint: str | None = "another writer moved it first; read it again and retry",
+    ) -> None:
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{ref} is at {_short(actual)}, expected {_short(expected)}", hint=hint
+        )
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return "nothing"
+    return value[:12] if len(value) == 64 else value
+
+
+class BudgetExceededError(CairnError):
+    """A token budget would be exceeded: ``current`` tokens against ``maximum``."""
+
+    def __init__(self, current: int, maximum: int, *, what: str = "context", hint: str | None = None) -> None:
+        self.current = current
+        self.maximum = maximum
+        super().__init__(
+            f"{what} would hold {current} tokens, over the budget of {maximum}",
+            hint=hint or "raise the budget, skip or delete older items, or use budget_action = 'warn'",
+        )
+
+
+class StorageError(CairnError):
+    """The storage backend failed to read or write."""
+
+
+class IntegrityError(StorageError):
+    """Stored data does not match its hash or its expected shape."""
+
+
+class ProviderError(CairnError):
+    """An LLM or embedding call failed; see ``cairn.providers`` for the taxonomy."""

@@ -1,0 +1,75 @@
+"""The data model: attrs frozen classes, one cattrs converter, canonical hashing.
+
+This package imports nothing of cairn but ``cairn.errors`` (a leaf), so any
+layer can use it.
+"""
+
+from cairn.model.canonical import (
+    canonical_json,
+    format_time,
+    is_hash,
+    now,
+    parse_time,
+    sha256_hex,
+    value_hash,
+)
+from cairn.model.commit import (
+    Annotation,
+    Commit,
+    Operation,
+    skip_depth,
+    validate_branch_name,
+    validate_name,
+)
+from cairn.model.content import (
+    BUILTIN_CONTENT_TYPES,
+    Artifact,
+    Content,
+    ContentHints,
+    ContentTypes,
+    Dialogue,
+    Freeform,
+    Instruction,
+    Message,
+    Output,
+    Priority,
+    Reasoning,
+    ToolCall,
+    ToolIO,
+    UnknownContent,
+)
+from cairn.model.convert import converter, structure, unstructure
+
+__all__ = [
+    "Annotation",
+    "Artifact",
+    "BUILTIN_CONTENT_TYPES",
+    "Commit",
+    "Content",
+    "ContentHints",
+    "ContentTypes",
+    "Dialogue",
+    "Freeform",
+    "Instruction",
+    "Message",
+    "Operation",
+    "Output",
+    "Priority",
+    "Reasoning",
+    "ToolCall",
+    "ToolIO",
+    "UnknownContent",
+    "canonical_json",
+    "converter",
+    "format_time",
+    "is_hash",
+    "now",
+    "parse_time",
+    "sha256_hex",
+    "skip_depth",
+    "structure",
+    "unstructure",
+    "validate_branch_name",
+    "validate_name",
+    "value_hash",
+]

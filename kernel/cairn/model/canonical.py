@@ -1,0 +1,101 @@
+"""Canonical JSON, hashing and timestamps: the rules that make identity backend-independent.
+
+A hash is SHA-256 over the canonical JSON of a value: keys sorted, no
+insignificant whitespace, UTF-8 (not ASCII-escaped), no NaN or infinity. Two
+backends that store the same history therefore agree hash for hash.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+from typing import Any
+
+from cairn.errors import ValidationError
+
+__all__ = [
+    "canonical_json",
+    "format_time",
+    "is_hash",
+    "now",
+    "parse_time",
+    "sha256_hex",
+    "value_hash",
+]
+
+_HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode ``value`` as canonical JSON bytes; refuses NaN, infinity and non-JSON types."""
+    try:
+        text = json.dumps(
+            value,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"not representable as canonical JSON: {exc}",
+            hint="use only strings, numbers, booleans, null, lists and objects with string keys",
+        ) from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Lone surrogates cannot be stored as UTF-8; refuse rather than mangle.
+        raise ValidationError(
+            f"text holds a character that is not valid Unicode ({exc.reason} at {exc.start})",
+        ) from None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def value_hash(value: Any) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``value``."""
+    return sha256_hex(canonical_json(value))
+
+
+def is_hash(value: object) -> bool:
+    """True for a full lowercase 64-hex-digit SHA-256 digest."""
+    return isinstance(value, str) and bool(_HASH_RE.match(value))
+
+
+def now() -> str:
+    """The current UTC time as an ISO-8601 string with microseconds, e.g. ``2026-01-02T03:04:05.000006Z``."""
+    return format_time(_dt.datetime.now(_dt.timezone.utc))
+
+
+def format_time(moment: _dt.datetime) -> str:
+    """Format an aware datetime the one way cairn stores times (UTC, microseconds, ``Z``).
+
+    The fixed width makes stored times sort correctly as strings.
+    """
+    if moment.tzinfo is None:
+        raise ValidationError("time has no timezone", hint="pass an aware datetime, e.g. with tzinfo=UTC")
+    moment = moment.astimezone(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> _dt.datetime:
+    """Parse an ISO-8601 time; a time without an offset is taken as UTC."""
+    if not isinstance(text, str):
+        raise ValidationError(f"expected an ISO-8601 time string, got {type(text).__name__}")
+    raw = text.strip()
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        moment = _dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(
+            f"{text!r} is not an ISO-8601 time",
+            hint="write it like 2026-01-02T03:04:05Z or 2026-01-02",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment

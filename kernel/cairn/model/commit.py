@@ -1,0 +1,230 @@
+"""Commits, annotations and names: the versioned-context half of the data model.
+
+A commit's hash is SHA-256 over the canonical JSON of the fields that say what
+happened (parent, operation, content hash, target, reply_to, message,
+metadata, time). The other fields (content type, token counts, depth, skip
+pointer) are derived facts every backend stores beside it to keep reads fast;
+they never change the hash, so the same history hashes the same everywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, Mapping
+
+import attrs
+
+from cairn.errors import ValidationError
+from cairn.model.canonical import canonical_json, is_hash, sha256_hex, value_hash
+from cairn.model.content import Priority
+
+__all__ = [
+    "Annotation",
+    "Commit",
+    "Operation",
+    "skip_depth",
+    "validate_branch_name",
+    "validate_name",
+]
+
+
+class Operation(str, enum.Enum):
+    APPEND = "append"
+    EDIT = "edit"  # replaces the content of ``target`` in what is materialized
+    DELETE = "delete"  # removes ``target`` from what is materialized; history keeps it
+
+
+def _optional_hash(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and not is_hash(value):
+        raise ValueError(f"{attribute.name} must be a 64-hex-digit hash, got {value!r:.80}")
+
+
+def _json_object(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise TypeError(f"{attribute.name} must be a JSON object, got {type(value).__name__}")
+
+
+HASHED_FIELDS = ("parent", "operation", "content_hash", "target", "reply_to", "message", "metadata", "created_at")
+
+
+@attrs.frozen
+class Commit:
+    """One step of a context history.
+
+    Build new commits with ``Commit.new``, which computes ``hash``; backends
+    rebuild stored ones with ``Commit.from_record``.
+    """
+
+    hash: str = attrs.field(validator=_optional_hash)
+    parent: str | None = attrs.field(validator=_optional_hash)
+    operation: Operation = attrs.field(converter=Operation)
+    content_hash: str | None = attrs.field(validator=_optional_hash)
+    target: str | None = attrs.field(validator=_optional_hash)
+    reply_to: str | None = attrs.field(validator=_optional_hash)
+    message: str
+    metadata: dict = attrs.field(validator=_json_object)
+    created_at: str
+    # derived, not hashed
+    content_type: str | None = None
+    token_count: int = 0
+    cumulative_tokens: int = 0
+    depth: int = 0  # number of ancestors
+    skip: str | None = None  # an ancestor at depth skip_depth(depth), for O(log n) ancestry
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        parent: str | None,
+        operation: Operation | str,
+        content_hash: str | None,
+        target: str | None = None,
+        reply_to: str | None = None,
+        message: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        created_at: str,
+        **derived: Any,
+    ) -> "Commit":
+        operation = Operation(operation)
+        if operation is Operation.APPEND and target is not None:
+            raise ValidationError("an append has no target", what="commit", field="target")
+        if operation is not Operation.APPEND and target is None:
+            raise ValidationError(f"an {operation.value} needs the commit it targets", what="commit", field="target")
+        if operation is Operation.DELETE and content_hash is not None:
+            raise ValidationError("a delete carries no content", what="commit", field="content_hash")
+        if operation is not Operation.DELETE and content_hash is None:
+            raise ValidationError(f"an {operation.value} needs content", what="commit", field="content_hash")
+        if not isinstance(message, str):
+            raise ValidationError("must be a string", what="commit", field="message", given=message)
+        meta = dict(metadata or {})
+        canonical_json(meta)
+        fields = {
+            "parent": parent,
+            "operation": operation.value,
+            "content_hash": content_hash,
+            "target": target,
+            "reply_to": reply_to,
+            "message": message,
+            "metadata": meta,
+            "created_at": created_at,
+        }
+        return cls(hash=value_hash(fields), **{**fields, "operation": operation}, **derived)
+
+    def hashed_fields(self) -> dict[str, Any]:
+        return {
+            "parent": self.parent,
+            "operation": self.operation.value,
+            "content_hash": self.content_hash,
+            "target": self.target,
+            "reply_to": self.reply_to,
+            "message": self.message,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+        }
+
+    def computed_hash(self) -> str:
+        return sha256_hex(canonical_json(self.hashed_fields()))
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field as plain JSON types, for backends and export."""
+        return {
+            "hash": self.hash,
+            **self.hashed_fields(),
+            "content_type": self.content_type,
+            "token_count": self.token_count,
+            "cumulative_tokens": self.cumulative_tokens,
+            "depth": self.depth,
+            "skip": self.skip,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Commit":
+        return cls(**record)
+
+    @property
+    def short(self) -> str:
+        return self.hash[:12]
+
+
+def skip_depth(depth: int) -> int:
+    """The depth a commit's skip pointer reaches: any ancestor is O(log n) hops away.
+
+    The scheme (clear the lowest set bits, as in Bitcoin's block index) makes
+    pointers of neighbouring commits land on shared ancestors, so a walk to
+    any depth takes a logarithmic number of steps.
+    """
+    if depth < 2:
+        return 0
+
+    def invert_lowest_one(n: int) -> int:
+        return n & (n - 1)
+
+    if depth & 1:
+        return invert_lowest_one(invert_lowest_one(depth - 1)) + 1
+    return invert_lowest_one(depth)
+
+
+@attrs.frozen
+class Annotation:
+    """An append-only priority record on a commit; the latest one as of a time applies."""
+
+    target: str = attrs.field(validator=_optional_hash)
+    priority: Priority = attrs.field(converter=Priority)
+    reason: str
+    created_at: str
+
+    @property
+    def id(self) -> str:
+        return value_hash(self.to_record())
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "priority": self.priority.value,
+            "reason": self.reason,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Annotation":
+        return cls(**record)
+
+
+_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+_BRANCH_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9._/-]*\Z")
+
+
+def validate_name(value: object, *, what: str, max_length: int = 128) -> str:
+    """A plain identifier: letters, digits, ``.``, ``_``, ``-``; no leading ``-`` or ``.``, no ``..``."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} must be a non-empty string", given=value)
+    if len(value) > max_length or not _NAME_RE.match(value) or ".." in value:
+        raise ValidationError(
+            f"{value!r:.80} is not a valid {what}",
+            given=value,
+            hint=f"use letters, digits, '.', '_' and '-' (not first), at most {max_length} characters",
+        )
+    return value
+
+
+def validate_branch_name(value: object) -> str:
+    """A branch name safe as a ref, a path and a command-line argument (git's rules, tightened)."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError("branch name must be a non-empty string", given=value)
+    bad = (
+        len(value) > 200
+        or not _BRANCH_RE.match(value)
+        or ".." in value
+        or "//" in value
+        or value.endswith(("/", ".", ".lock"))
+        or "/." in value
+        or value == "HEAD"
+    )
+    if bad:
+        raise ValidationError(
+            f"{value!r:.80} is not a valid branch name",
+            given=value,
+            hint="use letters, digits, '.', '_', '-' and '/' between parts; not HEAD, no '..', no leading '-'",
+        )
+    return value

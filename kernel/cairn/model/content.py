@@ -1,0 +1,350 @@
+"""Content types: what a commit holds, a tagged union on ``content_type``.
+
+Every content type is a frozen attrs class deriving from ``Content`` with a
+``content_type`` tag, ``hints`` for the materializer and a ``render()`` to
+chat messages. The seven built-in types are defined here and registered by
+the kernel's built-in plugin through the same hook a third party uses.
+
+A content item's identity is the SHA-256 of its canonical JSON: the fields
+that are set (``None`` fields are left out, so adding an optional field later
+never changes existing hashes) plus the ``content_type`` tag.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any, ClassVar, Iterable, Mapping
+
+import attrs
+
+from cairn.errors import DuplicateNameError, ValidationError
+from cairn.model.canonical import canonical_json, sha256_hex
+from cairn.model.convert import structure, unstructure
+
+__all__ = [
+    "Artifact",
+    "BUILTIN_CONTENT_TYPES",
+    "Content",
+    "ContentHints",
+    "ContentTypes",
+    "Dialogue",
+    "Freeform",
+    "Instruction",
+    "Message",
+    "Output",
+    "Priority",
+    "Reasoning",
+    "ToolCall",
+    "ToolIO",
+    "UnknownContent",
+]
+
+
+class Priority(str, enum.Enum):
+    """How the materializer treats an item: always kept, kept if it fits, or left out."""
+
+    PINNED = "pinned"
+    NORMAL = "normal"
+    SKIP = "skip"
+
+
+@attrs.frozen
+class ContentHints:
+    """What a content type tells the materializer.
+
+    ``order``: items render in groups of ascending ``order`` (instructions, 0,
+    come first); within a group they keep commit order.
+    ``compression_priority``: 0-100, higher means cheaper to lose; a compressor
+    or summarizer takes high values first.
+    """
+
+    default_role: str
+    default_priority: Priority = Priority.NORMAL
+    order: int = 50
+    compression_priority: int = 50
+
+
+@attrs.frozen
+class ToolCall:
+    """A tool call as it appears in a chat message; ``arguments`` is a JSON string."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@attrs.frozen
+class Message:
+    """A provider-neutral chat message; the materializer formats these per provider."""
+
+    role: str
+    content: str | None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+# -- validators: small factories, errors that name the field and the value ------
+
+
+def _text(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a string, got {type(value).__name__}")
+
+
+def _nonempty_name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    _text(instance, attribute, value)
+    if not value.strip():
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+def _optional_text(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None:
+        _text(instance, attribute, value)
+
+
+def _one_of(*choices: str, optional: bool = False):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if optional and value is None:
+            return
+        if value not in choices:
+            raise ValueError(
+                f"{attribute.name} must be one of {', '.join(choices)}; got {value!r}"
+            )
+
+    return check
+
+
+def _json_object(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise TypeError(f"{attribute.name} must be a JSON object, got {type(value).__name__}")
+    canonical_json(value)  # refuses NaN, non-string keys, non-JSON values
+
+
+class Content:
+    """Base of every content type.
+
+    Subclasses are frozen attrs classes that set two class variables,
+    ``content_type`` (the tag, namespaced for plugins: ``"hello.greeting"``) and
+    ``hints``, and implement ``render()``.
+    """
+
+    content_type: ClassVar[str]
+    hints: ClassVar[ContentHints]
+
+    def render(self) -> tuple[Message, ...]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical dict: set fields plus the ``content_type`` tag."""
+        data = {k: v for k, v in unstructure(self).items() if v is not None}
+        data["content_type"] = self.content_type
+        return data
+
+    def canonical(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @property
+    def hash(self) -> str:
+        return sha256_hex(self.canonical())
+
+    def text_for_search(self) -> str:
+        """Plain text for log filters and token counting."""
+        return "\n".join(m.content or "" for m in self.render())
+
+
+@attrs.frozen
+class Instruction(Content):
+    content_type: ClassVar[str] = "instruction"
+    hints: ClassVar[ContentHints] = ContentHints("system", Priority.PINNED, order=0, compression_priority=0)
+    text: str = attrs.field(validator=_text)
+
+    def render(self) -> tuple[Message, ...]:
+        return (Message("system", self.text),)
+
+
+@attrs.frozen
+class Dialogue(Content):
+    content_type: ClassVar[str] = "dialogue"
+    hints: ClassVar[ContentHints] = ContentHints("user", compression_priority=40)
+    role: str = attrs.field(validator=_one_of("user", "assistant", "system"))
+    text: str = attrs.field(validator=_text)
+    name: str | None = attrs.field(default=None, validator=_optional_text)
+
+    def render(self) -> tuple[Message, ...]:
+        return (Message(self.role, self.text, name=self.name),)
+
+
+@attrs.frozen
+class ToolIO(Content):
+    content_type: ClassVar[str] = "tool_io"
+    hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=60)
+    tool_name: str = attrs.field(validator=_nonempty_name)
+    direction: str = attrs.field(validator=_one_of("call", "result"))
+    payload: dict = attrs.field(validator=_json_object)
+    status: str | None = attrs.field(default=None, validator=_one_of("success", "error", optional=True))
+    call_id: str | None = attrs.field(default=None, validator=_optional_text)
+
+    def render(self) -> tuple[Message, ...]:
+        body = json.dumps(self.payload, ensure_ascii=False, sort_keys=True)
+        if self.direction == "call":
+            call = ToolCall(self.call_id or "", self.tool_name, body)
+            return (Message("assistant", None, tool_calls=(call,)),)
+        return (Message("tool", body, name=self.tool_name, tool_call_id=self.call_id),)
+
+
+@attrs.frozen
+class Reasoning(Content):
+    content_type: ClassVar[str] = "reasoning"
+    hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=90)
+    text: str = attrs.field(validator=_text)
+
+    def render(self) -> tuple[Message, ...]:
+        return (Message("assistant", self.text),)
+
+
+@attrs.frozen
+class Artifact(Content):
+    content_type: ClassVar[str] = "artifact"
+    hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=70)
+    artifact_type: str = attrs.field(validator=_nonempty_name)
+    content: str = attrs.field(validator=_text)
+    language: str | None = attrs.field(default=None, validator=_optional_text)
+
+    def render(self) -> tuple[Message, ...]:
+        fence = "```" + (self.language or "")
+        return (Message("assistant", f"[{self.artifact_type}]\n{fence}\n{self.content}\n```"),)
+
+
+@attrs.frozen
+class Output(Content):
+    content_type: ClassVar[str] = "output"
+    hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=50)
+    text: str = attrs.field(validator=_text)
+    format: str = attrs.field(default="text", validator=_one_of("text", "markdown", "json"))
+
+    def render(self) -> tuple[Message, ...]:
+        return (Message("assistant", self.text),)
+
+
+@attrs.frozen
+class Freeform(Content):
+    content_type: ClassVar[str] = "freeform"
+    hints: ClassVar[ContentHints] = ContentHints("user", compression_priority=50)
+    payload: dict = attrs.field(validator=_json_object)
+
+    def render(self) -> tuple[Message, ...]:
+        return (Message("user", json.dumps(self.payload, ensure_ascii=False, sort_keys=True)),)
+
+
+BUILTIN_CONTENT_TYPES: tuple[type[Content], ...] = (
+    Instruction,
+    Dialogue,
+    ToolIO,
+    Reasoning,
+    Artifact,
+    Output,
+    Freeform,
+)
+
+
+@attrs.frozen
+class UnknownContent(Content):
+    """Content of a type no installed plugin provides, kept exactly as stored.
+
+    It hashes to the same value it was stored under and renders as its JSON, so
+    uninstalling a plugin never loses or rewrites history.
+    """
+
+    hints: ClassVar[ContentHints] = ContentHints("user")
+    raw: dict = attrs.field()
+
+    @property
+    def content_type(self) -> str:  # type: ignore[override]
+        return str(self.raw.get("content_type"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+    def render(self) -> tuple[Message, ...]:
+        return (Message("user", canonical_json(self.raw).decode("utf-8")),)
+
+
+class ContentTypes:
+    """The content types known to one kernel: decode stored dicts, validate new items."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, type[Content]] = {}
+        self._owners: dict[str, str] = {}
+
+    def register(self, cls: type[Content], *, plugin: str = "?") -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Content) and attrs.has(cls)):
+            raise ValidationError(
+                f"content type must be an attrs class deriving from cairn.model.Content, got {cls!r}",
+                what=plugin,
+            )
+        tag = getattr(cls, "content_type", None)
+        if not isinstance(tag, str) or not tag:
+            raise ValidationError(f"{cls.__name__} sets no content_type tag", what=plugin)
+        if not isinstance(getattr(cls, "hints", None), ContentHints):
+            raise ValidationError(f"{cls.__name__} sets no ContentHints in 'hints'", what=plugin)
+        if tag in self._types and self._types[tag] is not cls:
+            raise DuplicateNameError("content type", tag, self._owners[tag], plugin)
+        self._types[tag] = cls
+        self._owners[tag] = plugin
+
+    def drop_owner(self, plugin: str) -> None:
+        """Forget every type ``plugin`` registered (it turned out broken)."""
+        for tag in [t for t, owner in self._owners.items() if owner == plugin]:
+            del self._types[tag], self._owners[tag]
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def get(self, tag: str) -> type[Content]:
+        try:
+            return self._types[tag]
+        except KeyError:
+            raise ValidationError(
+                f"unknown content type {tag!r}",
+                hint=f"known types: {', '.join(self.names())}",
+            ) from None
+
+    def owner(self, tag: str) -> str:
+        return self._owners[tag]
+
+    def create(self, data: Mapping[str, Any]) -> Content:
+        """Validate a new item given as a dict with a ``content_type`` key; unknown types are refused."""
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"content must be a JSON object, got {type(data).__name__}")
+        fields = dict(data)
+        tag = fields.pop("content_type", None)
+        if tag is None:
+            raise ValidationError("content has no content_type", hint=f"one of: {', '.join(self.names())}")
+        cls = self.get(tag)
+        return structure(fields, cls, what=tag)
+
+    def decode(self, data: Mapping[str, Any]) -> Content:
+        """Read a stored item back; an unknown or no longer valid type is preserved as ``UnknownContent``."""
+        tag = data.get("content_type")
+        cls = self._types.get(tag) if isinstance(tag, str) else None
+        if cls is None:
+            return UnknownContent(dict(data))
+        fields = {k: v for k, v in data.items() if k != "content_type"}
+        try:
+            item = structure(fields, cls, what=tag)
+        except ValidationError:
+            return UnknownContent(dict(data))
+        if item.to_dict() != dict(data):  # e.g. a default written out differently
+            return UnknownContent(dict(data))
+        return item
+
+    def decode_bytes(self, blob: bytes) -> Content:
+        return self.decode(json.loads(blob))
+
+    def __iter__(self) -> Iterable[type[Content]]:
+        return iter(self._types.values())
+
+    def __contains__(self, tag: object) -> bool:
+        return tag in self._types

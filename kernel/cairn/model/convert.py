@@ -1,0 +1,114 @@
+"""The one cattrs converter, strict about types, and its error translation.
+
+cattrs' default converter quietly turns ``1`` into ``"1"``; cairn refuses
+instead, so a wrong value is reported where it was written, not discovered
+later. Unknown keys are refused everywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+
+from cairn.errors import ValidationError
+
+__all__ = ["converter", "structure", "unstructure", "describe_errors"]
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _strict(kind: type, label: str):
+    def hook(value: Any, _type: Any) -> Any:
+        # bool is an int subclass; a flag given where a number belongs is a mistake.
+        if isinstance(value, bool) and kind is not bool:
+            raise TypeError(f"expected {label}, got a boolean")
+        if kind is float and isinstance(value, int):
+            return float(value)
+        if not isinstance(value, kind):
+            raise TypeError(f"expected {label}, got {_type_name(value)} {value!r:.60}")
+        return value
+
+    return hook
+
+
+def _type_name(value: Any) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        list: "a list",
+        dict: "a table",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+
+
+converter.register_structure_hook(str, _strict(str, "a string"))
+converter.register_structure_hook(int, _strict(int, "an integer"))
+converter.register_structure_hook(float, _strict((int, float), "a number"))  # type: ignore[arg-type]
+converter.register_structure_hook(bool, _strict(bool, "true or false"))
+
+
+def _structure_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
+    try:
+        return enum_type(value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in enum_type)
+        raise ValueError(f"expected one of {choices}, got {value!r}") from None
+
+
+converter.register_structure_hook_func(
+    lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _structure_enum
+)
+converter.register_unstructure_hook_func(
+    lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value
+)
+
+
+def _format(exc: BaseException, _type: Any) -> str:
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return f"unknown field(s): {', '.join(sorted(exc.extra_fields))}"
+    # attrs validators raise ValueError(message, attribute, expected, given).
+    if exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc) or type(exc).__name__
+
+
+def describe_errors(exc: BaseException, what: str) -> list[str]:
+    """Turn a cattrs error (group) into ``what.field: problem`` lines."""
+    if isinstance(exc, (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError)):
+        lines = cattrs.transform_error(exc, path=what, format_exception=_format)
+        # cattrs writes "message @ path"; cairn leads with the path.
+        out = []
+        for line in lines:
+            message, _, path = line.rpartition(" @ ")
+            out.append(f"{path}: {message}" if path else line)
+        return out
+    return [f"{what}: {exc}"]
+
+
+def structure(data: Any, cls: type[T], what: str | None = None) -> T:
+    """Structure ``data`` into ``cls`` or raise one ``ValidationError`` listing every problem."""
+    label = what or cls.__name__
+    if attrs.has(cls) and not isinstance(data, dict):
+        raise ValidationError(f"expected a table of fields, got {_type_name(data)}", what=label)
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as exc:
+        lines = describe_errors(exc, label)
+        err = ValidationError("; ".join(lines), what=None)
+        err.problems = lines  # type: ignore[attr-defined]
+        raise err from None
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc), what=label) from None
+
+
+def unstructure(value: Any) -> Any:
+    return converter.unstructure(value)

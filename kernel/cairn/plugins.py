@@ -1,0 +1,533 @@
+"""Plugin discovery, loading, failure isolation and the named registries.
+
+Plugins are entry points in the ``cairn`` group, each naming a light module
+of hook implementations. stevedore lists them without importing anything
+(``cairn plugins`` can show a blocked plugin) and imports the allowed ones
+with a failure callback; pluggy calls the hooks.
+
+A plugin that fails to import, whose hook implementation has a bad signature
+or a misspelled name, or whose registration hook raises, is recorded as
+broken with the reason and skipped; the rest keeps working. Strict mode
+(``--strict``, ``CAIRN_STRICT_PLUGINS=1`` or ``[cairn] strict_plugins``) turns
+such a failure into a ``PluginError``.
+
+Environment:
+
+- ``CAIRN_DISABLE_PLUGINS=a,b``: block these before import.
+- ``CAIRN_LOAD_PLUGINS=a,b``: load only these (empty: none but the built-ins).
+- ``CAIRN_STRICT_PLUGINS=1``: fail on the first broken plugin.
+- ``CAIRN_TRACE_HOOKS=1``: print every hook call and its arguments to stderr.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import inspect
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import attrs
+import pluggy
+
+from cairn import hookspecs
+from cairn.config import BACKEND_SECTIONS, Config
+from cairn.errors import ConfigError, DuplicateNameError, NotFoundError, PluginError, ValidationError
+from cairn.model import ContentTypes, validate_name
+
+__all__ = [
+    "BUILTIN_PLUGIN",
+    "ENTRY_POINT_GROUP",
+    "FactoryContext",
+    "PluginInfo",
+    "Plugins",
+    "Registration",
+    "Registry",
+    "load_plugins",
+]
+
+ENTRY_POINT_GROUP = "cairn"
+BUILTIN_PLUGIN = "cairn"
+
+#: Registry kind -> (registration hook, what one entry is called in messages).
+REGISTRIES: dict[str, tuple[str, str]] = {
+    "storage": ("cairn_register_storage", "storage backend"),
+    "tokenizers": ("cairn_register_tokenizers", "tokenizer"),
+    "llm": ("cairn_register_llm_providers", "LLM provider"),
+    "embeddings": ("cairn_register_embedding_providers", "embedding provider"),
+    "evaluators": ("cairn_register_evaluators", "evaluator"),
+}
+
+# Which plugin's hook is running: set around every registration hook call so
+# a register() callback knows whom to credit (or blame).
+_current_plugin: contextvars.ContextVar[str | None] = contextvars.ContextVar("cairn_plugin", default=None)
+
+
+@attrs.frozen
+class NoConfig:
+    """Config class of a backend that takes no settings: any key is refused."""
+
+
+@attrs.frozen
+class FactoryContext:
+    """What a factory learns besides its config: the name it was asked for and where the project is."""
+
+    name: str
+    argument: str | None
+    project_dir: Path | None
+    data_dir: Path
+    config: Config | None = None
+
+
+@attrs.frozen
+class Registration:
+    kind: str
+    name: str
+    factory: Callable[[Any, FactoryContext], Any]
+    config_cls: type
+    plugin: str
+    description: str = ""
+
+
+class Registry:
+    """Named factories of one kind; a second registration of a name is refused naming both plugins."""
+
+    def __init__(self, kind: str, label: str) -> None:
+        self.kind = kind
+        self.label = label
+        self._entries: dict[str, Registration] = {}
+
+    def add(self, registration: Registration) -> None:
+        existing = self._entries.get(registration.name)
+        if existing is not None:
+            raise DuplicateNameError(self.label, registration.name, existing.plugin, registration.plugin)
+        self._entries[registration.name] = registration
+
+    def drop_plugin(self, plugin: str) -> None:
+        for name in [n for n, r in self._entries.items() if r.plugin == plugin]:
+            del self._entries[name]
+
+    @staticmethod
+    def split(name: str) -> tuple[str, str | None]:
+        """``"tiktoken:cl100k_base"`` -> ``("tiktoken", "cl100k_base")``."""
+        base, sep, argument = name.partition(":")
+        return base, (argument if sep else None)
+
+    def get(self, name: str) -> Registration:
+        base, _ = self.split(name)
+        try:
+            return self._entries[base]
+        except KeyError:
+            known = ", ".join(self.names()) or "none installed"
+            raise NotFoundError(
+                self.label,
+                name,
+                hint=f"known: {known}; install the plugin that provides it, or check `cairn plugins`",
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.split(name)[0] in self._entries
+
+    def __iter__(self) -> Iterator[Registration]:
+        return iter(sorted(self._entries.values(), key=lambda r: r.name))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@attrs.define
+class PluginInfo:
+    """What ``cairn plugins`` reports about one plugin."""
+
+    name: str
+    module: str
+    status: str  # ok | broken | blocked
+    reason: str | None = None
+    distribution: str | None = None
+    version: str | None = None
+    builtin: bool = False
+    hooks: list[str] = attrs.field(factory=list)
+    registers: dict[str, list[str]] = attrs.field(factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def _env_list(environ: Mapping[str, str], name: str) -> list[str] | None:
+    if name not in environ:
+        return None
+    return [p.strip() for p in environ[name].split(",") if p.strip()]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Plugins:
+    """The loaded plugin set: the pluggy manager, what each plugin is, and the registries."""
+
+    def __init__(self, *, strict: bool = False, trace: bool = False) -> None:
+        self.strict = strict
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+        self.registries: dict[str, Registry] = {
+            kind: Registry(kind, label) for kind, (_, label) in REGISTRIES.items()
+        }
+        self.content_types = ContentTypes()
+        self._commands_added: set[int] = set()
+        if trace:
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
+        # Content types are historic: plugins registered later still get the call.
+        self.pm.hook.cairn_register_content_types.call_historic(
+            kwargs={"register": self._register_content_type}
+        )
+
+    # -- the registries, by name -------------------------------------------------
+
+    @property
+    def storage(self) -> Registry:
+        return self.registries["storage"]
+
+    @property
+    def tokenizers(self) -> Registry:
+        return self.registries["tokenizers"]
+
+    @property
+    def llm(self) -> Registry:
+        return self.registries["llm"]
+
+    @property
+    def embeddings(self) -> Registry:
+        return self.registries["embeddings"]
+
+    @property
+    def evaluators(self) -> Registry:
+        return self.registries["evaluators"]
+
+    # -- registering plugins -------------------------------------------------------
+
+    def register(self, plugin: object, name: str, *, module: str | None = None, builtin: bool = False) -> bool:
+        """Register one plugin object (a module or an instance with hook implementations).
+
+        Returns False (and records why) when the plugin is broken; raises in strict mode.
+        """
+        info = PluginInfo(
+            name=name,
+            module=module or getattr(plugin, "__name__", type(plugin).__name__),
+            status="ok",
+            builtin=builtin,
+        )
+        self.info[name] = info
+        problem = _misspelled_hooks(plugin, self.pm)
+        if problem:
+            return self._broken(name, problem)
+        # Historic hooks (content types) run inside pm.register: credit them too.
+        token = _current_plugin.set(name)
+        try:
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            return self._broken(name, f"bad hook implementation: {exc}")
+        except ValueError as exc:  # already registered under this name
+            return self._broken(name, str(exc))
+        except PluginError as exc:
+            return self._broken(name, str(exc), exc)
+        except Exception as exc:
+            return self._broken(name, f"a hook raised {type(exc).__name__}: {exc}", exc)
+        finally:
+            _current_plugin.reset(token)
+        if info.status != "ok":
+            return False
+        info.hooks = sorted(
+            caller.name for caller in (self.pm.get_hookcallers(plugin) or []) if caller.name.startswith("cairn_")
+        )
+        self._guard_hooks(plugin, name)
+        if info.status == "ok":
+            self._run_registrations(name)
+        return info.status == "ok"
+
+    def _guard_hooks(self, plugin: object, name: str) -> None:
+        """Wrap the plugin's hook functions: credit registrations to it, isolate its exceptions."""
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not getattr(impl.function, "_cairn_guarded", False):
+                    impl.function = self._guarded(impl.function, name, caller.name)
+
+    def _guarded(self, function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            token = _current_plugin.set(plugin)
+            try:
+                return function(*args, **kwargs)
+            except PluginError as exc:
+                self._broken(plugin, str(exc), exc)
+            except Exception as exc:
+                self._broken(plugin, f"{hook} raised {type(exc).__name__}: {exc}", exc)
+            finally:
+                _current_plugin.reset(token)
+            return None
+
+        guarded._cairn_guarded = True  # type: ignore[attr-defined]
+        guarded.__wrapped__ = function  # type: ignore[attr-defined]
+        return guarded
+
+    def _run_registrations(self, plugin: str) -> None:
+        for kind, (hook_name, _) in REGISTRIES.items():
+            caller = getattr(self.pm.hook, hook_name)
+            impls = [i for i in caller.get_hookimpls() if i.plugin_name == plugin]
+            if not impls:
+                continue
+            others = [p for p in self.pm.get_plugins() if self.pm.get_name(p) != plugin]
+            subset = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+            subset(register=self._registrar(kind))
+            if self.info[plugin].status != "ok":
+                return
+
+    def _registrar(self, kind: str) -> Callable[..., None]:
+        registry = self.registries[kind]
+
+        def register(
+            name: str,
+            factory: Callable[[Any, FactoryContext], Any],
+            config_cls: type | None = None,
+            *,
+            description: str = "",
+        ) -> None:
+            plugin = _current_plugin.get() or "?"
+            try:
+                validate_name(name, what=f"{registry.label} name", max_length=64)
+            except ValidationError as exc:
+                raise PluginError(exc.message, plugin=plugin) from None
+            if not callable(factory):
+                raise PluginError(f"{registry.label} {name!r}: factory {factory!r} is not callable", plugin=plugin)
+            if config_cls is not None and not attrs.has(config_cls):
+                raise PluginError(
+                    f"{registry.label} {name!r}: config class {config_cls!r} is not an attrs class",
+                    plugin=plugin,
+                    hint="declare it with @attrs.frozen",
+                )
+            registry.add(
+                Registration(kind, name, factory, config_cls or NoConfig, plugin, description)
+            )
+            if plugin in self.info:
+                self.info[plugin].registers.setdefault(kind, []).append(name)
+
+        return register
+
+    def _register_content_type(self, cls: type) -> None:
+        plugin = _current_plugin.get() or "?"
+        self.content_types.register(cls, plugin=plugin)
+        if plugin in self.info:
+            self.info[plugin].registers.setdefault("content_types", []).append(cls.content_type)
+
+    def _broken(self, name: str, reason: str, cause: BaseException | None = None) -> bool:
+        info = self.info.get(name)
+        if info is not None:
+            info.status = "broken"
+            info.reason = reason
+            info.registers = {}
+        for registry in self.registries.values():
+            registry.drop_plugin(name)
+        self.content_types.drop_owner(name)
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        if self.strict:
+            raise PluginError(reason, plugin=name, hint="fix or uninstall the plugin, or run without --strict") from cause
+        return False
+
+    def add_commands(self, cli: Any) -> None:
+        """Let every plugin add its commands to the click group ``cli`` (once per group)."""
+        if id(cli) in self._commands_added:
+            return
+        self._commands_added.add(id(cli))
+        self.pm.hook.cairn_register_commands(cli=cli)
+
+    # -- using registrations -----------------------------------------------------
+
+    def create(self, kind: str, name: str, config: Config | None = None) -> Any:
+        """Build the ``kind`` backend called ``name`` from its config table.
+
+        Errors in the table name the file, the table and the key.
+        """
+        registry = self.registries[kind]
+        registration = registry.get(name)
+        base, argument = Registry.split(name)
+        section = BACKEND_SECTIONS[kind]
+        if config is not None:
+            settings = config.structure_table((section, base), registration.config_cls)
+            project_dir, data_dir = config.project_dir, config.data_dir
+        else:
+            settings = registration.config_cls()
+            project_dir, data_dir = None, Path.cwd() / ".cairn"
+        context = FactoryContext(base, argument, project_dir, data_dir, config)
+        return registration.factory(settings, context)
+
+    def check_config(self, config: Config) -> list[ConfigError]:
+        """Every problem with backend tables and backend names in ``config``."""
+        problems = list(config.validate())
+        try:
+            chosen = config.cairn
+        except ConfigError:
+            chosen = None
+        for kind, section in BACKEND_SECTIONS.items():
+            registry = self.registries[kind]
+            for base, table in config.table(section).items():
+                if not isinstance(table, dict):
+                    problems.append(ConfigError(f"expected a table [{section}.{base}]", table=section, key=base,
+                                                file=config.source_of((section, base))))
+                    continue
+                if base not in registry:
+                    problems.append(ConfigError(
+                        f"no {registry.label} called {base!r}",
+                        file=config.source_of((section, base)),
+                        table=f"{section}.{base}",
+                        hint=f"known: {', '.join(registry.names()) or 'none installed'}",
+                    ))
+                    continue
+                try:
+                    config.structure_table((section, base), registry.get(base).config_cls)
+                except ConfigError as exc:
+                    problems.append(exc)
+        if chosen is not None:
+            for key, kind in (("storage", "storage"), ("tokenizer", "tokenizers"), ("llm", "llm"), ("embeddings", "embeddings")):
+                name = getattr(chosen, key)
+                registry = self.registries[kind]
+                if name not in registry:
+                    problems.append(ConfigError(
+                        f"no {registry.label} called {name!r}",
+                        file=config.source_of(("cairn", key)),
+                        table="cairn",
+                        key=key,
+                        hint=f"known: {', '.join(registry.names()) or 'none installed'}",
+                    ))
+        return problems
+
+    def describe(self) -> list[PluginInfo]:
+        """Every known plugin with its distribution and version filled in."""
+        dists = _entry_point_distributions()
+        out = []
+        for info in sorted(self.info.values(), key=lambda i: (not i.builtin, i.name)):
+            if info.builtin:
+                info.distribution, info.version = "cairn", _kernel_version()
+            elif info.name in dists:
+                info.distribution, info.version = dists[info.name]
+            out.append(info)
+        return out
+
+
+def _kernel_version() -> str:
+    from cairn import __version__
+
+    return __version__
+
+
+def _entry_point_distributions() -> dict[str, tuple[str, str]]:
+    import importlib.metadata
+
+    found: dict[str, tuple[str, str]] = {}
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                found.setdefault(ep.name, (dist.metadata["Name"], dist.version))
+    return found
+
+
+def _misspelled_hooks(plugin: object, pm: pluggy.PluginManager) -> str | None:
+    """A ``cairn_*`` function that matches no hookspec is almost always a typo: report it."""
+    known = {name for name in dir(pm.hook) if name.startswith("cairn_")}
+    for attr in dir(plugin):
+        if not attr.startswith("cairn_") or attr in known:
+            continue
+        value = getattr(plugin, attr, None)
+        if not callable(value) or inspect.isclass(value):
+            continue
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None and not hasattr(value, "cairn_impl"):
+            continue  # not marked as a hook: a private helper with an unlucky name
+        if opts and opts.get("optionalhook"):
+            continue
+        guess = difflib.get_close_matches(attr, sorted(known), n=1)
+        suggestion = f"; did you mean {guess[0]}?" if guess else ""
+        return f"{attr} is not a cairn hook{suggestion}"
+    return None
+
+
+def _trace_before(hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
+    plugins = ",".join(impl.plugin_name for impl in hook_impls)
+    args = ", ".join(f"{k}={_short_repr(v)}" for k, v in kwargs.items())
+    print(f"cairn hook: {hook_name}({args}) -> [{plugins}]", file=sys.stderr)
+
+
+def _trace_after(outcome: Any, hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
+    exc = outcome.exception
+    if exc is not None:
+        print(f"cairn hook: {hook_name} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _list_entry_points() -> list[Any]:
+    from stevedore import NamedExtensionManager
+
+    # names=[] imports nothing; list_entry_points reads stevedore's cached index.
+    manager = NamedExtensionManager(ENTRY_POINT_GROUP, names=[])
+    return list(manager.list_entry_points())
+
+
+def load_plugins(
+    *,
+    disabled: Iterable[str] = (),
+    strict: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+    entry_points: bool = True,
+) -> Plugins:
+    """Discover and load every allowed plugin; see the module docstring for the rules."""
+    environ = os.environ if environ is None else environ
+    strict = _truthy(environ.get("CAIRN_STRICT_PLUGINS")) if strict is None else strict
+    plugins = Plugins(strict=strict, trace=_truthy(environ.get("CAIRN_TRACE_HOOKS")))
+
+    from cairn import builtin
+
+    plugins.register(builtin, BUILTIN_PLUGIN, builtin=True)
+    if not entry_points:
+        return plugins
+
+    blocked = set(disabled) | set(_env_list(environ, "CAIRN_DISABLE_PLUGINS") or ())
+    only = _env_list(environ, "CAIRN_LOAD_PLUGINS")
+    allowed: list[Any] = []
+    for ep in sorted(_list_entry_points(), key=lambda e: e.name):
+        if ep.name in plugins.info:
+            continue  # the same plugin seen twice on sys.path
+        if ep.name in blocked or (only is not None and ep.name not in only):
+            why = "blocked by configuration" if ep.name in blocked else "not in CAIRN_LOAD_PLUGINS"
+            plugins.info[ep.name] = PluginInfo(ep.name, ep.value, "blocked", why)
+            continue
+        allowed.append(ep)
+
+    if not allowed:
+        return plugins
+
+    from stevedore import NamedExtensionManager
+
+    def failed(_manager: Any, ep: Any, exc: BaseException) -> None:
+        # An import failure is the plugin's, never the CLI's.
+        plugins.info[ep.name] = PluginInfo(ep.name, ep.value, "ok")
+        plugins._broken(ep.name, f"import failed: {type(exc).__name__}: {exc}", exc)
+
+    manager = NamedExtensionManager(
+        ENTRY_POINT_GROUP,
+        names=[ep.name for ep in allowed],
+        name_order=True,
+        on_load_failure_callback=failed,
+    )
+    for extension in manager:
+        plugins.register(extension.plugin, extension.name, module=extension.entry_point.value)
+    return plugins

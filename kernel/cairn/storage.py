@@ -1,0 +1,286 @@
+"""The storage contract every backend implements.
+
+The kernel never writes SQL or runs git: it talks to a ``Store``. Methods
+come in groups:
+
+- objects: content blobs (canonical JSON bytes keyed by SHA-256) and commits,
+  written atomically together with ref updates by ``write``; batch reads;
+  ancestry, children, and look-ups by content type, time and target;
+- refs: ``HEAD`` and ``refs/heads/<branch>``; every change is a
+  compare-and-swap against the value the writer last saw;
+- annotations: append-only priority records; latest as of a time, history,
+  and the latest for many targets in one call;
+- token counts: a cache per (tokenizer, content hash);
+- maintenance: stats, garbage collection of objects no ref reaches, and an
+  integrity check.
+
+Every batch read is one round trip to the backend: the context engine's
+speed depends on it. ``cairn.testing`` holds the conformance suite that every
+backend, first-party or third-party, runs unchanged.
+
+Times are the strings ``cairn.model.format_time`` makes (UTC, fixed width),
+so comparing them as strings compares them as times.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Iterable, Mapping, Sequence
+
+import attrs
+
+from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageError
+from cairn.model import Annotation, Commit, Priority
+
+__all__ = [
+    "BRANCH_PREFIX",
+    "check_objects",
+    "unreachable",
+    "ConflictError",
+    "GcReport",
+    "HEAD",
+    "IntegrityError",
+    "NotFoundError",
+    "Problem",
+    "RefUpdate",
+    "Store",
+    "StorageError",
+    "StoreStats",
+    "branch_ref",
+    "SYMBOLIC_PREFIX",
+]
+
+HEAD = "HEAD"
+BRANCH_PREFIX = "refs/heads/"
+#: A symbolic ref's value: ``"ref: refs/heads/main"``.
+SYMBOLIC_PREFIX = "ref: "
+
+
+def branch_ref(branch: str) -> str:
+    return BRANCH_PREFIX + branch
+
+
+@attrs.frozen
+class RefUpdate:
+    """Set ``name`` to ``new`` (None deletes it) if it currently holds ``expected`` (None: it must not exist)."""
+
+    name: str
+    new: str | None
+    expected: str | None
+
+
+@attrs.frozen
+class StoreStats:
+    blobs: int
+    commits: int
+    refs: int
+    annotations: int
+    bytes: int  # stored size of blobs and commits as the backend reports it
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class GcReport:
+    commits_removed: int
+    blobs_removed: int
+    annotations_removed: int
+    dry_run: bool
+
+
+@attrs.frozen
+class Problem:
+    """One integrity problem: what kind, which object, and what is wrong."""
+
+    kind: str  # blob_hash | commit_hash | missing_parent | missing_blob | missing_target | dangling_ref | derived | other
+    object: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object[:12]}: {self.message}"
+
+
+class Store(abc.ABC):
+    """What a storage backend implements. See the module docstring for the groups."""
+
+    #: Optional capabilities a backend declares, e.g. ``"sync"`` (push/pull).
+    capabilities: frozenset[str] = frozenset()
+
+    # -- objects ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def write(
+        self,
+        *,
+        blobs: Mapping[str, bytes] | None = None,
+        commits: Sequence[Commit] = (),
+        refs: Sequence[RefUpdate] = (),
+    ) -> None:
+        """Store blobs and commits and apply ref updates, all or nothing.
+
+        Objects already stored are skipped (content addressing deduplicates).
+        A commit whose parent, target or content blob is neither stored nor in
+        this batch raises ``IntegrityError``. A ref whose current value is not
+        ``expected`` raises ``ConflictError``. In both cases nothing is written.
+        Returns only once the write is durable.
+        """
+
+    @abc.abstractmethod
+    def get_blobs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """The stored bytes of each known hash; unknown hashes are left out."""
+
+    @abc.abstractmethod
+    def get_commits(self, hashes: Iterable[str]) -> dict[str, Commit]:
+        """Each known commit by hash; unknown hashes are left out."""
+
+    @abc.abstractmethod
+    def ancestors(self, start: str, *, limit: int | None = None) -> list[Commit]:
+        """``start`` and its ancestors, newest first, following ``parent``; at most ``limit``."""
+
+    @abc.abstractmethod
+    def children(self, commit: str) -> list[Commit]:
+        """Commits whose parent is ``commit``, oldest first."""
+
+    @abc.abstractmethod
+    def commits_by_type(
+        self,
+        content_type: str,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Commit]:
+        """Commits (on any branch) whose content type is ``content_type``, newest first, ``since <= created_at <= until``."""
+
+    @abc.abstractmethod
+    def commits_by_time(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Commit]:
+        """Commits (on any branch) with ``since <= created_at <= until``, newest first."""
+
+    @abc.abstractmethod
+    def commits_targeting(self, targets: Iterable[str]) -> list[Commit]:
+        """Edits and deletes (on any branch) whose target is one of ``targets``, oldest first."""
+
+    @abc.abstractmethod
+    def find_commits(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Hashes of commits starting with ``prefix`` (a lowercase hex string), for short hashes."""
+
+    # -- refs ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_ref(self, name: str) -> str | None:
+        """The value of ``name``, or None."""
+
+    @abc.abstractmethod
+    def list_refs(self, prefix: str = "") -> dict[str, str]:
+        """Every ref whose name starts with ``prefix``, sorted by name."""
+
+    def set_ref(self, name: str, new: str, *, expected: str | None) -> None:
+        """Compare-and-swap one ref; ``ConflictError`` if it does not hold ``expected``."""
+        self.write(refs=[RefUpdate(name, new, expected)])
+
+    def delete_ref(self, name: str, *, expected: str) -> None:
+        """Delete ``name`` if it holds ``expected``; ``ConflictError`` otherwise."""
+        self.write(refs=[RefUpdate(name, None, expected)])
+
+    # -- annotations -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_annotations(self, annotations: Sequence[Annotation]) -> None:
+        """Append annotations (idempotent by ``Annotation.id``). Targets must be stored commits."""
+
+    @abc.abstractmethod
+    def latest_annotations(self, targets: Iterable[str], *, as_of: str | None = None) -> dict[str, Annotation]:
+        """For each target, its latest annotation with ``created_at <= as_of`` (all, if None); one round trip."""
+
+    @abc.abstractmethod
+    def annotation_history(self, target: str) -> list[Annotation]:
+        """Every annotation of ``target``, oldest first."""
+
+    @abc.abstractmethod
+    def annotated(self, priority: Priority, *, as_of: str | None = None) -> dict[str, Annotation]:
+        """Every target whose latest annotation (as of ``as_of``) has ``priority``."""
+
+    # -- token counts ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_token_counts(self, tokenizer: str, hashes: Iterable[str]) -> dict[str, int]:
+        """Cached counts for ``tokenizer`` of the given content hashes; misses left out."""
+
+    @abc.abstractmethod
+    def put_token_counts(self, tokenizer: str, counts: Mapping[str, int]) -> None:
+        """Cache counts (content hash -> tokens) for ``tokenizer``."""
+
+    # -- maintenance -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def stats(self) -> StoreStats:
+        """Object counts and stored size."""
+
+    @abc.abstractmethod
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        """Remove commits no ref reaches (through parents), the blobs only they used and their annotations."""
+
+    @abc.abstractmethod
+    def check(self) -> list[Problem]:
+        """Every integrity problem found: hashes that do not match, missing objects, dangling refs."""
+
+    def close(self) -> None:
+        """Release connections and locks. The store is unusable afterwards."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_objects(store: Store, commits: Iterable[Commit], blobs: Mapping[str, bytes]) -> list[Problem]:
+    """The backend-independent part of ``Store.check``: hashes, links and derived fields.
+
+    Backends call it with everything they hold and add their own checks.
+    """
+    from cairn.model import sha256_hex
+
+    problems: list[Problem] = []
+    by_hash = {c.hash: c for c in commits}
+    for digest, data in blobs.items():
+        if sha256_hex(data) != digest:
+            problems.append(Problem("blob_hash", digest, "content does not match its hash"))
+    for commit in by_hash.values():
+        if commit.computed_hash() != commit.hash:
+            problems.append(Problem("commit_hash", commit.hash, "fields do not match the hash"))
+        if commit.parent is not None and commit.parent not in by_hash:
+            problems.append(Problem("missing_parent", commit.hash, f"parent {commit.parent[:12]} is missing"))
+        if commit.content_hash is not None and commit.content_hash not in blobs:
+            problems.append(Problem("missing_blob", commit.hash, f"content {commit.content_hash[:12]} is missing"))
+        if commit.target is not None and commit.target not in by_hash:
+            problems.append(Problem("missing_target", commit.hash, f"target {commit.target[:12]} is missing"))
+        parent = by_hash.get(commit.parent) if commit.parent else None
+        expected_depth = parent.depth + 1 if parent else 0
+        if (commit.parent is None or parent is not None) and commit.depth != expected_depth:
+            problems.append(Problem("derived", commit.hash, f"depth {commit.depth}, expected {expected_depth}"))
+    return problems
+
+
+def unreachable(
+    refs: Mapping[str, str], commits: Mapping[str, Commit], blobs: Iterable[str]
+) -> tuple[set[str], set[str]]:
+    """The commits and blobs no ref reaches, given everything stored; for simple ``Store.gc`` implementations."""
+    reachable: set[str] = set()
+    stack = [v for v in refs.values() if v in commits]
+    while stack:
+        digest = stack.pop()
+        if digest in reachable:
+            continue
+        reachable.add(digest)
+        commit = commits[digest]
+        if commit.parent and commit.parent in commits:
+            stack.append(commit.parent)
+    dead = set(commits) - reachable
+    live_blobs = {commits[h].content_hash for h in reachable if commits[h].content_hash}
+    return dead, set(blobs) - live_blobs  # type: ignore[operator]
