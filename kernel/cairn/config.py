@@ -66,8 +66,6 @@ class CairnSettings:
 
     storage: str = "sqlite"
     tokenizer: str = "approx"
-    llm: str = "noop"
-    embeddings: str = "noop"
     data_dir: str = ".cairn"
     disabled_plugins: list[str] = attrs.field(factory=list)
     strict_plugins: bool = False

@@ -60,6 +60,9 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "evaluators": ("cairn_register_evaluators", "evaluator"),
 }
 
+#: ``[cairn]`` key -> the registry kind whose backend it names.
+CHOSEN_BACKENDS: dict[str, str] = {"storage": "storage", "tokenizer": "tokenizers"}
+
 # Which plugin's hook is running: set around every registration hook call so
 # a register() callback knows whom to credit (or blame).
 _current_plugin: contextvars.ContextVar[str | None] = contextvars.ContextVar("cairn_plugin", default=None)
@@ -394,7 +397,7 @@ class Plugins:
                 except ConfigError as exc:
                     problems.append(exc)
         if chosen is not None:
-            for key, kind in (("storage", "storage"), ("tokenizer", "tokenizers"), ("llm", "llm"), ("embeddings", "embeddings")):
+            for key, kind in CHOSEN_BACKENDS.items():
                 name = getattr(chosen, key)
                 registry = self.registries[kind]
                 if name not in registry:

@@ -114,9 +114,12 @@ class Store(abc.ABC):
         blobs: Mapping[str, bytes] | None = None,
         commits: Sequence[Commit] = (),
         refs: Sequence[RefUpdate] = (),
+        token_counts: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
-        """Store blobs and commits and apply ref updates, all or nothing.
+        """Store blobs and commits, apply ref updates and cache token counts, all or nothing.
 
+        ``token_counts`` maps a tokenizer name to {content hash: tokens}; it
+        rides in the same transaction so a commit costs one durable write.
         Objects already stored are skipped (content addressing deduplicates).
         A commit whose parent, target or content blob is neither stored nor in
         this batch raises ``IntegrityError``. A ref whose current value is not

@@ -1,0 +1,76 @@
+"""The ``cairn`` command line: a click group that plugins extend through a hook.
+
+Only this package prints. Library errors (``CairnError``) become one line on
+stderr and a non-zero exit status; a traceback means a bug in cairn.
+
+Start-up stays fast: command modules import nothing heavy at module level,
+and plugins are loaded only when a command or the help text needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from cairn import __version__
+from cairn.cli._app import CairnGroup, State, fail, pass_state
+from cairn.errors import CairnError
+
+__all__ = ["cli", "main", "State", "pass_state"]
+
+
+@click.group(cls=CairnGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="cairn", message="%(prog)s %(version)s")
+@click.option(
+    "-C",
+    "--project",
+    "project",
+    type=click.Path(file_okay=False, exists=True),
+    help="Run as if started in this directory.",
+)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Use this config file instead of discovering cairn.toml.")
+@click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value (repeatable).")
+@click.option("--strict", is_flag=True, default=None, help="Fail when a plugin is broken (also CAIRN_STRICT_PLUGINS=1).")
+@click.pass_context
+def cli(ctx: click.Context, project: str | None, config_file: str | None, settings: tuple[str, ...], strict: bool | None) -> None:
+    """cairn: versioned context, a run ledger, providers and evaluators for LLM agents.
+
+    Configuration comes from cairn.toml (found by walking up from the current
+    directory), the user config file, CAIRN__SECTION__KEY variables and --set.
+    """
+    ctx.obj = ctx.find_object(State) or State.from_params(ctx.params)
+
+
+from cairn.cli import context_cmd, project_cmd  # noqa: E402  (registers the built-in commands)
+
+project_cmd.register(cli)
+context_cmd.register(cli)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``cairn`` script."""
+    try:
+        # With standalone_mode=False click returns ctx.exit()'s status instead of exiting.
+        status = cli.main(args=argv, prog_name="cairn", standalone_mode=False)
+        sys.exit(status if isinstance(status, int) else 0)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except CairnError as exc:
+        fail(exc)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

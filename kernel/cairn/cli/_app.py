@@ -1,0 +1,164 @@
+"""Plumbing shared by every command: lazy state, the plugin-aware group, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+
+import click
+
+from cairn.errors import CairnError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.config import Config
+    from cairn.plugins import Plugins
+    from cairn.repo import Repo
+
+
+class State:
+    """What commands share: config, plugins and the repository, each built on first use."""
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        config_file: str | None = None,
+        settings: Sequence[str] = (),
+        strict: bool | None = None,
+    ) -> None:
+        self.project = Path(project).resolve() if project else None
+        self.config_file = config_file
+        self.settings = tuple(settings)
+        self.strict = strict
+        self._config: Config | None = None
+        self._plugins: Plugins | None = None
+        self._repo: Repo | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "State":
+        return cls(
+            project=params.get("project"),
+            config_file=params.get("config_file"),
+            settings=params.get("settings") or (),
+            strict=params.get("strict"),
+        )
+
+    @property
+    def cwd(self) -> Path:
+        return self.project or Path.cwd()
+
+    @property
+    def config(self) -> "Config":
+        if self._config is None:
+            from cairn.config import load_config
+
+            self._config = load_config(self.cwd, flags=self.settings, config_file=self.config_file)
+        return self._config
+
+    @property
+    def plugins(self) -> "Plugins":
+        if self._plugins is None:
+            import os
+
+            from cairn.errors import ConfigError
+            from cairn.plugins import load_plugins
+
+            disabled: list[str] = []
+            strict = self.strict
+            try:
+                settings = self.config.cairn
+                disabled = list(settings.disabled_plugins)
+                if strict is None and settings.strict_plugins:
+                    strict = True
+            except ConfigError:
+                # A broken config must not stop `cairn config validate` or `cairn plugins`
+                # from running; the commands that need config report it themselves.
+                pass
+            self._plugins = load_plugins(disabled=disabled, strict=strict, environ=os.environ)
+        return self._plugins
+
+    @property
+    def repo(self) -> "Repo":
+        if self._repo is None:
+            from cairn.repo import open_repo
+
+            self._repo = open_repo(config=self.config, plugins=self.plugins)
+        return self._repo
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+
+pass_state = click.make_pass_decorator(State, ensure=True)
+
+
+class CairnGroup(click.Group):
+    """A click group that asks plugins for their commands the first time a command is looked up.
+
+    Plugin loading waits until the global options are parsed, so ``--strict``
+    and the project's ``disabled_plugins`` apply before any plugin is imported.
+    """
+
+    def _add_plugin_commands(self, ctx: click.Context) -> None:
+        root = ctx.find_root()
+        state = root.obj if isinstance(root.obj, State) else State.from_params(root.params)
+        root.obj = state
+        state.plugins.add_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands(ctx)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        self._add_plugin_commands(ctx)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        finally:
+            state = ctx.obj
+            if isinstance(state, State):
+                state.close()
+
+
+def fail(exc: CairnError, status: int = 1) -> None:
+    """Print a library error as one clear line (plus its hint) and exit."""
+    click.secho(f"error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"  hint: {exc.hint}", err=True)
+    sys.exit(status)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str))
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    """A table on a terminal, tab-separated text when piped (easy to grep and cut)."""
+    rows = [[("" if v is None else str(v)) for v in row] for row in rows]
+    if not sys.stdout.isatty():
+        click.echo("\t".join(columns))
+        for row in rows:
+            click.echo("\t".join(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def json_option(help_text: str = "Print JSON instead of a table.") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--json", "as_json", is_flag=True, help=help_text)

@@ -1,0 +1,578 @@
+"""Versioned-context commands: commit, edit, delete, log, show, diff, branch, switch,
+pin / skip / unpin, materialize, status, gc, fsck, export, import."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.errors import ValidationError
+
+#: The field ``--text`` fills for each built-in type.
+TEXT_FIELD = {
+    "instruction": "text",
+    "dialogue": "text",
+    "reasoning": "text",
+    "output": "text",
+    "artifact": "content",
+}
+
+
+def register(cli: click.Group) -> None:
+    for command in (
+        commit_command,
+        edit_command,
+        delete_command,
+        log_command,
+        show_command,
+        diff_command,
+        branch_group,
+        switch_command,
+        pin_command,
+        skip_command,
+        unpin_command,
+        materialize_command,
+        status_command,
+        gc_command,
+        fsck_command,
+        export_command,
+        import_command,
+    ):
+        cli.add_command(command)
+
+
+# -- building content from options ---------------------------------------------
+
+
+def _read_text(text: str | None) -> str | None:
+    if text == "-":
+        return sys.stdin.read()
+    return text
+
+
+def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _content_from_options(
+    content_type: str,
+    text: str | None,
+    role: str | None,
+    payload: str | None,
+    fields: tuple[str, ...],
+) -> dict[str, Any]:
+    if payload is not None:
+        raw = Path(payload[1:]).read_text(encoding="utf-8") if payload.startswith("@") else _read_text(payload)
+        try:
+            data = json.loads(raw or "")
+        except ValueError as exc:
+            raise ValidationError(f"--payload is not valid JSON: {exc}", hint="pass a JSON object, @file.json, or - for stdin") from None
+        if not isinstance(data, dict):
+            raise ValidationError("--payload must be a JSON object")
+        if "content_type" not in data:
+            data["content_type"] = content_type
+        data.update(_parse_pairs(fields, "--field"))
+        return data
+    data = {"content_type": content_type, **_parse_pairs(fields, "--field")}
+    text = _read_text(text)
+    if text is not None:
+        field = TEXT_FIELD.get(content_type)
+        if field is None:
+            raise ValidationError(
+                f"type {content_type!r} takes no text",
+                hint="give its fields with --payload '{...}' or --field KEY=VALUE",
+            )
+        data[field] = text
+    if content_type == "dialogue":
+        data.setdefault("role", role or "user")
+    elif role is not None:
+        raise click.BadParameter("--role only applies to dialogue", param_hint="--role")
+    return data
+
+
+def _summary(content: Any, width: int = 60) -> str:
+    if content is None:
+        return ""
+    text = content.text_for_search().replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _commit_dict(repo: Any, commit: Any, content: Any = None) -> dict[str, Any]:
+    data = commit.to_record()
+    if content is not None:
+        data["content"] = content.to_dict()
+    return data
+
+
+content_options = [
+    click.option("-t", "--type", "content_type", default="dialogue", show_default=True, help="Content type."),
+    click.option("--role", help="Dialogue role: user, assistant or system (default user)."),
+    click.option("--payload", "payload", metavar="JSON|@FILE|-", help="The content as a JSON object."),
+    click.option("--field", "fields", multiple=True, metavar="KEY=VALUE", help="Set a content field (repeatable)."),
+    click.option("-m", "--message", default="", help="Commit message."),
+    click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Commit metadata (repeatable)."),
+    click.option("--json", "as_json", is_flag=True, help="Print the commit as JSON."),
+]
+
+
+def _with(options: list[Any]):
+    def decorate(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+@click.command("commit")
+@click.argument("text", required=False)
+@_with(content_options)
+@click.option("--reply-to", metavar="REV", help="The commit this one answers.")
+@pass_state
+def commit_command(state: State, text: str | None, content_type: str, role: str | None, payload: str | None,
+                   fields: tuple[str, ...], message: str, meta: tuple[str, ...], as_json: bool, reply_to: str | None) -> None:
+    """Append a content item. TEXT, or - to read it from stdin."""
+    repo = state.repo
+    data = _content_from_options(content_type, text, role, payload, fields)
+    commit = repo.append(data, message=message, reply_to=reply_to, metadata=_parse_pairs(meta, "--meta"))
+    _report(repo, commit, as_json)
+
+
+@click.command("edit")
+@click.argument("target")
+@click.argument("text", required=False)
+@_with(content_options)
+@pass_state
+def edit_command(state: State, target: str, text: str | None, content_type: str, role: str | None, payload: str | None,
+                 fields: tuple[str, ...], message: str, meta: tuple[str, ...], as_json: bool) -> None:
+    """Replace the content of item TARGET in what is materialized.
+
+    Without --type the item keeps its own type (and, for dialogue, its role).
+    """
+    repo = state.repo
+    original = repo.resolve(target)
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("content_type") is click.core.ParameterSource.DEFAULT and original.content_type:
+        content_type = original.content_type
+        if content_type == "dialogue" and role is None and payload is None:
+            role = getattr(repo.content_of(original), "role", None)
+    data = _content_from_options(content_type, text, role, payload, fields)
+    commit = repo.edit(original.hash, data, message=message, metadata=_parse_pairs(meta, "--meta"))
+    _report(repo, commit, as_json)
+
+
+@click.command("delete")
+@click.argument("target")
+@click.option("-m", "--message", default="", help="Commit message.")
+@click.option("--json", "as_json", is_flag=True, help="Print the commit as JSON.")
+@pass_state
+def delete_command(state: State, target: str, message: str, as_json: bool) -> None:
+    """Remove item TARGET from what is materialized (history keeps it)."""
+    repo = state.repo
+    commit = repo.delete(target, message=message)
+    _report(repo, commit, as_json)
+
+
+def _report(repo: Any, commit: Any, as_json: bool) -> None:
+    if as_json:
+        echo_json(_commit_dict(repo, commit))
+        return
+    where = repo.branch or "detached HEAD"
+    what = commit.content_type or ""
+    target = f" {commit.target[:12]}" if commit.target else ""
+    click.echo(f"[{where} {commit.short}] {commit.operation.value}{target} {what} ({commit.token_count} tokens)".rstrip())
+
+
+# -- reading -------------------------------------------------------------------
+
+
+@click.command("log")
+@click.argument("rev", required=False)
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many commits.")
+@click.option("-t", "--type", "content_type", help="Only this content type.")
+@click.option("--since", help="Only commits at or after this time (ISO-8601).")
+@click.option("--until", help="Only commits at or before this time (ISO-8601).")
+@click.option("--grep", help="Only commits whose message or text contains this (case-insensitive).")
+@click.option("--graph", is_flag=True, help="Draw every branch as a graph.")
+@json_option()
+@pass_state
+def log_command(state: State, rev: str | None, limit: int | None, content_type: str | None, since: str | None,
+                until: str | None, grep: str | None, graph: bool, as_json: bool) -> None:
+    """Show history, newest first."""
+    repo = state.repo
+    if graph:
+        _log_graph(repo, limit)
+        return
+    entries = repo.log(rev, limit=limit, content_type=content_type, since=since, until=until, grep=grep)
+    if as_json:
+        echo_json([_commit_dict(repo, e.commit, e.content) for e in entries])
+        return
+    for entry in entries:
+        c = entry.commit
+        target = f" → {c.target[:8]}" if c.target else ""
+        label = c.content_type or ""
+        click.echo(
+            f"{click.style(c.short, fg='yellow')} {c.created_at[:19]} {c.operation.value:<6}{target} "
+            f"{label:<11} {_summary(entry.content)}"
+            + (f"  # {c.message}" if c.message else "")
+        )
+
+
+def _log_graph(repo: Any, limit: int | None) -> None:
+    """Every branch as a tree, newest first: one lane per line of descent."""
+    branches = repo.branches()
+    labels: dict[str, list[str]] = {}
+    for name, digest in branches.items():
+        labels.setdefault(digest, []).append(name)
+    _, head = repo.head_state()
+    if head:
+        labels.setdefault(head, []).insert(0, "HEAD")
+    commits: dict[str, Any] = {}
+    for digest in set(branches.values()) | ({head} if head else set()):
+        for commit in repo.walk(repo.commit(digest)):
+            if commit.hash in commits:
+                break
+            commits[commit.hash] = commit
+    ordered = sorted(commits.values(), key=lambda c: (c.created_at, c.depth), reverse=True)
+    if limit:
+        ordered = ordered[:limit]
+    lanes: list[str | None] = []
+    for commit in ordered:
+        if commit.hash in lanes:
+            column = lanes.index(commit.hash)
+        else:
+            lanes.append(commit.hash)
+            column = len(lanes) - 1
+        row = "".join("* " if i == column else ("| " if lane else "  ") for i, lane in enumerate(lanes))
+        names = f" ({', '.join(labels[commit.hash])})" if commit.hash in labels else ""
+        content = repo.content_of(commit) if commit.content_hash else None
+        click.echo(f"{row}{click.style(commit.short, fg='yellow')}{click.style(names, fg='green')} "
+                   f"{commit.operation.value} {commit.content_type or ''} {_summary(content, 50)}".rstrip())
+        merged = [i for i, lane in enumerate(lanes) if lane == commit.parent and i != column and commit.parent]
+        lanes[column] = commit.parent
+        for i in merged:  # another line of descent joins this one: its branch forked here
+            click.echo("".join("|/" if j == i else ("| " if lane else "  ") for j, lane in enumerate(lanes)))
+            lanes[i] = None
+        while lanes and lanes[-1] is None:
+            lanes.pop()
+
+
+@click.command("show")
+@click.argument("rev", required=False)
+@json_option()
+@pass_state
+def show_command(state: State, rev: str | None, as_json: bool) -> None:
+    """Show one commit: fields, content and the item's annotations."""
+    repo = state.repo
+    commit = repo.resolve(rev)
+    content = repo.content_of(commit)
+    item = commit.hash if commit.operation.value == "append" else commit.target
+    history = repo.store.annotation_history(item) if item else []
+    if as_json:
+        data = _commit_dict(repo, commit, content)
+        data["annotations"] = [a.to_record() for a in history]
+        echo_json(data)
+        return
+    click.echo(f"commit    {commit.hash}")
+    for key in ("parent", "operation", "target", "reply_to", "created_at", "content_type", "token_count", "cumulative_tokens"):
+        value = getattr(commit, key)
+        if value is not None:
+            click.echo(f"{key:<10}{value.value if hasattr(value, 'value') else value}")
+    if commit.message:
+        click.echo(f"message   {commit.message}")
+    if commit.metadata:
+        click.echo(f"metadata  {json.dumps(commit.metadata, ensure_ascii=False)}")
+    if content is not None:
+        click.echo("")
+        click.echo(json.dumps(content.to_dict(), indent=2, ensure_ascii=False))
+    for annotation in history:
+        click.echo(f"annotation {annotation.created_at} {annotation.priority.value} {annotation.reason}".rstrip())
+
+
+@click.command("diff")
+@click.argument("a")
+@click.argument("b", required=False, default="HEAD")
+@json_option()
+@pass_state
+def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
+    """What differs in the materialized context between A and B (default HEAD)."""
+    repo = state.repo
+    entries = repo.diff(a, b)
+    if as_json:
+        echo_json([
+            {
+                "status": e.status,
+                "item": e.item,
+                "before": e.before.to_dict() if e.before else None,
+                "after": e.after.to_dict() if e.after else None,
+            }
+            for e in entries
+        ])
+        return
+    if not entries:
+        click.echo("no differences")
+    marks = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
+    for entry in entries:
+        mark, colour = marks[entry.status]
+        if entry.status == "changed":
+            click.secho(f"{mark} {entry.item[:12]} {_summary(entry.before)}  →  {_summary(entry.after)}", fg=colour)
+        else:
+            click.secho(f"{mark} {entry.item[:12]} {_summary(entry.after or entry.before)}", fg=colour)
+
+
+# -- branches ------------------------------------------------------------------
+
+
+@click.group("branch", invoke_without_command=True)
+@json_option()
+@click.pass_context
+def branch_group(ctx: click.Context, as_json: bool) -> None:
+    """List branches, or create / delete / rename one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    state = ctx.find_object(State)
+    repo = state.repo
+    current = repo.branch
+    branches = repo.branches()
+    if as_json:
+        echo_json([{"name": n, "commit": h, "current": n == current} for n, h in branches.items()])
+        return
+    if current is None:
+        _, head = repo.head_state()
+        click.echo(f"* (detached at {head[:12] if head else 'nothing'})")
+    elif current not in branches:
+        click.echo(f"* {current} (no commits yet)")
+    for name, digest in branches.items():
+        click.echo(f"{'*' if name == current else ' '} {name:<20} {digest[:12]}")
+
+
+@branch_group.command("create")
+@click.argument("name")
+@click.argument("start", required=False)
+@pass_state
+def branch_create(state: State, name: str, start: str | None) -> None:
+    """Create branch NAME at START (default HEAD)."""
+    commit = state.repo.create_branch(name, start)
+    click.echo(f"created {name} at {commit.short}")
+
+
+@branch_group.command("delete")
+@click.argument("name")
+@pass_state
+def branch_delete(state: State, name: str) -> None:
+    """Delete branch NAME (not the current one); its commits stay until `cairn gc`."""
+    state.repo.delete_branch(name)
+    click.echo(f"deleted {name}")
+
+
+@branch_group.command("rename")
+@click.argument("old")
+@click.argument("new")
+@pass_state
+def branch_rename(state: State, old: str, new: str) -> None:
+    """Rename branch OLD to NEW."""
+    state.repo.rename_branch(old, new)
+    click.echo(f"renamed {old} to {new}")
+
+
+@click.command("switch")
+@click.argument("name", required=False)
+@click.option("-c", "--create", is_flag=True, help="Create the branch at HEAD first.")
+@click.option("--detach", metavar="REV", help="Point HEAD at a commit instead of a branch.")
+@pass_state
+def switch_command(state: State, name: str | None, create: bool, detach: str | None) -> None:
+    """Make NAME the current branch (or detach HEAD at a commit)."""
+    repo = state.repo
+    if detach:
+        commit = repo.detach(detach)
+        click.echo(f"HEAD is now at {commit.short} (detached)")
+        return
+    if not name:
+        raise click.UsageError("give a branch name, or --detach REV")
+    repo.switch(name, create=create)
+    click.echo(f"switched to {name}")
+
+
+# -- annotations ---------------------------------------------------------------
+
+
+def _annotation_command(name: str, priority: str, doc: str) -> click.Command:
+    @click.command(name, help=doc)
+    @click.argument("targets", nargs=-1, required=True)
+    @click.option("-r", "--reason", default="", help="Why, for the record.")
+    @pass_state
+    def command(state: State, targets: tuple[str, ...], reason: str) -> None:
+        for target in targets:
+            annotation = state.repo.annotate(target, priority, reason)
+            click.echo(f"{annotation.target[:12]} {priority}")
+
+    return command
+
+
+pin_command = _annotation_command("pin", "pinned", "Always keep items in what is materialized.")
+skip_command = _annotation_command("skip", "skip", "Leave items out of what is materialized (history keeps them).")
+unpin_command = _annotation_command("unpin", "normal", "Return items to normal priority.")
+
+
+# -- materialize and status ----------------------------------------------------
+
+
+@click.command("materialize")
+@click.argument("rev", required=False)
+@click.option("--budget", type=click.IntRange(min=1), help="Token budget.")
+@click.option("--as-of", "as_of", help="A commit or an ISO-8601 time: materialize history as it was then.")
+@click.option("--format", "fmt", type=click.Choice(["openai", "anthropic", "text"]), default="openai", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print messages, counts and dropped items as JSON.")
+@pass_state
+def materialize_command(state: State, rev: str | None, budget: int | None, as_of: str | None, fmt: str, as_json: bool) -> None:
+    """Print the context as provider-ready messages within a budget."""
+    result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    if fmt == "text":
+        click.echo(result.messages)
+    else:
+        echo_json(result.messages)
+    dropped = result.dropped
+    reasons: dict[str, int] = {}
+    for d in dropped:
+        reasons[d.reason] = reasons.get(d.reason, 0) + 1
+    detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"
+    click.echo(
+        f"{result.commit_count} items, {result.token_count} tokens ({result.token_source})"
+        + (f" of {budget}" if budget else "")
+        + f"; dropped: {detail}",
+        err=True,
+    )
+
+
+@click.command("status")
+@json_option()
+@pass_state
+def status_command(state: State, as_json: bool) -> None:
+    """Current branch, HEAD and effective tokens against the budget."""
+    repo = state.repo
+    head = repo.head()
+    tokens = repo.effective_tokens(head)
+    budget = repo.budget.max_tokens
+    data = {
+        "branch": repo.branch,
+        "head": head.hash if head else None,
+        "commits": head.depth + 1 if head else 0,
+        "effective_tokens": tokens,
+        "max_tokens": budget,
+        "budget_action": repo.budget.action,
+        "tokenizer": repo.tokenizer.name,
+        "token_source": "exact" if repo.tokenizer.exact else "estimated",
+    }
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"on branch {data['branch']}" if data["branch"] else "HEAD detached")
+    click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {data['commits']} commits")
+    budget_text = f" of {budget} ({tokens * 100 // budget}%)" if budget else " (no budget set)"
+    click.echo(f"effective context: {tokens} tokens{budget_text}, {data['token_source']} by {repo.tokenizer.name}")
+
+
+# -- maintenance ---------------------------------------------------------------
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="Count what would go, remove nothing.")
+@json_option()
+@pass_state
+def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
+    """Remove commits no branch reaches and the content only they used."""
+    report = state.repo.store.gc(dry_run=dry_run)
+    if as_json:
+        echo_json({"commits_removed": report.commits_removed, "blobs_removed": report.blobs_removed,
+                   "annotations_removed": report.annotations_removed, "dry_run": report.dry_run})
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {report.commits_removed} commits, {report.blobs_removed} blobs, "
+               f"{report.annotations_removed} annotations")
+
+
+@click.command("fsck")
+@json_option()
+@pass_state
+def fsck_command(state: State, as_json: bool) -> None:
+    """Check stored data against its hashes and links; exit 1 on any problem."""
+    problems = state.repo.store.check()
+    if as_json:
+        echo_json([{"kind": p.kind, "object": p.object, "message": p.message} for p in problems])
+    else:
+        for problem in problems:
+            click.secho(str(problem), fg="red", err=True)
+        stats = state.repo.store.stats()
+        if not problems:
+            click.echo(f"ok: {stats.commits} commits, {stats.blobs} blobs, {stats.refs} refs, {stats.annotations} annotations")
+    if problems:
+        sys.exit(1)
+
+
+@click.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File to write (default stdout).")
+@click.option("--branch", help="Only this branch (default: every branch).")
+@pass_state
+def export_command(state: State, output: str | None, branch: str | None) -> None:
+    """Write the store (or one branch) as JSONL that `cairn import` verifies hash for hash."""
+    repo = state.repo
+    if output is None:
+        repo.export(sys.stdout, branch=branch)
+        return
+    path = Path(output)
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("w", encoding="utf-8") as handle:
+        lines = repo.export(handle, branch=branch)
+    tmp.replace(path)  # a crashed export never leaves a truncated file under the real name
+    click.echo(f"exported {lines} records to {path}", err=True)
+
+
+@click.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(min=1),
+              help="Commits per transaction.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
+              show_default=True, help="bar on a terminal; lines prints each durable count.")
+@pass_state
+def import_command(state: State, source: str, batch_size: int, progress_mode: str) -> None:
+    """Import an export, verifying every hash; objects dedupe, existing refs are never moved."""
+    repo = state.repo
+    handle = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    label = "<stdin>" if source == "-" else source
+    if progress_mode == "auto":
+        progress_mode = "bar" if sys.stderr.isatty() else "none"
+    try:
+        if progress_mode == "bar":
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("importing", total=None)
+                result = repo.import_(handle, batch_size=batch_size, source=label,
+                                      progress=lambda n: bar.update(task, completed=n))
+        else:
+            def acknowledge(n: int) -> None:
+                click.echo(f"durable {n}", err=True)
+
+            result = repo.import_(handle, batch_size=batch_size, source=label,
+                                  progress=acknowledge if progress_mode == "lines" else None)
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+    click.echo(f"imported {result['commits']} commits, {result['refs']} refs, {result['annotations']} annotations")

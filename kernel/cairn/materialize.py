@@ -1,0 +1,523 @@
+"""History -> provider-ready messages under a token budget.
+
+``materialize`` is a pure function of the store's contents and its inputs:
+
+1. ``as_of`` (a commit or a time) picks the head and the annotation time, so
+   commits, edits and annotations are all seen as they were then.
+2. Pinned items and instructions are always kept (an explicit skip or unpin
+   annotation overrides an instruction's default), with their edits applied.
+3. The rest fills the remaining budget newest first, walking back from the
+   head; the walk stops at the first unit that does not fit, so what is kept
+   is a contiguous recent stretch, never a patchwork.
+4. A tool call and its result are one unit: kept together or dropped together.
+5. Deleted items vanish, skipped ones are left out; every left-out item is
+   reported in ``dropped`` with its reason.
+
+Cost grows with what is returned, not with the length of history: the walk
+reads back only as far as the budget reaches, pinned items and instructions
+come from indexed look-ups, and ancestry checks use skip pointers. Listing
+``dropped`` in full finishes the walk, so it costs O(history) and is computed
+only when asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from typing import TYPE_CHECKING, Any, Iterator
+
+import attrs
+
+from cairn.errors import BudgetExceededError, ValidationError
+from cairn.model import (
+    Commit,
+    Content,
+    Message,
+    Operation,
+    Priority,
+    ToolIO,
+    format_time,
+    parse_time,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.repo import Repo
+
+__all__ = ["Dropped", "Item", "Materialized", "FORMATS", "format_messages", "materialize"]
+
+FORMATS = ("openai", "anthropic", "text")
+
+#: How far from a pinned tool call (or result) to look for its partner.
+PARTNER_SEARCH = 64
+
+
+@attrs.frozen
+class Item:
+    """One content item in a materialized context."""
+
+    item: str  # the append commit that created it
+    source: str  # the commit whose content is shown (the item or its latest edit)
+    content: Content
+    content_hash: str
+    priority: Priority
+    tokens: int
+    depth: int
+    messages: tuple[Message, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "source": self.source,
+            "content_type": self.content.content_type,
+            "content": self.content.to_dict(),
+            "priority": self.priority.value,
+            "tokens": self.tokens,
+        }
+
+
+@attrs.frozen
+class Dropped:
+    """An item left out, and why: deleted | skipped | budget | orphaned_tool_result."""
+
+    commit: str
+    reason: str
+    tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"commit": self.commit, "reason": self.reason, "tokens": self.tokens}
+
+
+class Materialized:
+    """The result: formatted ``messages``, the ``items`` behind them, counts, and ``dropped``."""
+
+    def __init__(
+        self,
+        *,
+        items: list[Item],
+        format: str,
+        token_count: int,
+        token_source: str,
+        head: str | None,
+        as_of: str | None,
+        budget: int | None,
+        dropped_early: list[Dropped],
+        rest: Iterator[Dropped] | None,
+    ) -> None:
+        self.items = tuple(items)
+        self.format = format
+        self.token_count = token_count
+        self.token_source = token_source
+        self.head = head
+        self.as_of = as_of
+        self.budget = budget
+        self._dropped = dropped_early
+        self._rest = rest
+        neutral = [m for item in self.items for m in item.messages]
+        self.neutral_messages = tuple(neutral)
+        self.messages = format_messages(neutral, format)
+
+    @property
+    def commit_count(self) -> int:
+        return len(self.items)
+
+    @property
+    def dropped(self) -> tuple[Dropped, ...]:
+        """Every item left out, with its reason (finishes the walk through history on first use)."""
+        if self._rest is not None:
+            self._dropped.extend(self._rest)
+            self._rest = None
+        return tuple(self._dropped)
+
+    def to_dict(self, *, include_dropped: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "format": self.format,
+            "messages": self.messages,
+            "token_count": self.token_count,
+            "token_source": self.token_source,
+            "commit_count": self.commit_count,
+            "head": self.head,
+            "as_of": self.as_of,
+            "budget": self.budget,
+            "items": [i.to_dict() for i in self.items],
+        }
+        if include_dropped:
+            data["dropped"] = [d.to_dict() for d in self.dropped]
+        return data
+
+
+def _is_call(content: Content) -> bool:
+    return isinstance(content, ToolIO) and content.direction == "call" and bool(content.call_id)
+
+
+def _is_result(content: Content) -> bool:
+    return isinstance(content, ToolIO) and content.direction == "result" and bool(content.call_id)
+
+
+@attrs.define
+class _Candidate:
+    commit: Commit
+    source: Commit
+    content: Content | None  # None when deleted
+    priority: Priority
+    tokens: int
+    deleted: bool
+
+
+class _Walk:
+    """Reads history back from the head in batches, resolving edits, deletes and annotations."""
+
+    def __init__(self, repo: "Repo", head: Commit, moment: str | None, exclude: set[str]) -> None:
+        self.repo = repo
+        self.head = head
+        self.moment = moment
+        self.exclude = exclude
+        self.changes: dict[str, Commit] = {}  # target -> newest edit/delete seen
+
+    def __iter__(self) -> Iterator[_Candidate]:
+        repo, store = self.repo, self.repo.store
+        start: str | None = self.head.hash
+        chunk = 64
+        while start is not None:
+            batch = store.ancestors(start, limit=chunk)
+            if not batch:
+                return
+            start = batch[-1].parent
+            chunk = min(chunk * 4, 4096)
+            appends: list[Commit] = []
+            for commit in batch:
+                if commit.operation is Operation.APPEND:
+                    if commit.hash not in self.exclude:
+                        appends.append(commit)
+                elif commit.target not in self.changes:
+                    self.changes[commit.target] = commit  # type: ignore[index]
+            if not appends:
+                continue
+            sources = {c.hash: self.changes.get(c.hash, c) for c in appends}
+            wanted = {s.content_hash for s in sources.values() if s.operation is not Operation.DELETE}
+            contents = repo.contents(wanted)  # type: ignore[arg-type]
+            tokens = repo.token_counts(contents)
+            notes = store.latest_annotations([c.hash for c in appends], as_of=self.moment)
+            for commit in appends:
+                source = sources[commit.hash]
+                if source.operation is Operation.DELETE:
+                    yield _Candidate(commit, source, None, Priority.NORMAL, 0, True)
+                    continue
+                content = contents[source.content_hash]  # type: ignore[index]
+                note = notes.get(commit.hash)
+                priority = note.priority if note else content.hints.default_priority
+                yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]
+
+
+def _resolve_as_of(repo: "Repo", head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
+    """(the head to materialize, the annotation time) for an ``as_of`` commit or time."""
+    if as_of is None:
+        return head, None
+    if isinstance(as_of, _dt.datetime):
+        moment = format_time(as_of if as_of.tzinfo else as_of.replace(tzinfo=_dt.timezone.utc))
+        return repo.at_time(head, moment), moment
+    if isinstance(as_of, Commit):
+        as_of = as_of.hash
+    text = str(as_of).strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ].*)?", text):
+        moment = format_time(parse_time(text))
+        return repo.at_time(head, moment), moment
+    commit = repo.resolve(text)
+    if head is not None and not repo.is_ancestor(commit, head):
+        raise ValidationError(
+            f"as_of commit {commit.short} is not in the history being materialized",
+            hint="pick a commit on that branch, or materialize the branch that holds it",
+        )
+    return commit, commit.created_at
+
+
+def materialize(
+    repo: "Repo",
+    rev: str | None = None,
+    *,
+    as_of: Any = None,
+    budget: int | None = None,
+    format: str = "openai",
+) -> Materialized:
+    """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens."""
+    if format not in FORMATS:
+        raise ValidationError(f"unknown format {format!r}", hint=f"one of: {', '.join(FORMATS)}")
+    if budget is not None and (not isinstance(budget, int) or budget <= 0):
+        raise ValidationError(f"budget must be a positive number of tokens, got {budget!r}")
+    source = "exact" if repo.tokenizer.exact else "estimated"
+    if rev is None:
+        head = repo.head()
+    else:
+        head = repo.resolve(rev)
+    head, moment = _resolve_as_of(repo, head, as_of)
+    if head is None:
+        return Materialized(items=[], format=format, token_count=0, token_source=source, head=None,
+                            as_of=moment, budget=budget, dropped_early=[], rest=None)
+
+    required = _required(repo, head, moment)
+    priming = repo.tokenizer.overhead.reply_priming
+    required_tokens = sum(c.tokens for c in required)
+    if budget is not None and required_tokens + priming > budget:
+        raise BudgetExceededError(
+            required_tokens + priming,
+            budget,
+            what="pinned items and instructions",
+            hint="raise the budget, or unpin or skip some of them",
+        )
+    remaining = None if budget is None else budget - required_tokens - priming
+
+    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in required})
+    candidates = iter(walk)
+    kept: list[_Candidate] = list(required)
+    dropped: list[Dropped] = []
+    pending: dict[str, list[_Candidate]] = {}  # call_id -> results waiting for their call
+    stopped = False
+
+    for candidate in candidates:
+        if candidate.deleted:
+            dropped.append(Dropped(candidate.commit.hash, "deleted"))
+            continue
+        if candidate.priority is Priority.SKIP:
+            dropped.append(Dropped(candidate.commit.hash, "skipped", candidate.tokens))
+            continue
+        content = candidate.content
+        assert content is not None
+        if _is_result(content):
+            pending.setdefault(content.call_id, []).append(candidate)  # type: ignore[union-attr, arg-type]
+            continue
+        unit = [candidate]
+        if _is_call(content):
+            unit += pending.pop(content.call_id, [])  # type: ignore[union-attr, arg-type]
+        cost = sum(c.tokens for c in unit)
+        if remaining is not None and cost > remaining:
+            dropped.extend(Dropped(c.commit.hash, "budget", c.tokens) for c in unit)
+            stopped = True
+            break
+        kept.extend(unit)
+        if remaining is not None:
+            remaining -= cost
+
+    def rest() -> Iterator[Dropped]:
+        waiting = [c for group in pending.values() for c in group]
+        for candidate in candidates:
+            if candidate.deleted:
+                yield Dropped(candidate.commit.hash, "deleted")
+            elif candidate.priority is Priority.SKIP:
+                yield Dropped(candidate.commit.hash, "skipped", candidate.tokens)
+            else:
+                yield Dropped(candidate.commit.hash, "budget", candidate.tokens)
+        for candidate in waiting:
+            yield Dropped(candidate.commit.hash, "budget" if stopped else "orphaned_tool_result", candidate.tokens)
+
+    kept.sort(key=lambda c: (c.content.hints.order, c.commit.depth))  # type: ignore[union-attr]
+    items = [
+        Item(
+            item=c.commit.hash,
+            source=c.source.hash,
+            content=c.content,  # type: ignore[arg-type]
+            content_hash=c.source.content_hash,  # type: ignore[arg-type]
+            priority=c.priority,
+            tokens=c.tokens,
+            depth=c.commit.depth,
+            messages=c.content.render(),  # type: ignore[union-attr]
+        )
+        for c in kept
+    ]
+    total = sum(i.tokens for i in items)
+    return Materialized(
+        items=items,
+        format=format,
+        token_count=total + priming if items else 0,
+        token_source=source,
+        head=head.hash,
+        as_of=moment,
+        budget=budget,
+        dropped_early=dropped,
+        rest=rest() if (stopped or pending) else None,
+    )
+
+
+def _resolve_items(repo: "Repo", head: Commit, moment: str | None, appends: dict[str, Commit]) -> dict[str, _Candidate]:
+    """Candidates for items anywhere on ``head``'s lineage: latest edit or delete, annotation, tokens.
+
+    Unlike the walk, which sees edits on its way back, this looks them up by
+    target, so it serves items far older than the walk reaches.
+    """
+    store = repo.store
+    latest: dict[str, Commit] = {}
+    for change in store.commits_targeting(appends):
+        if change.depth <= head.depth and repo.is_ancestor(change, head):
+            known = latest.get(change.target)  # type: ignore[arg-type]
+            if known is None or change.depth > known.depth:
+                latest[change.target] = change  # type: ignore[index]
+    notes = store.latest_annotations(appends, as_of=moment)
+    sources = {h: latest.get(h, c) for h, c in appends.items()}
+    contents = repo.contents(s.content_hash for s in sources.values() if s.operation is not Operation.DELETE)  # type: ignore[misc]
+    tokens = repo.token_counts(contents)
+    out: dict[str, _Candidate] = {}
+    for digest, commit in appends.items():
+        source = sources[digest]
+        if source.operation is Operation.DELETE:
+            out[digest] = _Candidate(commit, source, None, Priority.NORMAL, 0, True)
+            continue
+        content = contents[source.content_hash]  # type: ignore[index]
+        note = notes.get(digest)
+        priority = note.priority if note else content.hints.default_priority
+        out[digest] = _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]
+    return out
+
+
+def _on_line(repo: "Repo", head: Commit, commits: Iterator[Commit] | list[Commit]) -> dict[str, Commit]:
+    return {
+        c.hash: c for c in commits
+        if c.operation is Operation.APPEND and c.depth <= head.depth and repo.is_ancestor(c, head)
+    }
+
+
+def _required(repo: "Repo", head: Commit, moment: str | None) -> list[_Candidate]:
+    """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured."""
+    store = repo.store
+    pinned = store.annotated(Priority.PINNED, as_of=moment)
+    instructions = store.commits_by_type("instruction", until=moment)
+    candidates = set(pinned)
+    for commit in instructions:
+        repo._remember(commit)
+        candidates.add(commit.hash if commit.operation is Operation.APPEND else commit.target)  # type: ignore[arg-type]
+    if not candidates:
+        return []
+    items = _on_line(repo, head, repo.get_commits(candidates).values())
+    if not items:
+        return []
+    out = [
+        c for c in _resolve_items(repo, head, moment, items).values()
+        if not c.deleted and c.priority is Priority.PINNED
+    ]
+    out.extend(_partners(repo, head, moment, out))
+    return out
+
+
+def _partners(repo: "Repo", head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:
+    """The other half of every required tool call or result, so a kept pair is never split."""
+    have = {c.commit.hash for c in required}
+    extra: list[_Candidate] = []
+    for candidate in required:
+        content = candidate.content
+        if content is None or not (_is_call(content) or _is_result(content)):
+            continue
+        if _is_result(content):
+            # The call comes before its result: look back a little way.
+            nearby = repo.store.ancestors(candidate.commit.hash, limit=PARTNER_SEARCH)
+        else:
+            nearby = _forward(repo, head, candidate.commit)
+        items = {h: c for h, c in _on_line(repo, head, nearby).items() if h not in have}
+        if not items:
+            continue
+        for partner in _resolve_items(repo, head, moment, items).values():
+            other = partner.content
+            if partner.deleted or not isinstance(other, ToolIO):
+                continue
+            if other.call_id == content.call_id and other.direction != content.direction:  # type: ignore[union-attr]
+                extra.append(attrs.evolve(partner, priority=Priority.PINNED))
+                have.add(partner.commit.hash)
+    return extra
+
+
+def _forward(repo: "Repo", head: Commit, commit: Commit) -> list[Commit]:
+    """Up to PARTNER_SEARCH descendants of ``commit`` on ``head``'s lineage, oldest first."""
+    out: list[Commit] = []
+    here = commit
+    while len(out) < PARTNER_SEARCH and here.depth < head.depth:
+        nxt = repo.ancestor_at_depth(head, here.depth + 1)
+        if nxt is None:
+            break
+        out.append(nxt)
+        here = nxt
+    return out
+
+
+# -- output formats ------------------------------------------------------------
+
+
+def format_messages(messages: list[Message], format: str) -> Any:
+    if format == "openai":
+        return to_openai(messages)
+    if format == "anthropic":
+        return to_anthropic(messages)
+    if format == "text":
+        return to_text(messages)
+    raise ValidationError(f"unknown format {format!r}", hint=f"one of: {', '.join(FORMATS)}")
+
+
+def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
+    """OpenAI chat messages; consecutive tool-call messages merge into one assistant turn."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.tool_calls and out and out[-1]["role"] == "assistant" and out[-1].get("tool_calls") and not out[-1].get("content"):
+            out[-1]["tool_calls"].extend(_openai_call(c) for c in m.tool_calls)
+            continue
+        message: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            message["tool_calls"] = [_openai_call(c) for c in m.tool_calls]
+        if m.tool_call_id is not None:
+            message["tool_call_id"] = m.tool_call_id
+        elif m.name:
+            message["name"] = m.name
+        out.append(message)
+    return out
+
+
+def _openai_call(call: Any) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def to_anthropic(messages: list[Message]) -> dict[str, Any]:
+    """Anthropic Messages: system text separate, only user/assistant turns, same-role turns merged.
+
+    Tool calls become ``tool_use`` blocks, results ``tool_result`` blocks in a
+    user turn. The conversation must open with a user turn, so a leading
+    assistant turn gets a short user turn before it.
+    """
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            if m.content:
+                system.append(m.content)
+            continue
+        if m.role == "tool":
+            role = "user"
+            blocks = [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content or ""}]
+        else:
+            role = "assistant" if m.role == "assistant" else "user"
+            blocks = []
+            if m.content:
+                blocks.append({"type": "text", "text": m.content})
+            for call in m.tool_calls:
+                try:
+                    arguments = json.loads(call.arguments) if call.arguments else {}
+                except ValueError:
+                    arguments = {"arguments": call.arguments}
+                blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    if turns and turns[0]["role"] == "assistant":
+        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": "(continuing)"}]})
+    return {"system": "\n\n".join(system), "messages": turns}
+
+
+def to_text(messages: list[Message]) -> str:
+    parts = []
+    for m in messages:
+        if m.tool_calls:
+            calls = "; ".join(f"{c.name}({c.arguments})" for c in m.tool_calls)
+            parts.append(f"{m.role}: [tool call] {calls}")
+        elif m.role == "tool":
+            parts.append(f"tool {m.name or ''}: {m.content}".replace("tool : ", "tool: "))
+        else:
+            label = f"{m.role} ({m.name})" if m.name else m.role
+            parts.append(f"{label}: {m.content}")
+    return "\n\n".join(parts)

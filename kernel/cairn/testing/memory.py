@@ -1,0 +1,213 @@
+"""An in-memory ``Store``: the reference implementation of the contract, for tests.
+
+Kernel tests use it so they need no backend plugin; plugin authors can read
+it as the shortest complete statement of what each method must do. It lives
+in one process (a lock makes it thread-safe) and keeps nothing on disk.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable, Mapping, Sequence
+
+from cairn.errors import ConflictError, IntegrityError
+from cairn.model import Annotation, Commit, Priority
+from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects, unreachable
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.blobs: dict[str, bytes] = {}
+        self.commits: dict[str, Commit] = {}
+        self.refs: dict[str, str] = {}
+        self.annotations: list[Annotation] = []
+        self._annotation_ids: set[str] = set()
+        self.token_cache: dict[tuple[str, str], int] = {}
+        self._children: dict[str, list[str]] = {}
+        self._targeting: dict[str, list[str]] = {}
+
+    # -- objects ---------------------------------------------------------------
+
+    def write(
+        self,
+        *,
+        blobs: Mapping[str, bytes] | None = None,
+        commits: Sequence[Commit] = (),
+        refs: Sequence[RefUpdate] = (),
+        token_counts: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
+        blobs = dict(blobs or {})
+        with self._lock:
+            known = set(self.commits)
+            for commit in commits:
+                for label, link in (("parent", commit.parent), ("target", commit.target)):
+                    if link is not None and link not in known:
+                        raise IntegrityError(f"commit {commit.short}: {label} {link[:12]} is not stored")
+                if commit.content_hash is not None and commit.content_hash not in blobs and commit.content_hash not in self.blobs:
+                    raise IntegrityError(f"commit {commit.short}: content {commit.content_hash[:12]} is not stored")
+                known.add(commit.hash)
+            for update in refs:
+                actual = self.refs.get(update.name)
+                if actual != update.expected:
+                    raise ConflictError(update.name, update.expected, actual)
+            for digest, data in blobs.items():
+                self.blobs.setdefault(digest, bytes(data))
+            for commit in commits:
+                if commit.hash in self.commits:
+                    continue
+                self.commits[commit.hash] = commit
+                if commit.parent:
+                    self._children.setdefault(commit.parent, []).append(commit.hash)
+                if commit.target:
+                    self._targeting.setdefault(commit.target, []).append(commit.hash)
+            for update in refs:
+                if update.new is None:
+                    self.refs.pop(update.name, None)
+                else:
+                    self.refs[update.name] = update.new
+            for tokenizer, counts in (token_counts or {}).items():
+                for digest, count in counts.items():
+                    self.token_cache[(tokenizer, digest)] = count
+
+    def get_blobs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        with self._lock:
+            return {h: self.blobs[h] for h in hashes if h in self.blobs}
+
+    def get_commits(self, hashes: Iterable[str]) -> dict[str, Commit]:
+        with self._lock:
+            return {h: self.commits[h] for h in hashes if h in self.commits}
+
+    def ancestors(self, start: str, *, limit: int | None = None) -> list[Commit]:
+        out: list[Commit] = []
+        with self._lock:
+            digest: str | None = start
+            while digest is not None and digest in self.commits and (limit is None or len(out) < limit):
+                commit = self.commits[digest]
+                out.append(commit)
+                digest = commit.parent
+        return out
+
+    def children(self, commit: str) -> list[Commit]:
+        with self._lock:
+            kids = [self.commits[h] for h in self._children.get(commit, [])]
+        return sorted(kids, key=lambda c: (c.created_at, c.hash))
+
+    def _select(self, keep, since: str | None, until: str | None, limit: int | None) -> list[Commit]:
+        with self._lock:
+            found = [
+                c for c in self.commits.values()
+                if keep(c) and (since is None or c.created_at >= since) and (until is None or c.created_at <= until)
+            ]
+        found.sort(key=lambda c: (c.created_at, c.hash), reverse=True)
+        return found[:limit] if limit is not None else found
+
+    def commits_by_type(self, content_type: str, *, since: str | None = None, until: str | None = None,
+                        limit: int | None = None) -> list[Commit]:
+        return self._select(lambda c: c.content_type == content_type, since, until, limit)
+
+    def commits_by_time(self, *, since: str | None = None, until: str | None = None,
+                        limit: int | None = None) -> list[Commit]:
+        return self._select(lambda c: True, since, until, limit)
+
+    def commits_targeting(self, targets: Iterable[str]) -> list[Commit]:
+        with self._lock:
+            found = [self.commits[h] for t in set(targets) for h in self._targeting.get(t, [])]
+        return sorted(found, key=lambda c: (c.created_at, c.hash))
+
+    def find_commits(self, prefix: str, *, limit: int = 10) -> list[str]:
+        with self._lock:
+            return sorted(h for h in self.commits if h.startswith(prefix))[:limit]
+
+    # -- refs ------------------------------------------------------------------
+
+    def get_ref(self, name: str) -> str | None:
+        with self._lock:
+            return self.refs.get(name)
+
+    def list_refs(self, prefix: str = "") -> dict[str, str]:
+        with self._lock:
+            return {k: self.refs[k] for k in sorted(self.refs) if k.startswith(prefix)}
+
+    # -- annotations -----------------------------------------------------------
+
+    def add_annotations(self, annotations: Sequence[Annotation]) -> None:
+        with self._lock:
+            for annotation in annotations:
+                if annotation.target not in self.commits:
+                    raise IntegrityError(f"annotation on {annotation.target[:12]}: no such commit")
+            for annotation in annotations:
+                if annotation.id not in self._annotation_ids:
+                    self._annotation_ids.add(annotation.id)
+                    self.annotations.append(annotation)
+
+    def _latest(self, as_of: str | None) -> dict[str, Annotation]:
+        latest: dict[str, Annotation] = {}
+        for annotation in self.annotations:  # in append order: later wins ties
+            if as_of is not None and annotation.created_at > as_of:
+                continue
+            known = latest.get(annotation.target)
+            if known is None or annotation.created_at >= known.created_at:
+                latest[annotation.target] = annotation
+        return latest
+
+    def latest_annotations(self, targets: Iterable[str], *, as_of: str | None = None) -> dict[str, Annotation]:
+        with self._lock:
+            latest = self._latest(as_of)
+        return {t: latest[t] for t in targets if t in latest}
+
+    def annotation_history(self, target: str) -> list[Annotation]:
+        with self._lock:
+            found = [a for a in self.annotations if a.target == target]
+        return sorted(found, key=lambda a: a.created_at)
+
+    def annotated(self, priority: Priority, *, as_of: str | None = None) -> dict[str, Annotation]:
+        with self._lock:
+            latest = self._latest(as_of)
+        return {t: a for t, a in latest.items() if a.priority is priority}
+
+    # -- token counts ----------------------------------------------------------
+
+    def get_token_counts(self, tokenizer: str, hashes: Iterable[str]) -> dict[str, int]:
+        with self._lock:
+            return {h: self.token_cache[(tokenizer, h)] for h in hashes if (tokenizer, h) in self.token_cache}
+
+    def put_token_counts(self, tokenizer: str, counts: Mapping[str, int]) -> None:
+        with self._lock:
+            for digest, count in counts.items():
+                self.token_cache[(tokenizer, digest)] = count
+
+    # -- maintenance -----------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            size = sum(len(b) for b in self.blobs.values())
+            return StoreStats(len(self.blobs), len(self.commits), len(self.refs), len(self.annotations), size)
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        with self._lock:
+            dead, dead_blobs = unreachable(self.refs, self.commits, self.blobs)
+            doomed = [a for a in self.annotations if a.target in dead]
+            if not dry_run:
+                for digest in dead:
+                    commit = self.commits.pop(digest)
+                    if commit.parent in self._children:
+                        self._children[commit.parent].remove(digest)
+                    if commit.target in self._targeting:
+                        self._targeting[commit.target].remove(digest)
+                for digest in dead_blobs:
+                    del self.blobs[digest]
+                self.annotations = [a for a in self.annotations if a.target not in dead]
+                self._annotation_ids = {a.id for a in self.annotations}
+                self.token_cache = {k: v for k, v in self.token_cache.items() if k[1] not in dead_blobs}
+            return GcReport(len(dead), len(dead_blobs), len(doomed), dry_run)
+
+    def check(self) -> list[Problem]:
+        with self._lock:
+            problems = check_objects(self, self.commits.values(), self.blobs)
+            for name, value in self.refs.items():
+                if len(value) == 64 and value not in self.commits:
+                    problems.append(Problem("dangling_ref", name, f"points at missing commit {value[:12]}"))
+        return problems
