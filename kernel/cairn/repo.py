@@ -537,6 +537,8 @@ class Repo:
     def switch(self, name: str, *, create: bool = False) -> None:
         """Point HEAD at branch ``name`` (creating it at HEAD when ``create``)."""
         validate_branch_name(name)
+        if not create and self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):
+            return  # already there (possibly a branch with no commits yet)
         if create:
             self.create_branch(name)
         elif self.store.get_ref(branch_ref(name)) is None:

@@ -28,8 +28,24 @@ __all__ = [
 _HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
+def _check_keys(value: Any) -> None:
+    # json.dumps turns 1 into "1" silently; two values that hash alike must be alike.
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(
+                    f"object key {key!r} is not a string",
+                    hint="JSON objects have string keys; convert the key yourself",
+                )
+            _check_keys(child)
+    elif isinstance(value, (list, tuple)):
+        for child in value:
+            _check_keys(child)
+
+
 def canonical_json(value: Any) -> bytes:
-    """Encode ``value`` as canonical JSON bytes; refuses NaN, infinity and non-JSON types."""
+    """Encode ``value`` as canonical JSON bytes; refuses NaN, infinity, non-string keys and non-JSON types."""
+    _check_keys(value)
     try:
         text = json.dumps(
             value,

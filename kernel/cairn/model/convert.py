@@ -52,6 +52,24 @@ converter.register_structure_hook(str, _strict(str, "a string"))
 converter.register_structure_hook(int, _strict(int, "an integer"))
 converter.register_structure_hook(float, _strict((int, float), "a number"))  # type: ignore[arg-type]
 converter.register_structure_hook(bool, _strict(bool, "true or false"))
+converter.register_structure_hook(dict, _strict(dict, "a table (JSON object)"))
+
+
+def _is_list_type(t: Any) -> bool:
+    return t is list or getattr(t, "__origin__", None) is list
+
+
+def _structure_list(value: Any, list_type: Any) -> list:
+    # cattrs would turn "abc" into ["a", "b", "c"]; a list must be written as one.
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list, got {_type_name(value)} {value!r:.60}")
+    args = getattr(list_type, "__args__", None)
+    if not args:
+        return list(value)
+    return [converter.structure(v, args[0]) for v in value]
+
+
+converter.register_structure_hook_func(_is_list_type, _structure_list)
 
 
 def _structure_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:

@@ -1,0 +1,1129 @@
+"""``SqliteStore``: cairn's embedded default storage backend, one SQLite file.
+
+Design, in brief:
+
+- The connection runs in autocommit mode; every write is one explicit
+  ``BEGIN IMMEDIATE`` ... ``COMMIT``. Taking the write lock up front means two
+  processes never deadlock upgrading a read lock, and a compare-and-swap of a
+  ref reads and writes under the same lock.
+- WAL journal, ``synchronous=FULL`` by default: a write returns once it is on
+  disk, and readers never block the writer.
+- Every batch read is one statement: the hashes travel as one JSON array
+  through ``json_each(?)``, so there is no limit on SQL variables.
+- The schema is created and migrated by numbered ``Migration`` steps recorded
+  in the ``migrations`` table; later releases append steps to ``MIGRATIONS``.
+
+The module imports ``sqlite_utils`` (slow to import), so the plugin module
+imports it only inside the factory.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import contextlib
+import functools
+import json
+import os
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+
+import attrs
+from sqlite_utils import Database
+
+from cairn.errors import ConflictError, IntegrityError, StorageError, ValidationError
+from cairn.model import Annotation, Commit, Operation, Priority, canonical_json, now, sha256_hex, skip_depth
+from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects
+from cairn_sqlite.config import SYNCHRONOUS_LEVELS, SqliteConfig
+
+__all__ = [
+    "MEMORY",
+    "MIGRATIONS",
+    "Migration",
+    "SqliteStore",
+    "open_in_directory",
+    "resolve_path",
+    "schema_version",
+]
+
+#: The path of a throw-away in-memory store.
+MEMORY = ":memory:"
+#: File name ``open_in_directory`` uses.
+DEFAULT_FILE = "cairn.db"
+#: UPSERT (``ON CONFLICT DO UPDATE``) needs 3.24; json_each is built in from 3.38 and common before.
+MIN_SQLITE = (3, 24, 0)
+
+_T = TypeVar("_T")
+
+
+# -- schema and migrations ---------------------------------------------------------
+
+
+@attrs.frozen
+class Migration:
+    """One schema step: ``apply`` runs inside the migrating transaction, then ``version`` is recorded."""
+
+    version: int
+    name: str
+    apply: Callable[[Database], None]
+
+
+COMMIT_COLUMNS = (
+    "hash",
+    "parent",
+    "operation",
+    "content_hash",
+    "target",
+    "reply_to",
+    "message",
+    "metadata",
+    "created_at",
+    "content_type",
+    "token_count",
+    "cumulative_tokens",
+    "depth",
+    "skip",
+)
+
+
+def _schema_v1(db: Database) -> None:
+    """Objects, refs, annotations and the token-count cache, with an index for every query the contract makes."""
+    db["blobs"].create({"hash": str, "data": bytes}, pk="hash", not_null={"data"})
+    db["commits"].create(
+        {
+            "hash": str,
+            "parent": str,
+            "operation": str,
+            "content_hash": str,
+            "target": str,
+            "reply_to": str,
+            "message": str,
+            "metadata": str,  # canonical JSON text
+            "created_at": str,
+            "content_type": str,
+            "token_count": int,
+            "cumulative_tokens": int,
+            "depth": int,
+            "skip": str,
+        },
+        pk="hash",
+        not_null={"operation", "message", "metadata", "created_at", "token_count", "cumulative_tokens", "depth"},
+        foreign_keys=[
+            ("parent", "commits", "hash"),
+            ("content_hash", "blobs", "hash"),
+            ("target", "commits", "hash"),
+        ],
+    )
+    commits = db["commits"]
+    # children (oldest first) and the foreign-key check when a parent is deleted
+    commits.create_index(["parent", "created_at"], index_name="commits_parent")
+    commits.create_index(["content_type", "created_at"], index_name="commits_type_time")
+    commits.create_index(["created_at"], index_name="commits_time")
+    commits.create_index(["target"], index_name="commits_target")
+    # gc's "blobs no surviving commit uses" and the foreign-key check when a blob is deleted
+    commits.create_index(["content_hash"], index_name="commits_content")
+
+    db["refs"].create({"name": str, "value": str}, pk="name", not_null={"value"})
+
+    # ``seq`` is the rowid: a new row always gets a larger seq than every
+    # surviving row, which is all (created_at, seq) ordering needs.
+    db["annotations"].create(
+        {"seq": int, "id": str, "target": str, "priority": str, "reason": str, "created_at": str},
+        pk="seq",
+        not_null={"id", "target", "priority", "reason", "created_at"},
+        foreign_keys=[("target", "commits", "hash")],
+    )
+    annotations = db["annotations"]
+    annotations.create_index(["id"], index_name="annotations_id", unique=True)
+    annotations.create_index(["target", "created_at", "seq"], index_name="annotations_target_time")
+    annotations.create_index(["priority", "target"], index_name="annotations_priority")
+
+    db["token_counts"].create(
+        {"tokenizer": str, "hash": str, "count": int},
+        pk=("tokenizer", "hash"),
+        not_null={"count"},
+    )
+
+
+#: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "objects, refs, annotations and token counts", _schema_v1),
+)
+
+
+def schema_version() -> int:
+    """The schema version this release of cairn-sqlite writes."""
+    return MIGRATIONS[-1].version
+
+
+def _check_migrations(migrations: Sequence[Migration]) -> None:
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"cairn-sqlite migrations must be numbered 1, 2, 3 ...; got {versions}")
+
+
+_check_migrations(MIGRATIONS)
+
+
+# -- SQL on the hot paths ---------------------------------------------------------
+
+_COLS = ", ".join(f'"{c}"' for c in COMMIT_COLUMNS)
+_C_COLS = ", ".join(f'c."{c}"' for c in COMMIT_COLUMNS)
+_INSERT_COMMIT = f"INSERT OR IGNORE INTO commits ({_COLS}) VALUES ({', '.join('?' * len(COMMIT_COLUMNS))})"
+_INSERT_BLOB = "INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)"
+_SET_REF = "INSERT INTO refs (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+_DELETE_REF = "DELETE FROM refs WHERE name = ?"
+_GET_REF = "SELECT value FROM refs WHERE name = ?"
+_GET_REFS = "SELECT name, value FROM refs WHERE name IN (SELECT value FROM json_each(?))"
+_KNOWN_COMMITS = "SELECT hash FROM commits WHERE hash IN (SELECT value FROM json_each(?))"
+_KNOWN_BLOBS = "SELECT hash FROM blobs WHERE hash IN (SELECT value FROM json_each(?))"
+_GET_BLOBS = "SELECT hash, data FROM blobs WHERE hash IN (SELECT value FROM json_each(?))"
+_GET_COMMITS = f"SELECT {_COLS} FROM commits WHERE hash IN (SELECT value FROM json_each(?))"
+_ANCESTORS = f"""
+WITH RECURSIVE chain(n, {_COLS}) AS (
+    SELECT 0, {_COLS} FROM commits WHERE hash = ?
+    UNION ALL
+    SELECT chain.n + 1, {_C_COLS} FROM chain JOIN commits AS c ON c.hash = chain.parent
+    LIMIT ?
+)
+SELECT {_COLS} FROM chain ORDER BY n
+"""
+_CHILDREN = f"SELECT {_COLS} FROM commits WHERE parent = ? ORDER BY created_at, rowid"
+_TARGETING = (
+    f"SELECT {_COLS} FROM commits WHERE target IN (SELECT value FROM json_each(?)) ORDER BY created_at, rowid"
+)
+_FIND = "SELECT hash FROM commits WHERE hash >= ? AND hash < ? ORDER BY hash LIMIT ?"
+_LATEST_FOR = """
+SELECT a.target, a.priority, a.reason, a.created_at
+FROM json_each(?) AS t
+JOIN annotations AS a ON a.seq = (
+    SELECT b.seq FROM annotations AS b
+    WHERE b.target = t.value{as_of}
+    ORDER BY b.created_at DESC, b.seq DESC LIMIT 1
+)
+"""
+_ANNOTATED = """
+SELECT a.target, a.priority, a.reason, a.created_at
+FROM (SELECT DISTINCT target FROM annotations WHERE priority = ?{as_of}) AS t
+JOIN annotations AS a ON a.seq = (
+    SELECT b.seq FROM annotations AS b
+    WHERE b.target = t.target{as_of_b}
+    ORDER BY b.created_at DESC, b.seq DESC LIMIT 1
+)
+WHERE a.priority = ?
+ORDER BY a.target
+"""
+_HISTORY = "SELECT target, priority, reason, created_at FROM annotations WHERE target = ? ORDER BY created_at, seq"
+_INSERT_ANNOTATION = (
+    "INSERT OR IGNORE INTO annotations (id, target, priority, reason, created_at) VALUES (?, ?, ?, ?, ?)"
+)
+_GET_TOKENS = "SELECT hash, count FROM token_counts WHERE tokenizer = ? AND hash IN (SELECT value FROM json_each(?))"
+_PUT_TOKENS = (
+    "INSERT INTO token_counts (tokenizer, hash, count) VALUES (?, ?, ?) "
+    "ON CONFLICT (tokenizer, hash) DO UPDATE SET count = excluded.count"
+)
+
+# gc: the live set follows parents and edit/delete targets from every ref
+# whose value is a stored commit (symbolic values match no hash). Following
+# targets too keeps every surviving link intact, so check() stays clean.
+_GC_SQL = (
+    "CREATE TEMP TABLE gc_live (hash TEXT PRIMARY KEY)",
+    "CREATE TEMP TABLE gc_dead (hash TEXT PRIMARY KEY)",
+    "CREATE TEMP TABLE gc_dead_blobs (hash TEXT PRIMARY KEY)",
+    """
+    WITH RECURSIVE live(hash) AS (
+        SELECT commits.hash FROM refs JOIN commits ON commits.hash = refs.value
+        UNION
+        SELECT n.hash FROM live
+        JOIN commits AS c ON c.hash = live.hash
+        JOIN commits AS n ON n.hash = c.parent OR n.hash = c.target
+    )
+    INSERT INTO temp.gc_live (hash) SELECT hash FROM live
+    """,
+    "INSERT INTO temp.gc_dead (hash) SELECT hash FROM commits WHERE hash NOT IN (SELECT hash FROM temp.gc_live)",
+    """
+    INSERT INTO temp.gc_dead_blobs (hash)
+    SELECT hash FROM blobs WHERE hash NOT IN (
+        SELECT c.content_hash FROM temp.gc_live AS l JOIN commits AS c ON c.hash = l.hash
+        WHERE c.content_hash IS NOT NULL
+    )
+    """,
+)
+_GC_COUNTS = """
+SELECT
+    (SELECT count(*) FROM temp.gc_dead),
+    (SELECT count(*) FROM temp.gc_dead_blobs),
+    (SELECT count(*) FROM annotations WHERE target IN (SELECT hash FROM temp.gc_dead))
+"""
+_GC_DELETE = (
+    "DELETE FROM annotations WHERE target IN (SELECT hash FROM temp.gc_dead)",
+    "DELETE FROM commits WHERE hash IN (SELECT hash FROM temp.gc_dead)",
+    "DELETE FROM token_counts WHERE hash IN (SELECT hash FROM temp.gc_dead_blobs)",
+    "DELETE FROM blobs WHERE hash IN (SELECT hash FROM temp.gc_dead_blobs)",
+)
+_GC_DROP = ("DROP TABLE temp.gc_live", "DROP TABLE temp.gc_dead", "DROP TABLE temp.gc_dead_blobs")
+
+_HEX = re.compile(r"\A[0-9a-f]*\Z")
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+def _storage_error(exc: sqlite3.Error, path: str, action: str, timeout_ms: int) -> StorageError:
+    """Turn an sqlite3 exception into a typed cairn error that says where and what to do."""
+    name = getattr(exc, "sqlite_errorname", "") or ""  # Python 3.11+
+    text = str(exc)
+    lowered = text.lower()
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in lowered:
+        return StorageError(f"{path}: the store is closed", hint="open the store again; a closed store cannot be used")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in lowered or "busy" in lowered:
+        return StorageError(
+            f"{path}: the database is locked by another process (waited {timeout_ms} ms while {action})",
+            hint="retry; if it persists, find the process holding the lock, "
+            "or raise busy_timeout_ms in [storage.sqlite]",
+        )
+    if name.startswith("SQLITE_FULL") or "disk is full" in lowered:
+        return StorageError(
+            f"{path}: the disk is full (while {action})",
+            hint="free disk space and retry; the failed write was rolled back",
+        )
+    if name.startswith("SQLITE_NOTADB") or "not a database" in lowered:
+        return StorageError(
+            f"{path} is not an SQLite database (or it is encrypted or damaged)",
+            hint="point path in [storage.sqlite] at a cairn database, or move this file away to start a new store",
+        )
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in lowered:
+        return StorageError(
+            f"{path}: the database is corrupt ({text})",
+            hint=f"restore it from a backup; `sqlite3 {path} .recover` may salvage what is left",
+        )
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in lowered:
+        return StorageError(
+            f"{path}: cannot open the database file",
+            hint="check that its directory exists and that you may read and write there",
+        )
+    if name.startswith("SQLITE_READONLY") or "readonly" in lowered:
+        return StorageError(
+            f"{path}: the database is read-only (while {action})",
+            hint="check the permissions of the file, its directory and the -wal/-shm files beside it",
+        )
+    if name.startswith(("SQLITE_IOERR", "SQLITE_PROTOCOL")) or "disk i/o" in lowered:
+        return StorageError(
+            f"{path}: the operating system failed to read or write the database (while {action}): {text}",
+            hint="check the disk and the file system; network file systems are not supported",
+        )
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityError(
+            f"{path}: a database constraint refused {action}: {text}",
+            hint="run `cairn check`; nothing of this write was stored",
+        )
+    return StorageError(f"{path}: SQLite failed while {action}: {text}", hint="run `cairn check`, then retry")
+
+
+def _sqlite(action: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
+    """Serialize use of the connection, refuse a closed store, and type every sqlite3 error."""
+
+    def decorate(method: Callable[..., _T]) -> Callable[..., _T]:
+        @functools.wraps(method)
+        def call(self: "SqliteStore", *args: Any, **kwargs: Any) -> _T:
+            with self._lock:
+                if self._conn is None:
+                    raise StorageError(
+                        f"{self.path}: the store is closed",
+                        hint="open the store again; a closed store cannot be used",
+                    )
+                try:
+                    return method(self, *args, **kwargs)
+                except sqlite3.Error as exc:
+                    raise _storage_error(exc, self.path, action, self.busy_timeout_ms) from exc
+
+        return call
+
+    return decorate
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _commit_from_row(row: Sequence[Any]) -> Commit:
+    return Commit(
+        hash=row[0],
+        parent=row[1],
+        operation=Operation(row[2]),
+        content_hash=row[3],
+        target=row[4],
+        reply_to=row[5],
+        message=row[6],
+        metadata=json.loads(row[7]),
+        created_at=row[8],
+        content_type=row[9],
+        token_count=row[10],
+        cumulative_tokens=row[11],
+        depth=row[12],
+        skip=row[13],
+    )
+
+
+def _commit_row(commit: Commit) -> tuple[Any, ...]:
+    return (
+        commit.hash,
+        commit.parent,
+        commit.operation.value,
+        commit.content_hash,
+        commit.target,
+        commit.reply_to,
+        commit.message,
+        canonical_json(commit.metadata).decode("utf-8"),
+        commit.created_at,
+        commit.content_type,
+        commit.token_count,
+        commit.cumulative_tokens,
+        commit.depth,
+        commit.skip,
+    )
+
+
+def _annotation_from_row(row: Sequence[Any]) -> Annotation:
+    return Annotation(target=row[0], priority=Priority(row[1]), reason=row[2], created_at=row[3])
+
+
+def _keys(values: Iterable[str], what: str) -> list[str]:
+    """Distinct strings in first-seen order; reads ``values`` once, so generators are fine."""
+    out = list(dict.fromkeys(values))
+    for value in out:
+        if not isinstance(value, str):
+            raise ValidationError(f"expected strings, got {type(value).__name__} {value!r:.60}", what=what)
+    return out
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return -1  # SQLite: no limit
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise ValidationError(f"limit must be a whole number or None, got {limit!r}")
+    return max(limit, 0)
+
+
+def _upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound)."""
+    chars = list(prefix)
+    while chars and chars[-1] == "\U0010ffff":
+        chars.pop()
+    if not chars:
+        return None
+    code = ord(chars[-1]) + 1
+    if 0xD800 <= code <= 0xDFFF:  # no surrogates in UTF-8 text
+        code = 0xE000
+    chars[-1] = chr(code)
+    return "".join(chars)
+
+
+def _short(value: str | None) -> str:
+    return "none" if value is None else value[:12]
+
+
+def _topological(commits: Iterable[Commit]) -> list[Commit]:
+    """The batch with each commit after its parent and target (foreign keys are checked per statement)."""
+    by_hash: dict[str, Commit] = {}
+    for commit in commits:
+        if not isinstance(commit, Commit):
+            raise ValidationError(f"expected a cairn.model.Commit, got {type(commit).__name__}", what="write")
+        by_hash.setdefault(commit.hash, commit)
+    done: set[str] = set()
+    ordered: list[Commit] = []
+    for start in by_hash.values():
+        if start.hash in done:
+            continue
+        stack = [start]
+        visiting = {start.hash}
+        while stack:
+            top = stack[-1]
+            pending = [
+                by_hash[d]
+                for d in (top.parent, top.target)
+                if d is not None and d in by_hash and d not in done and d not in visiting
+            ]
+            if pending:
+                stack.append(pending[0])
+                visiting.add(pending[0].hash)
+                continue
+            stack.pop()
+            visiting.discard(top.hash)
+            if top.hash not in done:
+                done.add(top.hash)
+                ordered.append(top)
+    return ordered
+
+
+class _StreamedBlobs(collections.abc.Mapping):  # type: ignore[type-arg]
+    """Every stored blob, for ``check_objects``: hashes in memory, bytes streamed one row at a time."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._hashes = {h for (h,) in conn.execute("SELECT hash FROM blobs")}
+
+    def __getitem__(self, key: str) -> bytes:
+        row = self._conn.execute("SELECT data FROM blobs WHERE hash = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return bytes(row[0])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._hashes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._hashes)
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def items(self) -> collections.abc.ItemsView:  # type: ignore[type-arg]
+        return _StreamedItems(self)
+
+
+class _StreamedItems(collections.abc.ItemsView):  # type: ignore[type-arg]
+    """One query for all (hash, bytes) pairs instead of one query per blob."""
+
+    _mapping: _StreamedBlobs
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        for digest, data in self._mapping._conn.execute("SELECT hash, data FROM blobs"):
+            yield digest, bytes(data)
+
+
+# -- the store --------------------------------------------------------------------------
+
+
+class SqliteStore(Store):
+    """A ``cairn.storage.Store`` in one SQLite file (see the module docstring).
+
+    Safe to share between threads (calls are serialized) and between
+    processes (SQLite's locking; every write takes the lock up front).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 30000,
+        synchronous: str = "full",
+    ) -> None:
+        """Open (creating and migrating as needed) the database at ``path``; ``":memory:"`` for a throw-away store.
+
+        Raises ``StorageError`` when the file is not a cairn database, was
+        written by a newer cairn-sqlite, or cannot be opened.
+        """
+        if synchronous not in SYNCHRONOUS_LEVELS:
+            raise ValidationError(
+                f"must be one of {', '.join(SYNCHRONOUS_LEVELS)}; got {synchronous!r}", what="sqlite", field="synchronous"
+            )
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int) or busy_timeout_ms < 0:
+            raise ValidationError(
+                f"must be a whole number of milliseconds, 0 or more; got {busy_timeout_ms!r}",
+                what="sqlite",
+                field="busy_timeout_ms",
+            )
+        self.path = MEMORY if str(path) == MEMORY else str(Path(path))
+        self.busy_timeout_ms = busy_timeout_ms
+        self.synchronous = synchronous
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StorageError(
+                f"SQLite {sqlite3.sqlite_version} is too old for cairn-sqlite (needs {'.'.join(map(str, MIN_SQLITE))})",
+                hint="use a Python built with a newer SQLite",
+            )
+        try:
+            # isolation_level=None: autocommit; this class issues BEGIN IMMEDIATE / COMMIT itself.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise _storage_error(exc, self.path, "opening the database", busy_timeout_ms) from exc
+        try:
+            self._configure(conn)
+            self.db = Database(conn, recursive_triggers=False, execute_plugins=False)
+            self._conn = conn
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._conn = None
+            conn.close()
+            raise _storage_error(exc, self.path, "opening the database", busy_timeout_ms) from exc
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    @classmethod
+    def from_config(cls, config: SqliteConfig, *, data_dir: Path) -> "SqliteStore":
+        """Open the store ``[storage.sqlite]`` describes, relative paths under ``data_dir`` (created)."""
+        path = resolve_path(config.path, data_dir)
+        if path != MEMORY:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"{path}: cannot create the directory {Path(path).parent}: {exc.strerror}",
+                    hint="check the path in [storage.sqlite] and the permissions of its parent directories",
+                ) from exc
+        return cls(path, busy_timeout_ms=config.busy_timeout_ms, synchronous=config.synchronous)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"<SqliteStore {self.path} ({state})>"
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys = ON")  # per connection, and only outside a transaction
+        # The first statement that reads the file: a non-database fails here.
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if self.path != MEMORY and str(mode).lower() != "wal":
+            raise StorageError(
+                f"{self.path}: SQLite cannot use write-ahead logging here (journal mode stays {mode!r})",
+                hint="keep the database on a local file system; network file systems are not supported",
+            )
+        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+
+    def _read_version(self) -> int | None:
+        """The recorded schema version; None when there is no ``migrations`` table yet."""
+        assert self._conn is not None
+        if not self.db["migrations"].exists():
+            return None
+        row = self._conn.execute("SELECT max(version) FROM migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _refuse(self, version: int | None) -> None:
+        latest = schema_version()
+        if version is None:
+            others = [t for t in self.db.table_names() if not t.startswith("sqlite_")]
+            if others:
+                raise StorageError(
+                    f"{self.path} is an SQLite database but not a cairn store (it holds {', '.join(sorted(others)[:5])})",
+                    hint="point path in [storage.sqlite] at a new file or an existing cairn database",
+                )
+        elif version > latest:
+            raise StorageError(
+                f"{self.path} has schema version {version}, written by a newer cairn-sqlite; "
+                f"this one knows versions up to {latest}",
+                hint="upgrade cairn-sqlite (pip install -U cairn-sqlite)",
+            )
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        version = self._read_version()
+        self._refuse(version)
+        if version == schema_version():
+            return  # the common case: no write lock taken on open
+        with self._write_transaction():
+            # Another process may have migrated while we waited for the lock.
+            version = self._read_version()
+            self._refuse(version)
+            if version is None:
+                self.db["migrations"].create(
+                    {"version": int, "name": str, "applied_at": str},
+                    pk="version",
+                    not_null={"name", "applied_at"},
+                )
+                version = 0
+            for migration in MIGRATIONS[version:]:
+                migration.apply(self.db)
+                conn.execute(
+                    "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, now()),
+                )
+
+    # -- transactions ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``: take the write lock now, so no other writer can slip in between read and write."""
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    @contextlib.contextmanager
+    def _read_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One snapshot for a method that needs several statements."""
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            self._rollback(conn)
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # keep the error that got us here
+                conn.execute("ROLLBACK")
+
+    # -- objects -------------------------------------------------------------------------
+
+    @_sqlite("writing")
+    def write(
+        self,
+        *,
+        blobs: Mapping[str, bytes] | None = None,
+        commits: Sequence[Commit] = (),
+        refs: Sequence[RefUpdate] = (),
+    ) -> None:
+        """Store blobs and commits and apply ref updates in one transaction (see ``Store.write``).
+
+        Blobs and commits are verified against their hashes first; a mismatch
+        raises ``IntegrityError`` and nothing is written.
+        """
+        blob_rows = self._checked_blobs(blobs or {})
+        ordered = _topological(commits)
+        updates = self._checked_refs(refs)
+        for commit in ordered:
+            if commit.computed_hash() != commit.hash:
+                raise IntegrityError(
+                    f"commit {commit.short}: its fields do not match its hash",
+                    hint="build commits with Commit.new; nothing was written",
+                )
+        if not (blob_rows or ordered or updates):
+            return
+        with self._write_transaction() as conn:
+            if updates:
+                self._compare_refs(conn, updates)
+            if ordered:
+                self._check_links(conn, ordered, {digest for digest, _ in blob_rows})
+            if blob_rows:
+                conn.executemany(_INSERT_BLOB, blob_rows)
+            if ordered:
+                conn.executemany(_INSERT_COMMIT, [_commit_row(c) for c in ordered])
+            for update in updates:
+                if update.new is None:
+                    conn.execute(_DELETE_REF, (update.name,))
+                else:
+                    conn.execute(_SET_REF, (update.name, update.new))
+
+    @staticmethod
+    def _checked_blobs(blobs: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
+        rows = []
+        for digest, data in blobs.items():
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ValidationError(f"blob {digest!r:.20} must be bytes, got {type(data).__name__}", what="write")
+            data = bytes(data)
+            if sha256_hex(data) != digest:
+                raise IntegrityError(
+                    f"blob {str(digest)[:12]}: its bytes do not match its hash",
+                    hint="key each blob by the SHA-256 of its bytes; nothing was written",
+                )
+            rows.append((digest, data))
+        return rows
+
+    @staticmethod
+    def _checked_refs(refs: Sequence[RefUpdate]) -> list[RefUpdate]:
+        updates = list(refs)
+        seen: set[str] = set()
+        for update in updates:
+            if not isinstance(update, RefUpdate):
+                raise ValidationError(f"expected a cairn.storage.RefUpdate, got {type(update).__name__}", what="write")
+            if not isinstance(update.name, str) or not update.name:
+                raise ValidationError("a ref name must be a non-empty string", what="write", given=update.name)
+            if update.new is not None and (not isinstance(update.new, str) or not update.new):
+                raise ValidationError(f"ref {update.name}: the new value must be a non-empty string or None",
+                                      what="write", given=update.new)
+            if update.name in seen:
+                raise ValidationError(f"ref {update.name} is updated twice in one write", what="write",
+                                      hint="give each ref one update per write")
+            seen.add(update.name)
+        return updates
+
+    @staticmethod
+    def _compare_refs(conn: sqlite3.Connection, updates: list[RefUpdate]) -> None:
+        if len(updates) == 1:
+            row = conn.execute(_GET_REF, (updates[0].name,)).fetchone()
+            current = {updates[0].name: row[0]} if row else {}
+        else:
+            current = dict(conn.execute(_GET_REFS, (json.dumps([u.name for u in updates]),)).fetchall())
+        for update in updates:
+            actual = current.get(update.name)
+            if False:
+                raise ConflictError(update.name, update.expected, actual)
+
+    @staticmethod
+    def _check_links(conn: sqlite3.Connection, ordered: list[Commit], batch_blobs: set[str]) -> None:
+        batch = {c.hash for c in ordered}
+        need_commits = {h for c in ordered for h in (c.parent, c.target) if h is not None and h not in batch}
+        need_blobs = {c.content_hash for c in ordered if c.content_hash is not None and c.content_hash not in batch_blobs}
+        stored_commits: set[str] = set()
+        stored_blobs: set[str] = set()
+        if need_commits:
+            stored_commits = {h for (h,) in conn.execute(_KNOWN_COMMITS, (json.dumps(sorted(need_commits)),))}
+        if need_blobs:
+            stored_blobs = {h for (h,) in conn.execute(_KNOWN_BLOBS, (json.dumps(sorted(need_blobs)),))}
+        known_commits = batch | stored_commits
+        known_blobs = batch_blobs | stored_blobs
+        for commit in ordered:
+            for what, digest, known in (
+                ("parent", commit.parent, known_commits),
+                ("target", commit.target, known_commits),
+                ("content blob", commit.content_hash, known_blobs),
+            ):
+                if digest is not None and digest not in known:
+                    error = IntegrityError(
+                        f"commit {commit.short}: its {what} {digest[:12]} is neither stored nor in this write",
+                        hint=f"write the {what} first or in the same batch; nothing was written",
+                    )
+                    error.commit = commit.hash  # type: ignore[attr-defined]
+                    error.missing = digest  # type: ignore[attr-defined]
+                    raise error
+
+    @_sqlite("reading blobs")
+    def get_blobs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """The stored bytes of each known hash; unknown hashes are left out. One statement."""
+        keys = _keys(hashes, "get_blobs")
+        if not keys:
+            return {}
+        assert self._conn is not None
+        return {h: bytes(d) for h, d in self._conn.execute(_GET_BLOBS, (json.dumps(keys),))}
+
+    @_sqlite("reading commits")
+    def get_commits(self, hashes: Iterable[str]) -> dict[str, Commit]:
+        """Each known commit by hash; unknown hashes are left out. One statement."""
+        keys = _keys(hashes, "get_commits")
+        if not keys:
+            return {}
+        assert self._conn is not None
+        rows = self._conn.execute(_GET_COMMITS, (json.dumps(keys),))
+        return {row[0]: _commit_from_row(row) for row in rows}
+
+    @_sqlite("reading ancestors")
+    def ancestors(self, start: str, *, limit: int | None = None) -> list[Commit]:
+        """``start`` and its ancestors, newest first, at most ``limit``; empty if ``start`` is unknown. One statement."""
+        n = _limit(limit)
+        if n == 0:
+            return []
+        assert self._conn is not None
+        return [_commit_from_row(r) for r in self._conn.execute(_ANCESTORS, (start, n))]
+
+    @_sqlite("reading children")
+    def children(self, commit: str) -> list[Commit]:
+        """Commits whose parent is ``commit``, oldest first."""
+        assert self._conn is not None
+        return [_commit_from_row(r) for r in self._conn.execute(_CHILDREN, (commit,))]
+
+    def _by_time(self, content_type: str | None, since: str | None, until: str | None, limit: int | None) -> list[Commit]:
+        where: list[str] = []
+        params: list[Any] = []
+        if content_type is not None:
+            where.append("content_type = ?")
+            params.append(content_type)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("created_at <= ?")
+            params.append(until)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        # rowid breaks ties in insertion order and is part of every index, so no sort is needed.
+        sql = f"SELECT {_COLS} FROM commits{clause} ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        assert self._conn is not None
+        return [_commit_from_row(r) for r in self._conn.execute(sql, (*params, _limit(limit)))]
+
+    @_sqlite("reading commits by type")
+    def commits_by_type(
+        self,
+        content_type: str,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Commit]:
+        """Commits of ``content_type`` with ``since <= created_at <= until``, newest first."""
+        return self._by_time(content_type, since, until, limit)
+
+    @_sqlite("reading commits by time")
+    def commits_by_time(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Commit]:
+        """Commits with ``since <= created_at <= until``, newest first."""
+        return self._by_time(None, since, until, limit)
+
+    @_sqlite("reading edits and deletes")
+    def commits_targeting(self, targets: Iterable[str]) -> list[Commit]:
+        """Edits and deletes whose target is one of ``targets``, oldest first. One statement."""
+        keys = _keys(targets, "commits_targeting")
+        if not keys:
+            return []
+        assert self._conn is not None
+        return [_commit_from_row(r) for r in self._conn.execute(_TARGETING, (json.dumps(keys),))]
+
+    @_sqlite("finding commits")
+    def find_commits(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Hashes starting with ``prefix`` (hex, any case), in hash order; empty for a non-hex prefix."""
+        prefix = prefix.lower()
+        n = _limit(limit)
+        if not _HEX.match(prefix) or n == 0:
+            return []
+        assert self._conn is not None
+        # Every hex digit sorts below "g", so [prefix, prefix + "g") is exactly the prefix's range.
+        return [h for (h,) in self._conn.execute(_FIND, (prefix, prefix + "g", n))]
+
+    # -- refs ----------------------------------------------------------------------------
+
+    @_sqlite("reading a ref")
+    def get_ref(self, name: str) -> str | None:
+        """The value of ``name``, or None."""
+        assert self._conn is not None
+        row = self._conn.execute(_GET_REF, (name,)).fetchone()
+        return row[0] if row else None
+
+    @_sqlite("listing refs")
+    def list_refs(self, prefix: str = "") -> dict[str, str]:
+        """Every ref whose name starts with ``prefix``, sorted by name (a literal prefix: no wildcards)."""
+        assert self._conn is not None
+        upper = _upper_bound(prefix)
+        if upper is None:
+            rows = self._conn.execute("SELECT name, value FROM refs WHERE name >= ? ORDER BY name", (prefix,))
+        else:
+            rows = self._conn.execute(
+                "SELECT name, value FROM refs WHERE name >= ? AND name < ? ORDER BY name", (prefix, upper)
+            )
+        return dict(rows.fetchall())
+
+    # -- annotations ---------------------------------------------------------------------
+
+    @_sqlite("adding annotations")
+    def add_annotations(self, annotations: Sequence[Annotation]) -> None:
+        """Append annotations, idempotent by id; all or nothing.
+
+        ``IntegrityError`` (nothing written) when a target is not a stored commit.
+        """
+        items = list(annotations)
+        for item in items:
+            if not isinstance(item, Annotation):
+                raise ValidationError(f"expected a cairn.model.Annotation, got {type(item).__name__}",
+                                      what="add_annotations")
+        if not items:
+            return
+        targets = _keys((a.target for a in items), "add_annotations")
+        rows = [(a.id, a.target, a.priority.value, a.reason, a.created_at) for a in items]
+        with self._write_transaction() as conn:
+            known = {h for (h,) in conn.execute(_KNOWN_COMMITS, (json.dumps(targets),))}
+            missing = [t for t in targets if t not in known]
+            if missing:
+                error = IntegrityError(
+                    f"cannot annotate commit {missing[0][:12]}: it is not stored",
+                    hint="annotate stored commits only; nothing was written",
+                )
+                error.missing = missing[0]  # type: ignore[attr-defined]
+                raise error
+            conn.executemany(_INSERT_ANNOTATION, rows)
+
+    @_sqlite("reading annotations")
+    def latest_annotations(self, targets: Iterable[str], *, as_of: str | None = None) -> dict[str, Annotation]:
+        """For each target, its latest annotation with ``created_at <= as_of``; one statement."""
+        keys = _keys(targets, "latest_annotations")
+        if not keys:
+            return {}
+        assert self._conn is not None
+        if as_of is None:
+            rows = self._conn.execute(_LATEST_FOR.format(as_of=""), (json.dumps(keys),))
+        else:
+            rows = self._conn.execute(_LATEST_FOR.format(as_of=" AND b.created_at <= ?"), (json.dumps(keys), as_of))
+        return {row[0]: _annotation_from_row(row) for row in rows}
+
+    @_sqlite("reading annotations")
+    def annotation_history(self, target: str) -> list[Annotation]:
+        """Every annotation of ``target``, oldest first (ties in the order they were added)."""
+        assert self._conn is not None
+        return [_annotation_from_row(r) for r in self._conn.execute(_HISTORY, (target,))]
+
+    @_sqlite("reading annotations")
+    def annotated(self, priority: Priority, *, as_of: str | None = None) -> dict[str, Annotation]:
+        """Every target whose latest annotation as of ``as_of`` has ``priority``, by target."""
+        value = Priority(priority).value
+        assert self._conn is not None
+        if as_of is None:
+            sql = _ANNOTATED.format(as_of="", as_of_b="")
+            params: tuple[Any, ...] = (value, value)
+        else:
+            sql = _ANNOTATED.format(as_of=" AND created_at <= ?", as_of_b=" AND b.created_at <= ?")
+            params = (value, as_of, as_of, value)
+        return {row[0]: _annotation_from_row(row) for row in self._conn.execute(sql, params)}
+
+    # -- token counts ----------------------------------------------------------------------
+
+    @_sqlite("reading token counts")
+    def get_token_counts(self, tokenizer: str, hashes: Iterable[str]) -> dict[str, int]:
+        """Cached counts for ``tokenizer``; misses left out. One statement."""
+        keys = _keys(hashes, "get_token_counts")
+        if not keys:
+            return {}
+        assert self._conn is not None
+        return dict(self._conn.execute(_GET_TOKENS, (tokenizer, json.dumps(keys))).fetchall())
+
+    @_sqlite("writing token counts")
+    def put_token_counts(self, tokenizer: str, counts: Mapping[str, int]) -> None:
+        """Cache counts for ``tokenizer``, replacing earlier ones for the same hash."""
+        if not isinstance(tokenizer, str) or not tokenizer:
+            raise ValidationError("tokenizer must be a non-empty name", what="put_token_counts", given=tokenizer)
+        rows = []
+        for digest, count in counts.items():
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValidationError(f"token count for {str(digest)[:12]} must be a whole number >= 0, got {count!r}",
+                                      what="put_token_counts")
+            rows.append((tokenizer, digest, count))
+        if not rows:
+            return
+        with self._write_transaction() as conn:
+            conn.executemany(_PUT_TOKENS, rows)
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    @_sqlite("reading statistics")
+    def stats(self) -> StoreStats:
+        """Object counts; ``bytes`` is the database size (page_count * page_size)."""
+        with self._read_transaction() as conn:
+            blobs, commits, refs, annotations, tokens = conn.execute(
+                "SELECT (SELECT count(*) FROM blobs), (SELECT count(*) FROM commits), (SELECT count(*) FROM refs), "
+                "(SELECT count(*) FROM annotations), (SELECT count(*) FROM token_counts)"
+            ).fetchone()
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            version = conn.execute("SELECT max(version) FROM migrations").fetchone()[0]
+        return StoreStats(
+            blobs=blobs,
+            commits=commits,
+            refs=refs,
+            annotations=annotations,
+            bytes=pages * page_size,
+            details={
+                "backend": "sqlite",
+                "path": self.path,
+                "schema_version": version,
+                "token_counts": tokens,
+                "page_size": page_size,
+                "pages": pages,
+                "free_pages": free,
+                "sqlite_version": sqlite3.sqlite_version,
+            },
+        )
+
+    @_sqlite("collecting garbage")
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        """Remove commits no ref reaches, the blobs no surviving commit uses, and their annotations and token counts.
+
+        Reachability follows parents and edit/delete targets from every ref
+        whose value is a stored commit hash (symbolic refs are skipped). One
+        transaction; ``dry_run`` counts the same and removes nothing.
+        """
+        begin = self._read_transaction if dry_run else self._write_transaction
+        with begin() as conn:
+            for statement in _GC_SQL:
+                conn.execute(statement)
+            commits, blobs, annotations = conn.execute(_GC_COUNTS).fetchone()
+            if not dry_run:
+                for statement in _GC_DELETE:
+                    conn.execute(statement)
+            for statement in _GC_DROP:
+                conn.execute(statement)
+        return GcReport(commits_removed=commits, blobs_removed=blobs, annotations_removed=annotations,
+                        dry_run=dry_run)
+
+    @_sqlite("checking the database")
+    def check(self) -> list[Problem]:
+        """Every problem found: SQLite's own integrity and foreign-key checks, hashes, links, derived fields, refs."""
+        problems: list[Problem] = []
+        with self._read_transaction() as conn:
+            for (message,) in conn.execute("PRAGMA integrity_check"):
+                if message != "ok":
+                    problems.append(Problem("other", self.path, f"SQLite integrity check: {message}"))
+            for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
+                problems.append(Problem("other", f"{table}:{rowid}", f"refers to a missing row of {parent}"))
+            commits = {row[0]: _commit_from_row(row) for row in conn.execute(f"SELECT {_COLS} FROM commits")}
+            problems.extend(check_objects(self, commits.values(), _StreamedBlobs(conn)))
+            problems.extend(_skip_problems(commits))
+            types = conn.execute(
+                "SELECT c.hash, c.content_type, CASE WHEN json_valid(CAST(b.data AS TEXT)) "
+                "THEN json_extract(CAST(b.data AS TEXT), '$.content_type') ELSE NULL END, "
+                "json_valid(CAST(b.data AS TEXT)) "
+                "FROM commits AS c JOIN blobs AS b ON b.hash = c.content_hash"
+            )
+            for digest, declared, stored, valid in types:
+                if not valid:
+                    problems.append(Problem("other", digest, "its content is not JSON"))
+                elif declared != stored:
+                    problems.append(
+                        Problem("derived", digest, f"content type {declared!r}, but its content says {stored!r}")
+                    )
+            for name, value in conn.execute("SELECT name, value FROM refs ORDER BY name"):
+                if re.fullmatch(r"[0-9a-f]{64}", value) and value not in commits:
+                    problems.append(Problem("dangling_ref", name, f"points to commit {value[:12]}, which is not stored"))
+        return problems
+
+    def close(self) -> None:
+        """Close the connection (idempotent). The store is unusable afterwards."""
+        with self._lock:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                conn.close()
+
+
+def _skip_problems(commits: Mapping[str, Commit]) -> list[Problem]:
+    """Skip pointers that do not name the ancestor at ``skip_depth(depth)``.
+
+    One depth-first walk from the roots keeps the current path, so the
+    ancestor at any depth is a list index away: O(n) for the whole store.
+    """
+    children: dict[str, list[str]] = {}
+    roots = []
+    for commit in commits.values():
+        if commit.parent is None:
+            roots.append(commit.hash)
+        elif commit.parent in commits:
+            children.setdefault(commit.parent, []).append(commit.hash)
+    problems = []
+    for root in roots:
+        path: list[str] = []
+        stack = [(root, 0)]
+        while stack:
+            digest, depth = stack.pop()
+            del path[depth:]
+            path.append(digest)
+            commit = commits[digest]
+            expected = path[skip_depth(depth)] if depth > 0 else None
+            if commit.skip != expected:
+                problems.append(
+                    Problem("derived", digest, f"skip pointer {_short(commit.skip)}, expected {_short(expected)}")
+                )
+            stack.extend((child, depth + 1) for child in children.get(digest, ()))
+    return problems
+
+
+def resolve_path(path: str, data_dir: Path) -> str:
+    """Where ``[storage.sqlite] path`` points: ``":memory:"``, an absolute path, or a path under ``data_dir``."""
+    if path == MEMORY:
+        return MEMORY
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute():
+        candidate = Path(data_dir) / candidate
+    return str(candidate)
+
+
+def open_in_directory(directory: str | os.PathLike[str]) -> SqliteStore:
+    """Open ``<directory>/cairn.db`` with the default settings: the conformance suite's ``store_opener``."""
+    return SqliteStore(Path(directory) / DEFAULT_FILE)
