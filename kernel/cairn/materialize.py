@@ -257,14 +257,16 @@ def materialize(
     required = _required(repo, head, moment)
     priming = repo.tokenizer.overhead.reply_priming
     required_tokens = sum(c.tokens for c in required)
-    if budget is not None and required_tokens + priming > budget:
+    if budget is not None and required and required_tokens + priming > budget:
         raise BudgetExceededError(
             required_tokens + priming,
             budget,
             what="pinned items and instructions",
             hint="raise the budget, or unpin or skip some of them",
         )
-    remaining = None if budget is None else budget - required_tokens - priming
+    # Reply priming is paid once anything is sent; with nothing required, an
+    # impossible budget just keeps nothing.
+    remaining = None if budget is None else max(0, budget - required_tokens - priming)
 
     walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in required})
     candidates = iter(walk)

@@ -78,7 +78,7 @@ class Model:
         rest = [i for i in items if i[2] != "pinned"]
         if budget is not None:
             used = sum(i[3] for i in required) + tok.overhead.reply_priming
-            if used > budget:
+            if required and used > budget:
                 return "over"
             kept = []
             for item in reversed(rest):
@@ -101,7 +101,8 @@ operations = st.lists(
         st.tuples(st.just("delete"), st.integers(0, 50)),
         st.tuples(st.just("annotate"), st.integers(0, 50), st.sampled_from(["pinned", "skip", "normal"])),
         st.tuples(st.just("branch"), st.sampled_from(["main", "b1", "b2"])),
-        st.tuples(st.just("check"), st.one_of(st.none(), st.integers(5, 120)), st.integers(0, 50)),
+        # A budget as a share of what the branch holds, so budgets land where choices are made.
+        st.tuples(st.just("check"), st.one_of(st.none(), st.floats(0.05, 1.1)), st.integers(0, 50)),
     ),
     min_size=1,
     max_size=40,
@@ -115,7 +116,7 @@ def make(kind: str, words: list[str]) -> dict:
     return {"content_type": kind, "text": text}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
 def test_engine_matches_reference_model(ops, clock):
     # The fake clock (one microsecond per reading, shared by every example) makes
@@ -161,7 +162,8 @@ def test_engine_matches_reference_model(ops, clock):
             repo.switch(name)
             branch = name
         else:
-            budget, pick = op[1], op[2]
+            share, pick = op[1], op[2]
+            budget = None if share is None else max(1, int(share * repo.effective_tokens()))
             _check(repo, model, heads[branch], None, budget, tok)
             # Time travel to an earlier commit of this branch.
             lineage = model.lineage(heads[branch])

@@ -280,7 +280,7 @@ def _storage_error(exc: sqlite3.Error, path: str, action: str, timeout_ms: int) 
         return StorageError(f"{path}: the store is closed", hint="open the store again; a closed store cannot be used")
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in lowered or "busy" in lowered:
         return StorageError(
-            f"{path}: the database is locked by another process (waited {timeout_ms} ms while {action})",
+            f"{path}: the database is locked by another process (while {action}; busy timeout {timeout_ms} ms)",
             hint="retry; if it persists, find the process holding the lock, "
             "or raise busy_timeout_ms in [storage.sqlite]",
         )
@@ -755,7 +755,7 @@ class SqliteStore(Store):
             current = dict(conn.execute(_GET_REFS, (json.dumps([u.name for u in updates]),)).fetchall())
         for update in updates:
             actual = current.get(update.name)
-            if False:
+            if actual != update.expected:
                 raise ConflictError(update.name, update.expected, actual)
 
     @staticmethod
