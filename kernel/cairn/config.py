@@ -283,6 +283,8 @@ class Config:
         dotted = ".".join(path)
         key = None
         for problem in problems:
+            if problem.startswith(dotted + ": "):
+                problem = problem[len(dotted) + 2:]  # a validator's message about the whole table
             head, _, _ = problem.partition(":")
             if head.startswith(dotted + "."):
                 key = head[len(dotted) + 1:].split(".")[0]

@@ -110,6 +110,7 @@ class PluginError(CairnError):
 
     def __init__(self, message: str, *, plugin: str | None = None, hint: str | None = None) -> None:
         self.plugin = plugin
+        self.problem = message  # without the "plugin 'x':" prefix
         super().__init__(f"plugin {plugin!r}: {message}" if plugin else message, hint=hint)
 
 

@@ -25,6 +25,7 @@ import contextvars
 import difflib
 import inspect
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -34,8 +35,8 @@ import pluggy
 
 from cairn import hookspecs
 from cairn.config import BACKEND_SECTIONS, Config
-from cairn.errors import ConfigError, DuplicateNameError, NotFoundError, PluginError, ValidationError
-from cairn.model import ContentTypes, validate_name
+from cairn.errors import ConfigError, DuplicateNameError, NotFoundError, PluginError
+from cairn.model import ContentTypes
 
 __all__ = [
     "BUILTIN_PLUGIN",
@@ -59,6 +60,8 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "embeddings": ("cairn_register_embedding_providers", "embedding provider"),
     "evaluators": ("cairn_register_evaluators", "evaluator"),
 }
+
+_BACKEND_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 
 #: ``[cairn]`` key -> the registry kind whose backend it names.
 CHOSEN_BACKENDS: dict[str, str] = {"storage": "storage", "tokenizer": "tokenizers"}
@@ -149,7 +152,7 @@ class PluginInfo:
 
     name: str
     module: str
-    status: str  # ok | broken | blocked
+    status: str  # ok | broken | blocked | missing
     reason: str | None = None
     distribution: str | None = None
     version: str | None = None
@@ -183,7 +186,7 @@ class Plugins:
             kind: Registry(kind, label) for kind, (_, label) in REGISTRIES.items()
         }
         self.content_types = ContentTypes()
-        self._commands_added: set[int] = set()
+        self._commands: dict[str, Any] | None = None
         if trace:
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
         # Content types are historic: plugins registered later still get the call.
@@ -239,7 +242,7 @@ class Plugins:
         except ValueError as exc:  # already registered under this name
             return self._broken(name, str(exc))
         except PluginError as exc:
-            return self._broken(name, str(exc), exc)
+            return self._broken(name, exc.problem, exc)
         except Exception as exc:
             return self._broken(name, f"a hook raised {type(exc).__name__}: {exc}", exc)
         finally:
@@ -267,7 +270,7 @@ class Plugins:
             try:
                 return function(*args, **kwargs)
             except PluginError as exc:
-                self._broken(plugin, str(exc), exc)
+                self._broken(plugin, exc.problem, exc)
             except Exception as exc:
                 self._broken(plugin, f"{hook} raised {type(exc).__name__}: {exc}", exc)
             finally:
@@ -301,10 +304,12 @@ class Plugins:
             description: str = "",
         ) -> None:
             plugin = _current_plugin.get() or "?"
-            try:
-                validate_name(name, what=f"{registry.label} name", max_length=64)
-            except ValidationError as exc:
-                raise PluginError(exc.message, plugin=plugin) from None
+            if not isinstance(name, str) or not _BACKEND_NAME.match(name):
+                raise PluginError(
+                    f"{registry.label} name {name!r} is not valid: use lowercase letters, digits and '_', "
+                    "starting with a letter (it must work as a TOML key and in CAIRN__... variables)",
+                    plugin=plugin,
+                )
             if not callable(factory):
                 raise PluginError(f"{registry.label} {name!r}: factory {factory!r} is not callable", plugin=plugin)
             if config_cls is not None and not attrs.has(config_cls):
@@ -340,15 +345,41 @@ class Plugins:
         if plugin is not None:
             self.pm.unregister(plugin)
         if self.strict:
+            if isinstance(cause, PluginError):
+                raise cause  # keep its type (DuplicateNameError ...) and its hint
             raise PluginError(reason, plugin=name, hint="fix or uninstall the plugin, or run without --strict") from cause
         return False
 
-    def add_commands(self, cli: Any) -> None:
-        """Let every plugin add its commands to the click group ``cli`` (once per group)."""
-        if id(cli) in self._commands_added:
-            return
-        self._commands_added.add(id(cli))
-        self.pm.hook.cairn_register_commands(cli=cli)
+    def commands(self, reserved: Iterable[str] = ()) -> dict[str, Any]:
+        """The click commands plugins add, by name (computed once per plugin set).
+
+        A name that clashes with ``reserved`` (the built-in commands) or with
+        another plugin's command is refused: the later plugin is reported
+        broken with an error naming both.
+        """
+        if self._commands is None:
+            import click
+
+            owners: dict[str, str] = {name: BUILTIN_PLUGIN for name in reserved}
+            found: dict[str, Any] = {}
+            plugins = self
+
+            class Collector(click.Group):
+                def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+                    name = name or cmd.name
+                    plugin = _current_plugin.get() or "?"
+                    if name in owners and owners[name] != plugin:
+                        raise DuplicateNameError("command", name, owners[name], plugin)
+                    owners[name] = plugin
+                    found[name] = (cmd, plugin)
+
+            self.pm.hook.cairn_register_commands(cli=Collector("cairn"))
+            # A plugin found broken while adding commands loses all of them.
+            self._commands = {
+                name: cmd for name, (cmd, plugin) in found.items()
+                if self.info.get(plugin) is None or self.info[plugin].status == "ok"
+            }
+        return self._commands
 
     # -- using registrations -----------------------------------------------------
 
@@ -373,10 +404,8 @@ class Plugins:
     def check_config(self, config: Config) -> list[ConfigError]:
         """Every problem with backend tables and backend names in ``config``."""
         problems = list(config.validate())
-        try:
-            chosen = config.cairn
-        except ConfigError:
-            chosen = None
+        # Read the names raw: a typo elsewhere in [cairn] must not hide an unknown backend.
+        chosen = config.table("cairn")
         for kind, section in BACKEND_SECTIONS.items():
             registry = self.registries[kind]
             for base, table in config.table(section).items():
@@ -396,18 +425,17 @@ class Plugins:
                     config.structure_table((section, base), registry.get(base).config_cls)
                 except ConfigError as exc:
                     problems.append(exc)
-        if chosen is not None:
-            for key, kind in CHOSEN_BACKENDS.items():
-                name = getattr(chosen, key)
-                registry = self.registries[kind]
-                if name not in registry:
-                    problems.append(ConfigError(
-                        f"no {registry.label} called {name!r}",
-                        file=config.source_of(("cairn", key)),
-                        table="cairn",
-                        key=key,
-                        hint=f"known: {', '.join(registry.names()) or 'none installed'}",
-                    ))
+        for key, kind in CHOSEN_BACKENDS.items():
+            name = chosen.get(key)
+            registry = self.registries[kind]
+            if isinstance(name, str) and name not in registry:
+                problems.append(ConfigError(
+                    f"no {registry.label} called {name!r}",
+                    file=config.source_of(("cairn", key)),
+                    table="cairn",
+                    key=key,
+                    hint=f"known: {', '.join(registry.names()) or 'none installed'}",
+                ))
         return problems
 
     def describe(self) -> list[PluginInfo]:
@@ -480,7 +508,11 @@ def _short_repr(value: Any) -> str:
 def _list_entry_points() -> list[Any]:
     from stevedore import NamedExtensionManager
 
-    # names=[] imports nothing; list_entry_points reads stevedore's cached index.
+    # stevedore keeps a per-process copy keyed only by group: drop it, so a
+    # long-lived process sees plugins installed or removed since. The on-disk
+    # index it falls back to is keyed on sys.path and stays fast.
+    NamedExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
+    # names=[] imports nothing; list_entry_points reads stevedore's index.
     manager = NamedExtensionManager(ENTRY_POINT_GROUP, names=[])
     return list(manager.list_entry_points())
 
@@ -514,6 +546,9 @@ def load_plugins(
             plugins.info[ep.name] = PluginInfo(ep.name, ep.value, "blocked", why)
             continue
         allowed.append(ep)
+    for name in only or ():
+        if name not in plugins.info:  # asked for, but no such entry point: say so, never fail
+            plugins.info[name] = PluginInfo(name, "", "missing", "named in CAIRN_LOAD_PLUGINS but not installed")
 
     if not allowed:
         return plugins

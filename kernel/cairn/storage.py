@@ -282,8 +282,10 @@ def unreachable(
             continue
         reachable.add(digest)
         commit = commits[digest]
-        if commit.parent and commit.parent in commits:
-            stack.append(commit.parent)
+        # Follow targets too: an edit that survives keeps the item it changes.
+        for link in (commit.parent, commit.target):
+            if link and link in commits:
+                stack.append(link)
     dead = set(commits) - reachable
     live_blobs = {commits[h].content_hash for h in reachable if commits[h].content_hash}
     return dead, set(blobs) - live_blobs  # type: ignore[operator]

@@ -1,4 +1,4 @@
-"""Shared helpers: the installed ``cairn`` script, and the CLI's state over an in-memory store.
+"""Fixtures: the installed ``cairn`` script, and the CLI's state over an in-memory store.
 
 The ``cairn_env`` fixture comes from cairn's own pytest plugin (installed with
 the kernel): no user config, no ``CAIRN_*`` variables, cwd in a temp project.
@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import pytest
 
@@ -26,14 +26,16 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def cairn_command() -> list[str]:
-    """The installed ``cairn`` console script beside this interpreter, or the same entry point through ``-c``."""
+    """The installed ``cairn`` console script beside this interpreter, or ``python -m cairn``."""
     script = Path(sys.executable).with_name("cairn")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "from cairn.cli import main; main()"]
+    return [sys.executable, "-m", "cairn"]
 
 
-def run_cairn(*args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cairn(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """Run the real ``cairn`` in a subprocess, isolated from the machine's cairn settings."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN")}
     environ["CAIRN_USER_CONFIG"] = ""
@@ -85,6 +87,23 @@ def hello_installed() -> None:
 @pytest.fixture
 def store() -> MemoryStore:
     return MemoryStore()
+
+
+@pytest.fixture
+def memory_state(store: MemoryStore, cairn_env: Path) -> Callable[[], MemoryState]:
+    """Make a fresh ``MemoryState`` over this test's store (one per invocation, as one per ``cairn`` process),
+    in the isolated project directory of ``cairn_env``."""
+    return lambda: MemoryState(store)
+
+
+@pytest.fixture
+def cairn_run(cairn_env: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """``cairn_run("plugins", "--json", env={...})``: the installed ``cairn`` in this test's project directory."""
+
+    def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+        return run_cairn(*args, cwd=cairn_env, env=env)
+
+    return run
 
 
 @pytest.fixture

@@ -1,32 +1,38 @@
 """cairn-hello through the real kernel: the installed entry point, the ``cairn`` CLI, a store.
 
-Nothing here reaches the network: stores are in memory, the CLI runs
-in-process (``CliRunner``) or as a local subprocess, and the one test that
-uninstalls and reinstalls the plugin does so from this source tree.
+Stores are in memory (or SQLite in a temp directory), and the CLI runs
+in-process (``CliRunner``) or as a local subprocess. The one slow test
+uninstalls the plugin and reinstalls it from this source tree; pip needs
+network access for that only when the environment lacks the build tools
+(setuptools >= 70.1, or >= 64 with ``wheel``) and must fetch them.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
-import attrs
 import pytest
 from click.testing import CliRunner
 
-from cairn.cli import cli, main
+from cairn.cli import State, cli, main
 from cairn.errors import ValidationError
 from cairn.model import ContentHints, Message, Priority, UnknownContent
 from cairn.plugins import load_plugins
 from cairn.repo import Repo
 from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
-from cairn_hello import GREETINGS, Greeting, make_greeting
+from cairn_hello import Greeting, make_greeting
 
-from conftest import PROJECT_DIR, MemoryState, run_cairn
+#: The distribution's own directory (holds pyproject.toml), reinstalled by the uninstall test.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+Run = Callable[..., subprocess.CompletedProcess]
 
 
 def _greeting_plugin_info(plugins_json: str) -> dict | None:
@@ -141,8 +147,8 @@ def test_blocked_plugin_preserves_items_as_unknown_content(cairn_env: Path, monk
 # -- the command, through the real CLI ----------------------------------------------
 
 
-def test_installed_plugin_is_listed(cairn_env: Path) -> None:
-    result = run_cairn("plugins", "--json", cwd=cairn_env)
+def test_installed_plugin_is_listed(cairn_run: Run) -> None:
+    result = cairn_run("plugins", "--json")
     assert result.returncode == 0, result.stderr
     info = _greeting_plugin_info(result.stdout)
     assert info is not None, result.stdout
@@ -153,11 +159,11 @@ def test_installed_plugin_is_listed(cairn_env: Path) -> None:
     assert info["registers"] == {"content_types": ["hello.greeting"]}
 
 
-def test_greet_through_the_installed_script(cairn_env: Path) -> None:
-    result = run_cairn("hello", "greet", "Ada", "--language", "de", cwd=cairn_env)
+def test_greet_through_the_installed_script(cairn_run: Run) -> None:
+    result = cairn_run("hello", "greet", "Ada", "--language", "de")
     assert (result.returncode, result.stdout, result.stderr) == (0, "Hallo, Ada!\n", "")
 
-    listing = run_cairn("--help", cwd=cairn_env)
+    listing = cairn_run("--help")
     assert listing.returncode == 0 and "hello" in _help_commands(listing.stdout)
 
 
@@ -181,16 +187,17 @@ def test_greet_refuses_bad_input(cairn_env: Path, isolated_cli: None, capsys: py
     assert "error: hello.greeting.name: must not be empty" in capsys.readouterr().err
 
 
-def test_greet_commit_appends_an_item(cairn_env: Path, isolated_cli: None, store: MemoryStore) -> None:
+def test_greet_commit_appends_an_item(isolated_cli: None, memory_state: Callable[[], State]) -> None:
     runner = CliRunner()
-    result = runner.invoke(cli, ["hello", "greet", "Ada", "-l", "fr", "--greeter", "Bob", "--commit"], obj=MemoryState(store))
+    argv = ["hello", "greet", "Ada", "-l", "fr", "--greeter", "Bob", "--commit"]
+    result = runner.invoke(cli, argv, obj=memory_state())
     assert result.exit_code == 0, result.output
     first, second = result.stdout.splitlines()
     assert first == "Bonjour, Ada !"
     # Five words in "Bob (fr): Bonjour, Ada !" plus 3 tokens of message overhead.
     assert second.startswith("[main ") and second.endswith("] append hello.greeting (8 tokens)")
 
-    log = runner.invoke(cli, ["log", "--json"], obj=MemoryState(store))
+    log = runner.invoke(cli, ["log", "--json"], obj=memory_state())
     assert log.exit_code == 0, log.output
     [entry] = json.loads(log.stdout)
     assert entry["message"] == "greet Ada"
@@ -202,34 +209,56 @@ def test_greet_commit_appends_an_item(cairn_env: Path, isolated_cli: None, store
     }
     assert entry["content_hash"] == Greeting("Bob", "Bonjour, Ada !", "fr").hash
 
-    materialized = runner.invoke(cli, ["materialize"], obj=MemoryState(store))
+    materialized = runner.invoke(cli, ["materialize"], obj=memory_state())
     assert json.loads(materialized.stdout) == [{"role": "user", "content": "Bob (fr): Bonjour, Ada !"}]
 
 
 def test_greet_without_commit_never_opens_the_repository(cairn_env: Path, isolated_cli: None) -> None:
-    class NoRepo(MemoryState):
+    class NoRepo(State):
         @property
         def repo(self) -> Repo:
             raise AssertionError("greet without --commit opened the repository")
 
-    result = CliRunner().invoke(cli, ["hello", "greet", "Ada"], obj=NoRepo(MemoryStore()))
+    result = CliRunner().invoke(cli, ["hello", "greet", "Ada"], obj=NoRepo())
     assert (result.exit_code, result.output) == (0, "Hello, Ada!\n")
 
 
-def test_blocked_plugin_via_cli_keeps_history_readable(cairn_env: Path, isolated_cli: None, store: MemoryStore) -> None:
+def test_blocked_plugin_via_cli_keeps_history_readable(isolated_cli: None, memory_state: Callable[[], State]) -> None:
     runner = CliRunner()
-    assert runner.invoke(cli, ["hello", "greet", "Ada", "--commit"], obj=MemoryState(store)).exit_code == 0
+    assert runner.invoke(cli, ["hello", "greet", "Ada", "--commit"], obj=memory_state()).exit_code == 0
 
     blocked = {"CAIRN_DISABLE_PLUGINS": "hello"}
-    plugins = runner.invoke(cli, ["plugins", "--json"], obj=MemoryState(store), env=blocked)
+    plugins = runner.invoke(cli, ["plugins", "--json"], obj=memory_state(), env=blocked)
     info = _greeting_plugin_info(plugins.stdout)
     assert info is not None and (info["status"], info["reason"]) == ("blocked", "blocked by configuration")
 
-    log = runner.invoke(cli, ["log", "--json"], obj=MemoryState(store), env=blocked)
+    log = runner.invoke(cli, ["log", "--json"], obj=memory_state(), env=blocked)
     assert log.exit_code == 0, log.output
     [entry] = json.loads(log.stdout)
     assert entry["content"] == make_greeting("Ada").to_dict()
     assert entry["content_hash"] == make_greeting("Ada").hash
+
+
+def test_end_to_end_on_the_default_backends(cairn_run: Run) -> None:
+    plugins = load_plugins()
+    missing = [name for name, registry in (("sqlite", plugins.storage), ("approx", plugins.tokenizers))
+               if name not in registry]
+    if missing:
+        pytest.skip(f"the default backends are not installed: {', '.join(missing)}")
+
+    assert cairn_run("init").returncode == 0
+    greeted = cairn_run("hello", "greet", "Ada", "-l", "it", "--commit")
+    assert greeted.returncode == 0, greeted.stderr
+    assert greeted.stdout.splitlines()[0] == "Ciao, Ada!"
+
+    expected = make_greeting("Ada", language="it")
+    for env in ({}, {"CAIRN_DISABLE_PLUGINS": "hello"}):
+        log = cairn_run("log", "--json", env=env)
+        assert log.returncode == 0, log.stderr
+        [entry] = json.loads(log.stdout)
+        assert entry["content"] == expected.to_dict() and entry["content_hash"] == expected.hash, env
+    checked = cairn_run("fsck", env={"CAIRN_DISABLE_PLUGINS": "hello"})
+    assert checked.returncode == 0, checked.stderr
 
 
 # -- uninstalling -----------------------------------------------------------------
@@ -242,9 +271,11 @@ def _pip(*args: str) -> subprocess.CompletedProcess:
 def _reinstall_args() -> list[str]:
     """``pip install -e`` of this tree, without fetching build tools when the environment already has them."""
     args = ["install", "--no-deps", "-e", str(PROJECT_DIR)]
-    import setuptools
-
-    major_minor = tuple(int(p) for p in setuptools.__version__.split(".")[:2])
+    try:
+        version = importlib.metadata.version("setuptools")
+    except importlib.metadata.PackageNotFoundError:
+        return args
+    major_minor = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     # PEP 660 editable builds need setuptools >= 64, plus the `wheel` package before setuptools 70.1.
     if major_minor >= (70, 1) or (major_minor >= (64, 0) and importlib.util.find_spec("wheel") is not None):
         args.insert(1, "--no-build-isolation")
@@ -252,26 +283,26 @@ def _reinstall_args() -> list[str]:
 
 
 @pytest.mark.slow
-def test_uninstalling_leaves_the_cli_working(cairn_env: Path) -> None:
+def test_uninstalling_leaves_the_cli_working(cairn_run: Run) -> None:
     try:
         removed = _pip("uninstall", "-y", "cairn-hello")
         assert removed.returncode == 0, removed.stderr
 
-        listing = run_cairn("--help", cwd=cairn_env)
+        listing = cairn_run("--help")
         assert listing.returncode == 0, listing.stderr
         commands = _help_commands(listing.stdout)
         assert "plugins" in commands and "hello" not in commands
 
-        plugins = run_cairn("plugins", "--json", cwd=cairn_env)
+        plugins = cairn_run("plugins", "--json")
         assert plugins.returncode == 0, plugins.stderr
         names = [p["name"] for p in json.loads(plugins.stdout)]
         assert "cairn" in names and "hello" not in names
 
-        gone = run_cairn("hello", "greet", "Ada", cwd=cairn_env)
+        gone = cairn_run("hello", "greet", "Ada")
         assert gone.returncode == 2 and "No such command 'hello'" in gone.stderr
     finally:
         reinstalled = _pip(*_reinstall_args())
     assert reinstalled.returncode == 0, f"reinstalling cairn-hello failed:\n{reinstalled.stderr}"
-    back = run_cairn("plugins", "--json", cwd=cairn_env)
+    back = cairn_run("plugins", "--json")
     info = _greeting_plugin_info(back.stdout)
     assert info is not None and info["status"] == "ok", back.stdout + back.stderr

@@ -44,10 +44,11 @@ def cli(ctx: click.Context, project: str | None, config_file: str | None, settin
     ctx.obj = ctx.find_object(State) or State.from_params(ctx.params)
 
 
-from cairn.cli import context_cmd, project_cmd  # noqa: E402  (registers the built-in commands)
+from cairn.cli import context_cmd, demo_cmd, project_cmd  # noqa: E402  (the built-in commands)
 
 project_cmd.register(cli)
 context_cmd.register(cli)
+demo_cmd.register(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:

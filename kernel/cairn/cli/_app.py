@@ -97,28 +97,33 @@ pass_state = click.make_pass_decorator(State, ensure=True)
 
 
 class CairnGroup(click.Group):
-    """A click group that asks plugins for their commands the first time a command is looked up.
+    """A click group whose plugin commands belong to the invocation, not to the process.
 
-    Plugin loading waits until the global options are parsed, so ``--strict``
-    and the project's ``disabled_plugins`` apply before any plugin is imported.
+    Plugins are loaded only when a command is looked up that is not built in
+    (or when the command list is needed), after the global options are parsed,
+    so ``--strict`` and the project's ``disabled_plugins`` apply before any
+    plugin is imported. Plugin commands live on the invocation's ``State``:
+    one invocation that blocks a plugin never sees the commands another added.
     """
 
-    def _add_plugin_commands(self, ctx: click.Context) -> None:
+    @staticmethod
+    def _state(ctx: click.Context) -> State:
         root = ctx.find_root()
-        state = root.obj if isinstance(root.obj, State) else State.from_params(root.params)
-        root.obj = state
-        state.plugins.add_commands(self)
+        if not isinstance(root.obj, State):
+            root.obj = State.from_params(root.params)
+        return root.obj
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        return self._state(ctx).plugins.commands(reserved=self.commands)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._add_plugin_commands(ctx)
-        return super().list_commands(ctx)
+        return sorted({*self.commands, *self._plugin_commands(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
-        self._add_plugin_commands(ctx)
-        return super().get_command(ctx, cmd_name)
+        return self._plugin_commands(ctx).get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

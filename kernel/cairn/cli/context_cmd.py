@@ -68,7 +68,18 @@ def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
     return out
 
 
+def _text_field(content_types: Any, content_type: str) -> str | None:
+    """The field a plain TEXT argument fills: the built-ins' main text, or a field called ``text``."""
+    import attrs
+
+    cls = content_types.get(content_type)  # unknown type: a clear error listing the known ones
+    if content_type in TEXT_FIELD:
+        return TEXT_FIELD[content_type]
+    return "text" if any(a.name == "text" for a in attrs.fields(cls)) else None
+
+
 def _content_from_options(
+    content_types: Any,
     content_type: str,
     text: str | None,
     role: str | None,
@@ -90,7 +101,7 @@ def _content_from_options(
     data = {"content_type": content_type, **_parse_pairs(fields, "--field")}
     text = _read_text(text)
     if text is not None:
-        field = TEXT_FIELD.get(content_type)
+        field = _text_field(content_types, content_type)
         if field is None:
             raise ValidationError(
                 f"type {content_type!r} takes no text",
@@ -147,7 +158,7 @@ def commit_command(state: State, text: str | None, content_type: str, role: str 
                    fields: tuple[str, ...], message: str, meta: tuple[str, ...], as_json: bool, reply_to: str | None) -> None:
     """Append a content item. TEXT, or - to read it from stdin."""
     repo = state.repo
-    data = _content_from_options(content_type, text, role, payload, fields)
+    data = _content_from_options(repo.content_types, content_type, text, role, payload, fields)
     commit = repo.append(data, message=message, reply_to=reply_to, metadata=_parse_pairs(meta, "--meta"))
     _report(repo, commit, as_json)
 
@@ -170,7 +181,7 @@ def edit_command(state: State, target: str, text: str | None, content_type: str,
         content_type = original.content_type
         if content_type == "dialogue" and role is None and payload is None:
             role = getattr(repo.content_of(original), "role", None)
-    data = _content_from_options(content_type, text, role, payload, fields)
+    data = _content_from_options(repo.content_types, content_type, text, role, payload, fields)
     commit = repo.edit(original.hash, data, message=message, metadata=_parse_pairs(meta, "--meta"))
     _report(repo, commit, as_json)
 

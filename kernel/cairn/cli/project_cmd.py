@@ -68,6 +68,8 @@ def config_group() -> None:
 @pass_state
 def config_show(state: State, as_json: bool) -> None:
     """Print every effective setting and where it came from (secrets redacted)."""
+    from cairn.config import user_config_file
+
     config = state.config
     entries = config.flat()
     if as_json:
@@ -80,7 +82,7 @@ def config_show(state: State, as_json: bool) -> None:
         )
         return
     click.echo(f"project file: {config.project_file or '(none found)'}")
-    click.echo(f"user file:    {config.user_file or '(none)'}")
+    click.echo(f"user file:    {config.user_file or f'(none; create {user_config_file()})'}")
     print_table(["key", "value", "source"], [[k, _toml_value(v), s] for k, v, s in entries])
 
 

@@ -11,10 +11,15 @@ import threading
 from typing import Iterable, Mapping, Sequence
 
 from cairn.errors import ConflictError, IntegrityError
-from cairn.model import Annotation, Commit, Priority
+from cairn.model import Annotation, Commit, Priority, sha256_hex
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects, unreachable
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "open_in_directory"]
+
+
+def open_in_directory(directory: object) -> "MemoryStore":
+    """A ``store_opener`` for the conformance suite; the directory is unused."""
+    return MemoryStore()
 
 
 class MemoryStore(Store):
@@ -41,14 +46,19 @@ class MemoryStore(Store):
     ) -> None:
         blobs = dict(blobs or {})
         with self._lock:
-            known = set(self.commits)
+            # Links may point anywhere in the store or in this batch, in any order.
+            known = set(self.commits) | {c.hash for c in commits}
             for commit in commits:
+                if commit.computed_hash() != commit.hash:
+                    raise IntegrityError(f"commit {commit.short}: fields do not match the hash")
                 for label, link in (("parent", commit.parent), ("target", commit.target)):
                     if link is not None and link not in known:
                         raise IntegrityError(f"commit {commit.short}: {label} {link[:12]} is not stored")
                 if commit.content_hash is not None and commit.content_hash not in blobs and commit.content_hash not in self.blobs:
                     raise IntegrityError(f"commit {commit.short}: content {commit.content_hash[:12]} is not stored")
-                known.add(commit.hash)
+            for digest, data in blobs.items():
+                if sha256_hex(bytes(data)) != digest:
+                    raise IntegrityError(f"blob {digest[:12]}: content does not match its hash")
             for update in refs:
                 actual = self.refs.get(update.name)
                 if actual != update.expected:

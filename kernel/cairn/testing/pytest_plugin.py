@@ -30,7 +30,7 @@ def cairn_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 @pytest.fixture
 def cairn_plugins(cairn_env: Path):
-    """The installed plugins, freshly loaded in strict mode."""
+    """The installed plugins, freshly loaded (broken ones reported, not fatal)."""
     from cairn.plugins import load_plugins
 
     return load_plugins(strict=False)

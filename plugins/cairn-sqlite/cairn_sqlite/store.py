@@ -34,7 +34,7 @@ import attrs
 from sqlite_utils import Database
 
 from cairn.errors import ConflictError, IntegrityError, StorageError, ValidationError
-from cairn.model import Annotation, Commit, Operation, Priority, canonical_json, now, sha256_hex, skip_depth
+from cairn.model import Annotation, Commit, Operation, Priority, now, sha256_hex, skip_depth
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects
 from cairn_sqlite.config import SYNCHRONOUS_LEVELS, SqliteConfig
 
@@ -90,8 +90,8 @@ COMMIT_COLUMNS = (
 
 def _schema_v1(db: Database) -> None:
     """Objects, refs, annotations and the token-count cache, with an index for every query the contract makes."""
-    db["blobs"].create({"hash": str, "data": bytes}, pk="hash", not_null={"data"})
-    db["commits"].create(
+    db.table("blobs").create({"hash": str, "data": bytes}, pk="hash", not_null={"data"})
+    db.table("commits").create(
         {
             "hash": str,
             "parent": str,
@@ -116,7 +116,7 @@ def _schema_v1(db: Database) -> None:
             ("target", "commits", "hash"),
         ],
     )
-    commits = db["commits"]
+    commits = db.table("commits")
     # children (oldest first) and the foreign-key check when a parent is deleted
     commits.create_index(["parent", "created_at"], index_name="commits_parent")
     commits.create_index(["content_type", "created_at"], index_name="commits_type_time")
@@ -125,22 +125,22 @@ def _schema_v1(db: Database) -> None:
     # gc's "blobs no surviving commit uses" and the foreign-key check when a blob is deleted
     commits.create_index(["content_hash"], index_name="commits_content")
 
-    db["refs"].create({"name": str, "value": str}, pk="name", not_null={"value"})
+    db.table("refs").create({"name": str, "value": str}, pk="name", not_null={"value"})
 
     # ``seq`` is the rowid: a new row always gets a larger seq than every
     # surviving row, which is all (created_at, seq) ordering needs.
-    db["annotations"].create(
+    db.table("annotations").create(
         {"seq": int, "id": str, "target": str, "priority": str, "reason": str, "created_at": str},
         pk="seq",
         not_null={"id", "target", "priority", "reason", "created_at"},
         foreign_keys=[("target", "commits", "hash")],
     )
-    annotations = db["annotations"]
+    annotations = db.table("annotations")
     annotations.create_index(["id"], index_name="annotations_id", unique=True)
     annotations.create_index(["target", "created_at", "seq"], index_name="annotations_target_time")
     annotations.create_index(["priority", "target"], index_name="annotations_priority")
 
-    db["token_counts"].create(
+    db.table("token_counts").create(
         {"tokenizer": str, "hash": str, "count": int},
         pk=("tokenizer", "hash"),
         not_null={"count"},
@@ -173,10 +173,11 @@ _COLS = ", ".join(f'"{c}"' for c in COMMIT_COLUMNS)
 _C_COLS = ", ".join(f'c."{c}"' for c in COMMIT_COLUMNS)
 _INSERT_COMMIT = f"INSERT OR IGNORE INTO commits ({_COLS}) VALUES ({', '.join('?' * len(COMMIT_COLUMNS))})"
 _INSERT_BLOB = "INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)"
-_SET_REF = "INSERT INTO refs (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
-_DELETE_REF = "DELETE FROM refs WHERE name = ?"
+# Ref compare-and-swap: each statement changes one row exactly when the ref holds the expected value.
+_CREATE_REF = "INSERT INTO refs (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+_MOVE_REF = "UPDATE refs SET value = ? WHERE name = ? AND value = ?"
+_DELETE_REF = "DELETE FROM refs WHERE name = ? AND value = ?"
 _GET_REF = "SELECT value FROM refs WHERE name = ?"
-_GET_REFS = "SELECT name, value FROM refs WHERE name IN (SELECT value FROM json_each(?))"
 _KNOWN_COMMITS = "SELECT hash FROM commits WHERE hash IN (SELECT value FROM json_each(?))"
 _KNOWN_BLOBS = "SELECT hash FROM blobs WHERE hash IN (SELECT value FROM json_each(?))"
 _GET_BLOBS = "SELECT hash, data FROM blobs WHERE hash IN (SELECT value FROM json_each(?))"
@@ -322,6 +323,12 @@ def _storage_error(exc: sqlite3.Error, path: str, action: str, timeout_ms: int) 
     return StorageError(f"{path}: SQLite failed while {action}: {text}", hint="run `cairn check`, then retry")
 
 
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc).lower()
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text
+
+
 def _sqlite(action: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
     """Serialize use of the connection, refuse a closed store, and type every sqlite3 error."""
 
@@ -366,6 +373,11 @@ def _commit_from_row(row: Sequence[Any]) -> Commit:
     )
 
 
+def _metadata_text(metadata: dict[str, Any]) -> str:
+    """Canonical JSON text; write() has already proved it encodes (computed_hash), so skip re-validating."""
+    return json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _commit_row(commit: Commit) -> tuple[Any, ...]:
     return (
         commit.hash,
@@ -375,7 +387,7 @@ def _commit_row(commit: Commit) -> tuple[Any, ...]:
         commit.target,
         commit.reply_to,
         commit.message,
-        canonical_json(commit.metadata).decode("utf-8"),
+        _metadata_text(commit.metadata),
         commit.created_at,
         commit.content_type,
         commit.token_count,
@@ -383,6 +395,56 @@ def _commit_row(commit: Commit) -> tuple[Any, ...]:
         commit.depth,
         commit.skip,
     )
+
+
+def _count_rows(tokenizer: str, counts: Mapping[str, int]) -> list[tuple[str, str, int]]:
+    if not isinstance(tokenizer, str) or not tokenizer:
+        raise ValidationError("a tokenizer name must be a non-empty string", what="token counts", given=tokenizer)
+    rows = []
+    for digest, count in counts.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValidationError(
+                f"{tokenizer}: the count for {str(digest)[:12]} must be a whole number >= 0, got {count!r}",
+                what="token counts",
+            )
+        rows.append((tokenizer, digest, count))
+    return rows
+
+
+def _insert(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    # execute() skips executemany's per-call setup: most writes carry one row of each kind.
+    if len(rows) == 1:
+        conn.execute(sql, rows[0])
+    elif rows:
+        conn.executemany(sql, rows)
+
+
+def _swap(conn: sqlite3.Connection, update: RefUpdate) -> None:
+    """Compare-and-swap one ref with a single conditional statement; ``ConflictError`` if it matched nothing."""
+    name, new, expected = update.name, update.new, update.expected
+    if expected is None and new is None:
+        changed = 0 if conn.execute(_GET_REF, (name,)).fetchone() else 1  # "delete if absent": a check only
+    elif expected is None:
+        changed = conn.execute(_CREATE_REF, (name, new)).rowcount
+    elif new is None:
+        changed = conn.execute(_DELETE_REF, (name, expected)).rowcount
+    else:
+        changed = conn.execute(_MOVE_REF, (new, name, expected)).rowcount
+    if changed != 1:
+        row = conn.execute(_GET_REF, (name,)).fetchone()
+        raise ConflictError(name, expected, row[0] if row else None)
+
+
+def _known(conn: sqlite3.Connection, table: str, hashes: set[str]) -> set[str]:
+    """Which of ``hashes`` are stored in ``table`` (blobs or commits), in one statement."""
+    if not hashes:
+        return set()
+    if len(hashes) == 1:
+        (digest,) = hashes
+        found = conn.execute(f"SELECT hash FROM {table} WHERE hash = ?", (digest,)).fetchone()
+        return {digest} if found else set()
+    sql = _KNOWN_COMMITS if table == "commits" else _KNOWN_BLOBS
+    return {h for (h,) in conn.execute(sql, (json.dumps(sorted(hashes)),))}
 
 
 def _annotation_from_row(row: Sequence[Any]) -> Annotation:
@@ -424,8 +486,10 @@ def _short(value: str | None) -> str:
     return "none" if value is None else value[:12]
 
 
-def _topological(commits: Iterable[Commit]) -> list[Commit]:
+def _topological(commits: list[Commit]) -> list[Commit]:
     """The batch with each commit after its parent and target (foreign keys are checked per statement)."""
+    if len(commits) == 1 and isinstance(commits[0], Commit):
+        return commits
     by_hash: dict[str, Commit] = {}
     for commit in commits:
         if not isinstance(commit, Commit):
@@ -530,6 +594,7 @@ class SqliteStore(Store):
         self.synchronous = synchronous
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._foreign_keys = True
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise StorageError(
                 f"SQLite {sqlite3.sqlite_version} is too old for cairn-sqlite (needs {'.'.join(map(str, MIN_SQLITE))})",
@@ -549,6 +614,10 @@ class SqliteStore(Store):
             self._configure(conn)
             self.db = Database(conn, recursive_triggers=False, execute_plugins=False)
             self._conn = conn
+            # Read before writing anything: a file that is not a database, is
+            # someone else's database or is from a newer release stays untouched.
+            self._refuse(self._read_version())
+            self._journal(conn)
             self._migrate()
         except sqlite3.Error as exc:
             self._conn = None
@@ -582,7 +651,11 @@ class SqliteStore(Store):
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")  # per connection, and only outside a transaction
-        # The first statement that reads the file: a non-database fails here.
+        row = conn.execute("PRAGMA foreign_keys").fetchone()
+        # A SQLite built without foreign keys: write() then checks links itself before inserting.
+        self._foreign_keys = bool(row and row[0])
+
+    def _journal(self, conn: sqlite3.Connection) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if self.path != MEMORY and str(mode).lower() != "wal":
             raise StorageError(
@@ -594,7 +667,7 @@ class SqliteStore(Store):
     def _read_version(self) -> int | None:
         """The recorded schema version; None when there is no ``migrations`` table yet."""
         assert self._conn is not None
-        if not self.db["migrations"].exists():
+        if not self.db.table("migrations").exists():
             return None
         row = self._conn.execute("SELECT max(version) FROM migrations").fetchone()
         return int(row[0] or 0)
@@ -627,7 +700,7 @@ class SqliteStore(Store):
             version = self._read_version()
             self._refuse(version)
             if version is None:
-                self.db["migrations"].create(
+                self.db.table("migrations").create(
                     {"version": int, "name": str, "applied_at": str},
                     pk="version",
                     not_null={"name", "applied_at"},
@@ -681,37 +754,40 @@ class SqliteStore(Store):
         blobs: Mapping[str, bytes] | None = None,
         commits: Sequence[Commit] = (),
         refs: Sequence[RefUpdate] = (),
+        token_counts: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
-        """Store blobs and commits and apply ref updates in one transaction (see ``Store.write``).
+        """Store blobs and commits, apply ref updates and cache token counts in one transaction (see ``Store.write``).
 
         Blobs and commits are verified against their hashes first; a mismatch
         raises ``IntegrityError`` and nothing is written.
         """
         blob_rows = self._checked_blobs(blobs or {})
-        ordered = _topological(commits)
+        ordered = _topological(list(commits))
         updates = self._checked_refs(refs)
+        count_rows = [row for tokenizer, counts in (token_counts or {}).items() for row in _count_rows(tokenizer, counts)]
         for commit in ordered:
             if commit.computed_hash() != commit.hash:
                 raise IntegrityError(
                     f"commit {commit.short}: its fields do not match its hash",
                     hint="build commits with Commit.new; nothing was written",
                 )
-        if not (blob_rows or ordered or updates):
+        if not (blob_rows or ordered or updates or count_rows):
             return
+        batch_blobs = {digest for digest, _ in blob_rows}
         with self._write_transaction() as conn:
-            if updates:
-                self._compare_refs(conn, updates)
-            if ordered:
-                self._check_links(conn, ordered, {digest for digest, _ in blob_rows})
-            if blob_rows:
-                conn.executemany(_INSERT_BLOB, blob_rows)
-            if ordered:
-                conn.executemany(_INSERT_COMMIT, [_commit_row(c) for c in ordered])
             for update in updates:
-                if update.new is None:
-                    conn.execute(_DELETE_REF, (update.name,))
-                else:
-                    conn.execute(_SET_REF, (update.name, update.new))
+                _swap(conn, update)
+            if ordered and not self._foreign_keys:
+                self._check_links(conn, ordered, batch_blobs)
+            _insert(conn, _INSERT_BLOB, blob_rows)
+            try:
+                # Batch order puts parents and targets first, so the foreign keys
+                # catch exactly the links that are neither stored nor in the batch.
+                _insert(conn, _INSERT_COMMIT, [_commit_row(c) for c in ordered])
+            except sqlite3.IntegrityError:
+                self._check_links(conn, ordered, batch_blobs)  # names the missing object
+                raise
+            _insert(conn, _PUT_TOKENS, count_rows)
 
     @staticmethod
     def _checked_blobs(blobs: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
@@ -747,28 +823,12 @@ class SqliteStore(Store):
         return updates
 
     @staticmethod
-    def _compare_refs(conn: sqlite3.Connection, updates: list[RefUpdate]) -> None:
-        if len(updates) == 1:
-            row = conn.execute(_GET_REF, (updates[0].name,)).fetchone()
-            current = {updates[0].name: row[0]} if row else {}
-        else:
-            current = dict(conn.execute(_GET_REFS, (json.dumps([u.name for u in updates]),)).fetchall())
-        for update in updates:
-            actual = current.get(update.name)
-            if actual != update.expected:
-                raise ConflictError(update.name, update.expected, actual)
-
-    @staticmethod
     def _check_links(conn: sqlite3.Connection, ordered: list[Commit], batch_blobs: set[str]) -> None:
         batch = {c.hash for c in ordered}
         need_commits = {h for c in ordered for h in (c.parent, c.target) if h is not None and h not in batch}
         need_blobs = {c.content_hash for c in ordered if c.content_hash is not None and c.content_hash not in batch_blobs}
-        stored_commits: set[str] = set()
-        stored_blobs: set[str] = set()
-        if need_commits:
-            stored_commits = {h for (h,) in conn.execute(_KNOWN_COMMITS, (json.dumps(sorted(need_commits)),))}
-        if need_blobs:
-            stored_blobs = {h for (h,) in conn.execute(_KNOWN_BLOBS, (json.dumps(sorted(need_blobs)),))}
+        stored_commits = _known(conn, "commits", need_commits)
+        stored_blobs = _known(conn, "blobs", need_blobs)
         known_commits = batch | stored_commits
         known_blobs = batch_blobs | stored_blobs
         for commit in ordered:
@@ -978,14 +1038,7 @@ class SqliteStore(Store):
     @_sqlite("writing token counts")
     def put_token_counts(self, tokenizer: str, counts: Mapping[str, int]) -> None:
         """Cache counts for ``tokenizer``, replacing earlier ones for the same hash."""
-        if not isinstance(tokenizer, str) or not tokenizer:
-            raise ValidationError("tokenizer must be a non-empty name", what="put_token_counts", given=tokenizer)
-        rows = []
-        for digest, count in counts.items():
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise ValidationError(f"token count for {str(digest)[:12]} must be a whole number >= 0, got {count!r}",
-                                      what="put_token_counts")
-            rows.append((tokenizer, digest, count))
+        rows = _count_rows(tokenizer, counts)
         if not rows:
             return
         with self._write_transaction() as conn:
@@ -1046,8 +1099,25 @@ class SqliteStore(Store):
 
     @_sqlite("checking the database")
     def check(self) -> list[Problem]:
-        """Every problem found: SQLite's own integrity and foreign-key checks, hashes, links, derived fields, refs."""
+        """Every problem found: SQLite's own integrity and foreign-key checks, hashes, links, derived fields, refs.
+
+        A database too damaged to read is reported as a problem, not raised.
+        """
         problems: list[Problem] = []
+        try:
+            self._check(problems)
+        except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                raise
+            problems.append(Problem(
+                "other",
+                self.path,
+                f"the database is corrupt and could not be read in full ({exc}); restore it from a backup, "
+                f"or try `sqlite3 {self.path} .recover`",
+            ))
+        return problems
+
+    def _check(self, problems: list[Problem]) -> None:
         with self._read_transaction() as conn:
             for (message,) in conn.execute("PRAGMA integrity_check"):
                 if message != "ok":
@@ -1073,7 +1143,6 @@ class SqliteStore(Store):
             for name, value in conn.execute("SELECT name, value FROM refs ORDER BY name"):
                 if re.fullmatch(r"[0-9a-f]{64}", value) and value not in commits:
                     problems.append(Problem("dangling_ref", name, f"points to commit {value[:12]}, which is not stored"))
-        return problems
 
     def close(self) -> None:
         """Close the connection (idempotent). The store is unusable afterwards."""
@@ -1105,8 +1174,10 @@ def _skip_problems(commits: Mapping[str, Commit]) -> list[Problem]:
             del path[depth:]
             path.append(digest)
             commit = commits[digest]
-            expected = path[skip_depth(depth)] if depth > 0 else None
-            if commit.skip != expected:
+            # Below depth 2 the pointer could only name the parent: writers may leave it empty.
+            expected = path[skip_depth(depth)] if depth >= 2 else None
+            allowed = (expected, path[0]) if depth == 1 else (expected,)
+            if commit.skip not in allowed:
                 problems.append(
                     Problem("derived", digest, f"skip pointer {_short(commit.skip)}, expected {_short(expected)}")
                 )

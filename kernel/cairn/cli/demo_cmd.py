@@ -1,0 +1,76 @@
+"""``cairn demo``: the main job, end to end, offline, on the embedded defaults.
+
+It runs real ``cairn`` commands against a fresh project in a temporary
+directory (or one you name) and prints each command before its output, so
+the demo doubles as a tour of the command line.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+#: The scenario: each step is one command line, as a user would type it.
+STEPS: list[tuple[str, list[str]]] = [
+    ("Start a project: cairn.toml with offline defaults and a .cairn/ data directory.", ["init"]),
+    ("Record the context an agent sends to a model, one item per commit.", [
+        "commit", "-t", "instruction", "You are a careful research assistant. Cite a source for every figure."]),
+    ("", ["commit", "What is the boiling point of water at high altitude?"]),
+    ("", ["commit", "--role", "assistant", "It drops by about 1 °C for every 300 m of altitude."]),
+    ("", ["commit", "And at the summit of Everest?"]),
+    ("", ["commit", "--role", "assistant", "Roughly 70 °C at the summit."]),
+    ("", ["commit", "Thanks. Can you summarise the method you used?"]),
+    ("", ["commit", "--role", "assistant",
+          "I started from sea-level pressure, applied the barometric formula for the altitude, "
+          "then read the boiling point off the Clausius-Clapeyron relation for water."]),
+    ("Branch to fix a figure without touching main; edits replace an item in what is materialized.", [
+        "switch", "-c", "fact-check"]),
+    ("", ["edit", "HEAD~2", "Roughly 71 °C at the summit (8,849 m, about 34 kPa).", "-m", "correct the Everest figure"]),
+    ("Pin the question that started it all, so no budget can drop it.", [
+        "pin", "HEAD~6", "-r", "the user's original question"]),
+    ("History stays whole: every branch, every edit.", ["log", "--graph"]),
+    ("What the edit changes in what the model would see:", ["diff", "main", "fact-check"]),
+    ("Tokens against the budget (set one in cairn.toml: [context] max_tokens).", ["status"]),
+    ("Materialize under a tight budget: instructions and pins stay, the rest fills newest first.", [
+        "materialize", "--budget", "120", "--format", "text"]),
+    ("Time travel: the same branch as it was two commits ago, as OpenAI chat messages.", [
+        "materialize", "--as-of", "main~2", "--format", "openai"]),
+    ("Every stored object verifies against its hash.", ["fsck"]),
+]
+
+
+@click.command("demo")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Project directory (default: a new temporary one).")
+@click.option("--keep", is_flag=True, help="Keep the temporary project afterwards.")
+def demo_command(directory: str | None, keep: bool) -> None:
+    """Run the main job end to end on the embedded defaults (SQLite, no network)."""
+    from cairn.cli import cli
+
+    temporary = directory is None
+    project = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="cairn-demo-"))
+    project.mkdir(parents=True, exist_ok=True)
+    click.secho(f"cairn demo in {project}", bold=True)
+    try:
+        for note, args in STEPS:
+            if note:
+                click.echo()
+                click.secho(f"# {note}", fg="cyan")
+            click.secho(f"$ cairn {shlex.join(args)}", bold=True)
+            status = cli.main(args=["-C", str(project), *args], prog_name="cairn", standalone_mode=False)
+            if isinstance(status, int) and status != 0:
+                raise click.ClickException(f"step `cairn {shlex.join(args)}` exited with {status}")
+        click.echo()
+        click.secho("Done: versioned context, a branch with an edit, a pin, a budget and time travel.", fg="green")
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(project, ignore_errors=True)
+        elif temporary:
+            click.echo(f"project kept in {project}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(demo_command)
