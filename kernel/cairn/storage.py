@@ -124,7 +124,8 @@ class Store(abc.ABC):
         A commit whose parent, target or content blob is neither stored nor in
         this batch raises ``IntegrityError``. A ref whose current value is not
         ``expected`` raises ``ConflictError``. In both cases nothing is written.
-        Returns only once the write is durable.
+        Returns only once the write is durable. Blob bytes must match their
+        hash; commit hashes may be trusted (``check`` verifies them).
         """
 
     @abc.abstractmethod

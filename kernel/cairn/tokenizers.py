@@ -45,9 +45,14 @@ class Tokenizer(abc.ABC):
         return [self.count(t) for t in texts]
 
     def count_message(self, message: Message) -> int:
-        """Tokens one message costs in a request, its per-message overhead included."""
+        """Tokens one message costs in a request: overhead, role, content, name and tool calls.
+
+        The role counts like any text: chat formats write each message as
+        ``<start>{role}\n{content}<end>``, and OpenAI bills a system message "x"
+        as 8 prompt tokens (3 overhead + 1 role + 1 content + 3 reply priming).
+        """
         o = self.overhead
-        total = o.per_message
+        total = o.per_message + self.count(message.role)
         if message.content:
             total += self.count(message.content)
         if message.name:

@@ -38,10 +38,10 @@ def test_append_records_derived_fields(repo):
     b = repo.append(say("four"))
     assert a.parent is None and b.parent == a.hash
     assert (a.depth, b.depth) == (0, 1)
-    # WordTokenizer: 3 per message + words.
-    assert a.token_count == 6 and b.token_count == 4
-    assert b.cumulative_tokens == 10
-    assert repo.effective_tokens() == 10 + 3  # reply priming
+    # WordTokenizer: 3 per message + 1 for the role + the words.
+    assert a.token_count == 7 and b.token_count == 5
+    assert b.cumulative_tokens == 12
+    assert repo.effective_tokens() == 12 + 3  # reply priming
     assert repo.store.get_ref("refs/heads/main") == b.hash
 
 
@@ -151,16 +151,16 @@ def test_annotating_an_edit_is_refused_with_its_item(repo):
 
 def test_budget_reject_says_current_and_max(content_types, clock):
     repo = Repo(MemoryStore(), WordTokenizer(), content_types, budget=Budget(max_tokens=20))
-    first = repo.append(say("one two three four five"))  # 8 tokens, 11 with priming
+    first = repo.append(say("one two three four five"))  # 9 tokens, 12 with priming
     before = repo.store.stats()
     with pytest.raises(BudgetExceededError) as info:
-        repo.append(say("a b c d e f g"))  # +10 -> 21 > 20
-    assert (info.value.current, info.value.maximum) == (21, 20)
+        repo.append(say("a b c d e f g"))  # +11 -> 23 > 20
+    assert (info.value.current, info.value.maximum) == (23, 20)
     assert repo.store.stats() == before and repo.head() == first
     # Skipping frees budget; deletes always go through.
     repo.skip(first.hash)
     repo.append(say("a b c d e f g"))
-    assert repo.effective_tokens() == 13
+    assert repo.effective_tokens() == 14
 
 
 def test_budget_warn_and_callback(content_types, clock):
@@ -176,7 +176,7 @@ def test_budget_warn_and_callback(content_types, clock):
     repo.budget = Budget(max_tokens=5, action="callback", callback=callback)
     with pytest.raises(RuntimeError):
         repo.append(say("more"))
-    assert seen == [(13, 5)]
+    assert seen == [(15, 5)]
     with pytest.raises(ValidationError):
         Budget(max_tokens=5, action="callback")
 

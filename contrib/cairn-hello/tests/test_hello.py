@@ -107,8 +107,8 @@ def test_greeting_round_trips_through_a_store(cairn_env: Path) -> None:
     assert commit.content_type == "hello.greeting"
     assert commit.content_hash == greeting.hash
     assert store.get_blobs([greeting.hash])[greeting.hash] == greeting.canonical()
-    # One token per word of "Bob (es): ¡Hola, Ada!" plus 3 for the message.
-    assert commit.token_count == 4 + 3
+    # One token per word of "Bob (es): ¡Hola, Ada!", 1 for the role, 3 for the message.
+    assert commit.token_count == 4 + 1 + 3
 
     # A fresh kernel (plugins loaded again) over the same store reads it back as the same value.
     again = Repo(store, WordTokenizer(), load_plugins().content_types)
@@ -194,8 +194,8 @@ def test_greet_commit_appends_an_item(isolated_cli: None, memory_state: Callable
     assert result.exit_code == 0, result.output
     first, second = result.stdout.splitlines()
     assert first == "Bonjour, Ada !"
-    # Five words in "Bob (fr): Bonjour, Ada !" plus 3 tokens of message overhead.
-    assert second.startswith("[main ") and second.endswith("] append hello.greeting (8 tokens)")
+    # Five words in "Bob (fr): Bonjour, Ada !", 1 for the role, 3 tokens of message overhead.
+    assert second.startswith("[main ") and second.endswith("] append hello.greeting (9 tokens)")
 
     log = runner.invoke(cli, ["log", "--json"], obj=memory_state())
     assert log.exit_code == 0, log.output

@@ -43,9 +43,15 @@ def _check_keys(value: Any) -> None:
             _check_keys(child)
 
 
-def canonical_json(value: Any) -> bytes:
-    """Encode ``value`` as canonical JSON bytes; refuses NaN, infinity, non-string keys and non-JSON types."""
-    _check_keys(value)
+def canonical_json(value: Any, *, check_keys: bool = True) -> bytes:
+    """Encode ``value`` as canonical JSON bytes; refuses NaN, infinity, non-string keys and non-JSON types.
+
+    ``check_keys=False`` skips the walk that refuses non-string keys, for
+    values whose keys are known to be strings (parsed from JSON, or built by
+    cairn itself); it is most of the cost on hot paths.
+    """
+    if check_keys:
+        _check_keys(value)
     try:
         text = json.dumps(
             value,
@@ -72,9 +78,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def value_hash(value: Any) -> str:
+def value_hash(value: Any, *, check_keys: bool = True) -> str:
     """SHA-256 hex digest of the canonical JSON of ``value``."""
-    return sha256_hex(canonical_json(value))
+    return sha256_hex(canonical_json(value, check_keys=check_keys))
 
 
 def is_hash(value: object) -> bool:

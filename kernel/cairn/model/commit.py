@@ -98,7 +98,7 @@ class Commit:
         if not isinstance(message, str):
             raise ValidationError("must be a string", what="commit", field="message", given=message)
         meta = dict(metadata or {})
-        canonical_json(meta)
+        canonical_json(meta)  # the one user-supplied structure: check it once, here
         fields = {
             "parent": parent,
             "operation": operation.value,
@@ -109,7 +109,7 @@ class Commit:
             "metadata": meta,
             "created_at": created_at,
         }
-        return cls(hash=value_hash(fields), **{**fields, "operation": operation}, **derived)
+        return cls(hash=value_hash(fields, check_keys=False), **{**fields, "operation": operation}, **derived)
 
     def hashed_fields(self) -> dict[str, Any]:
         return {
@@ -124,7 +124,7 @@ class Commit:
         }
 
     def computed_hash(self) -> str:
-        return sha256_hex(canonical_json(self.hashed_fields()))
+        return sha256_hex(canonical_json(self.hashed_fields(), check_keys=False))
 
     def to_record(self) -> dict[str, Any]:
         """Every field as plain JSON types, for backends and export."""

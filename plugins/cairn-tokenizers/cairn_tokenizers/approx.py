@@ -24,9 +24,9 @@ import math
 import re
 from typing import Sequence
 
-from cairn.tokenizers import MessageOverhead
+from cairn.tokenizers import MessageOverhead, Tokenizer
 
-from cairn_tokenizers._base import ChatTokenizer, overhead_qualifier
+from cairn_tokenizers._base import overhead_qualifier
 
 __all__ = ["ApproxTokenizer"]
 
@@ -77,7 +77,7 @@ _FINDALL = re.compile("|".join(_PIECES), re.DOTALL).findall
 _EXTRA_FINDALL = re.compile(r"[\U00010000-\U0010ffff]|[\u3400-\u4dbf\u4e00-\u9fff]{4}").findall
 
 
-class ApproxTokenizer(ChatTokenizer):
+class ApproxTokenizer(Tokenizer):
     """Estimates cl100k_base token counts with one regular expression; ``exact`` is False.
 
     ``scale`` multiplies every count (rounded up) to estimate a tokenizer that

@@ -17,9 +17,9 @@ import tokenizers
 
 from cairn.errors import ConfigError
 from cairn.plugins import FactoryContext
-from cairn.tokenizers import MessageOverhead
+from cairn.tokenizers import MessageOverhead, Tokenizer
 
-from cairn_tokenizers._base import ChatTokenizer, overhead_qualifier, project_path
+from cairn_tokenizers._base import overhead_qualifier, project_path
 from cairn_tokenizers.config import HfConfig
 
 __all__ = ["HfTokenizer", "create", "load_tokenizer"]
@@ -79,7 +79,7 @@ def load_tokenizer(path: Path) -> tuple[tokenizers.Tokenizer, str]:
     return tokenizer, digest
 
 
-class HfTokenizer(ChatTokenizer):
+class HfTokenizer(Tokenizer):
     """Exact token counts through a ``tokenizers.Tokenizer``; ``exact`` is True.
 
     ``add_special_tokens`` says whether the post-processor's special tokens
@@ -126,11 +126,16 @@ def create(config: HfConfig, context: FactoryContext) -> HfTokenizer:
     with ``@add_special_tokens`` and ``@overhead=...`` when those are set.
     """
     if not context.argument:
+        # Point at [cairn] tokenizer when that is where the bare name was written.
+        file = None
+        if context.config is not None:
+            source = context.config.source_of(("cairn", "tokenizer"))
+            file = None if source == "default" else source
         raise ConfigError(
-            "the hf tokenizer needs the path of a tokenizer.json after the colon",
-            table="cairn",
-            key="tokenizer",
-            file=context.config.source_of(("cairn", "tokenizer")) if context.config is not None else None,
+            f"the hf tokenizer needs the path of a tokenizer.json after the colon, got {context.name!r}",
+            file=file,
+            table="cairn" if file else None,
+            key="tokenizer" if file else None,
             hint='write tokenizer = "hf:path/to/tokenizer.json" (relative to the project directory)',
         )
     path = project_path(context.argument, context)

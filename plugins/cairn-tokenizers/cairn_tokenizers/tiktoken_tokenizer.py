@@ -31,9 +31,9 @@ import tiktoken.registry
 
 from cairn.errors import ConfigError
 from cairn.plugins import FactoryContext
-from cairn.tokenizers import MessageOverhead
+from cairn.tokenizers import MessageOverhead, Tokenizer
 
-from cairn_tokenizers._base import ChatTokenizer, overhead_qualifier, project_path
+from cairn_tokenizers._base import overhead_qualifier, project_path
 from cairn_tokenizers.config import TiktokenConfig
 
 __all__ = [
@@ -427,7 +427,7 @@ def _build(encoding: str, files: _LocalFiles) -> _Loaded:
     return _Loaded(built, sources)
 
 
-class TiktokenTokenizer(ChatTokenizer):
+class TiktokenTokenizer(Tokenizer):
     """Exact token counts through a ``tiktoken.Encoding``; ``exact`` is True.
 
     ``count`` is ``len(encoding.encode_ordinary(text))`` and nothing else:

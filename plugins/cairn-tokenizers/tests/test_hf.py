@@ -136,9 +136,14 @@ def test_a_binary_file_is_refused(make_tokenizer, project: Path) -> None:
     assert "not UTF-8" in caught.value.message
 
 
-def test_a_path_is_required(make_tokenizer) -> None:
+def test_a_path_is_required(make_tokenizer, project: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         make_tokenizer("hf")
     assert "needs the path of a tokenizer.json" in caught.value.message
     with pytest.raises(ConfigError):
         make_tokenizer("hf:")
+    # Written in cairn.toml, the error points there.
+    with pytest.raises(ConfigError) as caught:
+        make_tokenizer("hf", '[cairn]\ntokenizer = "hf"\n')
+    err = caught.value
+    assert (err.file, err.table, err.key) == (str(project / "cairn.toml"), "cairn", "tokenizer")

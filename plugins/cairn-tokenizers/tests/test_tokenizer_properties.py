@@ -16,7 +16,6 @@ What holds for all three tokenizers:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import tiktoken

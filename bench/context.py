@@ -1,0 +1,216 @@
+"""The context engine's speed targets, each printed beside a baseline from the same run.
+
+1. Single durable commits through ``Repo`` (cairn-sqlite, WAL, synchronous=FULL)
+   vs raw sqlite3 committing one transaction per commit on the same table
+   shape (the store's own schema: a blob row, a commit row, the branch ref
+   update): target >= 0.65x the raw rate. The floor of one INSERT of one row
+   per transaction is printed too.
+2. Bulk import (one transaction) vs raw sqlite3 ``executemany`` of the same
+   blob and commit rows into the same schema: target >= 0.6x.
+3. Materialize a 10,000-commit branch at budget 8,000: target <= 15 ms; the
+   same at 100,000 commits: target <= 1.5x the 10,000 time.
+
+    python bench/context.py [--commits 1000] [--quick]
+
+Medians throughout; the figures vary with the disk and the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cairn.config import load_config
+from cairn.plugins import load_plugins
+from cairn.repo import Repo, open_repo
+from cairn.testing.memory import MemoryStore
+
+PLUGINS = load_plugins()
+TOKENIZER = PLUGINS.create("tokenizers", "approx")
+
+
+def project(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir()
+    (path / "cairn.toml").write_text('[cairn]\nstorage = "sqlite"\ntokenizer = "approx"\n')
+    return path
+
+
+def open_project(path: Path) -> Repo:
+    return open_repo(config=load_config(path, environ={"CAIRN_USER_CONFIG": ""}), plugins=PLUGINS)
+
+
+def text(i: int) -> str:
+    return f"turn {i}: " + "the agent considered the tool output and wrote a short reply " * 2
+
+
+def raw_connection(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def clone_schema(source: Path, target: Path) -> sqlite3.Connection:
+    """A new database with the store's exact tables and indexes, empty."""
+    conn = raw_connection(target)
+    with sqlite3.connect(source) as src:
+        statements = [
+            sql for (sql,) in src.execute(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+                "ORDER BY type = 'index'"
+            )
+        ]
+    for sql in statements:
+        conn.execute(sql)
+    return conn
+
+
+def commit_rows(repo: Repo) -> tuple[list[tuple], list[tuple]]:
+    """The blob and commit rows the store holds, in insertion order, for raw baselines."""
+    store = repo.store
+    conn = store.db.conn  # type: ignore[attr-defined]
+    blobs = conn.execute("SELECT * FROM blobs").fetchall()
+    commits = conn.execute("SELECT * FROM commits ORDER BY depth").fetchall()
+    return blobs, commits
+
+
+def bench_commits(root: Path, n: int) -> dict[str, float]:
+    repo = open_project(project(root, "commits"))
+    start = time.perf_counter()
+    for i in range(n):
+        repo.append({"content_type": "dialogue", "role": "user", "text": text(i)})
+    repo_rate = n / (time.perf_counter() - start)
+    blobs, commits = commit_rows(repo)
+    db_path = Path(repo.store.path)  # type: ignore[attr-defined]
+    repo.close()
+
+    conn = clone_schema(db_path, root / "raw-same-shape.db")
+    blob_sql = f"INSERT INTO blobs VALUES ({', '.join('?' * len(blobs[0]))})"
+    commit_sql = f"INSERT INTO commits VALUES ({', '.join('?' * len(commits[0]))})"
+    conn.execute("INSERT INTO refs (name, value) VALUES ('refs/heads/main', '')")
+    start = time.perf_counter()
+    for blob, commit in zip(blobs, commits):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(blob_sql, blob)
+        conn.execute(commit_sql, commit)
+        conn.execute("UPDATE refs SET value = ? WHERE name = 'refs/heads/main'", (commit[0],))
+        conn.execute("COMMIT")
+    raw_rate = n / (time.perf_counter() - start)
+    conn.close()
+
+    floor = raw_connection(root / "raw-one-row.db")
+    floor.execute("CREATE TABLE t (hash TEXT PRIMARY KEY, data BLOB)")
+    start = time.perf_counter()
+    for blob in blobs:
+        floor.execute("BEGIN IMMEDIATE")
+        floor.execute("INSERT INTO t VALUES (?, ?)", blob[:2])
+        floor.execute("COMMIT")
+    floor_rate = n / (time.perf_counter() - start)
+    floor.close()
+    return {"repo": repo_rate, "raw": raw_rate, "floor": floor_rate}
+
+
+def build_export(n: int) -> str:
+    repo = Repo(MemoryStore(), TOKENIZER, PLUGINS.content_types)
+    for i in range(n):
+        repo.append({"content_type": "dialogue", "role": "assistant" if i % 2 else "user", "text": text(i)})
+    out = io.StringIO()
+    repo.export(out)
+    return out.getvalue()
+
+
+def bench_import(root: Path, dump: str, n: int) -> dict[str, float]:
+    repo = open_project(project(root, "import"))
+    lines = dump.splitlines()
+    start = time.perf_counter()
+    repo.import_(lines, batch_size=n + 1)  # one transaction
+    repo_rate = n / (time.perf_counter() - start)
+    blobs, commits = commit_rows(repo)
+    db_path = Path(repo.store.path)  # type: ignore[attr-defined]
+    repo.close()
+
+    conn = clone_schema(db_path, root / "raw-import.db")
+    start = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(f"INSERT INTO blobs VALUES ({', '.join('?' * len(blobs[0]))})", blobs)
+    conn.executemany(f"INSERT INTO commits VALUES ({', '.join('?' * len(commits[0]))})", commits)
+    conn.execute("COMMIT")
+    raw_rate = n / (time.perf_counter() - start)
+    conn.close()
+    return {"repo": repo_rate, "raw": raw_rate}
+
+
+def bench_materialize(root: Path, dump: str, name: str, budget: int, runs: int) -> dict[str, float]:
+    repo = open_project(project(root, name))
+    repo.import_(dump.splitlines(), batch_size=10**9)
+    repo.materialize(budget=budget)  # counts tokens into the cache once, as any first use would
+    timings = []
+    for _ in range(runs):
+        fresh = open_project(Path(repo.store.path).parent.parent)  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        result = fresh.materialize(budget=budget)
+        timings.append(time.perf_counter() - start)
+        fresh.close()
+    warm = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = repo.materialize(budget=budget)
+        warm.append(time.perf_counter() - start)
+    repo.close()
+    return {
+        "cold_ms": statistics.median(timings) * 1000,
+        "warm_ms": statistics.median(warm) * 1000,
+        "items": result.commit_count,
+        "tokens": result.token_count,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commits", type=int, default=1000, help="single commits to time")
+    parser.add_argument("--quick", action="store_true", help="smaller histories (1k / 10k) for a fast check")
+    args = parser.parse_args()
+    small, large = (1_000, 10_000) if args.quick else (10_000, 100_000)
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
+        root = Path(tmp)
+        print(f"cairn context benchmarks (python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version})")
+
+        c = bench_commits(root, args.commits)
+        print(f"\n1. single durable commits ({args.commits}):")
+        print(f"   Repo.append                      {c['repo']:8.0f} commits/s")
+        print(f"   raw sqlite3, same table shape    {c['raw']:8.0f} commits/s")
+        print(f"   raw sqlite3, one row (floor)     {c['floor']:8.0f} rows/s")
+        print(f"   ratio vs same shape: {c['repo'] / c['raw']:.2f}x (target >= 0.65x); "
+              f"vs one row: {c['repo'] / c['floor']:.2f}x")
+
+        dump_small = build_export(small)
+        i = bench_import(root, dump_small, small)
+        print(f"\n2. bulk import of {small} commits in one transaction:")
+        print(f"   Repo.import_ (verifies every hash) {i['repo']:8.0f} commits/s")
+        print(f"   raw sqlite3 executemany            {i['raw']:8.0f} commits/s")
+        print(f"   ratio: {i['repo'] / i['raw']:.2f}x (target >= 0.6x)")
+
+        m_small = bench_materialize(root, dump_small, "mat-small", 8000, 15)
+        dump_large = build_export(large)
+        m_large = bench_materialize(root, dump_large, "mat-large", 8000, 15)
+        print("\n3. materialize at budget 8,000 (median of 15; cold = fresh Repo, warm = same Repo):")
+        for label, m in ((f"{small:>7,} commits", m_small), (f"{large:>7,} commits", m_large)):
+            print(f"   {label}: cold {m['cold_ms']:6.2f} ms, warm {m['warm_ms']:6.2f} ms "
+                  f"({m['items']} items, {m['tokens']} tokens)")
+        print(f"   target: <= 15 ms at 10,000; ratio {large:,}/{small:,} cold "
+              f"{m_large['cold_ms'] / m_small['cold_ms']:.2f}x, warm {m_large['warm_ms'] / m_small['warm_ms']:.2f}x "
+              "(target <= 1.5x)")
+        print(json.dumps({"commits": c, "import": i, "materialize_small": m_small, "materialize_large": m_large}))
+
+
+if __name__ == "__main__":
+    main()
