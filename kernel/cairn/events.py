@@ -66,10 +66,13 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, name: str, payload: Mapping[str, Any] | None = None) -> Event:
-        event = Event(name, dict(payload or {}))
+    def publish(self, name: str, payload: Mapping[str, Any] | None = None, *, ts: str | None = None) -> Event | None:
+        """Deliver an event to its subscribers; returns it, or None when nobody listens (nothing is built)."""
         with self._lock:
             targets = [*self._subscribers.get(name, ()), *self._subscribers.get(ALL, ())]
+        if not targets:
+            return None
+        event = Event(name, dict(payload or {}), ts or now())
         for subscriber in targets:
             try:
                 subscriber(event)

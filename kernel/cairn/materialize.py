@@ -196,7 +196,7 @@ class _Walk:
             sources = {c.hash: self.changes.get(c.hash, c) for c in appends}
             wanted = {s.content_hash for s in sources.values() if s.operation is not Operation.DELETE}
             contents = repo.contents(wanted)  # type: ignore[arg-type]
-            tokens = repo.token_counts(contents)
+            tokens = repo.source_tokens(sources.values(), contents)
             notes = store.latest_annotations([c.hash for c in appends], as_of=self.moment)
             for commit in appends:
                 source = sources[commit.hash]
@@ -355,7 +355,7 @@ def _resolve_items(repo: "Repo", head: Commit, moment: str | None, appends: dict
     notes = store.latest_annotations(appends, as_of=moment)
     sources = {h: latest.get(h, c) for h, c in appends.items()}
     contents = repo.contents(s.content_hash for s in sources.values() if s.operation is not Operation.DELETE)  # type: ignore[misc]
-    tokens = repo.token_counts(contents)
+    tokens = repo.source_tokens(sources.values(), contents)
     out: dict[str, _Candidate] = {}
     for digest, commit in appends.items():
         source = sources[digest]

@@ -132,6 +132,7 @@ class Repo:
         self._bus = bus or default_bus
         # Commits are immutable, so a cache never goes stale.
         self._commits: OrderedDict[str, Commit] = OrderedDict()
+        self._contents: OrderedDict[str, Content] = OrderedDict()
         self._cache_size = 8192
 
     # -- lifecycle -------------------------------------------------------------
@@ -160,6 +161,9 @@ class Repo:
         return found
 
     def commit(self, digest: str) -> Commit:
+        cached = self._commits.get(digest)
+        if cached is not None:
+            return cached
         commit = self.get_commits([digest]).get(digest)
         if commit is None:
             raise NotFoundError("commit", digest, hint="`cairn log` lists commits")
@@ -171,9 +175,22 @@ class Repo:
             self._commits.popitem(last=False)
 
     def contents(self, hashes: Iterable[str]) -> dict[str, Content]:
-        """Decode content blobs by hash (unknown types preserved as ``UnknownContent``)."""
-        blobs = self.store.get_blobs(set(hashes))
-        return {h: self.content_types.decode_bytes(b) for h, b in blobs.items()}
+        """Decode content blobs by hash (unknown types preserved as ``UnknownContent``).
+
+        Decoded items are cached: content is addressed by its hash, so a cached
+        item can never be stale.
+        """
+        wanted = set(hashes)
+        found = {h: self._contents[h] for h in wanted if h in self._contents}
+        missing = wanted - found.keys()
+        if missing:
+            for digest, blob in self.store.get_blobs(missing).items():
+                item = self.content_types.decode_bytes(blob)
+                found[digest] = item
+                self._contents[digest] = item
+                if len(self._contents) > self._cache_size:
+                    self._contents.popitem(last=False)
+        return found
 
     def content_of(self, commit: Commit) -> Content | None:
         if commit.content_hash is None:
@@ -349,6 +366,27 @@ class Repo:
         """Tokens an item costs in a request (rendered messages with their overhead)."""
         return sum(self.tokenizer.count_message(m) for m in content.render())
 
+    def source_tokens(self, sources: Iterable[Commit], contents: Mapping[str, Content]) -> dict[str, int]:
+        """Token counts of the contents ``sources`` (appends and edits) carry, by content hash.
+
+        A commit counted by this repository's tokenizer already knows its
+        count; only the others go to the cache (and, on a miss, the tokenizer).
+        """
+        name = self.tokenizer.name
+        counts: dict[str, int] = {}
+        others: dict[str, Content] = {}
+        for source in sources:
+            digest = source.content_hash
+            if digest is None or digest in counts:
+                continue
+            if source.tokenizer == name:
+                counts[digest] = source.token_count
+            elif digest in contents:
+                others[digest] = contents[digest]
+        if others:
+            counts.update(self.token_counts(others))
+        return counts
+
     def token_counts(self, items: Mapping[str, Content]) -> dict[str, int]:
         """Token counts of contents by hash, through the store's cache; misses are counted and cached."""
         counts = self.store.get_token_counts(self.tokenizer.name, items.keys()) if items else {}
@@ -375,6 +413,8 @@ class Repo:
     def _tokens_of_commit_content(self, commit: Commit) -> int:
         if commit.content_hash is None:
             return 0
+        if commit.tokenizer == self.tokenizer.name:
+            return commit.token_count
         content = self.content_of(commit)
         assert content is not None
         return self.token_counts({commit.content_hash: content})[commit.content_hash]
@@ -394,7 +434,6 @@ class Repo:
         content_hash = sha256_hex(blob) if blob is not None else None
         tokens = self.count_content(content) if content is not None else 0
         meta = dict(metadata or {})
-        canonical_json(meta)
         for _ in range(MAX_RETRIES):
             ref, head_hash = self.head_state()
             head = self.commit(head_hash) if head_hash else None
@@ -423,6 +462,7 @@ class Repo:
                 cumulative_tokens=max(0, (head.cumulative_tokens if head else 0) + delta),
                 depth=depth,
                 skip=skip,
+                tokenizer=self.tokenizer.name,
             )
             self._check_budget(commit, head)
             update = RefUpdate(ref, commit.hash, head_hash) if ref else RefUpdate(HEAD, commit.hash, head_hash)
@@ -430,8 +470,7 @@ class Repo:
                 self.store.write(
                     blobs={content_hash: blob} if blob is not None else None,  # type: ignore[dict-item]
                     commits=[commit],
-                    refs=[update],
-                    token_counts={self.tokenizer.name: {content_hash: tokens}} if content_hash else None,
+                    refs=[update],  # the commit itself records its count and who counted it
                 )
             except ConflictError:
                 continue  # another writer moved the branch: rebuild on its new head
@@ -514,8 +553,9 @@ class Repo:
                 "branch": branch,
                 "tokens": commit.token_count,
             },
+            ts=commit.created_at,
         )
-        if self._hooks is not None:
+        if self._hooks is not None and self._hooks.cairn_commit_created.get_hookimpls():
             self._hooks.cairn_commit_created(commit=commit, branch=branch)
 
     # -- branches --------------------------------------------------------------
@@ -708,7 +748,10 @@ class Repo:
             for digest in blob_hashes[start:start + 1000]:
                 emit({"type": "blob", "hash": digest, "data": json.loads(blobs[digest])})
         for commit in ordered:
-            emit({"type": "commit", **commit.to_record()})
+            # Hashed fields apart from derived ones: the "fields" object is then the
+            # canonical JSON the hash covers, and import verifies it without re-encoding.
+            emit({"type": "commit", "hash": commit.hash, "fields": commit.hashed_fields(),
+                  "derived": commit.derived_fields()})
         for name, value in sorted(heads.items()):
             emit({"type": "ref", "name": name, "value": value})
         if branch is None and HEAD in refs and not is_hash(refs[HEAD]):
@@ -743,7 +786,7 @@ class Repo:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            blob = _canonical_blob_line(line) if seen_header else None
+            blob = _canonical_blob_line(line) if seen_header and line.startswith(_BLOB_HEAD) else None
             if blob is not None:
                 blobs[blob[0]] = blob[1]
                 continue
@@ -765,10 +808,12 @@ class Repo:
                 blobs[record["hash"]] = data
             elif kind == "commit":
                 try:
-                    commit = Commit.from_record(record)
-                except (TypeError, ValueError) as exc:
+                    commit = Commit.from_record(
+                        {"hash": record["hash"], **record["fields"], **record.get("derived", {})}
+                    )
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:
                     raise ValidationError(f"{source}:{number}: bad commit record: {exc}") from None
-                if commit.computed_hash() != commit.hash:
+                if not _canonical_fields_match(line, commit.hash) and commit.computed_hash() != commit.hash:
                     raise IntegrityError(f"{source}:{number}: commit {commit.short} does not match its hash")
                 commits.append(commit)
                 if len(commits) >= batch_size:
@@ -832,6 +877,24 @@ def _canonical_blob_line(line: str) -> tuple[str, bytes] | None:
     if sha256_hex(data) != digest:
         return None
     return digest, data
+
+
+_COMMIT_TAIL_LEN = len('","type":"commit"}') + 64 + len(',"hash":"')
+
+
+def _canonical_fields_match(line: str, digest: str) -> bool:
+    """True when the ``fields`` object of an exported commit line hashes to ``digest``.
+
+    Export writes ``{"derived":{...},"fields":{...},"hash":"...","type":"commit"}``
+    in canonical JSON, so the slice is the exact bytes the hash covers. False
+    only means "not proven this way": the caller then re-encodes the fields.
+    """
+    body = line.rstrip("\r\n")
+    end = len(body) - _COMMIT_TAIL_LEN
+    start = body.find('},"fields":{')
+    if start < 0 or end <= start or body[end:end + 9] != ',"hash":"':
+        return False
+    return sha256_hex(body[start + len('},"fields":'):end].encode("utf-8")) == digest
 
 
 def _looks_like_branch(name: str) -> bool:

@@ -186,17 +186,24 @@ def test_events_and_hook_on_commit(content_types, clock):
     events = []
     bus.subscribe(EventName.COMMIT_CREATED, events.append)
 
-    class Hooks:
+    from cairn.hookspecs import hookimpl
+    from cairn.plugins import load_plugins
+
+    class Recorder:
         calls: list = []
 
+        @hookimpl
         def cairn_commit_created(self, commit, branch):
             self.calls.append((commit.hash, branch))
 
-    hooks = Hooks()
-    repo = Repo(MemoryStore(), WordTokenizer(), content_types, bus=bus, hooks=hooks)
+    plugins = load_plugins(entry_points=False)
+    recorder = Recorder()
+    plugins.register(recorder, "recorder")
+    repo = Repo(MemoryStore(), WordTokenizer(), content_types, bus=bus, hooks=plugins.pm.hook)
     c = repo.append(say("x"))
     assert events[0].payload["commit"] == c.hash and events[0].payload["branch"] == "main"
-    assert hooks.calls == [(c.hash, "main")]
+    assert events[0].ts == c.created_at
+    assert recorder.calls == [(c.hash, "main")]
 
 
 def test_subscriber_failure_never_breaks_the_commit(content_types, clock):
@@ -302,3 +309,22 @@ def test_unknown_content_in_storage_survives(repo):
     result = repo.materialize()
     assert result.items[0].content.to_dict() == {"content_type": "gone.plugin", "x": 1}
     assert result.items[0].content_hash == digest
+
+
+def test_changing_tokenizer_recounts_lazily_through_the_cache(content_types, clock):
+    from cairn.tokenizers import MessageOverhead
+
+    store = MemoryStore()
+    first = Repo(store, WordTokenizer("words"), content_types)
+    item = first.append(say("one two three"))
+    assert item.tokenizer == "words" and item.token_count == 7
+    # Another tokenizer: 10 tokens of overhead per message instead of 3.
+    other_tok = WordTokenizer("words-big", overhead=MessageOverhead(per_message=10, per_name=1, reply_priming=3))
+    other = Repo(store, other_tok, content_types)
+    assert other.materialize().items[0].tokens == 14
+    assert store.get_token_counts("words-big", [item.content_hash]) == {item.content_hash: 14}
+    calls = other_tok.calls
+    other.materialize()
+    assert other_tok.calls == calls  # served from the cache the first call filled
+    # The first repository's own count is still used as recorded.
+    assert first.materialize().items[0].tokens == 7

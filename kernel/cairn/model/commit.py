@@ -45,6 +45,10 @@ def _json_object(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise TypeError(f"{attribute.name} must be a JSON object, got {type(value).__name__}")
 
 
+def _fields_named(*names: str) -> tuple[attrs.Attribute, ...]:
+    return tuple(a for a in attrs.fields(Commit) if a.name in names)
+
+
 HASHED_FIELDS = ("parent", "operation", "content_hash", "target", "reply_to", "message", "metadata", "created_at")
 
 
@@ -52,18 +56,21 @@ HASHED_FIELDS = ("parent", "operation", "content_hash", "target", "reply_to", "m
 class Commit:
     """One step of a context history.
 
-    Build new commits with ``Commit.new``, which computes ``hash``; backends
-    rebuild stored ones with ``Commit.from_record``.
+    Build new commits with ``Commit.new``, which computes ``hash``. Records
+    from outside (an import, a file) go through ``Commit.from_record``, which
+    validates every field. A backend rebuilding commits it stored itself may
+    call the constructor directly: those values were validated on the way in,
+    and skipping the checks keeps history reads fast.
     """
 
-    hash: str = attrs.field(validator=_optional_hash)
-    parent: str | None = attrs.field(validator=_optional_hash)
+    hash: str
+    parent: str | None
     operation: Operation = attrs.field(converter=Operation)
-    content_hash: str | None = attrs.field(validator=_optional_hash)
-    target: str | None = attrs.field(validator=_optional_hash)
-    reply_to: str | None = attrs.field(validator=_optional_hash)
+    content_hash: str | None
+    target: str | None
+    reply_to: str | None
     message: str
-    metadata: dict = attrs.field(validator=_json_object)
+    metadata: dict
     created_at: str
     # derived, not hashed
     content_type: str | None = None
@@ -71,6 +78,7 @@ class Commit:
     cumulative_tokens: int = 0
     depth: int = 0  # number of ancestors
     skip: str | None = None  # an ancestor at depth skip_depth(depth), for O(log n) ancestry
+    tokenizer: str | None = None  # the tokenizer that counted token_count and cumulative_tokens
 
     @classmethod
     def new(
@@ -98,7 +106,8 @@ class Commit:
         if not isinstance(message, str):
             raise ValidationError("must be a string", what="commit", field="message", given=message)
         meta = dict(metadata or {})
-        canonical_json(meta)  # the one user-supplied structure: check it once, here
+        if meta:
+            canonical_json(meta)  # the one user-supplied structure: check it once, here
         fields = {
             "parent": parent,
             "operation": operation.value,
@@ -109,7 +118,9 @@ class Commit:
             "metadata": meta,
             "created_at": created_at,
         }
-        return cls(hash=value_hash(fields, check_keys=False), **{**fields, "operation": operation}, **derived)
+        commit = cls(hash=value_hash(fields, check_keys=False), **{**fields, "operation": operation}, **derived)
+        commit.validate()
+        return commit
 
     def hashed_fields(self) -> dict[str, Any]:
         return {
@@ -126,25 +137,50 @@ class Commit:
     def computed_hash(self) -> str:
         return sha256_hex(canonical_json(self.hashed_fields(), check_keys=False))
 
-    def to_record(self) -> dict[str, Any]:
-        """Every field as plain JSON types, for backends and export."""
+    def derived_fields(self) -> dict[str, Any]:
+        """The fields every backend stores beside the hashed ones (never part of the hash)."""
         return {
-            "hash": self.hash,
-            **self.hashed_fields(),
             "content_type": self.content_type,
             "token_count": self.token_count,
             "cumulative_tokens": self.cumulative_tokens,
             "depth": self.depth,
             "skip": self.skip,
+            "tokenizer": self.tokenizer,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field as plain JSON types, for backends and export."""
+        return {"hash": self.hash, **self.hashed_fields(), **self.derived_fields()}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> "Commit":
-        return cls(**record)
+        """A commit from a plain record (``to_record``'s shape), every field validated."""
+        commit = cls(**record)
+        commit.validate()
+        return commit
+
+    def validate(self) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the first malformed field."""
+        match = _HASH_RE.match
+        for name in ("hash", "parent", "content_hash", "target", "reply_to", "skip"):
+            value = getattr(self, name)
+            if value is not None and (value.__class__ is not str or not match(value)):
+                raise ValueError(f"{name} must be a 64-hex-digit hash, got {value!r:.80}")
+        _json_object(self, _METADATA, self.metadata)
+        if not isinstance(self.message, str) or not isinstance(self.created_at, str):
+            raise TypeError("message and created_at must be strings")
+        for name in ("token_count", "cumulative_tokens", "depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
     @property
     def short(self) -> str:
         return self.hash[:12]
+
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}\Z")
+(_METADATA,) = _fields_named("metadata")
 
 
 def skip_depth(depth: int) -> int:
@@ -177,6 +213,17 @@ class Annotation:
     @property
     def id(self) -> str:
         return value_hash(self.to_record())
+
+    def derived_fields(self) -> dict[str, Any]:
+        """The fields every backend stores beside the hashed ones (never part of the hash)."""
+        return {
+            "content_type": self.content_type,
+            "token_count": self.token_count,
+            "cumulative_tokens": self.cumulative_tokens,
+            "depth": self.depth,
+            "skip": self.skip,
+            "tokenizer": self.tokenizer,
+        }
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -122,6 +122,16 @@ def _json_object(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     canonical_json(value)  # refuses NaN, non-string keys, non-JSON values
 
 
+_PLAIN = (str, int, float, bool, dict, list, type(None))
+
+
+def _is_plain(annotation: Any) -> bool:
+    args = getattr(annotation, "__args__", None)
+    if args is not None and getattr(annotation, "__origin__", None) not in (dict, list):
+        return all(_is_plain(a) for a in args)  # a union such as str | None
+    return getattr(annotation, "__origin__", annotation) in _PLAIN
+
+
 class Content:
     """Base of every content type.
 
@@ -138,9 +148,31 @@ class Content:
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical dict: set fields plus the ``content_type`` tag."""
-        data = {k: v for k, v in unstructure(self).items() if v is not None}
+        data: dict[str, Any] = {}
+        for name, plain in self._field_plan():
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value if plain else unstructure(value)
         data["content_type"] = self.content_type
         return data
+
+    @classmethod
+    def _field_plan(cls) -> tuple[tuple[str, bool], ...]:
+        """(field name, holds plain JSON already) per field, worked out once per class.
+
+        Fields typed as JSON primitives, ``dict`` or ``list`` are copied as they
+        are; anything else (a nested attrs class, say) goes through cattrs.
+        """
+        plan = cls.__dict__.get("_cairn_field_plan")
+        if plan is None:
+            attrs.resolve_types(cls)
+            plan = tuple((a.name, _is_plain(a.type)) for a in attrs.fields(cls))
+            cls._cairn_field_plan = plan  # type: ignore[attr-defined]
+        return plan
+
+    @classmethod
+    def _field_names(cls) -> frozenset[str]:
+        return frozenset(name for name, _ in cls._field_plan())
 
     def canonical(self) -> bytes:
         # Payload fields were checked by their validators; keys are strings.
@@ -334,8 +366,13 @@ class ContentTypes:
             return UnknownContent(dict(data))
         fields = {k: v for k, v in data.items() if k != "content_type"}
         try:
-            item = structure(fields, cls, what=tag)
-        except ValidationError:
+            if fields.keys() <= cls._field_names():
+                # Stored items were structured on the way in: the constructor and
+                # its validators are enough, and much cheaper than cattrs.
+                item = cls(**fields)
+            else:
+                return UnknownContent(dict(data))
+        except (TypeError, ValueError):
             return UnknownContent(dict(data))
         if item.to_dict() != dict(data):  # e.g. a default written out differently
             return UnknownContent(dict(data))

@@ -47,10 +47,10 @@ class MemoryStore(Store):
         blobs = dict(blobs or {})
         with self._lock:
             # Links may point anywhere in the store or in this batch, in any order.
-            known = set(self.commits) | {c.hash for c in commits}
+            batch = {c.hash for c in commits}
             for commit in commits:
                 for label, link in (("parent", commit.parent), ("target", commit.target)):
-                    if link is not None and link not in known:
+                    if link is not None and link not in self.commits and link not in batch:
                         raise IntegrityError(f"commit {commit.short}: {label} {link[:12]} is not stored")
                 if commit.content_hash is not None and commit.content_hash not in blobs and commit.content_hash not in self.blobs:
                     raise IntegrityError(f"commit {commit.short}: content {commit.content_hash[:12]} is not stored")

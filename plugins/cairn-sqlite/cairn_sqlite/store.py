@@ -85,6 +85,7 @@ COMMIT_COLUMNS = (
     "cumulative_tokens",
     "depth",
     "skip",
+    "tokenizer",
 )
 
 
@@ -93,8 +94,14 @@ def _schema_v1(db: Database) -> None:
     db.table("blobs").create({"hash": str, "data": bytes}, pk="hash", not_null={"data"})
     db.table("commits").create(
         {
+            # ``seq`` aliases the rowid (so VACUUM never renumbers it) and
+            # ``parent_seq`` is the parent's: walking history follows integer
+            # keys through the table itself, neighbours on the same pages,
+            # instead of a hash index lookup per step.
+            "seq": int,
             "hash": str,
             "parent": str,
+            "parent_seq": int,
             "operation": str,
             "content_hash": str,
             "target": str,
@@ -107,9 +114,10 @@ def _schema_v1(db: Database) -> None:
             "cumulative_tokens": int,
             "depth": int,
             "skip": str,
+            "tokenizer": str,  # who counted token_count
         },
-        pk="hash",
-        not_null={"operation", "message", "metadata", "created_at", "token_count", "cumulative_tokens", "depth"},
+        pk="seq",
+        not_null={"hash", "operation", "message", "metadata", "created_at", "token_count", "cumulative_tokens", "depth"},
         foreign_keys=[
             ("parent", "commits", "hash"),
             ("content_hash", "blobs", "hash"),
@@ -117,6 +125,7 @@ def _schema_v1(db: Database) -> None:
         ],
     )
     commits = db.table("commits")
+    commits.create_index(["hash"], index_name="commits_hash", unique=True)
     # children (oldest first) and the foreign-key check when a parent is deleted
     commits.create_index(["parent", "created_at"], index_name="commits_parent")
     commits.create_index(["content_type", "created_at"], index_name="commits_type_time")
@@ -171,7 +180,10 @@ _check_migrations(MIGRATIONS)
 
 _COLS = ", ".join(f'"{c}"' for c in COMMIT_COLUMNS)
 _C_COLS = ", ".join(f'c."{c}"' for c in COMMIT_COLUMNS)
-_INSERT_COMMIT = f"INSERT OR IGNORE INTO commits ({_COLS}) VALUES ({', '.join('?' * len(COMMIT_COLUMNS))})"
+_INSERT_COMMIT = (
+    f"INSERT OR IGNORE INTO commits ({_COLS}, parent_seq) "
+    f"VALUES ({', '.join('?' * len(COMMIT_COLUMNS))}, (SELECT seq FROM commits WHERE hash = ?))"
+)
 _INSERT_BLOB = "INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)"
 # Ref compare-and-swap: each statement changes one row exactly when the ref holds the expected value.
 _CREATE_REF = "INSERT INTO refs (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
@@ -183,13 +195,14 @@ _KNOWN_BLOBS = "SELECT hash FROM blobs WHERE hash IN (SELECT value FROM json_eac
 _GET_BLOBS = "SELECT hash, data FROM blobs WHERE hash IN (SELECT value FROM json_each(?))"
 _GET_COMMITS = f"SELECT {_COLS} FROM commits WHERE hash IN (SELECT value FROM json_each(?))"
 _ANCESTORS = f"""
-WITH RECURSIVE chain(n, {_COLS}) AS (
-    SELECT 0, {_COLS} FROM commits WHERE hash = ?
+WITH RECURSIVE chain(n, seq) AS (
+    SELECT 0, seq FROM commits WHERE hash = ?
     UNION ALL
-    SELECT chain.n + 1, {_C_COLS} FROM chain JOIN commits AS c ON c.hash = chain.parent
+    SELECT chain.n + 1, c.parent_seq FROM chain JOIN commits AS c ON c.seq = chain.seq
+    WHERE c.parent_seq IS NOT NULL
     LIMIT ?
 )
-SELECT {_COLS} FROM chain ORDER BY n
+SELECT {_C_COLS} FROM chain JOIN commits AS c ON c.seq = chain.seq ORDER BY chain.n
 """
 _CHILDREN = f"SELECT {_COLS} FROM commits WHERE parent = ? ORDER BY created_at, rowid"
 _TARGETING = (
@@ -354,27 +367,35 @@ def _sqlite(action: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
 # -- helpers ---------------------------------------------------------------------------
 
 
+_OPERATIONS = {op.value: op for op in Operation}
+
+
 def _commit_from_row(row: Sequence[Any]) -> Commit:
+    # Rows were validated on the way in, so the constructor is called directly
+    # (no per-field checks): history reads are the materializer's hot path.
     return Commit(
         hash=row[0],
         parent=row[1],
-        operation=Operation(row[2]),
+        operation=_OPERATIONS[row[2]],
         content_hash=row[3],
         target=row[4],
         reply_to=row[5],
         message=row[6],
-        metadata=json.loads(row[7]),
+        metadata={} if row[7] == "{}" else json.loads(row[7]),
         created_at=row[8],
         content_type=row[9],
         token_count=row[10],
         cumulative_tokens=row[11],
         depth=row[12],
         skip=row[13],
+        tokenizer=row[14],
     )
 
 
 def _metadata_text(metadata: dict[str, Any]) -> str:
-    """Canonical JSON text; write() has already proved it encodes (computed_hash), so skip re-validating."""
+    """Canonical JSON text (the commit's hash covers it, so it is known to encode)."""
+    if not metadata:
+        return "{}"
     return json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -394,6 +415,8 @@ def _commit_row(commit: Commit) -> tuple[Any, ...]:
         commit.cumulative_tokens,
         commit.depth,
         commit.skip,
+        commit.tokenizer,
+        commit.parent,  # looked up for parent_seq
     )
 
 
@@ -495,6 +518,16 @@ def _topological(commits: list[Commit]) -> list[Commit]:
         if not isinstance(commit, Commit):
             raise ValidationError(f"expected a cairn.model.Commit, got {type(commit).__name__}", what="write")
         by_hash.setdefault(commit.hash, commit)
+    # Usually (an import, a branch) the batch is already in order: check in one pass.
+    seen: set[str] = set()
+    for commit in commits:
+        if (commit.parent in by_hash and commit.parent not in seen) or (
+            commit.target in by_hash and commit.target not in seen
+        ):
+            break
+        seen.add(commit.hash)
+    else:
+        return list(by_hash.values())
     done: set[str] = set()
     ordered: list[Commit] = []
     for start in by_hash.values():
