@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,13 @@ def cairn_open(project: Path):
     return cairn.open(project)
 
 
+def _collect(stream, acks: list[int]) -> None:
+    """Record each count the importer reports durable, as it reports it."""
+    for line in stream:
+        if line.startswith("durable "):
+            acks.append(int(line.split()[1]))
+
+
 def _export_of(commits: int, path: Path, tmp: Path) -> list[str]:
     """An export of one branch of ``commits`` items; returns the commit hashes in file order."""
     from cairn.plugins import load_plugins
@@ -88,12 +96,24 @@ def test_import_killed_at_random_points_keeps_exactly_the_acknowledged(cairn, tm
         proc = subprocess.Popen(
             [sys.executable, "-m", "cairn", "-C", str(project), "import", str(dump),
              "--batch-size", str(batch), "--progress", "lines"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
         )
-        time.sleep(rng.uniform(0.3, 2.0))
+        acks: list[int] = []
+        reader = threading.Thread(target=_collect, args=(proc.stderr, acks), daemon=True)
+        reader.start()
+        if attempt % 4 == 0:
+            time.sleep(rng.uniform(0.05, 0.6))  # early: maybe before the first batch lands
+        else:
+            # Mid-import: after a random number of durable batches, a moment into the next.
+            wanted = rng.randrange(1, len(order) // batch - 1)
+            deadline = time.monotonic() + 120
+            while len(acks) < wanted and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0, 0.02))
         proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate()
-        acked = max([int(line.split()[1]) for line in err.splitlines() if line.startswith("durable ")], default=0)
+        proc.wait()
+        reader.join(timeout=10)
+        acked = max(acks, default=0)
         with cairn_open(project) as repo:
             assert repo.store.check() == [], f"attempt {attempt}: store damaged"
             stored = repo.store.stats().commits

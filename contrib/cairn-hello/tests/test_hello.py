@@ -278,7 +278,8 @@ def _reinstall_args() -> list[str]:
     major_minor = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     # PEP 660 editable builds need setuptools >= 64, plus the `wheel` package before setuptools 70.1.
     if major_minor >= (70, 1) or (major_minor >= (64, 0) and importlib.util.find_spec("wheel") is not None):
-        args.insert(1, "--no-build-isolation")
+        # The build tools are here: build offline, never reaching an index.
+        args[1:1] = ["--no-build-isolation", "--no-index"]
     return args
 
 

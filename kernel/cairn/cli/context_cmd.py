@@ -550,7 +550,14 @@ def export_command(state: State, output: str | None, branch: str | None) -> None
     path = Path(output)
     tmp = path.with_name(path.name + ".partial")
     with tmp.open("w", encoding="utf-8") as handle:
-        lines = repo.export(handle, branch=branch)
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("exporting", total=None)
+                lines = repo.export(handle, branch=branch, progress=lambda n: bar.update(task, completed=n))
+        else:
+            lines = repo.export(handle, branch=branch)
     tmp.replace(path)  # a crashed export never leaves a truncated file under the real name
     click.echo(f"exported {lines} records to {path}", err=True)
 

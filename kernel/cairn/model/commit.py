@@ -214,17 +214,6 @@ class Annotation:
     def id(self) -> str:
         return value_hash(self.to_record())
 
-    def derived_fields(self) -> dict[str, Any]:
-        """The fields every backend stores beside the hashed ones (never part of the hash)."""
-        return {
-            "content_type": self.content_type,
-            "token_count": self.token_count,
-            "cumulative_tokens": self.cumulative_tokens,
-            "depth": self.depth,
-            "skip": self.skip,
-            "tokenizer": self.tokenizer,
-        }
-
     def to_record(self) -> dict[str, Any]:
         return {
             "target": self.target,
