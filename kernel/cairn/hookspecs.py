@@ -64,3 +64,8 @@ def cairn_register_commands(cli: Any) -> None:
 @hookspec
 def cairn_commit_created(commit: Any, branch: str | None) -> None:
     """Called after a context commit is stored and its branch moved; ``branch`` is None on a detached HEAD."""
+
+
+@hookspec
+def cairn_run_recorded(run: Any) -> None:
+    """Called after a run is recorded or closed in the ledger (a ``cairn.model.Run``)."""

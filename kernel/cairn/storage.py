@@ -11,8 +11,13 @@ come in groups:
 - annotations: append-only priority records; latest as of a time, history,
   and the latest for many targets in one call;
 - token counts: a cache per (tokenizer, content hash);
+- the run ledger: runs (created, appended to while open, closed by
+  compare-and-swap on their status), their events, and spend records;
 - maintenance: stats, garbage collection of objects no ref reaches, and an
   integrity check.
+
+A backend that can share its data between machines also implements
+``Syncable`` and lists ``"sync"`` in ``capabilities``.
 
 Every batch read is one round trip to the backend: the context engine's
 speed depends on it. ``cairn.testing`` holds the conformance suite that every
@@ -31,8 +36,12 @@ import attrs
 
 from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageError
 from cairn.model import Annotation, Commit, Priority
+from cairn.model.ledger import Run, RunEvent, SpendRecord
 
 __all__ = [
+    "SyncReport",
+    "SyncStatus",
+    "Syncable",
     "BRANCH_PREFIX",
     "check_objects",
     "unreachable",
@@ -219,6 +228,65 @@ class Store(abc.ABC):
     def put_token_counts(self, tokenizer: str, counts: Mapping[str, int]) -> None:
         """Cache counts (content hash -> tokens) for ``tokenizer``."""
 
+    # -- the run ledger --------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_run(self, run: Run, events: Sequence[RunEvent] = (), *, expected_status: str | None = None) -> None:
+        """Write a run and, in the same transaction, append ``events`` to it.
+
+        ``expected_status=None`` creates the run: ``ConflictError`` if its id
+        exists. Otherwise the stored run must have that status (``"open"``,
+        to close it): ``ConflictError`` carrying the actual status if not.
+        An event whose (run, seq) is already stored raises ``ConflictError``.
+        """
+
+    @abc.abstractmethod
+    def put_runs(self, runs: Sequence[tuple[Run, Sequence[RunEvent]]]) -> None:
+        """Create many runs with their events in one write, all or nothing.
+
+        Each run is created as by ``put_run(run, events)``: an existing id
+        raises ``ConflictError`` and then none of the batch is written.
+        """
+
+    @abc.abstractmethod
+    def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        """Append events to an open run: ``NotFoundError`` if there is no such run,
+        ``ConflictError`` if it is closed or a (run, seq) is already stored."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> Run | None:
+        """The run, or None."""
+
+    @abc.abstractmethod
+    def list_runs(
+        self,
+        *,
+        type: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs with ``since <= started_at <= until``, newest first (ties: run id descending)."""
+
+    @abc.abstractmethod
+    def run_events(self, run_id: str, *, after_seq: int | None = None) -> list[RunEvent]:
+        """A run's events in ``seq`` order (those after ``after_seq`` when given); one round trip."""
+
+    @abc.abstractmethod
+    def delete_runs(self, run_ids: Iterable[str]) -> int:
+        """Delete runs and their events; returns how many runs were deleted."""
+
+    @abc.abstractmethod
+    def add_spend(self, records: Sequence[SpendRecord]) -> None:
+        """Append spend records (provider call metadata and cost)."""
+
+    @abc.abstractmethod
+    def spend(
+        self, *, since: str | None = None, until: str | None = None, run_id: str | None = None
+    ) -> list[SpendRecord]:
+        """Spend records with ``since <= ts <= until`` (and of ``run_id``), oldest first."""
+
     # -- maintenance -----------------------------------------------------------
 
     @abc.abstractmethod
@@ -241,6 +309,45 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@attrs.frozen
+class SyncReport:
+    """What a push or pull did."""
+
+    remote: str | None
+    pushed: int = 0  # refs published
+    fetched: int = 0  # refs brought in
+    merged: int = 0  # diverged refs merged
+    message: str = ""
+
+
+@attrs.frozen
+class SyncStatus:
+    remote: str | None
+    ahead: int
+    behind: int
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+class Syncable(abc.ABC):
+    """The optional sync capability (``"sync"`` in ``Store.capabilities``): share a store between machines.
+
+    With no remote configured, push and pull succeed as no-ops and say so
+    in ``SyncReport.message``.
+    """
+
+    @abc.abstractmethod
+    def push(self, remote: str | None = None, *, progress: Any = None) -> SyncReport:
+        """Publish local history; merges first when the remote moved on."""
+
+    @abc.abstractmethod
+    def pull(self, remote: str | None = None, *, progress: Any = None) -> SyncReport:
+        """Bring in the remote's history, merging diverged histories without losing anything."""
+
+    @abc.abstractmethod
+    def sync_status(self, remote: str | None = None) -> SyncStatus:
+        """How far local and remote history have diverged."""
 
 
 def check_objects(store: Store, commits: Iterable[Commit], blobs: Mapping[str, bytes]) -> list[Problem]:

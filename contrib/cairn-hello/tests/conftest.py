@@ -60,7 +60,7 @@ class MemoryState(State):
 
     def __init__(self, store: Store, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
-        self.store = store
+        self._store = store  # State.store then serves it instead of opening the configured one
         self._memory_repo: Repo | None = None
 
     @property

@@ -14,7 +14,9 @@ from cairn.errors import CairnError
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
     from cairn.plugins import Plugins
+    from cairn.ledger import Ledger
     from cairn.repo import Repo
+    from cairn.storage import Store
 
 
 class State:
@@ -35,6 +37,8 @@ class State:
         self._config: Config | None = None
         self._plugins: Plugins | None = None
         self._repo: Repo | None = None
+        self._ledger: Ledger | None = None
+        self._store: Store | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "State":
@@ -80,17 +84,32 @@ class State:
         return self._plugins
 
     @property
+    def store(self) -> "Store":
+        """The configured store, opened once and shared by the context engine and the ledger."""
+        if self._store is None:
+            self._store = self.plugins.create("storage", self.config.cairn.storage, self.config)
+        return self._store
+
+    @property
     def repo(self) -> "Repo":
         if self._repo is None:
             from cairn.repo import open_repo
 
-            self._repo = open_repo(config=self.config, plugins=self.plugins)
+            self._repo = open_repo(config=self.config, plugins=self.plugins, store=self.store)
         return self._repo
 
+    @property
+    def ledger(self) -> "Ledger":
+        if self._ledger is None:
+            from cairn.ledger import open_ledger
+
+            self._ledger = open_ledger(config=self.config, plugins=self.plugins, store=self.store)
+        return self._ledger
+
     def close(self) -> None:
-        if self._repo is not None:
-            self._repo.close()
-            self._repo = None
+        if self._store is not None:
+            self._store.close()
+        self._store = self._repo = self._ledger = None
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)

@@ -39,8 +39,15 @@ from cairn.model.content import (
     UnknownContent,
 )
 from cairn.model.convert import converter, structure, unstructure
+from cairn.model.ledger import RUN_STATUSES, Run, RunEvent, SpendRecord, new_run_id, validate_run_id
 
 __all__ = [
+    "RUN_STATUSES",
+    "Run",
+    "RunEvent",
+    "SpendRecord",
+    "new_run_id",
+    "validate_run_id",
     "Annotation",
     "Artifact",
     "BUILTIN_CONTENT_TYPES",

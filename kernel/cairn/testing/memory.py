@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Iterable, Mapping, Sequence
 
-from cairn.errors import ConflictError, IntegrityError
-from cairn.model import Annotation, Commit, Priority, sha256_hex
+from cairn.errors import ConflictError, IntegrityError, NotFoundError
+from cairn.model import Annotation, Commit, Priority, Run, RunEvent, SpendRecord, sha256_hex
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects, unreachable
 
 __all__ = ["MemoryStore", "open_in_directory"]
@@ -33,6 +33,9 @@ class MemoryStore(Store):
         self.token_cache: dict[tuple[str, str], int] = {}
         self._children: dict[str, list[str]] = {}
         self._targeting: dict[str, list[str]] = {}
+        self.runs: dict[str, Run] = {}
+        self.events: dict[str, dict[int, RunEvent]] = {}
+        self.spend_records: list[SpendRecord] = []
 
     # -- objects ---------------------------------------------------------------
 
@@ -186,6 +189,97 @@ class MemoryStore(Store):
         with self._lock:
             for digest, count in counts.items():
                 self.token_cache[(tokenizer, digest)] = count
+
+    # -- the run ledger --------------------------------------------------------
+
+    def put_run(self, run: Run, events: Sequence[RunEvent] = (), *, expected_status: str | None = None) -> None:
+        with self._lock:
+            current = self.runs.get(run.run_id)
+            actual = current.status if current else None
+            if actual != expected_status:
+                raise ConflictError(f"run {run.run_id}", expected_status, actual)
+            self._check_events(run.run_id, events)
+            self.runs[run.run_id] = run
+            self._add_events(run.run_id, events)
+
+    def put_runs(self, runs: Sequence[tuple[Run, Sequence[RunEvent]]]) -> None:
+        with self._lock:
+            ids = [run.run_id for run, _ in runs]
+            for run, events in runs:
+                if run.run_id in self.runs or ids.count(run.run_id) > 1:
+                    actual = self.runs[run.run_id].status if run.run_id in self.runs else "in this batch"
+                    raise ConflictError(f"run {run.run_id}", None, actual)
+                self._check_events(run.run_id, events)
+            for run, events in runs:
+                self.runs[run.run_id] = run
+                self._add_events(run.run_id, events)
+
+    def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        with self._lock:
+            run = self.runs.get(run_id)
+            if run is None:
+                raise NotFoundError("run", run_id)
+            if not run.is_open:
+                raise ConflictError(f"run {run_id}", "open", run.status, hint="the run is closed; events can no longer be added")
+            self._check_events(run_id, events)
+            self._add_events(run_id, events)
+
+    def _check_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        taken = self.events.get(run_id, {})
+        seqs = [e.seq for e in events]
+        for event in events:
+            if event.run_id != run_id:
+                raise IntegrityError(f"event {event.seq} belongs to run {event.run_id}, not {run_id}")
+        duplicate = next((q for q in seqs if q in taken or seqs.count(q) > 1), None)
+        if duplicate is not None:
+            raise ConflictError(f"run {run_id} event {duplicate}", None, "taken", hint="read the last seq and retry")
+
+    def _add_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        stored = self.events.setdefault(run_id, {})
+        for event in events:
+            stored[event.seq] = event
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self._lock:
+            return self.runs.get(run_id)
+
+    def list_runs(self, *, type: str | None = None, status: str | None = None, since: str | None = None,
+                  until: str | None = None, limit: int | None = None) -> list[Run]:
+        with self._lock:
+            found = [
+                r for r in self.runs.values()
+                if (type is None or r.type == type) and (status is None or r.status == status)
+                and (since is None or r.started_at >= since) and (until is None or r.started_at <= until)
+            ]
+        found.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
+        return found[:limit] if limit is not None else found
+
+    def run_events(self, run_id: str, *, after_seq: int | None = None) -> list[RunEvent]:
+        with self._lock:
+            stored = self.events.get(run_id, {})
+            return [stored[q] for q in sorted(stored) if after_seq is None or q > after_seq]
+
+    def delete_runs(self, run_ids: Iterable[str]) -> int:
+        with self._lock:
+            gone = 0
+            for run_id in set(run_ids):
+                if self.runs.pop(run_id, None) is not None:
+                    gone += 1
+                self.events.pop(run_id, None)
+            return gone
+
+    def add_spend(self, records: Sequence[SpendRecord]) -> None:
+        with self._lock:
+            self.spend_records.extend(records)
+
+    def spend(self, *, since: str | None = None, until: str | None = None, run_id: str | None = None) -> list[SpendRecord]:
+        with self._lock:
+            found = [
+                r for r in self.spend_records
+                if (since is None or r.ts >= since) and (until is None or r.ts <= until)
+                and (run_id is None or r.run_id == run_id)
+            ]
+        return sorted(found, key=lambda r: r.ts)
 
     # -- maintenance -----------------------------------------------------------
 

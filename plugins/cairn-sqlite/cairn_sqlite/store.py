@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 import attrs
 from sqlite_utils import Database
 
-from cairn.errors import ConflictError, IntegrityError, StorageError, ValidationError
-from cairn.model import Annotation, Commit, Operation, Priority, now, sha256_hex, skip_depth
+from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageError, ValidationError
+from cairn.model import Annotation, Commit, Operation, Priority, Run, RunEvent, SpendRecord, now, sha256_hex, skip_depth
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects
 from cairn_sqlite.config import SYNCHRONOUS_LEVELS, SqliteConfig
 
@@ -156,9 +156,42 @@ def _schema_v1(db: Database) -> None:
     )
 
 
+def _schema_v2(db: Database) -> None:
+    """The run ledger: runs, their events, and spend records."""
+    db.table("runs").create(
+        {
+            "run_id": str,
+            "type": str,
+            "status": str,
+            "started_at": str,
+            "record": str,  # the whole run as canonical JSON: one column to read back
+        },
+        pk="run_id",
+        not_null={"type", "status", "started_at", "record"},
+    )
+    runs = db.table("runs")
+    runs.create_index(["started_at", "run_id"], index_name="runs_time")
+    runs.create_index(["type", "started_at"], index_name="runs_type_time")
+    runs.create_index(["status", "started_at"], index_name="runs_status_time")
+    db.table("run_events").create(
+        {"run_id": str, "seq": int, "ts": str, "type": str, "fields": str},
+        pk=("run_id", "seq"),
+        not_null={"ts", "type", "fields"},
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("spend").create(
+        {"seq": int, "ts": str, "run_id": str, "record": str},
+        pk="seq",
+        not_null={"ts", "record"},
+    )
+    db.table("spend").create_index(["ts"], index_name="spend_time")
+    db.table("spend").create_index(["run_id", "ts"], index_name="spend_run")
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _schema_v1),
+    Migration(2, "the run ledger: runs, events, spend", _schema_v2),
 )
 
 
@@ -365,6 +398,25 @@ def _sqlite(action: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+_CREATE_RUN = "INSERT INTO runs (run_id, type, status, started_at, record) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+_REPLACE_RUN = "UPDATE runs SET type = ?, status = ?, started_at = ?, record = ? WHERE run_id = ? AND status = ?"
+_INSERT_EVENT = "INSERT INTO run_events (run_id, seq, ts, type, fields) VALUES (?, ?, ?, ?, ?)"
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _run_row(run: Run) -> tuple[Any, ...]:
+    return (run.run_id, run.type, run.status, run.started_at, _json_text(run.to_record()))
+
+
+def _event_row(run_id: str, event: RunEvent) -> tuple[Any, ...]:
+    if event.run_id != run_id:
+        raise IntegrityError(f"event {event.seq} belongs to run {event.run_id}, not {run_id}")
+    return (run_id, event.seq, event.ts, event.type, _json_text(event.fields))
 
 
 _OPERATIONS = {op.value: op for op in Operation}
@@ -1073,6 +1125,109 @@ class SqliteStore(Store):
             return
         with self._write_transaction() as conn:
             conn.executemany(_PUT_TOKENS, rows)
+
+    # -- the run ledger -----------------------------------------------------------------------
+
+    @_sqlite("recording a run")
+    def put_run(self, run: Run, events: Sequence[RunEvent] = (), *, expected_status: str | None = None) -> None:
+        """Create (or, with ``expected_status``, replace) a run and append events, in one transaction."""
+        self._put_runs([(run, events)], expected_status)
+
+    @_sqlite("recording runs")
+    def put_runs(self, runs: Sequence[tuple[Run, Sequence[RunEvent]]]) -> None:
+        """Create many runs with their events in one transaction."""
+        self._put_runs(runs, None)
+
+    def _put_runs(self, runs: Sequence[tuple[Run, Sequence[RunEvent]]], expected: str | None) -> None:
+        rows = [(_run_row(run), [_event_row(run.run_id, e) for e in events]) for run, events in runs]
+        with self._write_transaction() as conn:
+            for (run, _), (row, event_rows) in zip(runs, rows):
+                if expected is None:
+                    done = conn.execute(_CREATE_RUN, row).rowcount
+                else:
+                    done = conn.execute(_REPLACE_RUN, (*row[1:], row[0], expected)).rowcount
+                if done != 1:
+                    actual = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
+                    raise ConflictError(f"run {run.run_id}", expected, actual[0] if actual else None)
+                self._insert_events(conn, run.run_id, event_rows)
+
+    @staticmethod
+    def _insert_events(conn: sqlite3.Connection, run_id: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            conn.executemany(_INSERT_EVENT, rows)
+        except sqlite3.IntegrityError:
+            raise ConflictError(
+                f"run {run_id} events", None, "taken", hint="an event with that seq is stored; read the last seq and retry"
+            ) from None
+
+    @_sqlite("appending events")
+    def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        rows = [_event_row(run_id, e) for e in events]
+        with self._write_transaction() as conn:
+            found = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if found is None:
+                raise NotFoundError("run", run_id)
+            if found[0] != "open":
+                raise ConflictError(f"run {run_id}", "open", found[0], hint="the run is closed; events can no longer be added")
+            self._insert_events(conn, run_id, rows)
+
+    @_sqlite("reading a run")
+    def get_run(self, run_id: str) -> Run | None:
+        assert self._conn is not None
+        row = self._conn.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return Run.from_record(json.loads(row[0])) if row else None
+
+    @_sqlite("listing runs")
+    def list_runs(self, *, type: str | None = None, status: str | None = None, since: str | None = None,
+                  until: str | None = None, limit: int | None = None) -> list[Run]:
+        clauses, params = [], []
+        for column, op, value in (("type", "=", type), ("status", "=", status),
+                                  ("started_at", ">=", since), ("started_at", "<=", until)):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        assert self._conn is not None
+        rows = self._conn.execute(
+            f"SELECT record FROM runs{where} ORDER BY started_at DESC, run_id DESC LIMIT ?", (*params, _limit(limit))
+        )
+        return [Run.from_record(json.loads(r[0])) for r in rows]
+
+    @_sqlite("reading events")
+    def run_events(self, run_id: str, *, after_seq: int | None = None) -> list[RunEvent]:
+        assert self._conn is not None
+        rows = self._conn.execute(
+            "SELECT seq, ts, type, fields FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq",
+            (run_id, -1 if after_seq is None else after_seq),
+        )
+        return [RunEvent(run_id, seq, ts, kind, json.loads(fields)) for seq, ts, kind, fields in rows]
+
+    @_sqlite("deleting runs")
+    def delete_runs(self, run_ids: Iterable[str]) -> int:
+        keys = json.dumps(sorted(set(run_ids)))
+        with self._write_transaction() as conn:
+            conn.execute("DELETE FROM run_events WHERE run_id IN (SELECT value FROM json_each(?))", (keys,))
+            return conn.execute("DELETE FROM runs WHERE run_id IN (SELECT value FROM json_each(?))", (keys,)).rowcount
+
+    @_sqlite("recording spend")
+    def add_spend(self, records: Sequence[SpendRecord]) -> None:
+        rows = [(r.ts, r.run_id, _json_text(r.to_record())) for r in records]
+        if not rows:
+            return
+        with self._write_transaction() as conn:
+            conn.executemany("INSERT INTO spend (ts, run_id, record) VALUES (?, ?, ?)", rows)
+
+    @_sqlite("reading spend")
+    def spend(self, *, since: str | None = None, until: str | None = None, run_id: str | None = None) -> list[SpendRecord]:
+        clauses, params = [], []
+        for column, op, value in (("ts", ">=", since), ("ts", "<=", until), ("run_id", "=", run_id)):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        assert self._conn is not None
+        rows = self._conn.execute(f"SELECT record FROM spend{where} ORDER BY ts, seq", params)
+        return [SpendRecord.from_record(json.loads(r[0])) for r in rows]
 
     # -- maintenance -----------------------------------------------------------------------
 

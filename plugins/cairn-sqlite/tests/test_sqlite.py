@@ -177,16 +177,21 @@ def test_newer_database_is_refused(db_path: Path) -> None:
 def test_older_database_is_migrated(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     chain = Chain()
     (one,) = chain.line(1)
+    # A database written by a release that knew only the first step ...
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
     with SqliteStore(db_path) as opened:
         opened.write(**chain.batch(one), refs=[RefUpdate(MAIN, one.hash, None)])
+        assert "runs" not in opened.db.table_names()  # type: ignore[attr-defined]
+    monkeypatch.undo()
 
-    def add_ledger(db: Database) -> None:
-        db.table("runs").create({"id": str, "started_at": str}, pk="id")
+    def add_more(db: Database) -> None:
+        db.table("later_table").create({"id": str, "started_at": str}, pk="id")
 
-    later = Migration(schema_version() + 1, "runs", add_ledger)
+    # ... opened by this release, plus one step more: every missing step is applied.
+    later = Migration(schema_version() + 1, "later", add_more)
     monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, later))
     with SqliteStore(db_path) as migrated:
-        assert "runs" in migrated.db.table_names()  # type: ignore[attr-defined]
+        assert {"runs", "run_events", "spend", "later_table"} <= set(migrated.db.table_names())  # type: ignore[attr-defined]
         assert migrated.stats().details["schema_version"] == later.version
         assert migrated.get_ref(MAIN) == one.hash
     with SqliteStore(db_path) as again:  # nothing left to apply

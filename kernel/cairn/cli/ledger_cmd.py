@@ -1,0 +1,263 @@
+"""Run-ledger commands: ``cairn runs ...``, ``cairn run -- COMMAND``, ``cairn ledger push|pull|status``."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Any
+
+import click
+
+from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.errors import StorageError, ValidationError
+
+
+__all__ = ["redact_argv", "register"]
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(runs_group)
+    cli.add_command(run_command)
+    cli.add_command(ledger_group)
+
+
+def _run_row(run: Any) -> list[Any]:
+    duration = f"{run.duration_ms / 1000:.1f}s" if run.duration_ms is not None else ""
+    return [run.run_id, run.type, run.subtype or "", run.status, run.started_at[:19], duration, run.summary[:60]]
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """List, show and prune recorded runs."""
+
+
+@runs_group.command("list")
+@click.option("--type", "run_type", help="Only runs of this type.")
+@click.option("--status", type=click.Choice(["open", "ok", "failed", "partial"]), help="Only runs with this status.")
+@click.option("--since", help="Only runs started at or after this time (ISO-8601) or this long ago (7d, 12h).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option()
+@pass_state
+def runs_list(state: State, run_type: str | None, status: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """Runs, newest first."""
+    runs = state.ledger.list(type=run_type, status=status, since=since, limit=limit)
+    if as_json:
+        echo_json([r.to_record() for r in runs])
+        return
+    if not runs:
+        click.echo("no runs recorded" + (" matching that" if run_type or status or since else ""))
+        return
+    print_table(["run", "type", "subtype", "status", "started", "took", "summary"], [_run_row(r) for r in runs])
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@json_option()
+@pass_state
+def runs_show(state: State, run_id: str, as_json: bool) -> None:
+    """One run's record."""
+    run = state.ledger.get(run_id)
+    if as_json:
+        echo_json(run.to_record())
+        return
+    for key, value in run.to_record().items():
+        if value not in (None, "", [], {}):
+            click.echo(f"{key:<17}{value}")
+
+
+@runs_group.command("events")
+@click.argument("run_id")
+@json_option()
+@pass_state
+def runs_events(state: State, run_id: str, as_json: bool) -> None:
+    """A run's events, in order."""
+    events = state.ledger.events(run_id)
+    if as_json:
+        echo_json([e.to_record() for e in events])
+        return
+    for event in events:
+        fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
+        click.echo(f"{event.seq:>4} {event.ts[:23]} {event.type:<12} {fields}")
+
+
+@runs_group.command("delete")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def runs_delete(state: State, run_ids: tuple[str, ...], yes: bool) -> None:
+    """Delete runs and their events."""
+    runs = [state.ledger.get(r) for r in run_ids]  # every id checked before anything goes
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"delete {len(runs)} run(s)?", abort=True)
+    for run in runs:
+        state.ledger.delete(run.run_id)
+        click.echo(f"deleted {run.run_id}")
+
+
+@runs_group.command("prune")
+@click.option("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 2w.")
+@click.option("--dry-run", is_flag=True, help="List what would go, delete nothing.")
+@json_option()
+@pass_state
+def runs_prune(state: State, older_than: str, dry_run: bool, as_json: bool) -> None:
+    """Delete finished runs that started longer ago than AGE."""
+    doomed = state.ledger.prune(older_than, dry_run=dry_run)
+    if as_json:
+        echo_json({"dry_run": dry_run, "runs": [r.run_id for r in doomed]})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(doomed)} run(s) older than {older_than}")
+
+
+# -- cairn run -- COMMAND ------------------------------------------------------------------
+
+_SECRET_ARG = re.compile(r"(?i)(token|secret|password|passwd|api[_-]?key|auth)[^=]*=")
+_SECRET_VALUE = re.compile(r"^(sk-|ghp_|gho_|xox[abp]-|AKIA)")
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The command line with secret-looking values masked, for the record."""
+    out = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        match = _SECRET_ARG.match(arg.lstrip("-")) if arg.startswith("-") else None
+        if match:
+            out.append(arg[: arg.index("=") + 1] + "***")
+        elif arg.startswith("--") and _SECRET_ARG.match(arg[2:] + "="):
+            out.append(arg)
+            hide_next = True
+        elif _SECRET_VALUE.match(arg):
+            out.append("***")
+        else:
+            out.append(arg)
+    return out
+
+
+def _pump(stream: IO[bytes], sink: Any, name: str, tail: collections.deque) -> None:
+    """Copy a child's output to ours as it comes, keeping the last lines for the record."""
+    for raw in iter(stream.readline, b""):
+        sink.buffer.write(raw)
+        sink.flush()
+        tail.append((name, raw.decode("utf-8", "replace").rstrip("\n")))
+    stream.close()
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--type", "run_type", default="command", show_default=True, help="Run type to record.")
+@click.option("--tail", "tail_lines", default=20, show_default=True, type=click.IntRange(min=0),
+              help="How many last lines of output to keep as events.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_state
+def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str, ...]) -> None:
+    """Run COMMAND (after --) and record it: exit status, duration, code_ref, output tail.
+
+    The command runs directly, never through a shell; its exit status becomes
+    cairn's.
+    """
+    argv = list(command)
+    program = os.path.basename(argv[0])
+    shown = redact_argv(argv)
+    handle = state.ledger.open(run_type, subtype=program[:64] or None, summary=shlex.join(shown)[:500],
+                               metadata={"argv": shown, "cwd": os.getcwd()})
+    tail: collections.deque = collections.deque(maxlen=tail_lines or None)
+    started = time.monotonic()
+    try:
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        handle.close("failed", summary=f"could not start {program}: {exc.strerror}")
+        raise ValidationError(f"could not start {argv[0]!r}: {exc.strerror}", hint="check the command and PATH") from None
+    pumps = [
+        threading.Thread(target=_pump, args=(child.stdout, sys.stdout, "stdout", tail), daemon=True),
+        threading.Thread(target=_pump, args=(child.stderr, sys.stderr, "stderr", tail), daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
+    interrupted = False
+    try:
+        code = child.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+        child.terminate()
+        code = child.wait()
+    for pump in pumps:
+        pump.join(timeout=5)
+    elapsed = int((time.monotonic() - started) * 1000)
+    lines = list(tail)[-tail_lines:] if tail_lines else []
+    events = [{"type": "output", "stream": name, "line": line} for name, line in lines]
+    events.append({"type": "exit", "code": code, "elapsed_ms": elapsed})
+    status = "partial" if interrupted else ("ok" if code == 0 else "failed")
+    run = handle.close(status, metadata={"exit_code": code}, events=events)
+    click.echo(f"recorded {run.run_id} ({status}, exit {code})", err=True)
+    sys.exit(130 if interrupted else code)
+
+
+# -- cairn ledger push|pull|status --------------------------------------------------------
+
+
+def _syncable(state: State) -> Any:
+    from cairn.storage import Syncable
+
+    store = state.store
+    if not isinstance(store, Syncable):
+        raise StorageError(
+            f"the {state.config.cairn.storage!r} store cannot sync between machines",
+            hint="use a backend with the sync capability, e.g. [cairn] storage = \"git\" (cairn-git)",
+        )
+    return store
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """Share the ledger and context between machines (stores with the sync capability)."""
+
+
+def _progress_printer(verb: str):
+    def progress(message: str) -> None:
+        click.echo(f"{verb}: {message}", err=True)
+
+    return progress
+
+
+@ledger_group.command("push")
+@click.argument("remote", required=False)
+@pass_state
+def ledger_push(state: State, remote: str | None) -> None:
+    """Publish local runs and context, merging first if the remote moved on."""
+    report = _syncable(state).push(remote, progress=_progress_printer("push") if sys.stderr.isatty() else None)
+    click.echo(report.message or f"pushed {report.pushed} ref(s) to {report.remote}")
+
+
+@ledger_group.command("pull")
+@click.argument("remote", required=False)
+@pass_state
+def ledger_pull(state: State, remote: str | None) -> None:
+    """Bring in the remote's runs and context; diverged histories are merged, nothing is lost."""
+    report = _syncable(state).pull(remote, progress=_progress_printer("pull") if sys.stderr.isatty() else None)
+    click.echo(report.message or f"fetched {report.fetched} ref(s) from {report.remote}, merged {report.merged}")
+
+
+@ledger_group.command("status")
+@click.argument("remote", required=False)
+@json_option()
+@pass_state
+def ledger_status(state: State, remote: str | None, as_json: bool) -> None:
+    """How far local and remote history have diverged."""
+    status = _syncable(state).sync_status(remote)
+    if as_json:
+        echo_json({"remote": status.remote, "ahead": status.ahead, "behind": status.behind, **status.details})
+        return
+    if status.remote is None:
+        click.echo("no remote configured")
+        return
+    click.echo(f"{status.remote}: {status.ahead} ahead, {status.behind} behind")
+

@@ -1,0 +1,335 @@
+"""The run ledger: what was done, recorded as runs with ordered event streams, over any ``Store``.
+
+A run is recorded whole (``Ledger.record``) or opened, appended to while it
+runs and closed (``Ledger.open``). Ids are made here
+(``<UTC time>_<type>_<random>``); an id from outside is validated before it
+reaches a store, where it may become a path, a ref name or an argument.
+
+Recording a run publishes ``ledger:run`` on the event bus and calls the
+``cairn_run_recorded`` hook.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import attrs
+
+from cairn.errors import ConflictError, NotFoundError, ValidationError
+from cairn.events import EventBus
+from cairn.events import bus as default_bus
+from cairn.model import Run, RunEvent, format_time, new_run_id, now, parse_time, validate_run_id
+from cairn.storage import Store
+
+__all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age"]
+
+RUN_RECORDED = "ledger:run"
+
+_AGE_RE = re.compile(r"\A\s*(\d+)\s*([smhdw])\s*\Z")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(text: str | _dt.timedelta) -> _dt.timedelta:
+    """``"30d"``, ``"12h"``, ``"45m"``, ``"2w"``, ``"90s"`` -> a timedelta."""
+    if isinstance(text, _dt.timedelta):
+        return text
+    match = _AGE_RE.match(str(text))
+    if not match:
+        raise ValidationError(f"{text!r} is not an age", hint="write a number and a unit: 90s, 45m, 12h, 30d or 2w")
+    return _dt.timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def current_code_ref(directory: Path | str | None = None) -> str | None:
+    """The commit the code is at (``git rev-parse HEAD``), or None outside git or before the first commit."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+            cwd=directory or None,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    value = proc.stdout.strip()
+    return value if proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", value) else None
+
+
+def _environment() -> dict[str, Any]:
+    from cairn import __version__
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cairn": __version__,
+    }
+
+
+def _user() -> str | None:
+    try:
+        return os.environ.get("CAIRN_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. in some containers
+        return None
+
+
+def _events(run_id: str, events: Iterable[RunEvent | Mapping[str, Any]], start: int = 0) -> list[RunEvent]:
+    out: list[RunEvent] = []
+    for seq, event in enumerate(events, start=start):
+        if isinstance(event, RunEvent):
+            out.append(RunEvent(run_id, seq, event.ts, event.type, dict(event.fields)))
+            continue
+        if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
+            raise ValidationError(f"event {seq} must be a mapping with a 'type' string, got {event!r:.60}")
+        fields = {k: v for k, v in event.items() if k not in ("type", "ts")}
+        out.append(RunEvent(run_id, seq, event.get("ts") or now(), event["type"], fields))
+    return out
+
+
+class Ledger:
+    """Record, list, read and prune runs in a store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        bus: EventBus | None = None,
+        hooks: Any = None,
+        project_dir: Path | str | None = None,
+        user: str | None = None,
+    ) -> None:
+        self.store = store
+        self._bus = bus or default_bus
+        self._hooks = hooks
+        self.project_dir = Path(project_dir) if project_dir else None
+        self.user = user if user is not None else _user()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- recording -------------------------------------------------------------
+
+    def _new_run(self, run_type: str, run_id: str | None, status: str, started_at: str | None, **fields: Any) -> Run:
+        if run_id is None:
+            run_id = new_run_id(run_type)
+        validate_run_id(run_id)
+        if started_at is not None:
+            started_at = format_time(parse_time(started_at))
+        code_ref = fields.pop("code_ref", None)
+        if code_ref is None:
+            code_ref = current_code_ref(self.project_dir)
+        return Run(
+            run_id=run_id,
+            type=run_type,
+            status=status,
+            started_at=started_at or now(),
+            user=fields.pop("user", None) or self.user,
+            code_ref=code_ref,
+            environment=fields.pop("environment", None) or _environment(),
+            modules_affected=list(fields.pop("modules_affected", None) or []),
+            metadata=dict(fields.pop("metadata", None) or {}),
+            **fields,
+        )
+
+    def record(
+        self,
+        run_type: str,
+        *,
+        status: str = "ok",
+        events: Iterable[RunEvent | Mapping[str, Any]] = (),
+        run_id: str | None = None,
+        started_at: str | None = None,
+        ended_at: str | None = None,
+        duration_ms: int | None = None,
+        **fields: Any,
+    ) -> Run:
+        """Record a finished run with its events in one write.
+
+        ``fields``: subtype, summary, metadata, environment, modules_affected,
+        user, code_ref (found with ``git rev-parse HEAD`` when not given).
+        """
+        if status == "open":
+            raise ValidationError("a recorded run is finished", hint="use Ledger.open() for a run still going on")
+        run = self._new_run(run_type, run_id, status, started_at, **fields)
+        ended = format_time(parse_time(ended_at)) if ended_at else now()
+        if duration_ms is None:
+            duration_ms = _elapsed_ms(run.started_at, ended)
+        run = attrs.evolve(run, ended_at=ended, duration_ms=duration_ms)
+        self.store.put_run(run, _events(run.run_id, events))
+        self._recorded(run)
+        return run
+
+    def record_many(self, runs: Sequence[Mapping[str, Any]]) -> list[Run]:
+        """Record many finished runs in one batch (``Store.put_runs``); each mapping holds ``record``'s arguments."""
+        prepared: list[tuple[Run, list[RunEvent]]] = []
+        code_ref = current_code_ref(self.project_dir)
+        for spec in runs:
+            spec = dict(spec)
+            run_type = spec.pop("type")
+            events = spec.pop("events", ())
+            status = spec.pop("status", "ok")
+            ended_at = spec.pop("ended_at", None)
+            duration_ms = spec.pop("duration_ms", None)
+            spec.setdefault("code_ref", code_ref)
+            run = self._new_run(run_type, spec.pop("run_id", None), status, spec.pop("started_at", None), **spec)
+            ended = format_time(parse_time(ended_at)) if ended_at else now()
+            run = attrs.evolve(run, ended_at=ended,
+                               duration_ms=duration_ms if duration_ms is not None else _elapsed_ms(run.started_at, ended))
+            prepared.append((run, _events(run.run_id, events)))
+        self.store.put_runs(prepared)
+        for run, _ in prepared:
+            self._recorded(run)
+        return [run for run, _ in prepared]
+
+    def open(self, run_type: str, *, run_id: str | None = None, **fields: Any) -> "OpenRun":
+        """Start a run: append events while it goes on, then close it (also as a context manager)."""
+        run = self._new_run(run_type, run_id, "open", None, **fields)
+        self.store.put_run(run)
+        return OpenRun(self, run)
+
+    def _recorded(self, run: Run) -> None:
+        self._bus.publish(RUN_RECORDED, {"run_id": run.run_id, "type": run.type, "status": run.status,
+                                         "duration_ms": run.duration_ms})
+        if self._hooks is not None and self._hooks.cairn_run_recorded.get_hookimpls():
+            self._hooks.cairn_run_recorded(run=run)
+
+    # -- reading ---------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        type: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs newest first; ``since``/``until`` are ISO times or ages like ``7d``."""
+        return self.store.list_runs(
+            type=type, status=status, since=_moment(since), until=_moment(until), limit=limit
+        )
+
+    def get(self, run_id: str) -> Run:
+        validate_run_id(run_id)
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise NotFoundError("run", run_id, hint="`cairn runs list` lists runs")
+        return run
+
+    def events(self, run_id: str) -> list[RunEvent]:
+        self.get(run_id)
+        return self.store.run_events(run_id)
+
+    def delete(self, run_id: str) -> None:
+        self.get(run_id)
+        self.store.delete_runs([run_id])
+
+    def prune(self, older_than: str | _dt.timedelta, *, dry_run: bool = False) -> list[Run]:
+        """Delete runs that started longer ago than ``older_than``; returns them."""
+        cutoff = format_time(_dt.datetime.now(_dt.timezone.utc) - parse_age(older_than))
+        doomed = self.store.list_runs(until=cutoff)
+        doomed = [r for r in doomed if r.started_at < cutoff and not r.is_open]
+        if doomed and not dry_run:
+            self.store.delete_runs([r.run_id for r in doomed])
+        return doomed
+
+
+class OpenRun:
+    """A run that is still going on: append events, then close it."""
+
+    def __init__(self, ledger: Ledger, run: Run) -> None:
+        self.ledger = ledger
+        self.run = run
+        self._next_seq = 0
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def event(self, event_type: str, **fields: Any) -> RunEvent:
+        """Append one event; another writer taking the same position is detected and retried."""
+        for _ in range(100):
+            (event,) = _events(self.run_id, [{"type": event_type, **fields}], start=self._next_seq)
+            try:
+                self.ledger.store.append_events(self.run_id, [event])
+            except ConflictError:
+                if self.ledger.store.get_run(self.run_id).status != "open":  # type: ignore[union-attr]
+                    raise
+                stored = self.ledger.store.run_events(self.run_id, after_seq=self._next_seq - 1)
+                self._next_seq = (stored[-1].seq + 1) if stored else self._next_seq + 1
+                continue
+            self._next_seq += 1
+            return event
+        raise ConflictError(f"run {self.run_id}", None, None, hint="too many concurrent writers on one run")
+
+    def close(self, status: str = "ok", *, summary: str | None = None, metadata: Mapping[str, Any] | None = None,
+              events: Iterable[RunEvent | Mapping[str, Any]] = ()) -> Run:
+        """Finish the run (``ok``, ``failed`` or ``partial``), with any last events, in one write."""
+        if status == "open":
+            raise ValidationError("close a run as ok, failed or partial")
+        ended = now()
+        closed = attrs.evolve(
+            self.run,
+            status=status,
+            ended_at=ended,
+            duration_ms=_elapsed_ms(self.run.started_at, ended),
+            summary=summary if summary is not None else self.run.summary,
+            metadata={**self.run.metadata, **dict(metadata or {})},
+        )
+        last = _events(self.run_id, events, start=self._next_seq)
+        self.ledger.store.put_run(closed, last, expected_status="open")
+        self._next_seq += len(last)
+        self.run = closed
+        self.ledger._recorded(closed)
+        return closed
+
+    def __enter__(self) -> "OpenRun":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self.run.is_open:
+            if exc is None:
+                self.close("ok")
+            else:
+                self.close("failed", summary=f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _elapsed_ms(start: str, end: str) -> int:
+    return max(0, int((parse_time(end) - parse_time(start)).total_seconds() * 1000))
+
+
+def _moment(value: str | None) -> str | None:
+    """An ISO time, or an age (``7d``) meaning that long ago."""
+    if value is None:
+        return None
+    if _AGE_RE.match(value):
+        return format_time(_dt.datetime.now(_dt.timezone.utc) - parse_age(value))
+    return format_time(parse_time(value))
+
+
+def open_ledger(path: str | Path | None = None, *, config: Any = None, plugins: Any = None,
+                store: Store | None = None, bus: EventBus | None = None) -> Ledger:
+    """The ledger of the project at ``path`` (default: found from the cwd), over its configured store."""
+    from cairn.config import load_config
+    from cairn.plugins import load_plugins
+
+    if config is None:
+        config = load_config(path)
+    if plugins is None:
+        plugins = load_plugins(disabled=config.cairn.disabled_plugins)
+    if store is None:
+        store = plugins.create("storage", config.cairn.storage, config)
+    return Ledger(store, bus=bus, hooks=plugins.pm.hook, project_dir=config.project_dir or config.cwd)
+
