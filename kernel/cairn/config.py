@@ -87,10 +87,19 @@ class ContextSettings:
             raise ValueError(f"max_tokens must be a positive number of tokens, got {self.max_tokens}")
 
 
+@attrs.frozen
+class ChatSettings:
+    """The ``[chat]`` table: where the encryption key comes from."""
+
+    #: The NAME of the environment variable holding the key material (``cairn chat keygen`` makes a key).
+    key_env: str = "CAIRN_CHAT_KEY"
+
+
 #: Kernel tables and their settings classes; later kernel modules add theirs here.
 KERNEL_SECTIONS: dict[str, type] = {
     "cairn": CairnSettings,
     "context": ContextSettings,
+    "chat": ChatSettings,
 }
 
 

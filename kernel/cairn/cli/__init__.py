@@ -49,9 +49,10 @@ from cairn.cli import context_cmd, demo_cmd, project_cmd  # noqa: E402  (the bui
 project_cmd.register(cli)
 context_cmd.register(cli)
 demo_cmd.register(cli)
-from cairn.cli import ledger_cmd  # noqa: E402
+from cairn.cli import chat_cmd, ledger_cmd  # noqa: E402
 
 ledger_cmd.register(cli)
+chat_cmd.register(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:

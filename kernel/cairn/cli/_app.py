@@ -145,12 +145,31 @@ class CairnGroup(click.Group):
         return self._plugin_commands(ctx).get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        detach = _attach_recordings(ctx)
         try:
             return super().invoke(ctx)
         finally:
+            detach()
             state = ctx.obj
             if isinstance(state, State):
                 state.close()
+
+
+def _attach_recordings(ctx: click.Context) -> Callable[[], None]:
+    """Send this command's bus events to any `cairn trace` recording running in the project."""
+    from cairn.errors import ConfigError
+
+    state = CairnGroup._state(ctx)
+    try:
+        directory = state.config.data_dir
+    except ConfigError:
+        return lambda: None  # the command itself will report the broken config
+    if not (directory / "traces" / "active").is_dir():
+        return lambda: None
+    from cairn.events import bus
+    from cairn.tracing import ActiveRecordings
+
+    return ActiveRecordings(directory).attach(bus)
 
 
 def fail(exc: CairnError, status: int = 1) -> None:

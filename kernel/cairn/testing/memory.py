@@ -12,6 +12,7 @@ from typing import Iterable, Mapping, Sequence
 
 from cairn.errors import ConflictError, IntegrityError, NotFoundError
 from cairn.model import Annotation, Commit, Priority, Run, RunEvent, SpendRecord, sha256_hex
+from cairn.model.chat import ChatMessage, Thread
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects, unreachable
 
 __all__ = ["MemoryStore", "open_in_directory"]
@@ -36,6 +37,8 @@ class MemoryStore(Store):
         self.runs: dict[str, Run] = {}
         self.events: dict[str, dict[int, RunEvent]] = {}
         self.spend_records: list[SpendRecord] = []
+        self.messages: dict[str, ChatMessage] = {}
+        self.threads: dict[str, Thread] = {}
 
     # -- objects ---------------------------------------------------------------
 
@@ -280,6 +283,39 @@ class MemoryStore(Store):
                 and (run_id is None or r.run_id == run_id)
             ]
         return sorted(found, key=lambda r: r.ts)
+
+    # -- chat ------------------------------------------------------------------
+
+    def add_chat_message(self, message: ChatMessage) -> None:
+        with self._lock:
+            if message.id in self.messages:
+                raise ConflictError(f"message {message.id}", None, "stored")
+            self.messages[message.id] = message
+
+    def chat_messages(self, *, run_id: str | None = None, thread_id: str | None = None, limit: int | None = None,
+                      published: bool | None = None) -> list[ChatMessage]:
+        with self._lock:
+            found = [
+                m for m in self.messages.values()
+                if (run_id is None or m.run_id == run_id) and (thread_id is None or m.thread_id == thread_id)
+                and (published is None or m.publish == published)
+            ]
+        found.sort(key=lambda m: (m.ts, m.id), reverse=True)
+        return found[:limit] if limit is not None else found
+
+    def put_thread(self, thread: Thread) -> None:
+        with self._lock:
+            if thread.thread_id in self.threads:
+                raise ConflictError(f"thread {thread.thread_id}", None, "exists")
+            self.threads[thread.thread_id] = thread
+
+    def get_thread(self, thread_id: str) -> Thread | None:
+        with self._lock:
+            return self.threads.get(thread_id)
+
+    def list_threads(self) -> list[Thread]:
+        with self._lock:
+            return sorted(self.threads.values(), key=lambda t: (t.created_at, t.thread_id), reverse=True)
 
     # -- maintenance -----------------------------------------------------------
 

@@ -35,6 +35,7 @@ from sqlite_utils import Database
 
 from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageError, ValidationError
 from cairn.model import Annotation, Commit, Operation, Priority, Run, RunEvent, SpendRecord, now, sha256_hex, skip_depth
+from cairn.model.chat import ChatMessage, Thread
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects
 from cairn_sqlite.config import SYNCHRONOUS_LEVELS, SqliteConfig
 
@@ -188,10 +189,29 @@ def _schema_v2(db: Database) -> None:
     db.table("spend").create_index(["run_id", "ts"], index_name="spend_run")
 
 
+def _schema_v3(db: Database) -> None:
+    """Chat: messages on runs and threads, and the threads themselves."""
+    db.table("chat_messages").create(
+        {"id": str, "ts": str, "run_id": str, "thread_id": str, "publish": int, "record": str},
+        pk="id",
+        not_null={"ts", "publish", "record"},
+    )
+    messages = db.table("chat_messages")
+    messages.create_index(["run_id", "ts"], index_name="chat_run_time")
+    messages.create_index(["thread_id", "ts"], index_name="chat_thread_time")
+    messages.create_index(["ts"], index_name="chat_time")
+    db.table("threads").create(
+        {"thread_id": str, "created_at": str, "record": str},
+        pk="thread_id",
+        not_null={"created_at", "record"},
+    )
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _schema_v1),
     Migration(2, "the run ledger: runs, events, spend", _schema_v2),
+    Migration(3, "chat messages and threads", _schema_v3),
 )
 
 
@@ -1228,6 +1248,56 @@ class SqliteStore(Store):
         assert self._conn is not None
         rows = self._conn.execute(f"SELECT record FROM spend{where} ORDER BY ts, seq", params)
         return [SpendRecord.from_record(json.loads(r[0])) for r in rows]
+
+    # -- chat --------------------------------------------------------------------------------
+
+    @_sqlite("storing a message")
+    def add_chat_message(self, message: ChatMessage) -> None:
+        row = (message.id, message.ts, message.run_id, message.thread_id, int(message.publish),
+               _json_text(message.to_record()))
+        with self._write_transaction() as conn:
+            if conn.execute(
+                "INSERT INTO chat_messages (id, ts, run_id, thread_id, publish, record) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING", row
+            ).rowcount != 1:
+                raise ConflictError(f"message {message.id}", None, "stored")
+
+    @_sqlite("reading messages")
+    def chat_messages(self, *, run_id: str | None = None, thread_id: str | None = None, limit: int | None = None,
+                      published: bool | None = None) -> list[ChatMessage]:
+        clauses, params = [], []
+        for column, value in (("run_id", run_id), ("thread_id", thread_id),
+                              ("publish", None if published is None else int(published))):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        assert self._conn is not None
+        rows = self._conn.execute(
+            f"SELECT record FROM chat_messages{where} ORDER BY ts DESC, id DESC LIMIT ?", (*params, _limit(limit))
+        )
+        return [ChatMessage.from_record(json.loads(r[0])) for r in rows]
+
+    @_sqlite("creating a thread")
+    def put_thread(self, thread: Thread) -> None:
+        with self._write_transaction() as conn:
+            if conn.execute(
+                "INSERT INTO threads (thread_id, created_at, record) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (thread.thread_id, thread.created_at, _json_text(thread.to_record())),
+            ).rowcount != 1:
+                raise ConflictError(f"thread {thread.thread_id}", None, "exists")
+
+    @_sqlite("reading a thread")
+    def get_thread(self, thread_id: str) -> Thread | None:
+        assert self._conn is not None
+        row = self._conn.execute("SELECT record FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
+        return Thread.from_record(json.loads(row[0])) if row else None
+
+    @_sqlite("listing threads")
+    def list_threads(self) -> list[Thread]:
+        assert self._conn is not None
+        rows = self._conn.execute("SELECT record FROM threads ORDER BY created_at DESC, thread_id DESC")
+        return [Thread.from_record(json.loads(r[0])) for r in rows]
 
     # -- maintenance -----------------------------------------------------------------------
 

@@ -1,0 +1,295 @@
+"""Chat on runs and threads, with optional end-to-end encryption of the text.
+
+``Chat.send`` routes by what it is given: a run id attaches the message to
+that run, a thread id appends it to that thread, both do both, neither uses
+the ``general`` thread. Sending publishes ``chat:message`` on the event bus
+(metadata only: never the text).
+
+Encryption
+----------
+With ``encrypt=True`` the text is sealed with AES-256-GCM before it leaves
+this module: the store, the ledger, git objects and logs only ever see the
+envelope ``ENC:v1:<salt>:<nonce>:<ciphertext>`` (URL-safe base64). The key
+material comes from the environment variable named by ``[chat] key_env``.
+
+Each message gets a fresh random 16-byte salt and 12-byte nonce; its AES key
+is derived from the secret with HKDF-SHA256 (salt, ``info`` naming the
+version). HKDF, not a password hash like scrypt, because the secret is meant
+to be a random key (``cairn chat keygen`` makes one), not a passphrase: a
+password hash's deliberate slowness would buy nothing against a 256-bit key
+and would cost tens of milliseconds per message, making a listing of 1,000
+encrypted messages take a minute instead of milliseconds. To keep that
+reasoning sound, secrets shorter than 32 bytes are refused. The message id is
+authenticated with the text, so a sealed text moved onto another message is
+reported undecryptable rather than shown.
+
+Reading without the key shows ``[encrypted]``; a wrong key or a tampered
+envelope shows ``[undecryptable]`` for that message alone, never garbage and
+never an exception that stops the listing.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from typing import Any, Mapping
+
+import attrs
+
+from cairn.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+from cairn.events import EventBus
+from cairn.events import bus as default_bus
+from cairn.model import now
+from cairn.model.chat import GENERAL_THREAD, ChatMessage, Thread, new_message_id, validate_thread_id
+from cairn.model.ledger import validate_run_id
+from cairn.storage import Store
+
+__all__ = [
+    "ENVELOPE_PREFIX",
+    "Chat",
+    "ChatCipher",
+    "ShownMessage",
+    "UndecryptableError",
+    "generate_key",
+]
+
+ENVELOPE_PREFIX = "ENC:v1:"
+CHAT_MESSAGE = "chat:message"
+_INFO = b"cairn chat v1"
+MIN_KEY_BYTES = 32
+
+
+class UndecryptableError(ValidationError):
+    """A sealed text could not be opened: wrong key, tampered or malformed envelope."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def generate_key() -> str:
+    """A new random 256-bit key, in the form the key variable takes (``base64:...``)."""
+    return "base64:" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def _key_material(value: str, name: str) -> bytes:
+    if value.startswith("base64:"):
+        try:
+            material = base64.b64decode(value[len("base64:"):], validate=True)
+        except ValueError:
+            raise ConfigError(f"${name} starts with base64: but is not base64", key=name) from None
+    else:
+        material = value.encode("utf-8")
+    if len(material) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"${name} holds {len(material)} bytes of key material; at least {MIN_KEY_BYTES} are needed",
+            key=name,
+            hint="make a key with `cairn chat keygen` and put it in that variable",
+        )
+    return material
+
+
+class ChatCipher:
+    """Seals and opens message texts with one secret (see the module docstring for the scheme)."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_KEY_BYTES:
+            raise ValidationError(f"a chat key needs at least {MIN_KEY_BYTES} bytes, got {len(secret)}")
+        self._secret = secret
+
+    @classmethod
+    def from_env(cls, name: str, environ: Mapping[str, str] | None = None) -> "ChatCipher | None":
+        value = (os.environ if environ is None else environ).get(name)
+        return cls(_key_material(value, name)) if value else None
+
+    def _aead(self, salt: bytes) -> Any:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_INFO).derive(self._secret)
+        return AESGCM(key)
+
+    def seal(self, text: str, message_id: str) -> str:
+        salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
+        sealed = self._aead(salt).encrypt(nonce, text.encode("utf-8"), message_id.encode("utf-8"))
+        return f"{ENVELOPE_PREFIX}{_b64(salt)}:{_b64(nonce)}:{_b64(sealed)}"
+
+    def open(self, envelope: str, message_id: str) -> str:
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            salt_text, nonce_text, sealed_text = envelope[len(ENVELOPE_PREFIX):].split(":")
+            salt, nonce, sealed = _unb64(salt_text), _unb64(nonce_text), _unb64(sealed_text)
+            if len(salt) != 16 or len(nonce) != 12:
+                raise ValueError("bad lengths")
+            return self._aead(salt).decrypt(nonce, sealed, message_id.encode("utf-8")).decode("utf-8")
+        except (InvalidTag, ValueError, UnicodeDecodeError):
+            raise UndecryptableError(f"message {message_id} could not be decrypted") from None
+
+
+@attrs.frozen
+class ShownMessage:
+    """A message as a reader sees it: ``text`` is the plaintext, or ``[encrypted]`` / ``[undecryptable]``."""
+
+    message: ChatMessage
+    text: str
+    state: str  # plain | decrypted | locked | undecryptable
+
+    def to_dict(self) -> dict[str, Any]:
+        record = self.message.to_record()
+        record["text"] = self.text
+        record["state"] = self.state
+        return record
+
+
+class Chat:
+    """Messages on runs and threads over a store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        key_env: str = "CAIRN_CHAT_KEY",
+        user: str | None = None,
+        bus: EventBus | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.key_env = key_env
+        self.user = user
+        self._bus = bus or default_bus
+        self._environ = environ
+
+    def _cipher(self) -> ChatCipher | None:
+        return ChatCipher.from_env(self.key_env, self._environ)
+
+    # -- threads ---------------------------------------------------------------
+
+    def new_thread(self, title: str, *, tags: tuple[str, ...] | list[str] = (), anchor_run: str | None = None,
+                   thread_id: str | None = None) -> Thread:
+        if not isinstance(title, str) or not title.strip():
+            raise ValidationError("a thread needs a title")
+        if anchor_run is not None:
+            self._require_run(anchor_run)
+        thread = Thread(
+            thread_id=thread_id or "t-" + new_message_id(),
+            title=title.strip(),
+            created_at=now(),
+            created_by=self.user,
+            anchor_run=anchor_run,
+            tags=list(tags),
+        )
+        try:
+            self.store.put_thread(thread)
+        except ConflictError:
+            raise ValidationError(f"thread {thread.thread_id!r} already exists") from None
+        return thread
+
+    def threads(self) -> list[Thread]:
+        return self.store.list_threads()
+
+    def _ensure_general(self) -> None:
+        if self.store.get_thread(GENERAL_THREAD) is None:
+            try:
+                self.store.put_thread(Thread(GENERAL_THREAD, "General", now(), created_by="cairn"))
+            except ConflictError:
+                pass  # another writer made it first
+
+    def _require_run(self, run_id: str) -> None:
+        validate_run_id(run_id)
+        if self.store.get_run(run_id) is None:
+            raise NotFoundError("run", run_id, hint="`cairn runs list` lists runs")
+
+    # -- messages --------------------------------------------------------------
+
+    def send(
+        self,
+        text: str,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        encrypt: bool = False,
+        publish: bool = False,
+        source: str = "manual",
+    ) -> ChatMessage:
+        """Store a message on a run and/or a thread (the ``general`` thread when neither is given)."""
+        if not isinstance(text, str) or not text:
+            raise ValidationError("a message needs text")
+        if run_id is not None:
+            self._require_run(run_id)
+        if thread_id is not None:
+            validate_thread_id(thread_id)
+            if self.store.get_thread(thread_id) is None:
+                if thread_id != GENERAL_THREAD:
+                    raise NotFoundError("thread", thread_id, hint="create it with `cairn thread new TITLE`")
+                self._ensure_general()
+        if run_id is None and thread_id is None:
+            thread_id = GENERAL_THREAD
+            self._ensure_general()
+        message_id = new_message_id()
+        stored_text = text
+        if encrypt:
+            cipher = self._cipher()
+            if cipher is None:
+                raise ConfigError(
+                    f"encryption needs a key in ${self.key_env}, which is not set",
+                    key=self.key_env,
+                    hint=f"make one with `cairn chat keygen` and export {self.key_env}=...",
+                )
+            stored_text = cipher.seal(text, message_id)
+        message = ChatMessage(
+            id=message_id,
+            ts=now(),
+            text=stored_text,
+            user=self.user,
+            thread_id=thread_id,
+            run_id=run_id,
+            source=source,
+            publish=publish,
+            encrypted=encrypt,
+        )
+        self.store.add_chat_message(message)
+        self._bus.publish(CHAT_MESSAGE, {
+            "id": message.id, "run_id": run_id, "thread_id": thread_id, "source": source,
+            "encrypted": encrypt, "publish": publish, "characters": len(text),
+        })
+        return message
+
+    def list(
+        self,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        limit: int | None = 50,
+        published: bool | None = None,
+    ) -> list[ShownMessage]:
+        """Messages newest first, by run or by thread, decrypted when the key is at hand."""
+        if run_id is not None:
+            validate_run_id(run_id)
+        if thread_id is not None:
+            validate_thread_id(thread_id)
+        messages = self.store.chat_messages(run_id=run_id, thread_id=thread_id, limit=limit, published=published)
+        cipher: ChatCipher | None = None
+        if any(m.encrypted for m in messages):
+            try:
+                cipher = self._cipher()
+            except ConfigError:
+                cipher = None  # a malformed key reads like no key: every sealed text stays sealed
+        return [self._show(m, cipher) for m in messages]
+
+    @staticmethod
+    def _show(message: ChatMessage, cipher: ChatCipher | None) -> ShownMessage:
+        if not message.encrypted:
+            return ShownMessage(message, message.text, "plain")
+        if cipher is None:
+            return ShownMessage(message, "[encrypted]", "locked")
+        try:
+            return ShownMessage(message, cipher.open(message.text, message.id), "decrypted")
+        except UndecryptableError:
+            return ShownMessage(message, "[undecryptable]", "undecryptable")
