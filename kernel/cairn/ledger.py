@@ -31,6 +31,8 @@ from cairn.storage import Store
 __all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age"]
 
 RUN_RECORDED = "ledger:run"
+#: Stands for the newest run wherever a run id is asked for (``cairn runs show @last``).
+LAST = "@last"
 
 _AGE_RE = re.compile(r"\A\s*(\d+)\s*([smhdw])\s*\Z")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -221,20 +223,27 @@ class Ledger:
             type=type, status=status, since=_moment(since), until=_moment(until), limit=limit
         )
 
+    def resolve(self, ref: str) -> str:
+        """A run id from a reference: ``@last`` is the newest run; anything else must be a valid id."""
+        if ref == LAST:
+            newest = self.store.list_runs(limit=1)
+            if not newest:
+                raise NotFoundError("run", LAST, hint="no runs are recorded yet")
+            return newest[0].run_id
+        return validate_run_id(ref)
+
     def get(self, run_id: str) -> Run:
-        validate_run_id(run_id)
+        run_id = self.resolve(run_id)
         run = self.store.get_run(run_id)
         if run is None:
             raise NotFoundError("run", run_id, hint="`cairn runs list` lists runs")
         return run
 
     def events(self, run_id: str) -> list[RunEvent]:
-        self.get(run_id)
-        return self.store.run_events(run_id)
+        return self.store.run_events(self.get(run_id).run_id)
 
     def delete(self, run_id: str) -> None:
-        self.get(run_id)
-        self.store.delete_runs([run_id])
+        self.store.delete_runs([self.get(run_id).run_id])
 
     def prune(self, older_than: str | _dt.timedelta, *, dry_run: bool = False) -> list[Run]:
         """Delete runs that started longer ago than ``older_than``; returns them."""

@@ -205,3 +205,6 @@ def test_demo_runs_offline(cairn_env):
     assert result.exit_code == 0, result.output
     assert "$ cairn materialize --budget 120 --format text" in result.output
     assert "Roughly 71 °C" in result.output
+    assert "(ok, exit 0)" in result.output  # a run recorded in the ledger
+    assert "🔒: Internal: the second source is behind a paywall." in result.output  # decrypted with the key
+    assert "review (fact-check): 2 events" in result.output

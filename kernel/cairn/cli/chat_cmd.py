@@ -38,7 +38,7 @@ def chat_group() -> None:
 
 @chat_group.command("send")
 @click.argument("text")
-@click.option("--run", "run_id", metavar="ID", help="Attach the message to this run.")
+@click.option("--run", "run_id", metavar="ID", help="Attach the message to this run (@last: the newest).")
 @click.option("--thread", "thread_id", metavar="ID", help="Append the message to this thread.")
 @click.option("--encrypt", is_flag=True, help="Seal the text with the key in [chat] key_env.")
 @click.option("--publish", is_flag=True, help="Flag the message for publishing.")
@@ -49,6 +49,8 @@ def chat_send(state: State, text: str, run_id: str | None, thread_id: str | None
     """Send TEXT (- reads stdin) to a run, a thread, both, or the general thread."""
     if text == "-":
         text = sys.stdin.read()
+    if run_id is not None:
+        run_id = state.ledger.resolve(run_id)
     message = _chat(state).send(text, run_id=run_id, thread_id=thread_id, encrypt=encrypt, publish=publish)
     if as_json:
         echo_json(message.to_record())
@@ -59,7 +61,7 @@ def chat_send(state: State, text: str, run_id: str | None, thread_id: str | None
 
 
 @chat_group.command("list")
-@click.option("--run", "run_id", metavar="ID", help="Messages on this run.")
+@click.option("--run", "run_id", metavar="ID", help="Messages on this run (@last: the newest).")
 @click.option("--thread", "thread_id", metavar="ID", help="Messages in this thread.")
 @click.option("--published", is_flag=True, help="Only messages flagged for publishing.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
@@ -69,6 +71,8 @@ def chat_list(state: State, run_id: str | None, thread_id: str | None, published
     """Messages, newest first; encrypted ones are opened when the key is set."""
     if run_id and thread_id:
         raise click.UsageError("give --run or --thread, not both")
+    if run_id is not None:
+        run_id = state.ledger.resolve(run_id)
     shown = _chat(state).list(run_id=run_id, thread_id=thread_id, limit=limit, published=True if published else None)
     if as_json:
         echo_json([m.to_dict() for m in shown])

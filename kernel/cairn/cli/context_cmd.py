@@ -534,7 +534,7 @@ def fsck_command(state: State, as_json: bool) -> None:
         if not problems:
             click.echo(f"ok: {stats.commits} commits, {stats.blobs} blobs, {stats.refs} refs, {stats.annotations} annotations")
     if problems:
-        sys.exit(1)
+        click.get_current_context().exit(1)
 
 
 @click.command("export")

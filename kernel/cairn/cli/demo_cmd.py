@@ -7,6 +7,7 @@ the demo doubles as a tour of the command line.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import tempfile
@@ -40,6 +41,18 @@ STEPS: list[tuple[str, list[str]]] = [
     ("Time travel: the same branch as it was two commits ago, as OpenAI chat messages.", [
         "materialize", "--as-of", "main~2", "--format", "openai"]),
     ("Every stored object verifies against its hash.", ["fsck"]),
+    ("Record what was done: a command run through the ledger (exit status, duration, code_ref, output).", [
+        "run", "--", "git", "--version"]),
+    ("", ["runs", "list"]),
+    ("Talk about it: a message on that run, and an encrypted one (AES-256-GCM; the store never sees the text).", [
+        "chat", "send", "--run", "@last", "Checked the Everest figure against two sources."]),
+    ("", ["chat", "send", "--run", "@last", "--encrypt", "Internal: the second source is behind a paywall."]),
+    ("", ["chat", "list", "--run", "@last"]),
+    ("Trace a session across separate commands, then keep it in the ledger with a summary.", [
+        "trace", "start", "review", "--classification", "fact-check"]),
+    ("", ["commit", "--role", "assistant", "Sources: NOAA boiling-point tables; Everest summit survey, 2020."]),
+    ("", ["pin", "HEAD", "-r", "the sources"]),
+    ("", ["trace", "stop", "review", "--post"]),
 ]
 
 
@@ -50,6 +63,11 @@ def demo_command(directory: str | None, keep: bool) -> None:
     """Run the main job end to end on the embedded defaults (SQLite, no network)."""
     from cairn.cli import cli
 
+    if not os.environ.get("CAIRN_CHAT_KEY"):
+        # The encrypted message needs a key; a real user exports one made by `cairn chat keygen`.
+        from cairn.chat import generate_key
+
+        os.environ["CAIRN_CHAT_KEY"] = generate_key()
     temporary = directory is None
     project = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="cairn-demo-"))
     project.mkdir(parents=True, exist_ok=True)
@@ -64,7 +82,8 @@ def demo_command(directory: str | None, keep: bool) -> None:
             if isinstance(status, int) and status != 0:
                 raise click.ClickException(f"step `cairn {shlex.join(args)}` exited with {status}")
         click.echo()
-        click.secho("Done: versioned context, a branch with an edit, a pin, a budget and time travel.", fg="green")
+        click.secho("Done: versioned context with a branch, an edit, a pin, a budget and time travel; "
+                    "a recorded run with chat on it; a session trace.", fg="green")
     finally:
         if temporary and not keep:
             shutil.rmtree(project, ignore_errors=True)

@@ -198,7 +198,7 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
     status = "partial" if interrupted else ("ok" if code == 0 else "failed")
     run = handle.close(status, metadata={"exit_code": code}, events=events)
     click.echo(f"recorded {run.run_id} ({status}, exit {code})", err=True)
-    sys.exit(130 if interrupted else code)
+    click.get_current_context().exit(130 if interrupted else code)
 
 
 # -- cairn ledger push|pull|status --------------------------------------------------------

@@ -100,7 +100,7 @@ def config_validate(state: State) -> None:
         config = state.config
     except ConfigError as exc:  # a syntax error stops everything else
         click.secho(f"✗ {exc}", fg="red", err=True)
-        sys.exit(1)
+        click.get_current_context().exit(1)
     problems = state.plugins.check_config(config)
     broken = [i for i in state.plugins.describe() if i.status == "broken"]
     for problem in problems:
@@ -109,7 +109,7 @@ def config_validate(state: State) -> None:
         click.secho(f"! plugin {info.name} is broken: {info.reason}", fg="yellow", err=True)
     if problems:
         click.echo(f"{len(problems)} problem(s) in the configuration.", err=True)
-        sys.exit(1)
+        click.get_current_context().exit(1)
     where = config.project_file or "defaults only"
     click.echo(f"configuration is valid ({where})")
 
