@@ -242,6 +242,34 @@ def _append_worker(
         results.put((worker, acked, conflicts, f"{type(exc).__name__}: {exc}"))
 
 
+def run_workers(target: Callable[..., None], args: Callable[[int, Any, Any], tuple], workers: int) -> list[tuple]:
+    """Start ``workers`` spawned processes running ``target(*args(i, barrier, results))``; collect their reports.
+
+    Every worker puts one tuple on ``results``. A worker that never reports
+    fails the test after 180 s instead of hanging it.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(workers)
+    results = ctx.Queue()
+    processes = [ctx.Process(target=target, args=args(i, barrier, results)) for i in range(workers)]
+    for process in processes:
+        process.start()
+    outcomes: list[tuple] = []
+    try:
+        for _ in range(workers):
+            outcomes.append(results.get(timeout=180))
+    except _queue.Empty:
+        pytest.fail(f"only {len(outcomes)} of {workers} workers finished within 180 s")
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    errors = [f"worker {o[0]}: {o[-1]}" for o in outcomes if o[-1]]
+    assert not errors, "; ".join(errors)
+    return outcomes
+
+
 class _ObjectConformance:
     """The contract of ``cairn.storage.Store`` as tests. Subclass and provide ``store_opener``."""
 
@@ -822,28 +850,9 @@ class _ObjectConformance:
             pickle.dumps(store_opener)
         except Exception as exc:  # a lambda or a closure
             pytest.fail(f"store_opener must be a picklable module-level callable for this test: {exc}")
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(workers)
-        results = ctx.Queue()
-        processes = [
-            ctx.Process(target=_append_worker, args=(store_opener, str(store_dir), MAIN, i, per_worker, barrier, results))
-            for i in range(workers)
-        ]
-        for process in processes:
-            process.start()
-        outcomes = []
-        try:
-            for _ in range(workers):
-                outcomes.append(results.get(timeout=180))
-        except _queue.Empty:
-            pytest.fail(f"only {len(outcomes)} of {workers} writers finished within 180 s")
-        finally:
-            for process in processes:
-                process.join(timeout=30)
-                if process.is_alive():
-                    process.kill()
-        errors = [f"worker {w}: {err}" for w, _, _, err in outcomes if err]
-        assert not errors, "; ".join(errors)
+        outcomes = run_workers(
+            _append_worker, lambda i, b, r: (store_opener, str(store_dir), MAIN, i, per_worker, b, r), workers
+        )
         acked = [h for _, hashes, _, _ in outcomes for h in hashes]
         assert len(acked) == workers * per_worker, f"{len(acked)} writes acknowledged"
         assert len(set(acked)) == len(acked), "the same commit was acknowledged twice"
@@ -1073,26 +1082,9 @@ class LedgerConformance:
     ) -> None:
         self._needs_persistence()  # type: ignore[attr-defined]
         workers, per_worker = 4, 25
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(workers)
-        results = ctx.Queue()
-        processes = [
-            ctx.Process(target=_run_worker, args=(store_opener, str(store_dir), i, per_worker, barrier, results))
-            for i in range(workers)
-        ]
-        for process in processes:
-            process.start()
-        outcomes = []
-        try:
-            for _ in range(workers):
-                outcomes.append(results.get(timeout=180))
-        finally:
-            for process in processes:
-                process.join(timeout=30)
-                if process.is_alive():
-                    process.kill()
-        errors = [f"worker {w}: {err}" for w, _, err in outcomes if err]
-        assert not errors, "; ".join(errors)
+        outcomes = run_workers(
+            _run_worker, lambda i, b, r: (store_opener, str(store_dir), i, per_worker, b, r), workers
+        )
         acked = {run_id for _, ids, _ in outcomes for run_id in ids}
         assert len(acked) == workers * per_worker
         store = store_opener(store_dir)
@@ -1186,27 +1178,9 @@ class ChatConformance:
             setup.put_run(make_run("r-busy", 1))
         finally:
             setup.close()
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(workers)
-        results = ctx.Queue()
-        processes = [
-            ctx.Process(target=_chat_worker,
-                        args=(store_opener, str(store_dir), i, per_worker, "r-busy", barrier, results))
-            for i in range(workers)
-        ]
-        for process in processes:
-            process.start()
-        outcomes = []
-        try:
-            for _ in range(workers):
-                outcomes.append(results.get(timeout=180))
-        finally:
-            for process in processes:
-                process.join(timeout=30)
-                if process.is_alive():
-                    process.kill()
-        errors = [f"worker {w}: {err}" for w, _, err in outcomes if err]
-        assert not errors, "; ".join(errors)
+        outcomes = run_workers(
+            _chat_worker, lambda i, b, r: (store_opener, str(store_dir), i, per_worker, "r-busy", b, r), workers
+        )
         acked = [m for _, ids, _ in outcomes for m in ids]
         store = store_opener(store_dir)
         try:

@@ -425,6 +425,16 @@ _REPLACE_RUN = "UPDATE runs SET type = ?, status = ?, started_at = ?, record = ?
 _INSERT_EVENT = "INSERT INTO run_events (run_id, seq, ts, type, fields) VALUES (?, ?, ?, ?, ?)"
 
 
+def _where(*conditions: tuple[str, str, Any]) -> tuple[str, list[Any]]:
+    """`` WHERE a = ? AND b >= ?`` and its parameters, from (column, operator, value); None values are left out.
+
+    Columns and operators come from this module, never from callers' strings.
+    """
+    clauses = [f"{column} {op} ?" for column, op, value in conditions if value is not None]
+    params = [value for _, _, value in conditions if value is not None]
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
 def _json_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -1200,13 +1210,8 @@ class SqliteStore(Store):
     @_sqlite("listing runs")
     def list_runs(self, *, type: str | None = None, status: str | None = None, since: str | None = None,
                   until: str | None = None, limit: int | None = None) -> list[Run]:
-        clauses, params = [], []
-        for column, op, value in (("type", "=", type), ("status", "=", status),
-                                  ("started_at", ">=", since), ("started_at", "<=", until)):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(("type", "=", type), ("status", "=", status),
+                               ("started_at", ">=", since), ("started_at", "<=", until))
         assert self._conn is not None
         rows = self._conn.execute(
             f"SELECT record FROM runs{where} ORDER BY started_at DESC, run_id DESC LIMIT ?", (*params, _limit(limit))
@@ -1239,12 +1244,7 @@ class SqliteStore(Store):
 
     @_sqlite("reading spend")
     def spend(self, *, since: str | None = None, until: str | None = None, run_id: str | None = None) -> list[SpendRecord]:
-        clauses, params = [], []
-        for column, op, value in (("ts", ">=", since), ("ts", "<=", until), ("run_id", "=", run_id)):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(("ts", ">=", since), ("ts", "<=", until), ("run_id", "=", run_id))
         assert self._conn is not None
         rows = self._conn.execute(f"SELECT record FROM spend{where} ORDER BY ts, seq", params)
         return [SpendRecord.from_record(json.loads(r[0])) for r in rows]
@@ -1265,13 +1265,8 @@ class SqliteStore(Store):
     @_sqlite("reading messages")
     def chat_messages(self, *, run_id: str | None = None, thread_id: str | None = None, limit: int | None = None,
                       published: bool | None = None) -> list[ChatMessage]:
-        clauses, params = [], []
-        for column, value in (("run_id", run_id), ("thread_id", thread_id),
-                              ("publish", None if published is None else int(published))):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(("run_id", "=", run_id), ("thread_id", "=", thread_id),
+                               ("publish", "=", None if published is None else int(published)))
         assert self._conn is not None
         rows = self._conn.execute(
             f"SELECT record FROM chat_messages{where} ORDER BY ts DESC, id DESC LIMIT ?", (*params, _limit(limit))
