@@ -39,6 +39,7 @@ __all__ = [
     "ContextSettings",
     "KERNEL_SECTIONS",
     "PROJECT_FILE",
+    "ProvidersSettings",
     "find_project",
     "load_config",
     "redact",
@@ -66,6 +67,10 @@ class CairnSettings:
 
     storage: str = "sqlite"
     tokenizer: str = "approx"
+    #: The LLM provider, by registered name; ``noop`` refuses every call (see docs/providers.md).
+    llm: str = "noop"
+    #: The embedding provider, by registered name; ``noop`` refuses every call.
+    embeddings: str = "noop"
     data_dir: str = ".cairn"
     disabled_plugins: list[str] = attrs.field(factory=list)
     strict_plugins: bool = False
@@ -87,6 +92,43 @@ class ContextSettings:
             raise ValueError(f"max_tokens must be a positive number of tokens, got {self.max_tokens}")
 
 
+def _positive_number(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be greater than 0, got {value}")
+
+
+def _not_negative_number(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
+
+
+@attrs.frozen
+class ProvidersSettings:
+    """The ``[providers]`` table: how the kernel calls every LLM and embedding provider.
+
+    Retries, the deadline of one call and the spend ceilings live here because
+    the kernel owns them; network timeouts, keys and prices belong to each
+    provider's own table (``[llm.openai]``), since they differ per endpoint.
+    Amounts are in the currency of the providers' price tables (USD for the
+    first-party ones).
+    """
+
+    #: Attempts per call, the first included; 1 turns retries off.
+    max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: Upper bound of the first retry's randomized delay (full jitter); doubles per retry.
+    backoff_initial_s: float = attrs.field(default=0.5, validator=_not_negative_number)
+    #: Cap of the randomized delay between attempts.
+    backoff_max_s: float = attrs.field(default=20.0, validator=_not_negative_number)
+    #: A Retry-After longer than this is not waited for: the call fails at once.
+    max_retry_after_s: float = attrs.field(default=60.0, validator=_not_negative_number)
+    #: Wall-clock limit of one call across all its attempts and waits; none when unset.
+    call_deadline_s: float | None = attrs.field(default=None, validator=_positive_number)
+    #: Refuse calls once this much was spent today (UTC), in the price tables' currency.
+    max_spend_per_day: float | None = attrs.field(default=None, validator=_positive_number)
+    #: Refuse calls once this much was spent in the current run (a ledger run, or one command).
+    max_spend_per_run: float | None = attrs.field(default=None, validator=_positive_number)
+
+
 @attrs.frozen
 class ChatSettings:
     """The ``[chat]`` table: where the encryption key comes from."""
@@ -100,6 +142,7 @@ KERNEL_SECTIONS: dict[str, type] = {
     "cairn": CairnSettings,
     "context": ContextSettings,
     "chat": ChatSettings,
+    "providers": ProvidersSettings,
 }
 
 

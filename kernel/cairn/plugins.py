@@ -64,7 +64,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
 _BACKEND_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 
 #: ``[cairn]`` key -> the registry kind whose backend it names.
-CHOSEN_BACKENDS: dict[str, str] = {"storage": "storage", "tokenizer": "tokenizers"}
+CHOSEN_BACKENDS: dict[str, str] = {"storage": "storage", "tokenizer": "tokenizers", "llm": "llm", "embeddings": "embeddings"}
 
 # Which plugin's hook is running: set around every registration hook call so
 # a register() callback knows whom to credit (or blame).

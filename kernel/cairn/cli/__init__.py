@@ -44,11 +44,12 @@ def cli(ctx: click.Context, project: str | None, config_file: str | None, settin
     ctx.obj = ctx.find_object(State) or State.from_params(ctx.params)
 
 
-from cairn.cli import context_cmd, demo_cmd, project_cmd  # noqa: E402  (the built-in commands)
+from cairn.cli import context_cmd, demo_cmd, project_cmd, providers_cmd  # noqa: E402  (the built-in commands)
 
 project_cmd.register(cli)
 context_cmd.register(cli)
 demo_cmd.register(cli)
+providers_cmd.register(cli)
 from cairn.cli import chat_cmd, ledger_cmd  # noqa: E402
 
 ledger_cmd.register(cli)

@@ -18,6 +18,8 @@ INIT_TEMPLATE = """\
 # Backends, by registered name (`cairn plugins` lists what is installed).
 storage = "sqlite"        # the embedded default: one file under data_dir
 tokenizer = "approx"      # no download needed; "tiktoken:cl100k_base" for exact counts
+llm = "noop"              # refuses every call; "openai" with cairn-openai (see docs/providers.md)
+embeddings = "noop"       # refuses every call; "hashing" with cairn-local works offline
 # Where cairn keeps its data, relative to this file.
 data_dir = ".cairn"
 # Plugins never to load (entry-point names).

@@ -27,13 +27,18 @@ def _strict(kind: type, label: str):
         # bool is an int subclass; a flag given where a number belongs is a mistake.
         if isinstance(value, bool) and kind is not bool:
             raise TypeError(f"expected {label}, got a boolean")
-        if kind is float and isinstance(value, int):
-            return float(value)
         if not isinstance(value, kind):
             raise TypeError(f"expected {label}, got {_type_name(value)} {value!r:.60}")
         return value
 
     return hook
+
+
+def _structure_float(value: Any, _type: Any) -> float:
+    # TOML writes 5 for 5.0: an integer is a fine number, but the field holds a float.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {_type_name(value)} {value!r:.60}")
+    return float(value)
 
 
 def _type_name(value: Any) -> str:
@@ -50,7 +55,7 @@ def _type_name(value: Any) -> str:
 
 converter.register_structure_hook(str, _strict(str, "a string"))
 converter.register_structure_hook(int, _strict(int, "an integer"))
-converter.register_structure_hook(float, _strict((int, float), "a number"))  # type: ignore[arg-type]
+converter.register_structure_hook(float, _structure_float)
 converter.register_structure_hook(bool, _strict(bool, "true or false"))
 converter.register_structure_hook(dict, _strict(dict, "a table (JSON object)"))
 

@@ -34,3 +34,12 @@ def cairn_plugins(cairn_env: Path):
     from cairn.plugins import load_plugins
 
     return load_plugins(strict=False)
+
+
+@pytest.fixture
+def fake_openai():
+    """A fake OpenAI-compatible server on 127.0.0.1 (``cairn.testing.fake_openai``), stopped after the test."""
+    from cairn.testing.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server

@@ -1,0 +1,280 @@
+"""Provider commands: ``cairn ask``, ``cairn embed``, ``cairn providers``, ``cairn spend``.
+
+Nothing heavy is imported at module level: ``cairn.providers`` is imported
+by each command, and a provider's own libraries (httpx, numpy) by its factory.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.providers import Providers
+
+#: Output tokens ``cairn ask`` reserves for the reply (at most the model's own limit).
+REPLY_TOKENS = 4096
+
+
+def register(cli: click.Group) -> None:
+    for command in (ask_command, embed_command, providers_command, spend_command):
+        cli.add_command(command)
+
+
+def _providers(state: State) -> "Providers":
+    from cairn.providers import Providers
+
+    repo = state.repo
+    return Providers(state.config, state.plugins, store=repo.store, tokenizer=repo.tokenizer)
+
+
+# -- ask -----------------------------------------------------------------------------------
+
+
+@click.command("ask")
+@click.argument("text")
+@click.option("--model", help="The model to ask (default: the provider's model).")
+@click.option("--budget", type=click.IntRange(min=1), help="Token budget of the context sent (capped by the model's window).")
+@click.option("--no-stream", is_flag=True, help="Wait for the whole reply instead of printing it as it arrives.")
+@json_option("Print the reply, its commits, usage and cost as JSON (implies --no-stream).")
+@pass_state
+def ask_command(state: State, text: str, model: str | None, budget: int | None, no_stream: bool, as_json: bool) -> None:
+    """Ask the configured LLM about the current branch and commit both the question and the reply.
+
+    TEXT ("-" reads standard input) is committed as a user dialogue item; the
+    branch is materialized within the model's context window (and --budget),
+    sent to [cairn] llm, and the reply is committed as an assistant item whose
+    commit metadata holds the model, usage and cost.
+    """
+    from cairn.errors import BudgetExceededError, CairnError
+    from cairn.providers import ChatRequest
+
+    if text == "-":
+        text = sys.stdin.read().rstrip("\n")  # the newline that ends the input is not part of the question
+    repo = state.repo
+    with _providers(state) as providers:
+        llm = providers.llm()
+        problem = llm.provider.readiness()
+        if problem is not None:
+            raise problem  # before committing anything: a question nobody can answer is not history
+        caps = llm.capabilities(model)
+        reply_tokens = min(caps.max_output_tokens, REPLY_TOKENS) if caps.max_output_tokens else None
+        limit = budget
+        if caps.context_window is not None:
+            room = caps.context_window - (reply_tokens or 0)
+            limit = min(limit, room) if limit else room
+        question = repo.append({"content_type": "dialogue", "role": "user", "text": text}, message="cairn ask")
+        streamed = False
+        try:
+            context = repo.materialize(budget=limit)
+            if question.hash not in {item.item for item in context.items}:
+                raise BudgetExceededError(repo.count_content(repo.content_of(question)), limit or 0,
+                                          what="the question alone",
+                                          hint="raise --budget, or ask something shorter")
+            request = ChatRequest(context.neutral_messages, model=model, max_output_tokens=reply_tokens)
+            if no_stream or as_json:
+                response = llm.complete(request)
+            else:
+                stream = llm.stream(request)
+                for chunk in stream:
+                    if chunk.content:
+                        streamed = True
+                        click.echo(chunk.content, nl=False)
+                        sys.stdout.flush()
+                response = stream.response
+                assert response is not None
+        except CairnError as exc:
+            if streamed:
+                click.echo()
+            kept = f"the question is kept as commit {question.short}"
+            exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
+            raise
+        usage = response.usage.to_dict() if response.usage else None
+        meta = {
+            "provider": response.provider,
+            "model": response.model,
+            "usage": usage,
+            "cost": None if response.cost is None else round(response.cost, 12),  # no float noise in history
+            "finish_reason": response.finish_reason,
+            "request_id": response.request_id,
+            "latency_ms": round(response.latency_s * 1000, 1),
+            "context_tokens": context.token_count,
+        }
+        reply = repo.append(
+            {"content_type": "dialogue", "role": "assistant", "text": response.content or ""},
+            message="cairn ask: reply",
+            reply_to=question.hash,
+            metadata=meta,
+        )
+    if as_json:
+        echo_json({"question": question.hash, "reply": reply.hash, "content": response.content,
+                   "dropped": len(context.dropped), **meta})
+        return
+    if no_stream:
+        click.echo(response.content or "")
+    elif streamed:
+        click.echo()
+    cost = "unknown cost" if response.cost is None else f"cost {response.cost:.6f}"
+    tokens = f"{usage['input_tokens']} in / {usage['output_tokens']} out" if usage else "no usage"
+    estimated = " (estimated)" if usage and usage["estimated"] else ""
+    click.echo(f"[{response.provider} {response.model}] {tokens}{estimated}, {cost}; "
+               f"committed {question.short} and {reply.short}", err=True)
+
+
+# -- embed ---------------------------------------------------------------------------------
+
+
+@click.command("embed")
+@click.argument("texts", nargs=-1, required=True)
+@json_option("Print every vector, usage and cost as JSON.")
+@pass_state
+def embed_command(state: State, texts: tuple[str, ...], as_json: bool) -> None:
+    """Embed each TEXT with the configured embedding provider ([cairn] embeddings)."""
+    with _providers(state) as providers:
+        embedder = providers.embeddings()
+        response = embedder.embed(list(texts))
+    if as_json:
+        echo_json({**response.to_dict(), "texts": list(texts)})
+        return
+    rows = []
+    for text, vector in zip(texts, response.vectors):
+        values = [float(x) for x in vector]
+        norm = sum(v * v for v in values) ** 0.5
+        head = ", ".join(f"{v:+.4f}" for v in values[:4])
+        rows.append([_clip(text), len(values), f"{norm:.4f}", f"[{head}, …]"])
+    print_table(["text", "dimensions", "norm", "vector"], rows)
+    cost = "unknown cost" if response.cost is None else f"cost {response.cost:.6f}"
+    tokens = response.usage.input_tokens if response.usage else 0
+    click.echo(f"[{response.provider} {response.model}] {tokens} tokens, {cost}", err=True)
+
+
+def _clip(text: str, width: int = 40) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+# -- providers -----------------------------------------------------------------------------
+
+
+@click.command("providers")
+@json_option()
+@pass_state
+def providers_command(state: State, as_json: bool) -> None:
+    """List LLM and embedding providers: the chosen ones (*), their capabilities, and whether each is ready."""
+    with _providers(state) as providers:
+        infos = providers.describe()
+    if as_json:
+        echo_json([info.to_dict() for info in infos])
+        return
+    rows = []
+    for info in infos:
+        ready = "yes" if info.ready else f"no: {info.problem}"
+        rows.append([info.kind, ("* " if info.selected else "  ") + info.name, info.model or "",
+                     _capabilities(info.kind, info.capabilities), ready, info.plugin])
+    print_table(["kind", "provider", "model", "capabilities", "ready", "plugin"], rows)
+
+
+def _capabilities(kind: str, caps: dict[str, Any] | None) -> str:
+    if not caps:
+        return ""
+    if kind == "llm":
+        flags = [name for name in ("streaming", "tools", "json_schema") if caps.get(name)]
+        window = caps.get("context_window")
+        out = caps.get("max_output_tokens")
+        sizes = f"window {window or '?'}, output {out or '?'}"
+        return ", ".join([*flags, sizes])
+    dims = caps.get("dimensions")
+    limit = caps.get("max_input_tokens")
+    return f"{dims or '?'} dimensions, batch {caps.get('max_batch')}, {limit or '?'} tokens per text"
+
+
+# -- spend ---------------------------------------------------------------------------------
+
+
+_RELATIVE = re.compile(r"\A(\d+)([dh])\Z")
+
+
+def _since(value: str | None) -> str | None:
+    """A stored-time lower bound from ``today``, ``7d``, ``24h``, a date or an ISO time."""
+    from cairn.errors import ValidationError
+    from cairn.model import format_time, parse_time
+
+    if value is None:
+        return None
+    now = _dt.datetime.now(_dt.timezone.utc)
+    text = value.strip().lower()
+    if text == "today":
+        return format_time(now.replace(hour=0, minute=0, second=0, microsecond=0))
+    match = _RELATIVE.match(text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        delta = _dt.timedelta(days=amount) if unit == "d" else _dt.timedelta(hours=amount)
+        return format_time(now - delta)
+    try:
+        return format_time(parse_time(value))
+    except ValidationError:
+        raise ValidationError(f"--since {value!r} is not a time",
+                              hint="write today, 7d, 24h, 2026-11-01 or 2026-11-01T09:00:00Z") from None
+
+
+@click.command("spend")
+@click.option("--since", help="Only calls at or after this: today, 7d, 24h, a date or an ISO time (UTC).")
+@json_option()
+@pass_state
+def spend_command(state: State, since: str | None, as_json: bool) -> None:
+    """What provider calls cost, by day (UTC), provider and model; an unknown price shows as unknown, never 0."""
+    records = state.repo.store.spend(since=_since(since))
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    total = _bucket()
+    for record in records:
+        for bucket in (groups.setdefault((record.day, record.provider, record.model), _bucket()), total):
+            bucket["calls"] += record.calls
+            bucket["refused"] += 1 if record.calls == 0 else 0
+            bucket["failed"] += 1 if record.outcome not in ("ok", "cancelled") and record.calls else 0
+            bucket["input_tokens"] += record.input_tokens
+            bucket["output_tokens"] += record.output_tokens
+            if record.cost is None:
+                bucket["unpriced_calls"] += record.calls or 0
+            else:
+                bucket["priced_cost"] += record.cost
+    rows = [{"day": day, "provider": provider, "model": model, **_finish(bucket)}
+            for (day, provider, model), bucket in sorted(groups.items())]
+    if as_json:
+        echo_json({"since": _since(since), "groups": rows, "total": _finish(total)})
+        return
+    if not rows:
+        click.echo("no provider calls recorded" + (f" since {since}" if since else ""))
+        return
+    table = [[r["day"], r["provider"], r["model"], r["calls"], r["failed"], r["refused"], r["input_tokens"],
+              r["output_tokens"], _money(r)] for r in rows]
+    finished = _finish(total)
+    table.append(["total", "", "", finished["calls"], finished["failed"], finished["refused"],
+                  finished["input_tokens"], finished["output_tokens"], _money(finished)])
+    print_table(["day", "provider", "model", "calls", "failed", "refused", "input", "output", "cost"], table)
+
+
+def _bucket() -> dict[str, Any]:
+    return {"calls": 0, "failed": 0, "refused": 0, "input_tokens": 0, "output_tokens": 0,
+            "priced_cost": 0.0, "unpriced_calls": 0}
+
+
+def _finish(bucket: dict[str, Any]) -> dict[str, Any]:
+    """``cost`` is the total when every call was priced, else None; ``priced_cost`` sums what is known."""
+    out = dict(bucket)
+    out["priced_cost"] = round(out["priced_cost"], 10)
+    out["cost"] = out["priced_cost"] if out["unpriced_calls"] == 0 else None
+    return out
+
+
+def _money(row: dict[str, Any]) -> str:
+    if row["cost"] is not None:
+        return f"{row['cost']:.6f}"
+    if row["priced_cost"]:
+        return f"{row['priced_cost']:.6f} + unknown ({row['unpriced_calls']} unpriced calls)"
+    return "unknown"

@@ -1,0 +1,160 @@
+"""The hashing embedder: the conformance suite, real lexical retrieval, determinism across processes."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cairn.providers import EmbeddingRequest
+from cairn.testing.provider_suite import EmbeddingProviderConformance
+from cairn_local.hashing import HashingEmbedder, features
+
+DOCUMENTS = [
+    "How to bake a lemon cake: whisk butter and sugar, add eggs, lemon zest and flour, bake for forty minutes.",
+    "The stock market fell sharply on Monday as investors sold technology shares.",
+    "Python tutorial: write a function, loop over a list and handle exceptions.",
+    "Growing lemon trees in pots needs sun, drainage and regular feeding.",
+    "New York City marathon results and the fastest finishing times.",
+    "York is a city in the north of England with a famous minster.",
+]
+
+
+class TestHashingConformance(EmbeddingProviderConformance):
+    @pytest.fixture
+    def embedding_provider(self) -> HashingEmbedder:
+        return HashingEmbedder(dimensions=256)
+
+
+def rank(embedder: HashingEmbedder, query: str, documents: list[str]) -> list[int]:
+    matrix = embedder.vectors(documents)
+    scores = matrix @ embedder.vectors([query])[0]
+    return list(np.argsort(-scores, kind="stable"))
+
+
+@pytest.mark.parametrize(
+    ("query", "best"),
+    [
+        ("lemon cake recipe with eggs and flour", 0),
+        ("why did technology shares fall on the stock market", 1),
+        ("python function exceptions", 2),
+        ("lemon trees sun", 3),
+        ("new york marathon", 4),
+        ("the minster in york england", 5),
+    ],
+)
+def test_a_query_retrieves_the_lexically_closest_document(query: str, best: int) -> None:
+    assert rank(HashingEmbedder(dimensions=512), query, DOCUMENTS)[0] == best
+
+
+def test_bigrams_tell_word_order_apart() -> None:
+    with_pairs = HashingEmbedder(dimensions=1024)
+    a, b = with_pairs.vectors(["new york", "york new"])
+    assert float(a @ b) < 0.99
+    without = HashingEmbedder(dimensions=1024, bigrams=False)
+    a, b = without.vectors(["new york", "york new"])
+    assert float(a @ b) == pytest.approx(1.0)
+    assert features("New  York, new-york!") == ["new", "york", "new", "york", "new\x1fyork", "york\x1fnew",
+                                                "new\x1fyork"]
+
+
+def test_vectors_are_unit_length_and_a_text_without_words_is_zero() -> None:
+    matrix = HashingEmbedder(dimensions=64).vectors(["some words here", "", "!!! ...", "Ünïcödé wörds 東京"])
+    norms = np.linalg.norm(matrix, axis=1)
+    assert norms == pytest.approx([1.0, 0.0, 0.0, 1.0], abs=1e-6)
+    assert matrix.dtype == np.float32 and matrix.shape == (4, 64)
+
+
+def test_the_same_text_gives_the_same_bytes_in_another_process() -> None:
+    text = "determinism across processes: hash() is salted, BLAKE2b is not"
+    here = hashlib.sha256(HashingEmbedder(dimensions=128).vectors([text]).tobytes()).hexdigest()
+    code = (
+        "import hashlib, sys\n"
+        "from cairn_local.hashing import HashingEmbedder\n"
+        f"print(hashlib.sha256(HashingEmbedder(dimensions=128).vectors([{text!r}]).tobytes()).hexdigest())\n"
+    )
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={"PYTHONHASHSEED": seed, "PATH": ""})
+        assert out.stdout.strip() == here
+
+
+def test_the_plugin_module_imports_no_numpy() -> None:
+    out = subprocess.run([sys.executable, "-c", "import sys, cairn_local.plugin; print('numpy' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_usage_counts_words_and_cost_is_zero() -> None:
+    from cairn.events import EventBus
+    from cairn.providers import Embedder, Meter
+    from cairn.testing.fakes import WordTokenizer
+    from cairn.testing.memory import MemoryStore
+
+    embedder = Embedder(HashingEmbedder(), "hashing", tokenizer=WordTokenizer(), meter=Meter(MemoryStore(), bus=EventBus()))
+    response = embedder.embed(["three words here", "two words"])
+    assert response.usage.input_tokens == 5 and response.cost == 0.0 and response.dimensions == 512
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzåéß", min_size=3, max_size=9)
+TEXT = st.lists(WORD, min_size=1, max_size=20).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(TEXT, min_size=1, max_size=8))
+def test_vectors_do_not_depend_on_the_batch(texts: list[str]) -> None:
+    embedder = HashingEmbedder(dimensions=128)
+    together = embedder.vectors(texts)
+    fresh = HashingEmbedder(dimensions=128)
+    for i, text in enumerate(texts):
+        assert np.array_equal(together[i], fresh.vectors([text])[0])
+    reordered = embedder.vectors(texts[::-1])[::-1]
+    assert np.array_equal(together, reordered)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    vocabulary=st.lists(WORD, min_size=12, max_size=60, unique=True),
+    sizes=st.lists(st.integers(min_value=2, max_value=6), min_size=2, max_size=6),
+    pick=st.data(),
+)
+def test_a_query_from_one_documents_words_retrieves_that_document(vocabulary, sizes, pick) -> None:
+    # Documents with disjoint vocabularies; a query made of at least half of one document's words
+    # must rank that document first: lexical overlap is what the vectors measure.
+    documents, start = [], 0
+    for size in sizes:
+        if start + size > len(vocabulary):
+            break
+        documents.append(vocabulary[start:start + size])
+        start += size
+    if len(documents) < 2:
+        return
+    target = pick.draw(st.integers(min_value=0, max_value=len(documents) - 1))
+    words = documents[target]
+    chosen = pick.draw(st.lists(st.sampled_from(words), min_size=(len(words) + 1) // 2, unique=True))
+    embedder = HashingEmbedder(dimensions=4096, bigrams=False)
+    order = rank(embedder, " ".join(chosen), [" ".join(d) for d in documents])
+    assert order[0] == target
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=TEXT)
+def test_every_text_retrieves_itself_first(text: str) -> None:
+    embedder = HashingEmbedder(dimensions=512)
+    others = [d for d in DOCUMENTS if d != text]
+    vectors = embedder.vectors([text, *others])
+    scores = vectors[1:] @ vectors[0]
+    assert float(vectors[0] @ vectors[0]) == pytest.approx(1.0, abs=1e-5)
+    assert (scores < 1.0 - 1e-6).all()
+
+
+def test_embed_returns_one_row_per_text() -> None:
+    response = HashingEmbedder(dimensions=32).embed(EmbeddingRequest(["a b", "c"], "hashing"))
+    assert len(response.vectors) == 2 and len(response.vectors[0]) == 32 and response.model == "hashing"
