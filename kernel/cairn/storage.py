@@ -13,6 +13,7 @@ come in groups:
 - token counts: a cache per (tokenizer, content hash);
 - the run ledger: runs (created, appended to while open, closed by
   compare-and-swap on their status), their events, and spend records;
+- chat: messages on runs and threads, and the threads;
 - maintenance: stats, garbage collection of objects no ref reaches, and an
   integrity check.
 
@@ -36,6 +37,7 @@ import attrs
 
 from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageError
 from cairn.model import Annotation, Commit, Priority
+from cairn.model.chat import ChatMessage, Thread
 from cairn.model.ledger import Run, RunEvent, SpendRecord
 
 __all__ = [
@@ -286,6 +288,35 @@ class Store(abc.ABC):
         self, *, since: str | None = None, until: str | None = None, run_id: str | None = None
     ) -> list[SpendRecord]:
         """Spend records with ``since <= ts <= until`` (and of ``run_id``), oldest first."""
+
+    # -- chat ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_chat_message(self, message: ChatMessage) -> None:
+        """Store a message (its text already sealed when encrypted); an id stored before raises ``ConflictError``."""
+
+    @abc.abstractmethod
+    def chat_messages(
+        self,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        limit: int | None = None,
+        published: bool | None = None,
+    ) -> list[ChatMessage]:
+        """Messages newest first (ties: id descending), on a run and/or in a thread, each exactly once."""
+
+    @abc.abstractmethod
+    def put_thread(self, thread: Thread) -> None:
+        """Create a thread; an existing id raises ``ConflictError``."""
+
+    @abc.abstractmethod
+    def get_thread(self, thread_id: str) -> Thread | None:
+        """The thread, or None."""
+
+    @abc.abstractmethod
+    def list_threads(self) -> list[Thread]:
+        """Every thread, newest first."""
 
     # -- maintenance -----------------------------------------------------------
 
