@@ -3,6 +3,9 @@
     ledger/chat/messages/<s>/<message id>.json    s: 2 hex digits of SHA-256(id)
     ledger/chat/threads/<thread id>.json
 
+Messages on a run are notes on the run's tag instead (see ``cairn_git._notes``); a
+message in a thread is a file here too, and so is one on a run not recorded here.
+
 Ids are validated by the model (``validate_message_id``, ``validate_thread_id``)
 and again here before they become a path.
 """

@@ -5,7 +5,7 @@ A sync has three steps:
 1. **fetch**: ``git ls-remote`` says which of our refs the remote has; if
    any differ from what we saw last, one ``git fetch`` brings them into
    remote-tracking refs of our own, ``refs/<ns>/remotes/<remote>/...``
-   (``ledger``, ``objects``, ``context/*``, ``runs/*``) -- not under
+   (``ledger``, ``objects``, ``notes/chat``, ``context/*``, ``runs/*``) -- not under
    ``refs/remotes/``, where ``git branch -a`` would list every run. The
    user's own remote-tracking branches, ``FETCH_HEAD`` and tags are left
    alone (``--refmap=``, ``--no-write-fetch-head``, ``--no-tags``).
@@ -19,6 +19,10 @@ A sync has three steps:
      the rare conflicting files are settled by ``_ledger.resolve`` (every
      event of both sides, a closed run over an open one) and, for the
      catalog, by keeping ours (content addressing makes both sides alike);
+   - the chat notes (``refs/notes/<ns>-chat``): fast-forward, or a
+     three-way merge per annotated object that keeps every message of both
+     sides once (``_notes.merge_notes``); notes left on a run's old tag then
+     move to its current tag;
    - run refs follow the merged ledger: a run on the branch gets a ref
      (the remote's tag when it says the same, else a new tag), a run no
      longer on the branch loses it;
@@ -43,6 +47,7 @@ from cairn.errors import StorageError, ValidationError
 from cairn.model.ledger import validate_run_id
 from cairn.storage import SyncReport, SyncStatus
 from cairn_git import _ledger as ledger
+from cairn_git import _notes as notes
 from cairn_git._catalog import Catalog
 from cairn_git._git import BLOB_MODE, GitCommandError, parse_commit, parse_tag
 from cairn_git.config import check_remote
@@ -61,7 +66,8 @@ class _Side:
     """One side's cairn refs: ledger tip, catalog tip, context refs and run refs (git ref -> object id)."""
 
     def __init__(self, ledger_tip: str | None, objects: str | None, context: dict[str, str],
-                 anchors: dict[str, str]) -> None:
+                 anchors: dict[str, str], notes: str | None = None) -> None:
+        self.notes = notes  # the chat notes ref's tip
         self.ledger = ledger_tip
         self.objects = objects
         self.context = context  # cairn ref name -> value-blob id
@@ -87,6 +93,7 @@ class Sync:
         self.t_objects = self.tracking + "objects"
         self.t_context = self.tracking + "context/"
         self.t_runs = self.tracking + "runs/"
+        self.t_notes = self.tracking + "notes/chat"
         self.base_ref = f"{store.sync_prefix}{name}"
         self.conflict_prefix = f"refs/heads/conflict/{name}/"
         self._progress: Callable[[str], Any] | None = None
@@ -136,7 +143,8 @@ class Sync:
         store = self.store
         context = {name: oid for name, (_, oid) in store._context_refs().items()}
         anchors = self._anchors(store.anchor_prefix)
-        return _Side(self._one(store.ledger_ref), self._one(store.objects_ref), context, anchors)
+        return _Side(self._one(store.ledger_ref), self._one(store.objects_ref), context, anchors,
+                     self._one(store.notes_ref))
 
     def _tracked(self) -> _Side:
         context = {}
@@ -144,7 +152,8 @@ class Sync:
             name = self.store._cairn_ref(self.store.context_prefix + ref[len(self.t_context):])
             if name is not None:
                 context[name] = oid
-        return _Side(self._one(self.t_ledger), self._one(self.t_objects), context, self._anchors(self.t_runs))
+        return _Side(self._one(self.t_ledger), self._one(self.t_objects), context, self._anchors(self.t_runs),
+                     self._one(self.t_notes))
 
     def _base(self) -> dict[str, str]:
         """The remote's context refs (name -> value) as the last sync integrated them."""
@@ -165,6 +174,8 @@ class Sync:
             return self.t_ledger
         if ref == store.objects_ref:
             return self.t_objects
+        if ref == store.notes_ref:
+            return self.t_notes
         if ref.startswith(store.context_prefix):
             return self.t_context + ref[len(store.context_prefix):]
         if ref.startswith(store.anchor_prefix):
@@ -179,7 +190,7 @@ class Sync:
         """Bring the remote's cairn refs into our remote-tracking refs; how many of those changed."""
         store = self.store
         listed = self._remote_git("ls-remote", "--refs", self.remote, store.ledger_ref, store.objects_ref,
-                                  f"{store.context_prefix}*", f"{store.anchor_prefix}*").stdout.decode()
+                                  store.notes_ref, f"{store.context_prefix}*", f"{store.anchor_prefix}*").stdout.decode()
         wanted: dict[str, str] = {}
         for line in listed.splitlines():
             oid, _, ref = line.partition("\t")
@@ -195,12 +206,14 @@ class Sync:
             specs.append(f"+{store.ledger_ref}:{self.t_ledger}")
         if self.t_objects in wanted:
             specs.append(f"+{store.objects_ref}:{self.t_objects}")
+        if self.t_notes in wanted:
+            specs.append(f"+{store.notes_ref}:{self.t_notes}")
         # --refmap= keeps the user's own remote-tracking branches as they are.
         self._remote_git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--refmap=", "--prune",
                          "--no-recurse-submodules", *([] if store.gc_auto else ["--no-auto-gc"]),
                          self.remote, *specs)
         after = self._refs(self.tracking)
-        stale = [ref for ref in after if ref not in wanted and ref in (self.t_ledger, self.t_objects)]
+        stale = [ref for ref in after if ref not in wanted and ref in (self.t_ledger, self.t_objects, self.t_notes)]
         if stale:
             store._apply([store._ref_command(ref, None, after[ref]) for ref in stale])
             for ref in stale:
@@ -266,6 +279,50 @@ class Sync:
                 if store._trees.lookup(new, f"{directory}/{ledger.RUN}") is None:
                     orphans[directory] = None
         return (store._trees.edit(new, orphans) or store._writer.empty_tree) if orphans else new
+
+    def _note_blobs(self, commit: str | None) -> dict[str, str]:
+        """annotated object id -> note blob id in the notes commit ``commit``."""
+        if commit is None:
+            return {}
+        root = parse_commit(self.store._cat.read_one(commit)[2])[0]  # type: ignore[index]
+        return {key: blob for key, (_, blob) in self.store._note_index(root).items()}
+
+    def _merge_notes(self, local: str | None, remote: str | None, anchors: dict[str, str]) -> tuple[str | None, int]:
+        """The chat notes' new tip and 1 if a merge commit was made.
+
+        Fast-forward when one side contains the other; else a three-way merge per annotated object
+        (``_notes.merge_notes``: a note both sides changed keeps every message of both, once, in ts
+        order) and a merge commit with both parents. Then notes left on a run's old tag move to the
+        run's current tag (``anchors``), so each message is in one note.
+        """
+        store = self.store
+        tip, made = local, 0
+        if remote is not None and remote != local:
+            if local is None:
+                tip = remote
+            else:
+                ahead, behind = self._counts(local, remote)
+                if ahead == 0:
+                    tip = remote
+                elif behind != 0:
+                    self._say(f"merging the chat notes of {self.remote}")
+                    done = self.git.run("merge-base", local, remote, ok=(0, 1))
+                    base = done.stdout.decode().strip() or None
+                    merged = notes.merge_notes(self._note_blobs(base), self._note_blobs(local),
+                                               self._note_blobs(remote), store._read_blobs)
+                    tree = store._writer.tree({key: (BLOB_MODE, value if isinstance(value, str)
+                                                     else store._writer.blob(value))
+                                               for key, value in merged.items()})
+                    tip = store._writer.commit(tree, [local, remote], store._ident(),
+                                               f"cairn: merge the chat notes of {self.remote}")
+                    made = 1
+        if tip is None:
+            return None, made
+        root = parse_commit(store._cat.read_one(tip)[2])[0]  # type: ignore[index]
+        edits = store._rehome_edits(root, anchors)
+        if edits:
+            tip = store._notes_edit(tip, root, edits, "cairn: notes follow their runs' tags")
+        return tip, made
 
     def _messages(self, tags: Iterable[str]) -> dict[str, tuple[str, bytes]]:
         """tag id -> (target, message) for the given tags, in one round trip."""
@@ -387,12 +444,16 @@ class Sync:
                 commands.append(store._ref_command(store._git_ref(name), new, local.context.get(name)))
             for run_id, tag in anchors.items():
                 commands.append(store._ref_command(store._anchor(run_id), tag, local.anchors.get(run_id)))
+            final = {r: t for r, t in {**local.anchors, **anchors}.items() if t is not None}
+            notes_tip, merged_notes = self._merge_notes(local.notes, remote.notes, final)
+            if notes_tip != local.notes:
+                commands.append(store._ref_command(store.notes_ref, notes_tip, local.notes))
             if new_base != base or self._one(self.base_ref) is None:
                 blob = store._writer.blob(json.dumps(new_base, sort_keys=True, ensure_ascii=False).encode())
                 commands.append(store._ref_command(self.base_ref, blob, self._one(self.base_ref)))
             if store._apply(commands) is None:
                 store._ledger_state = None
-                return merged_objects + merged_ledger + len(conflicts), conflicts
+                return merged_objects + merged_ledger + merged_notes + len(conflicts), conflicts
         raise StorageError(f"merging {self.remote}'s history kept losing to local writers",
                            hint="retry when the writers are done")
 
@@ -405,6 +466,7 @@ class Sync:
         pairs: list[tuple[str, str | None, str | None]] = []  # (remote ref, ours, theirs)
         pairs.append((store.ledger_ref, local.ledger, remote.ledger))
         pairs.append((store.objects_ref, local.objects, remote.objects))
+        pairs.append((store.notes_ref, local.notes, remote.notes))
         for name in sorted(set(local.context) | set(remote.context)):
             if name != HEAD:
                 pairs.append((store._git_ref(name), local.context.get(name), remote.context.get(name)))

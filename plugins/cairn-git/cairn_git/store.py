@@ -14,6 +14,8 @@ state and retried; a cairn-level compare-and-swap that fails raises
                                           pointing at a blob that holds its value
     refs/heads/<ledger_branch>            the run ledger (see cairn_git._ledger)
     refs/<ns>/runs/<run_id>               an annotated tag per run (or refs/tags/<ns>/run/<run_id>)
+    refs/notes/<ns>-chat                  run-attached chat messages: a JSONL note on each run's tag
+                                          (see cairn_git._notes)
     refs/<ns>/remotes/<remote>/...        what the last fetch saw of the remote's cairn refs
     refs/<ns>/sync/<remote>               the remote's context refs as the last sync merged them
 
@@ -61,6 +63,7 @@ from cairn.storage import (
 )
 from cairn_git import _chat as chat
 from cairn_git import _ledger as ledger
+from cairn_git import _notes as notes
 from cairn_git._catalog import (
     Catalog,
     annotation_bytes,
@@ -248,6 +251,8 @@ class GitStore(Store, Syncable):
         self.ledger_ref = f"refs/heads/{ledger_branch}"
         self.anchor_prefix = f"refs/{namespace}/runs/" if run_refs == "cairn" else f"refs/tags/{namespace}/run/"
         self.sync_prefix = f"refs/{namespace}/sync/"
+        self.notes_ref = f"refs/notes/{namespace}-chat"
+        self._note_index_cache: tuple[str | None, dict[str, tuple[str, str]]] = (None, {})
 
     @classmethod
     def from_config(cls, config: GitConfig, *, project_dir: Path) -> "GitStore":
@@ -895,6 +900,8 @@ class GitStore(Store, Syncable):
         message = ledger.run_bytes(run)
         record = self._writer.blob(message)
 
+        moved: list[str] = []  # the run's tag before and after
+
         def plan(tip: str | None, root: str | None, attempt: int) -> _LedgerChange:
             stored = self._stored_run(run.run_id)
             actual = stored[1].status if stored is not None else None
@@ -904,6 +911,7 @@ class GitStore(Store, Syncable):
             existing = self._events_blob(root, run.run_id)
             ledger.refuse_taken(run.run_id, events, existing)
             tag = self._tag(run, target, message)  # the run keeps the commit it started on
+            moved[:] = [old_tag, tag]
             return _LedgerChange(
                 {f"{directory}/{ledger.RUN}": (BLOB_MODE, record),
                  f"{directory}/{ledger.EVENTS}": (BLOB_MODE, self._writer.blob(existing + ledger.event_lines(events)))},
@@ -913,6 +921,10 @@ class GitStore(Store, Syncable):
             )
 
         self._update_ledger(f"writing run {run.run_id}", plan)
+        # The run's messages follow it to its new tag (a second compare-and-swap: if this process stops
+        # in between, the note stays on the old tag, still read by chat_messages, and the next sync moves it).
+        if moved and self._cat.info([self.notes_ref])[0] is not None:
+            self._move_notes({run.run_id: moved[1]}, [moved[0]])
 
     @_writing
     def put_runs(self, runs: Sequence[tuple[Run, Sequence[RunEvent]]]) -> None:
@@ -1160,32 +1172,172 @@ class GitStore(Store, Syncable):
 
     # -- chat --------------------------------------------------------------------------------------
 
+    # Run-attached messages are notes on the run's tag under ``notes_ref`` (see cairn_git._notes); messages
+    # in a thread -- or on a run with no tag (not recorded here) -- are files on the ledger branch. A message
+    # with both is in both places, written in one transaction.
+
+    def _read_notes(self) -> tuple[str | None, str | None]:
+        """(tip, tree) of the chat notes ref as it is now."""
+        found = self._cat.read([self.notes_ref])[0]
+        if found is None:
+            return None, None
+        if found[1] != "commit":
+            raise IntegrityError(f"{self.notes_ref} points at a {found[1]}, not a commit",
+                                 hint=f"move it back to its last notes commit (`git reflog {self.notes_ref}`)")
+        return found[0], parse_commit(found[2])[0]
+
+    def _note_index(self, root: str | None) -> dict[str, tuple[str, str]]:
+        """annotated object id -> (path, blob id) of every note in the notes tree ``root``."""
+        if root is None:
+            return {}
+        if self._note_index_cache[0] != root:
+            self._note_index_cache = (root, notes.note_index(self._trees.walk(root), len(self._writer.zero)))
+        return self._note_index_cache[1]
+
+    def _note_messages(self, blobs: Iterable[str]) -> list[ChatMessage]:
+        parsed = self._parsed(list(blobs), notes.parse_note)
+        return [m for found in parsed.values() for m in found]
+
+    def _read_blobs(self, oids: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(oids))
+        return {oid: found[2] for oid, found in zip(wanted, self._cat.read(wanted)) if found is not None}
+
+    def _notes_edit(self, tip: str | None, root: str | None, edits: Mapping[str, bytes | None],
+                    message: str = notes.NOTES_MESSAGE) -> str:
+        """A new notes commit on ``tip``: each annotated object's note replaced (None removes it)."""
+        index = self._note_index(root)
+        paths: dict[str, tuple[str, str] | None] = {}
+        for key, data in edits.items():
+            path = index[key][0] if key in index else key
+            paths[path] = None if data is None else (BLOB_MODE, self._writer.blob(data))
+        tree = self._trees.edit(root, paths) or self._writer.empty_tree
+        return self._writer.commit(tree, [tip] if tip else [], self._ident(), message)
+
+    def _rehome_edits(self, root: str | None, anchors: Mapping[str, str],
+                      strays: Iterable[str] | None = None) -> dict[str, bytes | None]:
+        """Notes on objects that are no run's tag any more (a run closed, or a sync gave it a new tag), merged
+        into the note of the run's current tag (``anchors``: run id -> tag id). Looks at the notes on
+        ``strays`` (default: every note not on a tag in ``anchors``). Changes only."""
+        index = self._note_index(root)
+        tags = set(anchors.values())
+        strays = [key for key in (index if strays is None else strays) if key in index and key not in tags]
+        if not strays:
+            return {}
+        contents = self._read_blobs([index[k][1] for k in strays])
+        moved: dict[str, list[bytes]] = {}
+        edits: dict[str, bytes | None] = {}
+        for key in strays:
+            data = contents.get(index[key][1])
+            if data is None:
+                continue
+            keep, moving = [], False
+            for run_id, line in notes.lines_by_run(data):
+                target = anchors.get(run_id) if run_id is not None else None
+                if target is not None:
+                    moved.setdefault(target, []).append(line)
+                    moving = True
+                else:
+                    keep.append(line)
+            if moving:
+                edits[key] = b"".join(keep) or None
+        if not moved:
+            return {}
+        current = self._read_blobs([index[t][1] for t in moved if t in index])
+        for target, lines in moved.items():
+            existing = current.get(index[target][1]) if target in index else None
+            edits[target] = notes.union_lines(existing, b"".join(lines))
+        return edits
+
+    def _move_notes(self, anchors: Mapping[str, str], strays: Sequence[str]) -> None:
+        """Publish ``_rehome_edits`` with a compare-and-swap, retrying while other writers win."""
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            self._backoff(attempt)
+            tip, root = self._read_notes()
+            edits = self._rehome_edits(root, anchors, strays)
+            if not edits:
+                return
+            commit = self._notes_edit(tip, root, edits, "cairn: notes follow their runs' tags")
+            if self._apply([self._ref_command(self.notes_ref, commit, tip)]) is None:
+                self._after_write()
+                return
+        raise self._give_up("moving chat notes", None)
+
     @_writing
     def add_chat_message(self, message: ChatMessage) -> None:
-        """Store a message as its own file on the ledger branch; ``ConflictError`` if its id is stored."""
+        """Store a message; ``ConflictError`` if its id is stored.
+
+        On a recorded run: a line in the note on the run's tag, published with a compare-and-swap of
+        the notes ref. In a thread (or on a run not recorded here): its own file on the ledger branch.
+        Both: both, in one transaction.
+        """
         if not isinstance(message, ChatMessage):
             raise ValidationError(f"expected a cairn.model.chat.ChatMessage, got {type(message).__name__}",
                                   what="add_chat_message")
         path = chat.message_path(message.id)
-        oid = self._writer.blob(chat.to_bytes(message))
+        anchor = self._anchor(message.run_id) if message.run_id is not None else None
 
-        def plan(tip: str | None, root: str | None, attempt: int) -> _LedgerChange:
-            if self._trees.lookup(root, path) is not None:
+        def anchor_tag() -> str | None:
+            found = self._cat.info([anchor])[0] if anchor is not None else None
+            return found[0] if found is not None and found[1] == "tag" else None
+
+        line = notes.message_line(message)
+        unexplained = 0
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            self._backoff(attempt)
+            tag = anchor_tag()
+            file_oid = self._writer.blob(chat.to_bytes(message)) if message.thread_id is not None or tag is None \
+                else None
+            tip, root = self._read_ledger()
+            ntip, nroot = self._read_notes()
+            index = self._note_index(nroot)
+            if self._trees.lookup(root, path) is not None or any(
+                    m.id == message.id for m in self._note_messages(blob for _, blob in index.values())):
                 raise ConflictError(f"message {message.id}", None, "stored")
-            return _LedgerChange({path: (BLOB_MODE, oid)}, f"message {message.id}")
-
-        self._update_ledger("storing a message", plan)
+            commands = []
+            new_root = root
+            commit = tip
+            if file_oid is not None:
+                new_root = self._trees.edit(root, {path: (BLOB_MODE, file_oid)})
+                commit = self._writer.commit(new_root or self._writer.empty_tree, [tip] if tip else [],
+                                             self._ident(), f"message {message.id}")
+                commands.append(self._ref_command(self.ledger_ref, commit, tip))
+            if tag is not None:
+                existing = self._read_blobs([index[tag][1]]).get(index[tag][1]) if tag in index else None
+                ncommit = self._notes_edit(ntip, nroot, {tag: notes.union_lines(existing, line)})
+                commands.append(self._ref_command(self.notes_ref, ncommit, ntip))
+                commands.append(f"verify {anchor} {tag}")  # a run closed meanwhile has a new tag: retry on it
+            failure = self._apply(commands)
+            if failure is None:
+                if file_oid is not None:
+                    self._ledger_state = (commit, new_root)
+                self._after_write()
+                return
+            moved = self._read_ledger()[0] != tip or self._read_notes()[0] != ntip or anchor_tag() != tag
+            unexplained = 0 if moved else unexplained + 1
+            if unexplained >= _MAX_UNEXPLAINED and not _is_lock_contention(failure):
+                raise self._give_up("storing a message", failure)
+        raise self._give_up("storing a message", None)
 
     @_locked
     def chat_messages(self, *, run_id: str | None = None, thread_id: str | None = None, limit: int | None = None,
                       published: bool | None = None) -> list[ChatMessage]:
-        """Messages newest first (ties: id descending), by run, thread and published flag."""
+        """Messages newest first (ties: id descending), by run, thread and published flag, each once.
+
+        Ledger files and every note are read (blobs once per process: they never change), so a
+        message is found whichever tag its note hangs on.
+        """
         n = _limit(limit)
         _, root = self._read_ledger()
+        by_id: dict[str, ChatMessage] = {}
         files = self._ledger_files(root, chat.MESSAGES_DIR)
-        parsed = self._parsed([oid for _, oid in files], chat.message_from_bytes)
+        for m in self._parsed([oid for _, oid in files], chat.message_from_bytes).values():
+            by_id.setdefault(m.id, m)
+        if thread_id is None or run_id is not None:
+            _, nroot = self._read_notes()
+            for m in self._note_messages(blob for _, blob in self._note_index(nroot).values()):
+                by_id.setdefault(m.id, m)
         found = [
-            m for m in parsed.values()
+            m for m in by_id.values()
             if (run_id is None or m.run_id == run_id) and (thread_id is None or m.thread_id == thread_id)
             and (published is None or m.publish == published)
         ]

@@ -88,3 +88,22 @@ def record_runs(directory: str, worker: int, count: int, barrier: Any, results: 
     except BaseException as exc:  # report, never hang the parent
         barrier.abort()
         results.put((worker, acked, f"{type(exc).__name__}: {exc}"))
+
+
+def add_run_messages(directory: str, worker: int, count: int, run_id: str, barrier: Any, results: Any) -> None:
+    """A writer process: add ``count`` messages to run ``run_id``; report the ids acknowledged."""
+    from cairn.model.chat import ChatMessage
+    from cairn_git.store import GitStore
+
+    acked: list[str] = []
+    try:
+        with GitStore(directory) as store:
+            barrier.wait(timeout=120)
+            for i in range(count):
+                message = ChatMessage(id=f"w{worker}-{i:03d}", ts=at(1000 + i), text=f"{worker}/{i}", run_id=run_id)
+                store.add_chat_message(message)
+                acked.append(message.id)
+        results.put((worker, acked, None))
+    except BaseException as exc:  # report, never hang the parent
+        barrier.abort()
+        results.put((worker, acked, f"{type(exc).__name__}: {exc}"))
