@@ -210,3 +210,4 @@ def test_demo_runs_offline(cairn_env):
     assert "(ok, exit 0)" in result.output  # a run recorded in the ledger
     assert "🔒: Internal: the second source is behind a paywall." in result.output  # decrypted with the key
     assert "review (fact-check): 2 events" in result.output
+    assert "refs/cairn/runs/" in result.output and " tag {" in result.output  # a run in the git ledger

@@ -54,6 +54,9 @@ from cairn.cli import chat_cmd, ledger_cmd  # noqa: E402
 
 ledger_cmd.register(cli)
 chat_cmd.register(cli)
+from cairn.cli import evals_cmd  # noqa: E402
+
+evals_cmd.register(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -53,6 +54,20 @@ STEPS: list[tuple[str, list[str]]] = [
     ("", ["commit", "--role", "assistant", "Sources: NOAA boiling-point tables; Everest summit survey, 2020."]),
     ("", ["pin", "HEAD", "-r", "the sources"]),
     ("", ["trace", "stop", "review", "--post"]),
+    ("Keep the ledger in the project's own git repository instead (cairn-git): no worktree, no hooks, "
+     "an orphan branch and one annotated tag per run, shared with `cairn ledger push` / `pull`.", [
+        "git", "init", "-q"]),
+    ("", ["--set", "cairn.storage=git", "run", "--", "git", "--version"]),
+    ("", ["--set", "cairn.storage=git", "runs", "list"]),
+    ("", ["git", "for-each-ref", "--format=%(refname) %(objecttype) %(subject)", "refs/cairn/runs"]),
+    ("Score two systems' answers to the same 20 questions (a dataset shipped with cairn-evals): exact match after "
+     "normalization, word F1, and a latency limit read from each sample's metadata. Each run is recorded.", [
+        "eval", "run", "cairn_evals:datasets/capitals-baseline.jsonl", "--name", "baseline",
+        "-e", "exact:ignore_case=true,strip_punctuation=true", "-e", "token_f1", "-e", "latency:max_ms=600"]),
+    ("", ["eval", "run", "cairn_evals:datasets/capitals-candidate.jsonl", "--name", "candidate",
+          "-e", "exact:ignore_case=true,strip_punctuation=true", "-e", "token_f1", "-e", "latency:max_ms=600"]),
+    ("Compare the newest eval run with the one before, sample by sample: a paired bootstrap and an exact "
+     "McNemar test say whether the difference is real.", ["eval", "compare", "@prev", "@last"]),
 ]
 
 
@@ -77,13 +92,21 @@ def demo_command(directory: str | None, keep: bool) -> None:
             if note:
                 click.echo()
                 click.secho(f"# {note}", fg="cyan")
+            if args[0] == "git":  # plain git, to show what cairn-git wrote (there is no `cairn git`)
+                click.secho(f"$ {shlex.join(args)}", bold=True)
+                proc = subprocess.run(args, cwd=project, capture_output=True, text=True)
+                click.echo(proc.stdout, nl=False)
+                if proc.returncode != 0:
+                    raise click.ClickException(f"step `{shlex.join(args)}` failed: {proc.stderr.strip()}")
+                continue
             click.secho(f"$ cairn {shlex.join(args)}", bold=True)
             status = cli.main(args=["-C", str(project), *args], prog_name="cairn", standalone_mode=False)
             if isinstance(status, int) and status != 0:
                 raise click.ClickException(f"step `cairn {shlex.join(args)}` exited with {status}")
         click.echo()
         click.secho("Done: versioned context with a branch, an edit, a pin, a budget and time travel; "
-                    "a recorded run with chat on it; a session trace.", fg="green")
+                    "a recorded run with chat on it; a session trace; a run in a git ledger; "
+                    "two evaluation runs compared.", fg="green")
     finally:
         if temporary and not keep:
             shutil.rmtree(project, ignore_errors=True)
