@@ -362,7 +362,6 @@ class Plugins:
 
             owners: dict[str, str] = {name: BUILTIN_PLUGIN for name in reserved}
             found: dict[str, Any] = {}
-            plugins = self
 
             class Collector(click.Group):
                 def add_command(self, cmd: click.Command, name: str | None = None) -> None:

@@ -21,7 +21,7 @@ import re
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping
 
 import attrs
 
@@ -42,7 +42,6 @@ from cairn.model import (
     ContentTypes,
     Operation,
     Priority,
-    ToolIO,
     canonical_json,
     format_time,
     is_hash,

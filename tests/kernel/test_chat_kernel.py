@@ -47,6 +47,7 @@ def test_routing(chat, ledger):
     on_run = chat.send("on the run", run_id=run.run_id)
     on_thread = chat.send("in the thread", thread_id=thread.thread_id)
     both = chat.send("both", run_id=run.run_id, thread_id=thread.thread_id)
+    assert (both.run_id, both.thread_id) == (run.run_id, thread.thread_id)
     assert general.thread_id == "general" and general.run_id is None
     assert (on_run.run_id, on_run.thread_id) == (run.run_id, None)
     texts = lambda **kw: [m.text for m in chat.list(**kw)]  # noqa: E731

@@ -22,7 +22,6 @@ from cairn.model import (
     Dialogue,
     Instruction,
     Priority,
-    ToolIO,
     UnknownContent,
     canonical_json,
     format_time,

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import State, echo_json, json_option, pass_state
 from cairn.errors import ValidationError
 
 #: The field ``--text`` fills for each built-in type.

@@ -43,3 +43,22 @@ def fake_openai():
 
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the network: any connection to a non-loopback address fails the test.
+
+    Use it as ``@pytest.fixture(autouse=True)`` in a conftest, or request it by name.
+    """
+    import socket
+
+    real = socket.socket.connect
+
+    def connect(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"a test tried to reach {host}")
+        return real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)

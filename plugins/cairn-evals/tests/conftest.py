@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,17 +16,8 @@ from cairn.testing.memory import MemoryStore
 
 
 @pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never reach the network: any connection to a non-loopback address fails."""
-    real = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"a test tried to reach {host}")
-        return real(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+def _no_network(loopback_only: None) -> None:
+    """Every test here runs with cairn.testing's loopback_only guard."""
 
 
 @pytest.fixture(scope="session")
