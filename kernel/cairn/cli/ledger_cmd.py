@@ -221,7 +221,11 @@ def ledger_group() -> None:
     """Share the ledger and context between machines (stores with the sync capability)."""
 
 
-def _progress_printer(verb: str):
+def _progress(verb: str) -> Any:
+    """A progress callback for a terminal; None when stderr is piped (nothing to animate)."""
+    if not sys.stderr.isatty():
+        return None
+
     def progress(message: str) -> None:
         click.echo(f"{verb}: {message}", err=True)
 
@@ -233,7 +237,7 @@ def _progress_printer(verb: str):
 @pass_state
 def ledger_push(state: State, remote: str | None) -> None:
     """Publish local runs and context, merging first if the remote moved on."""
-    report = _syncable(state).push(remote, progress=_progress_printer("push") if sys.stderr.isatty() else None)
+    report = _syncable(state).push(remote, progress=_progress("push"))
     click.echo(report.message or f"pushed {report.pushed} ref(s) to {report.remote}")
 
 
@@ -242,7 +246,7 @@ def ledger_push(state: State, remote: str | None) -> None:
 @pass_state
 def ledger_pull(state: State, remote: str | None) -> None:
     """Bring in the remote's runs and context; diverged histories are merged, nothing is lost."""
-    report = _syncable(state).pull(remote, progress=_progress_printer("pull") if sys.stderr.isatty() else None)
+    report = _syncable(state).pull(remote, progress=_progress("pull"))
     click.echo(report.message or f"fetched {report.fetched} ref(s) from {report.remote}, merged {report.merged}")
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 from pathlib import Path
 
 import pytest
+
+from cairn.testing.storage_suite import run_workers
 
 from cairn.errors import ConflictError
 from cairn.model.chat import ChatMessage
@@ -68,21 +69,8 @@ def test_four_processes_appending_to_one_runs_note_lose_nothing(tmp_path: Path) 
     with GitStore(repo) as store:
         store.put_run(run("r-busy", 1, status="open"))
     workers, per_worker = 4, 25
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(workers)
-    results = ctx.Queue()
-    processes = [ctx.Process(target=add_run_messages, args=(str(repo), w, per_worker, "r-busy", barrier, results))
-                 for w in range(workers)]
-    for process in processes:
-        process.start()
-    try:
-        outcomes = [results.get(timeout=180) for _ in range(workers)]
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-    assert not [err for _, _, err in outcomes if err], outcomes
+    # cairn.testing's runner: spawned workers, a barrier, reports collected, failures surfaced.
+    outcomes = run_workers(add_run_messages, lambda w, b, r: (str(repo), w, per_worker, "r-busy", b, r), workers)
     acked = {m for _, ids, _ in outcomes for m in ids}
     assert len(acked) == workers * per_worker
     ids = [r["id"] for r in note_lines(repo, "refs/cairn/runs/r-busy")]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 
 import pytest
+
+from cairn.testing.storage_suite import run_workers
 
 from cairn_git.store import GitStore
 from helpers import fsck, git, make_repo, record_runs, user_state
@@ -16,21 +17,8 @@ def test_four_processes_fifty_runs_each(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "busy")
     before = user_state(repo)
     workers, per_worker = 4, 50
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(workers)
-    results = ctx.Queue()
-    processes = [ctx.Process(target=record_runs, args=(str(repo), w, per_worker, barrier, results))
-                 for w in range(workers)]
-    for process in processes:
-        process.start()
-    try:
-        outcomes = [results.get(timeout=180) for _ in range(workers)]
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-    assert not [err for _, _, err in outcomes if err], outcomes
+    # cairn.testing's runner: spawned workers, a barrier, reports collected, failures surfaced.
+    outcomes = run_workers(record_runs, lambda w, b, r: (str(repo), w, per_worker, b, r), workers)
     acked = {run_id for _, ids, _ in outcomes for run_id in ids}
     assert len(acked) == workers * per_worker
     with GitStore(repo) as store:
