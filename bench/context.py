@@ -64,7 +64,8 @@ def clone_schema(source: Path, target: Path) -> sqlite3.Connection:
     conn = raw_connection(target)
     with sqlite3.connect(source) as src:
         statements = [
-            sql for (sql,) in src.execute(
+            sql
+            for (sql,) in src.execute(
                 "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
                 "ORDER BY type = 'index'"
             )
@@ -127,8 +128,8 @@ def bench_commits(root: Path, n: int, rounds: int = 10) -> dict[str, float]:
     same.close()
     one.close()
     out = {k: statistics.median(v) for k, v in rates.items()}
-    out["ratio_raw"] = statistics.median(a / b for a, b in zip(rates["repo"], rates["raw"]))
-    out["ratio_row"] = statistics.median(a / b for a, b in zip(rates["repo"], rates["row"]))
+    out["ratio_raw"] = statistics.median(a / b for a, b in zip(rates["repo"], rates["raw"], strict=True))
+    out["ratio_row"] = statistics.median(a / b for a, b in zip(rates["repo"], rates["row"], strict=True))
     return out
 
 
@@ -163,7 +164,7 @@ def bench_import(root: Path, dump: str, n: int, rounds: int = 5) -> dict[str, fl
         rates["raw"].append(n / (time.perf_counter() - start))
         conn.close()
     out = {k: statistics.median(v) for k, v in rates.items()}
-    out["ratio"] = statistics.median(a / b for a, b in zip(rates["repo"], rates["raw"]))
+    out["ratio"] = statistics.median(a / b for a, b in zip(rates["repo"], rates["raw"], strict=True))
     return out
 
 
@@ -207,8 +208,10 @@ def main() -> None:
         print(f"   Repo.append                                   {c['repo']:8.0f} commits/s")
         print(f"   raw sqlite3, the same rows (blob, commit, ref) {c['raw']:8.0f} commits/s")
         print(f"   raw sqlite3, one commit row into commits       {c['row']:8.0f} rows/s")
-        print(f"   ratio vs the same rows: {c['ratio_raw']:.2f}x; vs one commit row per transaction: "
-              f"{c['ratio_row']:.2f}x (target >= 0.65x)")
+        print(
+            f"   ratio vs the same rows: {c['ratio_raw']:.2f}x; vs one commit row per transaction: "
+            f"{c['ratio_row']:.2f}x (target >= 0.65x)"
+        )
 
         dump_small = build_export(small)
         i = bench_import(root, dump_small, small)
@@ -222,11 +225,15 @@ def main() -> None:
         m_large = bench_materialize(root, dump_large, "mat-large", 8000, 15)
         print("\n3. materialize at budget 8,000 (median of 15; cold = fresh Repo, warm = same Repo):")
         for label, m in ((f"{small:>7,} commits", m_small), (f"{large:>7,} commits", m_large)):
-            print(f"   {label}: cold {m['cold_ms']:6.2f} ms, warm {m['warm_ms']:6.2f} ms "
-                  f"({m['items']} items, {m['tokens']} tokens)")
-        print(f"   target: <= 15 ms at 10,000; ratio {large:,}/{small:,} cold "
-              f"{m_large['cold_ms'] / m_small['cold_ms']:.2f}x, warm {m_large['warm_ms'] / m_small['warm_ms']:.2f}x "
-              "(target <= 1.5x)")
+            print(
+                f"   {label}: cold {m['cold_ms']:6.2f} ms, warm {m['warm_ms']:6.2f} ms "
+                f"({m['items']} items, {m['tokens']} tokens)"
+            )
+        print(
+            f"   target: <= 15 ms at 10,000; ratio {large:,}/{small:,} cold "
+            f"{m_large['cold_ms'] / m_small['cold_ms']:.2f}x, warm {m_large['warm_ms'] / m_small['warm_ms']:.2f}x "
+            "(target <= 1.5x)"
+        )
         print(json.dumps({"commits": c, "import": i, "materialize_small": m_small, "materialize_large": m_large}))
 
 

@@ -32,12 +32,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-CITIES = ["Paris", "Canberra", "Ottawa", "Brasília", "Reykjavík", "New Delhi", "Washington, D.C.", "Wellington",
-          "Tōkyō", "Cape Town", "Nay Pyi Taw", "Ankara"]
+CITIES = [
+    "Paris",
+    "Canberra",
+    "Ottawa",
+    "Brasília",
+    "Reykjavík",
+    "New Delhi",
+    "Washington, D.C.",
+    "Wellington",
+    "Tōkyō",
+    "Cape Town",
+    "Nay Pyi Taw",
+    "Ankara",
+]
 WORDS = ["the", "capital", "is", "answer", "city", "of", "country", "I", "think", "probably", "its", "name"]
 
-SCHEMA = {"type": "object", "required": ["city", "population"],
-          "properties": {"city": {"type": "string"}, "population": {"type": "integer", "minimum": 0}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["city", "population"],
+    "properties": {"city": {"type": "string"}, "population": {"type": "integer", "minimum": 0}},
+}
 
 SPECS = [
     "exact",
@@ -68,14 +83,25 @@ def make_dataset(path: Path, count: int, seed: int = 7, drift: float = 0.0) -> N
             if i % 2 == 0:
                 said = city if right else rng.choice(CITIES)
                 filler = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(0, 12)))
-                row = {"id": f"t{i}", "input": f"What is the capital? ({i})", "expected": city,
-                       "output": f"{filler} {said}. Population {population:,}".strip(), "metadata": meta}
+                row = {
+                    "id": f"t{i}",
+                    "input": f"What is the capital? ({i})",
+                    "expected": city,
+                    "output": f"{filler} {said}. Population {population:,}".strip(),
+                    "metadata": meta,
+                }
             else:
-                got = {"city": city if right else rng.choice(CITIES),
-                       "population": population if rng.random() < 0.8 else population + rng.randrange(1, 999)}
-                row = {"id": f"j{i}", "input": f"Describe the capital as JSON ({i})",
-                       "expected": {"city": city, "population": population},
-                       "output": json.dumps(got, ensure_ascii=False), "metadata": meta}
+                got = {
+                    "city": city if right else rng.choice(CITIES),
+                    "population": population if rng.random() < 0.8 else population + rng.randrange(1, 999),
+                }
+                row = {
+                    "id": f"j{i}",
+                    "input": f"Describe the capital as JSON ({i})",
+                    "expected": {"city": city, "population": population},
+                    "output": json.dumps(got, ensure_ascii=False),
+                    "metadata": meta,
+                }
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -95,8 +121,14 @@ def baseline_scoring(evaluators: list[Any], samples: list[Any]) -> float:
 
 def bench(samples: int, resamples: int) -> dict[str, Any]:
     from cairn.config import load_config
-    from cairn.evaluate import build_evaluators, compare_runs, load_dataset, load_eval_run, record_evaluation, \
-        run_evaluation
+    from cairn.evaluate import (
+        build_evaluators,
+        compare_runs,
+        load_dataset,
+        load_eval_run,
+        record_evaluation,
+        run_evaluation,
+    )
     from cairn.ledger import Ledger
     from cairn.plugins import load_plugins
 
@@ -104,7 +136,10 @@ def bench(samples: int, resamples: int) -> dict[str, Any]:
         project = Path(tmp)
         (project / "cairn.toml").write_text(
             '[cairn]\nstorage = "sqlite"\n\n[evaluators.json_schema]\nschema = '
-            + json.dumps(SCHEMA).replace('": ', '" = ') + "\n", encoding="utf-8")
+            + json.dumps(SCHEMA).replace('": ', '" = ')
+            + "\n",
+            encoding="utf-8",
+        )
         config = load_config(project, environ={"CAIRN_USER_CONFIG": ""})
         plugins = load_plugins()
         store = plugins.create("storage", "sqlite", config)
@@ -137,8 +172,10 @@ def bench(samples: int, resamples: int) -> dict[str, Any]:
         base_s = baseline_scoring(evaluators, list(data.samples))
 
         # Baseline of the write: the same event rows into a bare sqlite3 table, one transaction.
-        rows = [(i, json.dumps(r.to_event(), ensure_ascii=False, sort_keys=True, separators=(",", ":")))
-                for i, r in enumerate(evaluation.results)]
+        rows = [
+            (i, json.dumps(r.to_event(), ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+            for i, r in enumerate(evaluation.results)
+        ]
         raw = sqlite3.connect(project / "raw.db")
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, fields TEXT NOT NULL)")
@@ -186,21 +223,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"evaluation runs, Python {platform.python_version()}, SQLite store in a temp dir, "
-          f"{r['samples']:,} samples x {r['evaluators']} deterministic evaluators")
+    print(
+        f"evaluation runs, Python {platform.python_version()}, SQLite store in a temp dir, "
+        f"{r['samples']:,} samples x {r['evaluators']} deterministic evaluators"
+    )
     print(f"  load and check the dataset    {r['load_s']:8.3f} s")
-    print(f"  scoring (run_evaluation)      {r['scoring_s']:8.3f} s  {r['samples_per_s']:10,.0f} samples/s "
-          f"({r['scores_per_s']:,.0f} scores/s)")
-    print(f"  baseline: score() directly    {r['baseline_direct_s']:8.3f} s  {r['baseline_samples_per_s']:10,.0f} "
-          f"samples/s (the same evaluators, no runner)")
-    print(f"  ledger record (one write)     {r['record_s']:8.3f} s  beside {r['scoring_s']:.3f} s of scoring: "
-          f"{r['ledger_share'] * 100:.1f}% of the run")
-    print(f"    of which the store write    {r['store_write_s']:8.3f} s  (one put_run: the run and "
-          f"{r['samples']:,} events)")
-    print(f"    baseline: raw sqlite3       {r['raw_sqlite_insert_s']:8.3f} s  (the same event rows, one "
-          f"executemany)")
-    print(f"  compare two runs              {r['compare_s']:8.3f} s  ({r['compare_evaluators']} evaluators, "
-          f"{r['compare_resamples']:,} bootstrap resamples each)")
+    print(
+        f"  scoring (run_evaluation)      {r['scoring_s']:8.3f} s  {r['samples_per_s']:10,.0f} samples/s "
+        f"({r['scores_per_s']:,.0f} scores/s)"
+    )
+    print(
+        f"  baseline: score() directly    {r['baseline_direct_s']:8.3f} s  {r['baseline_samples_per_s']:10,.0f} "
+        f"samples/s (the same evaluators, no runner)"
+    )
+    print(
+        f"  ledger record (one write)     {r['record_s']:8.3f} s  beside {r['scoring_s']:.3f} s of scoring: "
+        f"{r['ledger_share'] * 100:.1f}% of the run"
+    )
+    print(
+        f"    of which the store write    {r['store_write_s']:8.3f} s  (one put_run: the run and "
+        f"{r['samples']:,} events)"
+    )
+    print(f"    baseline: raw sqlite3       {r['raw_sqlite_insert_s']:8.3f} s  (the same event rows, one executemany)")
+    print(
+        f"  compare two runs              {r['compare_s']:8.3f} s  ({r['compare_evaluators']} evaluators, "
+        f"{r['compare_resamples']:,} bootstrap resamples each)"
+    )
     return 0
 
 

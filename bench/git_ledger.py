@@ -31,8 +31,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cairn.model import canonical_json
 from cairn.model.ledger import Run, RunEvent, new_run_id, run_time
@@ -63,8 +63,16 @@ def make_runs(count: int) -> list[tuple[Run, list[RunEvent]]]:
     out = []
     for _ in range(count):
         run_id = new_run_id("bench")
-        run = Run(run_id=run_id, type="bench", status="ok", started_at=run_time(), ended_at=run_time(),
-                  duration_ms=12, environment={"python": "3.11"}, summary="a benchmark run")
+        run = Run(
+            run_id=run_id,
+            type="bench",
+            status="ok",
+            started_at=run_time(),
+            ended_at=run_time(),
+            duration_ms=12,
+            environment={"python": "3.11"},
+            summary="a benchmark run",
+        )
         out.append((run, [RunEvent(run_id, seq, run_time(), "step", {"seq": seq, "note": "ok"}) for seq in range(3)]))
     return out
 
@@ -88,8 +96,7 @@ class Naive:
         directory.mkdir(parents=True)
         message = canonical_json(run.to_record())
         (directory / "run.json").write_bytes(message + b"\n")
-        (directory / "events.jsonl").write_bytes(
-            b"".join(canonical_json(e.to_record()) + b"\n" for e in events))
+        (directory / "events.jsonl").write_bytes(b"".join(canonical_json(e.to_record()) + b"\n" for e in events))
         relative = str(directory.relative_to(self.worktree))
         git(self.worktree, "add", relative)
         git(self.worktree, "commit", "-q", "-m", f"run {run.run_id}")
@@ -120,14 +127,17 @@ def bench_recording(root: Path, rounds: int, naive_n: int, single_n: int, batch_
     try:
         for _ in range(rounds):
             work = make_runs(naive_n)
-            spent["naive"] += timed(lambda: [naive.record(r, e) for r, e in work])
+            spent["naive"] += timed(lambda work=work: [naive.record(r, e) for r, e in work])
             counts["naive"] += naive_n
             work = make_runs(single_n)
-            spent["api"] += timed(lambda: [store.put_run(r, e) for r, e in work])
+            spent["api"] += timed(lambda work=work: [store.put_run(r, e) for r, e in work])
             counts["api"] += single_n
             work = make_runs(batch_n)
             spent["batch"] += timed(
-                lambda: [batch_store.put_runs(work[i:i + batch_size]) for i in range(0, batch_n, batch_size)])
+                lambda work=work: [
+                    batch_store.put_runs(work[i : i + batch_size]) for i in range(0, batch_n, batch_size)
+                ]
+            )
             counts["batch"] += batch_n
         assert len(store.list_runs()) == counts["api"] and len(batch_store.list_runs()) == counts["batch"]
         assert store.check() == [] and batch_store.check() == []
@@ -154,7 +164,7 @@ def bench_listing(root: Path, count: int) -> list[tuple[str, float, float, float
     with GitStore(repo) as store:
         work = make_runs(count)
         for start in range(0, count, 500):
-            store.put_runs(work[start:start + 500])
+            store.put_runs(work[start : start + 500])
     raw = ["git", "-C", str(repo), "for-each-ref", "--format=%(objectname) %(contents)", "refs/cairn/runs/"]
     rows = []
     for state in ("loose refs and objects", "after git gc"):
@@ -170,7 +180,7 @@ def bench_listing(root: Path, count: int) -> list[tuple[str, float, float, float
         opened.list_runs()
         try:
             cold_ms = median_ms(cold)
-            warm_ms = median_ms(lambda: opened.list_runs())
+            warm_ms = median_ms(opened.list_runs)
         finally:
             opened.close()
         rows.append((state, raw_ms, cold_ms, warm_ms))
@@ -192,21 +202,29 @@ def main() -> None:
         create_before = file_create_us(root)
         rates = bench_recording(root, args.rounds, args.naive, args.single, args.batch, args.batch_size)
         listing = bench_listing(root, args.list)
-    print(f"git {git(Path.cwd(), 'version').split()[-1]}, {args.rounds} rounds, 3 events per run; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"creating a file took {create_before:.0f} us")
+    print(
+        f"git {git(Path.cwd(), 'version').split()[-1]}, {args.rounds} rounds, 3 events per run; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+        f"creating a file took {create_before:.0f} us"
+    )
     print()
     print("recording runs                               runs/s   vs naive")
     print(f"  naive: worktree, add, commit, tag -a    {rates['naive']:8.0f}      1.0x")
-    print(f"  GitStore.put_run, one per run           {rates['api']:8.0f}   {rates['api'] / rates['naive']:6.1f}x"
-          f"   (target >= 500 runs/s and >= 7x)")
-    print(f"  GitStore.put_runs, {args.batch_size} per call          {rates['batch']:8.0f}   "
-          f"{rates['batch'] / rates['naive']:6.1f}x   (target >= 1500 runs/s)")
+    print(
+        f"  GitStore.put_run, one per run           {rates['api']:8.0f}   {rates['api'] / rates['naive']:6.1f}x"
+        f"   (target >= 500 runs/s and >= 7x)"
+    )
+    print(
+        f"  GitStore.put_runs, {args.batch_size} per call          {rates['batch']:8.0f}   "
+        f"{rates['batch'] / rates['naive']:6.1f}x   (target >= 1500 runs/s)"
+    )
     print()
     print(f"listing {args.list} runs (median ms)   for-each-ref raw   list_runs cold   list_runs warm")
     for state, raw_ms, cold_ms, warm_ms in listing:
-        print(f"  {state:<26} {raw_ms:12.1f}      {cold_ms:8.1f} ({cold_ms / raw_ms:.1f}x)"
-              f"   {warm_ms:8.1f} ({warm_ms / raw_ms:.1f}x)   (target <= 30 ms)")
+        print(
+            f"  {state:<26} {raw_ms:12.1f}      {cold_ms:8.1f} ({cold_ms / raw_ms:.1f}x)"
+            f"   {warm_ms:8.1f} ({warm_ms / raw_ms:.1f}x)   (target <= 30 ms)"
+        )
 
 
 if __name__ == "__main__":

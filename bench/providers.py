@@ -28,8 +28,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def _store(kind: str, directory: Path) -> Any:
@@ -66,7 +67,7 @@ def bench_chat(calls: int, store_kind: str) -> dict[str, float]:
     from cairn.config import load_config
     from cairn.model import Message
     from cairn.plugins import load_plugins
-    from cairn.providers import ChatRequest, ChatResponse, LLM, LLMCapabilities, LLMProvider, Meter, Providers, Usage
+    from cairn.providers import LLM, ChatRequest, ChatResponse, LLMCapabilities, LLMProvider, Meter, Providers, Usage
     from cairn.testing.fake_openai import FakeOpenAI
     from cairn.testing.fakes import WordTokenizer
 
@@ -113,8 +114,9 @@ def bench_chat(calls: int, store_kind: str) -> dict[str, float]:
             self.reply = ChatResponse("Hello.", finish_reason="stop", usage=Usage(20, 2), model="gpt-4o-mini")
 
         def capabilities(self, model: str) -> LLMCapabilities:
-            return LLMCapabilities(streaming=True, tools=True, json_schema=True, context_window=128_000,
-                                   max_output_tokens=16_384)
+            return LLMCapabilities(
+                streaming=True, tools=True, json_schema=True, context_window=128_000, max_output_tokens=16_384
+            )
 
         def complete(self, request: ChatRequest) -> ChatResponse:
             return self.reply
@@ -139,20 +141,22 @@ def bench_chat(calls: int, store_kind: str) -> dict[str, float]:
 def make_texts(count: int, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
     # A Zipf-like vocabulary: a few words are everywhere, most are rare (as in real text).
-    vocabulary = [f"w{i}" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 8)))
-                  for i in range(20_000)]
+    vocabulary = [
+        f"w{i}" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 8)))
+        for i in range(20_000)
+    ]
     weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
     return [" ".join(rng.choices(vocabulary, weights=weights, k=rng.randint(10, 60))) for _ in range(count)]
 
 
 def bench_hashing(count: int) -> dict[str, float]:
     import numpy as np
+    from cairn_local.hashing import HashingEmbedder
 
     from cairn.events import EventBus
     from cairn.providers import Embedder, Meter
     from cairn.testing.fakes import WordTokenizer
     from cairn.testing.memory import MemoryStore
-    from cairn_local.hashing import HashingEmbedder
 
     texts = make_texts(count)
     embedder = HashingEmbedder(dimensions=512)
@@ -191,8 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400, help="interleaved pairs of chat calls")
     parser.add_argument("--texts", type=int, default=10_000, help="texts to embed")
-    parser.add_argument("--store", choices=("memory", "sqlite"), default="memory",
-                        help="where spend records go (sqlite commits one durable write per call)")
+    parser.add_argument(
+        "--store",
+        choices=("memory", "sqlite"),
+        default="memory",
+        help="where spend records go (sqlite commits one durable write per call)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 when a per-call overhead is over 1 ms")
     args = parser.parse_args(argv)
@@ -207,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     print("chat call over HTTP to the fake OpenAI server (median):")
     print(f"  through the kernel        {chat['http_kernel_ms']:7.3f} ms")
     print(f"  direct httpx POST         {chat['http_direct_ms']:7.3f} ms")
-    print(f"  overhead per call         {chat['http_overhead_ms']:7.3f} ms  (median of paired differences; target <= 1 ms)")
+    print(
+        f"  overhead per call         {chat['http_overhead_ms']:7.3f} ms  (median of paired differences; target <= 1 ms)"
+    )
     print("chat call without HTTP (a provider that answers at once):")
     print(f"  through the kernel        {chat['local_kernel_ms']:7.3f} ms")
     print(f"  provider called directly  {chat['local_direct_ms']:7.3f} ms")

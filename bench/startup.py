@@ -98,8 +98,14 @@ def heavy_imports(*, env: dict[str, str], cwd: str) -> list[str]:
     with tempfile.TemporaryDirectory() as scratch:
         out = os.path.join(scratch, "modules.json")
         probe = _PROBE.format(heavy=HEAVY_MODULES, out=out)
-        subprocess.run([sys.executable, "-c", probe], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
         with open(out, encoding="utf-8") as handle:
             return json.load(handle)
 
@@ -107,14 +113,20 @@ def heavy_imports(*, env: dict[str, str], cwd: str) -> list[str]:
 def largest_imports(*, env: dict[str, str], cwd: str, count: int = 8) -> list[tuple[str, float]]:
     """The top-level imports of ``cairn --help`` with the largest cumulative time, in milliseconds."""
     probe = "import sys; sys.argv = ['cairn', '--help']; from cairn.cli import main; main()"
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", probe], env=env, cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", probe],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     top: list[tuple[str, float]] = []
     for line in result.stderr.splitlines():
         # "import time:  self [us] | cumulative | imported package"; nested imports are indented.
         if not line.startswith("import time:") or "imported package" in line:
             continue
-        _, cumulative, name = line[len("import time:"):].split("|", 2)
+        _, cumulative, name = line[len("import time:") :].split("|", 2)
         if name.startswith("  "):
             continue
         top.append((name.strip(), int(cumulative) / 1000))
@@ -128,8 +140,9 @@ def installed_plugins() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=MIN_RUNS, help=f"measured runs per command (at least {MIN_RUNS})")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 when over the target or a heavy module is imported")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when over the target or a heavy module is imported"
+    )
     args = parser.parse_args(argv)
     if args.runs < MIN_RUNS:
         parser.error(f"--runs must be at least {MIN_RUNS}: fewer makes the median noise")
@@ -158,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  cairn plugins    {medians['cairn plugins'] * 1000:8.1f} ms")
     print(f"cairn --help  / python -c pass: {help_ratio:5.1f}x  (target <= {TARGET_RATIO:g}x: {verdict})")
     print(f"cairn plugins / python -c pass: {plugins_ratio:5.1f}x")
-    print(f"heavy modules imported by cairn --help: {', '.join(heavy) or 'none'}"
-          f"  (checked: {', '.join(HEAVY_MODULES)})")
+    print(
+        f"heavy modules imported by cairn --help: {', '.join(heavy) or 'none'}  (checked: {', '.join(HEAVY_MODULES)})"
+    )
     print("largest top-level imports of cairn --help (cumulative):")
     for name, ms in largest:
         print(f"  {name:<28} {ms:7.1f} ms")

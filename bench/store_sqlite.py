@@ -23,13 +23,14 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from cairn_sqlite.store import COMMIT_COLUMNS, SqliteStore
 
 from cairn.model import Commit
 from cairn.storage import RefUpdate
 from cairn.testing.storage_suite import Chain
-from cairn_sqlite.store import COMMIT_COLUMNS, SqliteStore
 
 MAIN = "refs/heads/main"
 
@@ -70,22 +71,29 @@ def same_sql_writer(path: Path, synchronous: str, commits: list[Commit], chain: 
         commit = commits[i]
         conn.execute("BEGIN IMMEDIATE")
         if i == 0:
-            conn.execute("INSERT INTO refs (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                         (MAIN, commit.hash))
+            conn.execute(
+                "INSERT INTO refs (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (MAIN, commit.hash)
+            )
         else:
             conn.execute("UPDATE refs SET value = ? WHERE name = ? AND value = ?", (commit.hash, MAIN, commit.parent))
-        conn.execute("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)",
-                     (commit.content_hash, chain.blobs[commit.content_hash]))  # type: ignore[index]
+        conn.execute(
+            "INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)",
+            (commit.content_hash, chain.blobs[commit.content_hash]),
+        )  # type: ignore[index]
         conn.execute(insert_commit, rows[i])
-        conn.execute("INSERT INTO token_counts (tokenizer, hash, count) VALUES (?, ?, ?) "
-                     "ON CONFLICT (tokenizer, hash) DO UPDATE SET count = excluded.count",
-                     ("approx", commit.content_hash, commit.token_count))
+        conn.execute(
+            "INSERT INTO token_counts (tokenizer, hash, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (tokenizer, hash) DO UPDATE SET count = excluded.count",
+            ("approx", commit.content_hash, commit.token_count),
+        )
         conn.execute("COMMIT")
 
     return write
 
 
-def store_writer(path: Path, synchronous: str, commits: list[Commit], chain: Chain) -> tuple[Callable[[int], None], SqliteStore]:
+def store_writer(
+    path: Path, synchronous: str, commits: list[Commit], chain: Chain
+) -> tuple[Callable[[int], None], SqliteStore]:
     store = SqliteStore(path, synchronous=synchronous)
     batches = [chain.batch(c) for c in commits]
 
@@ -129,8 +137,9 @@ def main() -> None:
         store.close()
 
     medians = {name: statistics.median(values) for name, values in timings.items()}
-    print(f"{args.writes} single writes each, WAL, synchronous={args.synchronous.upper()}, "
-          f"in {args.dir or 'a temp dir'}")
+    print(
+        f"{args.writes} single writes each, WAL, synchronous={args.synchronous.upper()}, in {args.dir or 'a temp dir'}"
+    )
     labels = {
         "raw": "raw sqlite3, 1 INSERT per txn",
         "same": "raw sqlite3, the store's SQL",
@@ -138,8 +147,10 @@ def main() -> None:
     }
     for name, label in labels.items():
         p95 = statistics.quantiles(timings[name], n=20)[-1]
-        print(f"  {label:32s} median {medians[name] * 1e6:7.1f} us = {1 / medians[name]:7.0f} writes/s"
-              f"   p95 {p95 * 1e6:7.1f} us")
+        print(
+            f"  {label:32s} median {medians[name] * 1e6:7.1f} us = {1 / medians[name]:7.0f} writes/s"
+            f"   p95 {p95 * 1e6:7.1f} us"
+        )
     print(f"  ratio store / raw (1 INSERT):      {medians['store'] / medians['raw']:.2f}x")
     print(f"  ratio store / raw (same SQL):      {medians['store'] / medians['same']:.2f}x")
 

@@ -36,8 +36,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 WORDS = """the of and to in is was that for it with as on be at by this had not are but from or have an they which
 one you were her all she there would their we him been has when who will more no if out so said what up its about
@@ -133,7 +133,9 @@ def synthetic_encoding_file(corpus: list[str], path: Path, merges: int = 20000) 
     """All 256 bytes, then the prefixes of frequent words (with and without a leading space) as merges."""
     import re
 
-    words = collections.Counter(m.group() for text in corpus for m in re.finditer(r" ?[A-Za-z]+| ?[^\sA-Za-z0-9]+", text))
+    words = collections.Counter(
+        m.group() for text in corpus for m in re.finditer(r" ?[A-Za-z]+| ?[^\sA-Za-z0-9]+", text)
+    )
     ranks = {bytes([b]): b for b in range(256)}
     for word, _ in words.most_common():
         data = word.encode()
@@ -172,7 +174,9 @@ def main() -> int:
     chars = sum(map(len, corpus))
     kinds = "prose 40%, code 40%, JSON 20%"
     print(f"corpus: {len(corpus)} texts, {chars / 1e6:.2f} M characters ({kinds}), seed fixed")
-    print(f"machine: {usable_cpus()} usable CPUs, load average {os.getloadavg()[0]:.2f} (parallel figures need idle cores)")
+    print(
+        f"machine: {usable_cpus()} usable CPUs, load average {os.getloadavg()[0]:.2f} (parallel figures need idle cores)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
@@ -252,7 +256,7 @@ def main() -> int:
 
     exact = results["direct encode_ordinary"]
     estimate = results["approx count"]
-    errors = sorted(abs(e - x) / x for e, x in zip(estimate, exact) if x)
+    errors = sorted(abs(e - x) / x for e, x in zip(estimate, exact, strict=True) if x)
     total = sum(estimate) / sum(exact)
     label = "cl100k_base" if "synthetic" not in str(encoding_file) else "the synthetic ranks (not meaningful)"
     print(

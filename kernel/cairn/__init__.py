@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo import Repo
 
 
-def open(path: Any = None, **options: Any) -> "Repo":  # noqa: A001 - mirrors builtins.open on purpose
+def open(path: Any = None, **options: Any) -> Repo:
     """Open the project's context repository over its configured store and tokenizer.
 
     See ``cairn.repo.open_repo`` for the options.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from cairn.hookspecs import hookimpl
 from cairn.model import BUILTIN_CONTENT_TYPES

@@ -33,7 +33,8 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -80,7 +81,7 @@ def generate_key() -> str:
 def _key_material(value: str, name: str) -> bytes:
     if value.startswith("base64:"):
         try:
-            material = base64.b64decode(value[len("base64:"):], validate=True)
+            material = base64.b64decode(value[len("base64:") :], validate=True)
         except ValueError:
             raise ConfigError(f"${name} starts with base64: but is not base64", key=name) from None
     else:
@@ -103,7 +104,7 @@ class ChatCipher:
         self._secret = secret
 
     @classmethod
-    def from_env(cls, name: str, environ: Mapping[str, str] | None = None) -> "ChatCipher | None":
+    def from_env(cls, name: str, environ: Mapping[str, str] | None = None) -> ChatCipher | None:
         value = (os.environ if environ is None else environ).get(name)
         return cls(_key_material(value, name)) if value else None
 
@@ -124,7 +125,7 @@ class ChatCipher:
         from cryptography.exceptions import InvalidTag
 
         try:
-            salt_text, nonce_text, sealed_text = envelope[len(ENVELOPE_PREFIX):].split(":")
+            salt_text, nonce_text, sealed_text = envelope[len(ENVELOPE_PREFIX) :].split(":")
             salt, nonce, sealed = _unb64(salt_text), _unb64(nonce_text), _unb64(sealed_text)
             if len(salt) != 16 or len(nonce) != 12:
                 raise ValueError("bad lengths")
@@ -171,8 +172,14 @@ class Chat:
 
     # -- threads ---------------------------------------------------------------
 
-    def new_thread(self, title: str, *, tags: tuple[str, ...] | list[str] = (), anchor_run: str | None = None,
-                   thread_id: str | None = None) -> Thread:
+    def new_thread(
+        self,
+        title: str,
+        *,
+        tags: tuple[str, ...] | list[str] = (),
+        anchor_run: str | None = None,
+        thread_id: str | None = None,
+    ) -> Thread:
         if not isinstance(title, str) or not title.strip():
             raise ValidationError("a thread needs a title")
         if anchor_run is not None:
@@ -255,10 +262,18 @@ class Chat:
             encrypted=encrypt,
         )
         self.store.add_chat_message(message)
-        self._bus.publish(CHAT_MESSAGE, {
-            "id": message.id, "run_id": run_id, "thread_id": thread_id, "source": source,
-            "encrypted": encrypt, "publish": publish, "characters": len(text),
-        })
+        self._bus.publish(
+            CHAT_MESSAGE,
+            {
+                "id": message.id,
+                "run_id": run_id,
+                "thread_id": thread_id,
+                "source": source,
+                "encrypted": encrypt,
+                "publish": publish,
+                "characters": len(text),
+            },
+        )
         return message
 
     def list(

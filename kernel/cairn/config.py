@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -214,7 +215,7 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], str]:
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX):
             continue
-        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         if len(parts) < 2 or not all(parts):
             raise ConfigError(
                 f"environment variable {name} does not name a section and a key",
@@ -336,10 +337,10 @@ class Config:
         key = None
         for problem in problems:
             if problem.startswith(dotted + ": "):
-                problem = problem[len(dotted) + 2:]  # a validator's message about the whole table
+                problem = problem[len(dotted) + 2 :]  # a validator's message about the whole table
             head, _, _ = problem.partition(":")
             if head.startswith(dotted + "."):
-                key = head[len(dotted) + 1:].split(".")[0]
+                key = head[len(dotted) + 1 :].split(".")[0]
                 break
             match = re.search(r"unknown field\(s\): ([\w, -]+)", problem)
             if match:

@@ -171,9 +171,7 @@ class ConflictError(CairnError):
         self.ref = ref
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"{ref} is at {_short(actual)}, expected {_short(expected)}", hint=hint
-        )
+        super().__init__(f"{ref} is at {_short(actual)}, expected {_short(expected)}", hint=hint)
 
 
 def _short(value: str | None) -> str:

@@ -45,9 +45,10 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -139,8 +140,9 @@ def _usage_dict(value: Any) -> dict | None:
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):  # a cairn.providers.Usage
         return to_dict()
-    raise ValidationError(f"usage must be a dict or a cairn.providers.Usage, got {type(value).__name__}",
-                          what="score", field="usage")
+    raise ValidationError(
+        f"usage must be a dict or a cairn.providers.Usage, got {type(value).__name__}", what="score", field="usage"
+    )
 
 
 @attrs.frozen
@@ -166,13 +168,19 @@ class Score:
     def __attrs_post_init__(self) -> None:
         if self.outcome == "ok":
             value = self.value
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or not 0.0 <= value <= 1.0:
-                raise ValidationError(f"an ok score needs a value in [0, 1], got {value!r}", what="score",
-                                      field="value")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not 0.0 <= value <= 1.0
+            ):
+                raise ValidationError(
+                    f"an ok score needs a value in [0, 1], got {value!r}", what="score", field="value"
+                )
             if not isinstance(self.passed, bool):
-                raise ValidationError(f"an ok score needs passed = True or False, got {self.passed!r}",
-                                      what="score", field="passed")
+                raise ValidationError(
+                    f"an ok score needs passed = True or False, got {self.passed!r}", what="score", field="passed"
+                )
         else:
             if self.value is not None or self.passed is not None:
                 raise ValidationError(f"a {self.outcome} score has no value and no passed", what="score")
@@ -182,20 +190,29 @@ class Score:
             raise ValidationError("metadata must be a dict", what="score", field="metadata")
 
     @classmethod
-    def of(cls, value: float, *, threshold: float, reason: str = "", metadata: Mapping[str, Any] | None = None,
-           usage: Any = None, cost: float | None = None) -> "Score":
+    def of(
+        cls,
+        value: float,
+        *,
+        threshold: float,
+        reason: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        usage: Any = None,
+        cost: float | None = None,
+    ) -> Score:
         """An ``ok`` score: ``passed`` is ``value >= threshold``."""
         value = float(value)
         return cls("ok", value, value >= threshold, reason, dict(metadata or {}), usage, cost)
 
     @classmethod
-    def skip(cls, reason: str, *, metadata: Mapping[str, Any] | None = None) -> "Score":
+    def skip(cls, reason: str, *, metadata: Mapping[str, Any] | None = None) -> Score:
         """A ``skipped`` score: the evaluator does not apply to this sample, and says why."""
         return cls("skipped", reason=reason, metadata=dict(metadata or {}))
 
     @classmethod
-    def error(cls, reason: str, *, metadata: Mapping[str, Any] | None = None, usage: Any = None,
-              cost: float | None = None) -> "Score":
+    def error(
+        cls, reason: str, *, metadata: Mapping[str, Any] | None = None, usage: Any = None, cost: float | None = None
+    ) -> Score:
         """An ``error`` score: the evaluator tried and failed (a judge's unreadable reply, a provider error ...)."""
         return cls("error", reason=reason, metadata=dict(metadata or {}), usage=usage, cost=cost)
 
@@ -220,7 +237,7 @@ class Score:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Score":
+    def from_dict(cls, data: Mapping[str, Any]) -> Score:
         return cls(
             data["outcome"],
             data.get("value"),
@@ -283,7 +300,7 @@ class DatasetError(ValidationError):
         super().__init__(
             f"{count} {noun} in dataset {path}; nothing was run or recorded:\n{lines}",
             hint="fix these rows; each line is a JSON object with a string id and any of "
-                 "input, expected, output, context, metadata",
+            "input, expected, output, context, metadata",
         )
 
 
@@ -331,8 +348,11 @@ def resolve_dataset_path(reference: str | Path, *, base: Path | None = None) -> 
         try:
             root = importlib.resources.files(package)
         except (ModuleNotFoundError, TypeError):
-            raise NotFoundError("dataset", text, hint=f"no installed Python package {package!r} holds it; "
-                                                      "give the path of a JSONL file instead") from None
+            raise NotFoundError(
+                "dataset",
+                text,
+                hint=f"no installed Python package {package!r} holds it; give the path of a JSONL file instead",
+            ) from None
         candidate = Path(str(root.joinpath(inner)))
         if candidate.is_file():
             return candidate
@@ -345,8 +365,15 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _type_name(value: Any) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
-            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def load_dataset(reference: str | Path, *, base: Path | None = None) -> Dataset:
@@ -394,14 +421,24 @@ def load_dataset(reference: str | Path, *, base: Path | None = None) -> Dataset:
         sample_id = row.get("id")
         if isinstance(sample_id, str) and sample_id:
             if sample_id in first_line:
-                problems.append(DatasetProblem(number, f"duplicate id {sample_id!r} (first on line "
-                                                       f"{first_line[sample_id]})"))
+                problems.append(
+                    DatasetProblem(number, f"duplicate id {sample_id!r} (first on line {first_line[sample_id]})")
+                )
                 continue
             first_line[sample_id] = number
         if found:
             continue
-        samples.append(Sample(sample_id, row.get("input"), row.get("expected"), dict(row.get("metadata") or {}),
-                              row.get("output"), row.get("context"), number))
+        samples.append(
+            Sample(
+                sample_id,
+                row.get("input"),
+                row.get("expected"),
+                dict(row.get("metadata") or {}),
+                row.get("output"),
+                row.get("context"),
+                number,
+            )
+        )
     if not problems and not samples:
         problems.append(DatasetProblem(1, "the dataset holds no samples"))
     if problems:
@@ -413,8 +450,9 @@ def _check_row(row: Mapping[str, Any], number: int) -> list[DatasetProblem]:
     problems: list[DatasetProblem] = []
     unknown = sorted(set(row) - set(_FIELDS))
     if unknown:
-        problems.append(DatasetProblem(number, f"unknown key(s) {', '.join(map(repr, unknown))}; "
-                                               f"valid keys: {', '.join(_FIELDS)}"))
+        problems.append(
+            DatasetProblem(number, f"unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(_FIELDS)}")
+        )
     if "id" not in row:
         problems.append(DatasetProblem(number, "missing id"))
     elif not isinstance(row["id"], str):
@@ -425,10 +463,14 @@ def _check_row(row: Mapping[str, Any], number: int) -> list[DatasetProblem]:
     if metadata is not None and not isinstance(metadata, dict):
         problems.append(DatasetProblem(number, f"metadata must be an object, got {_type_name(metadata)}"))
     context = row.get("context")
-    if context is not None and not isinstance(context, str) and not (
-            isinstance(context, list) and all(isinstance(c, str) for c in context)):
-        problems.append(DatasetProblem(number, f"context must be a string or a list of strings, "
-                                               f"got {_type_name(context)}"))
+    if (
+        context is not None
+        and not isinstance(context, str)
+        and not (isinstance(context, list) and all(isinstance(c, str) for c in context))
+    ):
+        problems.append(
+            DatasetProblem(number, f"context must be a string or a list of strings, got {_type_name(context)}")
+        )
     return problems
 
 
@@ -446,14 +488,14 @@ class ScoringContext:
     turns it into a ``skipped`` score for every sample.
     """
 
-    def __init__(self, providers: "Providers | Callable[[], Providers] | None" = None) -> None:
+    def __init__(self, providers: Providers | Callable[[], Providers] | None = None) -> None:
         self._source = providers
         self._providers: Providers | None = None
         self._llms: dict[str | None, LLM] = {}
         self._embedders: dict[str | None, Embedder] = {}
 
     @property
-    def providers(self) -> "Providers":
+    def providers(self) -> Providers:
         if self._providers is None:
             if self._source is None:
                 from cairn.providers import ProviderDisabledError
@@ -466,13 +508,13 @@ class ScoringContext:
             self._providers = self._source() if callable(self._source) else self._source
         return self._providers
 
-    def llm(self, name: str | None = None) -> "LLM":
+    def llm(self, name: str | None = None) -> LLM:
         """The LLM provider ``name`` (default ``[cairn] llm``), built once per evaluation."""
         if name not in self._llms:
             self._llms[name] = self.providers.llm(name)
         return self._llms[name]
 
-    def embeddings(self, name: str | None = None) -> "Embedder":
+    def embeddings(self, name: str | None = None) -> Embedder:
         """The embedding provider ``name`` (default ``[cairn] embeddings``), built once per evaluation."""
         if name not in self._embedders:
             self._embedders[name] = self.providers.embeddings(name)
@@ -530,8 +572,15 @@ class Evaluator(abc.ABC):
         """
         return None
 
-    def result(self, value: float, *, reason: str = "", metadata: Mapping[str, Any] | None = None,
-               usage: Any = None, cost: float | None = None) -> Score:
+    def result(
+        self,
+        value: float,
+        *,
+        reason: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        usage: Any = None,
+        cost: float | None = None,
+    ) -> Score:
         """An ``ok`` score for ``value``, passed when it reaches this evaluator's ``threshold``."""
         return Score.of(value, threshold=self.threshold, reason=reason, metadata=metadata, usage=usage, cost=cost)
 
@@ -562,13 +611,15 @@ class EvaluatorSpec:
         return self.text or self.name
 
     @classmethod
-    def parse(cls, text: str) -> "EvaluatorSpec":
+    def parse(cls, text: str) -> EvaluatorSpec:
         text = text.strip()
         name, sep, rest = text.partition(":")
         name = name.strip()
         if not _NAME_RE.match(name):
-            raise ValidationError(f"--evaluator {text!r}: {name!r} is not an evaluator name",
-                                  hint="write NAME or NAME:key=value,key2=value2; `cairn evaluators` lists names")
+            raise ValidationError(
+                f"--evaluator {text!r}: {name!r} is not an evaluator name",
+                hint="write NAME or NAME:key=value,key2=value2; `cairn evaluators` lists names",
+            )
         if not sep:
             return cls(name, (), name)
         params: list[tuple[str, str]] = []
@@ -576,14 +627,16 @@ class EvaluatorSpec:
             key, eq, value = piece.partition("=")
             key = key.strip()
             if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise ValidationError(f"--evaluator {text!r}: {piece!r} is not key=value",
-                                      hint="write NAME:key=value,key2=value2")
+                raise ValidationError(
+                    f"--evaluator {text!r}: {piece!r} is not key=value", hint="write NAME:key=value,key2=value2"
+                )
             if key in dict(params):
                 raise ValidationError(f"--evaluator {text!r}: {key} is given twice")
             params.append((key, value.strip()))
         if not params:
-            raise ValidationError(f"--evaluator {text!r}: nothing after the colon",
-                                  hint="write NAME, or NAME:key=value")
+            raise ValidationError(
+                f"--evaluator {text!r}: nothing after the colon", hint="write NAME, or NAME:key=value"
+            )
         return cls(name, tuple(params), text)
 
 
@@ -613,7 +666,7 @@ def _split_params(text: str) -> list[str]:
             depth += 1
         elif char in "]})":
             depth = max(0, depth - 1)
-        elif char == "," and depth == 0 and _KEY_RE.match(text[i + 1:]):
+        elif char == "," and depth == 0 and _KEY_RE.match(text[i + 1 :]):
             pieces.append("".join(current))
             current = []
             i += 1
@@ -694,17 +747,24 @@ class ConfiguredEvaluator:
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about this evaluator."""
-        return {"label": self.label, "name": self.name, "plugin": self.plugin, "kind": self.kind,
-                "inputs": list(self.inputs), "threshold": self.threshold, "params": self.params}
+        return {
+            "label": self.label,
+            "name": self.name,
+            "plugin": self.plugin,
+            "kind": self.kind,
+            "inputs": list(self.inputs),
+            "threshold": self.threshold,
+            "params": self.params,
+        }
 
 
-def _empty_config() -> "Config":
+def _empty_config() -> Config:
     from cairn.config import Config
 
     return Config(data={}, sources={})
 
 
-def _with_params(config: "Config", name: str, spec: EvaluatorSpec, config_cls: type) -> "Config":
+def _with_params(config: Config, name: str, spec: EvaluatorSpec, config_cls: type) -> Config:
     """``config`` with the spec's parameters laid over ``[evaluators.<name>]``, remembered as their source."""
     if not spec.params:
         return config
@@ -723,24 +783,30 @@ def _with_params(config: "Config", name: str, spec: EvaluatorSpec, config_cls: t
 
 def _check_declarations(evaluator: Any, name: str, plugin: str) -> None:
     if not isinstance(evaluator, Evaluator):
-        raise PluginError(f"evaluator {name!r}: the factory returned {type(evaluator).__name__}, "
-                          "not a cairn.evaluate.Evaluator", plugin=plugin)
+        raise PluginError(
+            f"evaluator {name!r}: the factory returned {type(evaluator).__name__}, not a cairn.evaluate.Evaluator",
+            plugin=plugin,
+        )
     kind = getattr(evaluator, "kind", None)
     if kind not in KINDS:
         raise PluginError(f"evaluator {name!r} declares kind {kind!r}; one of {', '.join(KINDS)}", plugin=plugin)
     inputs = tuple(getattr(evaluator, "inputs", ()))
     odd = [i for i in inputs if i not in INPUTS]
     if odd:
-        raise PluginError(f"evaluator {name!r} needs unknown input(s) {', '.join(map(repr, odd))}; "
-                          f"inputs are {', '.join(INPUTS)}", plugin=plugin)
+        raise PluginError(
+            f"evaluator {name!r} needs unknown input(s) {', '.join(map(repr, odd))}; inputs are {', '.join(INPUTS)}",
+            plugin=plugin,
+        )
     threshold = getattr(evaluator, "threshold", None)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise PluginError(f"evaluator {name!r} has threshold {threshold!r}; a threshold is a number in [0, 1]",
-                          plugin=plugin)
+        raise PluginError(
+            f"evaluator {name!r} has threshold {threshold!r}; a threshold is a number in [0, 1]", plugin=plugin
+        )
 
 
-def build_evaluators(specs: Iterable[str | EvaluatorSpec], plugins: "Plugins",
-                     config: "Config | None" = None) -> list[ConfiguredEvaluator]:
+def build_evaluators(
+    specs: Iterable[str | EvaluatorSpec], plugins: Plugins, config: Config | None = None
+) -> list[ConfiguredEvaluator]:
     """Evaluators from specs (``"exact"``, ``"regex:pattern=^a"``), each over its ``[evaluators.<name>]`` table.
 
     A spec's parameters override the table's keys. Unknown keys and wrong
@@ -755,8 +821,10 @@ def build_evaluators(specs: Iterable[str | EvaluatorSpec], plugins: "Plugins",
     for item in specs:
         spec = item if isinstance(item, EvaluatorSpec) else EvaluatorSpec.parse(item)
         if spec.label in seen:
-            raise ValidationError(f"evaluator {spec.label!r} is given twice",
-                                  hint="give each evaluator once, or with different parameters")
+            raise ValidationError(
+                f"evaluator {spec.label!r} is given twice",
+                hint="give each evaluator once, or with different parameters",
+            )
         seen.add(spec.label)
         registration = plugins.evaluators.get(spec.name)
         effective = _with_params(config, spec.name, spec, registration.config_cls)
@@ -787,7 +855,7 @@ class EvaluatorInfo:
         return attrs.asdict(self)
 
 
-def describe_evaluators(plugins: "Plugins", config: "Config | None" = None) -> list[EvaluatorInfo]:
+def describe_evaluators(plugins: Plugins, config: Config | None = None) -> list[EvaluatorInfo]:
     """Every registered evaluator, built from its table to learn its kind, inputs and threshold.
 
     One that cannot be built as configured (a required key unset, a bad
@@ -807,15 +875,36 @@ def describe_evaluators(plugins: "Plugins", config: "Config | None" = None) -> l
             parameters = unstructure(settings) if attrs.has(type(settings)) else {}
             evaluator = plugins.create("evaluators", registration.name, config)
             _check_declarations(evaluator, registration.name, registration.plugin)
-            out.append(EvaluatorInfo(registration.name, evaluator.kind, list(evaluator.inputs),
-                                     float(evaluator.threshold), registration.plugin, registration.description,
-                                     parameters, configured, None))
+            out.append(
+                EvaluatorInfo(
+                    registration.name,
+                    evaluator.kind,
+                    list(evaluator.inputs),
+                    float(evaluator.threshold),
+                    registration.plugin,
+                    registration.description,
+                    parameters,
+                    configured,
+                    None,
+                )
+            )
         except CairnError as exc:
             if not parameters:
                 parameters = {f.name: _jsonable_default(f) for f in attrs.fields(registration.config_cls)}
             kind, inputs, threshold = _declared(registration.factory)
-            out.append(EvaluatorInfo(registration.name, kind, inputs, threshold, registration.plugin,
-                                     registration.description, parameters, configured, str(exc)))
+            out.append(
+                EvaluatorInfo(
+                    registration.name,
+                    kind,
+                    inputs,
+                    threshold,
+                    registration.plugin,
+                    registration.description,
+                    parameters,
+                    configured,
+                    str(exc),
+                )
+            )
     return out
 
 
@@ -827,8 +916,11 @@ def _declared(factory: Any) -> tuple[str | None, list, float | None]:
         return None, [], None
     inputs = getattr(factory, "inputs", ())
     threshold = getattr(factory, "threshold", None)
-    return (kind, [i for i in inputs if i in INPUTS] if isinstance(inputs, (tuple, list)) else [],
-            float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None)
+    return (
+        kind,
+        [i for i in inputs if i in INPUTS] if isinstance(inputs, (tuple, list)) else [],
+        float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None,
+    )
 
 
 def _jsonable_default(field: attrs.Attribute) -> Any:
@@ -910,11 +1002,11 @@ def t_quantile(p: float, df: int) -> float:
         from statistics import NormalDist
 
         x = NormalDist().inv_cdf(0.5 + target / 2.0)
-        g1 = (x ** 3 + x) / 4
-        g2 = (5 * x ** 5 + 16 * x ** 3 + 3 * x) / 96
-        g3 = (3 * x ** 7 + 19 * x ** 5 + 17 * x ** 3 - 15 * x) / 384
-        g4 = (79 * x ** 9 + 776 * x ** 7 + 1482 * x ** 5 - 1920 * x ** 3 - 945 * x) / 92160
-        value = x + g1 / df + g2 / df ** 2 + g3 / df ** 3 + g4 / df ** 4
+        g1 = (x**3 + x) / 4
+        g2 = (5 * x**5 + 16 * x**3 + 3 * x) / 96
+        g3 = (3 * x**7 + 19 * x**5 + 17 * x**3 - 15 * x) / 384
+        g4 = (79 * x**9 + 776 * x**7 + 1482 * x**5 - 1920 * x**3 - 945 * x) / 92160
+        value = x + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
     else:
         lo, hi = 0.0, math.pi / 2
         for _ in range(200):
@@ -945,8 +1037,9 @@ class Interval:
         return attrs.asdict(self)
 
 
-def mean_interval(values: Sequence[float], *, confidence: float = 0.95,
-                  bounds: tuple[float, float] | None = (0.0, 1.0)) -> Interval:
+def mean_interval(
+    values: Sequence[float], *, confidence: float = 0.95, bounds: tuple[float, float] | None = (0.0, 1.0)
+) -> Interval:
     """Mean, sample standard deviation, standard error and the t-distribution confidence interval.
 
     The interval is mean +- t((1 + confidence) / 2, n - 1) * stdev / sqrt(n),
@@ -992,7 +1085,7 @@ class Aggregate:
         return attrs.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Aggregate":
+    def from_dict(cls, data: Mapping[str, Any]) -> Aggregate:
         return cls(**{f.name: data.get(f.name) for f in attrs.fields(cls)})
 
 
@@ -1018,10 +1111,21 @@ def aggregate(scores: Sequence[Score], *, confidence: float = 0.95) -> Aggregate
         if s.cost is not None and cost is not None:
             cost += s.cost
     return Aggregate(
-        count=len(scores), scored=len(values), passed=passed, failed=len(values) - passed, errors=errors,
-        skipped=skipped, mean=interval.mean, stdev=interval.stdev, stderr=interval.stderr, ci_low=interval.low,
-        ci_high=interval.high, pass_rate=(passed / len(values)) if values else None,
-        cost=None if cost is None else round(cost, 12), input_tokens=input_tokens, output_tokens=output_tokens,
+        count=len(scores),
+        scored=len(values),
+        passed=passed,
+        failed=len(values) - passed,
+        errors=errors,
+        skipped=skipped,
+        mean=interval.mean,
+        stdev=interval.stdev,
+        stderr=interval.stderr,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        pass_rate=(passed / len(values)) if values else None,
+        cost=None if cost is None else round(cost, 12),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
     )
 
 
@@ -1039,8 +1143,11 @@ class SampleResult:
 
     def to_event(self) -> dict[str, Any]:
         """The ledger event of this sample."""
-        fields: dict[str, Any] = {"type": SAMPLE_EVENT, "id": self.sample_id,
-                                  "scores": {label: score.to_dict() for label, score in self.scores.items()}}
+        fields: dict[str, Any] = {
+            "type": SAMPLE_EVENT,
+            "id": self.sample_id,
+            "scores": {label: score.to_dict() for label, score in self.scores.items()},
+        }
         if self.generation is not None:
             fields["output"] = self.output
             fields["generation"] = self.generation
@@ -1068,7 +1175,8 @@ class Evaluation:
     @property
     def has_errors(self) -> bool:
         return any(a.errors for a in self.aggregates.values()) or bool(
-            self.generation and self.generation.get("failed"))
+            self.generation and self.generation.get("failed")
+        )
 
     def scores(self) -> dict[str, dict[str, Score]]:
         """Sample id -> evaluator label -> score."""
@@ -1077,7 +1185,7 @@ class Evaluation:
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _fatal(error: BaseException) -> bool:
@@ -1113,8 +1221,10 @@ def _score_chunk(configured: ConfiguredEvaluator, chunk: Sequence[Sample], conte
             return [Score.error(_reason_of(error)) for _ in chunk]
         if not isinstance(scores, list) or len(scores) != len(chunk):
             got = len(scores) if isinstance(scores, list) else type(scores).__name__
-            return [Score.error(f"evaluator {configured.label!r} returned {got} scores for {len(chunk)} samples")
-                    for _ in chunk]
+            return [
+                Score.error(f"evaluator {configured.label!r} returned {got} scores for {len(chunk)} samples")
+                for _ in chunk
+            ]
         return [_checked(s, configured.label) for s in scores]
     out = []
     for sample in chunk:
@@ -1144,15 +1254,20 @@ def _messages(sample: Sample) -> list[dict[str, Any]]:
     value = sample.input
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
-    if isinstance(value, list) and value and all(isinstance(m, dict) and isinstance(m.get("role"), str)
-                                                 for m in value):
+    if isinstance(value, list) and value and all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value):
         return value
-    raise ValidationError(f"sample {sample.id!r}: input must be a string or a list of chat messages to generate "
-                          f"from, got {_type_name(value)}")
+    raise ValidationError(
+        f"sample {sample.id!r}: input must be a string or a list of chat messages to generate "
+        f"from, got {_type_name(value)}"
+    )
 
 
-def _generate(samples: Sequence[Sample], context: ScoringContext, model: str | None,
-              progress: Callable[[int, int, str], None] | None) -> tuple[list[Sample], dict[str, dict], dict]:
+def _generate(
+    samples: Sequence[Sample],
+    context: ScoringContext,
+    model: str | None,
+    progress: Callable[[int, int, str], None] | None,
+) -> tuple[list[Sample], dict[str, dict], dict]:
     """Outputs for every sample from ``[cairn] llm``; a sample whose call fails keeps no output."""
     llm = context.llm()
     problem = llm.provider.readiness()
@@ -1179,9 +1294,13 @@ def _generate(samples: Sequence[Sample], context: ScoringContext, model: str | N
             generated.append(attrs.evolve(sample, output=None))
         else:
             usage = response.usage.to_dict() if response.usage else None
-            facts[sample.id] = {"model": response.model, "usage": usage, "cost": response.cost,
-                                "latency_ms": round(response.latency_s * 1000, 3),
-                                "finish_reason": response.finish_reason}
+            facts[sample.id] = {
+                "model": response.model,
+                "usage": usage,
+                "cost": response.cost,
+                "latency_ms": round(response.latency_s * 1000, 3),
+                "finish_reason": response.finish_reason,
+            }
             models.add(response.model)
             if usage:
                 input_tokens += usage["input_tokens"]
@@ -1190,9 +1309,15 @@ def _generate(samples: Sequence[Sample], context: ScoringContext, model: str | N
             generated.append(attrs.evolve(sample, output=response.content or ""))
         if progress is not None:
             progress(done, len(samples), "generate")
-    summary = {"provider": llm.name, "models": sorted(models), "samples": len(samples), "failed": failed,
-               "input_tokens": input_tokens, "output_tokens": output_tokens,
-               "cost": None if cost is None else round(cost, 12)}
+    summary = {
+        "provider": llm.name,
+        "models": sorted(models),
+        "samples": len(samples),
+        "failed": failed,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost": None if cost is None else round(cost, 12),
+    }
     return generated, facts, summary
 
 
@@ -1200,7 +1325,7 @@ def run_evaluation(
     dataset: Dataset,
     evaluators: Sequence[ConfiguredEvaluator],
     *,
-    providers: "Providers | Callable[[], Providers] | None" = None,
+    providers: Providers | Callable[[], Providers] | None = None,
     generate: bool = False,
     model: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
@@ -1254,7 +1379,7 @@ def run_evaluation(
                     table[sample.id][configured.label] = Score.skip(f"the sample has no {missing}")
             done += len(samples) - len(ready)
             for chunk in _chunks(ready, max(1, batch_size)):
-                for sample, score in zip(chunk, _score_chunk(configured, chunk, context)):
+                for sample, score in zip(chunk, _score_chunk(configured, chunk, context), strict=True):
                     table[sample.id][configured.label] = score
                 done += len(chunk)
                 if progress is not None:
@@ -1264,8 +1389,12 @@ def run_evaluation(
     scoring_s = time.perf_counter() - clock
     labels = [c.label for c in evaluators]
     results = tuple(
-        SampleResult(s.id, {label: table[s.id][label] for label in labels},
-                     s.output if generate else None, generation_facts.get(s.id) if generate else None)
+        SampleResult(
+            s.id,
+            {label: table[s.id][label] for label in labels},
+            s.output if generate else None,
+            generation_facts.get(s.id) if generate else None,
+        )
         for s in samples
     )
     aggregates = {label: aggregate([r.scores[label] for r in results]) for label in labels}
@@ -1275,7 +1404,7 @@ def run_evaluation(
 # -- recording -----------------------------------------------------------------------------
 
 
-def _plugin_versions(plugins: "Plugins | None") -> dict[str, str | None]:
+def _plugin_versions(plugins: Plugins | None) -> dict[str, str | None]:
     from cairn import __version__
 
     versions: dict[str, str | None] = {"cairn": __version__}
@@ -1287,16 +1416,21 @@ def _plugin_versions(plugins: "Plugins | None") -> dict[str, str | None]:
     return versions
 
 
-def manifest(evaluation: Evaluation, *, name: str | None = None, plugins: "Plugins | None" = None,
-             config: "Config | None" = None) -> dict[str, Any]:
+def manifest(
+    evaluation: Evaluation, *, name: str | None = None, plugins: Plugins | None = None, config: Config | None = None
+) -> dict[str, Any]:
     """The run's metadata: what was evaluated, with what, by which versions, and the aggregates."""
     providers: dict[str, Any] = {}
     if config is not None:
         providers = {"llm": config.cairn.llm, "embeddings": config.cairn.embeddings}
     return {
         "name": name,
-        "dataset": {"reference": evaluation.dataset.reference, "path": evaluation.dataset.path,
-                    "sha256": evaluation.dataset.sha256, "samples": len(evaluation.dataset)},
+        "dataset": {
+            "reference": evaluation.dataset.reference,
+            "path": evaluation.dataset.path,
+            "sha256": evaluation.dataset.sha256,
+            "samples": len(evaluation.dataset),
+        },
         "evaluators": [_described(e, evaluation) for e in evaluation.evaluators],
         "providers": providers,
         "generated": evaluation.generated,
@@ -1326,9 +1460,15 @@ def _summary(evaluation: Evaluation, name: str | None) -> str:
     return (head + "; " + ", ".join(parts))[:500]
 
 
-def record_evaluation(ledger: "Ledger", evaluation: Evaluation, *, name: str | None = None,
-                      plugins: "Plugins | None" = None, config: "Config | None" = None,
-                      run_id: str | None = None) -> "Run":
+def record_evaluation(
+    ledger: Ledger,
+    evaluation: Evaluation,
+    *,
+    name: str | None = None,
+    plugins: Plugins | None = None,
+    config: Config | None = None,
+    run_id: str | None = None,
+) -> Run:
     """Record ``evaluation`` as a run of type ``eval``: manifest in its metadata, one event per sample.
 
     One ``Ledger.record`` call, so the run and all its events are one store
@@ -1394,7 +1534,7 @@ class EvalRun:
 _OFFSET_REF = re.compile(r"\A@last~(\d+)\Z")
 
 
-def resolve_eval_run(ledger: "Ledger", ref: str) -> str:
+def resolve_eval_run(ledger: Ledger, ref: str) -> str:
     """A run id from a reference to an eval run.
 
     ``@last`` is the newest eval run, ``@prev`` the one before, ``@last~N``
@@ -1414,8 +1554,11 @@ def resolve_eval_run(ledger: "Ledger", ref: str) -> str:
         runs = ledger.list(type=EVAL_RUN_TYPE, limit=offset + 1)
         if len(runs) <= offset:
             have = len(runs)
-            raise NotFoundError("eval run", ref, hint=f"{have} eval run{'s' if have != 1 else ''} recorded; "
-                                                      "`cairn runs list --type eval` lists them")
+            raise NotFoundError(
+                "eval run",
+                ref,
+                hint=f"{have} eval run{'s' if have != 1 else ''} recorded; `cairn runs list --type eval` lists them",
+            )
         return runs[offset].run_id
     if ref.startswith("@"):
         raise ValidationError(f"{ref!r} is not a run reference", hint="use @last, @prev, @last~N, a run id or a name")
@@ -1430,16 +1573,21 @@ def resolve_eval_run(ledger: "Ledger", ref: str) -> str:
     for run in ledger.list(type=EVAL_RUN_TYPE):
         if run.metadata.get("name") == ref:
             return run.run_id
-    raise NotFoundError("eval run", ref, hint="give @last, @prev, a run id or the --name of an eval run; "
-                                              "`cairn runs list --type eval` lists them")
+    raise NotFoundError(
+        "eval run",
+        ref,
+        hint="give @last, @prev, a run id or the --name of an eval run; `cairn runs list --type eval` lists them",
+    )
 
 
-def load_eval_run(ledger: "Ledger", ref: str) -> EvalRun:
+def load_eval_run(ledger: Ledger, ref: str) -> EvalRun:
     """Read an eval run and its sample events back (see ``resolve_eval_run`` for references)."""
     run = ledger.get(resolve_eval_run(ledger, ref))
     if run.type != EVAL_RUN_TYPE:
-        raise ValidationError(f"run {run.run_id} is a {run.type!r} run, not an eval run",
-                              hint="`cairn runs list --type eval` lists eval runs")
+        raise ValidationError(
+            f"run {run.run_id} is a {run.type!r} run, not an eval run",
+            hint="`cairn runs list --type eval` lists eval runs",
+        )
     ids: list[str] = []
     scores: dict[str, dict[str, Score]] = {}
     samples: list[dict] = []
@@ -1492,7 +1640,7 @@ def _binomial(n: int, p: float, rng: random.Random) -> int:
     if n * p < 10.0:
         u = rng.random()
         k = 0
-        f = q ** n
+        f = q**n
         ratio = p / q
         while u > f:
             u -= f
@@ -1560,8 +1708,13 @@ def _resampler(values: Sequence[float], rng: random.Random) -> Callable[[], floa
     return draw
 
 
-def paired_bootstrap(differences: Sequence[float], *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                     confidence: float = 0.95) -> BootstrapResult:
+def paired_bootstrap(
+    differences: Sequence[float],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    confidence: float = 0.95,
+) -> BootstrapResult:
     """Resample the paired differences with replacement ``resamples`` times (``random.Random(seed)``).
 
     The interval is the percentile interval of the resampled means. The
@@ -1601,7 +1754,7 @@ def mcnemar_exact(base_only: int, run_only: int) -> float:
     if n == 0:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(base_only, run_only) + 1))
-    return float(min(Fraction(1), Fraction(2 * tail, 2 ** n)))
+    return float(min(Fraction(1), Fraction(2 * tail, 2**n)))
 
 
 @attrs.frozen
@@ -1686,12 +1839,35 @@ def compare_scores(
             else:
                 not_comparable += 1
         if not pairs:
-            out.append(EvaluatorComparison(label, 0, not_comparable, None, None, None, None, None, None, None, None,
-                                           [], [], 0, None, None, 0, 0, None, "not comparable", []))
+            out.append(
+                EvaluatorComparison(
+                    label,
+                    0,
+                    not_comparable,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    [],
+                    [],
+                    0,
+                    None,
+                    None,
+                    0,
+                    0,
+                    None,
+                    "not comparable",
+                    [],
+                )
+            )
             continue
         diffs = [b.value - a.value for _, a, b in pairs]  # type: ignore[operator]
-        improvements = [i for (i, _, _), d in zip(pairs, diffs) if d > _EPSILON]
-        regressions = [i for (i, _, _), d in zip(pairs, diffs) if d < -_EPSILON]
+        improvements = [i for (i, _, _), d in zip(pairs, diffs, strict=True) if d > _EPSILON]
+        regressions = [i for (i, _, _), d in zip(pairs, diffs, strict=True) if d < -_EPSILON]
         interval = mean_interval(diffs, bounds=(-1.0, 1.0))
         boot = paired_bootstrap(diffs, resamples=resamples, seed=seed, confidence=1.0 - alpha)
         base_only = sum(1 for _, a, b in pairs if a.passed and not b.passed)
@@ -1703,24 +1879,37 @@ def compare_scores(
             verdict = "worse"
         else:
             verdict = "no significant difference"
-        out.append(EvaluatorComparison(
-            label=label, paired=len(pairs), not_comparable=not_comparable,
-            base_mean=math.fsum(a.value for _, a, _ in pairs) / len(pairs),  # type: ignore[misc]
-            run_mean=math.fsum(b.value for _, _, b in pairs) / len(pairs),  # type: ignore[misc]
-            mean_difference=boot.mean, ci_low=interval.low, ci_high=interval.high,
-            bootstrap_low=boot.low, bootstrap_high=boot.high, p_value=p,
-            improvements=improvements, regressions=regressions,
-            unchanged=len(pairs) - len(improvements) - len(regressions),
-            base_pass_rate=sum(1 for _, a, _ in pairs if a.passed) / len(pairs),
-            run_pass_rate=sum(1 for _, _, b in pairs if b.passed) / len(pairs),
-            passed_in_base_only=base_only, passed_in_run_only=run_only,
-            mcnemar_p_value=mcnemar_exact(base_only, run_only), verdict=verdict, warnings=[],
-        ))
+        out.append(
+            EvaluatorComparison(
+                label=label,
+                paired=len(pairs),
+                not_comparable=not_comparable,
+                base_mean=math.fsum(a.value for _, a, _ in pairs) / len(pairs),  # type: ignore[misc]
+                run_mean=math.fsum(b.value for _, _, b in pairs) / len(pairs),  # type: ignore[misc]
+                mean_difference=boot.mean,
+                ci_low=interval.low,
+                ci_high=interval.high,
+                bootstrap_low=boot.low,
+                bootstrap_high=boot.high,
+                p_value=p,
+                improvements=improvements,
+                regressions=regressions,
+                unchanged=len(pairs) - len(improvements) - len(regressions),
+                base_pass_rate=sum(1 for _, a, _ in pairs if a.passed) / len(pairs),
+                run_pass_rate=sum(1 for _, _, b in pairs if b.passed) / len(pairs),
+                passed_in_base_only=base_only,
+                passed_in_run_only=run_only,
+                mcnemar_p_value=mcnemar_exact(base_only, run_only),
+                verdict=verdict,
+                warnings=[],
+            )
+        )
     return out
 
 
-def compare_runs(base: EvalRun, run: EvalRun, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                 alpha: float = 0.05) -> Comparison:
+def compare_runs(
+    base: EvalRun, run: EvalRun, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, alpha: float = 0.05
+) -> Comparison:
     """Pair two recorded eval runs by sample id and compare every evaluator both ran (by label).
 
     A warning is attached where an evaluator's parameters or threshold
@@ -1728,8 +1917,9 @@ def compare_runs(base: EvalRun, run: EvalRun, *, resamples: int = DEFAULT_RESAMP
     """
     base_ids, run_ids = set(base.sample_ids), set(run.sample_ids)
     labels = [label for label in base.labels if label in run.labels]
-    results = compare_scores(base.scores, run.scores, labels, resamples=resamples, seed=seed, alpha=alpha,
-                             order=list(base.sample_ids))
+    results = compare_scores(
+        base.scores, run.scores, labels, resamples=resamples, seed=seed, alpha=alpha, order=list(base.sample_ids)
+    )
     checked = []
     for result in results:
         warnings = []

@@ -14,7 +14,8 @@ signatures is docs/hooks.md.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

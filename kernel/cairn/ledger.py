@@ -17,8 +17,9 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -115,7 +116,7 @@ class Ledger:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -187,23 +188,27 @@ class Ledger:
             spec.setdefault("code_ref", code_ref)
             run = self._new_run(run_type, spec.pop("run_id", None), status, spec.pop("started_at", None), **spec)
             ended = format_time(parse_time(ended_at)) if ended_at else now()
-            run = attrs.evolve(run, ended_at=ended,
-                               duration_ms=duration_ms if duration_ms is not None else _elapsed_ms(run.started_at, ended))
+            run = attrs.evolve(
+                run,
+                ended_at=ended,
+                duration_ms=duration_ms if duration_ms is not None else _elapsed_ms(run.started_at, ended),
+            )
             prepared.append((run, _events(run.run_id, events)))
         self.store.put_runs(prepared)
         for run, _ in prepared:
             self._recorded(run)
         return [run for run, _ in prepared]
 
-    def open(self, run_type: str, *, run_id: str | None = None, **fields: Any) -> "OpenRun":
+    def open(self, run_type: str, *, run_id: str | None = None, **fields: Any) -> OpenRun:
         """Start a run: append events while it goes on, then close it (also as a context manager)."""
         run = self._new_run(run_type, run_id, "open", None, **fields)
         self.store.put_run(run)
         return OpenRun(self, run)
 
     def _recorded(self, run: Run) -> None:
-        self._bus.publish(RUN_RECORDED, {"run_id": run.run_id, "type": run.type, "status": run.status,
-                                         "duration_ms": run.duration_ms})
+        self._bus.publish(
+            RUN_RECORDED, {"run_id": run.run_id, "type": run.type, "status": run.status, "duration_ms": run.duration_ms}
+        )
         if self._hooks is not None and self._hooks.cairn_run_recorded.get_hookimpls():
             self._hooks.cairn_run_recorded(run=run)
 
@@ -219,9 +224,7 @@ class Ledger:
         limit: int | None = None,
     ) -> list[Run]:
         """Runs newest first; ``since``/``until`` are ISO times or ages like ``7d``."""
-        return self.store.list_runs(
-            type=type, status=status, since=_moment(since), until=_moment(until), limit=limit
-        )
+        return self.store.list_runs(type=type, status=status, since=_moment(since), until=_moment(until), limit=limit)
 
     def resolve(self, ref: str) -> str:
         """A run id from a reference: ``@last`` is the newest run; anything else must be a valid id."""
@@ -283,8 +286,14 @@ class OpenRun:
             return event
         raise ConflictError(f"run {self.run_id}", None, None, hint="too many concurrent writers on one run")
 
-    def close(self, status: str = "ok", *, summary: str | None = None, metadata: Mapping[str, Any] | None = None,
-              events: Iterable[RunEvent | Mapping[str, Any]] = ()) -> Run:
+    def close(
+        self,
+        status: str = "ok",
+        *,
+        summary: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        events: Iterable[RunEvent | Mapping[str, Any]] = (),
+    ) -> Run:
         """Finish the run (``ok``, ``failed`` or ``partial``), with any last events, in one write."""
         if status == "open":
             raise ValidationError("close a run as ok, failed or partial")
@@ -304,7 +313,7 @@ class OpenRun:
         self.ledger._recorded(closed)
         return closed
 
-    def __enter__(self) -> "OpenRun":
+    def __enter__(self) -> OpenRun:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -328,8 +337,14 @@ def _moment(value: str | None) -> str | None:
     return format_time(parse_time(value))
 
 
-def open_ledger(path: str | Path | None = None, *, config: Any = None, plugins: Any = None,
-                store: Store | None = None, bus: EventBus | None = None) -> Ledger:
+def open_ledger(
+    path: str | Path | None = None,
+    *,
+    config: Any = None,
+    plugins: Any = None,
+    store: Store | None = None,
+    bus: EventBus | None = None,
+) -> Ledger:
     """The ledger of the project at ``path`` (default: found from the cwd), over its configured store."""
     from cairn.config import load_config
     from cairn.plugins import load_plugins
@@ -341,4 +356,3 @@ def open_ledger(path: str | Path | None = None, *, config: Any = None, plugins: 
     if store is None:
         store = plugins.create("storage", config.cairn.storage, config)
     return Ledger(store, bus=bus, hooks=plugins.pm.hook, project_dir=config.project_dir or config.cwd)
-

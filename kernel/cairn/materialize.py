@@ -25,7 +25,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -167,7 +168,7 @@ class _Candidate:
 class _Walk:
     """Reads history back from the head in batches, resolving edits, deletes and annotations."""
 
-    def __init__(self, repo: "Repo", head: Commit, moment: str | None, exclude: set[str]) -> None:
+    def __init__(self, repo: Repo, head: Commit, moment: str | None, exclude: set[str]) -> None:
         self.repo = repo
         self.head = head
         self.moment = moment
@@ -209,7 +210,7 @@ class _Walk:
                 yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]
 
 
-def _resolve_as_of(repo: "Repo", head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
+def _resolve_as_of(repo: Repo, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
     """(the head to materialize, the annotation time) for an ``as_of`` commit or time."""
     if as_of is None:
         return head, None
@@ -232,7 +233,7 @@ def _resolve_as_of(repo: "Repo", head: Commit | None, as_of: Any) -> tuple[Commi
 
 
 def materialize(
-    repo: "Repo",
+    repo: Repo,
     rev: str | None = None,
     *,
     as_of: Any = None,
@@ -251,8 +252,17 @@ def materialize(
         head = repo.resolve(rev)
     head, moment = _resolve_as_of(repo, head, as_of)
     if head is None:
-        return Materialized(items=[], format=format, token_count=0, token_source=source, head=None,
-                            as_of=moment, budget=budget, dropped_early=[], rest=None)
+        return Materialized(
+            items=[],
+            format=format,
+            token_count=0,
+            token_source=source,
+            head=None,
+            as_of=moment,
+            budget=budget,
+            dropped_early=[],
+            rest=None,
+        )
 
     required = _required(repo, head, moment)
     priming = repo.tokenizer.overhead.reply_priming
@@ -339,7 +349,7 @@ def materialize(
     )
 
 
-def _resolve_items(repo: "Repo", head: Commit, moment: str | None, appends: dict[str, Commit]) -> dict[str, _Candidate]:
+def _resolve_items(repo: Repo, head: Commit, moment: str | None, appends: dict[str, Commit]) -> dict[str, _Candidate]:
     """Candidates for items anywhere on ``head``'s lineage: latest edit or delete, annotation, tokens.
 
     Unlike the walk, which sees edits on its way back, this looks them up by
@@ -369,14 +379,15 @@ def _resolve_items(repo: "Repo", head: Commit, moment: str | None, appends: dict
     return out
 
 
-def _on_line(repo: "Repo", head: Commit, commits: Iterator[Commit] | list[Commit]) -> dict[str, Commit]:
+def _on_line(repo: Repo, head: Commit, commits: Iterator[Commit] | list[Commit]) -> dict[str, Commit]:
     return {
-        c.hash: c for c in commits
+        c.hash: c
+        for c in commits
         if c.operation is Operation.APPEND and c.depth <= head.depth and repo.is_ancestor(c, head)
     }
 
 
-def _required(repo: "Repo", head: Commit, moment: str | None) -> list[_Candidate]:
+def _required(repo: Repo, head: Commit, moment: str | None) -> list[_Candidate]:
     """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured."""
     store = repo.store
     pinned = store.annotated(Priority.PINNED, as_of=moment)
@@ -391,14 +402,13 @@ def _required(repo: "Repo", head: Commit, moment: str | None) -> list[_Candidate
     if not items:
         return []
     out = [
-        c for c in _resolve_items(repo, head, moment, items).values()
-        if not c.deleted and c.priority is Priority.PINNED
+        c for c in _resolve_items(repo, head, moment, items).values() if not c.deleted and c.priority is Priority.PINNED
     ]
     out.extend(_partners(repo, head, moment, out))
     return out
 
 
-def _partners(repo: "Repo", head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:
+def _partners(repo: Repo, head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:
     """The other half of every required tool call or result, so a kept pair is never split."""
     have = {c.commit.hash for c in required}
     extra: list[_Candidate] = []
@@ -424,7 +434,7 @@ def _partners(repo: "Repo", head: Commit, moment: str | None, required: list[_Ca
     return extra
 
 
-def _forward(repo: "Repo", head: Commit, commit: Commit) -> list[Commit]:
+def _forward(repo: Repo, head: Commit, commit: Commit) -> list[Commit]:
     """Up to PARTNER_SEARCH descendants of ``commit`` on ``head``'s lineage, oldest first."""
     out: list[Commit] = []
     here = commit
@@ -454,7 +464,13 @@ def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
     """OpenAI chat messages; consecutive tool-call messages merge into one assistant turn."""
     out: list[dict[str, Any]] = []
     for m in messages:
-        if m.tool_calls and out and out[-1]["role"] == "assistant" and out[-1].get("tool_calls") and not out[-1].get("content"):
+        if (
+            m.tool_calls
+            and out
+            and out[-1]["role"] == "assistant"
+            and out[-1].get("tool_calls")
+            and not out[-1].get("content")
+        ):
             out[-1]["tool_calls"].extend(_openai_call(c) for c in m.tool_calls)
             continue
         message: dict[str, Any] = {"role": m.role, "content": m.content}

@@ -27,8 +27,9 @@ import inspect
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import attrs
 import pluggy
@@ -64,7 +65,12 @@ REGISTRIES: dict[str, tuple[str, str]] = {
 _BACKEND_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 
 #: ``[cairn]`` key -> the registry kind whose backend it names.
-CHOSEN_BACKENDS: dict[str, str] = {"storage": "storage", "tokenizer": "tokenizers", "llm": "llm", "embeddings": "embeddings"}
+CHOSEN_BACKENDS: dict[str, str] = {
+    "storage": "storage",
+    "tokenizer": "tokenizers",
+    "llm": "llm",
+    "embeddings": "embeddings",
+}
 
 # Which plugin's hook is running: set around every registration hook call so
 # a register() callback knows whom to credit (or blame).
@@ -182,17 +188,13 @@ class Plugins:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
-        self.registries: dict[str, Registry] = {
-            kind: Registry(kind, label) for kind, (_, label) in REGISTRIES.items()
-        }
+        self.registries: dict[str, Registry] = {kind: Registry(kind, label) for kind, (_, label) in REGISTRIES.items()}
         self.content_types = ContentTypes()
         self._commands: dict[str, Any] | None = None
         if trace:
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
         # Content types are historic: plugins registered later still get the call.
-        self.pm.hook.cairn_register_content_types.call_historic(
-            kwargs={"register": self._register_content_type}
-        )
+        self.pm.hook.cairn_register_content_types.call_historic(kwargs={"register": self._register_content_type})
 
     # -- the registries, by name -------------------------------------------------
 
@@ -318,9 +320,7 @@ class Plugins:
                     plugin=plugin,
                     hint="declare it with @attrs.frozen",
                 )
-            registry.add(
-                Registration(kind, name, factory, config_cls or NoConfig, plugin, description)
-            )
+            registry.add(Registration(kind, name, factory, config_cls or NoConfig, plugin, description))
             if plugin in self.info:
                 self.info[plugin].registers.setdefault(kind, []).append(name)
 
@@ -347,7 +347,9 @@ class Plugins:
         if self.strict:
             if isinstance(cause, PluginError):
                 raise cause  # keep its type (DuplicateNameError ...) and its hint
-            raise PluginError(reason, plugin=name, hint="fix or uninstall the plugin, or run without --strict") from cause
+            raise PluginError(
+                reason, plugin=name, hint="fix or uninstall the plugin, or run without --strict"
+            ) from cause
         return False
 
     def commands(self, reserved: Iterable[str] = ()) -> dict[str, Any]:
@@ -375,7 +377,8 @@ class Plugins:
             self.pm.hook.cairn_register_commands(cli=Collector("cairn"))
             # A plugin found broken while adding commands loses all of them.
             self._commands = {
-                name: cmd for name, (cmd, plugin) in found.items()
+                name: cmd
+                for name, (cmd, plugin) in found.items()
                 if self.info.get(plugin) is None or self.info[plugin].status == "ok"
             }
         return self._commands
@@ -409,16 +412,24 @@ class Plugins:
             registry = self.registries[kind]
             for base, table in config.table(section).items():
                 if not isinstance(table, dict):
-                    problems.append(ConfigError(f"expected a table [{section}.{base}]", table=section, key=base,
-                                                file=config.source_of((section, base))))
+                    problems.append(
+                        ConfigError(
+                            f"expected a table [{section}.{base}]",
+                            table=section,
+                            key=base,
+                            file=config.source_of((section, base)),
+                        )
+                    )
                     continue
                 if base not in registry:
-                    problems.append(ConfigError(
-                        f"no {registry.label} called {base!r}",
-                        file=config.source_of((section, base)),
-                        table=f"{section}.{base}",
-                        hint=f"known: {', '.join(registry.names()) or 'none installed'}",
-                    ))
+                    problems.append(
+                        ConfigError(
+                            f"no {registry.label} called {base!r}",
+                            file=config.source_of((section, base)),
+                            table=f"{section}.{base}",
+                            hint=f"known: {', '.join(registry.names()) or 'none installed'}",
+                        )
+                    )
                     continue
                 try:
                     config.structure_table((section, base), registry.get(base).config_cls)
@@ -428,13 +439,15 @@ class Plugins:
             name = chosen.get(key)
             registry = self.registries[kind]
             if isinstance(name, str) and name not in registry:
-                problems.append(ConfigError(
-                    f"no {registry.label} called {name!r}",
-                    file=config.source_of(("cairn", key)),
-                    table="cairn",
-                    key=key,
-                    hint=f"known: {', '.join(registry.names()) or 'none installed'}",
-                ))
+                problems.append(
+                    ConfigError(
+                        f"no {registry.label} called {name!r}",
+                        file=config.source_of(("cairn", key)),
+                        table="cairn",
+                        key=key,
+                        hint=f"known: {', '.join(registry.names()) or 'none installed'}",
+                    )
+                )
         return problems
 
     def describe(self) -> list[PluginInfo]:

@@ -53,7 +53,8 @@ import math
 import random
 import re
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
@@ -138,7 +139,7 @@ class _TaxonomyError(ProviderError):
         model: str | None = None,
         request_id: str | None = None,
         code: str | None = None,
-        usage: "Usage | None" = None,
+        usage: Usage | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.retryable = self.default_retryable if retryable is None else bool(retryable)
@@ -362,6 +363,7 @@ def redact_text(text: str, *, secrets: Iterable[str] = (), bodies: Iterable[str]
     # A key cut short in an echo no longer matches whole: its pieces are caught like prompt words.
     pieces = _Echoes(secrets)
     if echoes.words or pieces.words:
+
         def mark(match: re.Match[str]) -> str:
             word = match.group(0)
             return _ECHO_MARK if len(word) >= _MIN_ECHO and (word in echoes or word in pieces) else word
@@ -421,7 +423,7 @@ class Usage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
             return NotImplemented
         return Usage(
@@ -451,7 +453,9 @@ def _as_float(value: Any) -> Any:
 
 
 def _price(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
-    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or not math.isfinite(value)):
+    if value is not None and (
+        not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or not math.isfinite(value)
+    ):
         raise ValueError(f"{attribute.name} must be a price of 0 or more per million tokens, got {value!r}")
 
 
@@ -500,7 +504,7 @@ def match_model(table: Mapping[str, T], model: str) -> T | None:
         return table[model]
     best: str | None = None
     for name in table:
-        if model.startswith(name) and _SNAPSHOT.match(model[len(name):]):
+        if model.startswith(name) and _SNAPSHOT.match(model[len(name) :]):
             if best is None or len(name) > len(best):
                 best = name
     return table[best] if best is not None else None
@@ -511,7 +515,9 @@ def match_model(table: Mapping[str, T], model: str) -> T | None:
 
 def _optional_positive(instance: Any, attribute: attrs.Attribute, value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-        raise ValidationError(f"must be a positive integer or None, got {value!r}", what=type(instance).__name__, field=attribute.name)
+        raise ValidationError(
+            f"must be a positive integer or None, got {value!r}", what=type(instance).__name__, field=attribute.name
+        )
 
 
 @attrs.frozen
@@ -575,11 +581,11 @@ class ResponseFormat:
             raise ValidationError("a json_schema response format needs a schema (a dict)", what="response_format")
 
     @classmethod
-    def json_schema(cls, schema: dict, *, name: str = "response", strict: bool = True) -> "ResponseFormat":
+    def json_schema(cls, schema: dict, *, name: str = "response", strict: bool = True) -> ResponseFormat:
         return cls("json_schema", schema, name, strict)
 
     @classmethod
-    def json_object(cls) -> "ResponseFormat":
+    def json_object(cls) -> ResponseFormat:
         return cls("json_object")
 
 
@@ -601,11 +607,15 @@ def message_from_dict(data: Mapping[str, Any]) -> Message:
             texts.append(part["text"])
         content = "".join(texts)
     if content is not None and not isinstance(content, str):
-        raise ValidationError("content must be a string, a list of text parts, or null", what="message", field="content")
+        raise ValidationError(
+            "content must be a string, a list of text parts, or null", what="message", field="content"
+        )
     calls = []
     for call in data.get("tool_calls") or ():
         function = call.get("function") or {}
-        calls.append(ToolCall(str(call.get("id") or ""), str(function.get("name") or ""), str(function.get("arguments") or "")))
+        calls.append(
+            ToolCall(str(call.get("id") or ""), str(function.get("name") or ""), str(function.get("arguments") or ""))
+        )
     return Message(
         data["role"],
         content,
@@ -628,9 +638,17 @@ def _tools(value: Iterable[Tool | Mapping[str, Any]]) -> tuple[Tool, ...]:
             out.append(tool)
         elif isinstance(tool, Mapping):
             spec = tool.get("function", tool)  # an OpenAI {"type": "function", "function": {...}} or the inner dict
-            out.append(Tool(spec.get("name"), spec.get("description") or "", spec.get("parameters") or {"type": "object", "properties": {}}))
+            out.append(
+                Tool(
+                    spec.get("name"),
+                    spec.get("description") or "",
+                    spec.get("parameters") or {"type": "object", "properties": {}},
+                )
+            )
         else:
-            raise ValidationError(f"a tool must be a Tool or a dict, got {type(tool).__name__}", what="chat request", field="tools")
+            raise ValidationError(
+                f"a tool must be a Tool or a dict, got {type(tool).__name__}", what="chat request", field="tools"
+            )
     return tuple(out)
 
 
@@ -667,7 +685,9 @@ class ChatRequest:
     def __attrs_post_init__(self) -> None:
         if not self.messages:
             raise ValidationError("a chat request needs at least one message", what="chat request", field="messages")
-        if self.tool_choice not in (None, "auto", "none", "required") and self.tool_choice not in {t.name for t in self.tools}:
+        if self.tool_choice not in (None, "auto", "none", "required") and self.tool_choice not in {
+            t.name for t in self.tools
+        }:
             raise ValidationError(
                 f"tool_choice {self.tool_choice!r} is neither auto, none, required nor one of the tools",
                 what="chat request",
@@ -903,14 +923,17 @@ class LLMProvider(abc.ABC):
         """
         response = self.complete(request)
         deltas = tuple(ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(response.tool_calls))
-        yield ChatChunk(response.content or "", deltas, response.finish_reason, response.usage, response.model, response.request_id)
+        yield ChatChunk(
+            response.content or "", deltas, response.finish_reason, response.usage, response.model, response.request_id
+        )
 
     def readiness(self) -> ProviderError | None:
         """The error a call would fail with before reaching the provider (disabled, missing key), or None."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # optional: a provider holding nothing keeps this no-op
         """Release connections."""
+        return None
 
 
 class EmbeddingProvider(abc.ABC):
@@ -931,8 +954,9 @@ class EmbeddingProvider(abc.ABC):
         """The error a call would fail with before reaching the provider, or None."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # optional: a provider holding nothing keeps this no-op
         """Release connections and models."""
+        return None
 
 
 # -- retries ---------------------------------------------------------------------------
@@ -949,7 +973,7 @@ class RetryPolicy:
     deadline_s: float | None = None
 
     @classmethod
-    def from_settings(cls, settings: ProvidersSettings) -> "RetryPolicy":
+    def from_settings(cls, settings: ProvidersSettings) -> RetryPolicy:
         return cls(
             settings.max_attempts,
             settings.backoff_initial_s,
@@ -1011,7 +1035,9 @@ def _explain_give_up(error: ProviderError, attempts: int, policy: RetryPolicy, e
         return
     after = getattr(error, "retry_after_s", None)
     if after is not None and after > policy.max_retry_after_s:
-        why = f"the provider asked to wait {after:g} s, over [providers] max_retry_after_s = {policy.max_retry_after_s:g}"
+        why = (
+            f"the provider asked to wait {after:g} s, over [providers] max_retry_after_s = {policy.max_retry_after_s:g}"
+        )
     elif attempts >= policy.max_attempts or policy.deadline_s is None:
         why = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''} ([providers] max_attempts)"
     else:
@@ -1164,19 +1190,21 @@ class Meter:
             self.session_spend += cost
         ts = self.now()
         if self.store is not None:
-            self.store.add_spend([
-                SpendRecord(
-                    ts=ts,
-                    provider=provider,
-                    model=model,
-                    outcome=outcome,
-                    calls=1 if sent else 0,
-                    input_tokens=usage.input_tokens if usage else 0,
-                    output_tokens=usage.output_tokens if usage else 0,
-                    cost=cost,
-                    run_id=self.run_id,
-                )
-            ])
+            self.store.add_spend(
+                [
+                    SpendRecord(
+                        ts=ts,
+                        provider=provider,
+                        model=model,
+                        outcome=outcome,
+                        calls=1 if sent else 0,
+                        input_tokens=usage.input_tokens if usage else 0,
+                        output_tokens=usage.output_tokens if usage else 0,
+                        cost=cost,
+                        run_id=self.run_id,
+                    )
+                ]
+            )
         payload: dict[str, Any] = {
             "operation": operation,
             "provider": provider,
@@ -1217,8 +1245,9 @@ def _chat_shape(request: ChatRequest) -> dict[str, Any]:
 
 
 #: Failures that happen before any generation, so nothing is billed for them.
-_UNBILLED = frozenset({"disabled", "misconfigured", "auth_failed", "invalid_request", "context_window_exceeded",
-                       "rate_limited"})
+_UNBILLED = frozenset(
+    {"disabled", "misconfigured", "auth_failed", "invalid_request", "context_window_exceeded", "rate_limited"}
+)
 
 
 def _monotonic() -> float:
@@ -1254,14 +1283,15 @@ class _Caller:
         if not chosen:
             raise ProviderMisconfiguredError(
                 f"no model given and the {self.name} provider has no default model",
-                hint=f"pass a model, or set model = \"...\" in its table ([llm.{self.name}] or [embeddings.{self.name}])",
+                hint=f'pass a model, or set model = "..." in its table ([llm.{self.name}] or [embeddings.{self.name}])',
                 retryable=False,
                 provider=self.name,
             )
         return chosen
 
-    def _cost(self, provider: Any, model: str, usage: Usage | None, sent: bool,
-              error: _TaxonomyError | None = None) -> float | None:
+    def _cost(
+        self, provider: Any, model: str, usage: Usage | None, sent: bool, error: _TaxonomyError | None = None
+    ) -> float | None:
         """The price of ``usage``; None when the price, or whether anything was billed, is unknown."""
         if not sent:
             return 0.0  # refused before anything reached the provider: nothing spent
@@ -1287,7 +1317,7 @@ class LLM(_Caller):
     def close(self) -> None:
         self.provider.close()
 
-    def __enter__(self) -> "LLM":
+    def __enter__(self) -> LLM:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1338,16 +1368,28 @@ class LLM(_Caller):
             raise cls(message, hint=hint, retryable=False, provider=self.name, model=model)
 
         if request.tools and not caps.tools:
-            refuse(InvalidRequestError, f"{self.name} model {model!r} does not support tools",
-                   "use a model with tool calling, or send the request without tools")
-        if request.response_format is not None and request.response_format.type == "json_schema" and not caps.json_schema:
-            refuse(InvalidRequestError, f"{self.name} model {model!r} does not support JSON-schema responses",
-                   "use ResponseFormat.json_object() or a model with structured outputs")
+            refuse(
+                InvalidRequestError,
+                f"{self.name} model {model!r} does not support tools",
+                "use a model with tool calling, or send the request without tools",
+            )
+        if (
+            request.response_format is not None
+            and request.response_format.type == "json_schema"
+            and not caps.json_schema
+        ):
+            refuse(
+                InvalidRequestError,
+                f"{self.name} model {model!r} does not support JSON-schema responses",
+                "use ResponseFormat.json_object() or a model with structured outputs",
+            )
         wanted = request.max_output_tokens
         if wanted is not None and caps.max_output_tokens is not None and wanted > caps.max_output_tokens:
-            refuse(InvalidRequestError,
-                   f"max_output_tokens {wanted} is over {model!r}'s limit of {caps.max_output_tokens}",
-                   f"ask for at most {caps.max_output_tokens} output tokens")
+            refuse(
+                InvalidRequestError,
+                f"max_output_tokens {wanted} is over {model!r}'s limit of {caps.max_output_tokens}",
+                f"ask for at most {caps.max_output_tokens} output tokens",
+            )
         if caps.context_window is None:
             return None
         room = caps.context_window - (wanted or 0)
@@ -1356,10 +1398,12 @@ class LLM(_Caller):
         tokens = self.count_input(request)
         if tokens > room:
             reserved = f" + {wanted} reserved for output" if wanted else ""
-            refuse(ContextWindowExceededError,
-                   f"the request holds about {tokens} input tokens{reserved}, over {model!r}'s context window "
-                   f"of {caps.context_window} (counted with {self.tokenizer.name})",
-                   "materialize the context with a smaller budget, drop or skip items, or use a larger model")
+            refuse(
+                ContextWindowExceededError,
+                f"the request holds about {tokens} input tokens{reserved}, over {model!r}'s context window "
+                f"of {caps.context_window} (counted with {self.tokenizer.name})",
+                "materialize the context with a smaller budget, drop or skip items, or use a larger model",
+            )
         return tokens
 
     def _prepare(self, request: ChatRequest, operation: str) -> tuple[ChatRequest, str, LLMCapabilities, _Echoes]:
@@ -1379,11 +1423,25 @@ class LLM(_Caller):
         return request, model, caps, echoes
 
     def _estimate(self, request: ChatRequest, output_text: str) -> Usage:
-        return Usage(input_tokens=self.count_input(request), output_tokens=self.tokenizer.count(output_text) if output_text else 0,
-                     estimated=True)
+        return Usage(
+            input_tokens=self.count_input(request),
+            output_tokens=self.tokenizer.count(output_text) if output_text else 0,
+            estimated=True,
+        )
 
-    def _record(self, operation: str, request: ChatRequest, model: str, error: _TaxonomyError | None, *, sent: bool,
-                attempt: int, latency_s: float, usage: Usage | None, response: ChatResponse | None = None) -> float | None:
+    def _record(
+        self,
+        operation: str,
+        request: ChatRequest,
+        model: str,
+        error: _TaxonomyError | None,
+        *,
+        sent: bool,
+        attempt: int,
+        latency_s: float,
+        usage: Usage | None,
+        response: ChatResponse | None = None,
+    ) -> float | None:
         cost = self._cost(self.provider, model, usage, sent, error)
         self.meter.record(
             operation=operation,
@@ -1403,13 +1461,30 @@ class LLM(_Caller):
         )
         return cost
 
-    def _failed(self, raw: BaseException, request: ChatRequest, model: str, echoes: _Echoes, attempt: int,
-                started: float, output_text: str = "", operation: str = "complete") -> _TaxonomyError:
+    def _failed(
+        self,
+        raw: BaseException,
+        request: ChatRequest,
+        model: str,
+        echoes: _Echoes,
+        attempt: int,
+        started: float,
+        output_text: str = "",
+        operation: str = "complete",
+    ) -> _TaxonomyError:
         error = _redact_error(_as_taxonomy(raw, self.name, model), self.secrets, echoes)
         if output_text and error.usage is None:
             error.usage = self._estimate(request, output_text)  # tokens were generated, and will be billed
-        self._record(operation, request, model, error, sent=True, attempt=attempt,
-                     latency_s=self.clock() - started, usage=error.usage)
+        self._record(
+            operation,
+            request,
+            model,
+            error,
+            sent=True,
+            attempt=attempt,
+            latency_s=self.clock() - started,
+            usage=error.usage,
+        )
         return error
 
     def complete(self, request: ChatRequest | Iterable[Message | Mapping[str, Any]], **options: Any) -> ChatResponse:
@@ -1421,30 +1496,49 @@ class LLM(_Caller):
             try:
                 response = self.provider.complete(request)
                 if not isinstance(response, ChatResponse):
-                    raise _own(UpstreamError(
-                        f"the {self.name} provider returned {type(response).__name__}, not a ChatResponse",
-                        retryable=False))
+                    raise _own(
+                        UpstreamError(
+                            f"the {self.name} provider returned {type(response).__name__}, not a ChatResponse",
+                            retryable=False,
+                        )
+                    )
             except Exception as raw:
                 raise self._failed(raw, request, model, echoes, number, started) from None
             return self._finish(request, model, response, number, started, "complete")
 
         return retry_call(attempt, self.policy, sleep=self.sleep, clock=self.clock, rng=self.rng)
 
-    def _finish(self, request: ChatRequest, model: str, response: ChatResponse, attempt: int, started: float,
-                operation: str) -> ChatResponse:
+    def _finish(
+        self, request: ChatRequest, model: str, response: ChatResponse, attempt: int, started: float, operation: str
+    ) -> ChatResponse:
         latency = self.clock() - started
         usage = response.usage
         if usage is None:
-            usage = self._estimate(request, (response.content or "") + "".join(c.name + c.arguments for c in response.tool_calls))
+            usage = self._estimate(
+                request, (response.content or "") + "".join(c.name + c.arguments for c in response.tool_calls)
+            )
         response = attrs.evolve(
-            response, usage=usage, latency_s=latency, provider=self.name, model=response.model or model,
+            response,
+            usage=usage,
+            latency_s=latency,
+            provider=self.name,
+            model=response.model or model,
             finish_reason=_normal_finish(response.finish_reason),
         )
-        cost = self._record(operation, request, model, None, sent=True, attempt=attempt, latency_s=latency,
-                            usage=usage, response=response)
+        cost = self._record(
+            operation,
+            request,
+            model,
+            None,
+            sent=True,
+            attempt=attempt,
+            latency_s=latency,
+            usage=usage,
+            response=response,
+        )
         return attrs.evolve(response, cost=cost)
 
-    def stream(self, request: ChatRequest | Iterable[Message | Mapping[str, Any]], **options: Any) -> "ChatStream":
+    def stream(self, request: ChatRequest | Iterable[Message | Mapping[str, Any]], **options: Any) -> ChatStream:
         """The reply as it is generated: iterate the returned ``ChatStream`` for chunks, then read ``.response``.
 
         Checks run now; the call starts on the first ``next()``. A failure
@@ -1479,7 +1573,7 @@ class ChatStream:
     def __next__(self) -> ChatChunk:
         return next(self._chunks)
 
-    def __enter__(self) -> "ChatStream":
+    def __enter__(self) -> ChatStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1509,9 +1603,12 @@ class ChatStream:
                 source = self._source()
                 for chunk in source:
                     if not isinstance(chunk, ChatChunk):
-                        raise _own(UpstreamError(
-                            f"the {llm.name} provider streamed {type(chunk).__name__}, not a ChatChunk",
-                            retryable=False))
+                        raise _own(
+                            UpstreamError(
+                                f"the {llm.name} provider streamed {type(chunk).__name__}, not a ChatChunk",
+                                retryable=False,
+                            )
+                        )
                     assembly.add(chunk)
                     if chunk.content or chunk.tool_calls or chunk.finish_reason:
                         delivered = True
@@ -1521,19 +1618,30 @@ class ChatStream:
                     source.close()
                 usage = assembly.usage or llm._estimate(request, assembly.output_text())
                 llm.meter.record(
-                    operation=operation, provider=llm.name, model=assembly.model or model, outcome="cancelled",
-                    sent=True, attempt=number, latency_s=llm.clock() - started, usage=usage,
-                    cost=llm._cost(llm.provider, model, usage, True), shape=_chat_shape(request),
-                    metadata=request.metadata, request_id=assembly.request_id,
+                    operation=operation,
+                    provider=llm.name,
+                    model=assembly.model or model,
+                    outcome="cancelled",
+                    sent=True,
+                    attempt=number,
+                    latency_s=llm.clock() - started,
+                    usage=usage,
+                    cost=llm._cost(llm.provider, model, usage, True),
+                    shape=_chat_shape(request),
+                    metadata=request.metadata,
+                    request_id=assembly.request_id,
                 )
                 raise
             except Exception as raw:
-                error = llm._failed(raw, request, model, self._echoes, number, started, assembly.output_text(), operation)
+                error = llm._failed(
+                    raw, request, model, self._echoes, number, started, assembly.output_text(), operation
+                )
                 if delivered:
                     error.attempts = number
                     if error.retryable:
-                        error.hint = ((error.hint + "; ") if error.hint else "") + \
-                            "the reply broke off after text was delivered, so it was not retried"
+                        error.hint = (
+                            (error.hint + "; ") if error.hint else ""
+                        ) + "the reply broke off after text was delivered, so it was not retried"
                     raise error from None
                 wait = llm.policy.delay(number, error, llm.clock() - start, llm.rng)
                 if wait is None:
@@ -1545,7 +1653,13 @@ class ChatStream:
             if assembly.chunks == 0 or (assembly.finish_reason is None and not assembly.parts and not assembly.calls):
                 error = llm._failed(
                     _own(UpstreamError(f"the {llm.name} stream ended without a reply", retryable=True)),
-                    request, model, self._echoes, number, started, "", operation,
+                    request,
+                    model,
+                    self._echoes,
+                    number,
+                    started,
+                    "",
+                    operation,
                 )
                 wait = llm.policy.delay(number, error, llm.clock() - start, llm.rng)
                 if wait is None:
@@ -1574,7 +1688,7 @@ class Embedder(_Caller):
     def close(self) -> None:
         self.provider.close()
 
-    def __enter__(self) -> "Embedder":
+    def __enter__(self) -> Embedder:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1583,8 +1697,9 @@ class Embedder(_Caller):
     def capabilities(self, model: str | None = None) -> EmbeddingCapabilities:
         return self.provider.capabilities(self._model(self.provider, model))
 
-    def embed(self, texts: Sequence[str] | str, *, model: str | None = None, metadata: Mapping[str, Any] | None = None
-              ) -> EmbeddingResponse:
+    def embed(
+        self, texts: Sequence[str] | str, *, model: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> EmbeddingResponse:
         """One vector per text, in order; texts beyond the provider's batch size go in several requests."""
         if isinstance(texts, str):
             raise ValidationError("embed takes a list of texts", what="embed", hint="wrap a single text: embed([text])")
@@ -1605,7 +1720,9 @@ class Embedder(_Caller):
                             f"text {i} holds about {n} tokens, over {model!r}'s input limit of {caps.max_input_tokens} "
                             f"(counted with {self.tokenizer.name})",
                             hint="split the text into smaller chunks before embedding",
-                            retryable=False, provider=self.name, model=model,
+                            retryable=False,
+                            provider=self.name,
+                            model=model,
                         )
             if self.meter.has_ceiling:
                 total = sum(counts) if counts is not None else sum(self.tokenizer.count_many(list(request.texts)))
@@ -1622,7 +1739,7 @@ class Embedder(_Caller):
         request_id = None
         cost: float | None = 0.0
         for offset in range(0, len(request.texts), size):
-            batch = attrs.evolve(request, texts=request.texts[offset:offset + size])
+            batch = attrs.evolve(request, texts=request.texts[offset : offset + size])
             part = self._embed_batch(batch, model, caps, echoes, metadata)
             vectors.extend(part.vectors)
             usage = usage + (part.usage or Usage())
@@ -1631,8 +1748,14 @@ class Embedder(_Caller):
             cost = None if cost is None or part.cost is None else cost + part.cost
         return EmbeddingResponse(vectors, usage, model, request_id, latency, self.name, cost)
 
-    def _embed_batch(self, batch: EmbeddingRequest, model: str, caps: EmbeddingCapabilities, echoes: _Echoes,
-                     metadata: Mapping[str, Any] | None) -> EmbeddingResponse:
+    def _embed_batch(
+        self,
+        batch: EmbeddingRequest,
+        model: str,
+        caps: EmbeddingCapabilities,
+        echoes: _Echoes,
+        metadata: Mapping[str, Any] | None,
+    ) -> EmbeddingResponse:
         shape = {"inputs": len(batch.texts), "characters": sum(len(t) for t in batch.texts)}
 
         def attempt(number: int) -> EmbeddingResponse:
@@ -1642,49 +1765,96 @@ class Embedder(_Caller):
                 self._check_vectors(response, batch, caps, model)
             except Exception as raw:
                 error = _redact_error(_as_taxonomy(raw, self.name, model), self.secrets, echoes)
-                self._record(model, error, shape, metadata, sent=True, attempt=number,
-                             latency=self.clock() - started, usage=error.usage)
+                self._record(
+                    model,
+                    error,
+                    shape,
+                    metadata,
+                    sent=True,
+                    attempt=number,
+                    latency=self.clock() - started,
+                    usage=error.usage,
+                )
                 raise error from None
             latency = self.clock() - started
             usage = response.usage
             if usage is None:
                 usage = Usage(input_tokens=sum(self.tokenizer.count_many(list(batch.texts))), estimated=True)
-            cost = self._record(model, None, shape, metadata, sent=True, attempt=number, latency=latency, usage=usage,
-                                request_id=response.request_id, response_model=response.model)
-            return attrs.evolve(response, usage=usage, latency_s=latency, provider=self.name, cost=cost,
-                                model=response.model or model)
+            cost = self._record(
+                model,
+                None,
+                shape,
+                metadata,
+                sent=True,
+                attempt=number,
+                latency=latency,
+                usage=usage,
+                request_id=response.request_id,
+                response_model=response.model,
+            )
+            return attrs.evolve(
+                response, usage=usage, latency_s=latency, provider=self.name, cost=cost, model=response.model or model
+            )
 
         return retry_call(attempt, self.policy, sleep=self.sleep, clock=self.clock, rng=self.rng)
 
     def _check_vectors(self, response: Any, batch: EmbeddingRequest, caps: EmbeddingCapabilities, model: str) -> None:
         if not isinstance(response, EmbeddingResponse):
-            raise _own(UpstreamError(
-                f"the {self.name} provider returned {type(response).__name__}, not an EmbeddingResponse",
-                retryable=False))
+            raise _own(
+                UpstreamError(
+                    f"the {self.name} provider returned {type(response).__name__}, not an EmbeddingResponse",
+                    retryable=False,
+                )
+            )
         if len(response.vectors) != len(batch.texts):
-            raise _own(UpstreamError(
-                f"{self.name} returned {len(response.vectors)} vectors for {len(batch.texts)} texts", retryable=False,
-            ))
+            raise _own(
+                UpstreamError(
+                    f"{self.name} returned {len(response.vectors)} vectors for {len(batch.texts)} texts",
+                    retryable=False,
+                )
+            )
         expected = caps.dimensions
         for i, vector in enumerate(response.vectors):
             size = len(vector)
             if expected is None:
                 expected = size
             if size != expected:
-                raise _own(UpstreamError(
-                    f"{self.name} returned a vector of {size} dimensions for text {i}, expected {expected}",
-                    hint="check the model and the dimensions setting of the provider's table",
-                    retryable=False,
-                ))
+                raise _own(
+                    UpstreamError(
+                        f"{self.name} returned a vector of {size} dimensions for text {i}, expected {expected}",
+                        hint="check the model and the dimensions setting of the provider's table",
+                        retryable=False,
+                    )
+                )
 
-    def _record(self, model: str, error: _TaxonomyError | None, shape: Mapping[str, Any],
-                metadata: Mapping[str, Any] | None, *, sent: bool, attempt: int, latency: float, usage: Usage | None,
-                request_id: str | None = None, response_model: str | None = None) -> float | None:
+    def _record(
+        self,
+        model: str,
+        error: _TaxonomyError | None,
+        shape: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None,
+        *,
+        sent: bool,
+        attempt: int,
+        latency: float,
+        usage: Usage | None,
+        request_id: str | None = None,
+        response_model: str | None = None,
+    ) -> float | None:
         cost = self._cost(self.provider, model, usage, sent, error)
         self.meter.record(
-            operation="embed", provider=self.name, model=response_model or model,
-            outcome=error.kind if error is not None else "ok", sent=sent, attempt=attempt, latency_s=latency,
-            usage=usage, cost=cost, shape=shape, error=error, metadata=metadata,
+            operation="embed",
+            provider=self.name,
+            model=response_model or model,
+            outcome=error.kind if error is not None else "ok",
+            sent=sent,
+            attempt=attempt,
+            latency_s=latency,
+            usage=usage,
+            cost=cost,
+            shape=shape,
+            error=error,
+            metadata=metadata,
             request_id=request_id or (error.request_id if error else None),
         )
         return cost
@@ -1751,8 +1921,15 @@ class Providers:
         """The LLM provider ``name`` (default ``[cairn] llm``) behind the kernel's checks, retries and meter."""
         name = name or self.config.cairn.llm
         provider = self.plugins.create("llm", name, self.config)
-        llm = LLM(provider, name.partition(":")[0], tokenizer=self.tokenizer, meter=self.meter,
-                  policy=RetryPolicy.from_settings(self.settings), secrets=self._secrets("llm", name), **self._options)
+        llm = LLM(
+            provider,
+            name.partition(":")[0],
+            tokenizer=self.tokenizer,
+            meter=self.meter,
+            policy=RetryPolicy.from_settings(self.settings),
+            secrets=self._secrets("llm", name),
+            **self._options,
+        )
         self._open.append(llm)
         return llm
 
@@ -1760,9 +1937,15 @@ class Providers:
         """The embedding provider ``name`` (default ``[cairn] embeddings``)."""
         name = name or self.config.cairn.embeddings
         provider = self.plugins.create("embeddings", name, self.config)
-        embedder = Embedder(provider, name.partition(":")[0], tokenizer=self.tokenizer, meter=self.meter,
-                            policy=RetryPolicy.from_settings(self.settings),
-                            secrets=self._secrets("embeddings", name), **self._options)
+        embedder = Embedder(
+            provider,
+            name.partition(":")[0],
+            tokenizer=self.tokenizer,
+            meter=self.meter,
+            policy=RetryPolicy.from_settings(self.settings),
+            secrets=self._secrets("embeddings", name),
+            **self._options,
+        )
         self._open.append(embedder)
         return embedder
 
@@ -1791,11 +1974,33 @@ class Providers:
                     reason = redact_text(problem.message, secrets=secrets) if problem is not None else None
                     if problem is not None and problem.hint:
                         reason += f" ({redact_text(problem.hint, secrets=secrets)})"
-                    out.append(ProviderInfo(kind, registration.name, registration.plugin, registration.description,
-                                            selected, problem is None, reason, model, caps))
+                    out.append(
+                        ProviderInfo(
+                            kind,
+                            registration.name,
+                            registration.plugin,
+                            registration.description,
+                            selected,
+                            problem is None,
+                            reason,
+                            model,
+                            caps,
+                        )
+                    )
                 except CairnError as exc:
-                    out.append(ProviderInfo(kind, registration.name, registration.plugin, registration.description,
-                                            selected, False, str(exc), None, None))
+                    out.append(
+                        ProviderInfo(
+                            kind,
+                            registration.name,
+                            registration.plugin,
+                            registration.description,
+                            selected,
+                            False,
+                            str(exc),
+                            None,
+                            None,
+                        )
+                    )
                 finally:
                     if provider is not None:
                         provider.close()
@@ -1806,9 +2011,8 @@ class Providers:
             item.close()
         self._open.clear()
 
-    def __enter__(self) -> "Providers":
+    def __enter__(self) -> Providers:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -20,8 +20,9 @@ import json
 import re
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping
+from typing import IO, Any
 
 import attrs
 
@@ -139,7 +140,7 @@ class Repo:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Repo":
+    def __enter__(self) -> Repo:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -196,8 +197,10 @@ class Repo:
             return None
         found = self.contents([commit.content_hash])
         if commit.content_hash not in found:
-            raise IntegrityError(f"commit {commit.short} names content {commit.content_hash[:12]}, which is missing",
-                                 hint="run `cairn fsck`")
+            raise IntegrityError(
+                f"commit {commit.short} names content {commit.content_hash[:12]}, which is missing",
+                hint="run `cairn fsck`",
+            )
         return found[commit.content_hash]
 
     # -- ancestry --------------------------------------------------------------
@@ -268,7 +271,7 @@ class Repo:
         """(branch ref HEAD points to or None when detached, HEAD's commit hash or None when unborn)."""
         value = self._ensure_head()
         if value.startswith(SYMBOLIC_PREFIX):
-            ref = value[len(SYMBOLIC_PREFIX):]
+            ref = value[len(SYMBOLIC_PREFIX) :]
             return ref, self.store.get_ref(ref)
         return None, value
 
@@ -276,7 +279,7 @@ class Repo:
     def branch(self) -> str | None:
         """The current branch name, or None on a detached HEAD."""
         ref, _ = self.head_state()
-        return ref[len(BRANCH_PREFIX):] if ref else None
+        return ref[len(BRANCH_PREFIX) :] if ref else None
 
     def head(self) -> Commit | None:
         _, digest = self.head_state()
@@ -304,7 +307,7 @@ class Repo:
                 raise NotFoundError("commit", "HEAD", hint="the branch has no commits yet")
             return self.commit(digest)
         if base.startswith(BRANCH_PREFIX):
-            base = base[len(BRANCH_PREFIX):]
+            base = base[len(BRANCH_PREFIX) :]
         branch_value = self.store.get_ref(branch_ref(base)) if _looks_like_branch(base) else None
         if branch_value:
             return self.commit(branch_value)
@@ -477,7 +480,9 @@ class Repo:
             self._notify(commit, ref)
             return commit
         raise ConflictError(
-            ref or HEAD, None, None,
+            ref or HEAD,
+            None,
+            None,
             hint=f"gave up after {MAX_RETRIES} attempts under heavy contention; try again",
         )
 
@@ -537,12 +542,14 @@ class Repo:
         if self.budget.action == "reject":
             raise BudgetExceededError(current, maximum)
         if self.budget.action == "warn":
-            warnings.warn(f"effective context at {current} tokens, over the budget of {maximum}", BudgetWarning, stacklevel=4)
+            warnings.warn(
+                f"effective context at {current} tokens, over the budget of {maximum}", BudgetWarning, stacklevel=4
+            )
         elif self.budget.callback is not None:
             self.budget.callback(current, maximum, commit)
 
     def _notify(self, commit: Commit, ref: str | None) -> None:
-        branch = ref[len(BRANCH_PREFIX):] if ref else None
+        branch = ref[len(BRANCH_PREFIX) :] if ref else None
         self._bus.publish(
             EventName.COMMIT_CREATED,
             {
@@ -561,7 +568,7 @@ class Repo:
 
     def branches(self) -> dict[str, str]:
         """Branch name -> commit hash."""
-        return {name[len(BRANCH_PREFIX):]: value for name, value in self.store.list_refs(BRANCH_PREFIX).items()}
+        return {name[len(BRANCH_PREFIX) :]: value for name, value in self.store.list_refs(BRANCH_PREFIX).items()}
 
     def create_branch(self, name: str, start: str | None = None) -> Commit:
         validate_branch_name(name)
@@ -569,7 +576,9 @@ class Repo:
         try:
             self.store.set_ref(branch_ref(name), commit.hash, expected=None)
         except ConflictError:
-            raise ValidationError(f"branch {name!r} already exists", hint="pick another name or delete it first") from None
+            raise ValidationError(
+                f"branch {name!r} already exists", hint="pick another name or delete it first"
+            ) from None
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": name, "action": "create", "commit": commit.hash})
         return commit
 
@@ -581,7 +590,9 @@ class Repo:
         if create:
             self.create_branch(name)
         elif self.store.get_ref(branch_ref(name)) is None:
-            raise NotFoundError("branch", name, hint=f"create it with `cairn branch create {name}` or `cairn switch -c {name}`")
+            raise NotFoundError(
+                "branch", name, hint=f"create it with `cairn branch create {name}` or `cairn switch -c {name}`"
+            )
         self._set_head(SYMBOLIC_PREFIX + branch_ref(name))
 
     def detach(self, rev: str) -> Commit:
@@ -743,14 +754,20 @@ class Repo:
         emit({"type": "header", "format": EXPORT_FORMAT, "tokenizer": self.tokenizer.name, "commits": len(ordered)})
         blob_hashes = sorted({c.content_hash for c in ordered if c.content_hash})
         for start in range(0, len(blob_hashes), 1000):
-            blobs = self.store.get_blobs(blob_hashes[start:start + 1000])
-            for digest in blob_hashes[start:start + 1000]:
+            blobs = self.store.get_blobs(blob_hashes[start : start + 1000])
+            for digest in blob_hashes[start : start + 1000]:
                 emit({"type": "blob", "hash": digest, "data": json.loads(blobs[digest])})
         for commit in ordered:
             # Hashed fields apart from derived ones: the "fields" object is then the
             # canonical JSON the hash covers, and import verifies it without re-encoding.
-            emit({"type": "commit", "hash": commit.hash, "fields": commit.hashed_fields(),
-                  "derived": commit.derived_fields()})
+            emit(
+                {
+                    "type": "commit",
+                    "hash": commit.hash,
+                    "fields": commit.hashed_fields(),
+                    "derived": commit.derived_fields(),
+                }
+            )
         for name, value in sorted(heads.items()):
             emit({"type": "ref", "name": name, "value": value})
         if branch is None and HEAD in refs and not is_hash(refs[HEAD]):
@@ -793,13 +810,17 @@ class Repo:
                 record = json.loads(line)
                 kind = record.pop("type")
             except (ValueError, KeyError, AttributeError):
-                raise ValidationError(f"{source}:{number}: not an export record", hint="was it written by `cairn export`?") from None
+                raise ValidationError(
+                    f"{source}:{number}: not an export record", hint="was it written by `cairn export`?"
+                ) from None
             if kind == "header":
                 if record.get("format") != EXPORT_FORMAT:
                     raise ValidationError(f"{source}:{number}: unsupported export format {record.get('format')!r}")
                 seen_header = True
             elif not seen_header:
-                raise ValidationError(f"{source}:{number}: missing export header", hint="was it written by `cairn export`?")
+                raise ValidationError(
+                    f"{source}:{number}: missing export header", hint="was it written by `cairn export`?"
+                )
             elif kind == "blob":
                 data = canonical_json(record["data"], check_keys=False)  # parsed JSON: string keys
                 if sha256_hex(data) != record["hash"]:
@@ -867,12 +888,12 @@ def _canonical_blob_line(line: str) -> tuple[str, bytes] | None:
     body = line.rstrip("\r\n")
     if not (body.startswith(_BLOB_HEAD) and body.endswith(_BLOB_TAIL)):
         return None
-    digest = body[-len(_BLOB_TAIL) - 64:-len(_BLOB_TAIL)]
+    digest = body[-len(_BLOB_TAIL) - 64 : -len(_BLOB_TAIL)]
     middle = ',"hash":"'
     data_end = len(body) - len(_BLOB_TAIL) - 64 - len(middle)
-    if body[data_end:data_end + len(middle)] != middle:
+    if body[data_end : data_end + len(middle)] != middle:
         return None
-    data = body[len(_BLOB_HEAD):data_end].encode("utf-8")
+    data = body[len(_BLOB_HEAD) : data_end].encode("utf-8")
     if sha256_hex(data) != digest:
         return None
     return digest, data
@@ -891,9 +912,9 @@ def _canonical_fields_match(line: str, digest: str) -> bool:
     body = line.rstrip("\r\n")
     end = len(body) - _COMMIT_TAIL_LEN
     start = body.find('},"fields":{')
-    if start < 0 or end <= start or body[end:end + 9] != ',"hash":"':
+    if start < 0 or end <= start or body[end : end + 9] != ',"hash":"':
         return False
-    return sha256_hex(body[start + len('},"fields":'):end].encode("utf-8")) == digest
+    return sha256_hex(body[start + len('},"fields":') : end].encode("utf-8")) == digest
 
 
 def _looks_like_branch(name: str) -> bool:

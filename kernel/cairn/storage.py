@@ -31,7 +31,8 @@ so comparing them as strings compares them as times.
 from __future__ import annotations
 
 import abc
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -102,7 +103,9 @@ class GcReport:
 class Problem:
     """One integrity problem: what kind, which object, and what is wrong."""
 
-    kind: str  # blob_hash | commit_hash | missing_parent | missing_blob | missing_target | dangling_ref | derived | other
+    kind: (
+        str  # blob_hash | commit_hash | missing_parent | missing_blob | missing_target | dangling_ref | derived | other
+    )
     object: str
     message: str
 
@@ -332,10 +335,11 @@ class Store(abc.ABC):
     def check(self) -> list[Problem]:
         """Every integrity problem found: hashes that do not match, missing objects, dangling refs."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # optional: an in-process store keeps this no-op
         """Release connections and locks. The store is unusable afterwards."""
+        return None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

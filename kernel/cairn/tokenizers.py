@@ -10,13 +10,13 @@ factory as ``context.argument``. Counts are cached by the context engine per
 from __future__ import annotations
 
 import abc
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 
 from cairn.model import Message
 
-__all__ = ["MessageOverhead", "Tokenizer"]
+__all__ = ["DEFAULT_OVERHEAD", "MessageOverhead", "Tokenizer"]
 
 
 @attrs.frozen
@@ -28,13 +28,17 @@ class MessageOverhead:
     reply_priming: int = 3
 
 
+#: OpenAI chat's overhead: the default of every tokenizer that does not say otherwise.
+DEFAULT_OVERHEAD = MessageOverhead()
+
+
 class Tokenizer(abc.ABC):
     """Counts tokens. ``name`` is the full configured name and the cache key; ``exact`` says
     whether counts match the model's own tokenizer or are an estimate."""
 
     name: str
     exact: bool = False
-    overhead: MessageOverhead = MessageOverhead()
+    overhead: MessageOverhead = DEFAULT_OVERHEAD
 
     @abc.abstractmethod
     def count(self, text: str) -> int:

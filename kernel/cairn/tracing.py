@@ -18,8 +18,9 @@ from __future__ import annotations
 import collections
 import json
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -96,8 +97,15 @@ def _event_record(event: Event) -> dict[str, Any]:
 class Recording:
     """A recording in this process: collects every bus event until stopped."""
 
-    def __init__(self, name: str, *, classification: str = "general", user: str | None = None,
-                 code_ref: str | None = None, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        classification: str = "general",
+        user: str | None = None,
+        code_ref: str | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
         self.name = validate_trace_name(name)
         self.classification = classification
         self.user = user
@@ -108,8 +116,16 @@ class Recording:
 
     def stop(self) -> SessionTrace:
         self._unsubscribe()
-        return SessionTrace(self.name, self.classification, self.user, self.code_ref, self.started_at, now(),
-                            tuple(self.events), summarize(self.name, self.classification, self.events))
+        return SessionTrace(
+            self.name,
+            self.classification,
+            self.user,
+            self.code_ref,
+            self.started_at,
+            now(),
+            tuple(self.events),
+            summarize(self.name, self.classification, self.events),
+        )
 
 
 def save_trace(trace: SessionTrace, ledger: Any, *, chat: Any = None) -> Any:
@@ -147,18 +163,26 @@ class ActiveRecordings:
             return []
         return sorted(p.stem for p in self.directory.glob("*.json"))
 
-    def start(self, name: str, *, classification: str = "general", user: str | None = None,
-              code_ref: str | None = None) -> dict[str, Any]:
+    def start(
+        self, name: str, *, classification: str = "general", user: str | None = None, code_ref: str | None = None
+    ) -> dict[str, Any]:
         header_path, events_path, _ = self._paths(name)
         self.directory.mkdir(parents=True, exist_ok=True)
-        header = {"name": name, "classification": classification, "user": user, "code_ref": code_ref,
-                  "started_at": now()}
+        header = {
+            "name": name,
+            "classification": classification,
+            "user": user,
+            "code_ref": code_ref,
+            "started_at": now(),
+        }
         try:
             with header_path.open("x", encoding="utf-8") as handle:  # "x": two starts never share a name
                 json.dump(header, handle)
         except FileExistsError:
-            raise ValidationError(f"a recording called {name!r} is already running",
-                                  hint=f"stop it with `cairn trace stop {name}` or pick another name") from None
+            raise ValidationError(
+                f"a recording called {name!r} is already running",
+                hint=f"stop it with `cairn trace stop {name}` or pick another name",
+            ) from None
         events_path.touch()
         return header
 
@@ -198,9 +222,16 @@ class ActiveRecordings:
         header = self.header(name)
         with FileLock(str(lock_path), timeout=30):
             events = self.events(name)
-            trace = SessionTrace(header["name"], header["classification"], header.get("user"),
-                                 header.get("code_ref"), header["started_at"], now(), tuple(events),
-                                 summarize(header["name"], header["classification"], events))
+            trace = SessionTrace(
+                header["name"],
+                header["classification"],
+                header.get("user"),
+                header.get("code_ref"),
+                header["started_at"],
+                now(),
+                tuple(events),
+                summarize(header["name"], header["classification"], events),
+            )
             header_path.unlink()
             events_path.unlink(missing_ok=True)
         lock_path.unlink(missing_ok=True)

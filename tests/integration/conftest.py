@@ -30,8 +30,9 @@ class Cairn:
 
     def run(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         env = {**os.environ, "CAIRN_USER_CONFIG": ""}
-        proc = subprocess.run([sys.executable, "-m", "cairn", *args], cwd=self.project, env=env,
-                              capture_output=True, text=True, **kwargs)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cairn", *args], cwd=self.project, env=env, capture_output=True, text=True, **kwargs
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"cairn {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
         return proc

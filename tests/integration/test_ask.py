@@ -24,15 +24,21 @@ def server(monkeypatch: pytest.MonkeyPatch):
 
 def configure(cairn, server: FakeOpenAI, extra: str = "") -> None:
     path: Path = cairn.project / "cairn.toml"
-    text = path.read_text().replace('llm = "noop"', 'llm = "openai"').replace('embeddings = "noop"',
-                                                                               'embeddings = "hashing"')
-    path.write_text(text + f"""
+    text = (
+        path.read_text()
+        .replace('llm = "noop"', 'llm = "openai"')
+        .replace('embeddings = "noop"', 'embeddings = "hashing"')
+    )
+    path.write_text(
+        text
+        + f"""
 [llm.openai]
 base_url = "{server.url}"
 api_key_env = "{KEY_ENV}"
 model = "gpt-4o-mini"
 {extra}
-""")
+"""
+    )
 
 
 def log(cairn) -> list[dict]:
@@ -64,8 +70,7 @@ def test_ask_streams_the_reply_and_commits_question_and_answer(cairn, server: Fa
 
     reply, question = log(cairn)[:2]
     assert question["content"]["text"] == "What is the boiling point of water on Everest?"
-    assert reply["content"] == {"content_type": "dialogue", "role": "assistant",
-                                "text": "Roughly 70 °C at the summit."}
+    assert reply["content"] == {"content_type": "dialogue", "role": "assistant", "text": "Roughly 70 °C at the summit."}
     meta = reply["metadata"]
     assert meta["provider"] == "openai" and meta["model"] == "gpt-4o-mini" and meta["finish_reason"] == "stop"
     assert meta["usage"]["input_tokens"] == 15 and meta["usage"]["cache_read_tokens"] == 2  # words, as the fake counts
@@ -99,8 +104,9 @@ def test_ask_sends_only_what_fits_the_budget(cairn, server: FakeOpenAI):
 
 def test_a_failed_ask_is_one_clear_line_that_leaks_nothing(cairn, server: FakeOpenAI):
     configure(cairn, server)
-    server.script(Fault.openai(401, f"Incorrect API key provided: {KEY}. You asked: {CANARY_PROMPT}",
-                               code="invalid_api_key"))
+    server.script(
+        Fault.openai(401, f"Incorrect API key provided: {KEY}. You asked: {CANARY_PROMPT}", code="invalid_api_key")
+    )
     result = cairn.run("ask", CANARY_PROMPT, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -162,7 +168,7 @@ def test_embed_with_the_offline_hashing_provider(cairn, server: FakeOpenAI):
     data = cairn.json("embed", "the cat sat on the mat", "a cat on a mat")
     assert data["provider"] == "hashing" and data["dimensions"] == 512 and len(data["vectors"]) == 2
     a, b = data["vectors"]
-    assert 0.2 < sum(x * y for x, y in zip(a, b)) < 1.0  # two words and one word pair in common
+    assert 0.2 < sum(x * y for x, y in zip(a, b, strict=True)) < 1.0  # two words and one word pair in common
     assert "512" in cairn("embed", "hello world").stdout
 
 

@@ -24,12 +24,23 @@ def test_commit_log_show(cairn):
 
 def test_commit_from_stdin_and_payload(cairn):
     cairn("commit", "-", input="from stdin\n")
-    cairn("commit", "-t", "tool_io", "--payload", '{"tool_name": "grep", "direction": "call", "payload": {"q": "x"}, "call_id": "c1"}')
+    cairn(
+        "commit",
+        "-t",
+        "tool_io",
+        "--payload",
+        '{"tool_name": "grep", "direction": "call", "payload": {"q": "x"}, "call_id": "c1"}',
+    )
     cairn("commit", "-t", "artifact", "--field", "artifact_type=code", "--field", "language=python", "print(1)")
     types = [e["content"] for e in cairn.json("log")]
     assert types[2]["text"] == "from stdin\n"
     assert types[1]["tool_name"] == "grep"
-    assert types[0] == {"content_type": "artifact", "artifact_type": "code", "language": "python", "content": "print(1)"}
+    assert types[0] == {
+        "content_type": "artifact",
+        "artifact_type": "code",
+        "language": "python",
+        "content": "print(1)",
+    }
 
 
 @pytest.mark.parametrize(
@@ -100,7 +111,7 @@ def test_pin_skip_budget_and_status(cairn):
 
 
 def test_budget_rejects_commit_with_current_and_max(cairn):
-    (cairn.project / "cairn.toml").write_text('[context]\nmax_tokens = 30\n')
+    (cairn.project / "cairn.toml").write_text("[context]\nmax_tokens = 30\n")
     cairn("commit", "a short line")
     proc = cairn.run("commit", "a much longer line " * 10, check=False)
     assert proc.returncode == 1 and "over the budget of 30" in proc.stderr
@@ -160,8 +171,12 @@ def test_gc_and_fsck(cairn):
     cairn("commit", "throwaway")
     cairn("switch", "main")
     cairn("branch", "delete", "tmp")
-    assert cairn.json("gc", "--dry-run") == {"commits_removed": 1, "blobs_removed": 1,
-                                             "annotations_removed": 0, "dry_run": True}
+    assert cairn.json("gc", "--dry-run") == {
+        "commits_removed": 1,
+        "blobs_removed": 1,
+        "annotations_removed": 0,
+        "dry_run": True,
+    }
     assert "removed 1 commits" in cairn("gc").stdout
     assert cairn("fsck").stdout.startswith("ok: 1 commits")
 

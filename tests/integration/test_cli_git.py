@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Ann", "GIT_AUTHOR_EMAIL": "ann@example.org",
-    "GIT_COMMITTER_NAME": "Ann", "GIT_COMMITTER_EMAIL": "ann@example.org",
+    "GIT_AUTHOR_NAME": "Ann",
+    "GIT_AUTHOR_EMAIL": "ann@example.org",
+    "GIT_COMMITTER_NAME": "Ann",
+    "GIT_COMMITTER_EMAIL": "ann@example.org",
 }
 
 
@@ -39,7 +41,8 @@ def test_runs_land_on_the_ledger_branch_without_touching_the_worktree(git_projec
     assert run["status"] == "ok"
     assert [m["text"] for m in cairn.json("chat", "list", "--run", "@last")] == ["noted"]
     assert git(cairn.project, "for-each-ref", "--format=%(refname)", "refs/cairn/runs").split() == [
-        f"refs/cairn/runs/{run['run_id']}"]
+        f"refs/cairn/runs/{run['run_id']}"
+    ]
     files = git(cairn.project, "ls-tree", "-r", "--name-only", "cairn-ledger").split()
     assert any(f.endswith(f"{run['run_id']}/run.json") for f in files)
     assert git(cairn.project, "status", "--porcelain") == status_before  # no worktree, index or HEAD change

@@ -9,8 +9,16 @@ from cairn.cli.ledger_cmd import redact_argv
 
 
 def test_run_records_a_command_with_exit_status_and_output_tail(cairn):
-    proc = cairn.run("run", "--tail", "2", "--", sys.executable, "-c",
-                     "import sys\nfor i in range(5): print('line', i)\nsys.exit(3)", check=False)
+    proc = cairn.run(
+        "run",
+        "--tail",
+        "2",
+        "--",
+        sys.executable,
+        "-c",
+        "import sys\nfor i in range(5): print('line', i)\nsys.exit(3)",
+        check=False,
+    )
     assert proc.returncode == 3  # the command's own status
     assert "line 4" in proc.stdout
     assert "recorded " in proc.stderr and "(failed, exit 3)" in proc.stderr
@@ -65,5 +73,12 @@ def test_sync_commands_say_when_the_store_cannot_sync(cairn):
 
 def test_argv_redaction():
     assert redact_argv(["curl", "--token=abc", "--api-key", "k", "-H", "sk-123", "--name=x"]) == [
-        "curl", "--token=***", "--api-key", "***", "-H", "***", "--name=x"]
+        "curl",
+        "--token=***",
+        "--api-key",
+        "***",
+        "-H",
+        "***",
+        "--name=x",
+    ]
     assert json.dumps(redact_argv(["prog", "--password=hunter2"])).count("hunter2") == 0

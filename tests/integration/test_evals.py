@@ -22,8 +22,9 @@ EXACT = "exact:ignore_case=true,strip_punctuation=true"
 def configure_openai(cairn, server: FakeOpenAI, extra: str = "") -> None:
     path: Path = cairn.project / "cairn.toml"
     text = path.read_text().replace('llm = "noop"', 'llm = "openai"')
-    path.write_text(text + f'\n[llm.openai]\nbase_url = "{server.url}"\napi_key_env = ""\nmodel = "gpt-4o-mini"\n'
-                    + extra)
+    path.write_text(
+        text + f'\n[llm.openai]\nbase_url = "{server.url}"\napi_key_env = ""\nmodel = "gpt-4o-mini"\n' + extra
+    )
 
 
 def eval_runs(cairn) -> list[dict]:
@@ -31,15 +32,26 @@ def eval_runs(cairn) -> list[dict]:
 
 
 def test_two_systems_compared_name_the_winner(cairn):
-    base = cairn.json("eval", "run", BASELINE, "-e", EXACT, "-e", "token_f1", "-e", "latency:max_ms=600",
-                      "--name", "baseline")
+    base = cairn.json(
+        "eval", "run", BASELINE, "-e", EXACT, "-e", "token_f1", "-e", "latency:max_ms=600", "--name", "baseline"
+    )
     assert base["status"] == "ok" and base["name"] == "baseline"
     assert base["aggregates"][EXACT]["passed"] == 11 and base["dataset"]["samples"] == 20
-    cand = cairn("eval", "run", CANDIDATE, "-e", EXACT, "-e", "token_f1", "-e", "latency:max_ms=600",
-                 "--name", "candidate")
+    cand = cairn(
+        "eval", "run", CANDIDATE, "-e", EXACT, "-e", "token_f1", "-e", "latency:max_ms=600", "--name", "candidate"
+    )
     lines = cand.stdout.splitlines()
-    assert lines[0].split("\t") == ["evaluator", "kind", "mean", "95% CI", "pass rate", "passed", "failed",
-                                    "errors", "skipped"]
+    assert lines[0].split("\t") == [
+        "evaluator",
+        "kind",
+        "mean",
+        "95% CI",
+        "pass rate",
+        "passed",
+        "failed",
+        "errors",
+        "skipped",
+    ]
     assert lines[1].split("\t") == [EXACT, "deterministic", "0.950", "[0.845, 1.000]", "95.0%", "19", "1", "0", "0"]
     assert "recorded " in cand.stderr and "as 'candidate' (ok): 20 samples" in cand.stderr
 
@@ -62,8 +74,8 @@ def test_the_ledger_holds_the_run_its_manifest_and_one_event_per_sample(cairn):
     [run] = eval_runs(cairn)
     assert (run["type"], run["status"], run["subtype"]) == ("eval", "ok", "capitals-baseline")
     meta = run["metadata"]
-    import importlib.resources
     import hashlib
+    import importlib.resources
 
     path = importlib.resources.files("cairn_evals") / "datasets" / "capitals-baseline.jsonl"
     assert meta["dataset"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -76,8 +88,12 @@ def test_the_ledger_holds_the_run_its_manifest_and_one_event_per_sample(cairn):
     events = cairn.json("runs", "events", run["run_id"])
     assert len(events) == 20 and {e["type"] for e in events} == {"sample"}
     assert events[2]["fields"]["id"] == "australia"
-    assert events[2]["fields"]["scores"]["exact"] == {"outcome": "ok", "value": 0.0, "passed": False,
-                                                      "reason": "expected 'Canberra', got 'Sydney'"}
+    assert events[2]["fields"]["scores"]["exact"] == {
+        "outcome": "ok",
+        "value": 0.0,
+        "passed": False,
+        "reason": "expected 'Canberra', got 'Sydney'",
+    }
     assert events[2]["fields"]["scores"]["rubric"]["outcome"] == "skipped"
     shown = cairn.json("eval", "show", "@last")
     assert shown["run"]["run_id"] == run["run_id"] and len(shown["samples"]) == 20
@@ -90,27 +106,42 @@ def test_the_ledger_holds_the_run_its_manifest_and_one_event_per_sample(cairn):
 def test_dataset_problems_are_listed_with_lines_and_nothing_is_recorded(cairn):
     (cairn.project / "bad.jsonl").write_text(
         '{"id": "q1", "output": "a", "expected": "a"}\n{"id": "q2", "output": \n{"output": "x"}\n'
-        '{"id": "q1", "output": "b"}\n{"id": 5}\n', encoding="utf-8")
+        '{"id": "q1", "output": "b"}\n{"id": 5}\n',
+        encoding="utf-8",
+    )
     proc = cairn.run("eval", "run", "bad.jsonl", "-e", "exact", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stdout == ""
     assert proc.stderr.startswith("error: 4 problems in dataset bad.jsonl; nothing was run or recorded:")
-    for line in ("bad.jsonl:2:24: invalid JSON", "bad.jsonl:3: missing id",
-                 "bad.jsonl:4: duplicate id 'q1' (first on line 1)", "bad.jsonl:5: id must be a string"):
+    for line in (
+        "bad.jsonl:2:24: invalid JSON",
+        "bad.jsonl:3: missing id",
+        "bad.jsonl:4: duplicate id 'q1' (first on line 1)",
+        "bad.jsonl:5: id must be a string",
+    ):
         assert line in proc.stderr
     assert eval_runs(cairn) == []
 
 
-@pytest.mark.parametrize(("args", "first_line", "hint"), [
-    (["-e", "exact:ignore_cas=true"],
-     "error: --evaluator exact:ignore_cas=true: [evaluators.exact] ignore_cas: unknown field(s): ignore_cas",
-     "valid keys: threshold, ignore_case"),
-    (["-e", "exactly"], "error: no evaluator 'exactly'", "known: cost, edit_distance"),
-    (["-e", "regex:pattern=(x"], "error: --evaluator regex:pattern=(x: [evaluators.regex] pattern: pattern must be "
-                                 "a valid regular expression", ""),
-    (["-e", "latency"], "error: [evaluators.latency] max_ms: max_ms is required", "--evaluator latency:max_ms="),
-    ([], "error: no evaluators to run", "[evaluators.<name>] tables"),
-    (["-e", "exact", "--model", "m"], "error: --model chooses the model that generates outputs", "--generate"),
-])
+@pytest.mark.parametrize(
+    ("args", "first_line", "hint"),
+    [
+        (
+            ["-e", "exact:ignore_cas=true"],
+            "error: --evaluator exact:ignore_cas=true: [evaluators.exact] ignore_cas: unknown field(s): ignore_cas",
+            "valid keys: threshold, ignore_case",
+        ),
+        (["-e", "exactly"], "error: no evaluator 'exactly'", "known: cost, edit_distance"),
+        (
+            ["-e", "regex:pattern=(x"],
+            "error: --evaluator regex:pattern=(x: [evaluators.regex] pattern: pattern must be "
+            "a valid regular expression",
+            "",
+        ),
+        (["-e", "latency"], "error: [evaluators.latency] max_ms: max_ms is required", "--evaluator latency:max_ms="),
+        ([], "error: no evaluators to run", "[evaluators.<name>] tables"),
+        (["-e", "exact", "--model", "m"], "error: --model chooses the model that generates outputs", "--generate"),
+    ],
+)
 def test_mistakes_are_one_clear_error_and_exit_1(cairn, args, first_line, hint):
     proc = cairn.run("eval", "run", BASELINE, *args, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -120,8 +151,12 @@ def test_mistakes_are_one_clear_error_and_exit_1(cairn, args, first_line, hint):
 
 
 def test_unknown_runs_and_datasets_are_errors(cairn):
-    for args in (["eval", "show", "@last"], ["eval", "compare", "@prev", "@last"],
-                 ["eval", "run", "missing.jsonl", "-e", "exact"], ["eval", "show", "nobody"]):
+    for args in (
+        ["eval", "show", "@last"],
+        ["eval", "compare", "@prev", "@last"],
+        ["eval", "run", "missing.jsonl", "-e", "exact"],
+        ["eval", "show", "nobody"],
+    ):
         proc = cairn.run(*args, check=False)
         assert proc.returncode == 1 and proc.stderr.startswith("error: no ") and "Traceback" not in proc.stderr
 
@@ -129,8 +164,10 @@ def test_unknown_runs_and_datasets_are_errors(cairn):
 def test_evaluator_tables_are_the_default_and_their_errors_name_file_and_line(cairn):
     path = cairn.project / "cairn.toml"
     original = path.read_text()
-    path.write_text(original + "\n[evaluators.exact]\nignore_case = true\nstrip_punctuation = true\n\n"
-                               "[evaluators.token_f1]\nthreshold = 0.9\n")
+    path.write_text(
+        original + "\n[evaluators.exact]\nignore_case = true\nstrip_punctuation = true\n\n"
+        "[evaluators.token_f1]\nthreshold = 0.9\n"
+    )
     data = cairn.json("eval", "run", CANDIDATE)
     assert [e["label"] for e in data["evaluators"]] == ["exact", "token_f1"]
     assert data["aggregates"]["exact"]["passed"] == 19 and data["evaluators"][1]["threshold"] == 0.9
@@ -146,8 +183,15 @@ def test_evaluator_tables_are_the_default_and_their_errors_name_file_and_line(ca
 
 def test_evaluators_lists_everything_installed(cairn):
     text = cairn("evaluators").stdout
-    assert text.splitlines()[0].split("\t") == ["evaluator", "kind", "needs", "threshold", "parameters", "plugin",
-                                                "description"]
+    assert text.splitlines()[0].split("\t") == [
+        "evaluator",
+        "kind",
+        "needs",
+        "threshold",
+        "parameters",
+        "plugin",
+        "description",
+    ]
     assert "  rouge_l\tdeterministic\toutput, expected\t0.50\tbeta=1.0 ignore_case=true nfkc=true\tevals\t" in text
     assert "  latency\tdeterministic\t-\t1.00" in text and "not ready: [evaluators.latency] max_ms" in text
     assert len(cairn.json("evaluators")) >= 15
@@ -162,8 +206,10 @@ def test_generate_with_noop_refuses_and_records_nothing(cairn):
 
 def test_generate_and_judge_through_the_fake_server(cairn, fake_openai):
     configure_openai(cairn, fake_openai, '\n[evaluators.rubric]\nrubric = "Names the city only."\n')
-    rows = [{"id": "fr", "input": "Capital of France? One word.", "expected": "Paris"},
-            {"id": "jp", "input": [{"role": "user", "content": "Capital of Japan? One word."}], "expected": "Tokyo"}]
+    rows = [
+        {"id": "fr", "input": "Capital of France? One word.", "expected": "Paris"},
+        {"id": "jp", "input": [{"role": "user", "content": "Capital of Japan? One word."}], "expected": "Tokyo"},
+    ]
     (cairn.project / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     fake_openai.script(Reply("Paris"), Reply("Kyoto"), Reply("Correct.\nGRADE: 5"), Reply("Wrong city.\nGRADE: 1"))
     data = cairn.json("eval", "run", "qa.jsonl", "-e", "exact", "-e", "rubric", "--generate", "--name", "gen")

@@ -38,8 +38,13 @@ def _env() -> dict[str, str]:
 @pytest.mark.slow
 def test_eight_processes_two_hundred_commits_each_lose_nothing(cairn):
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(n), "200", str(cairn.project)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(n), "200", str(cairn.project)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
         for n in range(8)
     ]
     acknowledged: set[str] = set()
@@ -91,12 +96,27 @@ def test_import_killed_at_random_points_keeps_exactly_the_acknowledged(cairn, tm
     for attempt in range(20):
         project = tmp_path / f"p{attempt}"
         project.mkdir()
-        subprocess.run([sys.executable, "-m", "cairn", "-C", str(project), "init"], check=True,
-                       capture_output=True, env=_env())
+        subprocess.run(
+            [sys.executable, "-m", "cairn", "-C", str(project), "init"], check=True, capture_output=True, env=_env()
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cairn", "-C", str(project), "import", str(dump),
-             "--batch-size", str(batch), "--progress", "lines"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+            [
+                sys.executable,
+                "-m",
+                "cairn",
+                "-C",
+                str(project),
+                "import",
+                str(dump),
+                "--batch-size",
+                str(batch),
+                "--progress",
+                "lines",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
         )
         acks: list[int] = []
         reader = threading.Thread(target=_collect, args=(proc.stderr, acks), daemon=True)

@@ -76,11 +76,14 @@ def test_tables_merge_key_by_key(tmp_path):
 
 
 def test_env_values_are_read_as_toml_values(tmp_path):
-    config = load(tmp_path, environ={
-        "CAIRN__CONTEXT__MAX_TOKENS": "500",
-        "CAIRN__CAIRN__DISABLED_PLUGINS": '["a", "b"]',
-        "CAIRN__STORAGE__SQLITE__PATH": "/tmp/x.db",
-    })
+    config = load(
+        tmp_path,
+        environ={
+            "CAIRN__CONTEXT__MAX_TOKENS": "500",
+            "CAIRN__CAIRN__DISABLED_PLUGINS": '["a", "b"]',
+            "CAIRN__STORAGE__SQLITE__PATH": "/tmp/x.db",
+        },
+    )
     assert config.context.max_tokens == 500
     assert config.cairn.disabled_plugins == ["a", "b"]
     assert config.table("storage", "sqlite") == {"path": "/tmp/x.db"}
@@ -109,7 +112,7 @@ def test_unknown_key_names_file_table_key_line_and_valid_keys(tmp_path):
     path = write(tmp_path / "cairn.toml", '[cairn]\nstorage = "x"\n\nstorag = "typo"\n')
     config = load(tmp_path)
     with pytest.raises(ConfigError) as info:
-        config.cairn
+        _ = config.cairn
     error = info.value
     assert error.key == "storag" and error.table == "cairn" and error.line == 4
     assert error.file == str(path.resolve())
@@ -119,17 +122,17 @@ def test_unknown_key_names_file_table_key_line_and_valid_keys(tmp_path):
 def test_wrong_type_names_the_key(tmp_path):
     write(tmp_path / "cairn.toml", '[context]\nmax_tokens = "lots"\n')
     with pytest.raises(ConfigError) as info:
-        load(tmp_path).context
+        _ = load(tmp_path).context
     assert info.value.key == "max_tokens" and "expected an integer" in str(info.value)
 
 
 def test_invalid_choice_and_range(tmp_path):
     write(tmp_path / "cairn.toml", '[context]\nbudget_action = "explode"\n')
     with pytest.raises(ConfigError, match="budget_action"):
-        load(tmp_path).context
+        _ = load(tmp_path).context
     write(tmp_path / "cairn.toml", "[context]\nmax_tokens = -5\n")
     with pytest.raises(ConfigError, match="positive"):
-        load(tmp_path).context
+        _ = load(tmp_path).context
 
 
 def test_validate_lists_every_problem(tmp_path):

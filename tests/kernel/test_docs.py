@@ -27,7 +27,11 @@ def test_quickstart_has_exactly_two_command_lines_and_ci_runs_the_second():
     assert len(lines) == 2
     install, test = lines
     assert "cairn demo" in install and "plugins/cairn-sqlite" in install
-    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line and not line.startswith(("#", "set ", "cd "))
+    ]
     assert ci == [test]
 
 

@@ -12,9 +12,10 @@ import itertools
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import attrs
 import pytest
@@ -236,13 +237,15 @@ def config(project: Path):
 
 
 def providers_for(config, plugins, store=None, run_id=None) -> Providers:
-    return Providers(config, plugins, store=store if store is not None else MemoryStore(),
-                     tokenizer=WordTokenizer(), run_id=run_id)
+    return Providers(
+        config, plugins, store=store if store is not None else MemoryStore(), tokenizer=WordTokenizer(), run_id=run_id
+    )
 
 
 def write(path: Path, rows: list[Any]) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -259,16 +262,19 @@ def test_a_score_passes_at_its_threshold_and_round_trips():
     assert Score.from_dict(Score.error("bad").to_dict()) == Score.error("bad")
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: Score("ok", 1.5, True),
-    lambda: Score("ok", -0.1, False),
-    lambda: Score("ok", float("nan"), False),
-    lambda: Score("ok", True, True),
-    lambda: Score("ok", 0.5, None),
-    lambda: Score("skipped"),
-    lambda: Score("error", 0.5, reason="x"),
-    lambda: Score("maybe", reason="x"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: Score("ok", 1.5, True),
+        lambda: Score("ok", -0.1, False),
+        lambda: Score("ok", float("nan"), False),
+        lambda: Score("ok", True, True),
+        lambda: Score("ok", 0.5, None),
+        lambda: Score("skipped"),
+        lambda: Score("error", 0.5, reason="x"),
+        lambda: Score("maybe", reason="x"),
+    ],
+)
 def test_invalid_scores_are_refused(bad):
     with pytest.raises((ValidationError, ValueError)):
         bad()
@@ -284,12 +290,15 @@ def test_of_always_makes_a_valid_score(value: float, threshold: float):
 
 
 def test_a_dataset_loads_in_order_with_its_hash(tmp_path: Path):
-    path = write(tmp_path / "d.jsonl", [
-        {"id": "a", "input": "q?", "expected": ["x", "y"], "output": "", "metadata": {"latency_ms": 3}},
-        "",
-        {"id": "b", "input": [{"role": "user", "content": "hi"}], "context": ["p1", "p2"]},
-        {"id": "c", "output": {"k": [1, 2]}},
-    ])
+    path = write(
+        tmp_path / "d.jsonl",
+        [
+            {"id": "a", "input": "q?", "expected": ["x", "y"], "output": "", "metadata": {"latency_ms": 3}},
+            "",
+            {"id": "b", "input": [{"role": "user", "content": "hi"}], "context": ["p1", "p2"]},
+            {"id": "c", "output": {"k": [1, 2]}},
+        ],
+    )
     data = load_dataset(path)
     assert [s.id for s in data.samples] == ["a", "b", "c"]
     assert data.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -300,18 +309,21 @@ def test_a_dataset_loads_in_order_with_its_hash(tmp_path: Path):
 
 
 def test_every_bad_row_is_listed_with_its_line_and_nothing_loads(tmp_path: Path):
-    path = write(tmp_path / "bad.jsonl", [
-        {"id": "q1", "output": "x"},
-        '{"id": "q2", "output": "x"',
-        '["not", "an", "object"]',
-        {"output": "no id"},
-        {"id": "q1", "output": "again"},
-        {"id": 7},
-        {"id": "q8", "metadata": ["a"], "context": 3},
-        {"id": "q9", "expectd": "typo"},
-        '{"id": "q10", "output": NaN}',
-        {"id": "  "},
-    ])
+    path = write(
+        tmp_path / "bad.jsonl",
+        [
+            {"id": "q1", "output": "x"},
+            '{"id": "q2", "output": "x"',
+            '["not", "an", "object"]',
+            {"output": "no id"},
+            {"id": "q1", "output": "again"},
+            {"id": 7},
+            {"id": "q8", "metadata": ["a"], "context": 3},
+            {"id": "q9", "expectd": "typo"},
+            '{"id": "q10", "output": NaN}',
+            {"id": "  "},
+        ],
+    )
     with pytest.raises(DatasetError) as caught:
         load_dataset(path)
     error = caught.value
@@ -367,41 +379,62 @@ def test_a_dataset_reference_is_a_path_or_a_file_in_a_package(tmp_path: Path, mo
 # -- specs and building ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "name", "params"), [
-    ("match", "match", ()),
-    ("match:ignore_case=true", "match", (("ignore_case", "true"),)),
-    ("match:label=a,b,weight=2", "match", (("label", "a,b"), ("weight", "2"))),
-    (r"regex:pattern=\d{1,3},flags=i", "regex", (("pattern", r"\d{1,3}"), ("flags", "i"))),
-    ('match:label="x,weight=3",weight=1', "match", (("label", '"x,weight=3"'), ("weight", "1"))),
-    ('match:words=["a", "b"],weight=1', "match", (("words", '["a", "b"]'), ("weight", "1"))),
-])
+@pytest.mark.parametrize(
+    ("text", "name", "params"),
+    [
+        ("match", "match", ()),
+        ("match:ignore_case=true", "match", (("ignore_case", "true"),)),
+        ("match:label=a,b,weight=2", "match", (("label", "a,b"), ("weight", "2"))),
+        (r"regex:pattern=\d{1,3},flags=i", "regex", (("pattern", r"\d{1,3}"), ("flags", "i"))),
+        ('match:label="x,weight=3",weight=1', "match", (("label", '"x,weight=3"'), ("weight", "1"))),
+        ('match:words=["a", "b"],weight=1', "match", (("words", '["a", "b"]'), ("weight", "1"))),
+    ],
+)
 def test_specs_split_at_commas_that_start_a_key(text, name, params):
     spec = EvaluatorSpec.parse(text)
     assert (spec.name, spec.params, spec.label) == (name, params, text if params else name)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("Match", "is not an evaluator name"),
-    ("match:", "nothing after the colon"),
-    ("match:oops", "is not key=value"),
-    ("match:a=1,a=2", "a is given twice"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Match", "is not an evaluator name"),
+        ("match:", "nothing after the colon"),
+        ("match:oops", "is not key=value"),
+        ("match:a=1,a=2", "a is given twice"),
+    ],
+)
 def test_bad_specs_are_refused(text, message):
     with pytest.raises(ValidationError, match=message):
         EvaluatorSpec.parse(text)
 
 
 def test_spec_values_take_the_type_of_their_field(plugins, config):
-    (built,) = build_evaluators(['match:label=123,ignore_case=true,weight=2,words=a|b|c,threshold=0.5'], plugins,
-                                config)
+    (built,) = build_evaluators(
+        ["match:label=123,ignore_case=true,weight=2,words=a|b|c,threshold=0.5"], plugins, config
+    )
     cfg = built.evaluator.config
-    assert (cfg.label, cfg.ignore_case, cfg.weight, cfg.words, cfg.threshold) == ("123", True, 2.0, ["a", "b", "c"],
-                                                                                    0.5)
-    assert built.params == {"threshold": 0.5, "ignore_case": True, "label": "123", "weight": 2.0,
-                            "words": ["a", "b", "c"]}
+    assert (cfg.label, cfg.ignore_case, cfg.weight, cfg.words, cfg.threshold) == (
+        "123",
+        True,
+        2.0,
+        ["a", "b", "c"],
+        0.5,
+    )
+    assert built.params == {
+        "threshold": 0.5,
+        "ignore_case": True,
+        "label": "123",
+        "weight": 2.0,
+        "words": ["a", "b", "c"],
+    }
     assert (built.label, built.name, built.plugin, built.kind, built.threshold) == (
-        'match:label=123,ignore_case=true,weight=2,words=a|b|c,threshold=0.5', "match", "testevals",
-        "deterministic", 0.5)
+        "match:label=123,ignore_case=true,weight=2,words=a|b|c,threshold=0.5",
+        "match",
+        "testevals",
+        "deterministic",
+        0.5,
+    )
     (quoted,) = build_evaluators(['match:label="a,b",words=["x", "y"]'], plugins, config)
     assert (quoted.evaluator.config.label, quoted.evaluator.config.words) == ("a,b", ["x", "y"])
 
@@ -442,8 +475,12 @@ def test_describe_lists_every_evaluator_and_why_one_cannot_be_built(plugins, con
     infos = {i.name: i for i in describe_evaluators(plugins, config)}
     assert set(infos) == {"match", "length", "batched", "judge", "weird", "returns_text"}
     match = infos["match"]
-    assert (match.kind, match.inputs, match.threshold, match.problem) == ("deterministic", ["output", "expected"],
-                                                                          1.0, None)
+    assert (match.kind, match.inputs, match.threshold, match.problem) == (
+        "deterministic",
+        ["output", "expected"],
+        1.0,
+        None,
+    )
     assert match.parameters["words"] == [] and match.description == "output equals expected"
     assert infos["weird"].problem and "magic" in infos["weird"].problem and infos["weird"].kind is None
     assert infos["returns_text"].kind is None and "not a cairn.evaluate.Evaluator" in infos["returns_text"].problem
@@ -477,16 +514,22 @@ def dataset(tmp_path: Path, rows: list[dict], name: str = "d.jsonl"):
 
 
 def test_a_run_scores_skips_and_turns_exceptions_into_errors(plugins, config, tmp_path):
-    data = dataset(tmp_path, [
-        {"id": "1", "output": "Paris", "expected": "Paris"},
-        {"id": "2", "output": "paris", "expected": "Paris"},
-        {"id": "3", "output": "boom", "expected": "x"},
-        {"id": "4", "expected": "no output"},
-        {"id": "5", "output": "", "expected": ""},
-    ])
+    data = dataset(
+        tmp_path,
+        [
+            {"id": "1", "output": "Paris", "expected": "Paris"},
+            {"id": "2", "output": "paris", "expected": "Paris"},
+            {"id": "3", "output": "boom", "expected": "x"},
+            {"id": "4", "expected": "no output"},
+            {"id": "5", "output": "", "expected": ""},
+        ],
+    )
     seen: list[tuple[int, int, str]] = []
-    evaluation = run_evaluation(data, build_evaluators(["match", "length"], plugins, config),
-                                progress=lambda done, total, phase: seen.append((done, total, phase)))
+    evaluation = run_evaluation(
+        data,
+        build_evaluators(["match", "length"], plugins, config),
+        progress=lambda done, total, phase: seen.append((done, total, phase)),
+    )
     scores = evaluation.scores()
     assert scores["1"]["match"].passed and not scores["2"]["match"].passed
     assert scores["2"]["match"].reason == "'paris' != 'Paris'"
@@ -526,12 +569,16 @@ def test_a_judge_is_skipped_with_a_disabled_provider_and_records_usage_with_a_re
     assert store.spend() == []  # no refused call per sample
     assert PROVIDERS["off"].requests == []
     # No providers at all (a Python caller that passed none): skipped the same way.
-    assert run_evaluation(data, judges).scores()["2"]["judge"].reason.startswith(
-        "skipped: this evaluation was given no providers (pass providers=")
+    assert (
+        run_evaluation(data, judges)
+        .scores()["2"]["judge"]
+        .reason.startswith("skipped: this evaluation was given no providers (pass providers=")
+    )
 
     config = load_config(project, environ={"CAIRN_USER_CONFIG": ""})
-    graded = run_evaluation(data, build_evaluators(["judge"], plugins, config),
-                            providers=lambda: providers_for(config, plugins, store))
+    graded = run_evaluation(
+        data, build_evaluators(["judge"], plugins, config), providers=lambda: providers_for(config, plugins, store)
+    )
     score = graded.scores()["1"]["judge"]
     assert score.value == 0.8 and score.usage["input_tokens"] == 3 and score.cost == pytest.approx(7e-6)
     assert score.metadata == {"reply": "echo: grade a"}
@@ -541,16 +588,26 @@ def test_a_judge_is_skipped_with_a_disabled_provider_and_records_usage_with_a_re
 
 
 def test_generation_fills_outputs_through_the_provider(plugins, config, tmp_path):
-    data = dataset(tmp_path, [
-        {"id": "1", "input": "hello", "output": "ignored", "expected": "echo: hello"},
-        {"id": "2", "input": [{"role": "system", "content": "s"}, {"role": "user", "content": "there"}],
-         "expected": "echo: there"},
-        {"id": "3", "input": "filtered please", "expected": "x"},
-        {"id": "4", "input": {"not": "messages"}, "expected": "x"},
-    ])
+    data = dataset(
+        tmp_path,
+        [
+            {"id": "1", "input": "hello", "output": "ignored", "expected": "echo: hello"},
+            {
+                "id": "2",
+                "input": [{"role": "system", "content": "s"}, {"role": "user", "content": "there"}],
+                "expected": "echo: there",
+            },
+            {"id": "3", "input": "filtered please", "expected": "x"},
+            {"id": "4", "input": {"not": "messages"}, "expected": "x"},
+        ],
+    )
     store = MemoryStore()
-    evaluation = run_evaluation(data, build_evaluators(["match"], plugins, config), generate=True,
-                                providers=lambda: providers_for(config, plugins, store, run_id="r1"))
+    evaluation = run_evaluation(
+        data,
+        build_evaluators(["match"], plugins, config),
+        generate=True,
+        providers=lambda: providers_for(config, plugins, store, run_id="r1"),
+    )
     scores = evaluation.scores()
     assert scores["1"]["match"].passed and scores["2"]["match"].passed
     assert scores["3"]["match"].outcome == "error"
@@ -559,8 +616,15 @@ def test_generation_fills_outputs_through_the_provider(plugins, config, tmp_path
     results = {r.sample_id: r for r in evaluation.results}
     assert results["1"].output == "echo: hello" and results["1"].generation["usage"]["input_tokens"] == 3
     assert results["3"].output is None and results["3"].generation["error_facts"]["kind"] == "content_filtered"
-    assert evaluation.generation == {"provider": "scripted", "models": ["m1"], "samples": 4, "failed": 2,
-                                     "input_tokens": 6, "output_tokens": 4, "cost": pytest.approx(14e-6)}
+    assert evaluation.generation == {
+        "provider": "scripted",
+        "models": ["m1"],
+        "samples": 4,
+        "failed": 2,
+        "input_tokens": 6,
+        "output_tokens": 4,
+        "cost": pytest.approx(14e-6),
+    }
     assert {r.run_id for r in store.spend()} == {"r1"} and evaluation.has_errors
 
 
@@ -568,16 +632,24 @@ def test_generation_with_a_disabled_provider_refuses_before_any_call(plugins, pr
     config = load_config(project, environ={"CAIRN_USER_CONFIG": ""}, flags=["cairn.llm=off"])
     store = MemoryStore()
     with pytest.raises(ProviderDisabledError, match="disabled"):
-        run_evaluation(dataset(tmp_path, [{"id": "1", "input": "hi"}]), build_evaluators(["length"], plugins, config),
-                       generate=True, providers=lambda: providers_for(config, plugins, store))
+        run_evaluation(
+            dataset(tmp_path, [{"id": "1", "input": "hi"}]),
+            build_evaluators(["length"], plugins, config),
+            generate=True,
+            providers=lambda: providers_for(config, plugins, store),
+        )
     assert store.spend() == []
 
 
 def test_a_failure_that_would_repeat_for_every_call_stops_the_run(plugins, config, tmp_path):
     data = dataset(tmp_path, [{"id": "1", "input": "fine"}, {"id": "2", "input": "locked"}, {"id": "3", "input": "x"}])
     with pytest.raises(AuthFailedError):
-        run_evaluation(data, build_evaluators(["length"], plugins, config), generate=True,
-                       providers=lambda: providers_for(config, plugins))
+        run_evaluation(
+            data,
+            build_evaluators(["length"], plugins, config),
+            generate=True,
+            providers=lambda: providers_for(config, plugins),
+        )
     assert len(PROVIDERS["scripted"].requests) == 2  # it stopped at the refused key
 
 
@@ -585,9 +657,20 @@ def test_a_failure_that_would_repeat_for_every_call_stops_the_run(plugins, confi
 
 # Two-sided 95% and 99% critical values of Student's t, from published tables.
 T_TABLE = [
-    (1, 12.7062, 63.6567), (2, 4.3027, 9.9248), (3, 3.1824, 5.8409), (4, 2.7764, 4.6041), (5, 2.5706, 4.0321),
-    (9, 2.2622, 3.2498), (10, 2.2281, 3.1693), (19, 2.0930, 2.8609), (20, 2.0860, 2.8453), (30, 2.0423, 2.7500),
-    (60, 2.0003, 2.6603), (120, 1.9799, 2.6174), (1000, 1.9623, 2.5808), (5000, 1.9604, 2.5768),
+    (1, 12.7062, 63.6567),
+    (2, 4.3027, 9.9248),
+    (3, 3.1824, 5.8409),
+    (4, 2.7764, 4.6041),
+    (5, 2.5706, 4.0321),
+    (9, 2.2622, 3.2498),
+    (10, 2.2281, 3.1693),
+    (19, 2.0930, 2.8609),
+    (20, 2.0860, 2.8453),
+    (30, 2.0423, 2.7500),
+    (60, 2.0003, 2.6603),
+    (120, 1.9799, 2.6174),
+    (1000, 1.9623, 2.5808),
+    (5000, 1.9604, 2.5768),
 ]
 
 
@@ -654,8 +737,13 @@ def test_the_interval_holds_the_mean_within_bounds(values: list[float]):
 
 
 def test_aggregate_counts_outcomes_and_averages_only_ok_scores():
-    scores = [Score.of(1.0, threshold=0.5), Score.of(0.25, threshold=0.5), Score.skip("no expected"),
-              Score.error("broke"), Score.of(0.5, threshold=0.5, usage=Usage(10, 1), cost=0.5)]
+    scores = [
+        Score.of(1.0, threshold=0.5),
+        Score.of(0.25, threshold=0.5),
+        Score.skip("no expected"),
+        Score.error("broke"),
+        Score.of(0.5, threshold=0.5, usage=Usage(10, 1), cost=0.5),
+    ]
     agg = aggregate(scores)
     assert (agg.count, agg.scored, agg.passed, agg.failed, agg.errors, agg.skipped) == (5, 3, 2, 1, 1, 1)
     assert agg.mean == pytest.approx(statistics.mean([1.0, 0.25, 0.5]))
@@ -673,7 +761,7 @@ def brute_force_mcnemar(b: int, c: int) -> float:
     n = b + c
     seen = abs(b - c)
     extreme = sum(1 for flips in itertools.product((0, 1), repeat=n) if abs(2 * sum(flips) - n) >= seen)
-    return extreme / 2 ** n
+    return extreme / 2**n
 
 
 @pytest.mark.parametrize(("b", "c"), [(0, 0), (1, 9), (0, 7), (2, 10), (5, 5), (3, 4), (0, 1), (6, 1)])
@@ -684,7 +772,7 @@ def test_exact_mcnemar_matches_a_brute_force_count(b: int, c: int):
 
 def test_exact_mcnemar_known_values():
     assert mcnemar_exact(1, 9) == 22 / 1024
-    assert mcnemar_exact(2, 10) == float(Fraction(2 * (1 + 12 + 66), 2 ** 12))
+    assert mcnemar_exact(2, 10) == float(Fraction(2 * (1 + 12 + 66), 2**12))
     assert mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(0, 200) < 1e-50
 
@@ -696,7 +784,7 @@ def test_the_bootstrap_is_seeded_and_its_p_value_matches_the_exact_probability()
     assert first != paired_bootstrap(diffs, resamples=20_000, seed=4)
     # |m* - 0.25| >= 0.25 means m* = 0 (no 1 drawn) or m* >= 0.5 (two or more 1s drawn), with m* the mean of
     # four draws from {1, 0, 0, 0}: P = (3/4)^4 + 1 - (3/4)^4 - 4 (1/4) (3/4)^3.
-    exact = 1 - 4 * 0.25 * 0.75 ** 3
+    exact = 1 - 4 * 0.25 * 0.75**3
     assert first.p_value == pytest.approx(exact, abs=0.015)
     assert first.low == 0.0 and first.high == 0.75 and first.mean == 0.25
 
@@ -714,15 +802,18 @@ def multinomial_p_value(plus: int, minus: int, zero: int) -> float:
         for m in range(n - p + 1):
             if abs((p - m) / n - mean) >= abs(mean) - 1e-12:
                 z = n - p - m
-                total += Fraction(math.comb(n, p) * math.comb(n - p, m) * plus ** p * minus ** m * zero ** z, n ** n)
+                total += Fraction(math.comb(n, p) * math.comb(n - p, m) * plus**p * minus**m * zero**z, n**n)
     return float(total)
 
 
-@pytest.mark.parametrize(("plus", "minus", "zero"), [
-    (18, 14, 8),   # +1 drawn as a count, the rest one by one
-    (24, 20, 16),  # every value drawn as a count
-    (3, 1, 0),
-])
+@pytest.mark.parametrize(
+    ("plus", "minus", "zero"),
+    [
+        (18, 14, 8),  # +1 drawn as a count, the rest one by one
+        (24, 20, 16),  # every value drawn as a count
+        (3, 1, 0),
+    ],
+)
 def test_the_bootstrap_p_value_matches_the_exact_multinomial_probability(plus, minus, zero):
     diffs = [1.0] * plus + [-1.0] * minus + [0.0] * zero
     result = paired_bootstrap(diffs, resamples=20_000, seed=11)
@@ -747,7 +838,7 @@ def test_binomial_counts_have_the_binomial_distribution():
     seen = [0] * (n + 1)
     for _ in range(count):
         seen[_binomial(n, p, rng)] += 1
-    cells = [(seen[k], count * math.comb(n, k) * p ** k * (1 - p) ** (n - k)) for k in range(n + 1)]
+    cells = [(seen[k], count * math.comb(n, k) * p**k * (1 - p) ** (n - k)) for k in range(n + 1)]
     chi2 = sum((o - e) ** 2 / e for o, e in cells if e > 5)
     assert chi2 < 70  # the 99.99th percentile of chi-square with 30 degrees of freedom is about 70
 
@@ -782,7 +873,9 @@ def system_rows(correct: set[int], n: int = 20, prefix: str = "") -> list[dict]:
 
 
 def record(ledger, plugins, config, tmp_path, rows, name, specs=("match", "length")):
-    evaluation = run_evaluation(dataset(tmp_path, rows, f"{name}.jsonl"), build_evaluators(list(specs), plugins, config))
+    evaluation = run_evaluation(
+        dataset(tmp_path, rows, f"{name}.jsonl"), build_evaluators(list(specs), plugins, config)
+    )
     return record_evaluation(ledger, evaluation, name=name, plugins=plugins, config=config), evaluation
 
 
@@ -795,16 +888,31 @@ def test_a_run_is_recorded_in_one_write_with_one_event_per_sample_and_its_manife
     assert run.summary == "base: 12 samples; match 0.250 (3/12 passed), length 0.500 (12/12 passed)"
     events = ledger.events(run.run_id)
     assert [e.type for e in events] == [SAMPLE_EVENT] * 12 and [e.fields["id"] for e in events][:2] == ["s0", "s1"]
-    assert events[3].fields["scores"]["match"] == {"outcome": "ok", "value": 0.0, "passed": False,
-                                                   "reason": "'wrong' != 'right'"}
+    assert events[3].fields["scores"]["match"] == {
+        "outcome": "ok",
+        "value": 0.0,
+        "passed": False,
+        "reason": "'wrong' != 'right'",
+    }
     meta = run.metadata
     path = tmp_path / "base.jsonl"
-    assert meta["dataset"] == {"reference": str(path), "path": str(path.resolve()),
-                               "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "samples": 12}
+    assert meta["dataset"] == {
+        "reference": str(path),
+        "path": str(path.resolve()),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "samples": 12,
+    }
     assert [e["label"] for e in meta["evaluators"]] == ["match", "length"]
     assert meta["evaluators"][0]["params"]["ignore_case"] is False and meta["evaluators"][0]["plugin"] == "testevals"
-    assert meta["evaluators"][1] == {"label": "length", "name": "length", "plugin": "testevals",
-                                     "kind": "deterministic", "inputs": ["output"], "threshold": 0.5, "params": {}}
+    assert meta["evaluators"][1] == {
+        "label": "length",
+        "name": "length",
+        "plugin": "testevals",
+        "kind": "deterministic",
+        "inputs": ["output"],
+        "threshold": 0.5,
+        "params": {},
+    }
     assert meta["providers"] == {"llm": "scripted", "embeddings": "noop"} and meta["plugins"]["cairn"]
     assert meta["aggregates"]["match"] == evaluation.aggregates["match"].to_dict()
     assert meta["name"] == "base" and meta["generated"] is False
@@ -878,8 +986,10 @@ def test_identical_runs_compare_as_no_difference(plugins, config, tmp_path):
 def test_unpaired_samples_evaluators_and_changed_parameters_are_reported(plugins, config, tmp_path):
     ledger = Ledger(MemoryStore(), project_dir=tmp_path)
     base = system_rows({0, 1}, n=5) + [{"id": "only-base", "output": "right", "expected": "right"}]
-    run = system_rows({0, 1, 2}, n=5) + [{"id": "only-run", "output": "x", "expected": "x"},
-                                         {"id": "s9", "expected": "right"}]
+    run = system_rows({0, 1, 2}, n=5) + [
+        {"id": "only-run", "output": "x", "expected": "x"},
+        {"id": "s9", "expected": "right"},
+    ]
     base[4] = {"id": "s4", "output": "boom", "expected": "right"}
     record(ledger, plugins, config, tmp_path, base, "a", ["match", "length", "match:ignore_case=true"])
     record(ledger, plugins, config, tmp_path, run, "b", ["match", "length:", "length"][:1] + ["length", "batched"])
@@ -902,7 +1012,7 @@ def test_different_parameters_are_flagged(plugins, project, tmp_path):
     ledger = Ledger(MemoryStore(), project_dir=tmp_path)
     config = load_config(project, environ={"CAIRN_USER_CONFIG": ""})
     record(ledger, plugins, config, tmp_path, system_rows({0}), "a", ["match"])
-    (project / "cairn.toml").write_text('[evaluators.match]\nignore_case = true\n')
+    (project / "cairn.toml").write_text("[evaluators.match]\nignore_case = true\n")
     config = load_config(project, environ={"CAIRN_USER_CONFIG": ""})
     record(ledger, plugins, config, tmp_path, system_rows({0}), "b", ["match"])
     (result,) = compare_runs(load_eval_run(ledger, "a"), load_eval_run(ledger, "b")).evaluators
@@ -911,4 +1021,7 @@ def test_different_parameters_are_flagged(plugins, project, tmp_path):
 
 def test_the_hook_registers_evaluators_under_the_registry(plugins):
     # cairn_register_evaluators feeds the "evaluators" registry, whose tables are [evaluators.<name>].
-    assert "match" in plugins.evaluators and plugins.info["testevals"].registers["evaluators"][:2] == ["match", "length"]
+    assert "match" in plugins.evaluators and plugins.info["testevals"].registers["evaluators"][:2] == [
+        "match",
+        "length",
+    ]

@@ -50,11 +50,11 @@ def doc_sections(text: str) -> dict[str, str]:
     for index, match in enumerate(matches):
         level = len(match.group(1))
         end = len(text)
-        for later in matches[index + 1:]:
+        for later in matches[index + 1 :]:
             if len(later.group(1)) <= level:
                 end = later.start()
                 break
-        sections[match.group(2).strip()] = text[match.end():end]
+        sections[match.group(2).strip()] = text[match.end() : end]
     return sections
 
 
@@ -104,7 +104,6 @@ def candidate_test_files() -> list[Path]:
         for path in sorted(root.rglob("*.py"))
         if path.resolve() != me and "__pycache__" not in path.parts
     ]
-
 
 
 @pytest.mark.parametrize("name", sorted(HOOKS))

@@ -128,9 +128,16 @@ def test_prune_by_age(ledger):
     assert {r.run_id for r in ledger.list()} == {new.run_id, still_open.run_id}
 
 
-@pytest.mark.parametrize(("text", "delta"), [("90s", dt.timedelta(seconds=90)), ("45m", dt.timedelta(minutes=45)),
-                                             ("12h", dt.timedelta(hours=12)), ("30d", dt.timedelta(days=30)),
-                                             ("2w", dt.timedelta(weeks=2))])
+@pytest.mark.parametrize(
+    ("text", "delta"),
+    [
+        ("90s", dt.timedelta(seconds=90)),
+        ("45m", dt.timedelta(minutes=45)),
+        ("12h", dt.timedelta(hours=12)),
+        ("30d", dt.timedelta(days=30)),
+        ("2w", dt.timedelta(weeks=2)),
+    ],
+)
 def test_parse_age(text, delta):
     assert parse_age(text) == delta
 
@@ -173,7 +180,12 @@ def test_event_bus_and_run_recorded_hook(tmp_path):
 def test_code_ref_is_the_git_head(tmp_path):
     assert current_code_ref(tmp_path) is None  # not a repository
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
-    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True, env={**env, "PATH": "/usr/bin:/bin"})  # noqa: E731
+
+    def run(*a):
+        return subprocess.run(
+            ["git", *a], cwd=tmp_path, check=True, capture_output=True, env={**env, "PATH": "/usr/bin:/bin"}
+        )
+
     run("init", "-q")
     assert current_code_ref(tmp_path) is None  # no commits yet
     run("commit", "-q", "--allow-empty", "--no-verify", "-m", "first")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -16,12 +17,24 @@ def say(text: str, role: str = "user") -> dict:
 
 
 def call(call_id: str, **payload) -> dict:
-    return {"content_type": "tool_io", "tool_name": "search", "direction": "call", "payload": payload, "call_id": call_id}
+    return {
+        "content_type": "tool_io",
+        "tool_name": "search",
+        "direction": "call",
+        "payload": payload,
+        "call_id": call_id,
+    }
 
 
 def result(call_id: str, **payload) -> dict:
-    return {"content_type": "tool_io", "tool_name": "search", "direction": "result", "payload": payload,
-            "call_id": call_id, "status": "success"}
+    return {
+        "content_type": "tool_io",
+        "tool_name": "search",
+        "direction": "result",
+        "payload": payload,
+        "call_id": call_id,
+        "status": "success",
+    }
 
 
 def texts(result) -> list[str | None]:
@@ -237,7 +250,7 @@ def test_anthropic_format():
     out = to_anthropic(messages)
     assert out["system"] == "rule one\n\nrule two"
     roles = [m["role"] for m in out["messages"]]
-    assert roles[0] == "user" and all(a != b for a, b in zip(roles, roles[1:]))
+    assert roles[0] == "user" and all(a != b for a, b in itertools.pairwise(roles))
     user_turn = out["messages"][2]
     assert [b["text"] for b in user_turn["content"]] == ["q1", "q2"]
     assert out["messages"][3]["content"][0] == {"type": "tool_use", "id": "t1", "name": "f", "input": {"x": 1}}
@@ -247,6 +260,12 @@ def test_anthropic_format():
 
 
 def test_text_format():
-    out = to_text([Message("system", "s"), Message("user", "u", name="ann"),
-                   Message("assistant", None, tool_calls=(ToolCall("1", "f", "{}"),)), Message("tool", "r", name="f")])
+    out = to_text(
+        [
+            Message("system", "s"),
+            Message("user", "u", name="ann"),
+            Message("assistant", None, tool_calls=(ToolCall("1", "f", "{}"),)),
+            Message("tool", "r", name="f"),
+        ]
+    )
     assert out == "system: s\n\nuser (ann): u\n\nassistant: [tool call] f({})\n\ntool f: r"

@@ -26,7 +26,7 @@ WORDS = ["alpha", "beta", "gamma", "delta", "eps"]
 @attrs.define
 class Node:
     hash: str
-    parent: "Node | None"
+    parent: Node | None
     op: str
     target: str | None
     content: dict | None
@@ -89,14 +89,17 @@ class Model:
             rest = kept
         chosen = {i[0] for i in required} | {i[0] for i in rest}
         ordered = [i for i in items if i[0] in chosen]
-        ordered.sort(key=lambda i: (0 if i[1]["content_type"] == "instruction" else 50))
+        ordered.sort(key=lambda i: 0 if i[1]["content_type"] == "instruction" else 50)
         return [(i[0], i[1]) for i in ordered]
 
 
 operations = st.lists(
     st.one_of(
-        st.tuples(st.just("append"), st.sampled_from(["dialogue", "instruction", "reasoning"]),
-                  st.lists(st.sampled_from(WORDS), min_size=1, max_size=6)),
+        st.tuples(
+            st.just("append"),
+            st.sampled_from(["dialogue", "instruction", "reasoning"]),
+            st.lists(st.sampled_from(WORDS), min_size=1, max_size=6),
+        ),
         st.tuples(st.just("edit"), st.integers(0, 50), st.lists(st.sampled_from(WORDS), min_size=1, max_size=6)),
         st.tuples(st.just("delete"), st.integers(0, 50)),
         st.tuples(st.just("annotate"), st.integers(0, 50), st.sampled_from(["pinned", "skip", "normal"])),

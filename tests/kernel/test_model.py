@@ -48,7 +48,7 @@ def types() -> ContentTypes:
 
 
 def test_canonical_json_is_sorted_compact_utf8():
-    assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode("utf-8")
+    assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
 
 
 def test_hash_is_sha256_of_canonical_json():
@@ -92,8 +92,14 @@ def test_builtin_types_are_the_seven(types):
         {"content_type": "instruction", "text": "Be brief."},
         {"content_type": "dialogue", "role": "assistant", "text": "hi", "name": "bot"},
         {"content_type": "tool_io", "tool_name": "search", "direction": "call", "payload": {"q": "x"}, "call_id": "c1"},
-        {"content_type": "tool_io", "tool_name": "search", "direction": "result", "payload": {"hits": []},
-         "status": "error", "call_id": "c1"},
+        {
+            "content_type": "tool_io",
+            "tool_name": "search",
+            "direction": "result",
+            "payload": {"hits": []},
+            "status": "error",
+            "call_id": "c1",
+        },
         {"content_type": "reasoning", "text": "because"},
         {"content_type": "artifact", "artifact_type": "code", "content": "print(1)", "language": "python"},
         {"content_type": "output", "text": "{}", "format": "json"},
@@ -119,13 +125,15 @@ def test_hints(types):
 
 
 def test_tool_call_renders_as_assistant_tool_call_and_result_as_tool_message(types):
-    call = types.create({"content_type": "tool_io", "tool_name": "f", "direction": "call",
-                         "payload": {"a": 1}, "call_id": "c9"})
+    call = types.create(
+        {"content_type": "tool_io", "tool_name": "f", "direction": "call", "payload": {"a": 1}, "call_id": "c9"}
+    )
     (message,) = call.render()
     assert message.role == "assistant" and message.tool_calls[0].id == "c9"
     assert json.loads(message.tool_calls[0].arguments) == {"a": 1}
-    result = types.create({"content_type": "tool_io", "tool_name": "f", "direction": "result",
-                           "payload": {"ok": True}, "call_id": "c9"})
+    result = types.create(
+        {"content_type": "tool_io", "tool_name": "f", "direction": "result", "payload": {"ok": True}, "call_id": "c9"}
+    )
     (message,) = result.render()
     assert message.role == "tool" and message.tool_call_id == "c9"
 
@@ -133,11 +141,17 @@ def test_tool_call_renders_as_assistant_tool_call_and_result_as_tool_message(typ
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        ({"content_type": "dialogue", "role": "bot", "text": "x"}, "role must be one of user, assistant, system; got 'bot'"),
+        (
+            {"content_type": "dialogue", "role": "bot", "text": "x"},
+            "role must be one of user, assistant, system; got 'bot'",
+        ),
         ({"content_type": "dialogue", "role": "user", "text": 5}, "dialogue.text: expected a string"),
         ({"content_type": "dialogue", "role": "user"}, "dialogue.text: required field missing"),
         ({"content_type": "dialogue", "role": "user", "text": "x", "mood": "ok"}, "unknown field(s): mood"),
-        ({"content_type": "tool_io", "tool_name": "t", "direction": "sideways", "payload": {}}, "direction must be one of call, result"),
+        (
+            {"content_type": "tool_io", "tool_name": "t", "direction": "sideways", "payload": {}},
+            "direction must be one of call, result",
+        ),
         ({"content_type": "tool_io", "tool_name": "t", "direction": "call", "payload": []}, "payload"),
         ({"content_type": "output", "text": "x", "format": "yaml"}, "format must be one of text, markdown, json"),
         ({"content_type": "nope"}, "unknown content type 'nope'"),
@@ -261,7 +275,9 @@ def test_good_branch_names(name):
     assert validate_branch_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "-x", "a..b", "a//b", "x/", "x.lock", "HEAD", "a b", "a~1", "../etc", ".hidden", "a/.b", "é"])
+@pytest.mark.parametrize(
+    "name", ["", "-x", "a..b", "a//b", "x/", "x.lock", "HEAD", "a b", "a~1", "../etc", ".hidden", "a/.b", "é"]
+)
 def test_bad_branch_names(name):
     with pytest.raises(ValidationError):
         validate_branch_name(name)

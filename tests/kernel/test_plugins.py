@@ -22,8 +22,9 @@ import json
 import sys
 import textwrap
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import attrs
 import click
@@ -130,36 +131,42 @@ BROKEN_KINDS: dict[str, tuple[dict[str, str], str, str]] = {
         "import failed: ModuleNotFoundError: No module named 'cairn_no_such_sdk'",
     ),
     "signature": (
-        {"bad-signature": """
+        {
+            "bad-signature": """
             from cairn.hookspecs import hookimpl
 
             @hookimpl
             def cairn_register_storage(register, flavour):
                 register("never", lambda config, context: None)
-        """},
+        """
+        },
         "bad-signature",
         "bad hook implementation",
     ),
     "misspelled": (
-        {"misspelled": """
+        {
+            "misspelled": """
             from cairn.hookspecs import hookimpl
 
             @hookimpl
             def cairn_registr_storage(register):
                 register("never", lambda config, context: None)
-        """},
+        """
+        },
         "misspelled",
         "cairn_registr_storage is not a cairn hook; did you mean cairn_register_storage?",
     ),
     "raises": (
-        {"raises": """
+        {
+            "raises": """
             from cairn.hookspecs import hookimpl
 
             @hookimpl
             def cairn_register_storage(register):
                 register("half_done", lambda config, context: None)
                 raise RuntimeError("backend table exploded")
-        """},
+        """
+        },
         "raises",
         "cairn_register_storage raised RuntimeError: backend table exploded",
     ),
@@ -276,8 +283,14 @@ def test_cli_keeps_working_beside_a_broken_plugin(site: FakeSite, isolated_cli: 
 
 
 @pytest.mark.parametrize("how", ["--strict", "config"])
-def test_strict_cli_fails_with_one_line(site: FakeSite, isolated_cli: None, capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch, cairn_env: Path, how: str) -> None:
+def test_strict_cli_fails_with_one_line(
+    site: FakeSite,
+    isolated_cli: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    cairn_env: Path,
+    how: str,
+) -> None:
     install_broken(site, "import")
     for key, value in site.only().items():
         monkeypatch.setenv(key, value)
@@ -312,8 +325,9 @@ def test_disable_env_blocks_before_import(site: FakeSite) -> None:
 
 
 @pytest.mark.parametrize("source", ["file", "flag", "environment"])
-def test_config_disabled_plugins_blocks_before_import(site: FakeSite, isolated_cli: None, source: str,
-                                                      cairn_env: Path) -> None:
+def test_config_disabled_plugins_blocks_before_import(
+    site: FakeSite, isolated_cli: None, source: str, cairn_env: Path
+) -> None:
     site.install("cairn-fake-tripwire", {"tripwire": TRIPWIRE, "good": GOOD})
     args = ["plugins", "--json"]
     env = site.only()
@@ -424,8 +438,9 @@ def test_trace_hooks_shows_notification_arguments(capsys: pytest.CaptureFixture[
     assert "cairn hook: cairn_commit_created(commit='c0ffee', branch='main') -> [recorder]" in err
 
 
-def test_trace_hooks_reports_a_hook_that_raises_in_strict_mode(capsys: pytest.CaptureFixture[str],
-                                                               cairn_env: Path) -> None:
+def test_trace_hooks_reports_a_hook_that_raises_in_strict_mode(
+    capsys: pytest.CaptureFixture[str], cairn_env: Path
+) -> None:
     class Faulty:
         @hookimpl
         def cairn_commit_created(self, commit: Any) -> None:
@@ -755,13 +770,16 @@ def _project(root: Path, toml: str) -> Path:
 
 
 def test_create_structures_the_table_and_passes_the_context(cairn_env: Path) -> None:
-    _project(cairn_env, """\
+    _project(
+        cairn_env,
+        """\
         [cairn]
         data_dir = "state"
 
         [storage.fake]
         size = 3
-    """)
+    """,
+    )
     config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": "", "CAIRN__STORAGE__FAKE__PATH": '"env.db"'})
     settings, context = _with_fake_storage().create("storage", "fake:shard-1", config)
     assert settings == FakeConfig(path="env.db", size=3)
@@ -782,11 +800,14 @@ def test_create_without_config_uses_the_defaults(cairn_env: Path) -> None:
 
 
 def test_an_unknown_key_is_refused_naming_file_table_and_key(cairn_env: Path) -> None:
-    path = _project(cairn_env, """\
+    path = _project(
+        cairn_env,
+        """\
         [storage.fake]
         size = 3
         colour = "red"
-    """)
+    """,
+    )
     config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
     with pytest.raises(ConfigError) as info:
         _with_fake_storage().create("storage", "fake", config)
@@ -798,10 +819,13 @@ def test_an_unknown_key_is_refused_naming_file_table_and_key(cairn_env: Path) ->
 
 
 def test_a_wrong_value_is_refused_naming_the_key(cairn_env: Path) -> None:
-    _project(cairn_env, """\
+    _project(
+        cairn_env,
+        """\
         [storage.fake]
         size = "big"
-    """)
+    """,
+    )
     config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
     with pytest.raises(ConfigError) as info:
         _with_fake_storage().create("storage", "fake", config)
@@ -810,10 +834,13 @@ def test_a_wrong_value_is_refused_naming_the_key(cairn_env: Path) -> None:
 
 
 def test_a_backend_without_a_config_class_refuses_every_key(cairn_env: Path) -> None:
-    _project(cairn_env, """\
+    _project(
+        cairn_env,
+        """\
         [storage.plain]
         anything = 1
-    """)
+    """,
+    )
     config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
     with pytest.raises(ConfigError) as info:
         _with_fake_storage(None).create("storage", "plain", config)
@@ -829,7 +856,9 @@ def test_create_an_unknown_backend_lists_the_known(cairn_env: Path) -> None:
 
 
 def test_check_config_reports_every_backend_problem(cairn_env: Path) -> None:
-    path = _project(cairn_env, """\
+    path = _project(
+        cairn_env,
+        """\
         [cairn]
         storage = "nosuch"
 
@@ -838,7 +867,8 @@ def test_check_config_reports_every_backend_problem(cairn_env: Path) -> None:
 
         [storage.ghost]
         x = 1
-    """)
+    """,
+    )
     config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
     problems = _with_fake_storage().check_config(config)
     described = sorted((p.table, p.key, p.problem) for p in problems)

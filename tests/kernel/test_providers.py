@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,18 +19,18 @@ from cairn.model import Message, ToolCall
 from cairn.providers import (
     CALL_EVENT,
     ERROR_KINDS,
+    LLM,
     AuthFailedError,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     ContextWindowExceededError,
+    Embedder,
     EmbeddingCapabilities,
     EmbeddingProvider,
     EmbeddingRequest,
     EmbeddingResponse,
-    Embedder,
     InvalidRequestError,
-    LLM,
     LLMCapabilities,
     LLMProvider,
     Meter,
@@ -69,8 +70,9 @@ class Scripted(LLMProvider):
 
     def __init__(self, *steps: Any, caps: LLMCapabilities | None = None) -> None:
         self.steps = list(steps)
-        self.caps = caps or LLMCapabilities(streaming=True, tools=True, json_schema=True, context_window=1000,
-                                            max_output_tokens=100)
+        self.caps = caps or LLMCapabilities(
+            streaming=True, tools=True, json_schema=True, context_window=1000, max_output_tokens=100
+        )
         self.requests: list[ChatRequest] = []
         self.streamed = 0
         self.closed = 0
@@ -106,8 +108,15 @@ class Scripted(LLMProvider):
 class Rig:
     """An LLM over a scripted provider with an in-memory store, a private bus, a fake clock and recorded sleeps."""
 
-    def __init__(self, provider: LLMProvider, *, settings: ProvidersSettings | None = None, run_id: str | None = None,
-                 secrets: tuple[str, ...] = (), now: Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        provider: LLMProvider,
+        *,
+        settings: ProvidersSettings | None = None,
+        run_id: str | None = None,
+        secrets: tuple[str, ...] = (),
+        now: Callable[[], str] | None = None,
+    ) -> None:
         self.store = MemoryStore()
         self.bus = EventBus()
         self.events: list[Any] = []
@@ -116,9 +125,17 @@ class Rig:
         self.time = 0.0
         settings = settings or ProvidersSettings()
         self.meter = Meter(self.store, settings=settings, bus=self.bus, run_id=run_id, now=now)
-        self.llm = LLM(provider, "scripted", tokenizer=WordTokenizer(), meter=self.meter,
-                       policy=RetryPolicy.from_settings(settings), secrets=secrets, sleep=self.sleeps.append,
-                       clock=self.clock, rng=lambda: 1.0)
+        self.llm = LLM(
+            provider,
+            "scripted",
+            tokenizer=WordTokenizer(),
+            meter=self.meter,
+            policy=RetryPolicy.from_settings(settings),
+            secrets=secrets,
+            sleep=self.sleeps.append,
+            clock=self.clock,
+            rng=lambda: 1.0,
+        )
 
     def clock(self) -> float:
         self.time += 0.001
@@ -136,9 +153,17 @@ def ask(text: str = "hello there") -> list[Message]:
 
 
 def test_the_taxonomy_is_exactly_nine_kinds_under_the_kernel_root():
-    assert list(ERROR_KINDS) == ["disabled", "misconfigured", "auth_failed", "invalid_request",
-                                 "context_window_exceeded", "content_filtered", "rate_limited", "timeout",
-                                 "provider_error"]
+    assert list(ERROR_KINDS) == [
+        "disabled",
+        "misconfigured",
+        "auth_failed",
+        "invalid_request",
+        "context_window_exceeded",
+        "content_filtered",
+        "rate_limited",
+        "timeout",
+        "provider_error",
+    ]
     for kind, cls in ERROR_KINDS.items():
         error = cls("x")
         assert isinstance(error, RootProviderError) and error.kind == kind == kind_of(error)
@@ -149,10 +174,24 @@ def test_the_taxonomy_is_exactly_nine_kinds_under_the_kernel_root():
 
 
 def test_errors_carry_their_facts_and_records_get_no_message():
-    error = error_for("rate_limited", "slow down, you sent: my secret prompt", retry_after_s=2.5, status=429,
-                      provider="p", model="m", request_id="req_1", code="rate_limit_exceeded")
+    error = error_for(
+        "rate_limited",
+        "slow down, you sent: my secret prompt",
+        retry_after_s=2.5,
+        status=429,
+        provider="p",
+        model="m",
+        request_id="req_1",
+        code="rate_limit_exceeded",
+    )
     assert isinstance(error, RateLimitedError)
-    assert (error.retry_after_s, error.status, error.provider, error.model, error.request_id) == (2.5, 429, "p", "m", "req_1")
+    assert (error.retry_after_s, error.status, error.provider, error.model, error.request_id) == (
+        2.5,
+        429,
+        "p",
+        "m",
+        "req_1",
+    )
     assert str(error) == "[rate_limited] slow down, you sent: my secret prompt"
     facts = error.facts()
     assert "secret" not in json.dumps(facts) and facts["kind"] == "rate_limited" and facts["status"] == 429
@@ -167,8 +206,10 @@ def test_errors_carry_their_facts_and_records_get_no_message():
 
 
 def test_redaction_removes_keys_auth_headers_and_echoed_prompt_words():
-    text = (f"Invalid request. Authorization: Bearer {SECRET}; api_key={SECRET}; from https://bob:hunter2@proxy/v1 "
-            f"your prompt began: 'zebracanary7f3a9q mauvepelican0x41 the secret plan'")
+    text = (
+        f"Invalid request. Authorization: Bearer {SECRET}; api_key={SECRET}; from https://bob:hunter2@proxy/v1 "
+        f"your prompt began: 'zebracanary7f3a9q mauvepelican0x41 the secret plan'"
+    )
     out = redact_text(text, secrets=[SECRET], bodies=[CANARY_PROMPT])
     assert_absent([SECRET, *PROMPT_WORDS, "hunter2", "bob:"], out)
     assert "Invalid request" in out and "[…]" in out
@@ -241,14 +282,21 @@ def test_match_model_takes_dated_snapshots_but_never_a_mere_prefix():
 
 
 def test_chat_requests_take_openai_dicts_and_validate():
-    request = ChatRequest([
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "content": "42", "tool_call_id": "c1"},
-    ], tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}], tool_choice="f",
-        stop="END")
+    request = ChatRequest(
+        [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            {"role": "tool", "content": "42", "tool_call_id": "c1"},
+        ],
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        tool_choice="f",
+        stop="END",
+    )
     assert request.messages[1].content == "hi there"
     assert request.messages[2].tool_calls == (ToolCall("c1", "f", "{}"),)
     assert request.tools[0].name == "f" and request.stop == ("END",)
@@ -288,16 +336,21 @@ def test_backoff_is_full_jitter_doubling_up_to_the_cap():
 
 def test_retry_call_retries_retryable_errors_then_succeeds():
     sleeps: list[float] = []
-    result = retry_call(failing(UpstreamError("a"), ProviderTimeoutError("b")), RetryPolicy(max_attempts=3),
-                        sleep=sleeps.append, rng=lambda: 1.0)
+    result = retry_call(
+        failing(UpstreamError("a"), ProviderTimeoutError("b")),
+        RetryPolicy(max_attempts=3),
+        sleep=sleeps.append,
+        rng=lambda: 1.0,
+    )
     assert result == "done" and sleeps == [0.5, 1.0]
 
 
 def test_retry_call_gives_up_after_max_attempts_and_says_so():
     sleeps: list[float] = []
     with pytest.raises(UpstreamError) as info:
-        retry_call(failing(*[UpstreamError("down")] * 5), RetryPolicy(max_attempts=3), sleep=sleeps.append,
-                   rng=lambda: 0.0)
+        retry_call(
+            failing(*[UpstreamError("down")] * 5), RetryPolicy(max_attempts=3), sleep=sleeps.append, rng=lambda: 0.0
+        )
     assert info.value.attempts == 3 and len(sleeps) == 2
     assert "gave up after 3 attempts" in info.value.hint
 
@@ -315,13 +368,20 @@ def test_retry_call_never_retries_a_non_retryable_error():
 
 def test_retry_after_is_honoured_as_a_floor_and_too_long_gives_up():
     sleeps: list[float] = []
-    retry_call(failing(RateLimitedError("slow", retry_after_s=7.0)), RetryPolicy(max_retry_after_s=10),
-               sleep=sleeps.append, rng=lambda: 1.0)
+    retry_call(
+        failing(RateLimitedError("slow", retry_after_s=7.0)),
+        RetryPolicy(max_retry_after_s=10),
+        sleep=sleeps.append,
+        rng=lambda: 1.0,
+    )
     assert sleeps == [7.0]
     sleeps.clear()
     with pytest.raises(RateLimitedError) as info:
-        retry_call(failing(RateLimitedError("slow", retry_after_s=120.0)), RetryPolicy(max_retry_after_s=60),
-                   sleep=sleeps.append)
+        retry_call(
+            failing(RateLimitedError("slow", retry_after_s=120.0)),
+            RetryPolicy(max_retry_after_s=60),
+            sleep=sleeps.append,
+        )
     assert sleeps == [] and "asked to wait 120 s" in info.value.hint
 
 
@@ -339,8 +399,13 @@ def test_the_deadline_stops_retrying():
         raise UpstreamError("down")
 
     with pytest.raises(UpstreamError) as info:
-        retry_call(attempt, RetryPolicy(max_attempts=100, backoff_initial_s=1, backoff_max_s=1, deadline_s=10),
-                   sleep=sleep, clock=clock, rng=lambda: 1.0)
+        retry_call(
+            attempt,
+            RetryPolicy(max_attempts=100, backoff_initial_s=1, backoff_max_s=1, deadline_s=10),
+            sleep=sleep,
+            clock=clock,
+            rng=lambda: 1.0,
+        )
     assert info.value.attempts == 2 and "call_deadline_s" in info.value.hint
 
 
@@ -365,8 +430,9 @@ def test_parse_retry_after(headers: dict, expected: float | None):
 
 
 def test_a_whole_call_is_priced_recorded_and_returned():
-    provider = Scripted(ChatResponse("hi", finish_reason="stop", usage=Usage(1000, 500, cache_read_tokens=200),
-                                     request_id="r1"))
+    provider = Scripted(
+        ChatResponse("hi", finish_reason="stop", usage=Usage(1000, 500, cache_read_tokens=200), request_id="r1")
+    )
     rig = Rig(provider)
     response = rig.llm.complete(ask(), metadata={"task": "greeting"})
     assert response.content == "hi" and response.provider == "scripted" and response.model == "m1"
@@ -379,8 +445,14 @@ def test_a_whole_call_is_priced_recorded_and_returned():
     assert payload["usage"]["cache_read_tokens"] == 200 and payload["metadata"] == {"task": "greeting"}
     assert payload["request_id"] == "r1" and payload["sent"] is True
     [record] = rig.store.spend()
-    assert (record.provider, record.model, record.outcome, record.calls, record.input_tokens, record.output_tokens) == \
-        ("scripted", "m1", "ok", 1, 1000, 500)
+    assert (record.provider, record.model, record.outcome, record.calls, record.input_tokens, record.output_tokens) == (
+        "scripted",
+        "m1",
+        "ok",
+        1,
+        1000,
+        500,
+    )
     assert record.cost == pytest.approx(response.cost)
 
 
@@ -401,8 +473,11 @@ def test_an_unknown_price_costs_none_never_zero():
 
 
 def test_retries_record_every_attempt_and_sleep_between_them():
-    provider = Scripted(RateLimitedError("slow", retry_after_s=2.0), UpstreamError("boom"),
-                        ChatResponse("finally", finish_reason="stop", usage=Usage(1, 1)))
+    provider = Scripted(
+        RateLimitedError("slow", retry_after_s=2.0),
+        UpstreamError("boom"),
+        ChatResponse("finally", finish_reason="stop", usage=Usage(1, 1)),
+    )
     rig = Rig(provider)
     assert rig.llm.complete(ask()).content == "finally"
     assert rig.outcomes() == ["rate_limited", "provider_error", "ok"]
@@ -444,8 +519,12 @@ def test_the_kernel_redacts_provider_errors_again(caplog: pytest.LogCaptureFixtu
     ("caps", "options", "error", "words"),
     [
         (LLMCapabilities(tools=False), {"tools": [Tool("f")]}, InvalidRequestError, "does not support tools"),
-        (LLMCapabilities(json_schema=False), {"response_format": ResponseFormat.json_schema({"type": "object"})},
-         InvalidRequestError, "JSON-schema"),
+        (
+            LLMCapabilities(json_schema=False),
+            {"response_format": ResponseFormat.json_schema({"type": "object"})},
+            InvalidRequestError,
+            "JSON-schema",
+        ),
         (LLMCapabilities(max_output_tokens=10), {"max_output_tokens": 11}, InvalidRequestError, "over"),
         (LLMCapabilities(context_window=20), {}, ContextWindowExceededError, "context window of 20"),
         (LLMCapabilities(context_window=60), {"max_output_tokens": 30}, ContextWindowExceededError, "reserved"),
@@ -499,7 +578,10 @@ def test_streams_assemble_text_tool_calls_by_index_and_usage_from_the_last_chunk
     assert "".join(c.content for c in got) == "Hello"
     response = stream.response
     assert response.content == "Hello" and response.finish_reason == "tool_calls"
-    assert response.tool_calls == (ToolCall("call_a", "get_time", '{"city": "Oslo"}'), ToolCall("call_b", "get_date", "{}"))
+    assert response.tool_calls == (
+        ToolCall("call_a", "get_time", '{"city": "Oslo"}'),
+        ToolCall("call_b", "get_date", "{}"),
+    )
     assert response.usage == Usage(12, 7, cache_read_tokens=4, reasoning_tokens=3)
     assert response.model == "m1-2026" and response.request_id == "r9"
     assert rig.outcomes() == ["ok"] and rig.events[0].payload["operation"] == "stream"
@@ -534,8 +616,11 @@ def test_a_stream_cut_after_text_raises_with_estimated_usage_and_is_not_retried(
 
 
 def test_a_stream_failing_before_its_first_chunk_is_retried():
-    provider = Scripted(RateLimitedError("slow"), [UpstreamError("reset")],
-                        [ChatChunk("fine"), ChatChunk(finish_reason="stop", usage=Usage(2, 1))])
+    provider = Scripted(
+        RateLimitedError("slow"),
+        [UpstreamError("reset")],
+        [ChatChunk("fine"), ChatChunk(finish_reason="stop", usage=Usage(2, 1))],
+    )
     rig = Rig(provider)
     assert rig.llm.stream(ask()).text() == "fine"
     assert rig.outcomes() == ["rate_limited", "provider_error", "ok"]
@@ -560,8 +645,9 @@ def test_closing_a_stream_early_records_a_cancelled_call_and_closes_the_provider
 
 
 def test_a_model_without_streaming_is_called_whole_and_delivered_as_one_chunk():
-    provider = Scripted(ChatResponse("whole reply", finish_reason="stop", usage=Usage(1, 2)),
-                        caps=LLMCapabilities(streaming=False))
+    provider = Scripted(
+        ChatResponse("whole reply", finish_reason="stop", usage=Usage(1, 2)), caps=LLMCapabilities(streaming=False)
+    )
     rig = Rig(provider)
     stream = rig.llm.stream(ask())
     assert [c.content for c in stream] == ["whole reply"]
@@ -578,8 +664,7 @@ def fixed_now(value: str) -> Callable[[], str]:
 def test_the_daily_ceiling_counts_today_only_and_names_itself():
     settings = ProvidersSettings(max_spend_per_day=0.01)
     response = ChatResponse("x", finish_reason="stop", usage=Usage(0, 3000))  # 3000 output tokens at 2.0/M = 0.006
-    rig = Rig(Scripted(response, response, response), settings=settings,
-              now=fixed_now("2026-03-01T12:00:00.000000Z"))
+    rig = Rig(Scripted(response, response, response), settings=settings, now=fixed_now("2026-03-01T12:00:00.000000Z"))
     rig.store.add_spend([rig_record("2026-02-28T23:59:59.000000Z", 5.0)])  # yesterday: not counted
     rig.llm.complete(ask())
     rig.llm.complete(ask())
@@ -639,8 +724,15 @@ def test_events_and_records_never_hold_bodies_keys_or_error_text(caplog: pytest.
     failure = Rig(Scripted(AuthFailedError(f"key {SECRET} refused")), secrets=(SECRET,))
     with pytest.raises(AuthFailedError) as info:
         failure.llm.complete(ask(CANARY_PROMPT))
-    assert_absent([SECRET, *PROMPT_WORDS], rig.events, rig.store.spend(), failure.events, failure.store.spend(),
-                  info.value, caplog.records)
+    assert_absent(
+        [SECRET, *PROMPT_WORDS],
+        rig.events,
+        rig.store.spend(),
+        failure.events,
+        failure.store.spend(),
+        info.value,
+        caplog.records,
+    )
     assert all("message" not in (e.payload.get("error") or {}) for e in rig.events + failure.events)
 
 
@@ -651,8 +743,9 @@ class Vectors(EmbeddingProvider):
     default_model = "e1"
     prices = {"e1": Price(0.1)}
 
-    def __init__(self, caps: EmbeddingCapabilities, *, size: int | None = None, drop: bool = False,
-                 usage: bool = True) -> None:
+    def __init__(
+        self, caps: EmbeddingCapabilities, *, size: int | None = None, drop: bool = False, usage: bool = True
+    ) -> None:
         self.caps = caps
         self.size = size
         self.drop = drop
@@ -674,8 +767,9 @@ class Vectors(EmbeddingProvider):
 
 def embedder(provider: EmbeddingProvider, **options: Any) -> tuple[Embedder, Rig]:
     rig = Rig(Scripted(), **options)
-    return Embedder(provider, "vec", tokenizer=WordTokenizer(), meter=rig.meter, policy=rig.llm.policy,
-                    sleep=rig.sleeps.append), rig
+    return Embedder(
+        provider, "vec", tokenizer=WordTokenizer(), meter=rig.meter, policy=rig.llm.policy, sleep=rig.sleeps.append
+    ), rig
 
 
 def test_embeddings_are_split_into_batches_and_kept_in_order():
@@ -733,8 +827,12 @@ class ScriptedPlugin:
         self.config_cls = ScriptedConfig
 
     def cairn_register_llm_providers(self, register: Callable[..., None]) -> None:
-        register("scripted", lambda config, context: Scripted(AuthFailedError(f"bad key {SECRET}")), self.config_cls,
-                 description="a test provider")
+        register(
+            "scripted",
+            lambda config, context: Scripted(AuthFailedError(f"bad key {SECRET}")),
+            self.config_cls,
+            description="a test provider",
+        )
 
     def cairn_register_embedding_providers(self, register: Callable[..., None]) -> None:
         register("vectors", lambda config, context: Vectors(EmbeddingCapabilities(dimensions=2, max_batch=4)))
@@ -755,8 +853,9 @@ def _with_scripted() -> Any:
 def test_providers_come_from_cairn_llm_and_redact_the_secrets_their_env_keys_name(cairn_env, monkeypatch):
     from cairn.providers import Providers
 
-    (cairn_env / "cairn.toml").write_text('[cairn]\nllm = "scripted"\nembeddings = "vectors"\n'
-                                          "[providers]\nmax_attempts = 1\n")
+    (cairn_env / "cairn.toml").write_text(
+        '[cairn]\nllm = "scripted"\nembeddings = "vectors"\n[providers]\nmax_attempts = 1\n'
+    )
     monkeypatch.setenv("SCRIPTED_KEY", SECRET)
     config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
     store = MemoryStore()
@@ -795,7 +894,12 @@ def test_the_cli_help_imports_no_provider_library():
         "heavy = [m for m in ('httpx', 'numpy', 'torch', 'sentence_transformers') if m in sys.modules]\n"
         "print('HEAVY:' + ','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"CAIRN_USER_CONFIG": "", "PATH": ""})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"CAIRN_USER_CONFIG": "", "PATH": ""},
+    )
     assert "cairn ask" in out.stdout or "ask" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "HEAVY:"

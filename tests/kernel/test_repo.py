@@ -14,7 +14,6 @@ from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
 
 
-
 def say(text: str, role: str = "user") -> dict:
     return {"content_type": "dialogue", "role": role, "text": text}
 
@@ -302,8 +301,15 @@ def test_unknown_content_in_storage_survives(repo):
     from cairn.model import Commit, sha256_hex
 
     digest = sha256_hex(blob)
-    commit = Commit.new(parent=None, operation="append", content_hash=digest, created_at="2026-01-01T00:00:00.000000Z",
-                        content_type="gone.plugin", token_count=5, cumulative_tokens=5)
+    commit = Commit.new(
+        parent=None,
+        operation="append",
+        content_hash=digest,
+        created_at="2026-01-01T00:00:00.000000Z",
+        content_type="gone.plugin",
+        token_count=5,
+        cumulative_tokens=5,
+    )
     repo.store.write(blobs={digest: blob}, commits=[commit], refs=[])
     repo.store.set_ref("refs/heads/main", commit.hash, expected=None)
     result = repo.materialize()

@@ -8,7 +8,8 @@ commands are imported inside the hook that adds them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cairn.hookspecs import hookimpl
 from cairn_hello.content import Greeting

@@ -14,10 +14,11 @@ import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
+from cairn_hello import Greeting, make_greeting
 from click.testing import CliRunner
 
 from cairn.cli import State, cli, main
@@ -27,7 +28,6 @@ from cairn.plugins import load_plugins
 from cairn.repo import Repo
 from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
-from cairn_hello import Greeting, make_greeting
 
 #: The distribution's own directory (holds pyproject.toml), reinstalled by the uninstall test.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -241,8 +241,9 @@ def test_blocked_plugin_via_cli_keeps_history_readable(isolated_cli: None, memor
 
 def test_end_to_end_on_the_default_backends(cairn_run: Run) -> None:
     plugins = load_plugins()
-    missing = [name for name, registry in (("sqlite", plugins.storage), ("approx", plugins.tokenizers))
-               if name not in registry]
+    missing = [
+        name for name, registry in (("sqlite", plugins.storage), ("approx", plugins.tokenizers)) if name not in registry
+    ]
     if missing:
         pytest.skip(f"the default backends are not installed: {', '.join(missing)}")
 

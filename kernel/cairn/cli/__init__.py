@@ -31,11 +31,22 @@ __all__ = ["cli", "main", "State", "pass_state"]
     type=click.Path(file_okay=False, exists=True),
     help="Run as if started in this directory.",
 )
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Use this config file instead of discovering cairn.toml.")
-@click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value (repeatable).")
-@click.option("--strict", is_flag=True, default=None, help="Fail when a plugin is broken (also CAIRN_STRICT_PLUGINS=1).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="Use this config file instead of discovering cairn.toml.",
+)
+@click.option(
+    "--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value (repeatable)."
+)
+@click.option(
+    "--strict", is_flag=True, default=None, help="Fail when a plugin is broken (also CAIRN_STRICT_PLUGINS=1)."
+)
 @click.pass_context
-def cli(ctx: click.Context, project: str | None, config_file: str | None, settings: tuple[str, ...], strict: bool | None) -> None:
+def cli(
+    ctx: click.Context, project: str | None, config_file: str | None, settings: tuple[str, ...], strict: bool | None
+) -> None:
     """cairn: versioned context, a run ledger, providers and evaluators for LLM agents.
 
     Configuration comes from cairn.toml (found by walking up from the current

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,8 +14,8 @@ from cairn.errors import CairnError
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
-    from cairn.plugins import Plugins
     from cairn.ledger import Ledger
+    from cairn.plugins import Plugins
     from cairn.repo import Repo
     from cairn.storage import Store
 
@@ -41,7 +42,7 @@ class State:
         self._store: Store | None = None
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "State":
+    def from_params(cls, params: Mapping[str, Any]) -> State:
         return cls(
             project=params.get("project"),
             config_file=params.get("config_file"),
@@ -54,7 +55,7 @@ class State:
         return self.project or Path.cwd()
 
     @property
-    def config(self) -> "Config":
+    def config(self) -> Config:
         if self._config is None:
             from cairn.config import load_config
 
@@ -62,7 +63,7 @@ class State:
         return self._config
 
     @property
-    def plugins(self) -> "Plugins":
+    def plugins(self) -> Plugins:
         if self._plugins is None:
             import os
 
@@ -84,14 +85,14 @@ class State:
         return self._plugins
 
     @property
-    def store(self) -> "Store":
+    def store(self) -> Store:
         """The configured store, opened once and shared by the context engine and the ledger."""
         if self._store is None:
             self._store = self.plugins.create("storage", self.config.cairn.storage, self.config)
         return self._store
 
     @property
-    def repo(self) -> "Repo":
+    def repo(self) -> Repo:
         if self._repo is None:
             from cairn.repo import open_repo
 
@@ -99,7 +100,7 @@ class State:
         return self._repo
 
     @property
-    def ledger(self) -> "Ledger":
+    def ledger(self) -> Ledger:
         if self._ledger is None:
             from cairn.ledger import open_ledger
 
@@ -203,5 +204,7 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title:
     Console().print(table)
 
 
-def json_option(help_text: str = "Print JSON instead of a table.") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def json_option(
+    help_text: str = "Print JSON instead of a table.",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option("--json", "as_json", is_flag=True, help=help_text)

@@ -44,8 +44,9 @@ def chat_group() -> None:
 @click.option("--publish", is_flag=True, help="Flag the message for publishing.")
 @json_option("Print the stored message as JSON.")
 @pass_state
-def chat_send(state: State, text: str, run_id: str | None, thread_id: str | None, encrypt: bool, publish: bool,
-              as_json: bool) -> None:
+def chat_send(
+    state: State, text: str, run_id: str | None, thread_id: str | None, encrypt: bool, publish: bool, as_json: bool
+) -> None:
     """Send TEXT (- reads stdin) to a run, a thread, both, or the general thread."""
     if text == "-":
         text = sys.stdin.read()
@@ -55,8 +56,9 @@ def chat_send(state: State, text: str, run_id: str | None, thread_id: str | None
     if as_json:
         echo_json(message.to_record())
         return
-    where = " and ".join(p for p in (f"run {run_id}" if run_id else "", f"thread {message.thread_id}"
-                                     if message.thread_id else "") if p)
+    where = " and ".join(
+        p for p in (f"run {run_id}" if run_id else "", f"thread {message.thread_id}" if message.thread_id else "") if p
+    )
     click.echo(f"sent {message.id} to {where}" + (" (encrypted)" if encrypt else ""))
 
 
@@ -67,7 +69,9 @@ def chat_send(state: State, text: str, run_id: str | None, thread_id: str | None
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @json_option()
 @pass_state
-def chat_list(state: State, run_id: str | None, thread_id: str | None, published: bool, limit: int, as_json: bool) -> None:
+def chat_list(
+    state: State, run_id: str | None, thread_id: str | None, published: bool, limit: int, as_json: bool
+) -> None:
     """Messages, newest first; encrypted ones are opened when the key is set."""
     if run_id and thread_id:
         raise click.UsageError("give --run or --thread, not both")
@@ -109,8 +113,9 @@ def thread_group() -> None:
 @click.option("--id", "thread_id", help="Choose the thread id (default: generated).")
 @json_option("Print the thread as JSON.")
 @pass_state
-def thread_new(state: State, title: str, tags: tuple[str, ...], anchor_run: str | None, thread_id: str | None,
-               as_json: bool) -> None:
+def thread_new(
+    state: State, title: str, tags: tuple[str, ...], anchor_run: str | None, thread_id: str | None, as_json: bool
+) -> None:
     """Start a thread called TITLE."""
     thread = _chat(state).new_thread(title, tags=tags, anchor_run=anchor_run, thread_id=thread_id)
     if as_json:
@@ -128,8 +133,10 @@ def thread_list(state: State, as_json: bool) -> None:
     if as_json:
         echo_json([t.to_record() for t in threads])
         return
-    print_table(["thread", "title", "created", "by", "run", "tags"],
-                [[t.thread_id, t.title, t.created_at[:19], t.created_by, t.anchor_run, ",".join(t.tags)] for t in threads])
+    print_table(
+        ["thread", "title", "created", "by", "run", "tags"],
+        [[t.thread_id, t.title, t.created_at[:19], t.created_by, t.anchor_run, ",".join(t.tags)] for t in threads],
+    )
 
 
 # -- traces --------------------------------------------------------------------------------
@@ -155,8 +162,12 @@ def trace_start(state: State, name: str, classification: str) -> None:
     from cairn.ledger import current_code_ref
 
     config = state.config
-    _active(state).start(name, classification=classification, user=state.ledger.user,
-                         code_ref=current_code_ref(config.project_dir or config.cwd))
+    _active(state).start(
+        name,
+        classification=classification,
+        user=state.ledger.user,
+        code_ref=current_code_ref(config.project_dir or config.cwd),
+    )
     click.echo(f"recording {name}")
 
 

@@ -91,7 +91,9 @@ def _content_from_options(
         try:
             data = json.loads(raw or "")
         except ValueError as exc:
-            raise ValidationError(f"--payload is not valid JSON: {exc}", hint="pass a JSON object, @file.json, or - for stdin") from None
+            raise ValidationError(
+                f"--payload is not valid JSON: {exc}", hint="pass a JSON object, @file.json, or - for stdin"
+            ) from None
         if not isinstance(data, dict):
             raise ValidationError("--payload must be a JSON object")
         if "content_type" not in data:
@@ -154,8 +156,18 @@ def _with(options: list[Any]):
 @_with(content_options)
 @click.option("--reply-to", metavar="REV", help="The commit this one answers.")
 @pass_state
-def commit_command(state: State, text: str | None, content_type: str, role: str | None, payload: str | None,
-                   fields: tuple[str, ...], message: str, meta: tuple[str, ...], as_json: bool, reply_to: str | None) -> None:
+def commit_command(
+    state: State,
+    text: str | None,
+    content_type: str,
+    role: str | None,
+    payload: str | None,
+    fields: tuple[str, ...],
+    message: str,
+    meta: tuple[str, ...],
+    as_json: bool,
+    reply_to: str | None,
+) -> None:
     """Append a content item. TEXT, or - to read it from stdin."""
     repo = state.repo
     data = _content_from_options(repo.content_types, content_type, text, role, payload, fields)
@@ -168,8 +180,18 @@ def commit_command(state: State, text: str | None, content_type: str, role: str 
 @click.argument("text", required=False)
 @_with(content_options)
 @pass_state
-def edit_command(state: State, target: str, text: str | None, content_type: str, role: str | None, payload: str | None,
-                 fields: tuple[str, ...], message: str, meta: tuple[str, ...], as_json: bool) -> None:
+def edit_command(
+    state: State,
+    target: str,
+    text: str | None,
+    content_type: str,
+    role: str | None,
+    payload: str | None,
+    fields: tuple[str, ...],
+    message: str,
+    meta: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Replace the content of item TARGET in what is materialized.
 
     Without --type the item keeps its own type (and, for dialogue, its role).
@@ -205,7 +227,9 @@ def _report(repo: Any, commit: Any, as_json: bool) -> None:
     where = repo.branch or "detached HEAD"
     what = commit.content_type or ""
     target = f" {commit.target[:12]}" if commit.target else ""
-    click.echo(f"[{where} {commit.short}] {commit.operation.value}{target} {what} ({commit.token_count} tokens)".rstrip())
+    click.echo(
+        f"[{where} {commit.short}] {commit.operation.value}{target} {what} ({commit.token_count} tokens)".rstrip()
+    )
 
 
 # -- reading -------------------------------------------------------------------
@@ -221,8 +245,17 @@ def _report(repo: Any, commit: Any, as_json: bool) -> None:
 @click.option("--graph", is_flag=True, help="Draw every branch as a graph.")
 @json_option()
 @pass_state
-def log_command(state: State, rev: str | None, limit: int | None, content_type: str | None, since: str | None,
-                until: str | None, grep: str | None, graph: bool, as_json: bool) -> None:
+def log_command(
+    state: State,
+    rev: str | None,
+    limit: int | None,
+    content_type: str | None,
+    since: str | None,
+    until: str | None,
+    grep: str | None,
+    graph: bool,
+    as_json: bool,
+) -> None:
     """Show history, newest first."""
     repo = state.repo
     if graph:
@@ -238,8 +271,7 @@ def log_command(state: State, rev: str | None, limit: int | None, content_type: 
         label = c.content_type or ""
         click.echo(
             f"{click.style(c.short, fg='yellow')} {c.created_at[:19]} {c.operation.value:<6}{target} "
-            f"{label:<11} {_summary(entry.content)}"
-            + (f"  # {c.message}" if c.message else "")
+            f"{label:<11} {_summary(entry.content)}" + (f"  # {c.message}" if c.message else "")
         )
 
 
@@ -271,8 +303,10 @@ def _log_graph(repo: Any, limit: int | None) -> None:
         row = "".join("* " if i == column else ("| " if lane else "  ") for i, lane in enumerate(lanes))
         names = f" ({', '.join(labels[commit.hash])})" if commit.hash in labels else ""
         content = repo.content_of(commit) if commit.content_hash else None
-        click.echo(f"{row}{click.style(commit.short, fg='yellow')}{click.style(names, fg='green')} "
-                   f"{commit.operation.value} {commit.content_type or ''} {_summary(content, 50)}".rstrip())
+        click.echo(
+            f"{row}{click.style(commit.short, fg='yellow')}{click.style(names, fg='green')} "
+            f"{commit.operation.value} {commit.content_type or ''} {_summary(content, 50)}".rstrip()
+        )
         merged = [i for i, lane in enumerate(lanes) if lane == commit.parent and i != column and commit.parent]
         lanes[column] = commit.parent
         for i in merged:  # another line of descent joins this one: its branch forked here
@@ -299,7 +333,16 @@ def show_command(state: State, rev: str | None, as_json: bool) -> None:
         echo_json(data)
         return
     click.echo(f"commit    {commit.hash}")
-    for key in ("parent", "operation", "target", "reply_to", "created_at", "content_type", "token_count", "cumulative_tokens"):
+    for key in (
+        "parent",
+        "operation",
+        "target",
+        "reply_to",
+        "created_at",
+        "content_type",
+        "token_count",
+        "cumulative_tokens",
+    ):
         value = getattr(commit, key)
         if value is not None:
             click.echo(f"{key:<10}{value.value if hasattr(value, 'value') else value}")
@@ -324,15 +367,17 @@ def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
     repo = state.repo
     entries = repo.diff(a, b)
     if as_json:
-        echo_json([
-            {
-                "status": e.status,
-                "item": e.item,
-                "before": e.before.to_dict() if e.before else None,
-                "after": e.after.to_dict() if e.after else None,
-            }
-            for e in entries
-        ])
+        echo_json(
+            [
+                {
+                    "status": e.status,
+                    "item": e.item,
+                    "before": e.before.to_dict() if e.before else None,
+                    "after": e.after.to_dict() if e.after else None,
+                }
+                for e in entries
+            ]
+        )
         return
     if not entries:
         click.echo("no differences")
@@ -446,10 +491,14 @@ unpin_command = _annotation_command("unpin", "normal", "Return items to normal p
 @click.argument("rev", required=False)
 @click.option("--budget", type=click.IntRange(min=1), help="Token budget.")
 @click.option("--as-of", "as_of", help="A commit or an ISO-8601 time: materialize history as it was then.")
-@click.option("--format", "fmt", type=click.Choice(["openai", "anthropic", "text"]), default="openai", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["openai", "anthropic", "text"]), default="openai", show_default=True
+)
 @click.option("--json", "as_json", is_flag=True, help="Print messages, counts and dropped items as JSON.")
 @pass_state
-def materialize_command(state: State, rev: str | None, budget: int | None, as_of: str | None, fmt: str, as_json: bool) -> None:
+def materialize_command(
+    state: State, rev: str | None, budget: int | None, as_of: str | None, fmt: str, as_json: bool
+) -> None:
     """Print the context as provider-ready messages within a budget."""
     result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt)
     if as_json:
@@ -511,12 +560,20 @@ def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
     """Remove commits no branch reaches and the content only they used."""
     report = state.repo.store.gc(dry_run=dry_run)
     if as_json:
-        echo_json({"commits_removed": report.commits_removed, "blobs_removed": report.blobs_removed,
-                   "annotations_removed": report.annotations_removed, "dry_run": report.dry_run})
+        echo_json(
+            {
+                "commits_removed": report.commits_removed,
+                "blobs_removed": report.blobs_removed,
+                "annotations_removed": report.annotations_removed,
+                "dry_run": report.dry_run,
+            }
+        )
         return
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {report.commits_removed} commits, {report.blobs_removed} blobs, "
-               f"{report.annotations_removed} annotations")
+    click.echo(
+        f"{verb} {report.commits_removed} commits, {report.blobs_removed} blobs, "
+        f"{report.annotations_removed} annotations"
+    )
 
 
 @click.command("fsck")
@@ -532,7 +589,9 @@ def fsck_command(state: State, as_json: bool) -> None:
             click.secho(str(problem), fg="red", err=True)
         stats = state.repo.store.stats()
         if not problems:
-            click.echo(f"ok: {stats.commits} commits, {stats.blobs} blobs, {stats.refs} refs, {stats.annotations} annotations")
+            click.echo(
+                f"ok: {stats.commits} commits, {stats.blobs} blobs, {stats.refs} refs, {stats.annotations} annotations"
+            )
     if problems:
         click.get_current_context().exit(1)
 
@@ -564,15 +623,22 @@ def export_command(state: State, output: str | None, branch: str | None) -> None
 
 @click.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(min=1),
-              help="Commits per transaction.")
-@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
-              show_default=True, help="bar on a terminal; lines prints each durable count.")
+@click.option(
+    "--batch-size", default=5000, show_default=True, type=click.IntRange(min=1), help="Commits per transaction."
+)
+@click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(["auto", "bar", "lines", "none"]),
+    default="auto",
+    show_default=True,
+    help="bar on a terminal; lines prints each durable count.",
+)
 @pass_state
 def import_command(state: State, source: str, batch_size: int, progress_mode: str) -> None:
     """Import an export, verifying every hash; objects dedupe, existing refs are never moved."""
     repo = state.repo
-    handle = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    handle = sys.stdin if source == "-" else open(source, encoding="utf-8")
     label = "<stdin>" if source == "-" else source
     if progress_mode == "auto":
         progress_mode = "bar" if sys.stderr.isatty() else "none"
@@ -582,14 +648,17 @@ def import_command(state: State, source: str, batch_size: int, progress_mode: st
 
             with Progress(transient=True) as bar:
                 task = bar.add_task("importing", total=None)
-                result = repo.import_(handle, batch_size=batch_size, source=label,
-                                      progress=lambda n: bar.update(task, completed=n))
+                result = repo.import_(
+                    handle, batch_size=batch_size, source=label, progress=lambda n: bar.update(task, completed=n)
+                )
         else:
+
             def acknowledge(n: int) -> None:
                 click.echo(f"durable {n}", err=True)
 
-            result = repo.import_(handle, batch_size=batch_size, source=label,
-                                  progress=acknowledge if progress_mode == "lines" else None)
+            result = repo.import_(
+                handle, batch_size=batch_size, source=label, progress=acknowledge if progress_mode == "lines" else None
+            )
     finally:
         if handle is not sys.stdin:
             handle.close()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -58,12 +59,23 @@ def _p(value: float | None) -> str:
     return "<0.0001" if value < 0.0001 else f"{value:.4f}"
 
 
-def _aggregate_rows(labels: list[str], kinds: dict[str, str], aggregates: dict[str, "Aggregate"]) -> list[list[Any]]:
+def _aggregate_rows(labels: list[str], kinds: dict[str, str], aggregates: dict[str, Aggregate]) -> list[list[Any]]:
     rows = []
     for label in labels:
         agg = aggregates[label]
-        rows.append([label, kinds.get(label, ""), _num(agg.mean), _interval(agg.ci_low, agg.ci_high),
-                     _percent(agg.pass_rate), agg.passed, agg.failed, agg.errors, agg.skipped])
+        rows.append(
+            [
+                label,
+                kinds.get(label, ""),
+                _num(agg.mean),
+                _interval(agg.ci_low, agg.ci_high),
+                _percent(agg.pass_rate),
+                agg.passed,
+                agg.failed,
+                agg.errors,
+                agg.skipped,
+            ]
+        )
     return rows
 
 
@@ -95,31 +107,54 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None] | None]
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def update(done: int, total: int, phase: str) -> None:
             key = "generate" if phase == "generate" else "score"
             if key not in tasks:
                 tasks[key] = bar.add_task("generating" if key == "generate" else "scoring", total=total)
-            bar.update(tasks[key], completed=done, total=total,
-                       description="generating outputs" if key == "generate" else f"scoring: {phase}")
+            bar.update(
+                tasks[key],
+                completed=done,
+                total=total,
+                description="generating outputs" if key == "generate" else f"scoring: {phase}",
+            )
 
         yield update
 
 
 @eval_group.command("run")
 @click.argument("dataset")
-@click.option("-e", "--evaluator", "specs", multiple=True, metavar="NAME[:KEY=VALUE,...]",
-              help="An evaluator and its parameters (repeatable); default: every [evaluators.<name>] table.")
+@click.option(
+    "-e",
+    "--evaluator",
+    "specs",
+    multiple=True,
+    metavar="NAME[:KEY=VALUE,...]",
+    help="An evaluator and its parameters (repeatable); default: every [evaluators.<name>] table.",
+)
 @click.option("--generate", is_flag=True, help="Generate each output with [cairn] llm from the sample's input.")
 @click.option("--model", help="The model that generates outputs (with --generate; default: the provider's).")
 @click.option("--name", "label", help="A name for the run, usable wherever a run is asked for.")
 @json_option("Print the recorded run: id, status, manifest and aggregates, as JSON.")
 @pass_state
-def eval_run(state: State, dataset: str, specs: tuple[str, ...], generate: bool, model: str | None,
-             label: str | None, as_json: bool) -> None:
+def eval_run(
+    state: State,
+    dataset: str,
+    specs: tuple[str, ...],
+    generate: bool,
+    model: str | None,
+    label: str | None,
+    as_json: bool,
+) -> None:
     """Score DATASET (a JSONL file, or package:path for one shipped in a package) and record the run.
 
     Each line of DATASET is a JSON object with an "id" and any of "input",
@@ -139,7 +174,7 @@ def eval_run(state: State, dataset: str, specs: tuple[str, ...], generate: bool,
             raise ValidationError(
                 "no evaluators to run",
                 hint="pass --evaluator NAME (repeatable; `cairn evaluators` lists them) "
-                     "or add [evaluators.<name>] tables to cairn.toml",
+                "or add [evaluators.<name>] tables to cairn.toml",
             )
     configured = build_evaluators(specs, state.plugins, state.config)
     run_id = new_eval_run_id()
@@ -147,14 +182,15 @@ def eval_run(state: State, dataset: str, specs: tuple[str, ...], generate: bool,
     def providers() -> Any:
         from cairn.providers import Providers
 
-        return Providers(state.config, state.plugins, store=state.store, tokenizer=state.repo.tokenizer,
-                         run_id=run_id)
+        return Providers(state.config, state.plugins, store=state.store, tokenizer=state.repo.tokenizer, run_id=run_id)
 
     with _progress(sys.stderr.isatty() and not as_json) as progress:
-        evaluation = run_evaluation(data, configured, providers=providers, generate=generate, model=model,
-                                    progress=progress)
-    run = record_evaluation(state.ledger, evaluation, name=label, plugins=state.plugins, config=state.config,
-                            run_id=run_id)
+        evaluation = run_evaluation(
+            data, configured, providers=providers, generate=generate, model=model, progress=progress
+        )
+    run = record_evaluation(
+        state.ledger, evaluation, name=label, plugins=state.plugins, config=state.config, run_id=run_id
+    )
     if as_json:
         echo_json({"run_id": run.run_id, "status": run.status, "summary": run.summary, **run.metadata})
         return
@@ -166,18 +202,23 @@ def eval_run(state: State, dataset: str, specs: tuple[str, ...], generate: bool,
     if evaluation.generation is not None:
         gen = evaluation.generation
         cost = "unknown cost" if gen["cost"] is None else f"cost {gen['cost']:.6f}"
-        click.echo(f"generated {gen['samples'] - gen['failed']}/{gen['samples']} outputs with {gen['provider']} "
-                   f"({', '.join(gen['models']) or 'no model answered'}): {gen['input_tokens']} in / "
-                   f"{gen['output_tokens']} out, {cost}", err=True)
+        click.echo(
+            f"generated {gen['samples'] - gen['failed']}/{gen['samples']} outputs with {gen['provider']} "
+            f"({', '.join(gen['models']) or 'no model answered'}): {gen['input_tokens']} in / "
+            f"{gen['output_tokens']} out, {cost}",
+            err=True,
+        )
     named = f" as {label!r}" if label else ""
-    click.echo(f"recorded {run.run_id}{named} ({run.status}): {len(data)} samples of {dataset}, "
-               f"sha256 {data.sha256[:12]}", err=True)
+    click.echo(
+        f"recorded {run.run_id}{named} ({run.status}): {len(data)} samples of {dataset}, sha256 {data.sha256[:12]}",
+        err=True,
+    )
 
 
 # -- eval show -----------------------------------------------------------------------------
 
 
-def _load(state: State, ref: str) -> "EvalRun":
+def _load(state: State, ref: str) -> EvalRun:
     from cairn.evaluate import load_eval_run
 
     return load_eval_run(state.ledger, ref)
@@ -198,8 +239,10 @@ def eval_show(state: State, run_ref: str, show_samples: bool, as_json: bool) -> 
     dataset = meta.get("dataset", {})
     click.echo(f"run       {run.run_id}" + (f" ({run.name})" if run.name else ""))
     click.echo(f"status    {run.run.status}, {run.run.started_at[:19]}, took {(run.run.duration_ms or 0) / 1000:.1f}s")
-    click.echo(f"dataset   {dataset.get('reference')} ({dataset.get('samples')} samples, "
-               f"sha256 {str(dataset.get('sha256'))[:12]})")
+    click.echo(
+        f"dataset   {dataset.get('reference')} ({dataset.get('samples')} samples, "
+        f"sha256 {str(dataset.get('sha256'))[:12]})"
+    )
     if meta.get("generated"):
         gen = meta.get("generation") or {}
         click.echo(f"outputs   generated by {gen.get('provider')} ({', '.join(gen.get('models') or [])})")
@@ -232,8 +275,9 @@ def eval_show(state: State, run_ref: str, show_samples: bool, as_json: bool) -> 
 @eval_group.command("compare")
 @click.argument("base_ref", metavar="BASE")
 @click.argument("run_ref", metavar="RUN")
-@click.option("--resamples", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Paired bootstrap resamples.")
+@click.option(
+    "--resamples", type=click.IntRange(min=1), default=10_000, show_default=True, help="Paired bootstrap resamples."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @json_option()
 @pass_state
@@ -255,19 +299,40 @@ def eval_compare(state: State, base_ref: str, run_ref: str, resamples: int, seed
     _print_comparison(comparison, base, run)
 
 
-def _print_comparison(comparison: "Comparison", base: "EvalRun", run: "EvalRun") -> None:
+def _print_comparison(comparison: Comparison, base: EvalRun, run: EvalRun) -> None:
     click.echo(f"base  {base.run_id}" + (f" ({base.name})" if base.name else ""))
     click.echo(f"run   {run.run_id}" + (f" ({run.name})" if run.name else ""))
     rows = []
     for e in comparison.evaluators:
-        rows.append([
-            e.label, e.paired, _num(e.base_mean), _num(e.run_mean),
-            f"{_signed(e.mean_difference)} {_interval(e.ci_low, e.ci_high, signed=True)}", _p(e.p_value),
-            f"{_percent(e.base_pass_rate)} -> {_percent(e.run_pass_rate)}", _p(e.mcnemar_p_value),
-            f"+{len(e.improvements)} -{len(e.regressions)} ={e.unchanged}", e.verdict,
-        ])
-    print_table(["evaluator", "paired", "base", "run", "difference [95% CI]", "p (bootstrap)", "pass rate",
-                 "p (McNemar)", "better/worse/same", "verdict"], rows)
+        rows.append(
+            [
+                e.label,
+                e.paired,
+                _num(e.base_mean),
+                _num(e.run_mean),
+                f"{_signed(e.mean_difference)} {_interval(e.ci_low, e.ci_high, signed=True)}",
+                _p(e.p_value),
+                f"{_percent(e.base_pass_rate)} -> {_percent(e.run_pass_rate)}",
+                _p(e.mcnemar_p_value),
+                f"+{len(e.improvements)} -{len(e.regressions)} ={e.unchanged}",
+                e.verdict,
+            ]
+        )
+    print_table(
+        [
+            "evaluator",
+            "paired",
+            "base",
+            "run",
+            "difference [95% CI]",
+            "p (bootstrap)",
+            "pass rate",
+            "p (McNemar)",
+            "better/worse/same",
+            "verdict",
+        ],
+        rows,
+    )
     for e in comparison.evaluators:
         if e.not_comparable:
             click.echo(f"{e.label}: {e.not_comparable} samples skipped or errored in a run, left out")
@@ -282,8 +347,11 @@ def _print_comparison(comparison: "Comparison", base: "EvalRun", run: "EvalRun")
         click.echo(f"{label}: only in base, not compared")
     for label in comparison.evaluators_only_in_run:
         click.echo(f"{label}: only in run, not compared")
-    click.echo(f"paired bootstrap: {comparison.resamples} resamples, seed {comparison.seed}; "
-               f"significant below p = {comparison.alpha}", err=True)
+    click.echo(
+        f"paired bootstrap: {comparison.resamples} resamples, seed {comparison.seed}; "
+        f"significant below p = {comparison.alpha}",
+        err=True,
+    )
 
 
 # -- evaluators ----------------------------------------------------------------------------
@@ -307,8 +375,17 @@ def evaluators_command(state: State, as_json: bool) -> None:
     for info in infos:
         params = " ".join(f"{k}={_param(v)}" for k, v in info.parameters.items() if v is not None)
         note = f"not ready: {info.problem}" if info.problem else info.description
-        rows.append([("* " if info.configured else "  ") + info.name, info.kind or "?", ", ".join(info.inputs) or "-",
-                     _num(info.threshold, 2), params, info.plugin, note])
+        rows.append(
+            [
+                ("* " if info.configured else "  ") + info.name,
+                info.kind or "?",
+                ", ".join(info.inputs) or "-",
+                _num(info.threshold, 2),
+                params,
+                info.plugin,
+                note,
+            ]
+        )
     print_table(["evaluator", "kind", "needs", "threshold", "parameters", "plugin", "description"], rows)
 
 

@@ -17,7 +17,6 @@ import click
 from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
 from cairn.errors import StorageError, ValidationError
 
-
 __all__ = ["redact_argv", "register"]
 
 
@@ -44,7 +43,9 @@ def runs_group() -> None:
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @json_option()
 @pass_state
-def runs_list(state: State, run_type: str | None, status: str | None, since: str | None, limit: int, as_json: bool) -> None:
+def runs_list(
+    state: State, run_type: str | None, status: str | None, since: str | None, limit: int, as_json: bool
+) -> None:
     """Runs, newest first."""
     runs = state.ledger.list(type=run_type, status=status, since=since, limit=limit)
     if as_json:
@@ -154,8 +155,14 @@ def _pump(stream: IO[bytes], sink: Any, name: str, tail: collections.deque) -> N
 
 @click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--type", "run_type", default="command", show_default=True, help="Run type to record.")
-@click.option("--tail", "tail_lines", default=20, show_default=True, type=click.IntRange(min=0),
-              help="How many last lines of output to keep as events.")
+@click.option(
+    "--tail",
+    "tail_lines",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many last lines of output to keep as events.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_state
 def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str, ...]) -> None:
@@ -167,15 +174,21 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
     argv = list(command)
     program = os.path.basename(argv[0])
     shown = redact_argv(argv)
-    handle = state.ledger.open(run_type, subtype=program[:64] or None, summary=shlex.join(shown)[:500],
-                               metadata={"argv": shown, "cwd": os.getcwd()})
+    handle = state.ledger.open(
+        run_type,
+        subtype=program[:64] or None,
+        summary=shlex.join(shown)[:500],
+        metadata={"argv": shown, "cwd": os.getcwd()},
+    )
     tail: collections.deque = collections.deque(maxlen=tail_lines or None)
     started = time.monotonic()
     try:
         child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
         handle.close("failed", summary=f"could not start {program}: {exc.strerror}")
-        raise ValidationError(f"could not start {argv[0]!r}: {exc.strerror}", hint="check the command and PATH") from None
+        raise ValidationError(
+            f"could not start {argv[0]!r}: {exc.strerror}", hint="check the command and PATH"
+        ) from None
     pumps = [
         threading.Thread(target=_pump, args=(child.stdout, sys.stdout, "stdout", tail), daemon=True),
         threading.Thread(target=_pump, args=(child.stderr, sys.stderr, "stderr", tail), daemon=True),
@@ -211,7 +224,7 @@ def _syncable(state: State) -> Any:
     if not isinstance(store, Syncable):
         raise StorageError(
             f"the {state.config.cairn.storage!r} store cannot sync between machines",
-            hint="use a backend with the sync capability, e.g. [cairn] storage = \"git\" (cairn-git)",
+            hint='use a backend with the sync capability, e.g. [cairn] storage = "git" (cairn-git)',
         )
     return store
 
@@ -264,4 +277,3 @@ def ledger_status(state: State, remote: str | None, as_json: bool) -> None:
         click.echo("no remote configured")
         return
     click.echo(f"{status.remote}: {status.ahead} ahead, {status.behind} behind")
-

@@ -27,7 +27,7 @@ def register(cli: click.Group) -> None:
         cli.add_command(command)
 
 
-def _providers(state: State) -> "Providers":
+def _providers(state: State) -> Providers:
     from cairn.providers import Providers
 
     repo = state.repo
@@ -40,7 +40,9 @@ def _providers(state: State) -> "Providers":
 @click.command("ask")
 @click.argument("text")
 @click.option("--model", help="The model to ask (default: the provider's model).")
-@click.option("--budget", type=click.IntRange(min=1), help="Token budget of the context sent (capped by the model's window).")
+@click.option(
+    "--budget", type=click.IntRange(min=1), help="Token budget of the context sent (capped by the model's window)."
+)
 @click.option("--no-stream", is_flag=True, help="Wait for the whole reply instead of printing it as it arrives.")
 @json_option("Print the reply, its commits, usage and cost as JSON (implies --no-stream).")
 @pass_state
@@ -74,9 +76,12 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
         try:
             context = repo.materialize(budget=limit)
             if question.hash not in {item.item for item in context.items}:
-                raise BudgetExceededError(repo.count_content(repo.content_of(question)), limit or 0,
-                                          what="the question alone",
-                                          hint="raise --budget, or ask something shorter")
+                raise BudgetExceededError(
+                    repo.count_content(repo.content_of(question)),
+                    limit or 0,
+                    what="the question alone",
+                    hint="raise --budget, or ask something shorter",
+                )
             request = ChatRequest(context.neutral_messages, model=model, max_output_tokens=reply_tokens)
             if no_stream or as_json:
                 response = llm.complete(request)
@@ -113,8 +118,15 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
             metadata=meta,
         )
     if as_json:
-        echo_json({"question": question.hash, "reply": reply.hash, "content": response.content,
-                   "dropped": len(context.dropped), **meta})
+        echo_json(
+            {
+                "question": question.hash,
+                "reply": reply.hash,
+                "content": response.content,
+                "dropped": len(context.dropped),
+                **meta,
+            }
+        )
         return
     if no_stream:
         click.echo(response.content or "")
@@ -123,8 +135,11 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
     cost = "unknown cost" if response.cost is None else f"cost {response.cost:.6f}"
     tokens = f"{usage['input_tokens']} in / {usage['output_tokens']} out" if usage else "no usage"
     estimated = " (estimated)" if usage and usage["estimated"] else ""
-    click.echo(f"[{response.provider} {response.model}] {tokens}{estimated}, {cost}; "
-               f"committed {question.short} and {reply.short}", err=True)
+    click.echo(
+        f"[{response.provider} {response.model}] {tokens}{estimated}, {cost}; "
+        f"committed {question.short} and {reply.short}",
+        err=True,
+    )
 
 
 # -- embed ---------------------------------------------------------------------------------
@@ -143,7 +158,7 @@ def embed_command(state: State, texts: tuple[str, ...], as_json: bool) -> None:
         echo_json({**response.to_dict(), "texts": list(texts)})
         return
     rows = []
-    for text, vector in zip(texts, response.vectors):
+    for text, vector in zip(texts, response.vectors, strict=True):
         values = [float(x) for x in vector]
         norm = sum(v * v for v in values) ** 0.5
         head = ", ".join(f"{v:+.4f}" for v in values[:4])
@@ -175,8 +190,16 @@ def providers_command(state: State, as_json: bool) -> None:
     rows = []
     for info in infos:
         ready = "yes" if info.ready else f"no: {info.problem}"
-        rows.append([info.kind, ("* " if info.selected else "  ") + info.name, info.model or "",
-                     _capabilities(info.kind, info.capabilities), ready, info.plugin])
+        rows.append(
+            [
+                info.kind,
+                ("* " if info.selected else "  ") + info.name,
+                info.model or "",
+                _capabilities(info.kind, info.capabilities),
+                ready,
+                info.plugin,
+            ]
+        )
     print_table(["kind", "provider", "model", "capabilities", "ready", "plugin"], rows)
 
 
@@ -219,8 +242,9 @@ def _since(value: str | None) -> str | None:
     try:
         return format_time(parse_time(value))
     except ValidationError:
-        raise ValidationError(f"--since {value!r} is not a time",
-                              hint="write today, 7d, 24h, 2026-11-01 or 2026-11-01T09:00:00Z") from None
+        raise ValidationError(
+            f"--since {value!r} is not a time", hint="write today, 7d, 24h, 2026-11-01 or 2026-11-01T09:00:00Z"
+        ) from None
 
 
 @click.command("spend")
@@ -243,25 +267,57 @@ def spend_command(state: State, since: str | None, as_json: bool) -> None:
                 bucket["unpriced_calls"] += record.calls or 0
             else:
                 bucket["priced_cost"] += record.cost
-    rows = [{"day": day, "provider": provider, "model": model, **_finish(bucket)}
-            for (day, provider, model), bucket in sorted(groups.items())]
+    rows = [
+        {"day": day, "provider": provider, "model": model, **_finish(bucket)}
+        for (day, provider, model), bucket in sorted(groups.items())
+    ]
     if as_json:
         echo_json({"since": _since(since), "groups": rows, "total": _finish(total)})
         return
     if not rows:
         click.echo("no provider calls recorded" + (f" since {since}" if since else ""))
         return
-    table = [[r["day"], r["provider"], r["model"], r["calls"], r["failed"], r["refused"], r["input_tokens"],
-              r["output_tokens"], _money(r)] for r in rows]
+    table = [
+        [
+            r["day"],
+            r["provider"],
+            r["model"],
+            r["calls"],
+            r["failed"],
+            r["refused"],
+            r["input_tokens"],
+            r["output_tokens"],
+            _money(r),
+        ]
+        for r in rows
+    ]
     finished = _finish(total)
-    table.append(["total", "", "", finished["calls"], finished["failed"], finished["refused"],
-                  finished["input_tokens"], finished["output_tokens"], _money(finished)])
+    table.append(
+        [
+            "total",
+            "",
+            "",
+            finished["calls"],
+            finished["failed"],
+            finished["refused"],
+            finished["input_tokens"],
+            finished["output_tokens"],
+            _money(finished),
+        ]
+    )
     print_table(["day", "provider", "model", "calls", "failed", "refused", "input", "output", "cost"], table)
 
 
 def _bucket() -> dict[str, Any]:
-    return {"calls": 0, "failed": 0, "refused": 0, "input_tokens": 0, "output_tokens": 0,
-            "priced_cost": 0.0, "unpriced_calls": 0}
+    return {
+        "calls": 0,
+        "failed": 0,
+        "refused": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "priced_cost": 0.0,
+        "unpriced_calls": 0,
+    }
 
 
 def _finish(bucket: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -103,7 +104,7 @@ class ChatMessage:
         return attrs.asdict(self)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "ChatMessage":
+    def from_record(cls, record: Mapping[str, Any]) -> ChatMessage:
         return cls(**record)
 
 
@@ -126,5 +127,5 @@ class Thread:
         return attrs.asdict(self)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Thread":
+    def from_record(cls, record: Mapping[str, Any]) -> Thread:
         return cls(**record)

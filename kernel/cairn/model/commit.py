@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -93,7 +94,7 @@ class Commit:
         metadata: Mapping[str, Any] | None = None,
         created_at: str,
         **derived: Any,
-    ) -> "Commit":
+    ) -> Commit:
         operation = Operation(operation)
         if operation is Operation.APPEND and target is not None:
             raise ValidationError("an append has no target", what="commit", field="target")
@@ -153,7 +154,7 @@ class Commit:
         return {"hash": self.hash, **self.hashed_fields(), **self.derived_fields()}
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Commit":
+    def from_record(cls, record: Mapping[str, Any]) -> Commit:
         """A commit from a plain record (``to_record``'s shape), every field validated."""
         commit = cls(**record)
         commit.validate()
@@ -223,7 +224,7 @@ class Annotation:
         }
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Annotation":
+    def from_record(cls, record: Mapping[str, Any]) -> Annotation:
         return cls(**record)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, ClassVar, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import attrs
 
@@ -109,9 +110,7 @@ def _one_of(*choices: str, optional: bool = False):
         if optional and value is None:
             return
         if value not in choices:
-            raise ValueError(
-                f"{attribute.name} must be one of {', '.join(choices)}; got {value!r}"
-            )
+            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}; got {value!r}")
 
     return check
 

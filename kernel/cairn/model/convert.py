@@ -85,12 +85,8 @@ def _structure_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
         raise ValueError(f"expected one of {choices}, got {value!r}") from None
 
 
-converter.register_structure_hook_func(
-    lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _structure_enum
-)
-converter.register_unstructure_hook_func(
-    lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value
-)
+converter.register_structure_hook_func(lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _structure_enum)
+converter.register_unstructure_hook_func(lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value)
 
 
 def _format(exc: BaseException, _type: Any) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -111,7 +112,7 @@ class Run:
         return attrs.asdict(self)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Run":
+    def from_record(cls, record: Mapping[str, Any]) -> Run:
         return cls(**record)
 
     @property
@@ -139,7 +140,7 @@ class RunEvent:
         return attrs.asdict(self)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "RunEvent":
+    def from_record(cls, record: Mapping[str, Any]) -> RunEvent:
         return cls(**record)
 
 
@@ -168,7 +169,7 @@ class SpendRecord:
         return attrs.asdict(self)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "SpendRecord":
+    def from_record(cls, record: Mapping[str, Any]) -> SpendRecord:
         return cls(**record)
 
 

@@ -37,8 +37,9 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import attrs
 
@@ -69,8 +70,14 @@ class Reply:
     chunk_chars: int = 4
     cut_after: int | None = None
     error_after: int | None = None
-    error: dict = attrs.field(factory=lambda: {"message": "The server had an error while processing your request.",
-                                               "type": "server_error", "param": None, "code": None})
+    error: dict = attrs.field(
+        factory=lambda: {
+            "message": "The server had an error while processing your request.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    )
     chunk_delay_s: float = 0.0
     repeat_index: bool = False
     headers: dict = attrs.field(factory=dict)
@@ -85,8 +92,16 @@ class Fault:
     headers: dict = attrs.field(factory=dict)
 
     @classmethod
-    def openai(cls, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
-               param: str | None = None, headers: dict | None = None) -> "Fault":
+    def openai(
+        cls,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict | None = None,
+    ) -> Fault:
         """An error in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
         return cls(status, {"error": {"message": message, "type": type, "param": param, "code": code}}, headers or {})
 
@@ -160,12 +175,13 @@ class FakeOpenAI:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         handler = _handler_for(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -185,7 +201,7 @@ class FakeOpenAI:
             self._thread.join(timeout=5)
         self._server = None
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -308,8 +324,17 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             body = self._read_json()
             self._record(body)
             if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
-                self._send(401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
-                                           "param": None, "code": "invalid_api_key"}})
+                self._send(
+                    401,
+                    {
+                        "error": {
+                            "message": "Incorrect API key provided.",
+                            "type": "invalid_request_error",
+                            "param": None,
+                            "code": "invalid_api_key",
+                        }
+                    },
+                )
                 return
             path = self.path.rstrip("/")
             try:
@@ -330,8 +355,17 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 server.requests.append(RecordedRequest(self.command, self.path, headers, body))
 
         def _not_found(self) -> None:
-            self._send(404, {"error": {"message": f"Unknown request URL: {self.command} {self.path}.",
-                                       "type": "invalid_request_error", "param": None, "code": "unknown_url"}})
+            self._send(
+                404,
+                {
+                    "error": {
+                        "message": f"Unknown request URL: {self.command} {self.path}.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "unknown_url",
+                    }
+                },
+            )
 
         def _answer(self, step: Any, number: int, body: dict, endpoint: str) -> None:
             if isinstance(step, Stall):
@@ -359,11 +393,17 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return None
             if reply.usage != AUTO:
                 return dict(reply.usage)
-            prompt = sum(_words(m.get("content") if isinstance(m.get("content"), str) else None)
-                         for m in body.get("messages") or [] if isinstance(m, dict))
+            prompt = sum(
+                _words(m.get("content") if isinstance(m.get("content"), str) else None)
+                for m in body.get("messages") or []
+                if isinstance(m, dict)
+            )
             completion = _words(reply.content) + sum(_words(c.get("arguments", "")) for c in reply.tool_calls)
-            usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                                     "total_tokens": prompt + completion}
+            usage: dict[str, Any] = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
             if reply.cached_tokens is not None:
                 usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens, "audio_tokens": 0}
             if reply.reasoning_tokens is not None:
@@ -377,7 +417,11 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
             if reply.tool_calls:
                 message["tool_calls"] = [
-                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c.get("arguments", "")}}
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c.get("arguments", "")},
+                    }
                     for c in reply.tool_calls
                 ]
             answer: dict[str, Any] = {
@@ -385,8 +429,9 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": reply.model or body.get("model") or server.model,
-                "choices": [{"index": 0, "message": message, "logprobs": None,
-                             "finish_reason": self._finish_reason(reply)}],
+                "choices": [
+                    {"index": 0, "message": message, "logprobs": None, "finish_reason": self._finish_reason(reply)}
+                ],
             }
             usage = self._usage(reply, body)
             if usage is not None:
@@ -399,14 +444,22 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             yield {"role": "assistant", "content": ""}
             text = reply.content or ""
             for at in range(0, len(text), size):
-                yield {"content": text[at:at + size]}
+                yield {"content": text[at : at + size]}
             for index, call in enumerate(reply.tool_calls):
                 slot = 0 if reply.repeat_index else index
-                yield {"tool_calls": [{"index": slot, "id": call["id"], "type": "function",
-                                       "function": {"name": call["name"], "arguments": ""}}]}
+                yield {
+                    "tool_calls": [
+                        {
+                            "index": slot,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["name"], "arguments": ""},
+                        }
+                    ]
+                }
                 arguments = call.get("arguments", "")
                 for at in range(0, len(arguments), size):
-                    yield {"tool_calls": [{"index": slot, "function": {"arguments": arguments[at:at + size]}}]}
+                    yield {"tool_calls": [{"index": slot, "function": {"arguments": arguments[at : at + size]}}]}
 
         def _stream(self, reply: Reply, number: int, body: dict) -> None:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -418,8 +471,12 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             for name, value in reply.headers.items():
                 self.send_header(name, str(value))
             self.end_headers()
-            base = {"id": f"chatcmpl-fake{number}", "object": "chat.completion.chunk", "created": int(time.time()),
-                    "model": model}
+            base = {
+                "id": f"chatcmpl-fake{number}",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+            }
             if include_usage:
                 base["usage"] = None
             for sent, delta in enumerate(self._pieces(reply)):
@@ -430,11 +487,19 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     self._event({"error": reply.error})
                     self._chunk(b"")
                     return
-                self._event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]})
+                self._event(
+                    {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
+                )
                 if reply.chunk_delay_s:
                     time.sleep(reply.chunk_delay_s)
-            self._event({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None,
-                                              "finish_reason": self._finish_reason(reply)}]})
+            self._event(
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": self._finish_reason(reply)}
+                    ],
+                }
+            )
             usage = self._usage(reply, body)
             if include_usage and usage is not None:
                 self._event({**base, "choices": [], "usage": usage})
@@ -451,8 +516,11 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
             if reply.shuffle:
                 data.reverse()
-            answer: dict[str, Any] = {"object": "list", "data": data,
-                                      "model": reply.model or body.get("model") or server.model}
+            answer: dict[str, Any] = {
+                "object": "list",
+                "data": data,
+                "model": reply.model or body.get("model") or server.model,
+            }
             if reply.usage == AUTO:
                 tokens = sum(_words(str(t)) for t in texts)
                 answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}

@@ -8,7 +8,7 @@ in one process (a lock makes it thread-safe) and keeps nothing on disk.
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from cairn.errors import ConflictError, IntegrityError, NotFoundError
 from cairn.model import Annotation, Commit, Priority, Run, RunEvent, SpendRecord, sha256_hex
@@ -18,7 +18,7 @@ from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check
 __all__ = ["MemoryStore", "open_in_directory"]
 
 
-def open_in_directory(directory: object) -> "MemoryStore":
+def open_in_directory(directory: object) -> MemoryStore:
     """A ``store_opener`` for the conformance suite; the directory is unused."""
     return MemoryStore()
 
@@ -58,7 +58,11 @@ class MemoryStore(Store):
                 for label, link in (("parent", commit.parent), ("target", commit.target)):
                     if link is not None and link not in self.commits and link not in batch:
                         raise IntegrityError(f"commit {commit.short}: {label} {link[:12]} is not stored")
-                if commit.content_hash is not None and commit.content_hash not in blobs and commit.content_hash not in self.blobs:
+                if (
+                    commit.content_hash is not None
+                    and commit.content_hash not in blobs
+                    and commit.content_hash not in self.blobs
+                ):
                     raise IntegrityError(f"commit {commit.short}: content {commit.content_hash[:12]} is not stored")
             for digest, data in blobs.items():
                 if sha256_hex(bytes(data)) != digest:
@@ -112,18 +116,21 @@ class MemoryStore(Store):
     def _select(self, keep, since: str | None, until: str | None, limit: int | None) -> list[Commit]:
         with self._lock:
             found = [
-                c for c in self.commits.values()
+                c
+                for c in self.commits.values()
                 if keep(c) and (since is None or c.created_at >= since) and (until is None or c.created_at <= until)
             ]
         found.sort(key=lambda c: (c.created_at, c.hash), reverse=True)
         return found[:limit] if limit is not None else found
 
-    def commits_by_type(self, content_type: str, *, since: str | None = None, until: str | None = None,
-                        limit: int | None = None) -> list[Commit]:
+    def commits_by_type(
+        self, content_type: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Commit]:
         return self._select(lambda c: c.content_type == content_type, since, until, limit)
 
-    def commits_by_time(self, *, since: str | None = None, until: str | None = None,
-                        limit: int | None = None) -> list[Commit]:
+    def commits_by_time(
+        self, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Commit]:
         return self._select(lambda c: True, since, until, limit)
 
     def commits_targeting(self, targets: Iterable[str]) -> list[Commit]:
@@ -223,7 +230,9 @@ class MemoryStore(Store):
             if run is None:
                 raise NotFoundError("run", run_id)
             if not run.is_open:
-                raise ConflictError(f"run {run_id}", "open", run.status, hint="the run is closed; events can no longer be added")
+                raise ConflictError(
+                    f"run {run_id}", "open", run.status, hint="the run is closed; events can no longer be added"
+                )
             self._check_events(run_id, events)
             self._add_events(run_id, events)
 
@@ -246,13 +255,23 @@ class MemoryStore(Store):
         with self._lock:
             return self.runs.get(run_id)
 
-    def list_runs(self, *, type: str | None = None, status: str | None = None, since: str | None = None,
-                  until: str | None = None, limit: int | None = None) -> list[Run]:
+    def list_runs(
+        self,
+        *,
+        type: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
         with self._lock:
             found = [
-                r for r in self.runs.values()
-                if (type is None or r.type == type) and (status is None or r.status == status)
-                and (since is None or r.started_at >= since) and (until is None or r.started_at <= until)
+                r
+                for r in self.runs.values()
+                if (type is None or r.type == type)
+                and (status is None or r.status == status)
+                and (since is None or r.started_at >= since)
+                and (until is None or r.started_at <= until)
             ]
         found.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
         return found[:limit] if limit is not None else found
@@ -275,11 +294,15 @@ class MemoryStore(Store):
         with self._lock:
             self.spend_records.extend(records)
 
-    def spend(self, *, since: str | None = None, until: str | None = None, run_id: str | None = None) -> list[SpendRecord]:
+    def spend(
+        self, *, since: str | None = None, until: str | None = None, run_id: str | None = None
+    ) -> list[SpendRecord]:
         with self._lock:
             found = [
-                r for r in self.spend_records
-                if (since is None or r.ts >= since) and (until is None or r.ts <= until)
+                r
+                for r in self.spend_records
+                if (since is None or r.ts >= since)
+                and (until is None or r.ts <= until)
                 and (run_id is None or r.run_id == run_id)
             ]
         return sorted(found, key=lambda r: r.ts)
@@ -292,12 +315,20 @@ class MemoryStore(Store):
                 raise ConflictError(f"message {message.id}", None, "stored")
             self.messages[message.id] = message
 
-    def chat_messages(self, *, run_id: str | None = None, thread_id: str | None = None, limit: int | None = None,
-                      published: bool | None = None) -> list[ChatMessage]:
+    def chat_messages(
+        self,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        limit: int | None = None,
+        published: bool | None = None,
+    ) -> list[ChatMessage]:
         with self._lock:
             found = [
-                m for m in self.messages.values()
-                if (run_id is None or m.run_id == run_id) and (thread_id is None or m.thread_id == thread_id)
+                m
+                for m in self.messages.values()
+                if (run_id is None or m.run_id == run_id)
+                and (thread_id is None or m.thread_id == thread_id)
                 and (published is None or m.publish == published)
             ]
         found.sort(key=lambda m: (m.ts, m.id), reverse=True)

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 
@@ -43,15 +44,15 @@ from cairn.model import Message
 from cairn.providers import (
     CALL_EVENT,
     ERROR_KINDS,
+    LLM,
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    Embedder,
     EmbeddingCapabilities,
     EmbeddingProvider,
     EmbeddingRequest,
     EmbeddingResponse,
-    Embedder,
-    LLM,
     LLMCapabilities,
     LLMProvider,
     Meter,
@@ -116,8 +117,9 @@ class Harness:
         return LLM(provider, name, tokenizer=self.tokenizer, meter=self.meter, policy=self.policy, sleep=lambda s: None)
 
     def embedder(self, provider: EmbeddingProvider, name: str = "under_test") -> Embedder:
-        return Embedder(provider, name, tokenizer=self.tokenizer, meter=self.meter, policy=self.policy,
-                        sleep=lambda s: None)
+        return Embedder(
+            provider, name, tokenizer=self.tokenizer, meter=self.meter, policy=self.policy, sleep=lambda s: None
+        )
 
     @property
     def spend(self) -> list[Any]:
@@ -178,7 +180,9 @@ class LLMProviderConformance(_Common):
     def test_prices_are_a_table_of_prices(self, llm_provider: LLMProvider) -> None:
         from cairn.providers import Price
 
-        assert all(isinstance(name, str) and isinstance(price, Price) for name, price in dict(llm_provider.prices).items())
+        assert all(
+            isinstance(name, str) and isinstance(price, Price) for name, price in dict(llm_provider.prices).items()
+        )
 
     # -- answering -----------------------------------------------------------------------
 
@@ -216,18 +220,23 @@ class LLMProviderConformance(_Common):
         caps = llm_provider.capabilities(llm_provider.default_model)
         if self.disabled or not caps.tools:
             pytest.skip("the provider declares no tools")
-        tool = Tool("get_time", "The current time in a city.",
-                    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
-        response = llm_provider.complete(_chat("What time is it in Oslo?", model=llm_provider.default_model,
-                                               tools=[tool], tool_choice="auto"))
+        tool = Tool(
+            "get_time",
+            "The current time in a city.",
+            {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        )
+        response = llm_provider.complete(
+            _chat("What time is it in Oslo?", model=llm_provider.default_model, tools=[tool], tool_choice="auto")
+        )
         assert isinstance(response, ChatResponse)
         for call in response.tool_calls:
             assert call.name and isinstance(call.arguments, str)
 
     # -- through the kernel --------------------------------------------------------------
 
-    def test_every_call_is_recorded_without_bodies(self, llm_provider: LLMProvider, secret: str | None,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+    def test_every_call_is_recorded_without_bodies(
+        self, llm_provider: LLMProvider, secret: str | None, caplog: pytest.LogCaptureFixture
+    ) -> None:
         caplog.set_level(logging.DEBUG)
         harness = Harness()
         llm = harness.llm(llm_provider)
@@ -245,8 +254,9 @@ class LLMProviderConformance(_Common):
         assert payload["characters"] == len("You are terse.") + len(CANARY_PROMPT)
         assert_absent(self._needles(secret), calls, harness.spend, error or "", caplog.records)
 
-    def test_errors_are_taxonomy_values_that_leak_nothing(self, llm_provider: LLMProvider, provoke: Any,
-                                                          secret: str | None, caplog: pytest.LogCaptureFixture) -> None:
+    def test_errors_are_taxonomy_values_that_leak_nothing(
+        self, llm_provider: LLMProvider, provoke: Any, secret: str | None, caplog: pytest.LogCaptureFixture
+    ) -> None:
         if provoke is None:
             pytest.skip("no provoke fixture")
         caplog.set_level(logging.DEBUG)
@@ -265,8 +275,9 @@ class LLMProviderConformance(_Common):
             assert_absent(self._needles(secret), error, harness.calls(), harness.spend, caplog.records)
         assert tried, "provoke() provoked no kind at all"
 
-    def test_the_provider_never_retries_by_itself(self, llm_provider: LLMProvider, provoke: Any,
-                                                  backend_requests: Any) -> None:
+    def test_the_provider_never_retries_by_itself(
+        self, llm_provider: LLMProvider, provoke: Any, backend_requests: Any
+    ) -> None:
         if provoke is None or backend_requests is None or not provoke("rate_limited"):
             pytest.skip("needs provoke('rate_limited') and backend_requests")
         before = backend_requests()
@@ -320,8 +331,10 @@ class EmbeddingProviderConformance(_Common):
         assert all(all(isinstance(float(x), float) for x in v) for v in response.vectors)
         if self.deterministic:
             shuffled = embedding_provider.embed(EmbeddingRequest([texts[2], texts[0], texts[1]], request.model))
-            for got, want in zip(shuffled.vectors, [response.vectors[2], response.vectors[0], response.vectors[1]]):
-                assert max(abs(float(a) - float(b)) for a, b in zip(got, want)) < 1e-5
+            for got, want in zip(
+                shuffled.vectors, [response.vectors[2], response.vectors[0], response.vectors[1]], strict=True
+            ):
+                assert max(abs(float(a) - float(b)) for a, b in zip(got, want, strict=True)) < 1e-5
 
     def test_a_full_batch_is_one_call(self, embedding_provider: EmbeddingProvider) -> None:
         if self.disabled:
@@ -331,8 +344,9 @@ class EmbeddingProviderConformance(_Common):
         response = embedding_provider.embed(EmbeddingRequest(texts, embedding_provider.default_model))
         assert len(response.vectors) == size
 
-    def test_every_call_is_recorded_without_bodies(self, embedding_provider: EmbeddingProvider, secret: str | None,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+    def test_every_call_is_recorded_without_bodies(
+        self, embedding_provider: EmbeddingProvider, secret: str | None, caplog: pytest.LogCaptureFixture
+    ) -> None:
         caplog.set_level(logging.DEBUG)
         harness = Harness()
         error: BaseException | None = None
@@ -347,8 +361,9 @@ class EmbeddingProviderConformance(_Common):
         assert calls[0].payload["outcome"] == ("disabled" if self.disabled else "ok")
         assert_absent(self._needles(secret), calls, harness.spend, error or "", caplog.records)
 
-    def test_errors_are_taxonomy_values_that_leak_nothing(self, embedding_provider: EmbeddingProvider, provoke: Any,
-                                                          secret: str | None, caplog: pytest.LogCaptureFixture) -> None:
+    def test_errors_are_taxonomy_values_that_leak_nothing(
+        self, embedding_provider: EmbeddingProvider, provoke: Any, secret: str | None, caplog: pytest.LogCaptureFixture
+    ) -> None:
         if provoke is None:
             pytest.skip("no provoke fixture")
         caplog.set_level(logging.DEBUG)

@@ -6,8 +6,8 @@ it in every session of an environment where cairn is installed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -36,8 +36,9 @@ import datetime as _dt
 import multiprocessing
 import pickle
 import queue as _queue
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -90,9 +91,7 @@ def content_bytes(text: str, content_type: str = "dialogue") -> bytes:
     return canonical_json({"content_type": content_type, "text": text})
 
 
-def derive(
-    parent: Commit | None, lookup: Callable[[str], Commit], token_count: int
-) -> dict[str, Any]:
+def derive(parent: Commit | None, lookup: Callable[[str], Commit], token_count: int) -> dict[str, Any]:
     """The derived fields of a commit with ``parent``, as ``cairn.repo`` sets them.
 
     Depth counts ancestors; the skip pointer names the ancestor at
@@ -499,12 +498,22 @@ class _ObjectConformance:
         one, two = chain.line(2)
         store.write(**chain.batch(one, two), refs=[RefUpdate(MAIN, one.hash, None)])
         with pytest.raises(ConflictError) as info:
-            store.write(refs=[RefUpdate("refs/heads/a", two.hash, None), RefUpdate(MAIN, two.hash, two.hash),
-                              RefUpdate("refs/heads/b", two.hash, None)])
+            store.write(
+                refs=[
+                    RefUpdate("refs/heads/a", two.hash, None),
+                    RefUpdate(MAIN, two.hash, two.hash),
+                    RefUpdate("refs/heads/b", two.hash, None),
+                ]
+            )
         assert info.value.ref == MAIN
         assert store.list_refs() == {MAIN: one.hash}
-        store.write(refs=[RefUpdate("refs/heads/a", two.hash, None), RefUpdate(MAIN, two.hash, one.hash),
-                          RefUpdate("HEAD", "ref: refs/heads/main", None)])
+        store.write(
+            refs=[
+                RefUpdate("refs/heads/a", two.hash, None),
+                RefUpdate(MAIN, two.hash, one.hash),
+                RefUpdate("HEAD", "ref: refs/heads/main", None),
+            ]
+        )
         assert store.list_refs() == {"HEAD": "ref: refs/heads/main", "refs/heads/a": two.hash, MAIN: two.hash}
         store.write(refs=[RefUpdate("refs/heads/a", None, two.hash), RefUpdate(MAIN, one.hash, two.hash)])
         assert store.list_refs() == {"HEAD": "ref: refs/heads/main", MAIN: one.hash}
@@ -512,8 +521,16 @@ class _ObjectConformance:
     def test_list_refs_by_literal_prefix_sorted(self, store: Store, chain: Chain) -> None:
         (one,) = chain.line(1)
         store.write(**chain.batch(one))
-        names = ["refs/heads/zeta", "refs/heads/a_b", "refs/heads/axb", "refs/heads/a%", "refs/tags/v1",
-                 "HEAD", "refs/heads/alpha", "refs/heads/ä"]
+        names = [
+            "refs/heads/zeta",
+            "refs/heads/a_b",
+            "refs/heads/axb",
+            "refs/heads/a%",
+            "refs/tags/v1",
+            "HEAD",
+            "refs/heads/alpha",
+            "refs/heads/ä",
+        ]
         for name in names:
             store.set_ref(name, one.hash, expected=None)
         listed = store.list_refs("refs/heads/")
@@ -641,8 +658,9 @@ class _ObjectConformance:
         assert latest(one.hash, at(250)) == pin1
         assert latest(one.hash) == normal1
 
-        many = store.latest_annotations(iter([one.hash, two.hash, three.hash, sha256_hex(b"unknown"), one.hash]),
-                                        as_of=at(160))
+        many = store.latest_annotations(
+            iter([one.hash, two.hash, three.hash, sha256_hex(b"unknown"), one.hash]), as_of=at(160)
+        )
         assert many == {one.hash: skip1, two.hash: pin2}
         assert store.latest_annotations([one.hash, two.hash]) == {one.hash: normal1, two.hash: pin2}
         assert store.latest_annotations([]) == {}
@@ -702,11 +720,14 @@ class _ObjectConformance:
         empty = store.stats()
         assert (empty.blobs, empty.commits, empty.refs, empty.annotations) == (0, 0, 0, 0)
         one, two, three = chain.line(3)
-        store.write(**chain.batch(one, two, three), refs=[RefUpdate(MAIN, three.hash, None),
-                                                          RefUpdate("HEAD", "ref: refs/heads/main", None)])
+        store.write(
+            **chain.batch(one, two, three),
+            refs=[RefUpdate(MAIN, three.hash, None), RefUpdate("HEAD", "ref: refs/heads/main", None)],
+        )
         store.write(blobs={sha256_hex(b"loose"): b"loose"})
-        store.add_annotations([Annotation(one.hash, Priority.SKIP, "a", at(1)),
-                               Annotation(one.hash, Priority.NORMAL, "b", at(2))])
+        store.add_annotations(
+            [Annotation(one.hash, Priority.SKIP, "a", at(1)), Annotation(one.hash, Priority.NORMAL, "b", at(2))]
+        )
         stats = store.stats()
         assert (stats.blobs, stats.commits, stats.refs, stats.annotations) == (4, 3, 2, 2)
         assert stats.bytes > 0
@@ -720,17 +741,22 @@ class _ObjectConformance:
         b2 = chain.append(b1, "shared text")
         o1 = chain.append(None, "orphan root")
         o2 = chain.append(o1, "orphan child")
-        store.write(**chain.batch(root, a1, a2, b1, b2, o1, o2), refs=[
-            RefUpdate(MAIN, a2.hash, None),
-            RefUpdate(SIDE, b2.hash, None),
-            RefUpdate("HEAD", "ref: refs/heads/main", None),
-        ])
-        store.add_annotations([
-            Annotation(a2.hash, Priority.PINNED, "kept", at(1)),
-            Annotation(b1.hash, Priority.SKIP, "goes with b1", at(2)),
-            Annotation(o2.hash, Priority.SKIP, "goes with o2", at(3)),
-            Annotation(o2.hash, Priority.NORMAL, "goes with o2 too", at(4)),
-        ])
+        store.write(
+            **chain.batch(root, a1, a2, b1, b2, o1, o2),
+            refs=[
+                RefUpdate(MAIN, a2.hash, None),
+                RefUpdate(SIDE, b2.hash, None),
+                RefUpdate("HEAD", "ref: refs/heads/main", None),
+            ],
+        )
+        store.add_annotations(
+            [
+                Annotation(a2.hash, Priority.PINNED, "kept", at(1)),
+                Annotation(b1.hash, Priority.SKIP, "goes with b1", at(2)),
+                Annotation(o2.hash, Priority.SKIP, "goes with o2", at(3)),
+                Annotation(o2.hash, Priority.NORMAL, "goes with o2 too", at(4)),
+            ]
+        )
         store.put_token_counts("approx", {o1.content_hash: 2, a1.content_hash: 1})  # type: ignore[dict-item]
         return {"root": root, "a1": a1, "a2": a2, "b1": b1, "b2": b2, "o1": o1, "o2": o2}
 
@@ -743,7 +769,10 @@ class _ObjectConformance:
         assert dry == GcReport(commits_removed=4, blobs_removed=3, annotations_removed=3, dry_run=True)
         after_dry = store.stats()
         assert (after_dry.blobs, after_dry.commits, after_dry.annotations) == (
-            before.blobs, before.commits, before.annotations), "dry_run removed something"
+            before.blobs,
+            before.commits,
+            before.annotations,
+        ), "dry_run removed something"
 
         report = store.gc()
         assert report == GcReport(commits_removed=4, blobs_removed=3, annotations_removed=3, dry_run=False)
@@ -756,7 +785,8 @@ class _ObjectConformance:
         assert store.annotation_history(h["b1"].hash) == [] and store.annotation_history(h["o2"].hash) == []
         assert len(store.annotation_history(h["a2"].hash)) == 1
         assert store.get_token_counts("approx", [h["o1"].content_hash, h["a1"].content_hash]) == {
-            h["a1"].content_hash: 1}
+            h["a1"].content_hash: 1
+        }
         assert store.list_refs() == {"HEAD": "ref: refs/heads/main", MAIN: h["a2"].hash}
         assert store.children(h["a1"].hash) == [h["a2"]]
         assert store.check() == []
@@ -771,7 +801,8 @@ class _ObjectConformance:
         report = store.gc()
         assert report.commits_removed == 1 and report.annotations_removed == 1  # a2 only: b2 reaches root-a1
         assert set(store.get_commits(c.hash for c in h.values())) == {
-            h[k].hash for k in ("root", "a1", "b1", "b2", "o1", "o2")}
+            h[k].hash for k in ("root", "a1", "b1", "b2", "o1", "o2")
+        }
         assert store.get_blobs([h["a2"].content_hash]) != {}, "a blob a surviving commit uses was removed"
         assert store.check() == []
 
@@ -780,8 +811,10 @@ class _ObjectConformance:
         side = chain.append(root, "only on the side branch")
         main = chain.append(root, "main")
         edit = chain.edit(main, side, "main edits a commit of the side branch")
-        store.write(**chain.batch(root, side, main, edit), refs=[RefUpdate(MAIN, edit.hash, None),
-                                                                  RefUpdate(SIDE, side.hash, None)])
+        store.write(
+            **chain.batch(root, side, main, edit),
+            refs=[RefUpdate(MAIN, edit.hash, None), RefUpdate(SIDE, side.hash, None)],
+        )
         store.delete_ref(SIDE, expected=side.hash)
         store.gc()
         assert store.get_commits([edit.hash]) == {edit.hash: edit}
@@ -793,9 +826,14 @@ class _ObjectConformance:
         edit = chain.edit(line[-1], line[2], "edited")
         delete = chain.delete(edit, line[3])
         branch = chain.append(line[5], "branch")
-        store.write(**chain.batch(*line, edit, delete, branch), refs=[
-            RefUpdate(MAIN, delete.hash, None), RefUpdate(SIDE, branch.hash, None),
-            RefUpdate("HEAD", "ref: refs/heads/main", None)])
+        store.write(
+            **chain.batch(*line, edit, delete, branch),
+            refs=[
+                RefUpdate(MAIN, delete.hash, None),
+                RefUpdate(SIDE, branch.hash, None),
+                RefUpdate("HEAD", "ref: refs/heads/main", None),
+            ],
+        )
         store.add_annotations([Annotation(line[0].hash, Priority.PINNED, "p", at(1))])
         store.put_token_counts("approx", {line[0].content_hash: 2})  # type: ignore[dict-item]
         assert store.check() == []
@@ -822,8 +860,9 @@ class _ObjectConformance:
         try:
             store_dict = chain.batch(*line, edit)
             store_dict["blobs"][sha256_hex(loose)] = loose
-            first.write(**store_dict, refs=[RefUpdate(MAIN, edit.hash, None),
-                                            RefUpdate("HEAD", "ref: refs/heads/main", None)])
+            first.write(
+                **store_dict, refs=[RefUpdate(MAIN, edit.hash, None), RefUpdate("HEAD", "ref: refs/heads/main", None)]
+            )
             first.add_annotations([note])
             first.put_token_counts("approx", {line[0].content_hash: 5})  # type: ignore[dict-item]
         finally:
@@ -841,9 +880,7 @@ class _ObjectConformance:
         finally:
             second.close()
 
-    def test_concurrent_writers_across_processes_lose_nothing(
-        self, store_opener: StoreOpener, store_dir: Path
-    ) -> None:
+    def test_concurrent_writers_across_processes_lose_nothing(self, store_opener: StoreOpener, store_dir: Path) -> None:
         self._needs_persistence()
         workers, per_worker = 4, 50
         try:
@@ -1024,13 +1061,15 @@ class LedgerConformance:
             assert store.get_run(run.run_id) == run and store.run_events(run.run_id) == events
 
     def test_list_runs_filters_and_orders_newest_first(self, store: Store) -> None:
-        store.put_runs([
-            (make_run("a", 10, type="eval"), []),
-            (make_run("b", 20, type="job", status="failed"), []),
-            (make_run("c", 30, type="eval", status="partial"), []),
-            (make_run("d", 30, type="job"), []),  # same time as c: run id breaks the tie
-            (make_run("e", 40, type="job", status="open"), []),
-        ])
+        store.put_runs(
+            [
+                (make_run("a", 10, type="eval"), []),
+                (make_run("b", 20, type="job", status="failed"), []),
+                (make_run("c", 30, type="eval", status="partial"), []),
+                (make_run("d", 30, type="job"), []),  # same time as c: run id breaks the tie
+                (make_run("e", 40, type="job", status="open"), []),
+            ]
+        )
         ids = lambda runs: [r.run_id for r in runs]  # noqa: E731
         assert ids(store.list_runs()) == ["e", "d", "c", "b", "a"]
         assert ids(store.list_runs(type="eval")) == ["c", "a"]
@@ -1099,16 +1138,30 @@ class LedgerConformance:
 # -- chat ----------------------------------------------------------------------------------------
 
 
-def _message(n: int, *, run_id: str | None = None, thread_id: str | None = "general", publish: bool = False,
-             seconds: float | None = None) -> Any:
+def _message(
+    n: int,
+    *,
+    run_id: str | None = None,
+    thread_id: str | None = "general",
+    publish: bool = False,
+    seconds: float | None = None,
+) -> Any:
     from cairn.model.chat import ChatMessage
 
-    return ChatMessage(id=f"m-{n:04d}", ts=at(n if seconds is None else seconds), text=f"message {n} — ✓",
-                       user="ann", thread_id=thread_id, run_id=run_id, publish=publish)
+    return ChatMessage(
+        id=f"m-{n:04d}",
+        ts=at(n if seconds is None else seconds),
+        text=f"message {n} — ✓",
+        user="ann",
+        thread_id=thread_id,
+        run_id=run_id,
+        publish=publish,
+    )
 
 
-def _chat_worker(opener: StoreOpener, directory: str, worker: int, count: int, run_id: str, barrier: Any,
-                 results: Any) -> None:
+def _chat_worker(
+    opener: StoreOpener, directory: str, worker: int, count: int, run_id: str, barrier: Any, results: Any
+) -> None:
     from cairn.model.chat import ChatMessage
 
     acked: list[str] = []

@@ -14,11 +14,21 @@ from typing import Any
 
 from cairn.errors import ConfigError
 from cairn.evaluate import Evaluator, Sample, Score, ScoringContext
-
 from cairn_evals import text as T
 from cairn_evals.config import CostConfig, IncludesConfig, LatencyConfig, RegexConfig
 
-__all__ = ["Cost", "EditDistance", "Exact", "Includes", "Latency", "Numeric", "Regex", "RougeL", "TableEvaluator", "TokenF1"]
+__all__ = [
+    "Cost",
+    "EditDistance",
+    "Exact",
+    "Includes",
+    "Latency",
+    "Numeric",
+    "Regex",
+    "RougeL",
+    "TableEvaluator",
+    "TokenF1",
+]
 
 
 def _clip(value: Any, width: int = 80) -> str:
@@ -36,8 +46,13 @@ class TableEvaluator(Evaluator):
 
     def _normalize(self, text: str) -> str:
         c = self.config
-        return T.normalize(text, ignore_case=c.ignore_case, collapse_whitespace=c.collapse_whitespace,
-                           strip_punctuation=c.strip_punctuation, nfkc=c.nfkc)
+        return T.normalize(
+            text,
+            ignore_case=c.ignore_case,
+            collapse_whitespace=c.collapse_whitespace,
+            strip_punctuation=c.strip_punctuation,
+            nfkc=c.nfkc,
+        )
 
 
 class Exact(TableEvaluator):
@@ -101,8 +116,10 @@ class Regex(TableEvaluator):
         pattern = self._pattern
         if pattern is None:
             if not isinstance(sample.expected, str):
-                return Score.error(f"expected must be a pattern (a string) when [evaluators.regex] pattern is unset, "
-                                   f"got {type(sample.expected).__name__}")
+                return Score.error(
+                    f"expected must be a pattern (a string) when [evaluators.regex] pattern is unset, "
+                    f"got {type(sample.expected).__name__}"
+                )
             try:
                 pattern = _compiled(sample.expected, self.config.compiled_flags)
             except re.error as exc:
@@ -153,13 +170,20 @@ class Numeric(TableEvaluator):
         if not numbers:
             return self.result(0.0, reason="no number in the output")
         if self.config.pick == "only" and len(numbers) > 1:
-            return self.result(0.0, reason=f"the output holds {len(numbers)} numbers, expected exactly one",
-                               metadata={"found": numbers[:20]})
+            return self.result(
+                0.0,
+                reason=f"the output holds {len(numbers)} numbers, expected exactly one",
+                metadata={"found": numbers[:20]},
+            )
         found = numbers[-1] if self.config.pick == "last" else numbers[0]
         best = min(wanted, key=lambda e: abs(found - e))
         error = abs(found - best)
-        meta = {"found": found, "expected": best, "abs_error": error,
-                "rel_error": error / abs(best) if best else (0.0 if error == 0 else None)}
+        meta = {
+            "found": found,
+            "expected": best,
+            "abs_error": error,
+            "rel_error": error / abs(best) if best else (0.0 if error == 0 else None),
+        }
         if math.isclose(found, best, rel_tol=self.config.rel_tol, abs_tol=self.config.abs_tol):
             return self.result(1.0, metadata=meta)
         return self.result(0.0, reason=f"found {found:g}, expected {best:g} (off by {error:g})", metadata=meta)
@@ -178,8 +202,9 @@ class TokenF1(TableEvaluator):
 
     def score(self, sample: Sample, context: ScoringContext) -> Score:
         predicted = self._words(T.as_text(sample.output))
-        best = max((T.token_f1(predicted, self._words(ref)) for ref in T.references(sample.expected)),
-                   key=lambda prf: prf[2])
+        best = max(
+            (T.token_f1(predicted, self._words(ref)) for ref in T.references(sample.expected)), key=lambda prf: prf[2]
+        )
         precision, recall, f1 = best
         return self.result(f1, metadata={"precision": precision, "recall": recall})
 
@@ -219,8 +244,13 @@ class RougeL(TableEvaluator):
     def score(self, sample: Sample, context: ScoringContext) -> Score:
         c = self.config
         candidate = T.words(T.as_text(sample.output), ignore_case=c.ignore_case, nfkc=c.nfkc)
-        best = max((T.rouge_l(candidate, T.words(ref, ignore_case=c.ignore_case, nfkc=c.nfkc), beta=c.beta)
-                    for ref in T.references(sample.expected)), key=lambda prf: prf[2])
+        best = max(
+            (
+                T.rouge_l(candidate, T.words(ref, ignore_case=c.ignore_case, nfkc=c.nfkc), beta=c.beta)
+                for ref in T.references(sample.expected)
+            ),
+            key=lambda prf: prf[2],
+        )
         return self.result(best[2], metadata={"precision": best[0], "recall": best[1]})
 
 
@@ -243,7 +273,7 @@ class _Limit(TableEvaluator):
                 table=f"evaluators.{self.table}",
                 key=self.limit_key,
                 hint=f"set it in [evaluators.{self.table}] or on the command line, e.g. "
-                     f"--evaluator {self.table}:{self.limit_key}=...",
+                f"--evaluator {self.table}:{self.limit_key}=...",
             )
 
     def score(self, sample: Sample, context: ScoringContext) -> Score:
@@ -256,8 +286,9 @@ class _Limit(TableEvaluator):
         meta = {key: value, "max": self.limit}
         if value <= self.limit:
             return self.result(1.0, metadata=meta)
-        return self.result(self.limit / value, reason=f"{key} {value:g} is over the limit of {self.limit:g}",
-                           metadata=meta)
+        return self.result(
+            self.limit / value, reason=f"{key} {value:g} is over the limit of {self.limit:g}", metadata=meta
+        )
 
 
 class Latency(_Limit):
@@ -280,4 +311,3 @@ class Cost(_Limit):
 
     def __init__(self, config: CostConfig, context: Any = None) -> None:
         super().__init__(config, context)
-

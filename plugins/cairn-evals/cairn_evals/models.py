@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cairn.evaluate import Sample, Score, ScoringContext
-
 from cairn_evals import text as T
 from cairn_evals.config import EmbeddingConfig, FactualityConfig, RubricConfig
 from cairn_evals.deterministic import TableEvaluator
@@ -41,7 +41,7 @@ def _readiness(provider: Any) -> Score | None:
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float | None:
     """The cosine of two vectors; None when either has no length."""
-    dot = math.fsum(float(x) * float(y) for x, y in zip(a, b))
+    dot = math.fsum(float(x) * float(y) for x, y in zip(a, b, strict=True))
     norm = math.sqrt(math.fsum(float(x) * float(x) for x in a)) * math.sqrt(math.fsum(float(y) * float(y) for y in b))
     if norm == 0.0:
         return None
@@ -95,13 +95,19 @@ class EmbeddingSimilarity(TableEvaluator):
         counts = [end - start for start, end in spans]
         tokens = _share(usage["input_tokens"], counts) if usage else [0] * len(samples)
         out = []
-        for index, (sample, (start, end)) in enumerate(zip(samples, spans)):
+        for index, (_sample, (start, end)) in enumerate(zip(samples, spans, strict=True)):
             share = counts[index] / len(texts)
             sample_usage = None
             if usage is not None:
-                sample_usage = {**usage, "input_tokens": tokens[index], "output_tokens": 0,
-                                "total_tokens": tokens[index], "cache_read_tokens": 0, "cache_write_tokens": 0,
-                                "reasoning_tokens": 0}
+                sample_usage = {
+                    **usage,
+                    "input_tokens": tokens[index],
+                    "output_tokens": 0,
+                    "total_tokens": tokens[index],
+                    "cache_read_tokens": 0,
+                    "cache_write_tokens": 0,
+                    "reasoning_tokens": 0,
+                }
             cost = None if response.cost is None else response.cost * share
             output_vector = response.vectors[start]
             best: float | None = None
@@ -114,8 +120,9 @@ class EmbeddingSimilarity(TableEvaluator):
                     best = similarity
             assert best is not None
             value = min(1.0, max(0.0, best))
-            out.append(self.result(value, metadata={"cosine": best, "model": response.model},
-                                   usage=sample_usage, cost=cost))
+            out.append(
+                self.result(value, metadata={"cosine": best, "model": response.model}, usage=sample_usage, cost=cost)
+            )
         return out
 
 
@@ -152,8 +159,11 @@ class _Judge(TableEvaluator):
         llm = context.llm(self.config.provider)
         messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": self.prompt(sample)}]
         # A fixed seed: providers that honour one give the same grade for the same prompt.
-        options: dict[str, Any] = {"max_output_tokens": self.config.max_output_tokens, "seed": 0,
-                                   "metadata": {"evaluator": self.name, "sample": sample.id}}
+        options: dict[str, Any] = {
+            "max_output_tokens": self.config.max_output_tokens,
+            "seed": 0,
+            "metadata": {"evaluator": self.name, "sample": sample.id},
+        }
         if self.config.model is not None:
             options["model"] = self.config.model
         if self.config.temperature is not None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cairn.errors import ConfigError
 from cairn.evaluate import Sample, Score, ScoringContext
-
 from cairn_evals import text as T
 from cairn_evals.config import JsonDiffConfig, JsonSchemaConfig, JsonValidConfig
 from cairn_evals.deterministic import TableEvaluator
@@ -113,12 +113,16 @@ class JsonSchema(TableEvaluator):
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"cannot read the schema file {str(path)!r}: {exc.strerror}",
-                              table="evaluators.json_schema", key="schema_file",
-                              hint="the path is relative to the project directory") from None
+            raise ConfigError(
+                f"cannot read the schema file {str(path)!r}: {exc.strerror}",
+                table="evaluators.json_schema",
+                key="schema_file",
+                hint="the path is relative to the project directory",
+            ) from None
         except ValueError as exc:
-            raise ConfigError(f"the schema file {str(path)!r} is not JSON: {exc}",
-                              table="evaluators.json_schema", key="schema_file") from None
+            raise ConfigError(
+                f"the schema file {str(path)!r} is not JSON: {exc}", table="evaluators.json_schema", key="schema_file"
+            ) from None
 
     def _make_validator(self, schema: Any, key: str) -> Any:
         """A jsonschema validator for ``schema``; an invalid schema is a config error naming ``key``."""
@@ -128,8 +132,12 @@ class JsonSchema(TableEvaluator):
             cls = jsonschema.validators.validator_for(schema)
             cls.check_schema(schema)
         except jsonschema.SchemaError as exc:
-            raise ConfigError(f"not a valid JSON Schema: {exc.message}", table="evaluators.json_schema",
-                              key=key, hint="see https://json-schema.org for the syntax") from None
+            raise ConfigError(
+                f"not a valid JSON Schema: {exc.message}",
+                table="evaluators.json_schema",
+                key=key,
+                hint="see https://json-schema.org for the syntax",
+            ) from None
         checker = cls.FORMAT_CHECKER if self.config.check_formats else None
         return cls(schema, format_checker=checker)
 
@@ -157,8 +165,11 @@ class JsonSchema(TableEvaluator):
         listed = [{"path": json_path(tuple(e.absolute_path)), "message": e.message} for e in errors[:MAX_LISTED]]
         shown = "; ".join(f"{item['path']}: {item['message']}" for item in listed[:3])
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        return self.result(0.0, reason=f"{len(errors)} schema violation{'s' if len(errors) != 1 else ''}: "
-                                       f"{shown}{more}", metadata={"errors": listed})
+        return self.result(
+            0.0,
+            reason=f"{len(errors)} schema violation{'s' if len(errors) != 1 else ''}: {shown}{more}",
+            metadata={"errors": listed},
+        )
 
 
 def _canonical(value: Any) -> str:

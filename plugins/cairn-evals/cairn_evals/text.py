@@ -9,7 +9,8 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 __all__ = [
     "as_text",
@@ -50,8 +51,14 @@ def references(expected: Any) -> list[str]:
     return [as_text(expected)]
 
 
-def normalize(text: str, *, ignore_case: bool = False, collapse_whitespace: bool = False,
-              strip_punctuation: bool = False, nfkc: bool = False) -> str:
+def normalize(
+    text: str,
+    *,
+    ignore_case: bool = False,
+    collapse_whitespace: bool = False,
+    strip_punctuation: bool = False,
+    nfkc: bool = False,
+) -> str:
     """Apply the chosen normalizations, in this order: NFKC, case folding, punctuation removal, whitespace.
 
     NFKC turns compatibility forms into their plain equivalents (full-width
@@ -179,8 +186,9 @@ def lcs_length(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
     return shared + m - bin(v).count("1")
 
 
-def rouge_l(candidate: Sequence[Hashable], reference: Sequence[Hashable], *, beta: float = 1.0
-            ) -> tuple[float, float, float]:
+def rouge_l(
+    candidate: Sequence[Hashable], reference: Sequence[Hashable], *, beta: float = 1.0
+) -> tuple[float, float, float]:
     """ROUGE-L (Lin, 2004): (precision, recall, F) from the LCS of the candidate and the reference.
 
     P = LCS / len(candidate), R = LCS / len(reference),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -41,8 +42,7 @@ class Scorer:
     def many(self, spec: str, samples: list[dict[str, Any]]) -> list[Score]:
         evaluators = build_evaluators([spec], self.plugins, self.config)
         rows = tuple(Sample(str(i), **row) for i, row in enumerate(samples))
-        evaluation = run_evaluation(Dataset(rows, "memory", "memory", "0" * 64), evaluators,
-                                    providers=self.providers)
+        evaluation = run_evaluation(Dataset(rows, "memory", "memory", "0" * 64), evaluators, providers=self.providers)
         return [r.scores[spec] for r in evaluation.results]
 
     def __call__(self, spec: str, **sample: Any) -> Score:

@@ -8,27 +8,29 @@ from hypothesis import strategies as st
 
 from cairn.errors import ConfigError
 
-
 # -- exact -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("spec", "output", "expected", "value"), [
-    ("exact", "Paris", "Paris", 1.0),
-    ("exact", "paris", "Paris", 0.0),
-    ("exact", "Paris ", "Paris", 0.0),
-    ("exact:ignore_case=true", "PARIS", "paris", 1.0),
-    ("exact:ignore_case=true", "STRASSE", "Straße", 1.0),  # Unicode case folding
-    ("exact:strip_punctuation=true", "Ankara.", "Ankara", 1.0),
-    ("exact:strip_punctuation=true", "Washington DC", "Washington, D.C.", 1.0),
-    ("exact:collapse_whitespace=true", "  New \t Delhi\n", "New Delhi", 1.0),
-    ("exact:nfkc=true", "Ｐａｒｉｓ", "Paris", 1.0),
-    ("exact", "Ｐａｒｉｓ", "Paris", 0.0),
-    ("exact", "", "", 1.0),
-    ("exact", "", "x", 0.0),
-    ("exact", "Bern", ["Berne", "Bern"], 1.0),
-    ("exact", {"a": 1, "b": [2]}, {"b": [2], "a": 1}, 1.0),  # JSON compared as sorted JSON text
-    ("exact", "42", 42, 1.0),
-])
+@pytest.mark.parametrize(
+    ("spec", "output", "expected", "value"),
+    [
+        ("exact", "Paris", "Paris", 1.0),
+        ("exact", "paris", "Paris", 0.0),
+        ("exact", "Paris ", "Paris", 0.0),
+        ("exact:ignore_case=true", "PARIS", "paris", 1.0),
+        ("exact:ignore_case=true", "STRASSE", "Straße", 1.0),  # Unicode case folding
+        ("exact:strip_punctuation=true", "Ankara.", "Ankara", 1.0),
+        ("exact:strip_punctuation=true", "Washington DC", "Washington, D.C.", 1.0),
+        ("exact:collapse_whitespace=true", "  New \t Delhi\n", "New Delhi", 1.0),
+        ("exact:nfkc=true", "Ｐａｒｉｓ", "Paris", 1.0),
+        ("exact", "Ｐａｒｉｓ", "Paris", 0.0),
+        ("exact", "", "", 1.0),
+        ("exact", "", "x", 0.0),
+        ("exact", "Bern", ["Berne", "Bern"], 1.0),
+        ("exact", {"a": 1, "b": [2]}, {"b": [2], "a": 1}, 1.0),  # JSON compared as sorted JSON text
+        ("exact", "42", 42, 1.0),
+    ],
+)
 def test_exact(scorer, spec, output, expected, value):
     score = scorer(spec, output=output, expected=expected)
     assert (score.value, score.passed) == (value, value == 1.0)
@@ -47,17 +49,20 @@ def test_a_missing_input_is_skipped_with_the_reason(scorer):
 # -- includes --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("spec", "output", "expected", "value"), [
-    ("includes", "The capital is Canberra.", "Canberra", 1.0),
-    ("includes", "The capital is Sydney.", "Canberra", 0.0),
-    ("includes", "canberra", "Canberra", 0.0),
-    ("includes:ignore_case=true", "CANBERRA it is", "canberra", 1.0),
-    ("includes", "Pretoria, or Cape Town", ["Bloemfontein", "Cape Town"], 1.0),
-    ("includes:mode=all", "Pretoria and Cape Town", ["Pretoria", "Cape Town", "Bloemfontein"], 2 / 3),
-    ("includes:mode=all", "", ["a", "b"], 0.0),
-    ("includes", "anything", "", 1.0),  # the empty string is in every text
-    ("includes:nfkc=true", "ｃａｆé au lait", "café", 1.0),
-])
+@pytest.mark.parametrize(
+    ("spec", "output", "expected", "value"),
+    [
+        ("includes", "The capital is Canberra.", "Canberra", 1.0),
+        ("includes", "The capital is Sydney.", "Canberra", 0.0),
+        ("includes", "canberra", "Canberra", 0.0),
+        ("includes:ignore_case=true", "CANBERRA it is", "canberra", 1.0),
+        ("includes", "Pretoria, or Cape Town", ["Bloemfontein", "Cape Town"], 1.0),
+        ("includes:mode=all", "Pretoria and Cape Town", ["Pretoria", "Cape Town", "Bloemfontein"], 2 / 3),
+        ("includes:mode=all", "", ["a", "b"], 0.0),
+        ("includes", "anything", "", 1.0),  # the empty string is in every text
+        ("includes:nfkc=true", "ｃａｆé au lait", "café", 1.0),
+    ],
+)
 def test_includes(scorer, spec, output, expected, value):
     assert scorer(spec, output=output, expected=expected).value == pytest.approx(value)
 
@@ -100,24 +105,27 @@ def test_an_invalid_pattern_or_flag_is_a_config_error_naming_the_key(scorer):
 # -- numeric ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("spec", "output", "expected", "value"), [
-    ("numeric", "The answer is 42.", 42, 1.0),
-    ("numeric", "The answer is 42.", "42", 1.0),
-    ("numeric", "about 3,200 people", 3200, 1.0),
-    ("numeric", "0.1 + 0.2", 0.1, 1.0),  # the first number
-    ("numeric:pick=last", "0.1 + 0.2 = 0.3", 0.3, 1.0),
-    ("numeric", "41.5", 42, 0.0),
-    ("numeric:abs_tol=0.5", "41.5", 42, 1.0),
-    ("numeric:rel_tol=0.01", "99.2", 100, 1.0),
-    ("numeric:rel_tol=0.01", "98.9", 100, 0.0),
-    ("numeric", "−7 °C", -7, 1.0),
-    ("numeric", "４２", 42, 1.0),
-    ("numeric", 42, 42.0, 1.0),
-    ("numeric", "twelve", 12, 0.0),
-    ("numeric", "", 0, 0.0),
-    ("numeric", "3 or 4", [4, 3], 1.0),
-    ("numeric:pick=only", "3 or 4", 3, 0.0),
-])
+@pytest.mark.parametrize(
+    ("spec", "output", "expected", "value"),
+    [
+        ("numeric", "The answer is 42.", 42, 1.0),
+        ("numeric", "The answer is 42.", "42", 1.0),
+        ("numeric", "about 3,200 people", 3200, 1.0),
+        ("numeric", "0.1 + 0.2", 0.1, 1.0),  # the first number
+        ("numeric:pick=last", "0.1 + 0.2 = 0.3", 0.3, 1.0),
+        ("numeric", "41.5", 42, 0.0),
+        ("numeric:abs_tol=0.5", "41.5", 42, 1.0),
+        ("numeric:rel_tol=0.01", "99.2", 100, 1.0),
+        ("numeric:rel_tol=0.01", "98.9", 100, 0.0),
+        ("numeric", "−7 °C", -7, 1.0),
+        ("numeric", "４２", 42, 1.0),
+        ("numeric", 42, 42.0, 1.0),
+        ("numeric", "twelve", 12, 0.0),
+        ("numeric", "", 0, 0.0),
+        ("numeric", "3 or 4", [4, 3], 1.0),
+        ("numeric:pick=only", "3 or 4", 3, 0.0),
+    ],
+)
 def test_numeric(scorer, spec, output, expected, value):
     assert scorer(spec, output=output, expected=expected).value == value
 
@@ -127,7 +135,10 @@ def test_numeric_reports_the_error_and_refuses_a_bad_expected(scorer):
     assert score.reason == "found 41, expected 42 (off by 1)"
     assert score.metadata == {"found": 41.0, "expected": 42.0, "abs_error": 1.0, "rel_error": 1 / 42}
     assert scorer("numeric", output="1", expected=True).outcome == "error"
-    assert scorer("numeric", output="1", expected="one or 2 or 3").reason == "expected 'one or 2 or 3' holds 2 numbers, not one"
+    assert (
+        scorer("numeric", output="1", expected="one or 2 or 3").reason
+        == "expected 'one or 2 or 3' holds 2 numbers, not one"
+    )
     assert scorer("numeric", output="1", expected={"n": 1}).outcome == "error"
     assert scorer("numeric", output="nothing", expected=1).reason == "no number in the output"
     with pytest.raises(ConfigError) as caught:

@@ -4,10 +4,10 @@ and every one of them skipped (with no call made) under the noop default."""
 from __future__ import annotations
 
 import pytest
+from cairn_evals.models import CHOICES, parse_choice, parse_grade
 
 from cairn.providers import AuthFailedError
 from cairn.testing.fake_openai import EmbeddingReply, FakeOpenAI, Fault, Reply
-from cairn_evals.models import CHOICES, parse_choice, parse_grade
 
 QUESTION = "What is the capital of Australia?"
 
@@ -35,42 +35,51 @@ dimensions = 8
 # -- reading verdicts ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("reply", "grade"), [
-    ("Correct and concise.\nGRADE: 4", 4.0),
-    ("The rubric asks for GRADE: <n>.\nIt is right.\nGRADE: 5", 5.0),  # the last one wins
-    ("**Grade:** 3/5", 3.0),
-    ("grade = [2] out of 5", 2.0),
-    ("Score: 4", 4.0),
-    ("Rating - 1", 1.0),
-    ('{"reasoning": "fine", "grade": 5}', 5.0),
-    ("Mostly right.\n4", 4.0),
-    ("Mostly right.\n4/5", 4.0),
-    ("GRADE: 3.5", 3.5),
-])
+@pytest.mark.parametrize(
+    ("reply", "grade"),
+    [
+        ("Correct and concise.\nGRADE: 4", 4.0),
+        ("The rubric asks for GRADE: <n>.\nIt is right.\nGRADE: 5", 5.0),  # the last one wins
+        ("**Grade:** 3/5", 3.0),
+        ("grade = [2] out of 5", 2.0),
+        ("Score: 4", 4.0),
+        ("Rating - 1", 1.0),
+        ('{"reasoning": "fine", "grade": 5}', 5.0),
+        ("Mostly right.\n4", 4.0),
+        ("Mostly right.\n4/5", 4.0),
+        ("GRADE: 3.5", 3.5),
+    ],
+)
 def test_grades_are_read_robustly(reply, grade):
     assert parse_grade(reply, 5) == grade
 
 
-@pytest.mark.parametrize(("reply", "problem"), [
-    ("I cannot grade this.", "no grade found"),
-    ("GRADE: 7", "outside 1 to 5"),
-    ("GRADE: 0", "outside 1 to 5"),
-    ("GRADE: 8/10", "graded out of 10"),
-    ("", "no grade found"),
-])
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ("I cannot grade this.", "no grade found"),
+        ("GRADE: 7", "outside 1 to 5"),
+        ("GRADE: 0", "outside 1 to 5"),
+        ("GRADE: 8/10", "graded out of 10"),
+        ("", "no grade found"),
+    ],
+)
 def test_unreadable_or_out_of_range_grades_say_why(reply, problem):
     assert problem in parse_grade(reply, 5)
 
 
-@pytest.mark.parametrize(("reply", "letter"), [
-    ("They agree.\nANSWER: C", "C"),
-    ("Options (A) to (E) considered.\nAnswer: (d)", "D"),
-    ("**Choice:** B", "B"),
-    ("Different but fine.\nE", "E"),
-    ("(A)", "A"),
-    ("No idea.", None),
-    ("ANSWER: F", None),
-])
+@pytest.mark.parametrize(
+    ("reply", "letter"),
+    [
+        ("They agree.\nANSWER: C", "C"),
+        ("Options (A) to (E) considered.\nAnswer: (d)", "D"),
+        ("**Choice:** B", "B"),
+        ("Different but fine.\nE", "E"),
+        ("(A)", "A"),
+        ("No idea.", None),
+        ("ANSWER: F", None),
+    ],
+)
 def test_factuality_choices(reply, letter):
     assert parse_choice(reply) == letter
 
@@ -87,9 +96,15 @@ def test_a_rubric_grade_becomes_a_score_with_the_prompt_reply_usage_and_cost(mak
     assert score.metadata["grade"] == 4.0 and score.metadata["scale"] == 5 and score.metadata["model"] == "gpt-4o-mini"
     assert score.metadata["reply"] == "Names Canberra and nothing else.\nGRADE: 4"
     prompt = score.metadata["prompt"][1]["content"]
-    for part in ("<input>\nWhat is the capital of Australia?\n</input>", "<response>\nCanberra\n</response>",
-                 "<reference>\nCanberra\n</reference>", "<rubric>\nNames the capital city only.\n</rubric>",
-                 "<context>\nCanberra is ...\n</context>", "GRADE: <n>", "to 5 (fully meets it)"):
+    for part in (
+        "<input>\nWhat is the capital of Australia?\n</input>",
+        "<response>\nCanberra\n</response>",
+        "<reference>\nCanberra\n</reference>",
+        "<rubric>\nNames the capital city only.\n</rubric>",
+        "<context>\nCanberra is ...\n</context>",
+        "GRADE: <n>",
+        "to 5 (fully meets it)",
+    ):
         assert part in prompt
     assert score.usage["input_tokens"] > 0 and score.usage["output_tokens"] == 7
     assert score.cost == pytest.approx((score.usage["input_tokens"] * 0.15 + 7 * 0.60) / 1e6)
@@ -120,15 +135,24 @@ def test_an_unreadable_verdict_is_an_error_that_keeps_the_reply(make_scorer, fak
 
 def test_factuality_maps_the_choice_to_its_score(make_scorer, fake_openai):
     scorer = make_scorer(openai_toml(fake_openai))
-    fake_openai.script(Reply("The submission says Sydney; the expert says Canberra.\nANSWER: D"),
-                       Reply("Same city.\nANSWER: C"), Reply("Adds the population, consistent.\nANSWER: B"))
-    scores = scorer.many("factuality", [
-        {"input": QUESTION, "output": "Sydney", "expected": "Canberra"},
-        {"input": QUESTION, "output": "Canberra.", "expected": "Canberra"},
-        {"input": QUESTION, "output": "Canberra, about 460,000 people", "expected": "Canberra"},
-    ])
-    assert [(s.value, s.passed, s.metadata["choice"]) for s in scores] == [(0.0, False, "D"), (1.0, True, "C"),
-                                                                          (0.6, True, "B")]
+    fake_openai.script(
+        Reply("The submission says Sydney; the expert says Canberra.\nANSWER: D"),
+        Reply("Same city.\nANSWER: C"),
+        Reply("Adds the population, consistent.\nANSWER: B"),
+    )
+    scores = scorer.many(
+        "factuality",
+        [
+            {"input": QUESTION, "output": "Sydney", "expected": "Canberra"},
+            {"input": QUESTION, "output": "Canberra.", "expected": "Canberra"},
+            {"input": QUESTION, "output": "Canberra, about 460,000 people", "expected": "Canberra"},
+        ],
+    )
+    assert [(s.value, s.passed, s.metadata["choice"]) for s in scores] == [
+        (0.0, False, "D"),
+        (1.0, True, "C"),
+        (0.6, True, "B"),
+    ]
     assert scores[0].reason == "The submission says Sydney; the expert says Canberra."
     prompt = fake_openai.calls("chat")[0].json["messages"][1]["content"]
     assert "<expert_answer>\nCanberra\n</expert_answer>" in prompt and "<submitted_answer>\nSydney" in prompt
@@ -163,14 +187,17 @@ def test_with_the_noop_default_judges_and_embeddings_are_skipped_without_a_call(
 
 def test_embedding_similarity_with_the_offline_hashing_embedder(make_scorer):
     scorer = make_scorer('[cairn]\nembeddings = "hashing"\n')
-    scores = scorer.many("embedding_similarity", [
-        {"output": "the capital of Australia is Canberra", "expected": "Canberra is the capital of Australia"},
-        {"output": "Canberra", "expected": "Canberra"},
-        {"output": "stock markets fell sharply on Monday", "expected": "a lemon cake recipe with eggs"},
-        {"output": "", "expected": ""},
-        {"output": "Wellington", "expected": ["Auckland", "Wellington"]},
-        {"output": "", "expected": "text"},
-    ])
+    scores = scorer.many(
+        "embedding_similarity",
+        [
+            {"output": "the capital of Australia is Canberra", "expected": "Canberra is the capital of Australia"},
+            {"output": "Canberra", "expected": "Canberra"},
+            {"output": "stock markets fell sharply on Monday", "expected": "a lemon cake recipe with eggs"},
+            {"output": "", "expected": ""},
+            {"output": "Wellington", "expected": ["Auckland", "Wellington"]},
+            {"output": "", "expected": "text"},
+        ],
+    )
     values = [s.value for s in scores]
     assert values[1] == pytest.approx(1.0) and values[3] == 1.0 and values[4] == pytest.approx(1.0)
     assert 0.5 < values[0] < 1.0 and values[2] < 0.2 and values[5] == 0.0
@@ -180,8 +207,9 @@ def test_embedding_similarity_with_the_offline_hashing_embedder(make_scorer):
 
 def test_embeddings_are_batched_and_their_usage_and_cost_shared_out(make_scorer, fake_openai):
     scorer = make_scorer(openai_toml(fake_openai))
-    samples = [{"output": f"answer number {i}", "expected": [f"reference {i}", "other"] if i % 2 else "ref"}
-               for i in range(5)]
+    samples = [
+        {"output": f"answer number {i}", "expected": [f"reference {i}", "other"] if i % 2 else "ref"} for i in range(5)
+    ]
     scores = scorer.many("embedding_similarity", samples)
     [call] = fake_openai.calls("embeddings")  # one request for the batch: 5 outputs and 7 references
     assert len(call.json["input"]) == 12

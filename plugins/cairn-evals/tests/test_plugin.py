@@ -9,10 +9,20 @@ import sys
 from cairn.evaluate import build_evaluators, compare_scores, describe_evaluators, load_dataset, run_evaluation
 
 NAMES = {
-    "exact": "deterministic", "includes": "deterministic", "regex": "deterministic", "numeric": "deterministic",
-    "token_f1": "deterministic", "edit_distance": "deterministic", "rouge_l": "deterministic",
-    "json_valid": "deterministic", "json_schema": "deterministic", "json_diff": "deterministic",
-    "embedding_similarity": "embedding", "rubric": "judge", "factuality": "judge", "latency": "deterministic",
+    "exact": "deterministic",
+    "includes": "deterministic",
+    "regex": "deterministic",
+    "numeric": "deterministic",
+    "token_f1": "deterministic",
+    "edit_distance": "deterministic",
+    "rouge_l": "deterministic",
+    "json_valid": "deterministic",
+    "json_schema": "deterministic",
+    "json_diff": "deterministic",
+    "embedding_similarity": "embedding",
+    "rubric": "judge",
+    "factuality": "judge",
+    "latency": "deterministic",
     "cost": "deterministic",
 }
 
@@ -30,8 +40,9 @@ def test_cairn_register_evaluators_registers_fifteen_evaluators(plugins):
 
 
 def test_the_deferred_factories_declare_what_their_classes_declare(plugins):
-    from cairn.evaluate import Evaluator
     from cairn_evals.plugin import EVALUATORS
+
+    from cairn.evaluate import Evaluator
 
     for name, (factory, _, _) in EVALUATORS.items():
         cls = factory.load()

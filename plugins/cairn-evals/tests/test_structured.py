@@ -5,35 +5,41 @@ from __future__ import annotations
 import json
 
 import pytest
+from cairn_evals.structured import json_path, leaves
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cairn.errors import ConfigError
-from cairn_evals.structured import json_path, leaves
 
 SCHEMA = {
     "type": "object",
-    "properties": {"city": {"type": "string"}, "population": {"type": "integer", "minimum": 0},
-                   "tags": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "city": {"type": "string"},
+        "population": {"type": "integer", "minimum": 0},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
     "required": ["city", "population"],
     "additionalProperties": False,
 }
 
 
-@pytest.mark.parametrize(("spec", "output", "value"), [
-    ("json_valid", '{"a": 1}', 1.0),
-    ("json_valid", "[1, 2]", 1.0),
-    ("json_valid", '"just a string"', 1.0),
-    ("json_valid", "{'a': 1}", 0.0),
-    ("json_valid", "", 0.0),
-    ("json_valid", "NaN", 0.0),
-    ("json_valid", '{"é": "東京"}', 1.0),
-    ("json_valid", {"already": "json"}, 1.0),
-    ("json_valid:require=object", "[1]", 0.0),
-    ("json_valid:require=array", "[1]", 1.0),
-    ("json_valid", '```json\n{"a": 1}\n```', 0.0),
-    ("json_valid:strip_fences=true", '```json\n{"a": 1}\n```', 1.0),
-])
+@pytest.mark.parametrize(
+    ("spec", "output", "value"),
+    [
+        ("json_valid", '{"a": 1}', 1.0),
+        ("json_valid", "[1, 2]", 1.0),
+        ("json_valid", '"just a string"', 1.0),
+        ("json_valid", "{'a': 1}", 0.0),
+        ("json_valid", "", 0.0),
+        ("json_valid", "NaN", 0.0),
+        ("json_valid", '{"é": "東京"}', 1.0),
+        ("json_valid", {"already": "json"}, 1.0),
+        ("json_valid:require=object", "[1]", 0.0),
+        ("json_valid:require=array", "[1]", 1.0),
+        ("json_valid", '```json\n{"a": 1}\n```', 0.0),
+        ("json_valid:strip_fences=true", '```json\n{"a": 1}\n```', 1.0),
+    ],
+)
 def test_json_valid(scorer, spec, output, value):
     assert scorer(spec, output=output).value == value
 
@@ -45,8 +51,11 @@ def test_json_valid_reason_has_the_parser_position(scorer):
 
 
 def test_json_schema_from_the_table(make_scorer):
-    scorer = make_scorer("[evaluators.json_schema]\nschema = " + json.dumps(SCHEMA).replace('": ', '" = ')
-                         .replace('{"', '{ "').replace(', "', ', "') + "\n")
+    scorer = make_scorer(
+        "[evaluators.json_schema]\nschema = "
+        + json.dumps(SCHEMA).replace('": ', '" = ').replace('{"', '{ "').replace(', "', ', "')
+        + "\n"
+    )
     good = scorer("json_schema", output='{"city": "Zürich", "population": 421878}')
     assert good.value == 1.0 and good.passed
     bad = scorer("json_schema", output='{"city": 3, "population": -1, "extra": true}')
@@ -65,11 +74,14 @@ def test_json_schema_from_a_file_or_the_expected(make_scorer, cairn_env):
     assert scorer("json_schema", output='{"city": "x", "population": 1}').value == 1.0
     plain = make_scorer("")
     assert plain("json_schema", output='{"n": 5}', expected={"properties": {"n": {"maximum": 3}}}).value == 0.0
-    assert plain("json_schema", output='{"n": 2}', expected=json.dumps({"properties": {"n": {"maximum": 3}}})).value == 1.0
+    assert (
+        plain("json_schema", output='{"n": 2}', expected=json.dumps({"properties": {"n": {"maximum": 3}}})).value == 1.0
+    )
     assert plain("json_schema", output="{}").reason == "the sample has no expected"
     assert plain("json_schema", output="{}", expected="plain text").outcome == "error"
     assert plain("json_schema", output="{}", expected={"type": 12}).reason.startswith(
-        "expected is not a valid JSON Schema")
+        "expected is not a valid JSON Schema"
+    )
 
 
 def test_an_invalid_schema_or_unreadable_file_is_a_config_error(make_scorer):
@@ -97,13 +109,21 @@ def test_json_diff_scores_the_share_of_equal_leaves_and_names_the_paths(scorer):
     expected = {"name": "Ada", "langs": ["en", "fr"], "age": 36, "admin": False, "meta": {}}
     same = scorer("json_diff", output=json.dumps(expected), expected=expected)
     assert same.value == 1.0 and same.reason == ""
-    diff = scorer("json_diff", output=json.dumps({"name": "Ada", "langs": ["en", "de"], "age": "36", "admin": 0,
-                                                  "extra": 1}), expected=expected)
+    diff = scorer(
+        "json_diff",
+        output=json.dumps({"name": "Ada", "langs": ["en", "de"], "age": "36", "admin": 0, "extra": 1}),
+        expected=expected,
+    )
     assert diff.metadata["matching"] == 2 and diff.metadata["total"] == 7
     assert diff.value == pytest.approx(2 / 7)
     kinds = {d["path"]: d["kind"] for d in diff.metadata["differences"]}
-    assert kinds == {"$.admin": "type", "$.age": "type", "$.extra": "extra", "$.langs[1]": "changed",
-                     "$.meta": "missing"}
+    assert kinds == {
+        "$.admin": "type",
+        "$.age": "type",
+        "$.extra": "extra",
+        "$.langs[1]": "changed",
+        "$.meta": "missing",
+    }
     assert diff.reason.startswith("5 of 7 leaves differ: $.admin (type)")
 
 
@@ -116,7 +136,8 @@ def test_json_diff_options_and_edge_cases(scorer):
     assert scorer("json_diff", output="true", expected=1).value == 0.0  # a boolean is not a number
     assert scorer("json_diff", output="{}", expected={}).value == 1.0
     assert scorer("json_diff", output='{"a b": {"ü": 1}}', expected={"a b": {"ü": 2}}).metadata["differences"] == [
-        {"path": '$["a b"].ü', "kind": "changed"}]
+        {"path": '$["a b"].ü', "kind": "changed"}
+    ]
     assert scorer("json_diff", output="oops", expected={}).reason.startswith("the output is not valid JSON")
 
 
@@ -138,8 +159,12 @@ def test_json_diff_is_in_range_and_one_exactly_for_equal_values(plugins, a, b):
     from cairn.evaluate import Dataset, Sample, build_evaluators, run_evaluation
 
     (diff,) = build_evaluators(["json_diff"], plugins)
-    data = Dataset((Sample("ab", output=json.dumps(a), expected=b), Sample("aa", output=json.dumps(a), expected=a)),
-                   "m", "m", "0" * 64)
+    data = Dataset(
+        (Sample("ab", output=json.dumps(a), expected=b), Sample("aa", output=json.dumps(a), expected=a)),
+        "m",
+        "m",
+        "0" * 64,
+    )
     ab, aa = (r.scores["json_diff"] for r in run_evaluation(data, [diff]).results)
     assert aa.value == 1.0 and 0.0 <= ab.value <= 1.0
     # A string expected holding an object or array is parsed first, so compare the parsed forms.

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from cairn_evals import text as T
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cairn_evals import text as T
-
 
 def test_normalize_applies_each_option_in_order():
-    assert T.normalize("  Ｐａｒｉｓ,  FRANCE! ", nfkc=True, ignore_case=True, strip_punctuation=True,
-                       collapse_whitespace=True) == "paris france"
+    assert (
+        T.normalize(
+            "  Ｐａｒｉｓ,  FRANCE! ", nfkc=True, ignore_case=True, strip_punctuation=True, collapse_whitespace=True
+        )
+        == "paris france"
+    )
     assert T.normalize("Straße", ignore_case=True) == "strasse"
     assert T.normalize("ﬁne", nfkc=True) == "fine"
     assert T.normalize("«Rio» — de Janeiro…", strip_punctuation=True) == "Rio  de Janeiro"
@@ -26,41 +29,50 @@ def test_words_are_unicode_runs():
     assert T.words("") == [] and T.words("?!") == []
 
 
-@pytest.mark.parametrize(("predicted", "reference", "expected"), [
-    ("the cat sat", "the cat sat", (1.0, 1.0, 1.0)),
-    ("the cat", "the cat sat on the mat", (1.0, 2 / 6, 2 * (1.0 * 2 / 6) / (1.0 + 2 / 6))),
-    ("a a b", "a b b", (2 / 3, 2 / 3, 2 / 3)),  # multiset overlap: one a, one b
-    ("x y", "z", (0.0, 0.0, 0.0)),
-    ("", "", (1.0, 1.0, 1.0)),
-    ("", "something", (0.0, 0.0, 0.0)),
-])
+@pytest.mark.parametrize(
+    ("predicted", "reference", "expected"),
+    [
+        ("the cat sat", "the cat sat", (1.0, 1.0, 1.0)),
+        ("the cat", "the cat sat on the mat", (1.0, 2 / 6, 2 * (1.0 * 2 / 6) / (1.0 + 2 / 6))),
+        ("a a b", "a b b", (2 / 3, 2 / 3, 2 / 3)),  # multiset overlap: one a, one b
+        ("x y", "z", (0.0, 0.0, 0.0)),
+        ("", "", (1.0, 1.0, 1.0)),
+        ("", "something", (0.0, 0.0, 0.0)),
+    ],
+)
 def test_token_f1_by_hand(predicted, reference, expected):
     assert T.token_f1(predicted.split(), reference.split()) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("a", "b", "distance"), [
-    ("kitten", "sitting", 3),
-    ("flaw", "lawn", 2),
-    ("", "", 0),
-    ("", "abc", 3),
-    ("abc", "", 3),
-    ("Brasília", "Brasilia", 1),  # one code point differs
-    ("東京都", "京都", 1),
-    ("same", "same", 0),
-    ("prefix-a-suffix", "prefix-bb-suffix", 2),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "distance"),
+    [
+        ("kitten", "sitting", 3),
+        ("flaw", "lawn", 2),
+        ("", "", 0),
+        ("", "abc", 3),
+        ("abc", "", 3),
+        ("Brasília", "Brasilia", 1),  # one code point differs
+        ("東京都", "京都", 1),
+        ("same", "same", 0),
+        ("prefix-a-suffix", "prefix-bb-suffix", 2),
+    ],
+)
 def test_levenshtein_by_hand(a, b, distance):
     assert T.levenshtein(a, b) == distance
     assert T.levenshtein(b, a) == distance
 
 
-@pytest.mark.parametrize(("a", "b", "length"), [
-    ("ABCBDAB", "BDCABA", 4),
-    ("police killed the gunman".split(), "police kill the gunman".split(), 3),
-    ("", "abc", 0),
-    ("abc", "abc", 3),
-    ("xaby", "xbay", 3),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "length"),
+    [
+        ("ABCBDAB", "BDCABA", 4),
+        ("police killed the gunman".split(), "police kill the gunman".split(), 3),
+        ("", "abc", 0),
+        ("abc", "abc", 3),
+        ("xaby", "xbay", 3),
+    ],
+)
 def test_lcs_by_hand(a, b, length):
     assert T.lcs_length(a, b) == length
 
@@ -77,25 +89,28 @@ def test_rouge_l_by_hand():
     assert T.rouge_l([], []) == (1.0, 1.0, 1.0) and T.rouge_l(["a"], []) == (0.0, 0.0, 0.0)
 
 
-@pytest.mark.parametrize(("text", "numbers"), [
-    ("The answer is 42.", [42.0]),
-    ("about 3,200 people and -1.5e3 degrees", [3200.0, -1500.0]),
-    ("−7 below zero", [-7.0]),
-    ("ＴＯＫＹＯ has ４２ wards", [42.0]),
-    ("paper A4, version v2.0, COVID-19", [19.0]),
-    (".5 of it, +3", [0.5, 3.0]),
-    ("1,5 is not a thousand", [1.0, 5.0]),
-    ("no numbers here", []),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    ("text", "numbers"),
+    [
+        ("The answer is 42.", [42.0]),
+        ("about 3,200 people and -1.5e3 degrees", [3200.0, -1500.0]),
+        ("−7 below zero", [-7.0]),
+        ("ＴＯＫＹＯ has ４２ wards", [42.0]),
+        ("paper A4, version v2.0, COVID-19", [19.0]),
+        (".5 of it, +3", [0.5, 3.0]),
+        ("1,5 is not a thousand", [1.0, 5.0]),
+        ("no numbers here", []),
+        ("", []),
+    ],
+)
 def test_numbers_are_read_as_written(text, numbers):
     assert T.find_numbers(text) == numbers
 
 
 def test_fences_are_stripped_only_around_the_whole_text():
     assert T.strip_fences('```json\n{"a": 1}\n```') == '{"a": 1}'
-    assert T.strip_fences('  ```\n[1]\n```  ') == "[1]"
-    assert T.strip_fences('text ```json\n{}\n```') == 'text ```json\n{}\n```'
+    assert T.strip_fences("  ```\n[1]\n```  ") == "[1]"
+    assert T.strip_fences("text ```json\n{}\n```") == "text ```json\n{}\n```"
 
 
 def test_as_text_and_references():
@@ -160,8 +175,10 @@ def test_bit_parallel_distances_agree_with_the_dynamic_program(a: str, b: str):
     assert T.lcs_length(a, b) == reference_lcs(a, b)
 
 
-@given(st.lists(st.sampled_from(["the", "cat", "sat", "on", "mat"]), max_size=90),
-       st.lists(st.sampled_from(["the", "cat", "sat", "on", "mat"]), max_size=90))
+@given(
+    st.lists(st.sampled_from(["the", "cat", "sat", "on", "mat"]), max_size=90),
+    st.lists(st.sampled_from(["the", "cat", "sat", "on", "mat"]), max_size=90),
+)
 @settings(max_examples=100, deadline=None)
 def test_word_sequences_longer_than_a_machine_word_agree_too(a: list[str], b: list[str]):
     assert T.levenshtein(a, b) == reference_levenshtein(a, b)

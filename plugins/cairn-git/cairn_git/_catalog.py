@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import bisect
 import json
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote, unquote
 
 from cairn.model import Annotation, Commit, Operation, Priority

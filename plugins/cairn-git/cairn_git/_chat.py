@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Union
 
 from cairn.model.canonical import canonical_json
 from cairn.model.chat import ChatMessage, Thread, validate_message_id, validate_thread_id
@@ -34,7 +33,7 @@ def thread_path(thread_id: str) -> str:
     return f"{THREADS_DIR}/{validate_thread_id(thread_id)}.json"
 
 
-def to_bytes(item: Union[ChatMessage, Thread]) -> bytes:
+def to_bytes(item: ChatMessage | Thread) -> bytes:
     return canonical_json(item.to_record(), check_keys=False) + b"\n"
 
 

@@ -33,8 +33,9 @@ import tempfile
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO
 
 from cairn.errors import StorageError
 
@@ -118,14 +119,24 @@ def discover(path: Path) -> tuple[Path, Path, str]:
         )
     try:
         done = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--absolute-git-dir", "--git-path", "objects", "--show-object-format"],
+            [
+                "git",
+                "-C",
+                str(path),
+                "rev-parse",
+                "--absolute-git-dir",
+                "--git-path",
+                "objects",
+                "--show-object-format",
+            ],
             capture_output=True,
             env=git_environment(),
             stdin=subprocess.DEVNULL,
         )
     except FileNotFoundError:
-        raise StorageError("the git command is not installed (or not on PATH)",
-                           hint="install git 2.38 or newer") from None
+        raise StorageError(
+            "the git command is not installed (or not on PATH)", hint="install git 2.38 or newer"
+        ) from None
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip()
         if "not a git repository" in message.lower():
@@ -269,20 +280,22 @@ class CatFile(_Process):
                         ) from None
         raise AssertionError("unreachable")
 
-    def _exchange(self, proc: subprocess.Popen[bytes], verb: str, names: Sequence[str]
-                  ) -> list[tuple[str, str, bytes | int] | None]:
+    def _exchange(
+        self, proc: subprocess.Popen[bytes], verb: str, names: Sequence[str]
+    ) -> list[tuple[str, str, bytes | int] | None]:
         assert proc.stdin is not None
         out: list[tuple[str, str, bytes | int] | None] = []
         for start in range(0, len(names), _READ_CHUNK):
-            chunk = names[start:start + _READ_CHUNK]
+            chunk = names[start : start + _READ_CHUNK]
             proc.stdin.write("".join(f"{verb} {n}\n" for n in chunk).encode("utf-8", errors="surrogateescape"))
             proc.stdin.flush()
             out.extend(self._exchange_read(proc, verb, len(chunk)))
         return out
 
     @staticmethod
-    def _exchange_read(proc: subprocess.Popen[bytes], verb: str, count: int
-                       ) -> list[tuple[str, str, bytes | int] | None]:
+    def _exchange_read(
+        proc: subprocess.Popen[bytes], verb: str, count: int
+    ) -> list[tuple[str, str, bytes | int] | None]:
         assert proc.stdout is not None
         read_line = proc.stdout.readline
         read = proc.stdout.read
@@ -385,8 +398,9 @@ class RefTransaction(_Process):
             return
         for command in commands:
             if "\n" in command:
-                raise StorageError(f"refusing a ref command with a line break: {command!r:.80}",
-                                   hint="this is a bug in cairn-git")
+                raise StorageError(
+                    f"refusing a ref command with a line break: {command!r:.80}", hint="this is a bug in cairn-git"
+                )
         script = "start\n" + "\n".join(commands) + "\nprepare\ncommit\n"
         with self.lock:
             proc = self._start()
@@ -426,8 +440,8 @@ def parse_tree(data: bytes, oid_size: int) -> dict[str, tuple[str, str]]:
         space = find(b" ", pos)
         nul = find(b"\0", space)
         mode = data[pos:space].decode()
-        name = data[space + 1:nul].decode("utf-8", errors="surrogateescape")
-        entries[name] = (mode, data[nul + 1:nul + 1 + oid_size].hex())
+        name = data[space + 1 : nul].decode("utf-8", errors="surrogateescape")
+        entries[name] = (mode, data[nul + 1 : nul + 1 + oid_size].hex())
         pos = nul + 1 + oid_size
     return entries
 
@@ -459,8 +473,9 @@ def parse_tag(data: bytes) -> tuple[str, bytes]:
 class ObjectWriter:
     """Writes loose objects into ``objects_dir`` the way git does; hashes with the repository's object format."""
 
-    def __init__(self, objects_dir: Path, object_format: str = "sha1", *, fsync: bool = False,
-                 compression: int = 1) -> None:
+    def __init__(
+        self, objects_dir: Path, object_format: str = "sha1", *, fsync: bool = False, compression: int = 1
+    ) -> None:
         if object_format not in ("sha1", "sha256"):
             raise StorageError(f"unknown git object format {object_format!r}", hint="use a sha1 or sha256 repository")
         self.objects_dir = objects_dir
@@ -620,13 +635,17 @@ class ObjectWriter:
         for i in range(256):
             total += fanout[i]
             fanout[i] = total
-        index = b"".join([
-            b"\xfftOc", struct.pack(">I", 2), struct.pack(">256I", *fanout),
-            b"".join(name for name, _, _ in index_rows),
-            struct.pack(f">{len(index_rows)}I", *(crc for _, crc, _ in index_rows)),
-            struct.pack(f">{len(index_rows)}I", *(off for _, _, off in index_rows)),
-            pack_sum,
-        ])
+        index = b"".join(
+            [
+                b"\xfftOc",
+                struct.pack(">I", 2),
+                struct.pack(">256I", *fanout),
+                b"".join(name for name, _, _ in index_rows),
+                struct.pack(f">{len(index_rows)}I", *(crc for _, crc, _ in index_rows)),
+                struct.pack(f">{len(index_rows)}I", *(off for _, _, off in index_rows)),
+                pack_sum,
+            ]
+        )
         index += self._hash(index).digest()
         base = os.path.join(pack_dir, f"pack-{pack_sum.hex()}")
         # The pack first, its index last: git only looks at packs whose index exists.
@@ -670,7 +689,7 @@ class ObjectWriter:
         return self.write("commit", ("\n".join(lines) + "\n").encode("utf-8"))
 
     def tag(self, target: str, target_type: str, name: str, ident: str, message: bytes) -> str:
-        head = f"object {target}\ntype {target_type}\ntag {name}\ntagger {ident}\n\n".encode("utf-8")
+        head = f"object {target}\ntype {target_type}\ntag {name}\ntagger {ident}\n\n".encode()
         return self.write("tag", head + message)
 
 

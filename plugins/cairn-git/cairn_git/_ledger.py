@@ -20,7 +20,8 @@ import itertools
 import json
 import os
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -100,7 +101,7 @@ def event_line(event: RunEvent) -> bytes:
     return (
         f'{{"ts":{json.dumps(event.ts)},"run_id":{json.dumps(event.run_id)},"seq":{event.seq},'
         f'"type":{json.dumps(event.type, ensure_ascii=False)},"fields":{fields}}}\n'
-    ).encode("utf-8")
+    ).encode()
 
 
 def event_lines(events: Iterable[RunEvent]) -> bytes:
@@ -128,8 +129,12 @@ def checked_events(run_id: str, events: Iterable[RunEvent]) -> list[RunEvent]:
                 hint="give each run only its own events; nothing was written",
             )
         if event.seq in seen:
-            raise ConflictError(f"run {run_id} event {event.seq}", None, "taken",
-                                hint="each event of a run needs its own seq; nothing was written")
+            raise ConflictError(
+                f"run {run_id} event {event.seq}",
+                None,
+                "taken",
+                hint="each event of a run needs its own seq; nothing was written",
+            )
         seen.add(event.seq)
     return out
 

@@ -23,7 +23,7 @@ retried when another writer won.
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from cairn.model.canonical import canonical_json
 from cairn.model.chat import ChatMessage
@@ -95,8 +95,12 @@ def note_index(walked: Iterable[tuple[str, str]], hex_size: int) -> dict[str, tu
     return out
 
 
-def merge_notes(base: Mapping[str, str], ours: Mapping[str, str], theirs: Mapping[str, str],
-                read: Callable[[list[str]], dict[str, bytes]]) -> dict[str, bytes | str]:
+def merge_notes(
+    base: Mapping[str, str],
+    ours: Mapping[str, str],
+    theirs: Mapping[str, str],
+    read: Callable[[list[str]], dict[str, bytes]],
+) -> dict[str, bytes | str]:
     """Three-way merge of two notes trees (annotated id -> blob id).
 
     A note one side left as it was takes the other side's version (so a
@@ -121,4 +125,3 @@ def merge_notes(base: Mapping[str, str], ours: Mapping[str, str], theirs: Mappin
         for key, o, t in both:
             out[key] = union_lines(contents.get(o) if o else None, contents.get(t) if t else None)
     return out
-

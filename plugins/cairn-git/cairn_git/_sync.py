@@ -41,7 +41,8 @@ A sync has three steps:
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from cairn.errors import StorageError, ValidationError
 from cairn.model.ledger import validate_run_id
@@ -65,8 +66,14 @@ _REMOTE_HINT = "check the remote's URL and your access to it; `git fetch {remote
 class _Side:
     """One side's cairn refs: ledger tip, catalog tip, context refs and run refs (git ref -> object id)."""
 
-    def __init__(self, ledger_tip: str | None, objects: str | None, context: dict[str, str],
-                 anchors: dict[str, str], notes: str | None = None) -> None:
+    def __init__(
+        self,
+        ledger_tip: str | None,
+        objects: str | None,
+        context: dict[str, str],
+        anchors: dict[str, str],
+        notes: str | None = None,
+    ) -> None:
         self.notes = notes  # the chat notes ref's tip
         self.ledger = ledger_tip
         self.objects = objects
@@ -77,7 +84,7 @@ class _Side:
 class Sync:
     """One push, pull or status against ``remote`` for ``store`` (the store's lock is held by the caller)."""
 
-    def __init__(self, store: "GitStore", remote: str | None) -> None:
+    def __init__(self, store: GitStore, remote: str | None) -> None:
         name = remote if remote is not None else store.remote
         try:
             check_remote(name)
@@ -109,15 +116,19 @@ class Sync:
         return done.returncode == 0 and bool(done.stdout.strip())
 
     def _no_remote(self, verb: str) -> str:
-        return (f"no git remote {self.remote!r}: nothing to {verb} "
-                f"(add one with `git remote add {self.remote} URL`, or set remote in [storage.git])")
+        return (
+            f"no git remote {self.remote!r}: nothing to {verb} "
+            f"(add one with `git remote add {self.remote} URL`, or set remote in [storage.git])"
+        )
 
     def _remote_git(self, *args: str, ok: tuple[int, ...] = (0,)) -> Any:
         try:
             return self.git.run(*args, ok=ok, hint=_REMOTE_HINT.format(remote=self.remote))
         except GitCommandError as exc:
-            raise StorageError(f"git {args[0]} {self.remote} failed: {exc.stderr or exc.message}",
-                               hint=_REMOTE_HINT.format(remote=self.remote)) from None
+            raise StorageError(
+                f"git {args[0]} {self.remote} failed: {exc.stderr or exc.message}",
+                hint=_REMOTE_HINT.format(remote=self.remote),
+            ) from None
 
     def _refs(self, prefix: str) -> dict[str, str]:
         text = self.git.output("for-each-ref", "--format=%(objectname) %(refname)", prefix)
@@ -134,7 +145,7 @@ class Sync:
         out = {}
         for ref, oid in self._refs(prefix).items():
             try:
-                out[validate_run_id(ref[len(prefix):])] = oid
+                out[validate_run_id(ref[len(prefix) :])] = oid
             except ValidationError:
                 continue
         return out
@@ -143,17 +154,23 @@ class Sync:
         store = self.store
         context = {name: oid for name, (_, oid) in store._context_refs().items()}
         anchors = self._anchors(store.anchor_prefix)
-        return _Side(self._one(store.ledger_ref), self._one(store.objects_ref), context, anchors,
-                     self._one(store.notes_ref))
+        return _Side(
+            self._one(store.ledger_ref), self._one(store.objects_ref), context, anchors, self._one(store.notes_ref)
+        )
 
     def _tracked(self) -> _Side:
         context = {}
         for ref, oid in self._refs(self.t_context).items():
-            name = self.store._cairn_ref(self.store.context_prefix + ref[len(self.t_context):])
+            name = self.store._cairn_ref(self.store.context_prefix + ref[len(self.t_context) :])
             if name is not None:
                 context[name] = oid
-        return _Side(self._one(self.t_ledger), self._one(self.t_objects), context, self._anchors(self.t_runs),
-                     self._one(self.t_notes))
+        return _Side(
+            self._one(self.t_ledger),
+            self._one(self.t_objects),
+            context,
+            self._anchors(self.t_runs),
+            self._one(self.t_notes),
+        )
 
     def _base(self) -> dict[str, str]:
         """The remote's context refs (name -> value) as the last sync integrated them."""
@@ -177,9 +194,9 @@ class Sync:
         if ref == store.notes_ref:
             return self.t_notes
         if ref.startswith(store.context_prefix):
-            return self.t_context + ref[len(store.context_prefix):]
+            return self.t_context + ref[len(store.context_prefix) :]
         if ref.startswith(store.anchor_prefix):
-            run_id = ref[len(store.anchor_prefix):]
+            run_id = ref[len(store.anchor_prefix) :]
             try:
                 return self.t_runs + validate_run_id(run_id)
             except ValidationError:
@@ -189,8 +206,16 @@ class Sync:
     def fetch(self) -> int:
         """Bring the remote's cairn refs into our remote-tracking refs; how many of those changed."""
         store = self.store
-        listed = self._remote_git("ls-remote", "--refs", self.remote, store.ledger_ref, store.objects_ref,
-                                  store.notes_ref, f"{store.context_prefix}*", f"{store.anchor_prefix}*").stdout.decode()
+        listed = self._remote_git(
+            "ls-remote",
+            "--refs",
+            self.remote,
+            store.ledger_ref,
+            store.objects_ref,
+            store.notes_ref,
+            f"{store.context_prefix}*",
+            f"{store.anchor_prefix}*",
+        ).stdout.decode()
         wanted: dict[str, str] = {}
         for line in listed.splitlines():
             oid, _, ref = line.partition("\t")
@@ -209,9 +234,18 @@ class Sync:
         if self.t_notes in wanted:
             specs.append(f"+{store.notes_ref}:{self.t_notes}")
         # --refmap= keeps the user's own remote-tracking branches as they are.
-        self._remote_git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--refmap=", "--prune",
-                         "--no-recurse-submodules", *([] if store.gc_auto else ["--no-auto-gc"]),
-                         self.remote, *specs)
+        self._remote_git(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--refmap=",
+            "--prune",
+            "--no-recurse-submodules",
+            *([] if store.gc_auto else ["--no-auto-gc"]),
+            self.remote,
+            *specs,
+        )
         after = self._refs(self.tracking)
         stale = [ref for ref in after if ref not in wanted and ref in (self.t_ledger, self.t_objects, self.t_notes)]
         if stale:
@@ -228,8 +262,13 @@ class Sync:
         ahead, behind = text.split()
         return int(ahead), int(behind)
 
-    def _merge(self, local: str | None, remote: str | None, what: str,
-               resolve: Callable[[str, bytes | None, bytes | None, bytes | None], bytes | None]) -> tuple[str | None, int]:
+    def _merge(
+        self,
+        local: str | None,
+        remote: str | None,
+        what: str,
+        resolve: Callable[[str, bytes | None, bytes | None, bytes | None], bytes | None],
+    ) -> tuple[str | None, int]:
         """The merged tip of two histories and 1 if a merge commit was made (0 for nothing or a fast-forward)."""
         if remote is None or remote == local:
             return local, 0
@@ -241,8 +280,17 @@ class Sync:
         if ahead == 0:
             return remote, 0
         self._say(f"merging the {what} of {self.remote}")
-        done = self.git.run("-c", "merge.renames=false", "merge-tree", "--write-tree", "-z",
-                            "--allow-unrelated-histories", local, remote, ok=(0, 1))
+        done = self.git.run(
+            "-c",
+            "merge.renames=false",
+            "merge-tree",
+            "--write-tree",
+            "-z",
+            "--allow-unrelated-histories",
+            local,
+            remote,
+            ok=(0, 1),
+        )
         fields = done.stdout.split(b"\0")
         tree = fields[0].decode().strip()
         stages: dict[str, dict[int, str]] = {}
@@ -256,16 +304,21 @@ class Sync:
         if stages:
             tree = self._settle(tree, stages, resolve)
         store = self.store
-        commit = store._writer.commit(tree, [local, remote], store._ident(),
-                                      f"cairn: merge the {what} of {self.remote}")
+        commit = store._writer.commit(
+            tree, [local, remote], store._ident(), f"cairn: merge the {what} of {self.remote}"
+        )
         return commit, 1
 
-    def _settle(self, tree: str, stages: Mapping[str, Mapping[int, str]],
-                resolve: Callable[[str, bytes | None, bytes | None, bytes | None], bytes | None]) -> str:
+    def _settle(
+        self,
+        tree: str,
+        stages: Mapping[str, Mapping[int, str]],
+        resolve: Callable[[str, bytes | None, bytes | None, bytes | None], bytes | None],
+    ) -> str:
         """``tree`` with every conflicted file replaced by its resolution."""
         store = self.store
         oids = sorted({oid for per in stages.values() for oid in per.values()})
-        contents = {oid: found[2] for oid, found in zip(oids, store._cat.read(oids)) if found is not None}
+        contents = {oid: found[2] for oid, found in zip(oids, store._cat.read(oids), strict=True) if found is not None}
         edits: dict[str, tuple[str, str] | None] = {}
         for path, per in stages.items():
             merged = resolve(path, *(contents.get(per[s]) if s in per else None for s in (1, 2, 3)))
@@ -308,13 +361,18 @@ class Sync:
                     self._say(f"merging the chat notes of {self.remote}")
                     done = self.git.run("merge-base", local, remote, ok=(0, 1))
                     base = done.stdout.decode().strip() or None
-                    merged = notes.merge_notes(self._note_blobs(base), self._note_blobs(local),
-                                               self._note_blobs(remote), store._read_blobs)
-                    tree = store._writer.tree({key: (BLOB_MODE, value if isinstance(value, str)
-                                                     else store._writer.blob(value))
-                                               for key, value in merged.items()})
-                    tip = store._writer.commit(tree, [local, remote], store._ident(),
-                                               f"cairn: merge the chat notes of {self.remote}")
+                    merged = notes.merge_notes(
+                        self._note_blobs(base), self._note_blobs(local), self._note_blobs(remote), store._read_blobs
+                    )
+                    tree = store._writer.tree(
+                        {
+                            key: (BLOB_MODE, value if isinstance(value, str) else store._writer.blob(value))
+                            for key, value in merged.items()
+                        }
+                    )
+                    tip = store._writer.commit(
+                        tree, [local, remote], store._ident(), f"cairn: merge the chat notes of {self.remote}"
+                    )
                     made = 1
         if tip is None:
             return None, made
@@ -328,7 +386,7 @@ class Sync:
         """tag id -> (target, message) for the given tags, in one round trip."""
         oids = sorted(set(tags))
         out = {}
-        for oid, found in zip(oids, self.store._cat.read(oids)):
+        for oid, found in zip(oids, self.store._cat.read(oids), strict=True):
             if found is not None and found[1] == "tag":
                 out[oid] = parse_tag(found[2])
         return out
@@ -358,19 +416,25 @@ class Sync:
         if fresh:
             contents = store._cat.read([want for _, want, _ in fresh])
             head = store._head_commit()() or ledger_tip
-            for (run_id, _, target), found in zip(fresh, contents):
+            for (run_id, _, target), found in zip(fresh, contents, strict=True):
                 if found is None:
                     continue
                 # The run keeps the commit its tag named; a run new to this side gets HEAD.
-                changes[run_id] = store._writer.tag(target or head, "commit", store._tag_name(run_id),  # type: ignore[arg-type]
-                                                    store._ident(), found[2])
+                changes[run_id] = store._writer.tag(
+                    target or head,
+                    "commit",
+                    store._tag_name(run_id),  # type: ignore[arg-type]
+                    store._ident(),
+                    found[2],
+                )
         for run_id in local.anchors:
             if run_id not in on_branch:
                 changes[run_id] = None
         return changes
 
-    def _context_for(self, local: _Side, remote: _Side, base: Mapping[str, str],
-                     catalog: Catalog) -> tuple[dict[str, str | None], list[str]]:
+    def _context_for(
+        self, local: _Side, remote: _Side, base: Mapping[str, str], catalog: Catalog
+    ) -> tuple[dict[str, str | None], list[str]]:
         """Context refs to change (name -> value, None deletes) and the conflict branches among them."""
         store = self.store
         values = store._values_of([*local.context.values(), *remote.context.values()])
@@ -400,14 +464,15 @@ class Sync:
                     conflicts.append(saved)
         return changes, conflicts
 
-    def _conflict_name(self, name: str, value: str, mine: Mapping[str, str], changes: Mapping[str, str | None],
-                       catalog: Catalog) -> str | None:
+    def _conflict_name(
+        self, name: str, value: str, mine: Mapping[str, str], changes: Mapping[str, str | None], catalog: Catalog
+    ) -> str | None:
         """Where to keep the remote tip of a diverged branch: ``refs/heads/conflict/<remote>/<branch>[-N]``.
 
         None when it is kept there already; a name holding another line is
         never overwritten (a new suffix is taken).
         """
-        branch = name[len("refs/heads/"):] if name.startswith("refs/heads/") else name.replace("/", "-")
+        branch = name[len("refs/heads/") :] if name.startswith("refs/heads/") else name.replace("/", "-")
         for n in range(1, 1000):
             candidate = self.conflict_prefix + branch + ("" if n == 1 else f"-{n}")
             current = changes.get(candidate, mine.get(candidate))
@@ -415,8 +480,9 @@ class Sync:
                 return None
             if current is None or catalog.is_ancestor(current, value):
                 return candidate
-        raise StorageError(f"too many conflict branches for {name}",
-                           hint=f"delete old ones under {self.conflict_prefix}")
+        raise StorageError(
+            f"too many conflict branches for {name}", hint=f"delete old ones under {self.conflict_prefix}"
+        )
 
     def integrate(self) -> tuple[int, list[str]]:
         """Merge the remote-tracking state into the local refs; (merges made, conflict branches saved)."""
@@ -454,8 +520,9 @@ class Sync:
             if store._apply(commands) is None:
                 store._ledger_state = None
                 return merged_objects + merged_ledger + merged_notes + len(conflicts), conflicts
-        raise StorageError(f"merging {self.remote}'s history kept losing to local writers",
-                           hint="retry when the writers are done")
+        raise StorageError(
+            f"merging {self.remote}'s history kept losing to local writers", hint="retry when the writers are done"
+        )
 
     # -- 3. push -----------------------------------------------------------------------------------
 
@@ -507,8 +574,12 @@ class Sync:
             return SyncReport(remote=None, message=self._no_remote("pull"))
         fetched = self.fetch()
         merged, conflicts = self.integrate()
-        return SyncReport(remote=self.remote, fetched=fetched, merged=merged,
-                          message=self._summary("pulled from", fetched, 0, merged, conflicts))
+        return SyncReport(
+            remote=self.remote,
+            fetched=fetched,
+            merged=merged,
+            message=self._summary("pulled from", fetched, 0, merged, conflicts),
+        )
 
     def push(self, progress: Any = None) -> SyncReport:
         self._progress = progress if callable(progress) else None
@@ -524,21 +595,42 @@ class Sync:
             conflicts += saved
             args, outcome = self._publish()
             if not args:
-                return SyncReport(remote=self.remote, fetched=fetched, merged=merged,
-                                  message=self._summary("pushed to", fetched, 0, merged, conflicts))
+                return SyncReport(
+                    remote=self.remote,
+                    fetched=fetched,
+                    merged=merged,
+                    message=self._summary("pushed to", fetched, 0, merged, conflicts),
+                )
             self._say(f"pushing {len(outcome)} refs to {self.remote}")
-            done = self._remote_git("push", "--atomic", "--porcelain", "--no-verify", "--no-signed",
-                                    "--recurse-submodules=no", self.remote, *args, ok=(0, 1))
+            done = self._remote_git(
+                "push",
+                "--atomic",
+                "--porcelain",
+                "--no-verify",
+                "--no-signed",
+                "--recurse-submodules=no",
+                self.remote,
+                *args,
+                ok=(0, 1),
+            )
             if done.returncode == 0:
                 self._track(outcome)
-                return SyncReport(remote=self.remote, pushed=len(outcome), fetched=fetched, merged=merged,
-                                  message=self._summary("pushed to", fetched, len(outcome), merged, conflicts))
+                return SyncReport(
+                    remote=self.remote,
+                    pushed=len(outcome),
+                    fetched=fetched,
+                    merged=merged,
+                    message=self._summary("pushed to", fetched, len(outcome), merged, conflicts),
+                )
             last = (done.stdout + done.stderr).decode(errors="replace")
             if not _rejected_by_a_race(last):
-                raise StorageError(f"git push {self.remote} failed: {last.strip().splitlines()[-1] if last else ''}",
-                                   hint=_REMOTE_HINT.format(remote=self.remote))
-        raise StorageError(f"git push {self.remote} was rejected {_ATTEMPTS} times: others keep pushing",
-                           hint="retry in a moment")
+                raise StorageError(
+                    f"git push {self.remote} failed: {last.strip().splitlines()[-1] if last else ''}",
+                    hint=_REMOTE_HINT.format(remote=self.remote),
+                )
+        raise StorageError(
+            f"git push {self.remote} was rejected {_ATTEMPTS} times: others keep pushing", hint="retry in a moment"
+        )
 
     def status(self) -> SyncStatus:
         if not self._configured():
@@ -547,7 +639,10 @@ class Sync:
         local, remote, base = self._local(), self._tracked(), self._base()
         details: dict[str, Any] = {}
         ahead = behind = 0
-        for label, mine, theirs in (("ledger", local.ledger, remote.ledger), ("objects", local.objects, remote.objects)):
+        for label, mine, theirs in (
+            ("ledger", local.ledger, remote.ledger),
+            ("objects", local.objects, remote.objects),
+        ):
             if mine and theirs:
                 a, b = self._counts(mine, theirs)
             else:
@@ -558,20 +653,29 @@ class Sync:
         values = self.store._values_of([*local.context.values(), *remote.context.values()])
         ours = {n: values.get(o) for n, o in local.context.items() if n != HEAD}
         theirs = {n: values.get(o) for n, o in remote.context.items() if n != HEAD}
-        moved_here = [n for n in set(ours) | set(theirs) | set(base) if ours.get(n) != theirs.get(n)
-                      and ours.get(n) != base.get(n)]
-        moved_there = [n for n in set(ours) | set(theirs) | set(base) if ours.get(n) != theirs.get(n)
-                       and theirs.get(n) != base.get(n)]
+        moved_here = [
+            n
+            for n in set(ours) | set(theirs) | set(base)
+            if ours.get(n) != theirs.get(n) and ours.get(n) != base.get(n)
+        ]
+        moved_there = [
+            n
+            for n in set(ours) | set(theirs) | set(base)
+            if ours.get(n) != theirs.get(n) and theirs.get(n) != base.get(n)
+        ]
         details["context_refs"] = {"ahead": sorted(moved_here), "behind": sorted(moved_there)}
-        details["runs"] = {"only_here": len(set(local.anchors) - set(remote.anchors)),
-                           "only_there": len(set(remote.anchors) - set(local.anchors))}
-        return SyncStatus(remote=self.remote, ahead=ahead + len(moved_here), behind=behind + len(moved_there),
-                          details=details)
+        details["runs"] = {
+            "only_here": len(set(local.anchors) - set(remote.anchors)),
+            "only_there": len(set(remote.anchors) - set(local.anchors)),
+        }
+        return SyncStatus(
+            remote=self.remote, ahead=ahead + len(moved_here), behind=behind + len(moved_there), details=details
+        )
 
     def _summary(self, verb: str, fetched: int, pushed: int, merged: int, conflicts: list[str]) -> str:
         parts = [f"{verb} {self.remote}: {fetched} refs fetched, {pushed} pushed, {merged} merged"]
         for name in conflicts:
-            parts.append(f"diverged context branch kept the remote tip as {name[len('refs/heads/'):]}")
+            parts.append(f"diverged context branch kept the remote tip as {name[len('refs/heads/') :]}")
         return "; ".join(parts)
 
 
@@ -582,5 +686,15 @@ def _keep_ours(path: str, base: bytes | None, ours: bytes | None, theirs: bytes 
 
 def _rejected_by_a_race(output: str) -> bool:
     text = output.lower()
-    return any(reason in text for reason in ("stale info", "fetch first", "non-fast-forward", "atomic push failed",
-                                             "cannot lock ref", "failed to update ref", "[rejected]"))
+    return any(
+        reason in text
+        for reason in (
+            "stale info",
+            "fetch first",
+            "non-fast-forward",
+            "atomic push failed",
+            "cannot lock ref",
+            "failed to update ref",
+            "[rejected]",
+        )
+    )

@@ -9,7 +9,7 @@ go to ``git cat-file`` in one pipelined round trip.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from cairn.errors import IntegrityError
 from cairn_git._git import TREE_MODE, CatFile, ObjectWriter, parse_tree, tree_line
@@ -40,7 +40,7 @@ class Trees:
         wanted = list(dict.fromkeys(o for o in oids if o and o not in self._cache))
         if not wanted:
             return
-        for oid, found in zip(wanted, self._cat.read(wanted)):
+        for oid, found in zip(wanted, self._cat.read(wanted), strict=True):
             if found is None or found[1] != "tree":
                 raise IntegrityError(
                     f"git tree {oid} is missing or is not a tree",

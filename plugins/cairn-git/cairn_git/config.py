@@ -20,8 +20,9 @@ _REMOTE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 
 
 #: Ref namespaces git itself gives a meaning to (``refs/replace/`` even rewrites objects): never ours.
-_GIT_NAMESPACES = frozenset({"heads", "tags", "remotes", "notes", "replace", "stash", "bisect", "rewritten",
-                             "worktree", "prefetch", "original"})
+_GIT_NAMESPACES = frozenset(
+    {"heads", "tags", "remotes", "notes", "replace", "stash", "bisect", "rewritten", "worktree", "prefetch", "original"}
+)
 
 
 def check_namespace(value: object) -> str:

@@ -7,8 +7,9 @@ plugins are discovered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from cairn.hookspecs import hookimpl
 from cairn_git.config import GitConfig
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["cairn_register_storage", "create_store"]
 
 
-def create_store(config: GitConfig, context: "FactoryContext") -> "Store":
+def create_store(config: GitConfig, context: FactoryContext) -> Store:
     """Open the store ``[storage.git]`` describes, in the repository that holds the project directory."""
     from cairn_git.store import GitStore
 

@@ -39,8 +39,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import attrs
@@ -112,11 +113,12 @@ def _locked(method: Callable[..., _T]) -> Callable[..., _T]:
     """Serialize use of the store's git processes and refuse a closed store."""
 
     @functools.wraps(method)
-    def call(self: "GitStore", *args: Any, **kwargs: Any) -> _T:
+    def call(self: GitStore, *args: Any, **kwargs: Any) -> _T:
         with self._lock:
             if self._closed:
-                raise StorageError(f"{self.git_dir}: the store is closed",
-                                   hint="open the store again; a closed store cannot be used")
+                raise StorageError(
+                    f"{self.git_dir}: the store is closed", hint="open the store again; a closed store cannot be used"
+                )
             try:
                 return method(self, *args, **kwargs)
             except OSError as exc:
@@ -132,7 +134,7 @@ def _writing(method: Callable[..., _T]) -> Callable[..., _T]:
     """``_locked``, and the method's new objects are held back and written together (see ``ObjectWriter.batch``)."""
 
     @functools.wraps(method)
-    def call(self: "GitStore", *args: Any, **kwargs: Any) -> _T:
+    def call(self: GitStore, *args: Any, **kwargs: Any) -> _T:
         with self._writer.batch():
             return method(self, *args, **kwargs)
 
@@ -206,8 +208,14 @@ class GitStore(Store, Syncable):
         or point ``repo`` at one) or git is missing.
         """
         try:
-            GitConfig(repo=str(repo), namespace=namespace, ledger_branch=ledger_branch, run_refs=run_refs,
-                      remote=remote, gc_auto=gc_auto)
+            GitConfig(
+                repo=str(repo),
+                namespace=namespace,
+                ledger_branch=ledger_branch,
+                run_refs=run_refs,
+                remote=remote,
+                gc_auto=gc_auto,
+            )
         except (ValueError, TypeError) as exc:
             raise ValidationError(str(exc), what="storage.git") from None
         self.namespace = namespace
@@ -223,8 +231,9 @@ class GitStore(Store, Syncable):
         self._email = os.environ.get("GIT_COMMITTER_EMAIL") or settings.get("user.email")
         self._gc_threshold = (_int_config(settings, "gc.auto", 6700) + 255) // 256
         level = _int_config(settings, "core.loosecompression", _int_config(settings, "core.compression", 1))
-        self._writer = ObjectWriter(objects_dir, object_format, fsync=_wants_fsync(settings),
-                                    compression=level if 0 <= level <= 9 else 1)
+        self._writer = ObjectWriter(
+            objects_dir, object_format, fsync=_wants_fsync(settings), compression=level if 0 <= level <= 9 else 1
+        )
         if gc_auto:
             # Each write's handful of objects becomes one small pack (two files, not one per object);
             # ``_after_write`` merges them and, when packs pile up, runs ``git repack --geometric``.
@@ -255,11 +264,17 @@ class GitStore(Store, Syncable):
         self._note_index_cache: tuple[str | None, dict[str, tuple[str, str]]] = (None, {})
 
     @classmethod
-    def from_config(cls, config: GitConfig, *, project_dir: Path) -> "GitStore":
+    def from_config(cls, config: GitConfig, *, project_dir: Path) -> GitStore:
         """Open the store ``[storage.git]`` describes; ``repo`` is relative to ``project_dir``."""
         repo = project_dir if config.repo is None else project_dir / Path(config.repo).expanduser()
-        return cls(repo, namespace=config.namespace, ledger_branch=config.ledger_branch, run_refs=config.run_refs,
-                   remote=config.remote, gc_auto=config.gc_auto)
+        return cls(
+            repo,
+            namespace=config.namespace,
+            ledger_branch=config.ledger_branch,
+            run_refs=config.run_refs,
+            remote=config.remote,
+            gc_auto=config.gc_auto,
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -330,8 +345,9 @@ class GitStore(Store, Syncable):
         if self._gc_threshold <= 0 or self._writes < self._gc_quiet_until or self._writes % 4:
             return  # (small writes make packs: loose objects come slowly, a look every 4th write is enough)
         try:
-            loose = sum(1 for name in os.listdir(self._writer.objects_dir / "17")
-                        if len(name) == len(self._writer.zero) - 2)
+            loose = sum(
+                1 for name in os.listdir(self._writer.objects_dir / "17") if len(name) == len(self._writer.zero) - 2
+            )
         except FileNotFoundError:
             loose = 0
         if loose > self._gc_threshold and not (self.git_dir / "gc.pid").exists():
@@ -371,8 +387,11 @@ class GitStore(Store, Syncable):
             raise ValidationError("a ref name must be a non-empty string", what="ref", given=name)
         parts = name.split("/")
         if any(not p for p in parts):
-            raise ValidationError(f"ref name {name!r:.80} has an empty component", what="ref",
-                                  hint="ref names are components separated by single '/'")
+            raise ValidationError(
+                f"ref name {name!r:.80} has an empty component",
+                what="ref",
+                hint="ref names are components separated by single '/'",
+            )
         quoted = [quote_name(p) for p in parts]
         if any(len(p) > 200 for p in quoted) or len(name) > 1000:
             raise ValidationError(f"ref name {name[:60]!r}... is too long", what="ref")
@@ -381,7 +400,7 @@ class GitStore(Store, Syncable):
     def _cairn_ref(self, git_ref: str) -> str | None:
         if not git_ref.startswith(self.context_prefix) or not git_ref.endswith(".ref"):
             return None
-        body = git_ref[len(self.context_prefix):-4]
+        body = git_ref[len(self.context_prefix) : -4]
         return "/".join(unquote(p) for p in body.split("/"))
 
     def _value_oid(self, value: str) -> str:
@@ -393,7 +412,7 @@ class GitStore(Store, Syncable):
         """The cairn value each value-blob holds (read once, then cached: blobs never change)."""
         oids = list(oids)
         wanted = [o for o in dict.fromkeys(oids) if o not in self._values]
-        for oid, found in zip(wanted, self._cat.read(wanted)):
+        for oid, found in zip(wanted, self._cat.read(wanted), strict=True):
             if found is not None and found[1] == "blob":
                 self._values[oid] = found[2].decode("utf-8", errors="replace")
         return {o: self._values[o] for o in oids if o in self._values}
@@ -434,8 +453,9 @@ class GitStore(Store, Syncable):
     def _commit_tree(self, oid: str) -> str:
         found = self._cat.read_one(oid)
         if found is None or found[1] != "commit":
-            raise IntegrityError(f"git commit {oid} is missing or is not a commit",
-                                 hint="run `git fsck` in the repository")
+            raise IntegrityError(
+                f"git commit {oid} is missing or is not a commit", hint="run `git fsck` in the repository"
+            )
         return parse_commit(found[2])[0]
 
     def _load_catalog(self, oid: str | None) -> None:
@@ -443,13 +463,18 @@ class GitStore(Store, Syncable):
         root = self._commit_tree(oid) if oid is not None else None
         try:
             changes = self._trees.diff(catalog.root, root)
-            needed = [new for path, _, new in changes
-                      if new is not None and Catalog.needs_content(path, new, catalog.count_of_oid)]
+            needed = [
+                new
+                for path, _, new in changes
+                if new is not None and Catalog.needs_content(path, new, catalog.count_of_oid)
+            ]
             contents = {}
-            for want, found in zip(needed, self._cat.read(needed)):
+            for want, found in zip(needed, self._cat.read(needed), strict=True):
                 if found is None:
-                    raise IntegrityError(f"git object {want} of the catalog is missing",
-                                         hint="run `git fsck`; fetch the missing objects from a clone")
+                    raise IntegrityError(
+                        f"git object {want} of the catalog is missing",
+                        hint="run `git fsck`; fetch the missing objects from a clone",
+                    )
                 contents[want] = found[2]
             catalog.apply(changes, contents)
         except BaseException:
@@ -499,8 +524,13 @@ class GitStore(Store, Syncable):
             return
         self._write(blob_items, commit_list, updates, counts)  # an import's thousands of objects: one pack
 
-    def _write(self, blob_items: list[tuple[str, bytes]], commit_list: list[Commit],
-               updates: list[tuple[RefUpdate, str]], counts: list[tuple[str, str, int]]) -> None:
+    def _write(
+        self,
+        blob_items: list[tuple[str, bytes]],
+        commit_list: list[Commit],
+        updates: list[tuple[RefUpdate, str]],
+        counts: list[tuple[str, str, int]],
+    ) -> None:
         unexplained = 0
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             self._backoff(attempt)
@@ -557,7 +587,7 @@ class GitStore(Store, Syncable):
         if not refs:
             return
         actual = self._read_values([g for _, g, _ in refs])
-        for (name, _, expected), value in zip(refs, actual):
+        for (name, _, expected), value in zip(refs, actual, strict=True):
             if value != expected:
                 raise ConflictError(name, expected, value)
 
@@ -588,10 +618,12 @@ class GitStore(Store, Syncable):
         catalog = self._refresh()
         known = [(h, catalog.blobs[h]) for h in keys if h in catalog.blobs]
         out = {}
-        for (digest, _), found in zip(known, self._cat.read([oid for _, oid in known])):
+        for (digest, _), found in zip(known, self._cat.read([oid for _, oid in known]), strict=True):
             if found is None:
-                raise IntegrityError(f"blob {digest[:12]} is in the catalog but its git object is missing",
-                                     hint="run `git fsck`; fetch the missing objects from a clone")
+                raise IntegrityError(
+                    f"blob {digest[:12]} is in the catalog but its git object is missing",
+                    hint="run `git fsck`; fetch the missing objects from a clone",
+                )
             out[digest] = found[2]
         return out
 
@@ -619,8 +651,9 @@ class GitStore(Store, Syncable):
         kids = [catalog.commits[h] for h in catalog.children.get(commit, ())]
         return sorted(kids, key=lambda c: (c.created_at, c.hash))
 
-    def _by_time(self, keep: Callable[[Commit], bool] | None, since: str | None, until: str | None,
-                 limit: int | None) -> list[Commit]:
+    def _by_time(
+        self, keep: Callable[[Commit], bool] | None, since: str | None, until: str | None, limit: int | None
+    ) -> list[Commit]:
         n = _limit(limit)
         catalog = self._refresh()
         order = catalog.by_time()
@@ -636,14 +669,16 @@ class GitStore(Store, Syncable):
         return out
 
     @_locked
-    def commits_by_type(self, content_type: str, *, since: str | None = None, until: str | None = None,
-                        limit: int | None = None) -> list[Commit]:
+    def commits_by_type(
+        self, content_type: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Commit]:
         """Commits of ``content_type`` with ``since <= created_at <= until``, newest first."""
         return self._by_time(lambda c: c.content_type == content_type, since, until, limit)
 
     @_locked
-    def commits_by_time(self, *, since: str | None = None, until: str | None = None,
-                        limit: int | None = None) -> list[Commit]:
+    def commits_by_time(
+        self, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Commit]:
         """Commits with ``since <= created_at <= until``, newest first."""
         return self._by_time(None, since, until, limit)
 
@@ -693,8 +728,9 @@ class GitStore(Store, Syncable):
         items = list(annotations)
         for item in items:
             if not isinstance(item, Annotation):
-                raise ValidationError(f"expected a cairn.model.Annotation, got {type(item).__name__}",
-                                      what="add_annotations")
+                raise ValidationError(
+                    f"expected a cairn.model.Annotation, got {type(item).__name__}", what="add_annotations"
+                )
         if not items:
             return
         self._add_annotations([(a, a.id) for a in items])
@@ -784,8 +820,10 @@ class GitStore(Store, Syncable):
         if found is None:
             state: tuple[str | None, str | None] = (None, None)
         elif found[1] != "commit":
-            raise IntegrityError(f"{self.ledger_ref} points at a {found[1]}, not a commit",
-                                 hint=f"move it back to the ledger's last commit (`git reflog {self.ledger_ref}`)")
+            raise IntegrityError(
+                f"{self.ledger_ref} points at a {found[1]}, not a commit",
+                hint=f"move it back to the ledger's last commit (`git reflog {self.ledger_ref}`)",
+            )
         else:
             state = (found[0], parse_commit(found[2])[0])
         self._ledger_state = state
@@ -795,7 +833,7 @@ class GitStore(Store, Syncable):
         """The last ledger state seen (read once); a stale one only costs a retry, the CAS catches it."""
         return self._ledger_state if self._ledger_state is not None else self._read_ledger()
 
-    def _update_ledger(self, what: str, plan: Callable[[str | None, str | None, int], "_LedgerChange | None"]) -> Any:
+    def _update_ledger(self, what: str, plan: Callable[[str | None, str | None, int], _LedgerChange | None]) -> Any:
         """Commit a change to the ledger branch with a compare-and-swap, rebuilding it on the new tip until it lands.
 
         ``plan(tip, tree, attempt)`` looks at the ledger as it is and returns
@@ -813,8 +851,9 @@ class GitStore(Store, Syncable):
             commit = tip
             commands = []
             if new_root != root or tip is None:
-                commit = self._writer.commit(new_root or self._writer.empty_tree, [tip] if tip else [],
-                                             self._ident(), change.message)
+                commit = self._writer.commit(
+                    new_root or self._writer.empty_tree, [tip] if tip else [], self._ident(), change.message
+                )
                 commands.append(self._ref_command(self.ledger_ref, commit, tip))
             commands += change.refs(commit) if change.refs is not None else []
             if not commands:
@@ -913,8 +952,13 @@ class GitStore(Store, Syncable):
             tag = self._tag(run, target, message)  # the run keeps the commit it started on
             moved[:] = [old_tag, tag]
             return _LedgerChange(
-                {f"{directory}/{ledger.RUN}": (BLOB_MODE, record),
-                 f"{directory}/{ledger.EVENTS}": (BLOB_MODE, self._writer.blob(existing + ledger.event_lines(events)))},
+                {
+                    f"{directory}/{ledger.RUN}": (BLOB_MODE, record),
+                    f"{directory}/{ledger.EVENTS}": (
+                        BLOB_MODE,
+                        self._writer.blob(existing + ledger.event_lines(events)),
+                    ),
+                },
                 f"run {run.run_id}: {run.status}",
                 refs=lambda commit: [self._ref_command(anchor, tag, old_tag)],
                 done=lambda: self._runs.__setitem__(tag, run),
@@ -944,8 +988,12 @@ class GitStore(Store, Syncable):
         seen: set[str] = set()
         for run, _ in batch:
             if run.run_id in seen:
-                raise ConflictError(f"run {run.run_id}", None, "in this batch",
-                                    hint="give every run in a batch its own id; nothing was written")
+                raise ConflictError(
+                    f"run {run.run_id}",
+                    None,
+                    "in this batch",
+                    hint="give every run in a batch its own id; nothing was written",
+                )
             seen.add(run.run_id)
         anchors = [self._anchor(run.run_id) for run, _ in batch]
         files = {}
@@ -961,19 +1009,27 @@ class GitStore(Store, Syncable):
         def refs(commit: str) -> list[str]:
             # Tags point at the user's HEAD commit, or at the ledger commit in a repository without commits.
             target = head() or commit
-            tags[:] = [self._tag(run, target, message) for (run, _), message in zip(batch, messages)]
-            return [self._ref_command(anchor, tag, None) for anchor, tag in zip(anchors, tags)]
+            tags[:] = [self._tag(run, target, message) for (run, _), message in zip(batch, messages, strict=True)]
+            return [self._ref_command(anchor, tag, None) for anchor, tag in zip(anchors, tags, strict=True)]
 
         def plan(tip: str | None, root: str | None, attempt: int) -> _LedgerChange:
             if attempt > 1:  # the last try lost: was it to an existing run (a conflict) or just to the ledger moving?
-                for (run, _), found in zip(batch, self._cat.info(anchors)):
+                for (run, _), found in zip(batch, self._cat.info(anchors), strict=True):
                     if found is not None:
                         stored = self._stored_run(run.run_id)
-                        raise ConflictError(f"run {run.run_id}", None, stored[1].status if stored else "exists",
-                                            hint="run ids are unique; nothing of this write was stored")
+                        raise ConflictError(
+                            f"run {run.run_id}",
+                            None,
+                            stored[1].status if stored else "exists",
+                            hint="run ids are unique; nothing of this write was stored",
+                        )
             message = f"run {batch[0][0].run_id}" if len(batch) == 1 else f"{len(batch)} runs"
-            return _LedgerChange(files, message, refs=refs,
-                                 done=lambda: self._runs.update(zip(tags, (run for run, _ in batch))))
+            return _LedgerChange(
+                files,
+                message,
+                refs=refs,
+                done=lambda: self._runs.update(zip(tags, (run for run, _ in batch), strict=True)),
+            )
 
         self._update_ledger("recording runs", plan)
 
@@ -993,15 +1049,18 @@ class GitStore(Store, Syncable):
                 raise NotFoundError("run", run_id, hint="create it with put_run first")
             tag, run, _ = stored
             if not run.is_open:
-                raise ConflictError(f"run {run_id}", "open", run.status,
-                                    hint="the run is closed; events can no longer be added")
+                raise ConflictError(
+                    f"run {run_id}", "open", run.status, hint="the run is closed; events can no longer be added"
+                )
             if not events:
                 return None
             existing = self._events_blob(root, run_id)
             ledger.refuse_taken(run_id, events, existing)
-            return _LedgerChange({path: (BLOB_MODE, self._writer.blob(existing + ledger.event_lines(events)))},
-                                 f"run {run_id}: {len(events)} events",
-                                 refs=lambda commit: [f"verify {anchor} {tag}"])
+            return _LedgerChange(
+                {path: (BLOB_MODE, self._writer.blob(existing + ledger.event_lines(events)))},
+                f"run {run_id}: {len(events)} events",
+                refs=lambda commit: [f"verify {anchor} {tag}"],
+            )
 
         self._update_ledger(f"appending events to run {run_id}", plan)
 
@@ -1026,7 +1085,7 @@ class GitStore(Store, Syncable):
         fresh = [oid for oid in oids if oid not in self._runs]
         if len(fresh) > 256:
             return self._read_all_runs()  # mostly unknown: reading every message in one call is cheaper
-        for oid, found in zip(fresh, self._cat.read(fresh)):
+        for oid, found in zip(fresh, self._cat.read(fresh), strict=True):
             if found is not None and found[1] == "tag":
                 self._run_of_tag(oid, found[2])
         runs = {}
@@ -1046,7 +1105,11 @@ class GitStore(Store, Syncable):
         """
         proc = subprocess.Popen(
             self._git.command("for-each-ref", '--format=["%(objectname)",%(contents)],', self.anchor_prefix),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=self._git.env)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=self._git.env,
+        )
         assert proc.stdout is not None
         runs: dict[str, Run] = {}
         pending = b""
@@ -1062,8 +1125,9 @@ class GitStore(Store, Syncable):
                 break
         stderr = proc.stderr.read() if proc.stderr is not None else b""
         if proc.wait() != 0:
-            raise GitCommandError(["for-each-ref", self.anchor_prefix], proc.returncode,
-                                  stderr.decode(errors="replace"))
+            raise GitCommandError(
+                ["for-each-ref", self.anchor_prefix], proc.returncode, stderr.decode(errors="replace")
+            )
         return runs
 
     def _parse_run_records(self, text: bytes, runs: dict[str, Run]) -> None:
@@ -1081,14 +1145,24 @@ class GitStore(Store, Syncable):
             runs[run.run_id] = run
 
     @_locked
-    def list_runs(self, *, type: str | None = None, status: str | None = None, since: str | None = None,
-                  until: str | None = None, limit: int | None = None) -> list[Run]:
+    def list_runs(
+        self,
+        *,
+        type: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
         """Runs with ``since <= started_at <= until``, newest first (ties: run id descending). One git call."""
         n = _limit(limit)
         found = [
-            r for r in self._all_runs().values()
-            if (type is None or r.type == type) and (status is None or r.status == status)
-            and (since is None or r.started_at >= since) and (until is None or r.started_at <= until)
+            r
+            for r in self._all_runs().values()
+            if (type is None or r.type == type)
+            and (status is None or r.status == status)
+            and (since is None or r.started_at >= since)
+            and (until is None or r.started_at <= until)
         ]
         found.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
         return found if n is None else found[:n]
@@ -1113,10 +1187,13 @@ class GitStore(Store, Syncable):
             return 0
 
         def plan(tip: str | None, root: str | None, attempt: int) -> _LedgerChange:
-            existing = [(a, f[0]) for a, f in zip(anchors, self._cat.info(anchors)) if f is not None]
-            return _LedgerChange({ledger.run_dir(i): None for i in ids}, f"delete {len(existing)} runs",
-                                 refs=lambda commit: [self._ref_command(a, None, oid) for a, oid in existing],
-                                 result=len(existing))
+            existing = [(a, f[0]) for a, f in zip(anchors, self._cat.info(anchors), strict=True) if f is not None]
+            return _LedgerChange(
+                {ledger.run_dir(i): None for i in ids},
+                f"delete {len(existing)} runs",
+                refs=lambda commit: [self._ref_command(a, None, oid) for a, oid in existing],
+                result=len(existing),
+            )
 
         return self._update_ledger("deleting runs", plan) or 0
 
@@ -1126,46 +1203,60 @@ class GitStore(Store, Syncable):
         items = list(records)
         for item in items:
             if not isinstance(item, SpendRecord):
-                raise ValidationError(f"expected a cairn.model.ledger.SpendRecord, got {type(item).__name__}",
-                                      what="add_spend")
+                raise ValidationError(
+                    f"expected a cairn.model.ledger.SpendRecord, got {type(item).__name__}", what="add_spend"
+                )
         if not items:
             return
         edits = {ledger.spend_path(r): (BLOB_MODE, self._writer.blob(ledger.spend_bytes(r))) for r in items}
-        self._update_ledger("recording spend",
-                            lambda tip, root, attempt: _LedgerChange(edits, f"spend: {len(items)} records"))
+        self._update_ledger(
+            "recording spend", lambda tip, root, attempt: _LedgerChange(edits, f"spend: {len(items)} records")
+        )
 
-    def _ledger_files(self, root: str | None, path: str, keep: Callable[[str], bool] | None = None
-                      ) -> list[tuple[str, str]]:
+    def _ledger_files(
+        self, root: str | None, path: str, keep: Callable[[str], bool] | None = None
+    ) -> list[tuple[str, str]]:
         """(path, blob id) of the files under ``path`` whose first directory below it passes ``keep``."""
         top = self._trees.lookup(root, path)
         if top is None or top[0] != TREE_MODE:
             return []
-        subdirs = [(name, e[1]) for name, e in self._trees.get(top[1]).items()
-                   if e[0] == TREE_MODE and (keep is None or keep(name))]
+        subdirs = [
+            (name, e[1])
+            for name, e in self._trees.get(top[1]).items()
+            if e[0] == TREE_MODE and (keep is None or keep(name))
+        ]
         self._trees.prefetch([oid for _, oid in subdirs])
         return [(f"{name}/{file}", e[1]) for name, oid in subdirs for file, e in self._trees.get(oid).items()]
 
     def _parsed(self, oids: Sequence[str], parse: Callable[[bytes], Any]) -> dict[str, Any]:
         """Parse ledger files by blob id, reading those never seen in one round trip (blobs never change)."""
         unknown = [oid for oid in dict.fromkeys(oids) if oid not in self._parsed_files]
-        for oid, found in zip(unknown, self._cat.read(unknown)):
+        for oid, found in zip(unknown, self._cat.read(unknown), strict=True):
             if found is not None:
                 self._parsed_files[oid] = parse(found[2])
         return {oid: self._parsed_files[oid] for oid in oids if oid in self._parsed_files}
 
     @_locked
-    def spend(self, *, since: str | None = None, until: str | None = None,
-              run_id: str | None = None) -> list[SpendRecord]:
+    def spend(
+        self, *, since: str | None = None, until: str | None = None, run_id: str | None = None
+    ) -> list[SpendRecord]:
         """Spend records with ``since <= ts <= until`` (and of ``run_id``), oldest first."""
         _, root = self._read_ledger()
-        files = self._ledger_files(root, ledger.SPEND_DIR, lambda day: (since is None or day >= since[:10]) and (
-            until is None or day <= until[:10]))
+        files = self._ledger_files(
+            root,
+            ledger.SPEND_DIR,
+            lambda day: (since is None or day >= since[:10]) and (until is None or day <= until[:10]),
+        )
         parsed = self._parsed([oid for _, oid in files], ledger.spend_from_bytes)
         out = []
         for name, oid in files:
             record = parsed.get(oid)
-            if record is not None and (since is None or record.ts >= since) and (
-                    until is None or record.ts <= until) and (run_id is None or record.run_id == run_id):
+            if (
+                record is not None
+                and (since is None or record.ts >= since)
+                and (until is None or record.ts <= until)
+                and (run_id is None or record.run_id == run_id)
+            ):
                 out.append((record.ts, name, record))
         out.sort(key=lambda item: (item[0], item[1]))
         return [record for _, _, record in out]
@@ -1182,8 +1273,10 @@ class GitStore(Store, Syncable):
         if found is None:
             return None, None
         if found[1] != "commit":
-            raise IntegrityError(f"{self.notes_ref} points at a {found[1]}, not a commit",
-                                 hint=f"move it back to its last notes commit (`git reflog {self.notes_ref}`)")
+            raise IntegrityError(
+                f"{self.notes_ref} points at a {found[1]}, not a commit",
+                hint=f"move it back to its last notes commit (`git reflog {self.notes_ref}`)",
+            )
         return found[0], parse_commit(found[2])[0]
 
     def _note_index(self, root: str | None) -> dict[str, tuple[str, str]]:
@@ -1200,10 +1293,11 @@ class GitStore(Store, Syncable):
 
     def _read_blobs(self, oids: Sequence[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(oids))
-        return {oid: found[2] for oid, found in zip(wanted, self._cat.read(wanted)) if found is not None}
+        return {oid: found[2] for oid, found in zip(wanted, self._cat.read(wanted), strict=True) if found is not None}
 
-    def _notes_edit(self, tip: str | None, root: str | None, edits: Mapping[str, bytes | None],
-                    message: str = notes.NOTES_MESSAGE) -> str:
+    def _notes_edit(
+        self, tip: str | None, root: str | None, edits: Mapping[str, bytes | None], message: str = notes.NOTES_MESSAGE
+    ) -> str:
         """A new notes commit on ``tip``: each annotated object's note replaced (None removes it)."""
         index = self._note_index(root)
         paths: dict[str, tuple[str, str] | None] = {}
@@ -1213,8 +1307,9 @@ class GitStore(Store, Syncable):
         tree = self._trees.edit(root, paths) or self._writer.empty_tree
         return self._writer.commit(tree, [tip] if tip else [], self._ident(), message)
 
-    def _rehome_edits(self, root: str | None, anchors: Mapping[str, str],
-                      strays: Iterable[str] | None = None) -> dict[str, bytes | None]:
+    def _rehome_edits(
+        self, root: str | None, anchors: Mapping[str, str], strays: Iterable[str] | None = None
+    ) -> dict[str, bytes | None]:
         """Notes on objects that are no run's tag any more (a run closed, or a sync gave it a new tag), merged
         into the note of the run's current tag (``anchors``: run id -> tag id). Looks at the notes on
         ``strays`` (default: every note not on a tag in ``anchors``). Changes only."""
@@ -1271,8 +1366,9 @@ class GitStore(Store, Syncable):
         Both: both, in one transaction.
         """
         if not isinstance(message, ChatMessage):
-            raise ValidationError(f"expected a cairn.model.chat.ChatMessage, got {type(message).__name__}",
-                                  what="add_chat_message")
+            raise ValidationError(
+                f"expected a cairn.model.chat.ChatMessage, got {type(message).__name__}", what="add_chat_message"
+            )
         path = chat.message_path(message.id)
         anchor = self._anchor(message.run_id) if message.run_id is not None else None
 
@@ -1285,21 +1381,24 @@ class GitStore(Store, Syncable):
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             self._backoff(attempt)
             tag = anchor_tag()
-            file_oid = self._writer.blob(chat.to_bytes(message)) if message.thread_id is not None or tag is None \
-                else None
+            file_oid = (
+                self._writer.blob(chat.to_bytes(message)) if message.thread_id is not None or tag is None else None
+            )
             tip, root = self._read_ledger()
             ntip, nroot = self._read_notes()
             index = self._note_index(nroot)
             if self._trees.lookup(root, path) is not None or any(
-                    m.id == message.id for m in self._note_messages(blob for _, blob in index.values())):
+                m.id == message.id for m in self._note_messages(blob for _, blob in index.values())
+            ):
                 raise ConflictError(f"message {message.id}", None, "stored")
             commands = []
             new_root = root
             commit = tip
             if file_oid is not None:
                 new_root = self._trees.edit(root, {path: (BLOB_MODE, file_oid)})
-                commit = self._writer.commit(new_root or self._writer.empty_tree, [tip] if tip else [],
-                                             self._ident(), f"message {message.id}")
+                commit = self._writer.commit(
+                    new_root or self._writer.empty_tree, [tip] if tip else [], self._ident(), f"message {message.id}"
+                )
                 commands.append(self._ref_command(self.ledger_ref, commit, tip))
             if tag is not None:
                 existing = self._read_blobs([index[tag][1]]).get(index[tag][1]) if tag in index else None
@@ -1319,8 +1418,14 @@ class GitStore(Store, Syncable):
         raise self._give_up("storing a message", None)
 
     @_locked
-    def chat_messages(self, *, run_id: str | None = None, thread_id: str | None = None, limit: int | None = None,
-                      published: bool | None = None) -> list[ChatMessage]:
+    def chat_messages(
+        self,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        limit: int | None = None,
+        published: bool | None = None,
+    ) -> list[ChatMessage]:
         """Messages newest first (ties: id descending), by run, thread and published flag, each once.
 
         Ledger files and every note are read (blobs once per process: they never change), so a
@@ -1337,8 +1442,10 @@ class GitStore(Store, Syncable):
             for m in self._note_messages(blob for _, blob in self._note_index(nroot).values()):
                 by_id.setdefault(m.id, m)
         found = [
-            m for m in by_id.values()
-            if (run_id is None or m.run_id == run_id) and (thread_id is None or m.thread_id == thread_id)
+            m
+            for m in by_id.values()
+            if (run_id is None or m.run_id == run_id)
+            and (thread_id is None or m.thread_id == thread_id)
             and (published is None or m.publish == published)
         ]
         found.sort(key=lambda m: (m.ts, m.id), reverse=True)
@@ -1348,8 +1455,7 @@ class GitStore(Store, Syncable):
     def put_thread(self, thread: Thread) -> None:
         """Create a thread (its own file on the ledger branch); ``ConflictError`` if it exists."""
         if not isinstance(thread, Thread):
-            raise ValidationError(f"expected a cairn.model.chat.Thread, got {type(thread).__name__}",
-                                  what="put_thread")
+            raise ValidationError(f"expected a cairn.model.chat.Thread, got {type(thread).__name__}", what="put_thread")
         path = chat.thread_path(thread.thread_id)
         oid = self._writer.blob(chat.to_bytes(thread))
 
@@ -1417,11 +1523,13 @@ class GitStore(Store, Syncable):
             catalog = self._refresh()
             refs = self._context_refs()
             values = self._values_of(oid for _, oid in refs.values())
-            dead, dead_blobs = unreachable({n: values.get(oid, "") for n, (_, oid) in refs.items()},
-                                           catalog.commits, catalog.blobs)
+            dead, dead_blobs = unreachable(
+                {n: values.get(oid, "") for n, (_, oid) in refs.items()}, catalog.commits, catalog.blobs
+            )
             doomed = sum(len(catalog.notes.get(t, ())) for t in dead)
-            report = GcReport(commits_removed=len(dead), blobs_removed=len(dead_blobs),
-                              annotations_removed=doomed, dry_run=dry_run)
+            report = GcReport(
+                commits_removed=len(dead), blobs_removed=len(dead_blobs), annotations_removed=doomed, dry_run=dry_run
+            )
             if dry_run or not (dead or dead_blobs):
                 return report
             edits: dict[str, tuple[str, str] | None] = {}
@@ -1474,17 +1582,18 @@ class GitStore(Store, Syncable):
             parts = path.split("/")
             if parts[-1] == ledger.RUN and len(parts) == 5:
                 on_branch[parts[3]] = oid
-        text = self._git.run("for-each-ref", "--format=%(objectname) %(objecttype) %(refname)",
-                             self.anchor_prefix).stdout.decode()
+        text = self._git.run(
+            "for-each-ref", "--format=%(objectname) %(objecttype) %(refname)", self.anchor_prefix
+        ).stdout.decode()
         anchored = {}
         for line in text.splitlines():
             oid, kind, ref = line.split(" ", 2)
-            run_id = ref[len(self.anchor_prefix):]
+            run_id = ref[len(self.anchor_prefix) :]
             if kind != "tag":
                 problems.append(Problem("other", ref, f"points at a {kind}, not a run's tag"))
                 continue
             anchored[run_id] = oid
-        tags = dict(zip(anchored, self._cat.read(list(anchored.values()))))
+        tags = dict(zip(anchored, self._cat.read(list(anchored.values())), strict=True))
         for run_id, found in tags.items():
             if found is None:
                 problems.append(Problem("other", f"run {run_id}", "its tag object is missing"))
@@ -1495,8 +1604,9 @@ class GitStore(Store, Syncable):
             elif self._writer.oid("blob", message) != on_branch[run_id]:
                 problems.append(Problem("other", f"run {run_id}", "its tag message differs from its run.json"))
         for run_id in sorted(set(on_branch) - set(anchored)):
-            problems.append(Problem("other", f"run {run_id}", f"on {self.ledger_ref} but has no ref under "
-                                                              f"{self.anchor_prefix}"))
+            problems.append(
+                Problem("other", f"run {run_id}", f"on {self.ledger_ref} but has no ref under {self.anchor_prefix}")
+            )
         return problems
 
     # -- sync ---------------------------------------------------------------------------------------------
@@ -1552,7 +1662,7 @@ class _CatalogBlobs(Mapping[str, bytes]):
     def items(self):  # type: ignore[no-untyped-def]
         keys = list(self._blobs)
         found = self._cat.read([self._blobs[k] for k in keys])
-        return [(k, f[2]) for k, f in zip(keys, found) if f is not None]
+        return [(k, f[2]) for k, f in zip(keys, found, strict=True) if f is not None]
 
 
 # -- validation helpers ----------------------------------------------------------------------------------
@@ -1592,19 +1702,28 @@ def _checked_refs(refs: Sequence[RefUpdate]) -> list[RefUpdate]:
             raise ValidationError(f"expected a cairn.storage.RefUpdate, got {type(update).__name__}", what="write")
         for label, value in (("new", update.new), ("expected", update.expected)):
             if value is not None and (not isinstance(value, str) or not value):
-                raise ValidationError(f"ref {update.name}: the {label} value must be a non-empty string or None",
-                                      what="write", given=value)
+                raise ValidationError(
+                    f"ref {update.name}: the {label} value must be a non-empty string or None",
+                    what="write",
+                    given=value,
+                )
         if update.name in seen:
-            raise ValidationError(f"ref {update.name} is updated twice in one write", what="write",
-                                  hint="give each ref one update per write")
+            raise ValidationError(
+                f"ref {update.name} is updated twice in one write",
+                what="write",
+                hint="give each ref one update per write",
+            )
         seen.add(update.name)
     return updates
 
 
 def _count_rows(tokenizer: str, counts: Mapping[str, int]) -> list[tuple[str, int]]:
     if not isinstance(tokenizer, str) or not tokenizer or len(tokenizer) > 200:
-        raise ValidationError("a tokenizer name must be a non-empty string of at most 200 characters",
-                              what="token counts", given=tokenizer)
+        raise ValidationError(
+            "a tokenizer name must be a non-empty string of at most 200 characters",
+            what="token counts",
+            given=tokenizer,
+        )
     rows = []
     for digest, count in counts.items():
         if not isinstance(digest, str) or not _HASH.match(digest):
@@ -1648,8 +1767,9 @@ def open_in_directory(directory: str | os.PathLike[str]) -> GitStore:
     if not (path / ".git").exists():
         scratch = tempfile.mkdtemp(prefix=".cairn-git-init-", dir=path)
         try:
-            done = subprocess.run(["git", "init", "-q", scratch], capture_output=True, env=git_environment(),
-                                  stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                ["git", "init", "-q", scratch], capture_output=True, env=git_environment(), stdin=subprocess.DEVNULL
+            )
             if done.returncode != 0:
                 raise GitCommandError(["init"], done.returncode, done.stderr.decode(errors="replace"))
             try:

@@ -17,8 +17,15 @@ def _isolated_git_config(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["GIT_CONFIG_GLOBAL"] = str(config)
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
     os.environ["HOME"] = str(home)
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_DIR",
-                 "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+    for name in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+    ):
         os.environ.pop(name, None)
     yield
     for key, value in saved.items():

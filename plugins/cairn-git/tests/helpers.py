@@ -43,15 +43,17 @@ def user_state(repo: Path) -> dict[str, Any]:
         "hooks": sorted(p.name for p in hooks.iterdir()) if hooks.exists() else None,
         "gitignore": (repo / ".gitignore").exists(),
         "fetch_head": (git_dir / "FETCH_HEAD").exists(),
-        "branches": [line for line in git(repo, "for-each-ref", "--format=%(refname) %(objectname)",
-                                          "refs/heads/").splitlines() if "refs/heads/cairn-ledger " not in line],
+        "branches": [
+            line
+            for line in git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/").splitlines()
+            if "refs/heads/cairn-ledger " not in line
+        ],
     }
 
 
 def fsck(repo: Path) -> str:
     """``git fsck --strict``'s complaints, dangling objects aside (a lost race leaves some; gc prunes them)."""
-    done = subprocess.run(["git", "fsck", "--strict", "--no-progress", "--no-dangling"], cwd=repo,
-                          capture_output=True)
+    done = subprocess.run(["git", "fsck", "--strict", "--no-progress", "--no-dangling"], cwd=repo, capture_output=True)
     text = (done.stdout + done.stderr).decode()
     problems = [line for line in text.splitlines() if line.strip() and not line.startswith(("notice:",))]
     assert done.returncode == 0, text
@@ -92,8 +94,9 @@ def record_runs(directory: str, worker: int, count: int, barrier: Any, results: 
 
 def add_run_messages(directory: str, worker: int, count: int, run_id: str, barrier: Any, results: Any) -> None:
     """A writer process: add ``count`` messages to run ``run_id``; report the ids acknowledged."""
-    from cairn.model.chat import ChatMessage
     from cairn_git.store import GitStore
+
+    from cairn.model.chat import ChatMessage
 
     acked: list[str] = []
     try:

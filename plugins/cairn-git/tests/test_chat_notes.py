@@ -6,14 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-
-from cairn.testing.storage_suite import run_workers
+from cairn_git.store import GitStore
+from helpers import add_run_messages, fsck, git, make_repo, run, user_state
 
 from cairn.errors import ConflictError
 from cairn.model.chat import ChatMessage
-from cairn.testing.storage_suite import at
-from cairn_git.store import GitStore
-from helpers import add_run_messages, fsck, git, make_repo, run, user_state
+from cairn.testing.storage_suite import at, run_workers
 
 NOTES = "refs/notes/cairn-chat"
 
@@ -25,8 +23,7 @@ def note_lines(repo: Path, ref: str) -> list[dict]:
 
 
 def message(n: int, run_id: str | None = "r-1", thread_id: str | None = None) -> ChatMessage:
-    return ChatMessage(id=f"m-{n:03d}", ts=at(n), text=f"message {n} ✓", user="ann", run_id=run_id,
-                       thread_id=thread_id)
+    return ChatMessage(id=f"m-{n:03d}", ts=at(n), text=f"message {n} ✓", user="ann", run_id=run_id, thread_id=thread_id)
 
 
 def test_run_messages_are_a_note_on_the_runs_tag(tmp_path: Path) -> None:
@@ -118,8 +115,9 @@ def test_clones_adding_to_one_run_apart_converge(tmp_path: Path, first_pusher: s
             # no message left in a second note
             every = git(dirs[name], "notes", "--ref=cairn-chat", "list").splitlines()
             assert len(every) == 1, every
-        assert git(dirs["a"], "rev-parse", NOTES) == git(dirs["b"], "rev-parse", NOTES) == git(remote, "rev-parse",
-                                                                                                 NOTES)
+        assert (
+            git(dirs["a"], "rev-parse", NOTES) == git(dirs["b"], "rev-parse", NOTES) == git(remote, "rev-parse", NOTES)
+        )
         assert "merge the chat notes" in git(dirs["a"], "log", "--merges", "--format=%s", NOTES)
         assert a.push().pushed == 0 and b.pull().merged == 0
     for name in ("a", "b"):

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from cairn.testing.storage_suite import run_workers
-
 from cairn_git.store import GitStore
 from helpers import fsck, git, make_repo, record_runs, user_state
+
+from cairn.testing.storage_suite import run_workers
 
 
 @pytest.mark.slow

@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from cairn_git.store import GitStore, open_in_directory
 
 from cairn.storage import Store
 from cairn.testing.storage_suite import CorruptBlob, StoreConformance, StoreOpener
-from cairn_git.store import GitStore, open_in_directory
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
@@ -31,8 +31,9 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
 
     catalog = run("rev-parse", store.objects_ref)
     root = run("rev-parse", f"{catalog}^{{tree}}")
-    shard = replace(run("rev-parse", f"{root}:blobs/{digest[:2]}"), digest, "blob",
-                    run("hash-object", "-w", "--stdin", input=data))
+    shard = replace(
+        run("rev-parse", f"{root}:blobs/{digest[:2]}"), digest, "blob", run("hash-object", "-w", "--stdin", input=data)
+    )
     blobs = replace(run("rev-parse", f"{root}:blobs"), digest[:2], "tree", shard)
     commit = run("commit-tree", "-p", catalog, "-m", "tamper", replace(root, "blobs", "tree", blobs))
     run("update-ref", store.objects_ref, commit, catalog)

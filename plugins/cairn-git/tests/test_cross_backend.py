@@ -6,14 +6,14 @@ import io
 from pathlib import Path
 
 import pytest
+from cairn_git.store import GitStore
+from helpers import fsck, make_repo
 
 from cairn.model import Priority
 from cairn.plugins import load_plugins
 from cairn.repo import Repo
 from cairn.storage import Store
 from cairn.testing.fakes import WordTokenizer
-from cairn_git.store import GitStore
-from helpers import fsck, make_repo
 
 sqlite_store = pytest.importorskip("cairn_sqlite.store")
 
@@ -26,8 +26,10 @@ def content_types():  # type: ignore[no-untyped-def]
 def _history(repo: Repo) -> None:
     """Appends, an edit, a delete, a side branch, annotations, unicode and a float that must stay a float."""
     first = repo.append({"content_type": "instruction", "text": "be brief ✓"}, message="start")
-    second = repo.append({"content_type": "dialogue", "role": "user", "text": "grüße, 日本語"},
-                         metadata={"whole": 2.0, "big": 2**64 + 1, "nested": {"k": [1, None, True]}})
+    second = repo.append(
+        {"content_type": "dialogue", "role": "user", "text": "grüße, 日本語"},
+        metadata={"whole": 2.0, "big": 2**64 + 1, "nested": {"k": [1, None, True]}},
+    )
     repo.append({"content_type": "dialogue", "role": "assistant", "text": "hello"})
     repo.edit(second.hash, {"content_type": "dialogue", "role": "user", "text": "revised"})
     repo.create_branch("side")

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cairn_git.config import GitConfig
+from cairn_git.store import GitStore
+from helpers import events, fsck, git, make_repo, run, user_state
 
 from cairn.errors import ConflictError, IntegrityError, StorageError, ValidationError
 from cairn.model import canonical_json
@@ -15,9 +18,6 @@ from cairn.model.chat import ChatMessage, Thread
 from cairn.model.ledger import SpendRecord
 from cairn.storage import RefUpdate
 from cairn.testing.storage_suite import MAIN, Chain, at
-from cairn_git.config import GitConfig
-from cairn_git.store import GitStore
-from helpers import events, fsck, git, make_repo, run, user_state
 
 
 @pytest.fixture
@@ -36,8 +36,10 @@ def test_runs_are_on_an_orphan_ledger_branch_with_a_tag_each(repo: Path) -> None
     assert len(run_files) == 2
     shard = run_files[0].split("/")[2]
     assert len(shard) == 2 and all(c in "0123456789abcdef" for c in shard)
-    assert sorted(run_files) == [f"ledger/runs/{shard}/{first.run_id}/events.jsonl",
-                                 f"ledger/runs/{shard}/{first.run_id}/run.json"]
+    assert sorted(run_files) == [
+        f"ledger/runs/{shard}/{first.run_id}/events.jsonl",
+        f"ledger/runs/{shard}/{first.run_id}/run.json",
+    ]
     lines = git(repo, "show", f"cairn-ledger:ledger/runs/{shard}/{first.run_id}/events.jsonl").splitlines()
     assert len(lines) == 3
     for seq, line in enumerate(lines):
@@ -55,8 +57,11 @@ def test_runs_are_on_an_orphan_ledger_branch_with_a_tag_each(repo: Path) -> None
     assert "tagger Ada Lovelace <ada@example.invalid> " in tag
     assert tag.split("\n\n", 1)[1] == record
     assert git(repo, "for-each-ref", "--format=%(refname)", "refs/cairn/runs/").split() == [
-        "refs/cairn/runs/20260101T000000.000000Z_job_0a1b2c3d", "refs/cairn/runs/batch-0",
-        "refs/cairn/runs/batch-1", "refs/cairn/runs/batch-2"]
+        "refs/cairn/runs/20260101T000000.000000Z_job_0a1b2c3d",
+        "refs/cairn/runs/batch-0",
+        "refs/cairn/runs/batch-1",
+        "refs/cairn/runs/batch-2",
+    ]
     assert git(repo, "tag", "--list") == ""  # the default keeps runs out of refs/tags (and git describe)
     assert fsck(repo) == ""
 
@@ -97,9 +102,11 @@ def test_context_objects_refs_spend_and_chat_are_plain_git(repo: Path) -> None:
     chain = Chain()
     one, two = chain.line(2)
     with GitStore(repo) as store:
-        store.write(**chain.batch(one, two), refs=[RefUpdate(MAIN, two.hash, None),
-                                                   RefUpdate("HEAD", "ref: refs/heads/main", None)],
-                    token_counts={"hf:org/model.v1": {one.content_hash: 7}})  # type: ignore[dict-item]
+        store.write(
+            **chain.batch(one, two),
+            refs=[RefUpdate(MAIN, two.hash, None), RefUpdate("HEAD", "ref: refs/heads/main", None)],
+            token_counts={"hf:org/model.v1": {one.content_hash: 7}},
+        )  # type: ignore[dict-item]
         store.add_spend([SpendRecord(at(5), "openai", "gpt-x", "ok", cost=0.5, run_id="r-1")])
         store.put_thread(Thread("t-1", "Talk", at(6)))
         store.add_chat_message(ChatMessage(id="m-1", ts=at(7), text="hi", thread_id="t-1"))
@@ -121,8 +128,11 @@ def test_context_objects_refs_spend_and_chat_are_plain_git(repo: Path) -> None:
 def test_signing_settings_and_user_hooks_change_nothing(tmp_path: Path, trap: str) -> None:
     repo = make_repo(tmp_path / trap)
     if trap == "gpg":
-        for key, value in (("commit.gpgSign", "true"), ("tag.gpgSign", "true"),
-                           ("gpg.program", str(tmp_path / "no-such-gpg"))):
+        for key, value in (
+            ("commit.gpgSign", "true"),
+            ("tag.gpgSign", "true"),
+            ("gpg.program", str(tmp_path / "no-such-gpg")),
+        ):
             git(repo, "config", key, value)
     else:
         hooks = repo / ".git" / "hooks"
@@ -151,6 +161,7 @@ def test_signing_settings_and_user_hooks_change_nothing(tmp_path: Path, trap: st
 @pytest.mark.parametrize("bad", ["../x", "-rf", "a/b", "x..y", "", "a b", "x.lock"])
 def test_invalid_ids_are_refused_before_reaching_git(repo: Path, bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with GitStore(repo) as store:
+
         def no_git(*args: object, **kwargs: object) -> None:
             raise AssertionError(f"git was called with {args!r}")
 
@@ -171,10 +182,19 @@ def test_invalid_ids_are_refused_before_reaching_git(repo: Path, bad: str, monke
 
 
 def test_settings_are_validated(repo: Path) -> None:
-    for key, value in (("namespace", "a/b"), ("namespace", "-x"), ("namespace", "a.b"), ("namespace", "replace"),
-                       ("namespace", "heads"), ("ledger_branch", "-x"),
-                       ("ledger_branch", "a..b"), ("ledger_branch", "x.lock"), ("remote", "-origin"),
-                       ("run_refs", "notes"), ("gc_auto", "yes")):
+    for key, value in (
+        ("namespace", "a/b"),
+        ("namespace", "-x"),
+        ("namespace", "a.b"),
+        ("namespace", "replace"),
+        ("namespace", "heads"),
+        ("ledger_branch", "-x"),
+        ("ledger_branch", "a..b"),
+        ("ledger_branch", "x.lock"),
+        ("remote", "-origin"),
+        ("run_refs", "notes"),
+        ("gc_auto", "yes"),
+    ):
         with pytest.raises(ValueError):
             GitConfig(**{key: value})
         with pytest.raises(ValidationError):

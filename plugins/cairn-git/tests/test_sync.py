@@ -6,6 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from cairn_git.store import GitStore
+from helpers import events, fsck, git, make_repo, run, user_state
 
 from cairn.errors import StorageError
 from cairn.model import Annotation, Priority
@@ -13,8 +15,6 @@ from cairn.plugins import load_plugins
 from cairn.repo import Repo
 from cairn.testing.fakes import WordTokenizer
 from cairn.testing.storage_suite import at
-from cairn_git.store import GitStore
-from helpers import events, fsck, git, make_repo, run, user_state
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,9 @@ def record_apart(store: GitStore, name: str, content_types) -> dict[str, list[st
     for i in range(50):
         store.put_run(run(f"{name}-single-{i:02d}", i), events(f"{name}-single-{i:02d}", 2))
     for start in range(0, 50, 25):
-        store.put_runs([(run(f"{name}-batch-{i:02d}", i), events(f"{name}-batch-{i:02d}", 3))
-                        for i in range(start, start + 25)])
+        store.put_runs(
+            [(run(f"{name}-batch-{i:02d}", i), events(f"{name}-batch-{i:02d}", 3)) for i in range(start, start + 25)]
+        )
     repo = Repo(store, WordTokenizer(), content_types)
     main = [say(repo, f"{name} on main {i}") for i in range(3)]
     repo.create_branch(f"notes-{name}")
@@ -59,7 +60,7 @@ def record_apart(store: GitStore, name: str, content_types) -> dict[str, list[st
 
 def reachable(store: GitStore) -> set[str]:
     found: set[str] = set()
-    for name, value in store.list_refs("refs/heads/").items():
+    for value in store.list_refs("refs/heads/").values():
         found.update(c.hash for c in store.ancestors(value))
     return found
 
@@ -92,8 +93,12 @@ def test_clones_apart_then_synced_both_ways_lose_nothing(world, content_types, f
             assert store.check() == []
         refs_a = {k: v for k, v in a.list_refs().items() if k != "HEAD"}
         assert refs_a == {k: v for k, v in b.list_refs().items() if k != "HEAD"}
-        assert set(refs_a) == {"refs/heads/main", "refs/heads/notes-a", "refs/heads/notes-b",
-                               "refs/heads/conflict/origin/main"}
+        assert set(refs_a) == {
+            "refs/heads/main",
+            "refs/heads/notes-a",
+            "refs/heads/notes-b",
+            "refs/heads/conflict/origin/main",
+        }
         made_hashes = {h for lines in made.values() for hashes in lines.values() for h in hashes}
         assert made_hashes <= reachable(a) and made_hashes <= reachable(b), "a context commit was dropped"
         winner = made[first_pusher if first_pusher == "b" else "a"]
@@ -110,7 +115,12 @@ def test_clones_apart_then_synced_both_ways_lose_nothing(world, content_types, f
         assert git(directory, "for-each-ref", "--format=%(refname)", "refs/cairn/remotes/origin/ledger").strip()
         # The user's view stays clean: the ledger is one branch; no run shows up as a remote branch.
         assert [b.strip() for b in git(directory, "branch", "-a", "--format=%(refname:short)").split()] == [
-            "cairn-ledger", "main", "origin/HEAD", "origin/cairn-ledger", "origin/main"]
+            "cairn-ledger",
+            "main",
+            "origin/HEAD",
+            "origin/cairn-ledger",
+            "origin/main",
+        ]
 
 
 @pytest.mark.slow
@@ -167,8 +177,9 @@ def test_racing_pushers_lose_nothing(world, tmp_path: Path) -> None:  # type: ig
         try:
             with GitStore(directory) as store:
                 for round_ in range(4):
-                    store.put_runs([(run(f"{name}-{round_}-{i}", i), events(f"{name}-{round_}-{i}", 1))
-                                    for i in range(5)])
+                    store.put_runs(
+                        [(run(f"{name}-{round_}-{i}", i), events(f"{name}-{round_}-{i}", 1)) for i in range(5)]
+                    )
                     store.push()
                     pushed[name] = {r.run_id for r in store.list_runs() if r.run_id.startswith(name)}
         except BaseException as exc:  # reported below

@@ -14,8 +14,10 @@ vectors must be the same in every process to be stored and compared later.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cairn.providers import EmbeddingCapabilities, EmbeddingProvider, EmbeddingRequest, EmbeddingResponse, Price, Usage
 
@@ -30,7 +32,7 @@ def features(text: str, *, bigrams: bool = True) -> list[str]:
     """The features of ``text``: its lower-cased words, then its adjacent word pairs."""
     words = _WORD.findall(text.lower())
     if bigrams and len(words) > 1:
-        return words + [a + _PAIR + b for a, b in zip(words, words[1:])]
+        return words + [a + _PAIR + b for a, b in itertools.pairwise(words)]
     return words
 
 
@@ -90,8 +92,9 @@ class HashingEmbedder(EmbeddingProvider):
         slot_array = np.asarray(signed, dtype=np.int64)
         rows = np.repeat(np.arange(count, dtype=np.int64), lengths)
         flat = rows * self.dimensions + (np.abs(slot_array) - 1)
-        matrix = np.bincount(flat, weights=np.sign(slot_array).astype(np.float64),
-                             minlength=count * self.dimensions).reshape(count, self.dimensions)
+        matrix = np.bincount(
+            flat, weights=np.sign(slot_array).astype(np.float64), minlength=count * self.dimensions
+        ).reshape(count, self.dimensions)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return (matrix / norms).astype(np.float32), words

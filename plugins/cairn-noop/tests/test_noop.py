@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from cairn_noop.providers import NoopEmbeddings, NoopLLM
 
 from cairn.config import load_config
 from cairn.plugins import load_plugins
@@ -13,7 +14,6 @@ from cairn.providers import ProviderDisabledError, Providers
 from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
 from cairn.testing.provider_suite import EmbeddingProviderConformance, LLMProviderConformance
-from cairn_noop.providers import NoopEmbeddings, NoopLLM
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +48,9 @@ def test_noop_is_registered_for_both_kinds_and_is_the_default(cairn_env: Path) -
     assert "noop" in plugins.llm and "noop" in plugins.embeddings
     config = load_config(cairn_env, environ={})
     assert config.cairn.llm == "noop" and config.cairn.embeddings == "noop"
-    assert plugins.check_config(config) == [] or all(p.key not in ("llm", "embeddings") for p in plugins.check_config(config))
+    assert plugins.check_config(config) == [] or all(
+        p.key not in ("llm", "embeddings") for p in plugins.check_config(config)
+    )
 
 
 def test_the_disabled_error_says_which_plugin_line_and_key(cairn_env: Path) -> None:

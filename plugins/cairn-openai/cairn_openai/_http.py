@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,7 +20,6 @@ from cairn.providers import (
     UpstreamError,
     redact_text,
 )
-
 from cairn_openai.config import OPENAI_URL, ConnectionConfig
 from cairn_openai.wire import error_from_response
 
@@ -34,8 +34,9 @@ class Connection:
         self.provider = provider
         self.section = section
         timeout = httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s)
-        self.client = httpx.Client(base_url=config.base_url.rstrip("/") + "/", timeout=timeout,
-                                   headers={"User-Agent": "cairn-openai/0.1"})
+        self.client = httpx.Client(
+            base_url=config.base_url.rstrip("/") + "/", timeout=timeout, headers={"User-Agent": "cairn-openai/0.1"}
+        )
         self.where = redact_text(config.base_url)  # a URL with user:password@ must not be shown
 
     @property
@@ -55,8 +56,8 @@ class Connection:
         if name and not os.environ.get(name):
             return ProviderMisconfiguredError(
                 f"the API key variable {name} is not set",
-                hint=f"export {name}=<your key>, or set api_key_env = \"\" in [{self.section}.{self.provider}] "
-                     "for a server that needs no key",
+                hint=f'export {name}=<your key>, or set api_key_env = "" in [{self.section}.{self.provider}] '
+                "for a server that needs no key",
                 retryable=False,
                 provider=self.provider,
             )
@@ -82,15 +83,24 @@ class Connection:
         except httpx.HTTPError as exc:
             raise self.transport_error(exc, model) from None
         if response.status_code != 200:
-            raise error_from_response(response.status_code, response.headers, response.content,
-                                      provider=self.provider, model=model, secrets=self.secrets(), bodies=bodies)
+            raise error_from_response(
+                response.status_code,
+                response.headers,
+                response.content,
+                provider=self.provider,
+                model=model,
+                secrets=self.secrets(),
+                bodies=bodies,
+            )
         try:
             return response.json(), response.headers
         except (ValueError, json.JSONDecodeError):
             raise UpstreamError(
                 f"{self.provider} answered HTTP 200 with a body that is not JSON ({len(response.content)} bytes)",
                 hint=f"check that {self.where} is an OpenAI-compatible API",
-                retryable=True, provider=self.provider, model=model,
+                retryable=True,
+                provider=self.provider,
+                model=model,
                 request_id=response.headers.get("x-request-id"),
             ) from None
 
@@ -104,20 +114,24 @@ class Connection:
                 f"{self.provider}: no {'connection' if which == 'connect' else 'answer'} from {self.where} "
                 f"within {limit:g} s",
                 hint=f"raise {which}_timeout_s in [{self.section}.{self.provider}], or check the server",
-                retryable=True, **facts,
+                retryable=True,
+                **facts,
             )
         if isinstance(exc, httpx.ConnectError):
             return UpstreamError(
                 f"{self.provider}: cannot connect to {self.where}",
                 hint=f"check base_url in [{self.section}.{self.provider}] and that the server is running",
-                retryable=True, **facts,
+                retryable=True,
+                **facts,
             )
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-            return UpstreamError(f"{self.provider}: the connection to {self.where} broke off mid-response",
-                                 retryable=True, **facts)
+            return UpstreamError(
+                f"{self.provider}: the connection to {self.where} broke off mid-response", retryable=True, **facts
+            )
         if isinstance(exc, httpx.UnsupportedProtocol):
-            return ProviderMisconfiguredError(f"{self.provider}: {self.where} is not an http(s) URL",
-                                              retryable=False, **facts)
+            return ProviderMisconfiguredError(
+                f"{self.provider}: {self.where} is not an http(s) URL", retryable=False, **facts
+            )
         return UpstreamError(f"{self.provider}: {type(exc).__name__} talking to {self.where}", retryable=True, **facts)
 
     def close(self) -> None:

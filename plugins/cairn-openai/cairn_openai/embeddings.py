@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cairn.providers import (
     EmbeddingCapabilities,
@@ -15,7 +16,6 @@ from cairn.providers import (
     Usage,
     match_model,
 )
-
 from cairn_openai._http import Connection
 from cairn_openai.config import EmbeddingsConfig
 from cairn_openai.models import EMBEDDING_MODELS, EMBEDDING_PRICES, SHORTENABLE
@@ -38,8 +38,9 @@ class OpenAIEmbeddings(EmbeddingProvider):
         known = match_model(EMBEDDING_MODELS, model)
         c = self.config
         if known is None:
-            return EmbeddingCapabilities(dimensions=c.dimensions, max_batch=c.max_batch,
-                                         max_input_tokens=c.max_input_tokens)
+            return EmbeddingCapabilities(
+                dimensions=c.dimensions, max_batch=c.max_batch, max_input_tokens=c.max_input_tokens
+            )
         return EmbeddingCapabilities(
             dimensions=c.dimensions or known.dimensions,
             max_batch=min(c.max_batch, known.max_batch),
@@ -48,10 +49,18 @@ class OpenAIEmbeddings(EmbeddingProvider):
 
     def readiness(self) -> ProviderError | None:
         problem = self.connection.readiness()
-        if problem is None and self.config.dimensions and match_model(EMBEDDING_MODELS, self.default_model) \
-                and not any(self.default_model.startswith(m) for m in SHORTENABLE):
-            return ProviderMisconfiguredError(f"{self.default_model} cannot shorten its vectors", retryable=False,
-                                 hint=f"remove dimensions from [embeddings.{self.name}]", provider=self.name)
+        if (
+            problem is None
+            and self.config.dimensions
+            and match_model(EMBEDDING_MODELS, self.default_model)
+            and not any(self.default_model.startswith(m) for m in SHORTENABLE)
+        ):
+            return ProviderMisconfiguredError(
+                f"{self.default_model} cannot shorten its vectors",
+                retryable=False,
+                hint=f"remove dimensions from [embeddings.{self.name}]",
+                provider=self.name,
+            )
         return problem
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
@@ -63,8 +72,13 @@ class OpenAIEmbeddings(EmbeddingProvider):
         request_id = headers.get("x-request-id")
         items = data.get("data") if isinstance(data, Mapping) else None
         if not isinstance(items, list):
-            raise UpstreamError(f"{self.name} answered without embeddings", retryable=True, provider=self.name,
-                                model=model, request_id=request_id)
+            raise UpstreamError(
+                f"{self.name} answered without embeddings",
+                retryable=True,
+                provider=self.name,
+                model=model,
+                request_id=request_id,
+            )
         vectors: list[Any] = [None] * len(request.texts)
         try:
             for position, item in enumerate(items):
@@ -73,12 +87,22 @@ class OpenAIEmbeddings(EmbeddingProvider):
                     raise ValueError(f"index {index!r}")
                 vectors[index] = decode_vector(item.get("embedding"))
         except (ValueError, TypeError, AttributeError) as exc:
-            raise UpstreamError(f"{self.name} answered a malformed embedding list ({exc})", retryable=False,
-                                provider=self.name, model=model, request_id=request_id) from None
+            raise UpstreamError(
+                f"{self.name} answered a malformed embedding list ({exc})",
+                retryable=False,
+                provider=self.name,
+                model=model,
+                request_id=request_id,
+            ) from None
         missing = [i for i, v in enumerate(vectors) if v is None]
         if missing:
-            raise UpstreamError(f"{self.name} returned no vector for text {missing[0]} of {len(vectors)}",
-                                retryable=False, provider=self.name, model=model, request_id=request_id)
+            raise UpstreamError(
+                f"{self.name} returned no vector for text {missing[0]} of {len(vectors)}",
+                retryable=False,
+                provider=self.name,
+                model=model,
+                request_id=request_id,
+            )
         usage = usage_from(data.get("usage"))
         if usage is not None:
             usage = Usage(input_tokens=usage.input_tokens)  # embeddings have no output tokens

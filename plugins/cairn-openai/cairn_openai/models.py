@@ -16,8 +16,9 @@ __all__ = ["CHAT_MODELS", "CHAT_PRICES", "EMBEDDING_MODELS", "EMBEDDING_PRICES"]
 
 
 def _chat(window: int, output: int, *, json_schema: bool = True) -> LLMCapabilities:
-    return LLMCapabilities(streaming=True, tools=True, json_schema=json_schema, context_window=window,
-                           max_output_tokens=output)
+    return LLMCapabilities(
+        streaming=True, tools=True, json_schema=json_schema, context_window=window, max_output_tokens=output
+    )
 
 
 CHAT_MODELS: dict[str, LLMCapabilities] = {

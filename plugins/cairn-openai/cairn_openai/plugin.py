@@ -6,10 +6,10 @@ classes; httpx is imported by the factories.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cairn.hookspecs import hookimpl
-
 from cairn_openai.config import ChatConfig, EmbeddingsConfig
 
 __all__ = ["cairn_register_embedding_providers", "cairn_register_llm_providers"]
@@ -30,12 +30,20 @@ def _embeddings(config: EmbeddingsConfig, context: Any) -> Any:
 @hookimpl
 def cairn_register_llm_providers(register: Callable[..., None]) -> None:
     """Register ``openai`` (``openai:<model>`` picks the default model)."""
-    register("openai", _chat, ChatConfig,
-             description="OpenAI-compatible chat completions, streamed or whole (OpenAI, vLLM, Ollama, llama.cpp)")
+    register(
+        "openai",
+        _chat,
+        ChatConfig,
+        description="OpenAI-compatible chat completions, streamed or whole (OpenAI, vLLM, Ollama, llama.cpp)",
+    )
 
 
 @hookimpl
 def cairn_register_embedding_providers(register: Callable[..., None]) -> None:
     """Register ``openai`` embeddings."""
-    register("openai", _embeddings, EmbeddingsConfig,
-             description="OpenAI-compatible embeddings (OpenAI, vLLM, Ollama, llama.cpp)")
+    register(
+        "openai",
+        _embeddings,
+        EmbeddingsConfig,
+        description="OpenAI-compatible embeddings (OpenAI, vLLM, Ollama, llama.cpp)",
+    )

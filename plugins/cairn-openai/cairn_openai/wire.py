@@ -12,7 +12,8 @@ import base64
 import json
 import re
 import struct
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from cairn.materialize import format_messages
 from cairn.providers import (
@@ -70,7 +71,8 @@ def chat_body(request: ChatRequest, *, stream: bool, stream_usage: bool, max_tok
         ]
     if request.tool_choice is not None:
         body["tool_choice"] = (
-            request.tool_choice if request.tool_choice in ("auto", "none", "required")
+            request.tool_choice
+            if request.tool_choice in ("auto", "none", "required")
             else {"type": "function", "function": {"name": request.tool_choice}}
         )
     fmt = request.response_format
@@ -143,12 +145,14 @@ def chunk_from_event(data: Mapping[str, Any], request_id: str | None) -> ChatChu
                 continue
             function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
             index = call.get("index")
-            deltas.append(ToolCallDelta(
-                index if isinstance(index, int) else position,
-                call.get("id") if isinstance(call.get("id"), str) else None,
-                function.get("name") if isinstance(function.get("name"), str) else None,
-                function.get("arguments") if isinstance(function.get("arguments"), str) else "",
-            ))
+            deltas.append(
+                ToolCallDelta(
+                    index if isinstance(index, int) else position,
+                    call.get("id") if isinstance(call.get("id"), str) else None,
+                    function.get("name") if isinstance(function.get("name"), str) else None,
+                    function.get("arguments") if isinstance(function.get("arguments"), str) else "",
+                )
+            )
         finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
     model = data.get("model") if isinstance(data.get("model"), str) else None
     return ChatChunk(content, tuple(deltas), finish, usage_from(data.get("usage")), model, request_id)
@@ -184,11 +188,16 @@ def _fields(payload: Any) -> tuple[str | None, str | None, str]:
 def _classify(status: int | None, type_: str | None, code: str | None, text: str) -> tuple[str, bool | None, str]:
     """(kind, retryable or None for the kind's default, hint) for one failure."""
     labels = {type_ or "", code or ""}
-    if labels & _CONTEXT_CODES or labels & _CONTEXT_TYPES or (
-        status in (400, 413, 422, None) and _CONTEXT_TEXT.search(text)
+    if (
+        labels & _CONTEXT_CODES
+        or labels & _CONTEXT_TYPES
+        or (status in (400, 413, 422, None) and _CONTEXT_TEXT.search(text))
     ):
-        return ("context_window_exceeded", False,
-                "materialize the context with a smaller budget, or use a model with a larger context window")
+        return (
+            "context_window_exceeded",
+            False,
+            "materialize the context with a smaller budget, or use a model with a larger context window",
+        )
     if labels & _FILTER_CODES:
         return "content_filtered", False, "the provider's content filter refused the request; rephrase it"
     if labels & _QUOTA_CODES:
@@ -198,8 +207,11 @@ def _classify(status: int | None, type_: str | None, code: str | None, text: str
     if status == 403:
         return "auth_failed", False, "the key is not allowed to use this model or endpoint (check project and region)"
     if status == 404:
-        return ("misconfigured", False,
-                "check the model name and base_url (it usually ends in /v1) in the provider's table")
+        return (
+            "misconfigured",
+            False,
+            "check the model name and base_url (it usually ends in /v1) in the provider's table",
+        )
     if status == 408:
         return "timeout", True, "the server timed out the request"
     if status == 409:
@@ -273,5 +285,6 @@ def error_from_response(
         error.message += f" (a non-JSON body of {len(content)} bytes)"
         error.args = (error.message,)
         return error
-    return error_from_payload(status, payload, headers=headers, provider=provider, model=model,
-                              secrets=secrets, bodies=bodies)
+    return error_from_payload(
+        status, payload, headers=headers, provider=provider, model=model, secrets=secrets, bodies=bodies
+    )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-
-from cairn.testing.fake_openai import FakeOpenAI
 from cairn_openai.chat import OpenAIChat
 from cairn_openai.config import ChatConfig, EmbeddingsConfig
 from cairn_openai.embeddings import OpenAIEmbeddings
-
 from openai_testkit import KEY, KEY_ENV, Kernel
+
+from cairn.testing.fake_openai import FakeOpenAI
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +39,9 @@ def chat(chat_config: ChatConfig) -> Iterator[OpenAIChat]:
 
 @pytest.fixture
 def embeddings_config(server: FakeOpenAI) -> EmbeddingsConfig:
-    return EmbeddingsConfig(base_url=server.url, api_key_env=KEY_ENV, model="text-embedding-3-small",
-                            dimensions=8, read_timeout_s=2.0)
+    return EmbeddingsConfig(
+        base_url=server.url, api_key_env=KEY_ENV, model="text-embedding-3-small", dimensions=8, read_timeout_s=2.0
+    )
 
 
 @pytest.fixture

@@ -27,12 +27,26 @@ class Kernel:
         self.policy = RetryPolicy(max_attempts=attempts)
 
     def llm(self, provider: Any) -> LLM:
-        return LLM(provider, "openai", tokenizer=WordTokenizer(), meter=self.meter, policy=self.policy,
-                   secrets=[KEY], sleep=self.sleeps.append)
+        return LLM(
+            provider,
+            "openai",
+            tokenizer=WordTokenizer(),
+            meter=self.meter,
+            policy=self.policy,
+            secrets=[KEY],
+            sleep=self.sleeps.append,
+        )
 
     def embedder(self, provider: Any) -> Embedder:
-        return Embedder(provider, "openai", tokenizer=WordTokenizer(), meter=self.meter, policy=self.policy,
-                        secrets=[KEY], sleep=self.sleeps.append)
+        return Embedder(
+            provider,
+            "openai",
+            tokenizer=WordTokenizer(),
+            meter=self.meter,
+            policy=self.policy,
+            secrets=[KEY],
+            sleep=self.sleeps.append,
+        )
 
     def outcomes(self) -> list[str]:
         return [e.payload["outcome"] for e in self.events]

@@ -6,27 +6,38 @@ import json
 
 import attrs
 import pytest
+from cairn_openai.chat import OpenAIChat
+from cairn_openai.config import ChatConfig
+from cairn_openai.wire import chunk_from_event, sse_data, usage_from
+from openai_testkit import KEY, KEY_ENV
 
 from cairn.model import Message, ToolCall
 from cairn.providers import ChatRequest, ResponseFormat, Tool, Usage
 from cairn.testing.fake_openai import FakeOpenAI, Fault, Reply
-from cairn_openai.chat import OpenAIChat
-from cairn_openai.config import ChatConfig
-from cairn_openai.wire import chunk_from_event, sse_data, usage_from
 
-from openai_testkit import KEY, KEY_ENV
-
-WEATHER = Tool("get_weather", "Weather in a city.",
-               {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+WEATHER = Tool(
+    "get_weather",
+    "Weather in a city.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
 
 
 def test_the_request_body_carries_every_field(server: FakeOpenAI, chat: OpenAIChat) -> None:
     request = ChatRequest(
-        [Message("system", "Be brief."), Message("user", "Weather in Oslo?"),
-         Message("assistant", None, tool_calls=(ToolCall("c0", "get_weather", '{"city": "Bergen"}'),)),
-         Message("tool", '{"temp": 7}', name="get_weather", tool_call_id="c0")],
-        model="gpt-4o", max_output_tokens=50, temperature=0.2, stop=["END"], seed=7, tools=[WEATHER],
-        tool_choice="get_weather", response_format=ResponseFormat.json_schema({"type": "object"}, name="w"),
+        [
+            Message("system", "Be brief."),
+            Message("user", "Weather in Oslo?"),
+            Message("assistant", None, tool_calls=(ToolCall("c0", "get_weather", '{"city": "Bergen"}'),)),
+            Message("tool", '{"temp": 7}', name="get_weather", tool_call_id="c0"),
+        ],
+        model="gpt-4o",
+        max_output_tokens=50,
+        temperature=0.2,
+        stop=["END"],
+        seed=7,
+        tools=[WEATHER],
+        tool_choice="get_weather",
+        response_format=ResponseFormat.json_schema({"type": "object"}, name="w"),
         metadata={"task": "not sent"},
     )
     chat.complete(request)
@@ -34,12 +45,21 @@ def test_the_request_body_carries_every_field(server: FakeOpenAI, chat: OpenAICh
     body = sent.json
     assert body["model"] == "gpt-4o" and body["max_tokens"] == 50  # not api.openai.com: the classic field
     assert (body["temperature"], body["stop"], body["seed"]) == (0.2, ["END"], 7)
-    assert body["tools"] == [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city.",
-                                                               "parameters": WEATHER.parameters}}]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "description": "Weather in a city.", "parameters": WEATHER.parameters},
+        }
+    ]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert body["response_format"] == {"type": "json_schema",
-                                       "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": True}}
-    assert body["messages"][2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Bergen"}'}
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": True},
+    }
+    assert body["messages"][2]["tool_calls"][0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"city": "Bergen"}',
+    }
     assert body["messages"][3] == {"role": "tool", "content": '{"temp": 7}', "tool_call_id": "c0"}
     assert "metadata" not in body and "stream" not in body
     assert sent.headers["authorization"] == f"Bearer {KEY}"
@@ -67,10 +87,19 @@ def test_no_key_variable_sends_no_authorization(server: FakeOpenAI, chat_config:
 
 
 def test_a_whole_reply_with_tool_calls_and_detailed_usage(server: FakeOpenAI, chat: OpenAIChat) -> None:
-    server.script(Reply(None, tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}],
-                        usage={"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
-                               "prompt_tokens_details": {"cached_tokens": 100},
-                               "completion_tokens_details": {"reasoning_tokens": 12}}))
+    server.script(
+        Reply(
+            None,
+            tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}],
+            usage={
+                "prompt_tokens": 120,
+                "completion_tokens": 30,
+                "total_tokens": 150,
+                "prompt_tokens_details": {"cached_tokens": 100},
+                "completion_tokens_details": {"reasoning_tokens": 12},
+            },
+        )
+    )
     response = chat.complete(ChatRequest([Message("user", "Weather?")], model="gpt-4o-mini", tools=[WEATHER]))
     assert response.content is None and response.finish_reason == "tool_calls"
     assert response.tool_calls == (ToolCall("call_1", "get_weather", '{"city": "Oslo"}'),)
@@ -79,17 +108,28 @@ def test_a_whole_reply_with_tool_calls_and_detailed_usage(server: FakeOpenAI, ch
 
 
 def test_a_stream_through_the_kernel_joins_text_tool_calls_and_takes_usage_from_the_last_chunk(
-        server: FakeOpenAI, chat: OpenAIChat, kernel) -> None:
-    server.script(Reply("Let me check.", chunk_chars=3, cached_tokens=1, reasoning_tokens=2, tool_calls=[
-        {"id": "call_a", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
-        {"id": "call_b", "name": "get_weather", "arguments": '{"city": "Bergen"}'},
-    ]))
+    server: FakeOpenAI, chat: OpenAIChat, kernel
+) -> None:
+    server.script(
+        Reply(
+            "Let me check.",
+            chunk_chars=3,
+            cached_tokens=1,
+            reasoning_tokens=2,
+            tool_calls=[
+                {"id": "call_a", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                {"id": "call_b", "name": "get_weather", "arguments": '{"city": "Bergen"}'},
+            ],
+        )
+    )
     stream = kernel.llm(chat).stream([Message("user", "Weather in Oslo and Bergen?")], tools=[WEATHER])
     texts = [chunk.content for chunk in stream]
     response = stream.response
     assert "".join(texts) == "Let me check." and response.content == "Let me check."
-    assert response.tool_calls == (ToolCall("call_a", "get_weather", '{"city": "Oslo"}'),
-                                   ToolCall("call_b", "get_weather", '{"city": "Bergen"}'))
+    assert response.tool_calls == (
+        ToolCall("call_a", "get_weather", '{"city": "Oslo"}'),
+        ToolCall("call_b", "get_weather", '{"city": "Bergen"}'),
+    )
     assert response.finish_reason == "tool_calls"
     assert response.usage == Usage(5, 7, cache_read_tokens=1, reasoning_tokens=2)  # words, as the fake counts
     assert response.cost == pytest.approx((4 * 0.15 + 1 * 0.075 + 7 * 0.60) / 1e6)
@@ -98,15 +138,24 @@ def test_a_stream_through_the_kernel_joins_text_tool_calls_and_takes_usage_from_
 
 
 def test_tool_calls_sharing_index_zero_are_told_apart_by_id(server: FakeOpenAI, chat: OpenAIChat, kernel) -> None:
-    server.script(Reply(None, repeat_index=True, tool_calls=[
-        {"id": "a", "name": "f", "arguments": '{"n": 1}'}, {"id": "b", "name": "g", "arguments": '{"n": 2}'}]))
+    server.script(
+        Reply(
+            None,
+            repeat_index=True,
+            tool_calls=[
+                {"id": "a", "name": "f", "arguments": '{"n": 1}'},
+                {"id": "b", "name": "g", "arguments": '{"n": 2}'},
+            ],
+        )
+    )
     stream = kernel.llm(chat).stream([Message("user", "go")], tools=[Tool("f"), Tool("g")])
     stream.text()
     assert stream.response.tool_calls == (ToolCall("a", "f", '{"n": 1}'), ToolCall("b", "g", '{"n": 2}'))
 
 
-def test_without_usage_in_the_stream_the_kernel_estimates_it(server: FakeOpenAI, chat_config: ChatConfig,
-                                                             kernel) -> None:
+def test_without_usage_in_the_stream_the_kernel_estimates_it(
+    server: FakeOpenAI, chat_config: ChatConfig, kernel
+) -> None:
     provider = OpenAIChat(attrs.evolve(chat_config, stream_usage=False))
     server.script(Reply("three words here"))
     stream = kernel.llm(provider).stream([Message("user", "say three words")])
@@ -116,8 +165,9 @@ def test_without_usage_in_the_stream_the_kernel_estimates_it(server: FakeOpenAI,
     provider.close()
 
 
-def test_a_cut_stream_raises_with_usage_estimated_from_what_arrived(server: FakeOpenAI, chat: OpenAIChat,
-                                                                    kernel) -> None:
+def test_a_cut_stream_raises_with_usage_estimated_from_what_arrived(
+    server: FakeOpenAI, chat: OpenAIChat, kernel
+) -> None:
     server.script(Reply("alpha beta gamma delta epsilon", chunk_chars=6, cut_after=3))
     stream = kernel.llm(chat).stream([Message("user", "five words please")])
     got = []
@@ -132,10 +182,14 @@ def test_a_cut_stream_raises_with_usage_estimated_from_what_arrived(server: Fake
     assert len(server.calls("chat")) == 1  # text was delivered: not retried
 
 
-def test_a_failure_before_the_first_chunk_is_retried_by_the_kernel(server: FakeOpenAI, chat: OpenAIChat,
-                                                                   kernel) -> None:
-    server.script(Fault.openai(429, "slow down", type="requests", headers={"Retry-After": "0.25"}),
-                  Reply("second time lucky", cut_after=0), Reply("third"))
+def test_a_failure_before_the_first_chunk_is_retried_by_the_kernel(
+    server: FakeOpenAI, chat: OpenAIChat, kernel
+) -> None:
+    server.script(
+        Fault.openai(429, "slow down", type="requests", headers={"Retry-After": "0.25"}),
+        Reply("second time lucky", cut_after=0),
+        Reply("third"),
+    )
     stream = kernel.llm(chat).stream([Message("user", "hi")])
     assert stream.text() == "third"
     assert kernel.outcomes() == ["rate_limited", "provider_error", "ok"]
@@ -153,8 +207,9 @@ def test_capabilities_come_from_the_table_or_the_config(chat_config: ChatConfig)
 
 
 def test_prices_come_from_the_table_with_overrides_and_snapshots(chat_config: ChatConfig) -> None:
-    provider = OpenAIChat(attrs.evolve(chat_config, prices={"llama3": {"input": 0, "output": 0},
-                                                            "gpt-4o": {"input": 1.0, "output": 2.0}}))
+    provider = OpenAIChat(
+        attrs.evolve(chat_config, prices={"llama3": {"input": 0, "output": 0}, "gpt-4o": {"input": 1.0, "output": 2.0}})
+    )
     from cairn.providers import Price, match_model
 
     assert match_model(provider.prices, "llama3") == Price(0.0, 0.0)
@@ -179,7 +234,7 @@ def test_the_argument_after_a_colon_picks_the_model(chat_config: ChatConfig) -> 
 
 
 def test_sse_data_joins_lines_and_skips_comments() -> None:
-    lines = [": keep-alive", "", "event: message", "data: {\"a\":", "data: 1}", "", "data:[DONE]", ""]
+    lines = [": keep-alive", "", "event: message", 'data: {"a":', "data: 1}", "", "data:[DONE]", ""]
     assert list(sse_data(lines)) == ['{"a":\n1}', "[DONE]"]
     assert list(sse_data(["data: tail without blank line"])) == ["tail without blank line"]
 
@@ -190,8 +245,9 @@ def test_chunks_tolerate_what_compatible_servers_send() -> None:
     assert last.usage == Usage(3, 2) and last.content == "" and last.request_id == "r"
     chunk = chunk_from_event({"choices": [{"delta": {"tool_calls": [{"function": {"arguments": "{}"}}]}}]}, None)
     assert chunk.tool_calls[0].index == 0 and chunk.tool_calls[0].arguments == "{}"
-    assert usage_from({"prompt_tokens": 5, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 9}}) \
-        == Usage(5, 1, cache_read_tokens=5)  # never more cached than prompt tokens
+    assert usage_from(
+        {"prompt_tokens": 5, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 9}}
+    ) == Usage(5, 1, cache_read_tokens=5)  # never more cached than prompt tokens
     assert usage_from(None) is None and usage_from({"prompt_tokens": "many"}) == Usage()
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import pytest
-
-from cairn.testing.fake_openai import FakeOpenAI, Fault, Reply, Stall
-from cairn.testing.provider_suite import CANARY_PROMPT, EmbeddingProviderConformance, LLMProviderConformance
 from cairn_openai.chat import OpenAIChat
 from cairn_openai.config import ChatConfig, EmbeddingsConfig
 from cairn_openai.embeddings import OpenAIEmbeddings
-
 from openai_testkit import KEY
+
+from cairn.testing.fake_openai import FakeOpenAI, Fault, Reply, Stall
+from cairn.testing.provider_suite import CANARY_PROMPT, EmbeddingProviderConformance, LLMProviderConformance
 
 # What the fake server answers to make the next call fail with each kind; messages echo the prompt and
 # the key, as careless gateways do, so the suite's leak checks have something to catch.
@@ -23,11 +22,16 @@ FAULTS = {
     "misconfigured": Fault.openai(404, f"The model does not exist; {ECHO}", code="model_not_found"),
     "auth_failed": Fault.openai(401, f"Incorrect API key provided: {KEY}", code="invalid_api_key"),
     "invalid_request": Fault.openai(400, f"Invalid value for temperature; {ECHO}"),
-    "context_window_exceeded": Fault.openai(400, f"This model's maximum context length is 8 tokens; {ECHO}",
-                                            code="context_length_exceeded", param="messages"),
+    "context_window_exceeded": Fault.openai(
+        400,
+        f"This model's maximum context length is 8 tokens; {ECHO}",
+        code="context_length_exceeded",
+        param="messages",
+    ),
     "content_filtered": Fault.openai(400, f"Flagged by the content filter: {ECHO}", code="content_filter"),
-    "rate_limited": Fault.openai(429, f"Rate limit reached; {ECHO}", type="requests", code="rate_limit_exceeded",
-                                 headers={"Retry-After": "0"}),
+    "rate_limited": Fault.openai(
+        429, f"Rate limit reached; {ECHO}", type="requests", code="rate_limit_exceeded", headers={"Retry-After": "0"}
+    ),
     "provider_error": Fault.openai(500, f"The server had an error; {ECHO}", type="server_error"),
 }
 

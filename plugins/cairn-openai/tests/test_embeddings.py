@@ -7,11 +7,11 @@ import struct
 
 import attrs
 import pytest
+from cairn_openai.config import EmbeddingsConfig
+from cairn_openai.embeddings import OpenAIEmbeddings
 
 from cairn.providers import EmbeddingRequest, ProviderError, Usage
 from cairn.testing.fake_openai import EmbeddingReply, FakeOpenAI, fake_vector
-from cairn_openai.config import EmbeddingsConfig
-from cairn_openai.embeddings import OpenAIEmbeddings
 
 TEXTS = ["first text", "second", "third one here"]
 
@@ -25,8 +25,9 @@ def test_vectors_are_put_back_in_input_order(server: FakeOpenAI, embedder: OpenA
     assert body == {"model": "text-embedding-3-small", "input": TEXTS, "encoding_format": "float", "dimensions": 8}
 
 
-def test_the_kernel_splits_batches_and_prices_them(server: FakeOpenAI, embeddings_config: EmbeddingsConfig,
-                                                   kernel) -> None:
+def test_the_kernel_splits_batches_and_prices_them(
+    server: FakeOpenAI, embeddings_config: EmbeddingsConfig, kernel
+) -> None:
     provider = OpenAIEmbeddings(attrs.evolve(embeddings_config, max_batch=2))
     response = kernel.embedder(provider).embed(TEXTS + ["four", "five"])
     assert [len(c.json["input"]) for c in server.calls("embeddings")] == [2, 2, 1]
@@ -75,8 +76,9 @@ def test_capabilities_for_known_and_local_models(embeddings_config: EmbeddingsCo
     ada.close()
 
 
-def test_the_kernel_refuses_a_text_over_the_token_limit_locally(server: FakeOpenAI, embedder: OpenAIEmbeddings,
-                                                                kernel) -> None:
+def test_the_kernel_refuses_a_text_over_the_token_limit_locally(
+    server: FakeOpenAI, embedder: OpenAIEmbeddings, kernel
+) -> None:
     with pytest.raises(ProviderError) as info:
         kernel.embedder(embedder).embed(["word " * 9000])
     assert info.value.kind == "context_window_exceeded" and server.calls("embeddings") == []

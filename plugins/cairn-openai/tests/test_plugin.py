@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from openai_testkit import KEY, KEY_ENV
 
 from cairn.config import load_config
 from cairn.errors import ConfigError
@@ -15,8 +16,6 @@ from cairn.providers import Providers
 from cairn.testing.fake_openai import FakeOpenAI
 from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
-
-from openai_testkit import KEY, KEY_ENV
 
 
 def test_importing_the_plugin_module_imports_no_httpx() -> None:

@@ -7,7 +7,8 @@ actually opened, never when plugins are discovered.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cairn.hookspecs import hookimpl
 from cairn_sqlite.config import SqliteConfig
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["cairn_register_storage", "create_store"]
 
 
-def create_store(config: SqliteConfig, context: "FactoryContext") -> "Store":
+def create_store(config: SqliteConfig, context: FactoryContext) -> Store:
     """Open the store ``[storage.sqlite]`` describes (relative paths under ``context.data_dir``)."""
     from cairn_sqlite.store import SqliteStore
 

@@ -27,8 +27,9 @@ import os
 import re
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 from sqlite_utils import Database
@@ -118,7 +119,16 @@ def _schema_v1(db: Database) -> None:
             "tokenizer": str,  # who counted token_count
         },
         pk="seq",
-        not_null={"hash", "operation", "message", "metadata", "created_at", "token_count", "cumulative_tokens", "depth"},
+        not_null={
+            "hash",
+            "operation",
+            "message",
+            "metadata",
+            "created_at",
+            "token_count",
+            "cumulative_tokens",
+            "depth",
+        },
         foreign_keys=[
             ("parent", "commits", "hash"),
             ("content_hash", "blobs", "hash"),
@@ -258,9 +268,7 @@ WITH RECURSIVE chain(n, seq) AS (
 SELECT {_C_COLS} FROM chain JOIN commits AS c ON c.seq = chain.seq ORDER BY chain.n
 """
 _CHILDREN = f"SELECT {_COLS} FROM commits WHERE parent = ? ORDER BY created_at, rowid"
-_TARGETING = (
-    f"SELECT {_COLS} FROM commits WHERE target IN (SELECT value FROM json_each(?)) ORDER BY created_at, rowid"
-)
+_TARGETING = f"SELECT {_COLS} FROM commits WHERE target IN (SELECT value FROM json_each(?)) ORDER BY created_at, rowid"
 _FIND = "SELECT hash FROM commits WHERE hash >= ? AND hash < ? ORDER BY hash LIMIT ?"
 _LATEST_FOR = """
 SELECT a.target, a.priority, a.reason, a.created_at
@@ -400,7 +408,7 @@ def _sqlite(action: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
 
     def decorate(method: Callable[..., _T]) -> Callable[..., _T]:
         @functools.wraps(method)
-        def call(self: "SqliteStore", *args: Any, **kwargs: Any) -> _T:
+        def call(self: SqliteStore, *args: Any, **kwargs: Any) -> _T:
             with self._lock:
                 if self._conn is None:
                     raise StorageError(
@@ -420,7 +428,9 @@ def _sqlite(action: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
 # -- helpers ---------------------------------------------------------------------------
 
 
-_CREATE_RUN = "INSERT INTO runs (run_id, type, status, started_at, record) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+_CREATE_RUN = (
+    "INSERT INTO runs (run_id, type, status, started_at, record) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
 _REPLACE_RUN = "UPDATE runs SET type = ?, status = ?, started_at = ?, record = ? WHERE run_id = ? AND status = ?"
 _INSERT_EVENT = "INSERT INTO run_events (run_id, seq, ts, type, fields) VALUES (?, ?, ?, ?, ?)"
 
@@ -696,7 +706,9 @@ class SqliteStore(Store):
         """
         if synchronous not in SYNCHRONOUS_LEVELS:
             raise ValidationError(
-                f"must be one of {', '.join(SYNCHRONOUS_LEVELS)}; got {synchronous!r}", what="sqlite", field="synchronous"
+                f"must be one of {', '.join(SYNCHRONOUS_LEVELS)}; got {synchronous!r}",
+                what="sqlite",
+                field="synchronous",
             )
         if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int) or busy_timeout_ms < 0:
             raise ValidationError(
@@ -744,7 +756,7 @@ class SqliteStore(Store):
             raise
 
     @classmethod
-    def from_config(cls, config: SqliteConfig, *, data_dir: Path) -> "SqliteStore":
+    def from_config(cls, config: SqliteConfig, *, data_dir: Path) -> SqliteStore:
         """Open the store ``[storage.sqlite]`` describes, relative paths under ``data_dir`` (created)."""
         path = resolve_path(config.path, data_dir)
         if path != MEMORY:
@@ -882,7 +894,9 @@ class SqliteStore(Store):
         blob_rows = self._checked_blobs(blobs or {})
         ordered = _topological(list(commits))
         updates = self._checked_refs(refs)
-        count_rows = [row for tokenizer, counts in (token_counts or {}).items() for row in _count_rows(tokenizer, counts)]
+        count_rows = [
+            row for tokenizer, counts in (token_counts or {}).items() for row in _count_rows(tokenizer, counts)
+        ]
         if not (blob_rows or ordered or updates or count_rows):
             return
         batch_blobs = {digest for digest, _ in blob_rows}
@@ -926,11 +940,17 @@ class SqliteStore(Store):
             if not isinstance(update.name, str) or not update.name:
                 raise ValidationError("a ref name must be a non-empty string", what="write", given=update.name)
             if update.new is not None and (not isinstance(update.new, str) or not update.new):
-                raise ValidationError(f"ref {update.name}: the new value must be a non-empty string or None",
-                                      what="write", given=update.new)
+                raise ValidationError(
+                    f"ref {update.name}: the new value must be a non-empty string or None",
+                    what="write",
+                    given=update.new,
+                )
             if update.name in seen:
-                raise ValidationError(f"ref {update.name} is updated twice in one write", what="write",
-                                      hint="give each ref one update per write")
+                raise ValidationError(
+                    f"ref {update.name} is updated twice in one write",
+                    what="write",
+                    hint="give each ref one update per write",
+                )
             seen.add(update.name)
         return updates
 
@@ -938,7 +958,9 @@ class SqliteStore(Store):
     def _check_links(conn: sqlite3.Connection, ordered: list[Commit], batch_blobs: set[str]) -> None:
         batch = {c.hash for c in ordered}
         need_commits = {h for c in ordered for h in (c.parent, c.target) if h is not None and h not in batch}
-        need_blobs = {c.content_hash for c in ordered if c.content_hash is not None and c.content_hash not in batch_blobs}
+        need_blobs = {
+            c.content_hash for c in ordered if c.content_hash is not None and c.content_hash not in batch_blobs
+        }
         stored_commits = _known(conn, "commits", need_commits)
         stored_blobs = _known(conn, "blobs", need_blobs)
         known_commits = batch | stored_commits
@@ -992,7 +1014,9 @@ class SqliteStore(Store):
         assert self._conn is not None
         return [_commit_from_row(r) for r in self._conn.execute(_CHILDREN, (commit,))]
 
-    def _by_time(self, content_type: str | None, since: str | None, until: str | None, limit: int | None) -> list[Commit]:
+    def _by_time(
+        self, content_type: str | None, since: str | None, until: str | None, limit: int | None
+    ) -> list[Commit]:
         where: list[str] = []
         params: list[Any] = []
         if content_type is not None:
@@ -1086,8 +1110,9 @@ class SqliteStore(Store):
         items = list(annotations)
         for item in items:
             if not isinstance(item, Annotation):
-                raise ValidationError(f"expected a cairn.model.Annotation, got {type(item).__name__}",
-                                      what="add_annotations")
+                raise ValidationError(
+                    f"expected a cairn.model.Annotation, got {type(item).__name__}", what="add_annotations"
+                )
         if not items:
             return
         targets = _keys((a.target for a in items), "add_annotations")
@@ -1171,7 +1196,7 @@ class SqliteStore(Store):
     def _put_runs(self, runs: Sequence[tuple[Run, Sequence[RunEvent]]], expected: str | None) -> None:
         rows = [(_run_row(run), [_event_row(run.run_id, e) for e in events]) for run, events in runs]
         with self._write_transaction() as conn:
-            for (run, _), (row, event_rows) in zip(runs, rows):
+            for (run, _), (row, event_rows) in zip(runs, rows, strict=True):
                 if expected is None:
                     done = conn.execute(_CREATE_RUN, row).rowcount
                 else:
@@ -1187,7 +1212,10 @@ class SqliteStore(Store):
             conn.executemany(_INSERT_EVENT, rows)
         except sqlite3.IntegrityError:
             raise ConflictError(
-                f"run {run_id} events", None, "taken", hint="an event with that seq is stored; read the last seq and retry"
+                f"run {run_id} events",
+                None,
+                "taken",
+                hint="an event with that seq is stored; read the last seq and retry",
             ) from None
 
     @_sqlite("appending events")
@@ -1198,7 +1226,9 @@ class SqliteStore(Store):
             if found is None:
                 raise NotFoundError("run", run_id)
             if found[0] != "open":
-                raise ConflictError(f"run {run_id}", "open", found[0], hint="the run is closed; events can no longer be added")
+                raise ConflictError(
+                    f"run {run_id}", "open", found[0], hint="the run is closed; events can no longer be added"
+                )
             self._insert_events(conn, run_id, rows)
 
     @_sqlite("reading a run")
@@ -1208,10 +1238,18 @@ class SqliteStore(Store):
         return Run.from_record(json.loads(row[0])) if row else None
 
     @_sqlite("listing runs")
-    def list_runs(self, *, type: str | None = None, status: str | None = None, since: str | None = None,
-                  until: str | None = None, limit: int | None = None) -> list[Run]:
-        where, params = _where(("type", "=", type), ("status", "=", status),
-                               ("started_at", ">=", since), ("started_at", "<=", until))
+    def list_runs(
+        self,
+        *,
+        type: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        where, params = _where(
+            ("type", "=", type), ("status", "=", status), ("started_at", ">=", since), ("started_at", "<=", until)
+        )
         assert self._conn is not None
         rows = self._conn.execute(
             f"SELECT record FROM runs{where} ORDER BY started_at DESC, run_id DESC LIMIT ?", (*params, _limit(limit))
@@ -1243,7 +1281,9 @@ class SqliteStore(Store):
             conn.executemany("INSERT INTO spend (ts, run_id, record) VALUES (?, ?, ?)", rows)
 
     @_sqlite("reading spend")
-    def spend(self, *, since: str | None = None, until: str | None = None, run_id: str | None = None) -> list[SpendRecord]:
+    def spend(
+        self, *, since: str | None = None, until: str | None = None, run_id: str | None = None
+    ) -> list[SpendRecord]:
         where, params = _where(("ts", ">=", since), ("ts", "<=", until), ("run_id", "=", run_id))
         assert self._conn is not None
         rows = self._conn.execute(f"SELECT record FROM spend{where} ORDER BY ts, seq", params)
@@ -1253,20 +1293,39 @@ class SqliteStore(Store):
 
     @_sqlite("storing a message")
     def add_chat_message(self, message: ChatMessage) -> None:
-        row = (message.id, message.ts, message.run_id, message.thread_id, int(message.publish),
-               _json_text(message.to_record()))
+        row = (
+            message.id,
+            message.ts,
+            message.run_id,
+            message.thread_id,
+            int(message.publish),
+            _json_text(message.to_record()),
+        )
         with self._write_transaction() as conn:
-            if conn.execute(
-                "INSERT INTO chat_messages (id, ts, run_id, thread_id, publish, record) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING", row
-            ).rowcount != 1:
+            if (
+                conn.execute(
+                    "INSERT INTO chat_messages (id, ts, run_id, thread_id, publish, record) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    row,
+                ).rowcount
+                != 1
+            ):
                 raise ConflictError(f"message {message.id}", None, "stored")
 
     @_sqlite("reading messages")
-    def chat_messages(self, *, run_id: str | None = None, thread_id: str | None = None, limit: int | None = None,
-                      published: bool | None = None) -> list[ChatMessage]:
-        where, params = _where(("run_id", "=", run_id), ("thread_id", "=", thread_id),
-                               ("publish", "=", None if published is None else int(published)))
+    def chat_messages(
+        self,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        limit: int | None = None,
+        published: bool | None = None,
+    ) -> list[ChatMessage]:
+        where, params = _where(
+            ("run_id", "=", run_id),
+            ("thread_id", "=", thread_id),
+            ("publish", "=", None if published is None else int(published)),
+        )
         assert self._conn is not None
         rows = self._conn.execute(
             f"SELECT record FROM chat_messages{where} ORDER BY ts DESC, id DESC LIMIT ?", (*params, _limit(limit))
@@ -1276,10 +1335,13 @@ class SqliteStore(Store):
     @_sqlite("creating a thread")
     def put_thread(self, thread: Thread) -> None:
         with self._write_transaction() as conn:
-            if conn.execute(
-                "INSERT INTO threads (thread_id, created_at, record) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (thread.thread_id, thread.created_at, _json_text(thread.to_record())),
-            ).rowcount != 1:
+            if (
+                conn.execute(
+                    "INSERT INTO threads (thread_id, created_at, record) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (thread.thread_id, thread.created_at, _json_text(thread.to_record())),
+                ).rowcount
+                != 1
+            ):
                 raise ConflictError(f"thread {thread.thread_id}", None, "exists")
 
     @_sqlite("reading a thread")
@@ -1344,8 +1406,7 @@ class SqliteStore(Store):
                     conn.execute(statement)
             for statement in _GC_DROP:
                 conn.execute(statement)
-        return GcReport(commits_removed=commits, blobs_removed=blobs, annotations_removed=annotations,
-                        dry_run=dry_run)
+        return GcReport(commits_removed=commits, blobs_removed=blobs, annotations_removed=annotations, dry_run=dry_run)
 
     @_sqlite("checking the database")
     def check(self) -> list[Problem]:
@@ -1359,12 +1420,14 @@ class SqliteStore(Store):
         except sqlite3.DatabaseError as exc:
             if not _is_corruption(exc):
                 raise
-            problems.append(Problem(
-                "other",
-                self.path,
-                f"the database is corrupt and could not be read in full ({exc}); restore it from a backup, "
-                f"or try `sqlite3 {self.path} .recover`",
-            ))
+            problems.append(
+                Problem(
+                    "other",
+                    self.path,
+                    f"the database is corrupt and could not be read in full ({exc}); restore it from a backup, "
+                    f"or try `sqlite3 {self.path} .recover`",
+                )
+            )
         return problems
 
     def _check(self, problems: list[Problem]) -> None:
@@ -1392,7 +1455,9 @@ class SqliteStore(Store):
                     )
             for name, value in conn.execute("SELECT name, value FROM refs ORDER BY name"):
                 if re.fullmatch(r"[0-9a-f]{64}", value) and value not in commits:
-                    problems.append(Problem("dangling_ref", name, f"points to commit {value[:12]}, which is not stored"))
+                    problems.append(
+                        Problem("dangling_ref", name, f"points to commit {value[:12]}, which is not stored")
+                    )
 
     def close(self) -> None:
         """Close the connection (idempotent). The store is unusable afterwards."""

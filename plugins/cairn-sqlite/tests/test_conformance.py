@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from cairn_sqlite.store import SqliteStore, open_in_directory
 
 from cairn.storage import Store
 from cairn.testing.storage_suite import CorruptBlob, StoreConformance, StoreOpener
-from cairn_sqlite.store import SqliteStore, open_in_directory
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:

@@ -6,11 +6,14 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import attrs
 import pytest
+from cairn_sqlite import store as store_module
+from cairn_sqlite.config import SqliteConfig
+from cairn_sqlite.store import MIGRATIONS, Migration, SqliteStore, open_in_directory, schema_version
 from sqlite_utils import Database
 
 from cairn.config import load_config
@@ -19,9 +22,6 @@ from cairn.model import Annotation, Commit, Priority, sha256_hex
 from cairn.plugins import load_plugins
 from cairn.storage import RefUpdate
 from cairn.testing.storage_suite import Chain, at
-from cairn_sqlite import store as store_module
-from cairn_sqlite.config import SqliteConfig
-from cairn_sqlite.store import MIGRATIONS, Migration, SqliteStore, open_in_directory, schema_version
 
 MAIN = "refs/heads/main"
 
@@ -147,8 +147,13 @@ def test_pragmas_for_durable_concurrent_writes(store: SqliteStore) -> None:
 def test_schema_and_indexes(store: SqliteStore) -> None:
     assert set(store.db.table_names()) >= {"migrations", "blobs", "commits", "refs", "annotations", "token_counts"}
     commit_indexes = {tuple(i.columns) for i in store.db.table("commits").indexes}
-    assert {("parent", "created_at"), ("content_type", "created_at"), ("created_at",), ("target",),
-            ("content_hash",)} <= commit_indexes
+    assert {
+        ("parent", "created_at"),
+        ("content_type", "created_at"),
+        ("created_at",),
+        ("target",),
+        ("content_hash",),
+    } <= commit_indexes
     annotation_indexes = {tuple(i.columns) for i in store.db.table("annotations").indexes}
     assert {("id",), ("target", "created_at", "seq"), ("priority", "target")} <= annotation_indexes
     fks = {(fk.column, fk.other_table) for fk in store.db.table("commits").foreign_keys}
@@ -399,9 +404,12 @@ def test_queries_use_indexes(store: SqliteStore, chain: Chain, statements: list[
             plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
             # Scanning a json_each argument, a CTE or a materialized subquery is fine; a table is not.
             full_scans = [
-                step for step in plan
-                if step.startswith("SCAN ") and " INDEX " not in step
-                and "VIRTUAL TABLE" not in step and step not in ("SCAN t", "SCAN chain", "SCAN CONSTANT ROW")
+                step
+                for step in plan
+                if step.startswith("SCAN ")
+                and " INDEX " not in step
+                and "VIRTUAL TABLE" not in step
+                and step not in ("SCAN t", "SCAN chain", "SCAN CONSTANT ROW")
             ]
             assert not full_scans, f"{sql.strip()[:120]} scans: {full_scans}"
     finally:

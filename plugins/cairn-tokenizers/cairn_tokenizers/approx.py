@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
-from cairn.tokenizers import MessageOverhead, Tokenizer
-
+from cairn.tokenizers import DEFAULT_OVERHEAD, MessageOverhead, Tokenizer
 from cairn_tokenizers._base import overhead_qualifier
 
 __all__ = ["ApproxTokenizer"]
@@ -89,16 +88,14 @@ class ApproxTokenizer(Tokenizer):
 
     exact = False
 
-    def __init__(self, *, scale: float = 1.0, overhead: MessageOverhead = MessageOverhead()) -> None:
+    def __init__(self, *, scale: float = 1.0, overhead: MessageOverhead = DEFAULT_OVERHEAD) -> None:
         scale = float(scale)
         if not scale > 0:
             raise ValueError(f"scale must be greater than 0, got {scale}")
         self.scale = scale
         self.overhead = overhead
         self.name = (
-            "approx"
-            + ("" if scale == 1.0 else f"@scale={scale!r}")
-            + overhead_qualifier(overhead, MessageOverhead())
+            "approx" + ("" if scale == 1.0 else f"@scale={scale!r}") + overhead_qualifier(overhead, MessageOverhead())
         )
 
     def count(self, text: str) -> int:

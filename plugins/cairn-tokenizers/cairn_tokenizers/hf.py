@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import tokenizers
 
 from cairn.errors import ConfigError
 from cairn.plugins import FactoryContext
-from cairn.tokenizers import MessageOverhead, Tokenizer
-
+from cairn.tokenizers import DEFAULT_OVERHEAD, MessageOverhead, Tokenizer
 from cairn_tokenizers._base import overhead_qualifier, project_path
 from cairn_tokenizers.config import HfConfig
 
@@ -96,7 +96,7 @@ class HfTokenizer(Tokenizer):
         name: str,
         sha256: str = "",
         add_special_tokens: bool = False,
-        overhead: MessageOverhead = MessageOverhead(),
+        overhead: MessageOverhead = DEFAULT_OVERHEAD,
     ) -> None:
         self.tokenizer = tokenizer
         self.name = name

@@ -7,12 +7,11 @@ first time a tokenizer that needs them is created.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from cairn.hookspecs import hookimpl
 from cairn.plugins import FactoryContext
 from cairn.tokenizers import Tokenizer
-
 from cairn_tokenizers.config import ApproxConfig, HfConfig, TiktokenConfig
 
 __all__ = ["cairn_register_tokenizers"]
@@ -20,7 +19,6 @@ __all__ = ["cairn_register_tokenizers"]
 
 def _approx(config: ApproxConfig, context: FactoryContext) -> Tokenizer:
     from cairn.tokenizers import MessageOverhead
-
     from cairn_tokenizers.approx import ApproxTokenizer
 
     return ApproxTokenizer(scale=config.scale, overhead=config.overhead(MessageOverhead()))

@@ -20,8 +20,9 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import tiktoken
@@ -32,7 +33,6 @@ import tiktoken.registry
 from cairn.errors import ConfigError
 from cairn.plugins import FactoryContext
 from cairn.tokenizers import MessageOverhead, Tokenizer
-
 from cairn_tokenizers._base import overhead_qualifier, project_path
 from cairn_tokenizers.config import TiktokenConfig
 
@@ -160,7 +160,7 @@ def resolve_encoding_name(argument: str) -> tuple[str, str | None]:
             f"tiktoken knows no encoding or model called {argument!r}",
             table=_TABLE,
             hint=f"use an encoding ({', '.join(sorted(names))}) or an OpenAI model name such as gpt-4o, "
-            f"e.g. tokenizer = \"tiktoken:{DEFAULT_ENCODING}\"",
+            f'e.g. tokenizer = "tiktoken:{DEFAULT_ENCODING}"',
         ) from None
 
 
@@ -294,7 +294,7 @@ class _LocalFiles:
             )
         if url.endswith(".tiktoken"):
             ways = (
-                f"either {to_cache}, or set encoding_file = \"path/to/{file_name}\" in [{_TABLE}] "
+                f'either {to_cache}, or set encoding_file = "path/to/{file_name}" in [{_TABLE}] '
                 "(relative to the project directory)"
             )
         else:

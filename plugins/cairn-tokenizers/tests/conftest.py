@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from tok_testdata import real_cl100k_path, tiny_ranks, write_tiktoken_file
 
 

@@ -9,10 +9,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from cairn_tokenizers.approx import ApproxTokenizer
 
 from cairn.model import Message, ToolCall
 from cairn.tokenizers import MessageOverhead
-from cairn_tokenizers.approx import ApproxTokenizer
 
 DATA = Path(__file__).parent / "data"
 
@@ -123,10 +123,10 @@ def test_within_fifteen_percent_of_cl100k(kind: str, real_cl100k: Path) -> None:
     estimated = [tok.count(t) for t in texts]
     exact = [len(encoding.encode_ordinary(t)) for t in texts]
     total_error = abs(sum(estimated) - sum(exact)) / sum(exact)
-    errors = [abs(e - x) / x for e, x in zip(estimated, exact)]
+    errors = [abs(e - x) / x for e, x in zip(estimated, exact, strict=True)]
     assert total_error < 0.05, (kind, total_error)
     assert statistics.median(errors) < 0.06, (kind, statistics.median(errors))
     assert sorted(errors)[int(0.9 * len(errors))] < 0.15, (kind, sorted(errors)[-5:])
     # The point of the regex: it beats the old rule of thumb per text.
-    quarter = [abs(-(-len(t) // 4) - x) / x for t, x in zip(texts, exact)]
+    quarter = [abs(-(-len(t) // 4) - x) / x for t, x in zip(texts, exact, strict=True)]
     assert statistics.median(errors) < statistics.median(quarter)

@@ -9,10 +9,6 @@ from pathlib import Path
 import pytest
 import tiktoken
 import tiktoken.load
-
-from cairn.errors import ConfigError
-from cairn.model import Message
-from cairn.tokenizers import MessageOverhead
 from cairn_tokenizers.tiktoken_tokenizer import (
     EncodingUnavailableError,
     TiktokenTokenizer,
@@ -28,6 +24,10 @@ from tok_testdata import (
     tiny_ranks,
     write_tiktoken_file,
 )
+
+from cairn.errors import ConfigError
+from cairn.model import Message
+from cairn.tokenizers import MessageOverhead
 
 # -- the tiny encoding: counts worked out by hand --------------------------------
 
@@ -139,12 +139,23 @@ def test_real_cl100k_counts(make_tokenizer, real_toml: str, text: str, expected:
 # OpenAI's counting cookbook checks its recipe against the API on these six
 # messages: 127 prompt tokens on gpt-3.5-turbo-0301, 129 on -0613 and gpt-4.
 COOKBOOK = [
-    Message(role="system", content="You are a helpful, pattern-following assistant that translates corporate jargon into plain English."),
+    Message(
+        role="system",
+        content="You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+    ),
     Message(role="system", name="example_user", content="New synergies will help drive top-line growth."),
     Message(role="system", name="example_assistant", content="Things working well together will increase revenue."),
-    Message(role="system", name="example_user", content="Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."),
-    Message(role="system", name="example_assistant", content="Let's talk later when we're less busy about how to do better."),
-    Message(role="user", content="This late pivot means we don't have time to boil the ocean for the client deliverable."),
+    Message(
+        role="system",
+        name="example_user",
+        content="Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+    ),
+    Message(
+        role="system", name="example_assistant", content="Let's talk later when we're less busy about how to do better."
+    ),
+    Message(
+        role="user", content="This late pivot means we don't have time to boil the ocean for the client deliverable."
+    ),
 ]
 
 
@@ -156,7 +167,9 @@ COOKBOOK = [
         ("gpt-4", 129, MessageOverhead(3, 1, 3)),
     ],
 )
-def test_message_counts_match_openais_figures(make_tokenizer, real_toml: str, model: str, expected: int, overhead) -> None:
+def test_message_counts_match_openais_figures(
+    make_tokenizer, real_toml: str, model: str, expected: int, overhead
+) -> None:
     tok = make_tokenizer(f"tiktoken:{model}", real_toml)
     assert tok.overhead == overhead
     assert tok.count_messages(COOKBOOK) == expected
@@ -324,7 +337,9 @@ def test_load_encoding_works_without_the_kernel(tiny_file: Path) -> None:
     assert tok.overhead == MessageOverhead()
 
 
-def test_only_the_loading_thread_is_served_locally(monkeypatch, tiny_file: Path, tiktoken_cache: Path, project: Path) -> None:
+def test_only_the_loading_thread_is_served_locally(
+    monkeypatch, tiny_file: Path, tiktoken_cache: Path, project: Path
+) -> None:
     import threading
 
     import tiktoken.registry

@@ -19,11 +19,10 @@ import math
 
 import pytest
 import tiktoken
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from cairn_tokenizers.approx import ApproxTokenizer
 from cairn_tokenizers.tiktoken_tokenizer import TiktokenTokenizer, load_encoding
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tok_testdata import CL100K_PAT, real_cl100k_path, tiny_ranks, write_tiktoken_file
 
 # Reusing the autouse no-network fixture across examples is fine: it only patches sockets.
@@ -32,7 +31,9 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 texts = st.text(max_size=300)
 # Code-like text: ASCII words, digits, punctuation and whitespace runs, where the pieces interact most.
 code_like = st.text(
-    alphabet=st.sampled_from(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \t\n\r.,;:'\"()[]{}_-+=*/<>#")),
+    alphabet=st.sampled_from(
+        list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \t\n\r.,;:'\"()[]{}_-+=*/<>#")
+    ),
     max_size=300,
 )
 any_text = st.one_of(texts, code_like)

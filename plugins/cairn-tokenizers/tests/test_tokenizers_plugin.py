@@ -68,9 +68,9 @@ def test_unknown_keys_are_refused_naming_file_table_and_key(make_tokenizer, proj
     ("name", "toml", "key"),
     [
         ("approx", "[tokenizer.approx]\nscale = 0\n", "scale"),
-        ("approx", "[tokenizer.approx]\nscale = \"big\"\n", "scale"),
+        ("approx", '[tokenizer.approx]\nscale = "big"\n', "scale"),
         ("approx", "[tokenizer.approx]\nper_message = -1\n", "per_message"),
-        ("tiktoken", "[tokenizer.tiktoken]\nverify_hash = \"no\"\n", "verify_hash"),
+        ("tiktoken", '[tokenizer.tiktoken]\nverify_hash = "no"\n', "verify_hash"),
         ("tiktoken", "[tokenizer.tiktoken]\nreply_priming = -3\n", "reply_priming"),
         ("hf:t.json", "[tokenizer.hf]\nadd_special_tokens = 1\n", "add_special_tokens"),
     ],

@@ -12,9 +12,7 @@ from pathlib import Path
 
 # The pattern tiktoken_ext.openai_public gives cl100k_base, written out here as
 # test data: tests build reference encodings from it independently of the plugin.
-CL100K_PAT = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
+CL100K_PAT = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 # tiktoken's cache names a download by the SHA-1 of its URL.
@@ -34,7 +32,10 @@ def tiny_ranks(merges: list[bytes] = TINY_MERGES) -> dict[bytes, int]:
 
 def write_tiktoken_file(path: Path, ranks: dict[bytes, int]) -> Path:
     """Write ``ranks`` in tiktoken's format: base64 of the token's bytes, a space, the rank."""
-    lines = [base64.b64encode(token) + b" " + str(rank).encode() for token, rank in sorted(ranks.items(), key=lambda kv: kv[1])]
+    lines = [
+        base64.b64encode(token) + b" " + str(rank).encode()
+        for token, rank in sorted(ranks.items(), key=lambda kv: kv[1])
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
