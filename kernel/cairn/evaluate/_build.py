@@ -163,7 +163,7 @@ class ConfiguredEvaluator:
     label: str
     name: str
     plugin: str
-    params: dict
+    params: dict[str, Any]
     evaluator: Evaluator
 
     @property
@@ -261,7 +261,7 @@ def build_evaluators(
         seen.add(spec.label)
         registration = plugins.evaluators.get(spec.name)
         effective = _with_params(config, spec.name, spec, registration.config_cls)
-        settings = effective.structure_table(("evaluators", spec.name), registration.config_cls)
+        settings: object = effective.structure_table(("evaluators", spec.name), registration.config_cls)
         evaluator = plugins.create("evaluators", spec.name, effective)
         _check_declarations(evaluator, spec.name, registration.plugin)
         evaluator.name = spec.name
@@ -276,11 +276,11 @@ class EvaluatorInfo:
 
     name: str
     kind: str | None
-    inputs: list
+    inputs: list[str]
     threshold: float | None
     plugin: str
     description: str
-    parameters: dict
+    parameters: dict[str, Any]
     configured: bool
     problem: str | None
 
@@ -302,9 +302,9 @@ def describe_evaluators(plugins: Plugins, config: Config | None = None) -> list[
     tables = config.table("evaluators")
     for registration in plugins.evaluators:
         configured = isinstance(tables.get(registration.name), dict)
-        parameters: dict = {}
+        parameters: dict[str, Any] = {}
         try:
-            settings = config.structure_table(("evaluators", registration.name), registration.config_cls)
+            settings: object = config.structure_table(("evaluators", registration.name), registration.config_cls)
             parameters = unstructure(settings) if attrs.has(type(settings)) else {}
             evaluator = plugins.create("evaluators", registration.name, config)
             _check_declarations(evaluator, registration.name, registration.plugin)
@@ -341,7 +341,7 @@ def describe_evaluators(plugins: Plugins, config: Config | None = None) -> list[
     return out
 
 
-def _declared(factory: Any) -> tuple[str | None, list, float | None]:
+def _declared(factory: Any) -> tuple[str | None, list[str], float | None]:
     """What a factory says of its evaluators without building one: an ``Evaluator`` class declares
     ``kind``, ``inputs`` and ``threshold``, and any factory may carry the same attributes."""
     kind = getattr(factory, "kind", None)
@@ -356,10 +356,11 @@ def _declared(factory: Any) -> tuple[str | None, list, float | None]:
     )
 
 
-def _jsonable_default(field: attrs.Attribute) -> Any:
-    default = field.default
+def _jsonable_default(field: attrs.Attribute[Any]) -> Any:
+    default: Any = field.default
+    # attrs' stubs declare Factory a function (it returns the default's type); at run time it is a class.
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        default = default.factory()  # type: ignore[call-arg]
+        default = default.factory()
     if default is attrs.NOTHING:
         return None
     try:

@@ -34,8 +34,8 @@ class EvaluatorComparison:
     bootstrap_low: float | None
     bootstrap_high: float | None
     p_value: float | None
-    improvements: list
-    regressions: list
+    improvements: list[str]
+    regressions: list[str]
     unchanged: int
     base_pass_rate: float | None
     run_pass_rate: float | None
@@ -43,7 +43,7 @@ class EvaluatorComparison:
     passed_in_run_only: int
     mcnemar_p_value: float | None
     verdict: str
-    warnings: list
+    warnings: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -55,11 +55,11 @@ class Comparison:
 
     base: str
     run: str
-    evaluators: list  # EvaluatorComparison
-    only_in_base: list
-    only_in_run: list
-    evaluators_only_in_base: list
-    evaluators_only_in_run: list
+    evaluators: list[EvaluatorComparison]
+    only_in_base: list[str]
+    only_in_run: list[str]
+    evaluators_only_in_base: list[str]
+    evaluators_only_in_run: list[str]
     resamples: int
     seed: int
     alpha: float
@@ -127,6 +127,8 @@ def compare_scores(
                 )
             )
             continue
+        # Both scores of a pair are ok, so both values are set (here and for the means below); mypy cannot
+        # see that through Score.ok.
         diffs = [b.value - a.value for _, a, b in pairs]  # type: ignore[operator]
         improvements = [i for (i, _, _), d in zip(pairs, diffs, strict=True) if d > _EPSILON]
         regressions = [i for (i, _, _), d in zip(pairs, diffs, strict=True) if d < -_EPSILON]

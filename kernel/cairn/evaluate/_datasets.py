@@ -35,7 +35,7 @@ class Sample:
     id: str
     input: Any = None
     expected: Any = None
-    metadata: dict = attrs.field(factory=dict)
+    metadata: dict[str, Any] = attrs.field(factory=dict)
     output: Any = None
     context: Any = None
     line: int | None = attrs.field(default=None, eq=False)
@@ -166,8 +166,8 @@ def load_dataset(reference: str | Path, *, base: Path | None = None) -> Dataset:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DatasetError(shown, [DatasetProblem(line, f"not UTF-8 text ({exc.reason})")]) from None
+        bad_line = raw[: exc.start].count(b"\n") + 1
+        raise DatasetError(shown, [DatasetProblem(bad_line, f"not UTF-8 text ({exc.reason})")]) from None
     problems: list[DatasetProblem] = []
     samples: list[Sample] = []
     first_line: dict[str, int] = {}
@@ -200,7 +200,7 @@ def load_dataset(reference: str | Path, *, base: Path | None = None) -> Dataset:
             continue
         samples.append(
             Sample(
-                sample_id,
+                row["id"],  # a non-empty string: the row has no problem
                 row.get("input"),
                 row.get("expected"),
                 dict(row.get("metadata") or {}),

@@ -130,11 +130,11 @@ def new_eval_run_id() -> str:
 class EvalRun:
     """A recorded eval run: the ledger run, its manifest, and every sample's scores in file order."""
 
-    run: Any
-    manifest: dict
+    run: Run
+    manifest: dict[str, Any]
     sample_ids: tuple[str, ...]
-    scores: dict  # sample id -> label -> Score
-    samples: tuple[dict, ...]  # the raw sample events' fields
+    scores: dict[str, dict[str, Score]]  # sample id -> label -> Score
+    samples: tuple[dict[str, Any], ...]  # the raw sample events' fields
 
     @property
     def run_id(self) -> str:
@@ -214,8 +214,10 @@ def load_eval_run(ledger: Ledger, ref: str) -> EvalRun:
         )
     ids: list[str] = []
     scores: dict[str, dict[str, Score]] = {}
-    samples: list[dict] = []
-    for event in ledger.events(run.run_id):
+    samples: list[dict[str, Any]] = []
+    # Ledger.events is annotated list[RunEvent] inside a class whose method `list` shadows the builtin,
+    # so mypy cannot read the type; the fix belongs in cairn/ledger.py.
+    for event in ledger.events(run.run_id):  # type: ignore[attr-defined]
         if event.type != SAMPLE_EVENT:
             continue
         sample_id = event.fields["id"]

@@ -13,7 +13,7 @@ from cairn.evaluate._build import ConfiguredEvaluator
 from cairn.evaluate._contract import Evaluator, ScoringContext
 from cairn.evaluate._datasets import Dataset, Sample, _type_name
 from cairn.evaluate._scores import Score
-from cairn.evaluate._stats import aggregate
+from cairn.evaluate._stats import Aggregate, aggregate
 from cairn.model import now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,9 +36,9 @@ class SampleResult:
     """Every evaluator's score of one sample, and the output generated for it (with ``--generate``)."""
 
     sample_id: str
-    scores: dict
+    scores: dict[str, Score]
     output: Any = None
-    generation: dict | None = None
+    generation: dict[str, Any] | None = None
 
     def to_event(self) -> dict[str, Any]:
         """The ledger event of this sample."""
@@ -60,12 +60,12 @@ class Evaluation:
     dataset: Dataset
     evaluators: tuple[ConfiguredEvaluator, ...]
     results: tuple[SampleResult, ...]
-    aggregates: dict
+    aggregates: dict[str, Aggregate]
     started_at: str
     ended_at: str
     scoring_s: float
     generated: bool = False
-    generation: dict | None = None
+    generation: dict[str, Any] | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -166,14 +166,14 @@ def _generate(
     context: ScoringContext,
     model: str | None,
     progress: Callable[[int, int, str], None] | None,
-) -> tuple[list[Sample], dict[str, dict], dict]:
+) -> tuple[list[Sample], dict[str, dict[str, Any]], dict[str, Any]]:
     """Outputs for every sample from ``[cairn] llm``; a sample whose call fails keeps no output."""
     llm = context.llm()
     problem = llm.provider.readiness()
     if problem is not None:
         raise problem  # noop, a missing key: say so before any call, and record nothing
     generated: list[Sample] = []
-    facts: dict[str, dict] = {}
+    facts: dict[str, dict[str, Any]] = {}
     models: set[str] = set()
     failed = 0
     cost: float | None = 0.0
@@ -188,7 +188,7 @@ def _generate(
             failed += 1
             fact: dict[str, Any] = {"error": _reason_of(error)}
             if isinstance(error, ProviderError) and hasattr(error, "facts"):
-                fact["error_facts"] = error.facts()  # type: ignore[attr-defined]
+                fact["error_facts"] = error.facts()
             facts[sample.id] = fact
             generated.append(attrs.evolve(sample, output=None))
         else:
@@ -246,8 +246,8 @@ def run_evaluation(
     clock = time.perf_counter()
     try:
         samples: Sequence[Sample] = dataset.samples
-        generation_facts: dict[str, dict] = {}
-        generation: dict | None = None
+        generation_facts: dict[str, dict[str, Any]] = {}
+        generation: dict[str, Any] | None = None
         if generate:
             samples, generation_facts, generation = _generate(samples, context, model, progress)
         table: dict[str, dict[str, Score]] = {s.id: {} for s in samples}

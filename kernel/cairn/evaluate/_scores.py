@@ -17,12 +17,13 @@ __all__ = ["OUTCOMES", "Score"]
 OUTCOMES = ("ok", "error", "skipped")
 
 
-def _usage_dict(value: Any) -> dict | None:
+def _usage_dict(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):  # a cairn.providers.Usage
-        return to_dict()
+        usage: dict[str, Any] = to_dict()
+        return usage
     raise ValidationError(
         f"usage must be a dict or a cairn.providers.Usage, got {type(value).__name__}", what="score", field="usage"
     )
@@ -44,8 +45,8 @@ class Score:
     value: float | None = None
     passed: bool | None = None
     reason: str = ""
-    metadata: dict = attrs.field(factory=dict)
-    usage: dict | None = attrs.field(default=None, converter=_usage_dict)
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    usage: dict[str, Any] | None = attrs.field(default=None, converter=_usage_dict)
     cost: float | None = None
 
     def __attrs_post_init__(self) -> None:

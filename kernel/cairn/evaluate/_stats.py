@@ -181,7 +181,8 @@ class Aggregate:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Aggregate:
-        return cls(**{f.name: data.get(f.name) for f in attrs.fields(cls)})
+        fields: dict[str, Any] = {f.name: data.get(f.name) for f in attrs.fields(cls)}
+        return cls(**fields)
 
 
 def aggregate(scores: Sequence[Score], *, confidence: float = 0.95) -> Aggregate:
@@ -190,8 +191,8 @@ def aggregate(scores: Sequence[Score], *, confidence: float = 0.95) -> Aggregate
     ``cost`` sums what the evaluator's model calls cost: None when any priced
     call's cost was unknown, 0 when it called no model.
     """
-    values = [s.value for s in scores if s.outcome == "ok"]
-    interval = mean_interval(values, confidence=confidence)  # type: ignore[arg-type]
+    values = [s.value for s in scores if s.outcome == "ok" and s.value is not None]  # an ok score has a value
+    interval = mean_interval(values, confidence=confidence)
     passed = sum(1 for s in scores if s.outcome == "ok" and s.passed)
     errors = sum(1 for s in scores if s.outcome == "error")
     skipped = sum(1 for s in scores if s.outcome == "skipped")
