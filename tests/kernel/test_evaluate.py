@@ -1025,3 +1025,17 @@ def test_the_hook_registers_evaluators_under_the_registry(plugins):
         "match",
         "length",
     ]
+
+
+def test_the_package_exports_the_public_names_of_every_module_and_nothing_else():
+    import importlib
+    import pkgutil
+
+    import cairn.evaluate as package
+
+    modules = [importlib.import_module(f"cairn.evaluate.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    assert modules and all(m.__name__.rsplit(".", 1)[1].startswith("_") for m in modules)
+    declared = {name: module for module in modules for name in module.__all__}
+    assert sorted(package.__all__) == sorted(declared)
+    for name, module in declared.items():
+        assert getattr(package, name) is getattr(module, name), name
