@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["EVAL_RUN_TYPE", "SAMPLE_EVENT", "Evaluation", "SampleResult", "run_evaluation"]
 
 
-#: The ledger run type of an evaluation run, and the event type of one sample.
+#: The ledger run type of an evaluation run, and the event type of one sample (here, where
+#: ``SampleResult.to_event`` writes them; ``_record`` reads them from here).
 EVAL_RUN_TYPE = "eval"
 SAMPLE_EVENT = "sample"
 
