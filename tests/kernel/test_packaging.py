@@ -97,3 +97,19 @@ def test_pre_commit_pins_the_same_ruff_as_tox() -> None:
     config = (ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8")
     pins = re.findall(r"additional_dependencies: \[\"(ruff[^\"]*)\"\]", config)
     assert pins and set(pins) == {tox_pin}
+
+
+def test_contributing_describes_every_tox_env() -> None:
+    contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    described = set(re.findall(r"^\| `([a-z-]+)` \|", contributing, flags=re.M))
+    envs = {e.strip() for e in _tox()["tox"]["envlist"].split(",")}
+    assert described == envs, (
+        f"CONTRIBUTING.md's table of tox envs lists {sorted(described)}; tox.ini has {sorted(envs)}"
+    )
+
+
+def test_readme_points_to_the_contributor_files() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in ("CONTRIBUTING.md", "CHANGELOG.md", "SECURITY.md", "LICENSE"):
+        assert (ROOT / name).is_file()
+        assert f"]({name})" in readme, f"README.md does not link {name}"
