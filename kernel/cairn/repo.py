@@ -108,6 +108,7 @@ class DiffEntry:
 
 
 _REV_RE = re.compile(r"\A(?P<base>.+?)(?:~(?P<n>\d+))?\Z")
+_HASH_LIKE = re.compile(r"\A[0-9a-fA-F]{4,64}\Z")
 
 
 class Repo:
@@ -587,9 +588,10 @@ class Repo:
         if create:
             self.create_branch(name)
         elif self.store.get_ref(branch_ref(name)) is None:
-            raise NotFoundError(
-                "branch", name, hint=f"create it with `cairn branch create {name}` or `cairn switch -c {name}`"
-            )
+            hint = f"create it with `cairn branch create {name}` or `cairn switch -c {name}`"
+            if _HASH_LIKE.match(name):
+                hint = f"to move HEAD to a commit, use `cairn switch --detach {name}`"
+            raise NotFoundError("branch", name, hint=hint)
         self._set_head(SYMBOLIC_PREFIX + branch_ref(name))
 
     def detach(self, rev: str) -> Commit:

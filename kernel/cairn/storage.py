@@ -111,7 +111,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.object[:12]}: {self.message}"
+        shown = self.object[:12] if is_hash(self.object) else self.object  # a ref's name is kept whole
+        return f"{self.kind} {shown}: {self.message}"
 
 
 class Store(abc.ABC):
@@ -532,12 +533,12 @@ def ref_problem(name: object, value: object) -> str | None:
         if is_hash(value):
             return None
         if value.startswith(SYMBOLIC_PREFIX + BRANCH_PREFIX):
-            return _branch_problem(value[len(SYMBOLIC_PREFIX + BRANCH_PREFIX) :], "HEAD points at a branch whose name")
+            return _branch_problem(value[len(SYMBOLIC_PREFIX + BRANCH_PREFIX) :], "HEAD points at a bad name: ")
         return f"HEAD holds {value!r:.80}: neither a commit hash nor 'ref: refs/heads/<branch>'"
     if name.startswith(BRANCH_PREFIX):
-        problem = _branch_problem(name[len(BRANCH_PREFIX) :], "its branch name")
+        problem = _branch_problem(name[len(BRANCH_PREFIX) :])
     elif name.startswith("refs/") and name.count("/") >= 2:
-        problem = _branch_problem(name[len("refs/") :], "its name")
+        problem = _branch_problem(name[len("refs/") :])
     else:
         problem = f"{name!r:.80} is neither HEAD nor refs/<kind>/<name>"
     if problem is None and not is_hash(value):
@@ -545,11 +546,11 @@ def ref_problem(name: object, value: object) -> str | None:
     return problem
 
 
-def _branch_problem(branch: str, what: str) -> str | None:
+def _branch_problem(branch: str, prefix: str = "") -> str | None:
     try:
         validate_branch_name(branch, existing=True)
     except ValidationError as exc:
-        return f"{what}: {exc.message}"
+        return prefix + exc.message
     return None
 
 

@@ -422,7 +422,9 @@ class _Plan:
                 changes[change.target].append(change)  # type: ignore[index]
 
         def lookup(digest: str) -> Commit | None:
-            return derived.get(digest) or fresh.get(digest) or self.stored.get(digest) or self.repo._known(digest)
+            return (
+                derived.get(digest) or fresh.get(digest) or self.stored.get(digest) or self.repo.lineage.lookup(digest)
+            )
 
         lineage = Lineage(lookup, lambda target: changes.get(target, ()))
         name = self.repo.tokenizer.name
@@ -432,7 +434,7 @@ class _Plan:
                 content_type=types.get(commit.content_hash) if commit.content_hash else None,
                 token_count=tokens.get(commit.content_hash, 0) if commit.content_hash else 0,
                 tokenizer=name,
-                count=self.repo._tokens_of_commit_content,
+                count=self._count_stored,
             )
             if result.problems:
                 raise self._error(commit.hash, f"commit {commit.short}: {result.problems[0][1]}")
@@ -440,6 +442,14 @@ class _Plan:
         self.new = [derived[c.hash] for c in order]
         self._check_refs(derived)
         self._check_annotations(derived)
+
+    def _count_stored(self, commit: Commit) -> int:
+        """Tokens of a stored commit's content by this repository's tokenizer (it was counted by another).
+
+        Counted here rather than through the token-count cache: checking writes nothing.
+        """
+        content = self.repo.content_of(commit)
+        return self.repo.count_content(content) if content is not None else 0
 
     def _parents_first(self, fresh: Mapping[str, Commit]) -> list[Commit]:
         """The new commits, each after its parent; a parent in neither the file nor the store is an error."""

@@ -281,3 +281,21 @@ def test_names_that_are_not_text_are_refused_clearly(project, args):
     err = project.fails(*args)
     assert "not valid UTF-8" in err and "hint:" in err
     project.fsck_ok()
+
+
+def test_fsck_reports_a_badly_named_branch_and_branch_delete_removes_it(project):
+    from cairn.cli._app import State
+    from cairn.storage import RefUpdate
+
+    project("commit", "one")
+    (head,) = (e["hash"] for e in project.log())
+    state = State(project=str(project.path))
+    try:  # as an import before these checks could leave it
+        state.store.write(refs=[RefUpdate("refs/heads/../../etc/passwd", head, None)])
+    finally:
+        state.close()
+    status, _, err = project("fsck", ok=False)
+    assert status == 1
+    assert "bad_ref refs/heads/../../etc/passwd" in err and "cairn branch delete" in err
+    project("branch", "delete", "../../etc/passwd")
+    project.fsck_ok()

@@ -361,3 +361,18 @@ def test_any_bytes_give_a_clear_error_or_a_clean_store(content_types, raw):
         assert exc.message.startswith("<import>")
         assert nothing_stored(target)
     assert target.store.check() == []
+
+
+def test_an_edit_of_an_item_counted_by_another_tokenizer_counts_it_again(content_types, clock):
+    store = MemoryStore()
+    item = Repo(store, WordTokenizer("old-words"), content_types).append(say("one two three"))
+    elsewhere = Repo(MemoryStore(), WordTokenizer("old-words"), content_types)
+    elsewhere.import_(dump(Repo(store, WordTokenizer("old-words"), content_types)))
+    edit = elsewhere.edit(item.hash, say("four five"))
+    store.delete_ref("refs/heads/main", expected=item.hash)  # import never moves a branch
+    Repo(store, WordTokenizer("new-words"), content_types).import_(dump(elsewhere))
+    stored = store.get_commits([edit.hash])[edit.hash]
+    # As the engine counts: the item's stored total, plus the edit (3 + 1 + 2), minus the item by new-words (7).
+    assert (stored.tokenizer, stored.token_count, stored.cumulative_tokens) == ("new-words", 6, 7 + 6 - 7)
+    assert store.check() == []
+    assert store.token_cache == {}  # checking the file wrote nothing, not even to the cache

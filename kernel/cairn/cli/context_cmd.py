@@ -587,6 +587,8 @@ def fsck_command(state: State, as_json: bool) -> None:
     else:
         for problem in problems:
             click.secho(str(problem), fg="red", err=True)
+        if any(p.kind in ("bad_ref", "dangling_ref") and p.object.startswith("refs/heads/") for p in problems):
+            click.echo("  hint: remove a broken branch with `cairn branch delete NAME`", err=True)
         stats = state.repo.store.stats()
         if not problems:
             click.echo(
