@@ -44,7 +44,7 @@ from cairn.events import bus as default_bus
 from cairn.model import now
 from cairn.model.chat import GENERAL_THREAD, ChatMessage, Thread, new_message_id, validate_thread_id
 from cairn.model.ledger import validate_run_id
-from cairn.storage import Store
+from cairn.storage import ChatStore, Facet, RunStore, require
 
 __all__ = [
     "ENVELOPE_PREFIX",
@@ -154,14 +154,14 @@ class Chat:
 
     def __init__(
         self,
-        store: Store,
+        store: Facet,
         *,
         key_env: str = "CAIRN_CHAT_KEY",
         user: str | None = None,
         bus: EventBus | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.store = store
+        self.store = require(store, ChatStore, doing="chat")
         self.key_env = key_env
         self.user = user
         self._bus = bus or default_bus
@@ -210,7 +210,8 @@ class Chat:
 
     def _require_run(self, run_id: str) -> None:
         validate_run_id(run_id)
-        if self.store.get_run(run_id) is None:
+        runs = require(self.store, RunStore, doing="chat on a run")
+        if runs.get_run(run_id) is None:
             raise NotFoundError("run", run_id, hint="`cairn runs list` lists runs")
 
     # -- messages --------------------------------------------------------------

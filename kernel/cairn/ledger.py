@@ -1,4 +1,4 @@
-"""The run ledger: what was done, recorded as runs with ordered event streams, over any ``Store``.
+"""The run ledger: what was done, recorded as runs with ordered event streams, over any store with the ledger facet.
 
 A run is recorded whole (``Ledger.record``) or opened, appended to while it
 runs and closed (``Ledger.open``). Ids are made here
@@ -27,7 +27,7 @@ from cairn.errors import ConflictError, NotFoundError, ValidationError
 from cairn.events import EventBus
 from cairn.events import bus as default_bus
 from cairn.model import Run, RunEvent, format_time, new_run_id, now, parse_time, validate_run_id
-from cairn.storage import Store
+from cairn.storage import Facet, RunStore, require
 
 __all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age"]
 
@@ -100,14 +100,14 @@ class Ledger:
 
     def __init__(
         self,
-        store: Store,
+        store: Facet,
         *,
         bus: EventBus | None = None,
         hooks: Any = None,
         project_dir: Path | str | None = None,
         user: str | None = None,
     ) -> None:
-        self.store = store
+        self.store = require(store, RunStore, doing="the run ledger")
         self._bus = bus or default_bus
         self._hooks = hooks
         self.project_dir = Path(project_dir) if project_dir else None
@@ -175,7 +175,7 @@ class Ledger:
         return run
 
     def record_many(self, runs: Sequence[Mapping[str, Any]]) -> list[Run]:
-        """Record many finished runs in one batch (``Store.put_runs``); each mapping holds ``record``'s arguments."""
+        """Record many finished runs in one batch (``RunStore.put_runs``); each mapping holds ``record``'s arguments."""
         prepared: list[tuple[Run, list[RunEvent]]] = []
         code_ref = current_code_ref(self.project_dir)
         for spec in runs:
@@ -342,7 +342,7 @@ def open_ledger(
     *,
     config: Any = None,
     plugins: Any = None,
-    store: Store | None = None,
+    store: Facet | None = None,
     bus: EventBus | None = None,
 ) -> Ledger:
     """The ledger of the project at ``path`` (default: found from the cwd), over its configured store."""

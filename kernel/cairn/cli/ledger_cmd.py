@@ -15,7 +15,7 @@ from typing import IO, Any
 import click
 
 from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
-from cairn.errors import StorageError, ValidationError
+from cairn.errors import ValidationError
 
 __all__ = ["redact_argv", "register"]
 
@@ -218,15 +218,9 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
 
 
 def _syncable(state: State) -> Any:
-    from cairn.storage import Syncable
+    from cairn.storage import Syncable, require
 
-    store = state.store
-    if not isinstance(store, Syncable):
-        raise StorageError(
-            f"the {state.config.cairn.storage!r} store cannot sync between machines",
-            hint='use a backend with the sync capability, e.g. [cairn] storage = "git" (cairn-git)',
-        )
-    return store
+    return require(state.store, Syncable, doing="cairn ledger push, pull and status")
 
 
 @click.group("ledger")

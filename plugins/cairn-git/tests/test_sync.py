@@ -14,7 +14,7 @@ from cairn.model import Annotation, Priority
 from cairn.plugins import load_plugins
 from cairn.repo import Repo
 from cairn.testing.fakes import WordTokenizer
-from cairn.testing.storage_suite import at
+from cairn.testing.storage import at
 
 
 @pytest.fixture(scope="module")
