@@ -131,3 +131,23 @@ def test_no_canary_reaches_git_objects_or_a_pushed_remote(tmp_path, cairn, plant
     data_dir = cairn.project / ".cairn"
     assert_no_canary(b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file()), "the data directory")
     assert_masked_not_dropped(events)
+
+
+def test_config_show_masks_url_passwords_in_the_table_and_in_json(cairn):
+    (cairn.project / "cairn.toml").write_text(
+        "[llm.openai]\n"
+        'base_url = "http://ann:hunter2@localhost:8000/v1"\n'
+        'api_key_env = "OPENAI_API_KEY"\n'
+        'organization = "sk-proj-Zq1Wd9Rk2Xv7Lm3Zp5Tn8Bc4"\n',
+        encoding="utf-8",
+    )
+    table = cairn.run("config", "show").stdout
+    shown = {s["key"]: s["value"] for s in cairn.json("config", "show")["settings"]}
+    for text in (table, str(shown)):
+        assert "hunter2" not in text and "Zq1Wd9Rk2" not in text
+        assert "http://ann:***@localhost:8000/v1" in text and "OPENAI_API_KEY" in text
+    assert shown["llm.openai.organization"] == "***"
+    # The same URL is refused where it would be used: config validate names file, table and key.
+    proc = cairn.run("config", "validate", check=False)
+    assert proc.returncode == 1 and "base_url" in proc.stderr and "llm.openai" in proc.stderr
+    assert "hunter2" not in proc.stderr and "user name or password" in proc.stderr
