@@ -202,6 +202,26 @@ def test_a_non_json_error_body_is_never_quoted(server: FakeOpenAI, chat: OpenAIC
     assert_absent([KEY, *PROMPT_WORDS], info.value)
 
 
+def test_redaction_leaves_the_model_name_and_cairns_own_words_alone(server: FakeOpenAI, chat: OpenAIChat) -> None:
+    # Reported: the model nope-mini came out as nope-[…], and "a non-JSON body" as "a non-[…]",
+    # because the prompt held "minimal" and "JSON". Through the kernel, which redacts again.
+    from cairn.providers import LLM, RetryPolicy
+    from cairn.testing.fakes import WordTokenizer
+
+    llm = LLM(chat, "openai", tokenizer=WordTokenizer(), policy=RetryPolicy(max_attempts=1), secrets=[KEY])
+    prompt = [{"role": "user", "content": "Answer in JSON and keep it minimal"}]
+    server.script(Fault(502, "<html>bad gateway</html>"))
+    with pytest.raises(ProviderError) as info:
+        llm.complete(prompt, model="nope-mini")
+    assert "(a non-JSON body of" in info.value.message
+    server.script(
+        err(404, "The model `nope-mini` does not exist or you do not have access to it.", code="model_not_found")
+    )
+    with pytest.raises(ProviderError) as info:
+        llm.complete(prompt, model="nope-mini")
+    assert "`nope-mini`" in info.value.message and "[…]" not in info.value.message
+
+
 @pytest.mark.parametrize(
     ("event", "kind", "retryable"),
     [
