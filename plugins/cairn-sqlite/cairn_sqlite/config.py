@@ -12,17 +12,17 @@ __all__ = ["SYNCHRONOUS_LEVELS", "SqliteConfig"]
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
 
 
-def _path(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _path(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{attribute.name} must be a file name, an absolute path or ':memory:'; got {value!r}")
 
 
-def _timeout(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _timeout(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{attribute.name} must be a whole number of milliseconds, 0 or more; got {value!r}")
 
 
-def _synchronous(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _synchronous(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in SYNCHRONOUS_LEVELS:
         choices = ", ".join(repr(c) for c in SYNCHRONOUS_LEVELS)
         raise ValueError(f"{attribute.name} must be one of {choices}; got {value!r}")

@@ -1,4 +1,8 @@
-"""cairn-sqlite runs the storage conformance suite unchanged."""
+"""cairn-sqlite runs, unchanged, the conformance suite of every facet it declares.
+
+``StoreConformance`` is every wave-1 facet's suite; the facet check it inherits fails
+this class if the store ever declares a facet whose suite is not among its bases.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from cairn_sqlite import store as store_module
+from cairn_sqlite import schema as schema_module
 from cairn_sqlite.config import SqliteConfig
 from cairn_sqlite.store import MIGRATIONS, Migration, SqliteStore, open_in_directory, schema_version
 from sqlite_utils import Database
@@ -183,7 +183,7 @@ def test_older_database_is_migrated(db_path: Path, monkeypatch: pytest.MonkeyPat
     chain = Chain()
     (one,) = chain.line(1)
     # A database written by a release that knew only the first step ...
-    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
+    monkeypatch.setattr(schema_module, "MIGRATIONS", MIGRATIONS[:1])
     with SqliteStore(db_path) as opened:
         opened.write(**chain.batch(one), refs=[RefUpdate(MAIN, one.hash, None)])
         assert "runs" not in opened.db.table_names()  # type: ignore[attr-defined]
@@ -194,7 +194,7 @@ def test_older_database_is_migrated(db_path: Path, monkeypatch: pytest.MonkeyPat
 
     # ... opened by this release, plus one step more: every missing step is applied.
     later = Migration(schema_version() + 1, "later", add_more)
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, later))
+    monkeypatch.setattr(schema_module, "MIGRATIONS", (*MIGRATIONS, later))
     with SqliteStore(db_path) as migrated:
         assert {"runs", "run_events", "spend", "later_table"} <= set(migrated.db.table_names())  # type: ignore[attr-defined]
         assert migrated.stats().details["schema_version"] == later.version
@@ -211,7 +211,7 @@ def test_failed_migration_changes_nothing(db_path: Path, monkeypatch: pytest.Mon
         db.table("half").create({"id": int}, pk="id")
         raise RuntimeError("migration bug")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, Migration(schema_version() + 1, "half", half_done)))
+    monkeypatch.setattr(schema_module, "MIGRATIONS", (*MIGRATIONS, Migration(schema_version() + 1, "half", half_done)))
     with pytest.raises(RuntimeError, match="migration bug"):
         SqliteStore(db_path)
     monkeypatch.undo()
@@ -317,6 +317,23 @@ def test_write_refuses_two_updates_of_one_ref(store: SqliteStore, chain: Chain) 
     with pytest.raises(ValidationError, match="twice"):
         store.write(refs=[RefUpdate(MAIN, one.hash, None), RefUpdate(MAIN, None, one.hash)])
     assert store.list_refs() == {}
+
+
+def test_update_refs_is_one_transaction(store: SqliteStore, chain: Chain) -> None:
+    one, two = chain.line(2)
+    store.write(**chain.batch(one, two), refs=[RefUpdate(MAIN, one.hash, None)])
+    with pytest.raises(ConflictError) as info:  # the second update fails: the first is rolled back with it
+        store.update_refs([RefUpdate("refs/heads/a", one.hash, None), RefUpdate(MAIN, two.hash, two.hash)])
+    assert (info.value.ref, info.value.actual) == (MAIN, one.hash)
+    assert store.list_refs() == {MAIN: one.hash}
+    with pytest.raises(ValidationError, match="twice"):
+        store.update_refs([RefUpdate(MAIN, two.hash, one.hash), RefUpdate(MAIN, None, two.hash)])
+    store.update_refs([])
+    store.update_refs([RefUpdate("refs/heads/a", one.hash, None), RefUpdate(MAIN, two.hash, one.hash)])
+    assert store.list_refs() == {"refs/heads/a": one.hash, MAIN: two.hash}
+    store.set_ref(MAIN, one.hash, expected=two.hash)
+    store.delete_ref("refs/heads/a", expected=one.hash)
+    assert store.list_refs() == {MAIN: one.hash}
 
 
 def test_annotating_a_missing_commit_carries_the_hash(store: SqliteStore) -> None:

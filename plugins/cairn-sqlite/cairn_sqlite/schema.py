@@ -1,0 +1,262 @@
+"""The schema of a cairn SQLite file and the numbered steps that create and migrate it.
+
+The schema is created and migrated by numbered ``Migration`` steps recorded
+in the ``migrations`` table; later releases append steps to ``MIGRATIONS``
+and never edit a released one. ``migrate`` applies the missing steps in one
+write transaction when a store is opened; a file that is not a cairn store,
+or that a newer cairn-sqlite wrote, is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+import attrs
+from sqlite_utils import Database
+
+from cairn.errors import StorageError
+from cairn.model import now
+
+__all__ = [
+    "COMMIT_COLUMNS",
+    "MIGRATIONS",
+    "Migration",
+    "migrate",
+    "read_version",
+    "refuse",
+    "schema_version",
+]
+
+
+@attrs.frozen
+class Migration:
+    """One schema step: ``apply`` runs inside the migrating transaction, then ``version`` is recorded."""
+
+    version: int
+    name: str
+    apply: Callable[[Database], None]
+
+
+COMMIT_COLUMNS = (
+    "hash",
+    "parent",
+    "operation",
+    "content_hash",
+    "target",
+    "reply_to",
+    "message",
+    "metadata",
+    "created_at",
+    "content_type",
+    "token_count",
+    "cumulative_tokens",
+    "depth",
+    "skip",
+    "tokenizer",
+)
+
+
+def _schema_v1(db: Database) -> None:
+    """Objects, refs, annotations and the token-count cache, with an index for every query the contract makes."""
+    db.table("blobs").create({"hash": str, "data": bytes}, pk="hash", not_null={"data"})
+    db.table("commits").create(
+        {
+            # ``seq`` aliases the rowid (so VACUUM never renumbers it) and
+            # ``parent_seq`` is the parent's: walking history follows integer
+            # keys through the table itself, neighbours on the same pages,
+            # instead of a hash index lookup per step.
+            "seq": int,
+            "hash": str,
+            "parent": str,
+            "parent_seq": int,
+            "operation": str,
+            "content_hash": str,
+            "target": str,
+            "reply_to": str,
+            "message": str,
+            "metadata": str,  # canonical JSON text
+            "created_at": str,
+            "content_type": str,
+            "token_count": int,
+            "cumulative_tokens": int,
+            "depth": int,
+            "skip": str,
+            "tokenizer": str,  # who counted token_count
+        },
+        pk="seq",
+        not_null={
+            "hash",
+            "operation",
+            "message",
+            "metadata",
+            "created_at",
+            "token_count",
+            "cumulative_tokens",
+            "depth",
+        },
+        foreign_keys=[
+            ("parent", "commits", "hash"),
+            ("content_hash", "blobs", "hash"),
+            ("target", "commits", "hash"),
+        ],
+    )
+    commits = db.table("commits")
+    commits.create_index(["hash"], index_name="commits_hash", unique=True)
+    # children (oldest first) and the foreign-key check when a parent is deleted
+    commits.create_index(["parent", "created_at"], index_name="commits_parent")
+    commits.create_index(["content_type", "created_at"], index_name="commits_type_time")
+    commits.create_index(["created_at"], index_name="commits_time")
+    commits.create_index(["target"], index_name="commits_target")
+    # gc's "blobs no surviving commit uses" and the foreign-key check when a blob is deleted
+    commits.create_index(["content_hash"], index_name="commits_content")
+
+    db.table("refs").create({"name": str, "value": str}, pk="name", not_null={"value"})
+
+    # ``seq`` is the rowid: a new row always gets a larger seq than every
+    # surviving row, which is all (created_at, seq) ordering needs.
+    db.table("annotations").create(
+        {"seq": int, "id": str, "target": str, "priority": str, "reason": str, "created_at": str},
+        pk="seq",
+        not_null={"id", "target", "priority", "reason", "created_at"},
+        foreign_keys=[("target", "commits", "hash")],
+    )
+    annotations = db.table("annotations")
+    annotations.create_index(["id"], index_name="annotations_id", unique=True)
+    annotations.create_index(["target", "created_at", "seq"], index_name="annotations_target_time")
+    annotations.create_index(["priority", "target"], index_name="annotations_priority")
+
+    db.table("token_counts").create(
+        {"tokenizer": str, "hash": str, "count": int},
+        pk=("tokenizer", "hash"),
+        not_null={"count"},
+    )
+
+
+def _schema_v2(db: Database) -> None:
+    """The run ledger: runs, their events, and spend records."""
+    db.table("runs").create(
+        {
+            "run_id": str,
+            "type": str,
+            "status": str,
+            "started_at": str,
+            "record": str,  # the whole run as canonical JSON: one column to read back
+        },
+        pk="run_id",
+        not_null={"type", "status", "started_at", "record"},
+    )
+    runs = db.table("runs")
+    runs.create_index(["started_at", "run_id"], index_name="runs_time")
+    runs.create_index(["type", "started_at"], index_name="runs_type_time")
+    runs.create_index(["status", "started_at"], index_name="runs_status_time")
+    db.table("run_events").create(
+        {"run_id": str, "seq": int, "ts": str, "type": str, "fields": str},
+        pk=("run_id", "seq"),
+        not_null={"ts", "type", "fields"},
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("spend").create(
+        {"seq": int, "ts": str, "run_id": str, "record": str},
+        pk="seq",
+        not_null={"ts", "record"},
+    )
+    db.table("spend").create_index(["ts"], index_name="spend_time")
+    db.table("spend").create_index(["run_id", "ts"], index_name="spend_run")
+
+
+def _schema_v3(db: Database) -> None:
+    """Chat: messages on runs and threads, and the threads themselves."""
+    db.table("chat_messages").create(
+        {"id": str, "ts": str, "run_id": str, "thread_id": str, "publish": int, "record": str},
+        pk="id",
+        not_null={"ts", "publish", "record"},
+    )
+    messages = db.table("chat_messages")
+    messages.create_index(["run_id", "ts"], index_name="chat_run_time")
+    messages.create_index(["thread_id", "ts"], index_name="chat_thread_time")
+    messages.create_index(["ts"], index_name="chat_time")
+    db.table("threads").create(
+        {"thread_id": str, "created_at": str, "record": str},
+        pk="thread_id",
+        not_null={"created_at", "record"},
+    )
+
+
+#: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "objects, refs, annotations and token counts", _schema_v1),
+    Migration(2, "the run ledger: runs, events, spend", _schema_v2),
+    Migration(3, "chat messages and threads", _schema_v3),
+)
+
+
+def schema_version() -> int:
+    """The schema version this release of cairn-sqlite writes."""
+    return MIGRATIONS[-1].version
+
+
+def _check_migrations(migrations: Sequence[Migration]) -> None:
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"cairn-sqlite migrations must be numbered 1, 2, 3 ...; got {versions}")
+
+
+_check_migrations(MIGRATIONS)
+
+
+# -- opening: which version a file holds, and bringing it up to date --------------------
+
+
+def read_version(db: Database) -> int | None:
+    """The recorded schema version; None when there is no ``migrations`` table yet."""
+    if not db.table("migrations").exists():
+        return None
+    row = db.conn.execute("SELECT max(version) FROM migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def refuse(db: Database, path: str, version: int | None) -> None:
+    """``StorageError`` when the file at ``path`` is someone else's database or a newer cairn-sqlite's."""
+    latest = schema_version()
+    if version is None:
+        others = [t for t in db.table_names() if not t.startswith("sqlite_")]
+        if others:
+            raise StorageError(
+                f"{path} is an SQLite database but not a cairn store (it holds {', '.join(sorted(others)[:5])})",
+                hint="point path in [storage.sqlite] at a new file or an existing cairn database",
+            )
+    elif version > latest:
+        raise StorageError(
+            f"{path} has schema version {version}, written by a newer cairn-sqlite; "
+            f"this one knows versions up to {latest}",
+            hint="upgrade cairn-sqlite (pip install -U cairn-sqlite)",
+        )
+
+
+def migrate(
+    db: Database, path: str, write_transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+) -> None:
+    """Apply every step ``db`` lacks, all in one ``write_transaction`` (the store's ``BEGIN IMMEDIATE``)."""
+    version = read_version(db)
+    refuse(db, path, version)
+    if version == schema_version():
+        return  # the common case: no write lock taken on open
+    with write_transaction() as conn:
+        # Another process may have migrated while we waited for the lock.
+        version = read_version(db)
+        refuse(db, path, version)
+        if version is None:
+            db.table("migrations").create(
+                {"version": int, "name": str, "applied_at": str},
+                pk="version",
+                not_null={"name", "applied_at"},
+            )
+            version = 0
+        for migration in MIGRATIONS[version:]:
+            migration.apply(db)
+            conn.execute(
+                "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, now()),
+            )
