@@ -30,6 +30,14 @@ def _dump(path: Path) -> list[str]:
         conn.close()
 
 
+def _schema(path: Path) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+    finally:
+        conn.close()
+
+
 def _assert_reads_back(store: SqliteStore, data: Content) -> None:
     chain = data.chain
     commits = data.main + data.side
@@ -90,3 +98,8 @@ def test_takes_new_writes(release: Path, tmp_path: Path) -> None:
     with SqliteStore(path) as store:
         assert store.ancestors(more.hash, limit=2) == [more, data.main[-1]]
         assert store.check() == []
+
+
+def test_a_new_database_has_the_schema_of_the_latest_release(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "new.db").close()
+    assert _schema(tmp_path / "new.db") == _schema(RELEASES[-1])
