@@ -39,6 +39,7 @@ __all__ = [
     "Config",
     "ContextSettings",
     "KERNEL_SECTIONS",
+    "MemorySettings",
     "PROJECT_FILE",
     "ProvidersSettings",
     "find_project",
@@ -59,6 +60,7 @@ BACKEND_SECTIONS: dict[str, str] = {
     "llm": "llm",
     "embeddings": "embeddings",
     "evaluators": "evaluators",
+    "vector_indexes": "vector_index",
 }
 
 
@@ -138,12 +140,31 @@ class ChatSettings:
     key_env: str = "CAIRN_CHAT_KEY"
 
 
+_INDEX_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
+
+
+def _index_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not isinstance(value, str) or not _INDEX_NAME.match(value):
+        raise ValueError(
+            f"{attribute.name} must name a vector index (lowercase letters, digits and '_'), got {value!r}"
+        )
+
+
+@attrs.frozen
+class MemorySettings:
+    """The ``[memory]`` table: how vectors are searched (the index's own settings: ``[vector_index.<name>]``)."""
+
+    #: The vector index, by registered name: ``exact`` (brute force) or ``hnsw`` (approximate, cairn-vectors[hnsw]).
+    index: str = attrs.field(default="exact", validator=_index_name)
+
+
 #: Kernel tables and their settings classes; later kernel modules add theirs here.
 KERNEL_SECTIONS: dict[str, type] = {
     "cairn": CairnSettings,
     "context": ContextSettings,
     "chat": ChatSettings,
     "providers": ProvidersSettings,
+    "memory": MemorySettings,
 }
 
 
@@ -367,6 +388,10 @@ class Config:
     @property
     def context(self) -> ContextSettings:
         return self.settings("context", ContextSettings)
+
+    @property
+    def memory(self) -> MemorySettings:
+        return self.settings("memory", MemorySettings)
 
     @property
     def data_dir(self) -> Path:

@@ -9,6 +9,7 @@ attributes and says what to do next in ``hint``::
     ├── PluginError             a plugin failed to load or registered badly
     │   └── DuplicateNameError  two plugins registered the same name
     ├── ValidationError         a value does not fit its type or field
+    │   └── EmbedderMismatchError  a vector index was built by another embedder
     ├── NotFoundError           no commit, ref, run, backend ... by that name
     ├── ConflictError           a compare-and-swap lost; retry from the new value
     ├── BudgetExceededError     a token budget would be exceeded
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DuplicateNameError",
+    "EmbedderMismatchError",
     "IntegrityError",
     "NotFoundError",
     "PluginError",
@@ -146,6 +148,24 @@ class ValidationError(CairnError):
         self.given = given
         prefix = ".".join(p for p in (what, field) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
+
+
+class EmbedderMismatchError(ValidationError):
+    """A vector index at ``path`` was built by embedder ``stored``; it was opened for ``wanted``.
+
+    Vectors of two embedders are not comparable, so the index must be rebuilt.
+    """
+
+    def __init__(self, path: str, stored: str, wanted: str, reindex_command: str) -> None:
+        self.path = path
+        self.stored = stored
+        self.wanted = wanted
+        super().__init__(
+            f"{path} was built with {stored}, but the configured embedder is {wanted}",
+            what="vector index",
+            given=wanted,
+            hint=f"run `{reindex_command}` to rebuild it with {wanted}, or configure the embedder it was built with",
+        )
 
 
 class NotFoundError(CairnError):

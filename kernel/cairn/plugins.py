@@ -60,6 +60,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "llm": ("cairn_register_llm_providers", "LLM provider"),
     "embeddings": ("cairn_register_embedding_providers", "embedding provider"),
     "evaluators": ("cairn_register_evaluators", "evaluator"),
+    "vector_indexes": ("cairn_register_vector_indexes", "vector index"),
 }
 
 _BACKEND_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
@@ -70,6 +71,11 @@ CHOSEN_BACKENDS: dict[str, str] = {
     "tokenizer": "tokenizers",
     "llm": "llm",
     "embeddings": "embeddings",
+}
+
+#: (table, key) outside ``[cairn]`` -> the registry kind whose backend it names.
+CHOSEN_ELSEWHERE: dict[tuple[str, str], str] = {
+    ("memory", "index"): "vector_indexes",
 }
 
 # Which plugin's hook is running: set around every registration hook call so
@@ -217,6 +223,10 @@ class Plugins:
     @property
     def evaluators(self) -> Registry:
         return self.registries["evaluators"]
+
+    @property
+    def vector_indexes(self) -> Registry:
+        return self.registries["vector_indexes"]
 
     # -- registering plugins -------------------------------------------------------
 
@@ -444,6 +454,19 @@ class Plugins:
                         f"no {registry.label} called {name!r}",
                         file=config.source_of(("cairn", key)),
                         table="cairn",
+                        key=key,
+                        hint=f"known: {', '.join(registry.names()) or 'none installed'}",
+                    )
+                )
+        for (table, key), kind in CHOSEN_ELSEWHERE.items():
+            name = config.table(table).get(key)
+            registry = self.registries[kind]
+            if isinstance(name, str) and name not in registry:
+                problems.append(
+                    ConfigError(
+                        f"no {registry.label} called {name!r}",
+                        file=config.source_of((table, key)),
+                        table=table,
                         key=key,
                         hint=f"known: {', '.join(registry.names()) or 'none installed'}",
                     )
