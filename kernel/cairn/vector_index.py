@@ -51,7 +51,7 @@ import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import attrs
 
@@ -94,14 +94,14 @@ MAX_ID_LENGTH = 1024
 MAX_DIMENSIONS = 65_536
 
 
-def _identity_text(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _identity_text(instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(
             f"must be a non-empty string, got {value!r}", what="embedder identity", field=attribute.name
         )
 
 
-def _identity_dimensions(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+def _identity_dimensions(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIMENSIONS:
         raise ValidationError(
             f"must be a whole number from 1 to {MAX_DIMENSIONS}, got {value!r}",
@@ -172,15 +172,17 @@ class IndexStats:
 
 
 class VectorIndex(abc.ABC):
-    """An open index. Not safe to share between threads without a lock; one writer process at a time.
+    """An open index.
 
-    Two processes may open the same index; a ``persist`` that would overwrite
-    changes another process persisted since this one opened it raises
-    ``ConflictError`` instead (reopen and apply the changes again).
+    One index object may be called from several threads (an implementation
+    serialises calls with a lock, or is safe without). Two processes may open
+    the same index; a ``persist`` that would overwrite changes another
+    process persisted since this one opened it raises ``ConflictError``
+    instead (reopen and apply the changes again).
     """
 
     #: The implementation's registered name.
-    kind: str
+    kind: ClassVar[str]
     #: The embedder the index was built with.
     identity: EmbedderIdentity
     #: Where the index lives (a directory the index owns).
@@ -231,7 +233,7 @@ class VectorIndexOpener(abc.ABC):
     """What a vector-index factory returns: opens or creates indexes with the backend's settings."""
 
     #: The implementation's registered name.
-    kind: str
+    kind: ClassVar[str]
 
     @abc.abstractmethod
     def open(self, path: Path, identity: EmbedderIdentity) -> VectorIndex:

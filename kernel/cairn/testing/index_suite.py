@@ -34,6 +34,7 @@ import os
 import queue as _queue
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -374,6 +375,38 @@ class VectorIndexConformance:
         first.close()
         with index_opener.open(index_path, IDENTITY) as again:
             assert "from-first" in again and "from-second" not in again
+
+    def test_calls_from_several_threads_are_safe(self, index: VectorIndex) -> None:
+        reference = self.filled(index, n=500, seed=21)
+        extra = clustered(40, DIMS, seed=22)
+        reference.add([f"t{i}" for i in range(40)], extra)  # what the writer thread adds
+        problems: list[BaseException] = []
+
+        def search(seed: int) -> None:
+            try:
+                for query in clustered(25, DIMS, seed=seed):
+                    hits = index.search(query, 5)
+                    scores = reference.scores(query)
+                    assert len(hits) == 5 and len({h.id for h in hits}) == 5
+                    assert all(h.score == pytest.approx(scores[h.id], abs=1e-4) for h in hits)
+            except BaseException as exc:  # reported by the main thread
+                problems.append(exc)
+
+        def add() -> None:
+            try:
+                for i in range(40):
+                    index.add([f"t{i}"], extra[i : i + 1])
+            except BaseException as exc:
+                problems.append(exc)
+
+        threads = [threading.Thread(target=search, args=(seed,)) for seed in range(4)]
+        threads.append(threading.Thread(target=add))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not problems, problems[0]
+        assert len(index) == 540 and all(f"t{i}" in index for i in range(40))
 
     def test_another_embedder_is_refused_and_names_the_reindex_command(
         self, index_opener: VectorIndexOpener, index_path: Path

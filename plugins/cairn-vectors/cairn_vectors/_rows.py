@@ -120,9 +120,10 @@ class RowIndex(VectorIndex):
         check_size(offsets_file, rows * 8)
         check_size(removed_file, manifest["removed"] * 8)
         self._manifest = manifest
-        self._rows = rows
-        self._id_blob = map_array(ids_file, np.uint8, manifest["id_bytes"])
-        self._offsets = map_array(offsets_file, np.int64, rows)
+        self._rows: int = rows
+        # Plain ndarray views of the maps: indexing a memmap object costs more than the few bytes it returns.
+        self._id_blob = map_array(ids_file, np.uint8, manifest["id_bytes"]).view(np.ndarray)
+        self._offsets = map_array(offsets_file, np.int64, rows).view(np.ndarray)
         self._dead_persisted = read_array(removed_file, np.int64, manifest["removed"])
         self._pending_ids: list[str] = []
         self._dead_pending: list[int] = []
@@ -182,17 +183,17 @@ class RowIndex(VectorIndex):
 
     @property
     def _total_rows(self) -> int:
-        return self._rows + len(self._pending_ids)
+        return int(self._rows) + len(self._pending_ids)
 
     def _id_at(self, row: int) -> str:
         if row >= self._rows:
             return self._pending_ids[row - self._rows]
         start = int(self._offsets[row - 1]) if row else 0
         end = int(self._offsets[row]) - 1  # drop the newline
-        return bytes(self._id_blob[start:end]).decode("utf-8")
+        return str(self._id_blob[start:end].tobytes().decode("utf-8"))
 
     def _all_ids(self) -> list[str]:
-        text = bytes(self._id_blob).decode("utf-8")
+        text = self._id_blob.tobytes().decode("utf-8")
         persisted = text.split("\n")[:-1] if text else []
         if len(persisted) != self._rows:
             raise IntegrityError(

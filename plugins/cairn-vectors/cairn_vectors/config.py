@@ -10,14 +10,14 @@ __all__ = ["ExactConfig", "HNSWConfig"]
 
 
 def _between(low: int, high: int) -> Any:
-    def check(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+    def check(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{attribute.name} must be a whole number from {low} to {high}, got {value!r}")
 
     return check
 
 
-def _ratio(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+def _ratio(instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
     if not 0 < value < 1:
         raise ValueError(f"{attribute.name} must be between 0 and 1 (exclusive), got {value!r}")
 
