@@ -576,7 +576,6 @@ class VectorIndexConformance:
 
     # -- crashes ------------------------------------------------------------------------------------------
 
-    @pytest.mark.slow
     def test_a_writer_killed_at_any_moment_leaves_an_index_that_opens(
         self, index_opener: VectorIndexOpener, tmp_path: Path
     ) -> None:
