@@ -17,8 +17,12 @@
    first search. Baseline: the same fresh process reading the matrix with
    ``np.load`` (what opening costs if it reads the data). Target: 100 ms.
 4. ``hnsw`` (usearch), 1M x 384: build time, then ms per query and
-   recall@10 against the exact top 10, beside the exact scan of the same
-   1M matrix. Target: at most 2 ms per query at recall@10 of 0.95 or more.
+   recall@10 against the exact top 10 for several ``expansion_search``
+   values, queries back to back (the target is judged on the default's
+   figure); then interleaved with the exact scan of the same 1M matrix,
+   whose 1.5 GB pass between two queries flushes the caches the graph lives
+   in, so that figure is the cold-cache latency. Target: at most 2 ms per
+   query at recall@10 of 0.95 or more.
 
 Data: random vectors with cluster structure, from a fixed seed: 1,000
 centres drawn from N(0, I) in 384 dimensions, each vector a centre plus
@@ -342,14 +346,18 @@ def bench_hnsw(workdir: Path, n: int, queries_n: int, rounds: int, expansions: l
             per_query += [timings(lambda q=q: index.search(q, 10)) for q in queries]
         sweep.append({"expansion_search": expansion, "recall_at_10": recall(), "search": summary(per_query)})
     index._graph.expansion_search = config.expansion_search
+    default = next(row for row in sweep if row["expansion_search"] == config.expansion_search)
     ours, base = interleaved(lambda q: index.search(q, 10), floor, list(queries[:50]), rounds)
     result = {
         "rows": n,
         "build_s": build_s,
         "build_vectors_per_s": n / build_s,
         "default_expansion_search": config.expansion_search,
-        "recall_at_10": recall(),
-        "cairn_hnsw": summary(ours),
+        "recall_at_10": default["recall_at_10"],
+        # Queries back to back, as a search service runs them: the target is judged on this.
+        "cairn_hnsw": default["search"],
+        # Each query right after an exact scan of the whole matrix, which flushes the caches the graph lives in.
+        "cairn_hnsw_interleaved": summary(ours),
         "numpy_exact_scan": summary(base),
         "speedup_over_exact_scan": statistics.median(base) / statistics.median(ours),
         "sweep": sweep,
@@ -460,10 +468,13 @@ def report(r: dict[str, Any]) -> None:
         print(f"\n4. hnsw (usearch), {h['rows']:,} x {DIMS}, top-10")
         print(f"   build                {h['build_s']:7.1f} s  ({h['build_vectors_per_s']:,.0f} vectors/s)")
         print(
-            f"   cairn hnsw           {h['cairn_hnsw']['min_ms']:7.2f} / {h['cairn_hnsw']['median_ms']:7.2f} ms  recall@10 {h['recall_at_10']:.3f} (expansion_search {h['default_expansion_search']})"
+            f"   cairn hnsw           {h['cairn_hnsw']['min_ms']:7.2f} / {h['cairn_hnsw']['median_ms']:7.2f} ms  recall@10 {h['recall_at_10']:.3f} (expansion_search {h['default_expansion_search']}; queries back to back)"
         )
         print(
-            f"   exact NumPy scan     {h['numpy_exact_scan']['min_ms']:7.2f} / {h['numpy_exact_scan']['median_ms']:7.2f} ms  ({h['speedup_over_exact_scan']:.0f}x slower than hnsw)"
+            f"   interleaved          {h['cairn_hnsw_interleaved']['min_ms']:7.2f} / {h['cairn_hnsw_interleaved']['median_ms']:7.2f} ms  (each query after an exact scan of {h['rows'] * DIMS * 4 / 2**30:.2f} GiB: caches flushed)"
+        )
+        print(
+            f"   exact NumPy scan     {h['numpy_exact_scan']['min_ms']:7.2f} / {h['numpy_exact_scan']['median_ms']:7.2f} ms  ({h['speedup_over_exact_scan']:.0f}x slower than hnsw, interleaved)"
         )
         for row in h["sweep"]:
             print(
