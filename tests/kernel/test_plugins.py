@@ -383,7 +383,18 @@ def test_plugins_json_fields(site: FakeSite, isolated_cli: None) -> None:
     listed = json.loads(result.stdout)
     assert [p["name"] for p in listed][0] == "cairn"  # the built-in plugin first
     by_name = {p["name"]: p for p in listed}
-    fields = {"name", "module", "status", "reason", "distribution", "version", "builtin", "hooks", "registers"}
+    fields = {
+        "name",
+        "module",
+        "status",
+        "reason",
+        "distribution",
+        "version",
+        "builtin",
+        "hooks",
+        "registers",
+        "failures",
+    }
     assert all(set(p) == fields for p in listed)
 
     assert by_name["cairn"] == {
@@ -396,6 +407,7 @@ def test_plugins_json_fields(site: FakeSite, isolated_cli: None) -> None:
         "builtin": True,
         "hooks": ["cairn_register_content_types"],
         "registers": {"content_types": BUILTIN_TYPES},
+        "failures": {},
     }
     assert by_name["good"] == {
         "name": "good",
@@ -407,6 +419,7 @@ def test_plugins_json_fields(site: FakeSite, isolated_cli: None) -> None:
         "builtin": False,
         "hooks": ["cairn_register_storage"],
         "registers": {"storage": ["good_store"]},
+        "failures": {},
     }
     broken = by_name["import-fails"]
     assert (broken["status"], broken["distribution"], broken["version"]) == ("broken", "cairn-fake-import", "1.2.3")
@@ -694,11 +707,15 @@ def test_a_raising_commit_hook_never_loses_the_commit(cairn_env: Path) -> None:
     commit = repo.append({"content_type": "instruction", "text": "be brief"})
     assert commit.hash in store.commits
     assert recorder.commits == [(commit.hash, "main")]
-    assert plugins.info["faulty"].status == "broken"
-    assert plugins.info["faulty"].reason == "cairn_commit_created raised RuntimeError: listener down"
-    # Broken means unregistered: the next commit does not call it again.
+    faulty = plugins.info["faulty"]
+    assert faulty.status == "failing"
+    assert faulty.reason is not None and faulty.reason.endswith("RuntimeError: listener down")
+    assert faulty.failures["cairn_commit_created"]["count"] == 1
+    # A notification failure is counted, not fatal: the plugin stays registered and is called again.
     repo.append({"content_type": "instruction", "text": "be kind"})
-    assert len(recorder.commits) == 2
+    assert len(recorder.commits) == 2 and len(store.commits) == 2
+    assert faulty.failures["cairn_commit_created"]["count"] == 2
+    assert plugins.pm.get_plugin("faulty") is not None
 
 
 def test_register_commands_is_called_once_per_plugin_set(cairn_env: Path) -> None:
@@ -876,3 +893,221 @@ def test_check_config_reports_every_backend_problem(cairn_env: Path) -> None:
     assert ("storage.ghost", None, "no storage backend called 'ghost'") in described
     assert any(t == "storage.fake" and k == "colour" for t, k, _ in described)
     assert all(p.file == str(path.resolve()) for p in problems if p.table in ("storage.fake", "storage.ghost"))
+
+
+def test_check_config_locates_every_problem_by_line(cairn_env: Path) -> None:
+    _project(
+        cairn_env,
+        """\
+        [cairn]
+        storage = "nosuch"
+
+        [bogus]
+        x = 1
+    """,
+    )
+    config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
+    lines = {(p.table, p.key): p.line for p in _with_fake_storage().check_config(config)}
+    assert lines[("cairn", "storage")] == 2
+    assert lines[("bogus", None)] == 4
+
+
+# -- what a backend needs: modules it imports, and its own check ---------------------------
+
+
+def _registering(hook: str, **options: Any) -> Plugins:
+    def register_one(register: Callable[..., None]) -> None:
+        register("fake", _factory, FakeConfig, **options)
+
+    plugins = load_plugins(entry_points=False)
+    assert plugins.register(plugin_with(hook, register_one), "maker")
+    return plugins
+
+
+def test_a_backend_whose_module_is_missing_says_what_to_install(cairn_env: Path) -> None:
+    _project(cairn_env, '[cairn]\ntokenizer = "fake:arg"\n')
+    config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
+    plugins = _registering("cairn_register_tokenizers", requires={"cairn_no_such_module_xyz": "cairn-fake-dist[extra]"})
+    with pytest.raises(ConfigError) as info:
+        plugins.create("tokenizers", "fake:arg", config)
+    error = info.value
+    assert (error.table, error.key, error.line) == ("cairn", "tokenizer", 2)
+    assert "needs the Python module 'cairn_no_such_module_xyz', which is not installed" in error.problem
+    assert error.hint is not None and "pip install 'cairn-fake-dist[extra]'" in error.hint
+    # config validate reports the same, located, without creating anything.
+    reported = [p for p in plugins.check_config(config) if p.key == "tokenizer"]
+    assert [(p.line, p.hint) for p in reported] == [(2, error.hint)]
+
+
+def test_an_undeclared_missing_module_is_named_too(cairn_env: Path) -> None:
+    def factory(config: Any, context: FactoryContext) -> Any:
+        import cairn_no_such_module_xyz  # noqa: F401  (the point: it is not installed)
+
+    def register_one(register: Callable[..., None]) -> None:
+        register("fake", factory)
+
+    plugins = load_plugins(entry_points=False)
+    plugins.register(plugin_with("cairn_register_tokenizers", register_one), "maker")
+    with pytest.raises(ConfigError, match="needs the Python module 'cairn_no_such_module_xyz'") as info:
+        plugins.create("tokenizers", "fake")
+    assert info.value.hint is not None and "plugin 'maker'" in info.value.hint
+
+
+@pytest.mark.parametrize("requires", [{"": "x"}, {"mod": ""}, {"mod": 3}])
+def test_requires_must_map_modules_to_what_to_install(requires: dict[str, Any], cairn_env: Path) -> None:
+    def register_one(register: Callable[..., None]) -> None:
+        register("fake", _factory, requires=requires)
+
+    plugins = load_plugins(entry_points=False)
+    assert not plugins.register(plugin_with("cairn_register_storage", register_one), "maker")
+    assert "requires must map module names" in (plugins.info["maker"].reason or "")
+
+
+def test_a_backend_check_is_reported_at_its_key(cairn_env: Path) -> None:
+    seen: list[FactoryContext] = []
+
+    def check(config: FakeConfig, context: FactoryContext) -> list[tuple[str, str]]:
+        seen.append(context)
+        return [("path", f"{config.path} is not a regular file")] if config.path == "/dev/null" else []
+
+    _project(cairn_env, '[cairn]\nstorage = "fake"\n\n[storage.fake]\nsize = 2\npath = "/dev/null"\n')
+    config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
+    plugins = _registering("cairn_register_storage", check=check)
+    problems = [p for p in plugins.check_config(config) if p.table == "storage.fake"]  # no tokenizer is loaded here
+    assert [(p.table, p.key, p.line, p.problem) for p in problems] == [
+        ("storage.fake", "path", 6, "path /dev/null is not a regular file")
+    ]
+    assert seen[0].data_dir == config.data_dir and seen[0].name == "fake"
+
+
+# -- notification hooks that raise, through the CLI -----------------------------------------
+
+FAULTY = """
+    import os
+
+    from cairn.hookspecs import hookimpl
+
+    @hookimpl
+    def cairn_commit_created(commit):
+        if os.environ.get("CAIRN_TEST_FAULTY"):
+            raise RuntimeError("listener down")
+
+    @hookimpl
+    def cairn_run_recorded(run):
+        if os.environ.get("CAIRN_TEST_FAULTY"):
+            raise RuntimeError("ledger listener down")
+"""
+
+
+def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the `cairn` script's entry point in process: (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 1), out, err
+
+
+def _listed(name: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code, out, _ = _main(["plugins", "--json"], capsys)
+    assert code == 0
+    return next(p for p in json.loads(out) if p["name"] == name)
+
+
+def test_a_failing_notification_hook_is_reported_counted_and_remembered(
+    site: FakeSite, isolated_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site.install("cairn-fake-faulty", {"faulty": FAULTY})
+    monkeypatch.setenv("CAIRN_LOAD_PLUGINS", "faulty,sqlite,tokenizers")
+    assert _main(["init"], capsys)[0] == 0
+    monkeypatch.setenv("CAIRN_TEST_FAULTY", "1")
+
+    code, out, err = _main(["commit", "hello"], capsys)
+    assert code == 0 and "append" in out
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        "warning: plugin faulty failed in cairn_commit_created: RuntimeError: listener down; the commit was stored"
+    ]
+    assert "CAIRN_DISABLE_PLUGINS=faulty" in err and "Traceback" not in err
+    code, out, _ = _main(["log", "--json"], capsys)
+    assert code == 0 and len(json.loads(out)) == 1  # the user's data is kept
+
+    # A later command still shows it; a second failure adds to the count.
+    faulty = _listed("faulty", capsys)
+    assert faulty["status"] == "failing" and faulty["reason"].endswith("RuntimeError: listener down")
+    assert faulty["failures"]["cairn_commit_created"]["count"] == 1
+    assert _main(["commit", "again"], capsys)[0] == 0
+    assert _listed("faulty", capsys)["failures"]["cairn_commit_created"]["count"] == 2
+    code, out, err = _main(["plugins"], capsys)
+    assert "failing: cairn_commit_created failed 2 times" in out
+
+    # The same for runs: the run is recorded, the warning says so.
+    code, _, err = _main(["run", "--", sys.executable, "-c", "pass"], capsys)
+    assert code == 0
+    assert (
+        "warning: plugin faulty failed in cairn_run_recorded: RuntimeError: ledger listener down; the run was stored"
+        in err
+    )
+    code, out, _ = _main(["runs", "list", "--json"], capsys)
+    assert [r["status"] for r in json.loads(out)] == ["ok"]
+
+    # Once the hook works again, the plugin is ok again (for commits; runs have not been recorded since).
+    monkeypatch.delenv("CAIRN_TEST_FAULTY")
+    code, _, err = _main(["commit", "fixed"], capsys)
+    assert code == 0 and "warning:" not in err
+    faulty = _listed("faulty", capsys)
+    assert set(faulty["failures"]) == {"cairn_run_recorded"} and faulty["status"] == "failing"
+    assert _main(["run", "--", sys.executable, "-c", "pass"], capsys)[0] == 0
+    assert _listed("faulty", capsys)["status"] == "ok"
+
+
+def test_a_failing_hook_warns_once_per_command(
+    site: FakeSite, isolated_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cairn.cli import State
+
+    site.install("cairn-fake-faulty", {"faulty": FAULTY})
+    monkeypatch.setenv("CAIRN_LOAD_PLUGINS", "faulty,sqlite,tokenizers")
+    monkeypatch.setenv("CAIRN_TEST_FAULTY", "1")
+    assert _main(["init"], capsys)[0] == 0
+    state = State()  # what every command shares; the CLI reports at the end of each command like this
+    for text in ("one", "two", "three"):
+        state.repo.append({"content_type": "dialogue", "role": "user", "text": text})
+    state.close()
+    state.report_hook_failures()
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: plugin faulty failed in cairn_commit_created (3 times): RuntimeError: listener down; "
+        "the commit was stored"
+    ]
+    assert _listed("faulty", capsys)["failures"]["cairn_commit_created"]["count"] == 3
+
+
+def test_strict_mode_fails_on_a_notification_hook_but_keeps_the_commit(
+    site: FakeSite, isolated_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site.install("cairn-fake-faulty", {"faulty": FAULTY})
+    monkeypatch.setenv("CAIRN_LOAD_PLUGINS", "faulty,sqlite,tokenizers")
+    assert _main(["init"], capsys)[0] == 0
+    monkeypatch.setenv("CAIRN_TEST_FAULTY", "1")
+    code, _, err = _main(["--strict", "commit", "hello"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert (
+        "error: plugin 'faulty': cairn_commit_created raised RuntimeError: listener down; the commit was stored" in err
+    )
+    code, out, _ = _main(["log", "--json"], capsys)
+    assert len(json.loads(out)) == 1
+
+
+def test_an_unreadable_failure_record_counts_as_none(
+    site: FakeSite, isolated_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cairn.plugin_failures import FILE_NAME
+
+    site.install("cairn-fake-faulty", {"faulty": FAULTY})
+    monkeypatch.setenv("CAIRN_LOAD_PLUGINS", "faulty,sqlite,tokenizers")
+    assert _main(["init"], capsys)[0] == 0
+    record = Path(".cairn") / FILE_NAME
+    for text in ("{not json", '[1, {"plugin": 3}]', '{"a": 1}'):
+        record.write_text(text, encoding="utf-8")
+        assert _listed("faulty", capsys)["status"] == "ok"

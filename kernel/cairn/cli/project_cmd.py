@@ -46,7 +46,19 @@ def register(cli: click.Group) -> None:
 @json_option()
 @pass_state
 def plugins_command(state: State, as_json: bool) -> None:
-    """List plugins: distribution, version, hooks, what each registers, and status."""
+    """List plugins: distribution, version, hooks, what each registers, and status.
+
+    A plugin whose notification hook raised in this project is listed as
+    failing, with how often and the last error, until the hook next succeeds.
+    """
+    from cairn.plugin_failures import load_failures
+
+    try:
+        data_dir: Path | None = state.config.data_dir
+    except ConfigError:
+        data_dir = None  # `cairn config validate` explains; the list is still useful
+    if data_dir is not None:
+        state.plugins.remember_failures(load_failures(data_dir).values())
     infos = state.plugins.describe()
     if as_json:
         echo_json([info.to_dict() for info in infos])

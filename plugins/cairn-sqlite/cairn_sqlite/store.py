@@ -38,7 +38,7 @@ from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageEr
 from cairn.model import Annotation, Commit, Operation, Priority, Run, RunEvent, SpendRecord, now, sha256_hex, skip_depth
 from cairn.model.chat import ChatMessage, Thread
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects
-from cairn_sqlite.config import SYNCHRONOUS_LEVELS, SqliteConfig
+from cairn_sqlite.config import MEMORY, SYNCHRONOUS_LEVELS, SqliteConfig, resolve_path
 
 __all__ = [
     "MEMORY",
@@ -50,8 +50,6 @@ __all__ = [
     "schema_version",
 ]
 
-#: The path of a throw-away in-memory store.
-MEMORY = ":memory:"
 #: File name ``open_in_directory`` uses.
 DEFAULT_FILE = "cairn.db"
 #: UPSERT (``ON CONFLICT DO UPDATE``) needs 3.24; json_each is built in from 3.38 and common before.
@@ -1498,16 +1496,6 @@ def _skip_problems(commits: Mapping[str, Commit]) -> list[Problem]:
                 )
             stack.extend((child, depth + 1) for child in children.get(digest, ()))
     return problems
-
-
-def resolve_path(path: str, data_dir: Path) -> str:
-    """Where ``[storage.sqlite] path`` points: ``":memory:"``, an absolute path, or a path under ``data_dir``."""
-    if path == MEMORY:
-        return MEMORY
-    candidate = Path(path).expanduser()
-    if not candidate.is_absolute():
-        candidate = Path(data_dir) / candidate
-    return str(candidate)
 
 
 def open_in_directory(directory: str | os.PathLike[str]) -> SqliteStore:

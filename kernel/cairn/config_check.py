@@ -1,0 +1,123 @@
+"""Checking a configuration against the installed plugins: what ``cairn config validate`` reports.
+
+Every problem is a ``ConfigError`` located where it was written (file and
+line, or the variable or ``--set`` flag): the kernel tables and sections
+(``Config.validate``), each backend table against its plugin's config
+class, backends named in ``[cairn]`` that no plugin provides, modules a
+chosen backend needs that are not installed, and whatever a backend's own
+``check`` finds (a path that is not a regular file, say). Nothing is created
+or opened for writing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cairn.config import BACKEND_SECTIONS, Config
+from cairn.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.plugins import Plugins, Registration
+
+__all__ = ["check_config", "missing_module_error"]
+
+
+def check_config(plugins: Plugins, config: Config) -> list[ConfigError]:
+    """Every problem in ``config`` that the installed plugins can see."""
+    from cairn.plugins import CHOSEN_BACKENDS
+
+    problems = list(config.validate())
+    # Read the names raw: a typo elsewhere in [cairn] must not hide an unknown backend.
+    try:
+        chosen = config.table("cairn")
+    except ConfigError as exc:
+        return [*problems, exc]
+    checked: set[tuple[str, str]] = set()
+    for kind, section in BACKEND_SECTIONS.items():
+        registry = plugins.registries[kind]
+        try:
+            tables = config.table(section)
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
+        for base, table in tables.items():
+            if not isinstance(table, dict):
+                problems.append(config.error(f"expected a table [{section}.{base}]", (section,), base))
+                continue
+            if base not in registry:
+                known = ", ".join(registry.names()) or "none installed"
+                problems.append(
+                    config.error(f"no {registry.label} called {base!r}", (section, base), hint=f"known: {known}")
+                )
+                continue
+            problems.extend(_check_backend(plugins, config, kind, base))
+            checked.add((kind, base))
+    for key, kind in CHOSEN_BACKENDS.items():
+        name = chosen.get(key)
+        registry = plugins.registries[kind]
+        if not isinstance(name, str):
+            continue  # Config.validate reported the type
+        if name not in registry:
+            known = ", ".join(registry.names()) or "none installed"
+            problems.append(
+                config.error(f"no {registry.label} called {name!r}", ("cairn",), key, hint=f"known: {known}")
+            )
+            continue
+        registration = registry.get(name)
+        for module, install in registration.missing():
+            problems.append(missing_module_error(registration, name, module, install, config=config))
+        base = registry.split(name)[0]
+        if (kind, base) not in checked:  # a chosen backend with no table of its own: check its defaults too
+            problems.extend(_check_backend(plugins, config, kind, base))
+    return problems
+
+
+def _check_backend(plugins: Plugins, config: Config, kind: str, base: str) -> list[ConfigError]:
+    """The backend's table structured into its config class, then the backend's own ``check``."""
+    from cairn.plugins import FactoryContext
+
+    registration = plugins.registries[kind].get(base)
+    section = BACKEND_SECTIONS[kind]
+    try:
+        settings = config.structure_table((section, base), registration.config_cls)
+    except ConfigError as exc:
+        return [exc]
+    if registration.check is None:
+        return []
+    try:
+        data_dir = config.data_dir
+    except ConfigError:
+        return []  # reported with [cairn]; a check needs the data directory
+    context = FactoryContext(base, None, config.project_dir, data_dir, config)
+    return [
+        config.error(
+            f"{key} {problem}", (section, base), key, hint="fix the value or remove the key to use the default"
+        )
+        for key, problem in registration.check(settings, context)
+    ]
+
+
+def missing_module_error(
+    registration: Registration, name: str, module: str, install: str | None, *, config: Config | None = None
+) -> ConfigError:
+    """The backend ``name`` needs ``module``, which is not installed: say what to ``pip install``.
+
+    Located at the ``[cairn]`` key that chose the backend when there is one.
+    """
+    from cairn.plugins import CHOSEN_BACKENDS, REGISTRIES
+
+    label = REGISTRIES[registration.kind][1]
+    message = f"{label} {name!r} needs the Python module {module!r}, which is not installed"
+    if install:
+        hint = f"pip install '{install}', or choose another {label}"
+    else:
+        hint = f"install the package that provides {module!r} (plugin {registration.plugin!r} needs it)"
+    key = next((k for k, kind in CHOSEN_BACKENDS.items() if kind == registration.kind), None)
+    if config is not None and key is not None:
+        try:
+            chosen = config.table("cairn").get(key)
+        except ConfigError:
+            chosen = None
+        if chosen == name:
+            return config.error(message, ("cairn",), key, hint=hint)
+    return ConfigError(message, hint=hint)
