@@ -74,9 +74,8 @@ def check_env_name(value: object, *, empty_ok: bool = False) -> str | None:
     if value == "" and empty_ok:
         return None
     if not _ENV_NAME.match(value):
-        return (
-            f"must name an environment variable (letters, digits and '_', not starting with a digit), got {value!r:.40}"
-        )
+        # Never echo the value: a key pasted here by mistake must not reach a terminal or a log.
+        return "must name an environment variable (letters, digits and '_', not first a digit), not hold the key itself"
     return None
 
 
@@ -218,13 +217,13 @@ def _tool_cairn(document: Mapping[str, Any]) -> dict[str, Any]:
     return cairn if isinstance(cairn, dict) else {}
 
 
-def _is_file(path: Path, *, usage: bool) -> bool:
+def _is_file(path: Path, *, command_line: bool) -> bool:
     """``path.is_file()``, with the errors a strange name can raise (too long, a NUL) explained."""
     try:
         return path.is_file()
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"cannot read: {reason}", file=str(path)[:200], usage=usage) from None
+        raise ConfigError(f"cannot read: {reason}", file=str(path)[:200], command_line=command_line) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -271,11 +270,11 @@ def _parse_flag(item: str) -> tuple[list[str], Any]:
         raise ConfigError(
             f"--set {item!r:.80} is not SECTION.KEY=VALUE",
             hint="for example: --set cairn.storage=sqlite",
-            usage=True,
+            command_line=True,
         )
     source = f"{FLAG_SOURCE} {'.'.join(parts)}"
-    value = parse_value(raw.strip(), source=source, usage=True)
-    check_values({parts[-1]: value}, file=source, prefix=tuple(parts[:-1]), usage=True, locate=False)
+    value = parse_value(raw.strip(), source=source, command_line=True)
+    check_values({parts[-1]: value}, file=source, prefix=tuple(parts[:-1]), command_line=True, locate=False)
     return parts, value
 
 
@@ -373,7 +372,7 @@ class Config:
             key=key,
             line=find_line(file, table, key) if _is_file_source(file) else None,
             hint=hint,
-            usage=_from_command_line(file),
+            command_line=_from_command_line(file),
         )
 
     def settings(self, section: str, cls: type[T]) -> T:
@@ -546,7 +545,7 @@ def load_config(
         user_path = Path(override) if override else (None if override == "" else user_config_file())
     else:
         user_path = Path(user_file)
-    if user_path is not None and _is_file(user_path, usage=False):
+    if user_path is not None and _is_file(user_path, command_line=False):
         _merge(data, sources, _read_toml(user_path), str(user_path))
     else:
         user_path = None
@@ -555,8 +554,8 @@ def load_config(
     project_file: Path | None = None
     if config_file is not None:
         project_file = here / config_file
-        if not _is_file(project_file, usage=True):
-            raise ConfigError("no such config file", file=str(project_file), usage=True)
+        if not _is_file(project_file, command_line=True):
+            raise ConfigError("no such config file", file=str(project_file), command_line=True)
         project_file = project_file.resolve()
         project_dir = project_file.parent
     else:

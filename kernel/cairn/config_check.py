@@ -19,7 +19,7 @@ from cairn.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.plugins import Plugins, Registration
 
-__all__ = ["check_config", "missing_module_error"]
+__all__ = ["check_config", "chosen_at", "missing_module_error", "unknown_backend_error"]
 
 
 def check_config(plugins: Plugins, config: Config) -> list[ConfigError]:
@@ -104,7 +104,7 @@ def missing_module_error(
 
     Located at the ``[cairn]`` key that chose the backend when there is one.
     """
-    from cairn.plugins import CHOSEN_BACKENDS, REGISTRIES
+    from cairn.plugins import REGISTRIES
 
     label = REGISTRIES[registration.kind][1]
     message = f"{label} {name!r} needs the Python module {module!r}, which is not installed"
@@ -112,12 +112,35 @@ def missing_module_error(
         hint = f"pip install '{install}', or choose another {label}"
     else:
         hint = f"install the package that provides {module!r} (plugin {registration.plugin!r} needs it)"
-    key = next((k for k, kind in CHOSEN_BACKENDS.items() if kind == registration.kind), None)
+    key = chosen_at(config, registration.kind, name)
     if config is not None and key is not None:
-        try:
-            chosen = config.table("cairn").get(key)
-        except ConfigError:
-            chosen = None
-        if chosen == name:
-            return config.error(message, ("cairn",), key, hint=hint)
+        return config.error(message, ("cairn",), key, hint=hint)
     return ConfigError(message, hint=hint)
+
+
+def unknown_backend_error(plugins: Plugins, kind: str, name: str, config: Config | None) -> ConfigError | None:
+    """No plugin provides ``name``, which ``[cairn]`` chose: a located error (None when config did not choose it)."""
+    key = chosen_at(config, kind, name)
+    if config is None or key is None:
+        return None
+    registry = plugins.registries[kind]
+    known = ", ".join(registry.names()) or "none installed"
+    return config.error(
+        f"no {registry.label} called {name!r}",
+        ("cairn",),
+        key,
+        hint=f"known: {known}; install the plugin that provides it, or check `cairn plugins`",
+    )
+
+
+def chosen_at(config: Config | None, kind: str, name: str) -> str | None:
+    """The ``[cairn]`` key that chose ``name`` as the ``kind`` backend, or None."""
+    from cairn.plugins import CHOSEN_BACKENDS
+
+    if config is None:
+        return None
+    try:
+        table = config.table("cairn")
+    except ConfigError:
+        return None
+    return next((k for k, kind_of in CHOSEN_BACKENDS.items() if kind_of == kind and table.get(k) == name), None)

@@ -38,9 +38,9 @@ MAX_DEPTH = 32
 _INT_LIMIT = 2**63
 
 
-def parse(text: str, *, file: str | None, usage: bool = False) -> dict[str, Any]:
+def parse(text: str, *, file: str | None, command_line: bool = False) -> dict[str, Any]:
     """Parse a TOML document, refusing what tomllib cannot take safely; errors name ``file`` and the line."""
-    _check_nesting(text, file=file, usage=usage)
+    _check_nesting(text, file=file, command_line=command_line)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -55,7 +55,7 @@ def parse(text: str, *, file: str | None, usage: bool = False) -> dict[str, Any]
             line=line,
             column=column,
             hint="fix the file; TOML syntax is described at https://toml.io",
-            usage=usage,
+            command_line=command_line,
         ) from None
     except ValueError:  # tomllib's int(): more digits than Python converts
         raise ConfigError(
@@ -63,18 +63,20 @@ def parse(text: str, *, file: str | None, usage: bool = False) -> dict[str, Any]
             file=file,
             line=_line_of_long_number(text),
             hint="numbers in cairn's configuration fit in 64 bits",
-            usage=usage,
+            command_line=command_line,
         ) from None
 
 
-def parse_value(raw: str, *, source: str, usage: bool = False) -> Any:
+def parse_value(raw: str, *, source: str, command_line: bool = False) -> Any:
     """Read an environment or ``--set`` value as a TOML value when it is one (``3``, ``true``, ``["a"]``), else as text."""
     try:
-        value = parse(f"v = {raw}", file=source, usage=usage)["v"]
+        value = parse(f"v = {raw}", file=source, command_line=command_line)["v"]
     except ConfigError as exc:
         if exc.problem.startswith("TOML syntax error"):
             return raw  # plain text, e.g. a path or a name
-        raise ConfigError(exc.problem, file=source, hint=exc.hint, usage=usage) from None  # no line: one value
+        raise ConfigError(
+            exc.problem, file=source, hint=exc.hint, command_line=command_line
+        ) from None  # no line: one value
     return value
 
 
@@ -83,7 +85,7 @@ def check_values(
     *,
     file: str,
     prefix: tuple[str, ...] = (),
-    usage: bool = False,
+    command_line: bool = False,
     locate: bool = True,
 ) -> None:
     """Refuse values cairn cannot use anywhere; the error names the file (or variable, or flag), the key and its line.
@@ -111,7 +113,7 @@ def check_values(
                 table=".".join(table) or None,
                 key=key,
                 line=find_line(file, table, key) if locate and shown == owner else None,
-                usage=usage,
+                command_line=command_line,
             )
 
 
@@ -140,7 +142,7 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _check_nesting(text: str, *, file: str | None, usage: bool) -> None:
+def _check_nesting(text: str, *, file: str | None, command_line: bool) -> None:
     """Refuse brackets nested deeper than MAX_DEPTH before tomllib recurses into them.
 
     A small scanner that skips strings and comments; it only counts, the
@@ -171,7 +173,7 @@ def _check_nesting(text: str, *, file: str | None, usage: bool) -> None:
                     file=file,
                     line=line,
                     hint="cairn's configuration never needs that much nesting; check the value",
-                    usage=usage,
+                    command_line=command_line,
                 )
         elif char in "]}":
             depth = max(0, depth - 1)

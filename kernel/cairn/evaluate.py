@@ -41,6 +41,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import sys
@@ -334,11 +335,16 @@ def resolve_dataset_path(reference: str | Path, *, base: Path | None = None) -> 
     name wins over a package reference.
     """
     text = str(reference)
-    path = Path(text).expanduser()
+    path = Path(os.path.expanduser(text))
     if not path.is_absolute() and base is not None:
         path = base / path
-    if path.exists():
-        return path
+    try:
+        if path.exists():
+            return path
+    except OSError as exc:  # a name the system refuses (too long ...)
+        raise NotFoundError(
+            "dataset", text[:200], hint=f"{exc.strerror or exc}; give the path of a JSONL file"
+        ) from None
     match = _PACKAGE_REF.match(text)
     # One letter before the colon is a Windows drive, not a package.
     if match and len(match.group(1)) > 1:

@@ -103,8 +103,11 @@ class HookFailures:
         nothing is written when nothing changed. Best effort: diagnostics
         never fail a command, so a file that cannot be written returns False.
         """
-        if not self or not data_dir.is_dir():
-            return True
+        try:
+            if not self or not data_dir.is_dir():
+                return True
+        except OSError:
+            return False
         known = load_failures(data_dir)
         changed = False
         for key in self.succeeded:

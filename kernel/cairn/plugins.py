@@ -462,9 +462,13 @@ class Plugins:
         Errors in the table name the file, the table and the key; a module
         the backend needs and cannot import is named with what to install.
         """
-        from cairn.config_check import missing_module_error
+        from cairn.config_check import missing_module_error, unknown_backend_error
 
         registry = self.registries[kind]
+        if name not in registry:
+            located = unknown_backend_error(self, kind, name, config)
+            if located is not None:
+                raise located
         registration = registry.get(name)
         base, argument = Registry.split(name)
         missing = registration.missing()

@@ -595,6 +595,15 @@ class Repo:
             )
         self._set_head(SYMBOLIC_PREFIX + branch_ref(name))
 
+    def _branch_value(self, name: str) -> str | None:
+        """The commit branch ``name`` points to; None also for a name no store can hold (not UTF-8,
+        as bytes from a command line can be), so looking one up is "no such branch", not an encoding error."""
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        return self.store.get_ref(branch_ref(name))
+
     def detach(self, rev: str) -> Commit:
         """Point HEAD directly at a commit (time travel); new commits then move HEAD only."""
         commit = self.resolve(rev)
@@ -608,7 +617,7 @@ class Repo:
 
     def rename_branch(self, old: str, new: str) -> None:
         validate_branch_name(new)
-        value = self.store.get_ref(branch_ref(old))
+        value = self._branch_value(old)
         if value is None:
             raise NotFoundError("branch", old)
         if self.store.get_ref(branch_ref(new)) is not None:
@@ -621,7 +630,7 @@ class Repo:
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": new, "action": "rename", "from": old})
 
     def delete_branch(self, name: str) -> None:
-        value = self.store.get_ref(branch_ref(name))
+        value = self._branch_value(name)
         if value is None:
             raise NotFoundError("branch", name)
         if self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):

@@ -227,7 +227,7 @@ def test_brackets_inside_strings_and_comments_are_not_nesting(tmp_path):
 def test_a_huge_number_on_the_command_line_is_a_usage_error(tmp_path, digits):
     with pytest.raises(ConfigError) as info:
         load(tmp_path, flags=[f"context.max_tokens={'9' * digits}"])
-    assert info.value.usage and info.value.file == "--set context.max_tokens"
+    assert info.value.command_line and info.value.file == "--set context.max_tokens"
     assert "Traceback" not in str(info.value)
 
 
@@ -235,7 +235,7 @@ def test_a_huge_number_in_a_file_is_refused_at_its_line(tmp_path):
     write(tmp_path / "cairn.toml", "[context]\n\nmax_tokens = " + "9" * 5000 + "\n")
     with pytest.raises(ConfigError, match="too long") as info:
         load(tmp_path)
-    assert info.value.line == 3 and not info.value.usage
+    assert info.value.line == 3 and not info.value.command_line
 
 
 def test_flags_and_variables_cannot_nest_without_limit(tmp_path):
@@ -247,23 +247,23 @@ def test_flags_and_variables_cannot_nest_without_limit(tmp_path):
         load(tmp_path, environ={"CAIRN__" + "__".join(["A"] * 3000): "1"})
     with pytest.raises(ConfigError, match="nested more than") as info:
         load(tmp_path, environ={"CAIRN__CAIRN__X": "[" * 3000})
-    assert not info.value.usage
+    assert not info.value.command_line
 
 
 def test_text_that_is_not_utf8_on_the_command_line_is_refused(tmp_path):
     # What Python makes of the bytes \xff\xfe in argv on POSIX (surrogateescape).
     with pytest.raises(ConfigError, match="not valid UTF-8") as info:
         load(tmp_path, flags=["cairn.data_dir=\udcff\udcfe"])
-    assert info.value.usage
+    assert info.value.command_line
 
 
 def test_a_missing_config_file_given_with_config_is_a_usage_error(tmp_path):
     with pytest.raises(ConfigError, match="no such config file") as info:
         load(tmp_path, config_file="nope.toml")
-    assert info.value.usage
+    assert info.value.command_line
     with pytest.raises(ConfigError, match="cannot read") as info:
         load(tmp_path, config_file="x" * 5000)
-    assert info.value.usage
+    assert info.value.command_line
 
 
 @pytest.mark.parametrize("branch", ["../../x", "-x", "a..b", ""])

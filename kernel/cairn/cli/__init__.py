@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except CairnError as exc:
-        fail(exc, 2 if exc.usage else 1)
+        fail(exc, 2 if exc.command_line else 1)
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -141,6 +141,19 @@ class State:
 pass_state = click.make_pass_decorator(State, ensure=True)
 
 
+class Count(click.IntRange):
+    """A whole number of at least ``min`` for limits and sizes; anything above ``ceiling`` means
+    "no limit" and is read as the ceiling, so a huge number never overflows SQLite or C."""
+
+    def __init__(self, min: int = 1, ceiling: int = 2**31 - 1) -> None:
+        super().__init__(min=min)
+        self.ceiling = ceiling
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        return number if number is None else min(number, self.ceiling)
+
+
 class SafePath(click.Path):
     """``click.Path`` for names users type: a NUL character, text that is not UTF-8, or a name the
     system refuses (too long ...) is a usage error naming the option, never an ``OSError``."""
@@ -212,7 +225,11 @@ def _attach_recordings(ctx: click.Context) -> Callable[[], None]:
         directory = state.config.data_dir
     except ConfigError:
         return lambda: None  # the command itself will report the broken config
-    if not (directory / "traces" / "active").is_dir():
+    try:
+        recording = (directory / "traces" / "active").is_dir()
+    except OSError:  # a data_dir the system refuses (too long ...): the command itself reports it
+        recording = False
+    if not recording:
         return lambda: None
     from cairn.events import bus
     from cairn.tracing import ActiveRecordings
@@ -241,6 +258,33 @@ def show_click_error(exc: click.ClickException) -> None:
         usage = usage[0].lower() + usage[1:] if usage else usage
         hint = f"{usage}; `{exc.ctx.command_path} --help` explains it"
     report(exc.format_message(), hint)
+
+
+def read_stdin(what: str) -> str:
+    """All of standard input as text, for ``-`` arguments; bytes that are not UTF-8 are a clear error."""
+    from cairn.errors import ValidationError
+
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"{what} from standard input is not UTF-8 text ({exc.reason})",
+            hint="convert it first, e.g. with iconv -t UTF-8",
+        ) from None
+
+
+def read_text_file(path: str, what: str) -> str:
+    """A UTF-8 text file named on the command line; every way it can fail is a ``ValidationError`` naming it."""
+    from cairn.errors import ValidationError
+
+    shown = f"{path!r:.200}"
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{what} {shown} is not UTF-8 text ({exc.reason})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValidationError(f"cannot read {what} {shown}: {reason}", hint="check the file name") from None
 
 
 def echo_json(value: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, read_stdin, read_text_file
 from cairn.errors import ValidationError
 
 #: The field ``--text`` fills for each built-in type.
@@ -51,7 +51,7 @@ def register(cli: click.Group) -> None:
 
 def _read_text(text: str | None) -> str | None:
     if text == "-":
-        return sys.stdin.read()
+        return read_stdin("the text")
     return text
 
 
@@ -87,7 +87,7 @@ def _content_from_options(
     fields: tuple[str, ...],
 ) -> dict[str, Any]:
     if payload is not None:
-        raw = Path(payload[1:]).read_text(encoding="utf-8") if payload.startswith("@") else _read_text(payload)
+        raw = read_text_file(payload[1:], "--payload file") if payload.startswith("@") else _read_text(payload)
         try:
             data = json.loads(raw or "")
         except ValueError as exc:
@@ -237,7 +237,7 @@ def _report(repo: Any, commit: Any, as_json: bool) -> None:
 
 @click.command("log")
 @click.argument("rev", required=False)
-@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many commits.")
+@click.option("-n", "--limit", type=Count(), help="At most this many commits.")
 @click.option("-t", "--type", "content_type", help="Only this content type.")
 @click.option("--since", help="Only commits at or after this time (ISO-8601).")
 @click.option("--until", help="Only commits at or before this time (ISO-8601).")
@@ -489,7 +489,7 @@ unpin_command = _annotation_command("unpin", "normal", "Return items to normal p
 
 @click.command("materialize")
 @click.argument("rev", required=False)
-@click.option("--budget", type=click.IntRange(min=1), help="Token budget.")
+@click.option("--budget", type=Count(), help="Token budget.")
 @click.option("--as-of", "as_of", help="A commit or an ISO-8601 time: materialize history as it was then.")
 @click.option(
     "--format", "fmt", type=click.Choice(["openai", "anthropic", "text"]), default="openai", show_default=True

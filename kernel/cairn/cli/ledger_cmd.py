@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table
 from cairn.errors import StorageError, ValidationError
 
 __all__ = ["redact_argv", "register"]
@@ -40,7 +40,7 @@ def runs_group() -> None:
 @click.option("--type", "run_type", help="Only runs of this type.")
 @click.option("--status", type=click.Choice(["open", "ok", "failed", "partial"]), help="Only runs with this status.")
 @click.option("--since", help="Only runs started at or after this time (ISO-8601) or this long ago (7d, 12h).")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("-n", "--limit", type=Count(), default=50, show_default=True)
 @json_option()
 @pass_state
 def runs_list(
@@ -160,7 +160,7 @@ def _pump(stream: IO[bytes], sink: Any, name: str, tail: collections.deque) -> N
     "tail_lines",
     default=20,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     help="How many last lines of output to keep as events.",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -172,6 +172,10 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
     cairn's.
     """
     argv = list(command)
+    if any("\x00" in arg for arg in argv):
+        raise click.BadParameter(
+            "an argument holds a NUL character, which no program can receive", param_hint="COMMAND"
+        )
     program = os.path.basename(argv[0])
     shown = redact_argv(argv)
     handle = state.ledger.open(

@@ -266,7 +266,7 @@ class GitStore(Store, Syncable):
     @classmethod
     def from_config(cls, config: GitConfig, *, project_dir: Path) -> GitStore:
         """Open the store ``[storage.git]`` describes; ``repo`` is relative to ``project_dir``."""
-        repo = project_dir if config.repo is None else project_dir / Path(config.repo).expanduser()
+        repo = project_dir if config.repo is None else project_dir / Path(os.path.expanduser(config.repo))
         return cls(
             repo,
             namespace=config.namespace,

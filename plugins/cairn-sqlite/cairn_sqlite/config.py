@@ -16,6 +16,8 @@ __all__ = ["MEMORY", "SYNCHRONOUS_LEVELS", "SqliteConfig", "check_settings", "re
 
 #: The path that asks SQLite for a throw-away database in memory.
 MEMORY = ":memory:"
+#: The first bytes of every SQLite database file (an empty file is a new database).
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 #: ``PRAGMA synchronous`` levels a user may choose, weakest first.
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
@@ -61,7 +63,7 @@ def resolve_path(path: str, data_dir: Path) -> str:
     """Where ``[storage.sqlite] path`` points: ``":memory:"``, an absolute path, or a path under ``data_dir``."""
     if path == MEMORY:
         return MEMORY
-    candidate = Path(path).expanduser()
+    candidate = Path(os.path.expanduser(path))
     if not candidate.is_absolute():
         candidate = Path(data_dir) / candidate
     return str(candidate)
@@ -85,7 +87,13 @@ def check_settings(config: SqliteConfig, context: FactoryContext) -> Iterator[tu
             yield "path", f"{path} is not a regular file; SQLite needs one it can read and write"
             return
         if exists:
-            os.close(os.open(target, os.O_RDWR))  # no O_CREAT, no O_TRUNC: nothing changes
+            handle = os.open(target, os.O_RDWR)  # no O_CREAT, no O_TRUNC: nothing changes
+            try:
+                head = os.read(handle, len(_SQLITE_HEADER))
+            finally:
+                os.close(handle)
+            if head and head != _SQLITE_HEADER:
+                yield "path", f"{path} is not an SQLite database; SQLite would refuse to open it"
             return
     except OSError as exc:
         yield "path", f"{path} cannot be opened for reading and writing: {exc.strerror or exc}"

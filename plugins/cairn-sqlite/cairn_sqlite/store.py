@@ -759,6 +759,12 @@ class SqliteStore(Store):
         path = resolve_path(config.path, data_dir)
         if path != MEMORY:
             try:
+                # SQLite would open a device or a directory and write its journal beside it (in /dev ...).
+                if Path(path).exists() and not Path(path).is_file():
+                    raise StorageError(
+                        f"{path} is not a regular file; SQLite needs one it can read and write",
+                        hint="point [storage.sqlite] path at a database file, or at a name to create one",
+                    )
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(

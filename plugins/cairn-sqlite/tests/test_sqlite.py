@@ -145,6 +145,19 @@ def test_validate_reports_a_path_whose_directory_cannot_be_created(cairn_env: Pa
     assert [(p.key, p.line) for p in problems] == [("path", 5)] and "cannot be created" in problems[0].problem
 
 
+def test_validate_reports_a_file_that_is_not_a_database(cairn_env: Path) -> None:
+    (cairn_env / "notes.txt").write_text("not a database")
+    problems = _path_problems(cairn_env, str(cairn_env / "notes.txt"))
+    assert [p.key for p in problems] == ["path"] and "is not an SQLite database" in problems[0].problem
+
+
+def test_opening_a_path_that_is_not_a_regular_file_touches_nothing(tmp_path: Path) -> None:
+    # A directory here; /dev/null is the same case, where SQLite would leave a journal in /dev.
+    with pytest.raises(StorageError, match="is not a regular file"):
+        SqliteStore.from_config(SqliteConfig(path=str(tmp_path)), data_dir=tmp_path / "data")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("path", ["cairn.db", "new/dir/cairn.db", ":memory:", "{existing}"])
 def test_validate_accepts_usable_paths_and_creates_nothing(cairn_env: Path, path: str) -> None:
     existing = cairn_env / "existing.db"
