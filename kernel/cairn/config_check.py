@@ -11,7 +11,7 @@ or opened for writing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cairn.config import BACKEND_SECTIONS, Config
 from cairn.errors import ConfigError
@@ -79,7 +79,7 @@ def _check_backend(plugins: Plugins, config: Config, kind: str, base: str) -> li
     registration = plugins.registries[kind].get(base)
     section = BACKEND_SECTIONS[kind]
     try:
-        settings = config.structure_table((section, base), registration.config_cls)
+        settings: Any = config.structure_table((section, base), registration.config_cls)
     except ConfigError as exc:
         return [exc]
     if registration.check is None:

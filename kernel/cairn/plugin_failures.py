@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -138,6 +137,8 @@ def load_failures(data_dir: Path) -> dict[tuple[str, str], HookFailure]:
 
 
 def _write(path: Path, records: list[dict[str, Any]]) -> None:
+    import tempfile
+
     # A fresh name in the same directory, then an atomic rename: never a half-written file,
     # and never through a symlink someone left at a predictable name.
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -619,7 +619,7 @@ class Repo:
         validate_branch_name(new)
         value = self._branch_value(old)
         if value is None:
-            raise NotFoundError("branch", old)
+            raise NotFoundError("branch", old, hint="`cairn branch` lists branches")
         if self.store.get_ref(branch_ref(new)) is not None:
             raise ValidationError(f"branch {new!r} already exists")
         updates = [RefUpdate(branch_ref(new), value, None), RefUpdate(branch_ref(old), None, value)]
@@ -632,7 +632,7 @@ class Repo:
     def delete_branch(self, name: str) -> None:
         value = self._branch_value(name)
         if value is None:
-            raise NotFoundError("branch", name)
+            raise NotFoundError("branch", name, hint="`cairn branch` lists branches")
         if self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):
             raise ValidationError(f"branch {name!r} is the current branch", hint="switch to another branch first")
         self.store.delete_ref(branch_ref(name), expected=value)

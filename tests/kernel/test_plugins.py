@@ -4,25 +4,15 @@ blocking, tracing, ``cairn plugins --json``, the registries and factory configur
 Two kinds of fake plugin are built here. In-memory plugin objects go straight
 to ``Plugins.register``. Real ones are tiny distributions written into
 ``tmp_path`` (a module plus a ``.dist-info`` with ``entry_points.txt``) and put
-on ``sys.path``, so discovery runs exactly as for an installed package.
-
-stevedore caches entry points at two levels, both keyed so that a test's new
-distribution could go unseen: ``ExtensionManager.ENTRY_POINT_CACHE`` (per
-process, by group name only) and ``stevedore._cache`` (in memory by
-``sys.path``, on disk under ``$XDG_CACHE_HOME/python-entrypoints`` by a hash
-of path mtimes). The ``site`` fixture swaps in an empty process cache and a
-``Cache`` whose directory is in ``tmp_path`` and holds a ``.disable`` file,
-so every scan is fresh and nothing is written outside the test's directory.
+on ``sys.path`` by ``cairn.testing.sites.FakeSite`` (the ``plugin_site``
+fixture), so discovery runs exactly as for an installed package.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 import textwrap
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +31,7 @@ from cairn.plugins import REGISTRIES, FactoryContext, Plugins, load_plugins
 from cairn.repo import Repo
 from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
+from cairn.testing.sites import FakeSite
 
 BUILTIN_TYPES = ["instruction", "dialogue", "tool_io", "reasoning", "artifact", "output", "freeform"]
 
@@ -48,65 +39,9 @@ BUILTIN_TYPES = ["instruction", "dialogue", "tool_io", "reasoning", "artifact", 
 # -- fake distributions on sys.path ----------------------------------------------
 
 
-class FakeSite:
-    """A directory on ``sys.path`` holding fake distributions with ``cairn`` entry points."""
-
-    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.root = root
-        self.monkeypatch = monkeypatch
-        # Unique module names: a module imported by one test must not satisfy another's import.
-        self.prefix = f"cairn_fake_{uuid.uuid4().hex[:8]}"
-        self.names: list[str] = []
-
-    def module(self, entry_point: str) -> str:
-        """The module name behind ``entry_point``."""
-        return f"{self.prefix}_{entry_point.replace('-', '_')}"
-
-    def install(self, dist: str, plugins: dict[str, str], *, version: str = "1.2.3") -> None:
-        """Write one distribution ``dist`` whose entry points map each name to a module with that source."""
-        lines = ["[cairn]"]
-        for name, source in plugins.items():
-            module = self.module(name)
-            (self.root / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
-            lines.append(f"{name} = {module}")
-            self.names.append(name)
-        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8")
-        (info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Forget every cached scan so the next discovery sees the files as they are now."""
-        import stevedore._cache
-        from stevedore.extension import ExtensionManager
-
-        importlib.invalidate_caches()  # import system and importlib.metadata directory caches
-        self.monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})
-        cache_dir = self.root.parent / "stevedore-cache"
-        cache_dir.mkdir(exist_ok=True)
-        (cache_dir / ".disable").touch()  # stevedore's own switch: read nothing stale, write nothing
-        fresh = stevedore._cache.Cache(str(cache_dir))
-        self.monkeypatch.setattr(stevedore._cache, "get_group_all", fresh.get_group_all)
-
-    def imported(self, entry_point: str) -> bool:
-        return self.module(entry_point) in sys.modules
-
-    def only(self, *names: str) -> dict[str, str]:
-        """An environment that loads just these fakes, so a half-written plugin installed nearby cannot interfere."""
-        return {"CAIRN_LOAD_PLUGINS": ",".join(names or self.names)}
-
-
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cairn_env: Path) -> Iterator[FakeSite]:
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    fake = FakeSite(root, monkeypatch)
-    fake.refresh()
-    yield fake
-    for name in [m for m in sys.modules if m.startswith(fake.prefix)]:
-        del sys.modules[name]
+def site(plugin_site: FakeSite) -> FakeSite:
+    return plugin_site
 
 
 @pytest.fixture
@@ -978,136 +913,3 @@ def test_a_backend_check_is_reported_at_its_key(cairn_env: Path) -> None:
         ("storage.fake", "path", 6, "path /dev/null is not a regular file")
     ]
     assert seen[0].data_dir == config.data_dir and seen[0].name == "fake"
-
-
-# -- notification hooks that raise, through the CLI -----------------------------------------
-
-FAULTY = """
-    import os
-
-    from cairn.hookspecs import hookimpl
-
-    @hookimpl
-    def cairn_commit_created(commit):
-        if os.environ.get("CAIRN_TEST_FAULTY"):
-            raise RuntimeError("listener down")
-
-    @hookimpl
-    def cairn_run_recorded(run):
-        if os.environ.get("CAIRN_TEST_FAULTY"):
-            raise RuntimeError("ledger listener down")
-"""
-
-
-def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the `cairn` script's entry point in process: (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), out, err
-
-
-def _listed(name: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    code, out, _ = _main(["plugins", "--json"], capsys)
-    assert code == 0
-    return next(p for p in json.loads(out) if p["name"] == name)
-
-
-def test_a_failing_notification_hook_is_reported_counted_and_remembered(
-    site: FakeSite, isolated_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    site.install("cairn-fake-faulty", {"faulty": FAULTY})
-    monkeypatch.setenv("CAIRN_LOAD_PLUGINS", "faulty,sqlite,tokenizers")
-    assert _main(["init"], capsys)[0] == 0
-    monkeypatch.setenv("CAIRN_TEST_FAULTY", "1")
-
-    code, out, err = _main(["commit", "hello"], capsys)
-    assert code == 0 and "append" in out
-    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
-        "warning: plugin faulty failed in cairn_commit_created: RuntimeError: listener down; the commit was stored"
-    ]
-    assert "CAIRN_DISABLE_PLUGINS=faulty" in err and "Traceback" not in err
-    code, out, _ = _main(["log", "--json"], capsys)
-    assert code == 0 and len(json.loads(out)) == 1  # the user's data is kept
-
-    # A later command still shows it; a second failure adds to the count.
-    faulty = _listed("faulty", capsys)
-    assert faulty["status"] == "failing" and faulty["reason"].endswith("RuntimeError: listener down")
-    assert faulty["failures"]["cairn_commit_created"]["count"] == 1
-    assert _main(["commit", "again"], capsys)[0] == 0
-    assert _listed("faulty", capsys)["failures"]["cairn_commit_created"]["count"] == 2
-    code, out, err = _main(["plugins"], capsys)
-    assert "failing: cairn_commit_created failed 2 times" in out
-
-    # The same for runs: the run is recorded, the warning says so.
-    code, _, err = _main(["run", "--", sys.executable, "-c", "pass"], capsys)
-    assert code == 0
-    assert (
-        "warning: plugin faulty failed in cairn_run_recorded: RuntimeError: ledger listener down; the run was stored"
-        in err
-    )
-    code, out, _ = _main(["runs", "list", "--json"], capsys)
-    assert [r["status"] for r in json.loads(out)] == ["ok"]
-
-    # Once the hook works again, the plugin is ok again (for commits; runs have not been recorded since).
-    monkeypatch.delenv("CAIRN_TEST_FAULTY")
-    code, _, err = _main(["commit", "fixed"], capsys)
-    assert code == 0 and "warning:" not in err
-    faulty = _listed("faulty", capsys)
-    assert set(faulty["failures"]) == {"cairn_run_recorded"} and faulty["status"] == "failing"
-    assert _main(["run", "--", sys.executable, "-c", "pass"], capsys)[0] == 0
-    assert _listed("faulty", capsys)["status"] == "ok"
-
-
-def test_a_failing_hook_warns_once_per_command(
-    site: FakeSite, isolated_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from cairn.cli import State
-
-    site.install("cairn-fake-faulty", {"faulty": FAULTY})
-    monkeypatch.setenv("CAIRN_LOAD_PLUGINS", "faulty,sqlite,tokenizers")
-    monkeypatch.setenv("CAIRN_TEST_FAULTY", "1")
-    assert _main(["init"], capsys)[0] == 0
-    state = State()  # what every command shares; the CLI reports at the end of each command like this
-    for text in ("one", "two", "three"):
-        state.repo.append({"content_type": "dialogue", "role": "user", "text": text})
-    state.close()
-    state.report_hook_failures()
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert warnings == [
-        "warning: plugin faulty failed in cairn_commit_created (3 times): RuntimeError: listener down; "
-        "the commit was stored"
-    ]
-    assert _listed("faulty", capsys)["failures"]["cairn_commit_created"]["count"] == 3
-
-
-def test_strict_mode_fails_on_a_notification_hook_but_keeps_the_commit(
-    site: FakeSite, isolated_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    site.install("cairn-fake-faulty", {"faulty": FAULTY})
-    monkeypatch.setenv("CAIRN_LOAD_PLUGINS", "faulty,sqlite,tokenizers")
-    assert _main(["init"], capsys)[0] == 0
-    monkeypatch.setenv("CAIRN_TEST_FAULTY", "1")
-    code, _, err = _main(["--strict", "commit", "hello"], capsys)
-    assert code == 1 and "Traceback" not in err
-    assert (
-        "error: plugin 'faulty': cairn_commit_created raised RuntimeError: listener down; the commit was stored" in err
-    )
-    code, out, _ = _main(["log", "--json"], capsys)
-    assert len(json.loads(out)) == 1
-
-
-def test_an_unreadable_failure_record_counts_as_none(
-    site: FakeSite, isolated_cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from cairn.plugin_failures import FILE_NAME
-
-    site.install("cairn-fake-faulty", {"faulty": FAULTY})
-    monkeypatch.setenv("CAIRN_LOAD_PLUGINS", "faulty,sqlite,tokenizers")
-    assert _main(["init"], capsys)[0] == 0
-    record = Path(".cairn") / FILE_NAME
-    for text in ("{not json", '[1, {"plugin": 3}]', '{"a": 1}'):
-        record.write_text(text, encoding="utf-8")
-        assert _listed("faulty", capsys)["status"] == "ok"
