@@ -89,12 +89,12 @@ def _check_backend(plugins: Plugins, config: Config, kind: str, base: str) -> li
     except ConfigError:
         return []  # reported with [cairn]; a check needs the data directory
     context = FactoryContext(base, None, config.project_dir, data_dir, config)
-    return [
-        config.error(
-            f"{key} {problem}", (section, base), key, hint="fix the value or remove the key to use the default"
+    problems = []
+    for key, problem, *hint in registration.check(settings, context):
+        problems.append(
+            config.error(problem, (section, base), key, hint=hint[0] if hint else "fix the value, or remove the key")
         )
-        for key, problem in registration.check(settings, context)
-    ]
+    return problems
 
 
 def missing_module_error(

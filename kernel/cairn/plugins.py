@@ -94,8 +94,8 @@ class FactoryContext:
     config: Config | None = None
 
 
-#: What a registration's ``check`` returns: (key of its table, what is wrong with its value).
-CheckProblem = tuple[str, str]
+#: What a registration's ``check`` yields: (key of its table, what is wrong with its value[, what to do]).
+CheckProblem = tuple[str, str] | tuple[str, str, str]
 
 
 @attrs.frozen

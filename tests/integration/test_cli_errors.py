@@ -112,7 +112,7 @@ x = 1
         4: "[cairn] data_dir: data_dir ",
         7: "[context] default_branch: default_branch must be a valid branch name",
         10: "[chat] key_env: key_env must name an environment variable",
-        13: "[storage.sqlite] path: path /dev/null is not a regular file",
+        13: "[storage.sqlite] path: /dev/null is not a regular file",
         15: "[bogus]: unknown section [bogus]",
     }
     for line, fragment in expected.items():

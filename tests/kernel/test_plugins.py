@@ -910,6 +910,6 @@ def test_a_backend_check_is_reported_at_its_key(cairn_env: Path) -> None:
     plugins = _registering("cairn_register_storage", check=check)
     problems = [p for p in plugins.check_config(config) if p.table == "storage.fake"]  # no tokenizer is loaded here
     assert [(p.table, p.key, p.line, p.problem) for p in problems] == [
-        ("storage.fake", "path", 6, "path /dev/null is not a regular file")
+        ("storage.fake", "path", 6, "/dev/null is not a regular file")
     ]
     assert seen[0].data_dir == config.data_dir and seen[0].name == "fake"
