@@ -165,6 +165,9 @@ def test_a_click_usage_error_has_cairns_shape(project: Path, capsys: pytest.Capt
         (["eval", "run", "x" * 5000, "-e", "exact"], 1, "error: no dataset"),
         (["init", "cairn.toml/sub"], 1, "cannot create the project"),
         (["run", "--", "echo", "a\x00b"], 2, "NUL character"),
+        (["commit", "--payload", '{"text": ' + "[" * 3000 + "]" * 3000 + "}"], 1, "--payload is nested too deeply"),
+        (["commit", "x", "--meta", "k=" + "[" * 101 + "]" * 101], 1, "nested more than 100 levels deep"),
+        (["commit", "x", "--meta", "k=" + "[" * 3000 + "]" * 3000], 1, "--meta k is nested too deeply"),
     ],
 )
 def test_hostile_arguments_get_clear_answers(

@@ -61,6 +61,7 @@ BUDGET = {
     "command_lines": 240,
     "stdin": 40,
     "run_args": 40,
+    "json_args": 80,
     "project_options": 60,
     "import_records": 140,
     "import_edits": 60,
@@ -688,6 +689,39 @@ def test_any_command_line_is_a_clear_answer(cli: Cli) -> None:
         st.tuples(st.sampled_from(COMMANDS), st.lists(ANY_ARG, max_size=3), st.booleans()),
         check,
     )
+
+
+#: JSON as a command line carries it: any value, nested deep or shallow, or text that only looks like JSON.
+JSON_ARG = st.one_of(
+    st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+        max_leaves=10,
+    ).map(json.dumps),
+    st.integers(min_value=1, max_value=50_000).map(lambda n: "[" * n + "]" * n),
+    st.integers(min_value=1, max_value=50_000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.sampled_from(["NaN", "Infinity", "1e400", "9" * 5000, '{"content_type": "nosuch"}', "{", '"\ud800"']),
+)
+JSON_COMMANDS = [
+    ["commit", "--payload"],
+    ["commit", "-t", "freeform", "--payload"],
+    ["commit", "x", "--meta", "k="],
+    ["commit", "x", "--field", "text="],
+    ["commit", "-t", "tool_io", "--field", "arguments="],
+    ["edit", "HEAD", "--payload"],
+    ["edit", "HEAD", "x", "--meta", "k="],
+]
+
+
+def test_any_json_on_the_command_line_is_stored_or_refused(cli: Cli) -> None:
+    def check(example: tuple[list[str], str]) -> None:
+        command, value = example
+        *head, last = command
+        argv = [*head, last + value] if last.endswith("=") else [*command, value]
+        cli(*argv)
+        cli.fsck_clean()
+
+    run_property("json_args", st.tuples(st.sampled_from(JSON_COMMANDS), JSON_ARG), check)
 
 
 def test_run_records_any_arguments_it_passes_on(cli: Cli) -> None:

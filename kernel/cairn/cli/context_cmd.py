@@ -55,6 +55,16 @@ def _read_text(text: str | None) -> str | None:
     return text
 
 
+def _loads(text: str, what: str) -> Any:
+    """``json.loads`` for JSON typed on the command line: nesting past the parser's stack is a user error."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValidationError(
+            f"{what} is nested too deeply to read", hint="cairn stores JSON nested at most 100 levels deep"
+        ) from None
+
+
 def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -62,9 +72,9 @@ def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
         try:
-            out[key] = json.loads(value)
+            out[key] = _loads(value, f"{what} {key}")
         except ValueError:
-            out[key] = value
+            out[key] = value  # not JSON: the text itself
     return out
 
 
@@ -89,7 +99,7 @@ def _content_from_options(
     if payload is not None:
         raw = read_text_file(payload[1:], "--payload file") if payload.startswith("@") else _read_text(payload)
         try:
-            data = json.loads(raw or "")
+            data = _loads(raw or "", "--payload")
         except ValueError as exc:
             raise ValidationError(
                 f"--payload is not valid JSON: {exc}", hint="pass a JSON object, @file.json, or - for stdin"
