@@ -29,7 +29,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["MAX_DEPTH", "check_values", "find_line", "parse", "parse_value"]
+__all__ = ["MAX_DEPTH", "check_values", "find_line", "parse", "parse_value", "read_value"]
 
 #: Tables and arrays nest at most this deep; cairn's own deepest key is 4 levels down.
 MAX_DEPTH = 32
@@ -69,15 +69,22 @@ def parse(text: str, *, file: str | None, command_line: bool = False) -> dict[st
 
 def parse_value(raw: str, *, source: str, command_line: bool = False) -> Any:
     """Read an environment or ``--set`` value as a TOML value when it is one (``3``, ``true``, ``["a"]``), else as text."""
+    return read_value(raw, source=source, command_line=command_line)[1]
+
+
+def read_value(raw: str, *, source: str, command_line: bool = False) -> tuple[bool, Any]:
+    """(True, the TOML value ``raw`` spells), or (False, ``raw``) when it is plain text.
+
+    A value TOML could read but cairn cannot take (nested too deep, a number
+    too long) is a ``ConfigError`` naming ``source``.
+    """
     try:
-        value = parse(f"v = {raw}", file=source, command_line=command_line)["v"]
+        return True, parse(f"v = {raw}", file=source, command_line=command_line)["v"]
     except ConfigError as exc:
         if exc.problem.startswith("TOML syntax error"):
-            return raw  # plain text, e.g. a path or a name
-        raise ConfigError(
-            exc.problem, file=source, hint=exc.hint, command_line=command_line
-        ) from None  # no line: one value
-    return value
+            return False, raw  # plain text, e.g. a path or a name
+        # No line: the "file" is one value.
+        raise ConfigError(exc.problem, file=source, hint=exc.hint, command_line=command_line) from None
 
 
 def check_values(

@@ -168,11 +168,16 @@ def test_a_click_usage_error_has_cairns_shape(project: Path, capsys: pytest.Capt
         (["commit", "--payload", '{"text": ' + "[" * 3000 + "]" * 3000 + "}"], 1, "--payload is nested too deeply"),
         (["commit", "x", "--meta", "k=" + "[" * 101 + "]" * 101], 1, "nested more than 100 levels deep"),
         (["commit", "x", "--meta", "k=" + "[" * 3000 + "]" * 3000], 1, "--meta k is nested too deeply"),
+        (["eval", "run", "ds.jsonl", "-e", "exact:threshold=" + "9" * 5000], 1, "a number is too long to read"),
+        (["eval", "run", "ds.jsonl", "-e", "exact:ignore_case=" + "[" * 3000], 1, "nested more than 32 levels"),
+        (["eval", "run", "deep.jsonl", "-e", "exact"], 1, "deep.jsonl:1: JSON nested too deeply to read"),
     ],
 )
 def test_hostile_arguments_get_clear_answers(
     project: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, fragment: str
 ) -> None:
+    (project / "ds.jsonl").write_text('{"id": "a", "output": "x", "expected": "x"}\n')
+    (project / "deep.jsonl").write_text('{"id": "a", "output": ' + "[" * 5000 + "]" * 5000 + "}\n")
     got, _, err = run(argv, capsys)
     assert got == code and fragment in err, err
     if code:

@@ -215,6 +215,8 @@ def cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     tool.ok("run", "--", sys.executable, "-c", "print('fuzz')")
     tool.ok("thread", "new", "fuzzing", "--id", "t1")
     tool.ok("chat", "send", "--thread", "t1", "first")
+    (project / "ds.jsonl").write_text('{"id": "a", "output": "x", "expected": "x"}\n', encoding="utf-8")
+    tool.ok("eval", "run", "ds.jsonl", "-e", "exact")
     tool.fsck_clean()
     return tool
 
@@ -665,6 +667,8 @@ COMMANDS = [
     ["providers"],
     ["evaluators"],
     ["eval", "show"],
+    ["eval", "run", "ds.jsonl", "-e"],
+    ["eval", "run"],
     ["eval", "compare", "@last"],
     ["eval", "compare", "@last", "@last", "--seed"],
     ["eval", "compare", "@last", "@last", "--resamples"],
@@ -710,6 +714,8 @@ JSON_COMMANDS = [
     ["commit", "-t", "tool_io", "--field", "arguments="],
     ["edit", "HEAD", "--payload"],
     ["edit", "HEAD", "x", "--meta", "k="],
+    ["eval", "run", "ds.jsonl", "-e", "exact:threshold="],
+    ["eval", "run", "ds.jsonl", "-e", "regex:pattern="],
 ]
 
 
