@@ -695,7 +695,7 @@ def test_the_t_distribution_has_closed_forms_for_one_and_two_degrees_of_freedom(
 
 
 def test_the_large_df_expansion_agrees_with_the_exact_series(monkeypatch):
-    import cairn.evaluate as module
+    import cairn.evaluate._stats as module
 
     for df in (300, 1001, 4000):
         monkeypatch.setattr(module, "_SERIES_MAX_DF", 10**9)
@@ -824,7 +824,7 @@ def test_the_bootstrap_p_value_matches_the_exact_multinomial_probability(plus, m
 def test_binomial_counts_have_the_binomial_distribution():
     import random
 
-    from cairn.evaluate import _binomial
+    from cairn.evaluate._stats import _binomial
 
     rng = random.Random(2)
     for n, p in [(7, 0.3), (60, 0.4), (2000, 0.45), (500, 0.98), (10, 0.0), (10, 1.0)]:
@@ -1025,3 +1025,17 @@ def test_the_hook_registers_evaluators_under_the_registry(plugins):
         "match",
         "length",
     ]
+
+
+def test_the_package_exports_the_public_names_of_every_module_and_nothing_else():
+    import importlib
+    import pkgutil
+
+    import cairn.evaluate as package
+
+    modules = [importlib.import_module(f"cairn.evaluate.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    assert modules and all(m.__name__.rsplit(".", 1)[1].startswith("_") for m in modules)
+    declared = {name: module for module in modules for name in module.__all__}
+    assert sorted(package.__all__) == sorted(declared)
+    for name, module in declared.items():
+        assert getattr(package, name) is getattr(module, name), name
