@@ -6,6 +6,7 @@ attributes and says what to do next in ``hint``::
 
     CairnError
     ├── ConfigError             a config file, table, key or value is wrong
+    ├── FileError               a file the user named cannot be read or written
     ├── PluginError             a plugin failed to load or registered badly
     │   └── DuplicateNameError  two plugins registered the same name
     ├── ValidationError         a value does not fit its type or field
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DuplicateNameError",
+    "FileError",
     "IntegrityError",
     "NotFoundError",
     "PluginError",
@@ -110,6 +112,14 @@ def _located(
         place = key
     prefix = ": ".join(p for p in (where, place) if p)
     return f"{prefix}: {message}" if prefix else message
+
+
+class FileError(CairnError):
+    """A file the user named cannot be read or written: ``path`` says which, the message why."""
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(message, hint=hint)
 
 
 class PluginError(CairnError):

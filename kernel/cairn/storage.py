@@ -36,8 +36,8 @@ from typing import Any
 
 import attrs
 
-from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageError
-from cairn.model import Annotation, Commit, Priority
+from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageError, ValidationError
+from cairn.model import MAX_COUNT, Annotation, Commit, Priority, is_hash, validate_branch_name
 from cairn.model.chat import ChatMessage, Thread
 from cairn.model.ledger import Run, RunEvent, SpendRecord
 
@@ -47,6 +47,7 @@ __all__ = [
     "Syncable",
     "BRANCH_PREFIX",
     "check_objects",
+    "ref_problem",
     "unreachable",
     "ConflictError",
     "GcReport",
@@ -103,14 +104,15 @@ class GcReport:
 class Problem:
     """One integrity problem: what kind, which object, and what is wrong."""
 
-    kind: (
-        str  # blob_hash | commit_hash | missing_parent | missing_blob | missing_target | dangling_ref | derived | other
-    )
+    #: blob_hash | commit_hash | missing_parent | missing_blob | missing_target | derived
+    #: | dangling_ref | bad_ref | other
+    kind: str
     object: str
     message: str
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.object[:12]}: {self.message}"
+        shown = self.object[:12] if is_hash(self.object) else self.object  # a ref's name is kept whole
+        return f"{self.kind} {shown}: {self.message}"
 
 
 class Store(abc.ABC):
@@ -385,32 +387,171 @@ class Syncable(abc.ABC):
         """How far local and remote history have diverged."""
 
 
-def check_objects(store: Store, commits: Iterable[Commit], blobs: Mapping[str, bytes]) -> list[Problem]:
-    """The backend-independent part of ``Store.check``: hashes, links and derived fields.
+def check_objects(
+    store: Store,
+    commits: Iterable[Commit],
+    blobs: Mapping[str, bytes],
+    refs: Mapping[str, str] | None = None,
+) -> list[Problem]:
+    """The backend-independent part of ``Store.check``: hashes, links, derived fields and refs.
 
-    Backends call it with everything they hold and add their own checks.
+    Backends call it with everything they hold (``refs``: every ref's name
+    and value) and add checks of their own. Each commit's derived fields are
+    worked out again by ``cairn.model.lineage`` from its parent and target
+    and compared with what is stored: depth, skip pointer, content type (the
+    content blob's), and token counts as far as they can be told without a
+    tokenizer (a delete costs 0; cumulative counts follow from the parent's
+    whenever the tokens an edit or delete takes away were counted by the
+    commit's tokenizer). Depth and skip pointer are compared with what the
+    parent's should be, so a wrong depth is one problem; counts with the
+    parent's stored counts, as the engine derived them, so a wrong cumulative
+    count shows on its commit and on the children counted from it.
     """
     from cairn.model import sha256_hex
+    from cairn.model.lineage import Lineage
 
     problems: list[Problem] = []
     by_hash = {c.hash: c for c in commits}
+    used = {c.content_hash for c in by_hash.values() if c.content_hash is not None}
+    content_types: dict[str, str | None] = {}  # of the blobs commits use: None when not a content item
     for digest, data in blobs.items():
         if sha256_hex(data) != digest:
             problems.append(Problem("blob_hash", digest, "content does not match its hash"))
+        if digest in used:
+            content_types[digest] = _content_type_of(data)
+    changes: dict[str, list[Commit]] = {}
     for commit in by_hash.values():
+        if commit.target is not None:
+            changes.setdefault(commit.target, []).append(commit)
+    right: dict[str, Commit] = {}  # commits with their derived fields as they should be
+    lineage = Lineage(lambda h: right.get(h) or by_hash.get(h), lambda t: changes.get(t, ()))
+    for commit in _parents_first(by_hash):
         if commit.computed_hash() != commit.hash:
             problems.append(Problem("commit_hash", commit.hash, "fields do not match the hash"))
-        if commit.parent is not None and commit.parent not in by_hash:
-            problems.append(Problem("missing_parent", commit.hash, f"parent {commit.parent[:12]} is missing"))
-        if commit.content_hash is not None and commit.content_hash not in blobs:
-            problems.append(Problem("missing_blob", commit.hash, f"content {commit.content_hash[:12]} is missing"))
-        if commit.target is not None and commit.target not in by_hash:
-            problems.append(Problem("missing_target", commit.hash, f"target {commit.target[:12]} is missing"))
-        parent = by_hash.get(commit.parent) if commit.parent else None
-        expected_depth = parent.depth + 1 if parent else 0
-        if (commit.parent is None or parent is not None) and commit.depth != expected_depth:
-            problems.append(Problem("derived", commit.hash, f"depth {commit.depth}, expected {expected_depth}"))
+        content_type = commit.content_type
+        if commit.content_hash is not None:
+            if commit.content_hash not in content_types:
+                problems.append(Problem("missing_blob", commit.hash, f"content {commit.content_hash[:12]} is missing"))
+            elif content_types[commit.content_hash] is None:
+                problems.append(
+                    Problem("other", commit.hash, f"content {commit.content_hash[:12]} is not a content item")
+                )
+            else:
+                content_type = content_types[commit.content_hash]
+        derived = lineage.derive(commit, content_type=content_type)
+        # Links only: an edit of another branch's item, or a clock that went back, is the
+        # context engine's business (import refuses both); a store may hold them.
+        problems.extend(Problem(k, commit.hash, m) for k, m in derived.problems if k.startswith("missing_"))
+        problems.extend(_derived_problems(commit, derived))
+        if not any(kind == "missing_parent" for kind, _ in derived.problems):
+            # Ancestry follows the right depth and skip pointer; counts stay as stored, since
+            # the engine counted each commit's children from its parent's stored counts.
+            right[commit.hash] = attrs.evolve(commit, depth=derived.depth, skip=derived.skip)
+    if refs is not None:
+        for name, value in refs.items():
+            problem = ref_problem(name, value)
+            if problem is not None:
+                problems.append(Problem("bad_ref", name, problem))
+            elif is_hash(value) and value not in by_hash:
+                problems.append(Problem("dangling_ref", name, f"points to commit {value[:12]}, which is not stored"))
     return problems
+
+
+def _content_type_of(data: bytes) -> str | None:
+    """The ``content_type`` of a stored content item, or None when the bytes are not one."""
+    import json
+
+    try:
+        item = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    tag = item.get("content_type") if isinstance(item, dict) else None
+    return tag if isinstance(tag, str) and tag else None
+
+
+def _parents_first(commits: Mapping[str, Commit]) -> list[Commit]:
+    """Every commit, each after its parent (a commit whose parent is missing starts a line of its own)."""
+    children: dict[str, list[Commit]] = {}
+    roots = []
+    for commit in commits.values():
+        if commit.parent is not None and commit.parent in commits and commit.parent != commit.hash:
+            children.setdefault(commit.parent, []).append(commit)
+        else:
+            roots.append(commit)
+    ordered: list[Commit] = []
+    stack = roots
+    while stack:
+        commit = stack.pop()
+        ordered.append(commit)
+        stack.extend(children.get(commit.hash, ()))
+    return ordered
+
+
+def _derived_problems(commit: Commit, derived: Any) -> list[Problem]:
+    problems = []
+
+    def wrong(message: str) -> None:
+        problems.append(Problem("derived", commit.hash, message))
+
+    for name in ("token_count", "cumulative_tokens", "depth"):
+        value = getattr(commit, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+            wrong(f"{name} {value!r:.40} is not a count (0 to {MAX_COUNT})")
+            return problems
+    if commit.depth != derived.depth:
+        wrong(f"depth {commit.depth}, expected {derived.depth}")
+    # Below depth 2 a skip pointer could only name the parent: writers may leave it empty.
+    if commit.skip != derived.skip and not (derived.depth == 1 and commit.skip == commit.parent):
+        wrong(f"skip pointer {_short(commit.skip)}, expected {_short(derived.skip)}")
+    if commit.content_type != derived.content_type:
+        wrong(f"content type {commit.content_type!r}, but its content says {derived.content_type!r}")
+    if commit.token_count != derived.token_count:
+        wrong(f"token count {commit.token_count}, expected {derived.token_count} (a delete costs nothing)")
+    if derived.cumulative_tokens is not None and commit.cumulative_tokens != derived.cumulative_tokens:
+        wrong(
+            f"cumulative tokens {commit.cumulative_tokens}, expected {derived.cumulative_tokens} "
+            f"from its parent's and its own {commit.operation.value}"
+        )
+    return problems
+
+
+def _short(value: str | None) -> str:
+    return "none" if value is None else value[:12]
+
+
+def ref_problem(name: object, value: object) -> str | None:
+    """What is wrong with a ref, or None.
+
+    ``HEAD`` holds a commit hash or ``ref: refs/heads/<branch>``; every other
+    ref is ``refs/<kind>/<name>`` (``refs/heads/<branch>`` for branches) and
+    holds a commit hash. Names follow ``validate_branch_name``'s rules (names
+    from before its hash-like rule still pass).
+    """
+    if not isinstance(name, str) or not isinstance(value, str):
+        return "a ref's name and value must be strings"
+    if name == HEAD:
+        if is_hash(value):
+            return None
+        if value.startswith(SYMBOLIC_PREFIX + BRANCH_PREFIX):
+            return _branch_problem(value[len(SYMBOLIC_PREFIX + BRANCH_PREFIX) :], "HEAD points at a bad name: ")
+        return f"HEAD holds {value!r:.80}: neither a commit hash nor 'ref: refs/heads/<branch>'"
+    if name.startswith(BRANCH_PREFIX):
+        problem = _branch_problem(name[len(BRANCH_PREFIX) :])
+    elif name.startswith("refs/") and name.count("/") >= 2:
+        problem = _branch_problem(name[len("refs/") :])
+    else:
+        problem = f"{name!r:.80} is neither HEAD nor refs/<kind>/<name>"
+    if problem is None and not is_hash(value):
+        problem = f"it holds {value!r:.80}, not a commit hash"
+    return problem
+
+
+def _branch_problem(branch: str, prefix: str = "") -> str | None:
+    try:
+        validate_branch_name(branch, existing=True)
+    except ValidationError as exc:
+        return prefix + exc.message
+    return None
 
 
 def unreachable(

@@ -58,7 +58,7 @@ from cairn.model import (
 )
 from cairn.storage import GcReport, RefUpdate, Store
 
-__all__ = ["Chain", "CorruptBlob", "StoreConformance", "StoreOpener", "ancestor_at", "at"]
+__all__ = ["WORDS", "Chain", "CorruptBlob", "StoreConformance", "StoreOpener", "ancestor_at", "at"]
 
 StoreOpener = Callable[[Path], Store]
 CorruptBlob = Callable[[Store, str, bytes], None]
@@ -91,23 +91,27 @@ def content_bytes(text: str, content_type: str = "dialogue") -> bytes:
     return canonical_json({"content_type": content_type, "text": text})
 
 
-def derive(parent: Commit | None, lookup: Callable[[str], Commit], token_count: int) -> dict[str, Any]:
+#: The tokenizer ``Chain`` and the concurrency workers record: a token is a word.
+WORDS = "words"
+
+
+def derive(
+    parent: Commit | None, lookup: Callable[[str], Commit], token_count: int, removed: int = 0
+) -> dict[str, Any]:
     """The derived fields of a commit with ``parent``, as ``cairn.repo`` sets them.
 
     Depth counts ancestors; the skip pointer names the ancestor at
     ``skip_depth(depth)`` from depth 2 on (below that it could only be the
-    parent, so it is None).
+    parent, so it is None). ``removed``: the tokens of the item an edit or
+    delete replaces, which the cumulative count loses.
     """
+    base = {"token_count": token_count, "tokenizer": WORDS}
     if parent is None:
-        return {"depth": 0, "skip": None, "token_count": token_count, "cumulative_tokens": token_count}
+        return {**base, "depth": 0, "skip": None, "cumulative_tokens": token_count}
     depth = parent.depth + 1
     skip = ancestor_at(parent, skip_depth(depth), lookup).hash if depth >= 2 else None
-    return {
-        "depth": depth,
-        "skip": skip,
-        "token_count": token_count,
-        "cumulative_tokens": parent.cumulative_tokens + token_count,
-    }
+    cumulative = max(0, parent.cumulative_tokens + token_count - removed)
+    return {**base, "depth": depth, "skip": skip, "cumulative_tokens": cumulative}
 
 
 class Chain:
@@ -151,6 +155,7 @@ class Chain:
     ) -> Commit:
         content_hash = self.content(text, content_type or "dialogue") if text is not None else None
         tokens = len(text.split()) if text is not None else 0
+        removed = self._current_tokens(parent, target) if target is not None else 0
         commit = Commit.new(
             parent=parent.hash if parent else None,
             operation=operation,
@@ -161,10 +166,25 @@ class Chain:
             metadata=metadata,
             created_at=created_at or self.tick(),
             content_type=content_type if text is not None else None,
-            **derive(parent, self.lookup, tokens),
+            **derive(parent, self.lookup, tokens, removed),
         )
         self.commits[commit.hash] = commit
         return commit
+
+    def _current_tokens(self, parent: Commit | None, target: Commit) -> int:
+        """Tokens of ``target``'s current version on ``parent``'s lineage (walked one parent at a time).
+
+        A target off the lineage (the storage contract allows it; the engine
+        never writes it) counts 0.
+        """
+        walk = parent
+        while walk is not None:
+            if walk.target == target.hash:
+                return walk.token_count
+            if walk.hash == target.hash:
+                return target.token_count
+            walk = self.commits.get(walk.parent) if walk.parent else None
+        return 0
 
     def append(self, parent: Commit | None, text: str, **kwargs: Any) -> Commit:
         return self._make(parent, Operation.APPEND, text, **kwargs)
@@ -836,6 +856,102 @@ class _ObjectConformance:
         )
         store.add_annotations([Annotation(line[0].hash, Priority.PINNED, "p", at(1))])
         store.put_token_counts("approx", {line[0].content_hash: 2})  # type: ignore[dict-item]
+        assert store.check() == []
+
+    # Each case: which commit of ``_planted_history`` to damage, and how. The damaged commit is
+    # written through the store's own ``write`` (which trusts derived fields) in place of the
+    # right one; ``check`` must name it, and only it.
+    _DAMAGE: dict[str, tuple[str, Callable[[Commit, dict[str, Commit]], dict[str, Any]]]] = {
+        "depth": ("a5", lambda c, h: {"depth": 9}),
+        "depth of a root": ("a0", lambda c, h: {"depth": 1}),
+        "skip to the parent": ("a5", lambda c, h: {"skip": c.parent}),
+        "skip missing": ("a6", lambda c, h: {"skip": None}),
+        "skip to another branch": ("a6", lambda c, h: {"skip": h["side"].hash}),
+        "content type": ("a3", lambda c, h: {"content_type": "artifact"}),
+        "content type of a delete": ("delete", lambda c, h: {"content_type": "dialogue"}),
+        "tokens of a delete": ("delete", lambda c, h: {"token_count": 3}),
+        "negative tokens": ("a1", lambda c, h: {"token_count": -1}),
+        "cumulative of an append": ("a4", lambda c, h: {"cumulative_tokens": c.cumulative_tokens + 1}),
+        "cumulative of an edit": ("edit", lambda c, h: {"cumulative_tokens": c.cumulative_tokens + 5}),
+        "cumulative of a delete": ("delete", lambda c, h: {"cumulative_tokens": c.cumulative_tokens + 2}),
+    }
+
+    def _planted_history(self, chain: Chain) -> dict[str, Commit]:
+        """Seven appends, an edit, a delete, and a side branch; every derived field right."""
+        line = chain.line(7)
+        history = {f"a{i}": commit for i, commit in enumerate(line)}
+        history["edit"] = chain.edit(line[6], line[2], "an edit with more words than before")
+        history["delete"] = chain.delete(history["edit"], line[4])
+        history["after"] = chain.append(history["delete"], "after the delete")
+        history["side"] = chain.append(line[3], "on the side")
+        return history
+
+    @pytest.mark.parametrize("case", sorted(_DAMAGE))
+    def test_check_finds_each_wrong_derived_field(self, store: Store, chain: Chain, case: str) -> None:
+        import attrs
+
+        history = self._planted_history(chain)
+        name, damage = self._DAMAGE[case]
+        right = history[name]
+        wrong = attrs.evolve(right, **damage(right, history))
+        commits = [wrong if c is right else c for c in history.values()]
+        store.write(
+            **chain.batch(*commits),
+            refs=[RefUpdate(MAIN, history["after"].hash, None), RefUpdate(SIDE, history["side"].hash, None)],
+        )
+        problems = store.check()
+        assert ("derived", right.hash) in [(p.kind, p.object) for p in problems], problems
+        # Counts follow from the parent's stored counts, so a wrong cumulative count also
+        # shows on the children counted from it; anything else is one problem.
+        children = {c.hash for c in history.values() if c.parent == right.hash} if "cumulative" in case else set()
+        assert {(p.kind, p.object) for p in problems} <= {("derived", h) for h in {right.hash, *children}}, problems
+
+    def test_check_finds_content_that_is_not_a_content_item(self, store: Store, chain: Chain) -> None:
+        import attrs
+
+        one = chain.append(None, "fine")
+        data = canonical_json(["not", "a", "content", "item"])
+        odd = attrs.evolve(chain.append(one, "placeholder"), content_hash=sha256_hex(data))
+        odd = attrs.evolve(odd, hash=odd.computed_hash())
+        store.write(blobs={one.content_hash: chain.blobs[one.content_hash], odd.content_hash: data}, commits=[one, odd])  # type: ignore[dict-item]
+        assert [(p.kind, p.object) for p in store.check()] == [("other", odd.hash)]
+
+    @pytest.mark.parametrize(
+        ("name", "value", "kind"),
+        [
+            ("refs/heads/../../etc/passwd", "commit", "bad_ref"),
+            ("refs/heads/-x", "commit", "bad_ref"),
+            ("refs/heads/🪨", "commit", "bad_ref"),
+            ("refs/heads/main", "zzz", "bad_ref"),
+            ("refs/heads/main", "ref: refs/heads/side", "bad_ref"),
+            ("HEAD", "ref: ../../etc", "bad_ref"),
+            ("HEAD", "ref: refs/heads/a..b", "bad_ref"),
+            ("HEAD", "zzz", "bad_ref"),
+            ("loose", "commit", "bad_ref"),
+            ("refs/heads/main", "d" * 64, "dangling_ref"),
+            ("HEAD", "d" * 64, "dangling_ref"),
+        ],
+    )
+    def test_check_finds_refs_with_bad_names_or_values(
+        self, store: Store, chain: Chain, name: str, value: str, kind: str
+    ) -> None:
+        one = chain.append(None, "one")
+        store.write(**chain.batch(one), refs=[RefUpdate(name, one.hash if value == "commit" else value, None)])
+        assert [(p.kind, p.object) for p in store.check()] == [(kind, name)]
+
+    def test_check_accepts_refs_the_engine_writes(self, store: Store, chain: Chain) -> None:
+        one = chain.append(None, "one")
+        store.write(
+            **chain.batch(one),
+            refs=[
+                RefUpdate("HEAD", "ref: refs/heads/feature/x-1", None),
+                RefUpdate("refs/heads/feature/x-1", one.hash, None),
+                RefUpdate("refs/heads/cafe", one.hash, None),  # named before branch names could not look like hashes
+                RefUpdate("refs/tags/v1.0", one.hash, None),
+            ],
+        )
+        assert store.check() == []
+        store.set_ref("HEAD", one.hash, expected="ref: refs/heads/feature/x-1")  # detached
         assert store.check() == []
 
     def test_check_finds_a_tampered_blob(self, store: Store, chain: Chain, corrupt_blob: CorruptBlob | None) -> None:
