@@ -14,7 +14,8 @@ attributes and says what to do next in ``hint``::
     ├── ConflictError           a compare-and-swap lost; retry from the new value
     ├── BudgetExceededError     a token budget would be exceeded
     ├── StorageError            the backend failed to read or write
-    │   └── IntegrityError      stored data does not match its hash or shape
+    │   ├── IntegrityError      stored data does not match its hash or shape
+    │   └── MissingFacetError   the backend does not keep that kind of data
     └── ProviderError           an LLM or embedding call failed (see providers)
 
 This module is a leaf: it imports nothing of cairn, so every layer, the data
@@ -33,6 +34,7 @@ __all__ = [
     "DuplicateNameError",
     "FileError",
     "IntegrityError",
+    "MissingFacetError",
     "NotFoundError",
     "PluginError",
     "ProviderError",
@@ -217,6 +219,21 @@ class StorageError(CairnError):
 
 class IntegrityError(StorageError):
     """Stored data does not match its hash or its expected shape."""
+
+
+class MissingFacetError(StorageError):
+    """The configured backend does not provide a storage facet (``facet``) that an operation needs."""
+
+    def __init__(self, backend: str, facet: str, holds: str = "", *, doing: str | None = None) -> None:
+        self.backend = backend
+        self.facet = facet
+        what = f"{holds} (the {facet!r} facet)" if holds else f"the {facet!r} facet"
+        need = f"; {doing} needs it" if doing else ""
+        super().__init__(
+            f"the {backend!r} storage backend does not keep {what}{need}",
+            hint="use a backend that provides it for this project ([cairn] storage in cairn.toml, "
+            'e.g. "sqlite"); `cairn plugins` lists each backend\'s facets',
+        )
 
 
 class ProviderError(CairnError):

@@ -1,6 +1,6 @@
 """The context engine: commit, edit, delete, branch, annotate, budget, log, diff, export.
 
-A ``Repo`` works over any ``Store`` and any ``Tokenizer``. History is a tree
+A ``Repo`` works over any store with the objects, refs and annotations facets and any ``Tokenizer``. History is a tree
 of commits (no merges): each append adds a content item, each edit replaces
 the content of an earlier item in what is materialized, each delete removes
 one (history keeps it). Refs move only by compare-and-swap; a writer that
@@ -52,7 +52,19 @@ from cairn.model import (
     validate_ref_text,
 )
 from cairn.model.lineage import Lineage
-from cairn.storage import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX, RefUpdate, Store, branch_ref
+from cairn.storage import (
+    BRANCH_PREFIX,
+    HEAD,
+    SYMBOLIC_PREFIX,
+    AnnotationStore,
+    Facet,
+    ObjectStore,
+    RefStore,
+    RefUpdate,
+    TokenCountStore,
+    branch_ref,
+    require,
+)
 from cairn.tokenizers import Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,7 +128,7 @@ class Repo:
 
     def __init__(
         self,
-        store: Store,
+        store: Facet,
         tokenizer: Tokenizer,
         content_types: ContentTypes,
         *,
@@ -126,6 +138,12 @@ class Repo:
         bus: EventBus | None = None,
     ) -> None:
         self.store = store
+        #: The storage facets the engine works through (one store object, typed by facet).
+        self.objects = require(store, ObjectStore, doing="the context engine")
+        self.refs = require(store, RefStore, doing="the context engine")
+        self.annotation_store = require(store, AnnotationStore, doing="the context engine")
+        #: The token-count cache, when the backend keeps one; without it counts are made again.
+        self.token_cache = store if isinstance(store, TokenCountStore) else None
         self.tokenizer = tokenizer
         self.content_types = content_types
         self.settings = settings or ContextSettings()
@@ -158,7 +176,7 @@ class Repo:
         found = {h: self._commits[h] for h in wanted if h in self._commits}
         missing = [h for h in wanted if h not in found]
         if missing:
-            fetched = self.store.get_commits(missing)
+            fetched = self.objects.get_commits(missing)
             for commit in fetched.values():
                 self._remember(commit)
             found.update(fetched)
@@ -188,7 +206,7 @@ class Repo:
         found = {h: self._contents[h] for h in wanted if h in self._contents}
         missing = wanted - found.keys()
         if missing:
-            for digest, blob in self.store.get_blobs(missing).items():
+            for digest, blob in self.objects.get_blobs(missing).items():
                 item = self.content_types.decode_bytes(blob)
                 found[digest] = item
                 self._contents[digest] = item
@@ -222,7 +240,7 @@ class Repo:
         return cached if cached is not None else self.get_commits([digest]).get(digest)
 
     def _changes(self, target: str) -> list[Commit]:
-        found = self.store.commits_targeting([target])
+        found = self.objects.commits_targeting([target])
         for change in found:
             self._remember(change)
         return found
@@ -248,7 +266,7 @@ class Repo:
         chunk = first_chunk
         start: str | None = head.hash
         while start is not None:
-            batch = self.store.ancestors(start, limit=chunk)
+            batch = self.objects.ancestors(start, limit=chunk)
             if not batch:
                 return
             for commit in batch:
@@ -260,13 +278,13 @@ class Repo:
     # -- refs and revisions ----------------------------------------------------
 
     def _ensure_head(self) -> str:
-        value = self.store.get_ref(HEAD)
+        value = self.refs.get_ref(HEAD)
         if value is None:
             value = SYMBOLIC_PREFIX + branch_ref(self.settings.default_branch)
             try:
-                self.store.set_ref(HEAD, value, expected=None)
+                self.refs.set_ref(HEAD, value, expected=None)
             except ConflictError:
-                value = self.store.get_ref(HEAD) or value
+                value = self.refs.get_ref(HEAD) or value
         return value
 
     def head_state(self) -> tuple[str | None, str | None]:
@@ -274,7 +292,7 @@ class Repo:
         value = self._ensure_head()
         if value.startswith(SYMBOLIC_PREFIX):
             ref = value[len(SYMBOLIC_PREFIX) :]
-            return ref, self.store.get_ref(ref)
+            return ref, self.refs.get_ref(ref)
         return None, value
 
     @property
@@ -316,11 +334,11 @@ class Repo:
                 return found
         name = base[len(BRANCH_PREFIX) :] if base.startswith(BRANCH_PREFIX) else base
         validate_ref_text(name, what="revision")  # text a command line could not encode stops here
-        branch_value = self.store.get_ref(branch_ref(name)) if _looks_like_branch(name) else None
+        branch_value = self.refs.get_ref(branch_ref(name)) if _looks_like_branch(name) else None
         if branch_value:
             return self.commit(branch_value)
         if re.fullmatch(r"[0-9a-f]{4,63}", lowered):
-            matches = self.store.find_commits(lowered, limit=2)
+            matches = self.objects.find_commits(lowered, limit=2)
             if len(matches) == 1:
                 return self.commit(matches[0])
             if len(matches) > 1:
@@ -396,10 +414,12 @@ class Repo:
 
     def token_counts(self, items: Mapping[str, Content]) -> dict[str, int]:
         """Token counts of contents by hash, through the store's cache; misses are counted and cached."""
-        counts = self.store.get_token_counts(self.tokenizer.name, items.keys()) if items else {}
+        cache = self.token_cache
+        counts = cache.get_token_counts(self.tokenizer.name, items.keys()) if items and cache is not None else {}
         missing = {h: self.count_content(c) for h, c in items.items() if h not in counts}
         if missing:
-            self.store.put_token_counts(self.tokenizer.name, missing)
+            if cache is not None:
+                cache.put_token_counts(self.tokenizer.name, missing)
             counts.update(missing)
         return counts
 
@@ -467,7 +487,7 @@ class Repo:
             self._check_budget(commit, head)
             update = RefUpdate(ref, commit.hash, head_hash) if ref else RefUpdate(HEAD, commit.hash, head_hash)
             try:
-                self.store.write(
+                self.objects.write(
                     blobs={content_hash: blob} if blob is not None else None,  # type: ignore[dict-item]
                     commits=[commit],
                     refs=[update],  # the commit itself records its count and who counted it
@@ -514,7 +534,7 @@ class Repo:
         return total + self.tokenizer.overhead.reply_priming if total > 0 else 0
 
     def _skipped_tokens(self, head: Commit) -> int:
-        skipped = self.store.annotated(Priority.SKIP)
+        skipped = self.annotation_store.annotated(Priority.SKIP)
         if not skipped:
             return 0
         total = 0
@@ -566,13 +586,13 @@ class Repo:
 
     def branches(self) -> dict[str, str]:
         """Branch name -> commit hash."""
-        return {name[len(BRANCH_PREFIX) :]: value for name, value in self.store.list_refs(BRANCH_PREFIX).items()}
+        return {name[len(BRANCH_PREFIX) :]: value for name, value in self.refs.list_refs(BRANCH_PREFIX).items()}
 
     def create_branch(self, name: str, start: str | None = None) -> Commit:
         validate_branch_name(name)
         commit = self.resolve(start)
         try:
-            self.store.set_ref(branch_ref(name), commit.hash, expected=None)
+            self.refs.set_ref(branch_ref(name), commit.hash, expected=None)
         except ConflictError:
             raise ValidationError(
                 f"branch {name!r} already exists", hint="pick another name or delete it first"
@@ -587,7 +607,7 @@ class Repo:
             return  # already there (possibly a branch with no commits yet)
         if create:
             self.create_branch(name)
-        elif self.store.get_ref(branch_ref(name)) is None:
+        elif self.refs.get_ref(branch_ref(name)) is None:
             hint = f"create it with `cairn branch create {name}` or `cairn switch -c {name}`"
             if _HASH_LIKE.match(name):
                 hint = f"to move HEAD to a commit, use `cairn switch --detach {name}`"
@@ -602,33 +622,33 @@ class Repo:
 
     def _set_head(self, value: str) -> None:
         current = self._ensure_head()
-        self.store.set_ref(HEAD, value, expected=current)
+        self.refs.set_ref(HEAD, value, expected=current)
         self._bus.publish(EventName.BRANCH_CHANGED, {"head": value, "action": "switch"})
 
     def rename_branch(self, old: str, new: str) -> None:
         validate_ref_text(old, what="branch name")
         validate_branch_name(new)
-        value = self.store.get_ref(branch_ref(old))
+        value = self.refs.get_ref(branch_ref(old))
         if value is None:
             raise NotFoundError("branch", old, hint="`cairn branch` lists branches")
-        if self.store.get_ref(branch_ref(new)) is not None:
+        if self.refs.get_ref(branch_ref(new)) is not None:
             raise ValidationError(f"branch {new!r} already exists")
         updates = [RefUpdate(branch_ref(new), value, None), RefUpdate(branch_ref(old), None, value)]
         head = self._ensure_head()
         if head == SYMBOLIC_PREFIX + branch_ref(old):
             updates.append(RefUpdate(HEAD, SYMBOLIC_PREFIX + branch_ref(new), head))
-        self.store.write(refs=updates)
+        self.refs.update_refs(updates)
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": new, "action": "rename", "from": old})
 
     def delete_branch(self, name: str) -> None:
         """Delete branch ``name``; any name a ref can hold is looked up, so a badly named branch can go too."""
         validate_ref_text(name, what="branch name")
-        value = self.store.get_ref(branch_ref(name))
+        value = self.refs.get_ref(branch_ref(name))
         if value is None:
             raise NotFoundError("branch", name, hint="`cairn branch` lists branches")
         if self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):
             raise ValidationError(f"branch {name!r} is the current branch", hint="switch to another branch first")
-        self.store.delete_ref(branch_ref(name), expected=value)
+        self.refs.delete_ref(branch_ref(name), expected=value)
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": name, "action": "delete"})
 
     # -- annotations -----------------------------------------------------------
@@ -642,7 +662,7 @@ class Repo:
                 hint=f"that is {commit.target[:12]}" if commit.target else None,
             )
         annotation = Annotation(commit.hash, Priority(priority), reason, now())
-        self.store.add_annotations([annotation])
+        self.annotation_store.add_annotations([annotation])
         self._bus.publish(
             EventName.ANNOTATION_ADDED,
             {"target": commit.hash, "priority": annotation.priority.value, "reason": reason},
@@ -659,7 +679,7 @@ class Repo:
         return self.annotate(target, Priority.NORMAL, reason)
 
     def annotations(self, target: str) -> list[Annotation]:
-        return self.store.annotation_history(self.resolve(target).hash)
+        return self.annotation_store.annotation_history(self.resolve(target).hash)
 
     # -- reading history -------------------------------------------------------
 
@@ -770,7 +790,7 @@ def open_repo(
     *,
     config: Config | None = None,
     plugins: Any = None,
-    store: Store | None = None,
+    store: Facet | None = None,
     tokenizer: Tokenizer | None = None,
     budget: Budget | None = None,
     bus: EventBus | None = None,

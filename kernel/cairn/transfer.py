@@ -83,8 +83,7 @@ def export_history(
     """Write JSONL: a header, then blobs, commits (parents first), refs and annotations. Returns lines written."""
     from cairn.errors import NotFoundError
 
-    store = repo.store
-    refs = store.list_refs()
+    refs = repo.refs.list_refs()
     if branch is not None:
         value = refs.get(branch_ref(branch))
         if value is None:
@@ -112,7 +111,7 @@ def export_history(
     blob_hashes = sorted({c.content_hash for c in ordered if c.content_hash})
     for start in range(0, len(blob_hashes), 1000):
         chunk = blob_hashes[start : start + 1000]
-        blobs = store.get_blobs(chunk)
+        blobs = repo.objects.get_blobs(chunk)
         for digest in chunk:
             emit({"type": "blob", "hash": digest, "data": json.loads(blobs[digest])})
     for commit in ordered:
@@ -130,7 +129,7 @@ def export_history(
         emit({"type": "ref", "name": HEAD, "value": refs[HEAD]})
     for commit in ordered:
         if commit.operation is Operation.APPEND:
-            for annotation in store.annotation_history(commit.hash):
+            for annotation in repo.annotation_store.annotation_history(commit.hash):
                 emit({"type": "annotation", **annotation.to_record()})
     return lines
 
@@ -393,7 +392,6 @@ class _Plan:
 
     def __init__(self, repo: Repo, records: _Records) -> None:
         self.repo = repo
-        self.store = repo.store
         self.records = records
         self.stored: dict[str, Commit] = {}  # commits of the file this store already holds
         self.new: list[Commit] = []  # the file's other commits, parents first, derived fields recomputed
@@ -407,7 +405,7 @@ class _Plan:
         records = self.records
         hashes = list(records.commits)
         for start in range(0, len(hashes), _READ_CHUNK):
-            self.stored.update(self.store.get_commits(hashes[start : start + _READ_CHUNK]))
+            self.stored.update(self.repo.objects.get_commits(hashes[start : start + _READ_CHUNK]))
         fresh = {h: c for h, c in records.commits.items() if h not in self.stored}
         order = self._parents_first(fresh)
         types, tokens = self._contents(order)
@@ -417,7 +415,7 @@ class _Plan:
             if commit.target is not None:
                 changes.setdefault(commit.target, []).append(commit)
         stored_targets = [t for t in changes if t not in fresh]
-        for change in self.store.commits_targeting(stored_targets) if stored_targets else []:
+        for change in self.repo.objects.commits_targeting(stored_targets) if stored_targets else []:
             if change.hash not in fresh:
                 changes[change.target].append(change)  # type: ignore[index]
 
@@ -456,7 +454,11 @@ class _Plan:
         children: dict[str, list[Commit]] = {}
         roots: list[Commit] = []
         outside = {c.parent for c in fresh.values() if c.parent is not None and c.parent not in fresh}
-        known = set(self.stored) | set(self.store.get_commits(list(outside - set(self.stored)))) if outside else set()
+        known = (
+            set(self.stored) | set(self.repo.objects.get_commits(list(outside - set(self.stored))))
+            if outside
+            else set()
+        )
         for commit in fresh.values():
             if commit.parent is None or commit.parent not in fresh:
                 if commit.parent is not None and commit.parent not in known:
@@ -481,9 +483,10 @@ class _Plan:
         records = self.records
         needed = {c.content_hash: c for c in order if c.content_hash is not None}
         missing = [h for h in needed if h not in records.blobs]
-        stored = self.store.get_blobs(missing) if missing else {}
+        stored = self.repo.objects.get_blobs(missing) if missing else {}
         name = self.repo.tokenizer.name
-        cached = self.store.get_token_counts(name, list(needed))
+        cache = self.repo.token_cache
+        cached = cache.get_token_counts(name, list(needed)) if cache is not None else {}
         types: dict[str, str] = {}
         tokens: dict[str, int] = {}
         for digest, commit in needed.items():
@@ -512,7 +515,7 @@ class _Plan:
 
     def _check_refs(self, derived: Mapping[str, Commit]) -> None:
         records = self.records
-        current = self.store.list_refs()
+        current = self.repo.refs.list_refs()
         for name, value in records.refs.items():
             line = records.ref_lines[name]
             target = value[len(SYMBOLIC_PREFIX) :] if value.startswith(SYMBOLIC_PREFIX) else None
@@ -539,7 +542,7 @@ class _Plan:
         for annotation, line in records.annotations:
             target = derived.get(annotation.target) or self.stored.get(annotation.target)
             if target is None:
-                target = self.store.get_commits([annotation.target]).get(annotation.target)
+                target = self.repo.objects.get_commits([annotation.target]).get(annotation.target)
             if target is None:
                 raise records.error(
                     line, f"annotation of {annotation.target[:12]}: no such commit in the file or stored here"
@@ -551,7 +554,7 @@ class _Plan:
                     f"{target.operation.value}; only appended items are annotated",
                 )
             if target.hash not in derived and target.hash not in known_ids:
-                known_ids[target.hash] = {a.id for a in self.store.annotation_history(target.hash)}
+                known_ids[target.hash] = {a.id for a in self.repo.annotation_store.annotation_history(target.hash)}
             if annotation.id in seen or annotation.id in known_ids.get(target.hash, ()):
                 continue
             seen.add(annotation.id)
@@ -572,12 +575,12 @@ class _Plan:
             last = number == len(batches) - 1
             refs = self.ref_updates if last else []
             if batch or refs:
-                self.store.write(blobs=batch_blobs, commits=batch, refs=refs)
+                self.repo.objects.write(blobs=batch_blobs, commits=batch, refs=refs)
             written += len(batch)
             if progress is not None and batch:
                 progress(written)
         if self.new_annotations:
-            self.store.add_annotations(self.new_annotations)
+            self.repo.annotation_store.add_annotations(self.new_annotations)
         return ImportReport(
             commits=written, present=len(self.stored), refs=len(self.ref_updates), annotations=len(self.new_annotations)
         )

@@ -567,7 +567,9 @@ def status_command(state: State, as_json: bool) -> None:
 @pass_state
 def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
     """Remove commits no branch reaches and the content only they used."""
-    report = state.repo.store.gc(dry_run=dry_run)
+    from cairn.storage import Maintenance, require
+
+    report = require(state.repo.store, Maintenance, doing="cairn gc").gc(dry_run=dry_run)
     if as_json:
         echo_json(
             {
@@ -590,7 +592,9 @@ def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
 @pass_state
 def fsck_command(state: State, as_json: bool) -> None:
     """Check stored data against its hashes and links; exit 1 on any problem."""
-    problems = state.repo.store.check()
+    from cairn.storage import Maintenance, check_store
+
+    problems = check_store(state.repo.store)
     if as_json:
         echo_json([{"kind": p.kind, "object": p.object, "message": p.message} for p in problems])
     else:
@@ -598,11 +602,13 @@ def fsck_command(state: State, as_json: bool) -> None:
             click.secho(str(problem), fg="red", err=True)
         if any(p.kind in ("bad_ref", "dangling_ref") and p.object.startswith("refs/heads/") for p in problems):
             click.echo("  hint: remove a broken branch with `cairn branch delete NAME`", err=True)
-        stats = state.repo.store.stats()
-        if not problems:
+        if not problems and isinstance(state.repo.store, Maintenance):
+            stats = state.repo.store.stats()
             click.echo(
                 f"ok: {stats.commits} commits, {stats.blobs} blobs, {stats.refs} refs, {stats.annotations} annotations"
             )
+        elif not problems:
+            click.echo("ok: every commit, blob and ref checked")
     if problems:
         click.get_current_context().exit(1)
 
