@@ -49,7 +49,12 @@ class CairnError(Exception):
     """Root of every error cairn raises on purpose.
 
     ``message`` says what was wrong, ``hint`` what to do about it.
+    ``command_line`` is true when the mistake is in the command line itself
+    (a ``--set`` value, the ``--config`` file): the CLI then exits 2, as for
+    any usage error, instead of 1.
     """
+
+    command_line: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -75,12 +80,14 @@ class ConfigError(CairnError):
         line: int | None = None,
         column: int | None = None,
         hint: str | None = None,
+        command_line: bool = False,
     ) -> None:
         self.file = file
         self.table = table
         self.key = key
         self.line = line
         self.column = column
+        self.command_line = command_line
         super().__init__(_located(message, file, line, column, table, key), hint=hint)
         self.problem = message
 
@@ -154,10 +161,12 @@ class ValidationError(CairnError):
         field: str | None = None,
         given: Any = None,
         hint: str | None = None,
+        command_line: bool = False,
     ) -> None:
         self.what = what
         self.field = field
         self.given = given
+        self.command_line = command_line
         prefix = ".".join(p for p in (what, field) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
 

@@ -91,7 +91,7 @@ from cairn_git._git import (
     parse_tag,
 )
 from cairn_git._trees import Trees
-from cairn_git.config import GitConfig
+from cairn_git.config import GitConfig, repository_path
 
 __all__ = ["GitStore", "open_in_directory"]
 
@@ -266,7 +266,7 @@ class GitStore(Store, Syncable):
     @classmethod
     def from_config(cls, config: GitConfig, *, project_dir: Path) -> GitStore:
         """Open the store ``[storage.git]`` describes; ``repo`` is relative to ``project_dir``."""
-        repo = project_dir if config.repo is None else project_dir / Path(config.repo).expanduser()
+        repo = repository_path(config, project_dir)
         return cls(
             repo,
             namespace=config.namespace,
