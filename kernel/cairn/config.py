@@ -34,6 +34,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "ArtifactsSettings",
     "BACKEND_SECTIONS",
     "CairnSettings",
     "Config",
@@ -59,6 +60,8 @@ BACKEND_SECTIONS: dict[str, str] = {
     "llm": "llm",
     "embeddings": "embeddings",
     "evaluators": "evaluators",
+    # [artifacts] is also a kernel table: its values are ArtifactsSettings, its sub-tables the stores'.
+    "artifact_stores": "artifacts",
 }
 
 
@@ -138,12 +141,33 @@ class ChatSettings:
     key_env: str = "CAIRN_CHAT_KEY"
 
 
+#: The most a size routing threshold may be: inline artifacts live in the store's blobs, read whole.
+MAX_INLINE_BYTES = 16 * 1024 * 1024
+
+
+@attrs.frozen
+class ArtifactsSettings:
+    """The ``[artifacts]`` table: which artifact store keeps files, and which are small enough to keep inline.
+
+    Each store's own settings are a sub-table, ``[artifacts.<name>]``.
+    """
+
+    #: The artifact store, by registered name (``local`` comes with cairn-fs, ``s3`` with cairn-s3).
+    store: str = "local"
+    #: Artifacts up to this many bytes are kept inline in the context store's blobs; larger ones
+    #: in the artifact store. 0 sends every artifact to the artifact store.
+    inline_max_bytes: int = attrs.field(
+        default=64 * 1024, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_INLINE_BYTES)]
+    )
+
+
 #: Kernel tables and their settings classes; later kernel modules add theirs here.
 KERNEL_SECTIONS: dict[str, type] = {
     "cairn": CairnSettings,
     "context": ContextSettings,
     "chat": ChatSettings,
     "providers": ProvidersSettings,
+    "artifacts": ArtifactsSettings,
 }
 
 
@@ -326,6 +350,9 @@ class Config:
 
     def structure_table(self, path: tuple[str, ...], cls: type[T]) -> T:
         table = self.table(*path)
+        if len(path) == 1 and path[0] in KERNEL_SECTIONS and path[0] in BACKEND_SECTIONS.values():
+            # A kernel table that also holds backends' tables: those are checked by their plugins.
+            table = {key: value for key, value in table.items() if not isinstance(value, dict)}
         try:
             return structure(dict(table), cls, what=".".join(path))
         except ValidationError as exc:

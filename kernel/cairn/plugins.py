@@ -35,7 +35,7 @@ import attrs
 import pluggy
 
 from cairn import hookspecs
-from cairn.config import BACKEND_SECTIONS, Config
+from cairn.config import BACKEND_SECTIONS, KERNEL_SECTIONS, Config
 from cairn.errors import ConfigError, DuplicateNameError, NotFoundError, PluginError
 from cairn.model import ContentTypes
 
@@ -60,6 +60,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "llm": ("cairn_register_llm_providers", "LLM provider"),
     "embeddings": ("cairn_register_embedding_providers", "embedding provider"),
     "evaluators": ("cairn_register_evaluators", "evaluator"),
+    "artifact_stores": ("cairn_register_artifact_stores", "artifact store"),
 }
 
 _BACKEND_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
@@ -70,6 +71,11 @@ CHOSEN_BACKENDS: dict[str, str] = {
     "tokenizer": "tokenizers",
     "llm": "llm",
     "embeddings": "embeddings",
+}
+
+#: Keys of other kernel tables that name a backend: (table, key) -> the registry kind.
+CHOSEN_IN_TABLES: dict[tuple[str, str], str] = {
+    ("artifacts", "store"): "artifact_stores",
 }
 
 # Which plugin's hook is running: set around every registration hook call so
@@ -217,6 +223,10 @@ class Plugins:
     @property
     def evaluators(self) -> Registry:
         return self.registries["evaluators"]
+
+    @property
+    def artifact_stores(self) -> Registry:
+        return self.registries["artifact_stores"]
 
     # -- registering plugins -------------------------------------------------------
 
@@ -411,6 +421,8 @@ class Plugins:
         for kind, section in BACKEND_SECTIONS.items():
             registry = self.registries[kind]
             for base, table in config.table(section).items():
+                if not isinstance(table, dict) and section in KERNEL_SECTIONS:
+                    continue  # a kernel setting beside the backend tables: config.validate() checked it
                 if not isinstance(table, dict):
                     problems.append(
                         ConfigError(
@@ -444,6 +456,21 @@ class Plugins:
                         f"no {registry.label} called {name!r}",
                         file=config.source_of(("cairn", key)),
                         table="cairn",
+                        key=key,
+                        hint=f"known: {', '.join(registry.names()) or 'none installed'}",
+                    )
+                )
+        for (table_name, key), kind in CHOSEN_IN_TABLES.items():
+            # Only a choice someone wrote down: a project that never uses artifacts needs no store installed.
+            name = config.table(table_name).get(key)
+            registry = self.registries[kind]
+            written = config.source_of((table_name, key)) != "default"
+            if written and isinstance(name, str) and name not in registry:
+                problems.append(
+                    ConfigError(
+                        f"no {registry.label} called {name!r}",
+                        file=config.source_of((table_name, key)),
+                        table=table_name,
                         key=key,
                         hint=f"known: {', '.join(registry.names()) or 'none installed'}",
                     )

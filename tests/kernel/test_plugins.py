@@ -471,6 +471,7 @@ REGISTRATION_HOOKS = {
     "llm": "cairn_register_llm_providers",
     "embeddings": "cairn_register_embedding_providers",
     "evaluators": "cairn_register_evaluators",
+    "artifact_stores": "cairn_register_artifact_stores",
 }
 
 

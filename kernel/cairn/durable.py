@@ -1,0 +1,280 @@
+"""Durable, atomic file writes: a temporary file beside the target, fsynced, renamed, the directory fsynced.
+
+Readers never see a half-written file: the content lands under a random
+temporary name created with ``O_EXCL`` and takes its real name only once it
+is complete and on disk. A failure (an exception, a full disk) removes the
+temporary file, so nothing half-written is left behind; a crash may leave a
+temporary file, never a torn target.
+
+``FlushPool`` batches the expensive part. One fsync waits for the disk; many
+fsyncs issued together from a few threads are committed together by the
+filesystem's journal, so a batch of ten thousand small files costs a few
+journal commits instead of ten thousand.
+
+Errors become ``cairn.errors.StorageError`` naming what was being written;
+a full disk (``ENOSPC``, ``EDQUOT``, ``EFBIG``) says so.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from cairn.errors import StorageError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "FlushPool",
+    "TEMP_PREFIX",
+    "copy_hashing",
+    "fsync_directory",
+    "open_temporary",
+    "storage_error",
+    "write_atomic",
+]
+
+#: Bytes per read and write when streaming: large enough that the loop costs nothing, small enough to bound memory.
+CHUNK_SIZE = 1 << 20
+#: Temporary files start with this, so a sweep knows what it may remove.
+TEMP_PREFIX = ".tmp-"
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def storage_error(exc: OSError, what: str) -> StorageError:
+    """A ``StorageError`` that says what failed while writing or reading ``what``, and what to do."""
+    code = exc.errno
+    if code in _FULL:
+        reason = "the file size limit was reached" if code == errno.EFBIG else "no space left on the device"
+        return StorageError(
+            f"{reason} while writing {what}; nothing was kept",
+            hint="free some space (or raise the quota or file size limit) and try again",
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return StorageError(
+            f"permission denied: {what} ({exc.filename or exc.strerror})", hint="check its owner and mode"
+        )
+    if code == errno.EROFS:
+        return StorageError(f"{what} is on a read-only filesystem", hint="choose a writable location")
+    return StorageError(f"cannot write {what}: {exc.strerror or exc}")
+
+
+def open_temporary(directory: Path, *, mode: int = 0o600, dir_fd: int | None = None) -> tuple[int, str]:
+    """Create a new temporary file with a random name in ``directory`` (``O_EXCL``); return (fd, path).
+
+    With ``dir_fd`` the name is created relative to that open directory and
+    the returned path is the bare name.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(16):
+        name = TEMP_PREFIX + secrets.token_hex(12)
+        target = name if dir_fd is not None else str(directory / name)
+        try:
+            fd = os.open(target, flags, mode, dir_fd=dir_fd) if dir_fd is not None else os.open(target, flags, mode)
+        except FileExistsError:
+            continue  # 96 random bits collided: astronomically unlikely, but never overwrite
+        return fd, target
+    raise StorageError(f"could not create a temporary file in {directory}")
+
+
+def fsync_directory(directory: Path | str | None = None, *, dir_fd: int | None = None) -> None:
+    """Make a rename or an unlink in ``directory`` durable (a no-op where directories cannot be opened)."""
+    if dir_fd is not None:
+        os.fsync(dir_fd)
+        return
+    try:
+        fd = os.open(str(directory), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # Windows: directories cannot be opened; NTFS journals the rename itself
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+_buffers = threading.local()
+
+
+def _chunk_buffer() -> memoryview:
+    # One buffer per thread, reused: allocating a zeroed megabyte per small file would cost more than the file.
+    view: memoryview | None = getattr(_buffers, "view", None)
+    if view is None:
+        view = _buffers.view = memoryview(bytearray(CHUNK_SIZE))
+    return view
+
+
+def copy_hashing(source: IO[bytes], fd: int, *, limit: int | None = None) -> tuple[str, int]:
+    """Copy ``source`` to ``fd`` in chunks, hashing as it goes: (SHA-256 hex, size). Memory: one chunk.
+
+    ``limit`` stops after that many bytes (the rest is left unread).
+    """
+    digest = hashlib.sha256()
+    view = _chunk_buffer()
+    size = 0
+    readinto: Callable[[Any], int | None] | None = getattr(source, "readinto", None)
+    while limit is None or size < limit:
+        want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - size)
+        if readinto is not None:
+            count = readinto(view[:want]) or 0
+            chunk = view[:count]
+        else:
+            data = source.read(want)
+            count = len(data)
+            chunk = memoryview(data)
+        if not count:
+            break
+        digest.update(chunk)
+        _write_all(fd, chunk)
+        size += count
+    return digest.hexdigest(), size
+
+
+class FlushPool:
+    """Finishes temporary files in the background: fsync, rename into place, then fsync the directories.
+
+    ``submit(fd, temporary, target)`` takes ownership of the open ``fd``.
+    Leaving the ``with`` block waits for every file; if the block raised, or
+    a flush failed, the files not yet renamed are removed and the first
+    error is raised. Files already renamed stay (whole and durable).
+    """
+
+    def __init__(self, threads: int = 16) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cairn-fsync")
+        self._futures: list[Future[None]] = []
+        self._directories: set[str] = set()
+        self._lock = threading.Lock()
+        self._cancelled = False
+
+    def __enter__(self) -> FlushPool:
+        return self
+
+    def submit(self, fd: int, temporary: str, target: str, *, on_done: Callable[[], None] | None = None) -> None:
+        self._futures.append(self._executor.submit(self._finish, fd, temporary, target, on_done))
+
+    def _finish(self, fd: int, temporary: str, target: str, on_done: Callable[[], None] | None) -> None:
+        try:
+            if self._cancelled:
+                raise StorageError("cancelled")
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(temporary)
+            raise
+        os.close(fd)
+        try:
+            os.replace(temporary, target)
+        except BaseException:
+            _unlink_quietly(temporary)
+            raise
+        with self._lock:
+            self._directories.add(os.path.dirname(target))
+        if on_done is not None:
+            on_done()
+
+    def wait(self) -> None:
+        """Wait for every submitted file; raise the first failure (as a ``StorageError``)."""
+        first: BaseException | None = None
+        for future in self._futures:
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: B036 - every failure is collected, the first is raised
+                first = first or exc
+        self._futures.clear()
+        for directory in sorted(self._directories):
+            try:
+                fsync_directory(directory)
+            except OSError as exc:
+                first = first or exc
+        self._directories.clear()
+        if isinstance(first, OSError):
+            raise storage_error(first, "a batch of files") from first
+        if first is not None:
+            raise first
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            if kind is not None:
+                self._cancelled = True
+                try:
+                    self.wait()
+                except BaseException:  # noqa: B036 - the block's own error is the one to report
+                    pass
+            else:
+                self.wait()
+        finally:
+            self._executor.shutdown(wait=True)
+
+
+def _unlink_quietly(path: str, *, dir_fd: int | None = None) -> None:
+    try:
+        os.unlink(path, dir_fd=dir_fd) if dir_fd is not None else os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_atomic(
+    target: Path,
+    source: IO[bytes],
+    *,
+    mode: int = 0o666,
+    overwrite: bool = False,
+    what: str | None = None,
+) -> int:
+    """Stream ``source`` into ``target`` atomically and durably; return the number of bytes written.
+
+    The file appears whole or not at all. With ``overwrite=False`` an
+    existing ``target`` is refused (checked again at the rename, so a file
+    created meanwhile is not clobbered). ``mode`` is masked by the umask.
+    """
+    what = what or str(target)
+    directory = target.parent
+    if not overwrite and os.path.lexists(target):
+        raise StorageError(f"{target} already exists", hint="choose another path, or allow overwriting (--force)")
+    try:
+        fd, temporary = open_temporary(directory, mode=mode)
+    except OSError as exc:
+        raise storage_error(exc, what) from None
+    try:
+        try:
+            _, size = copy_hashing(source, fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if overwrite:
+            os.replace(temporary, target)
+        else:
+            # link() fails if the target appeared meanwhile, where rename() would replace it.
+            try:
+                os.link(temporary, target)
+            except FileExistsError:
+                raise StorageError(f"{target} already exists", hint="choose another path, or use --force") from None
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                if os.path.lexists(target):  # a filesystem without hard links: check, then rename
+                    raise StorageError(f"{target} already exists", hint="use --force") from None
+                os.replace(temporary, target)
+            else:
+                os.unlink(temporary)
+        fsync_directory(directory)
+        return size
+    except OSError as exc:
+        _unlink_quietly(temporary)
+        raise storage_error(exc, what) from None
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
