@@ -146,47 +146,54 @@ def copy_hashing(source: IO[bytes], fd: int, *, limit: int | None = None) -> tup
 class FlushPool:
     """Finishes temporary files in the background: fsync, rename into place, then fsync the directories.
 
-    ``submit(fd, temporary, target)`` takes ownership of the open ``fd``.
-    Leaving the ``with`` block waits for every file; if the block raised, or
-    a flush failed, the files not yet renamed are removed and the first
-    error is raised. Files already renamed stay (whole and durable).
+    ``submit(fd, temporary, target)`` takes ownership of the open ``fd``;
+    with ``dir_fd`` both names are relative to that open directory (which
+    the caller keeps open until the pool is done). Leaving the ``with``
+    block waits for every file; if the block raised, or a flush failed, the
+    files not yet renamed are removed and the first error is raised. Files
+    already renamed stay (whole and durable).
     """
 
     def __init__(self, threads: int = 16) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cairn-fsync")
         self._futures: list[Future[None]] = []
         self._directories: set[str] = set()
+        self._directory_fds: set[int] = set()
         self._lock = threading.Lock()
         self._cancelled = False
 
     def __enter__(self) -> FlushPool:
         return self
 
-    def submit(self, fd: int, temporary: str, target: str, *, on_done: Callable[[], None] | None = None) -> None:
-        self._futures.append(self._executor.submit(self._finish, fd, temporary, target, on_done))
+    def submit(self, fd: int, temporary: str, target: str, *, dir_fd: int | None = None) -> None:
+        self._futures.append(self._executor.submit(self._finish, fd, temporary, target, dir_fd))
 
-    def _finish(self, fd: int, temporary: str, target: str, on_done: Callable[[], None] | None) -> None:
+    def _finish(self, fd: int, temporary: str, target: str, dir_fd: int | None) -> None:
         try:
             if self._cancelled:
                 raise StorageError("cancelled")
             os.fsync(fd)
         except BaseException:
             os.close(fd)
-            _unlink_quietly(temporary)
+            _unlink_quietly(temporary, dir_fd=dir_fd)
             raise
         os.close(fd)
         try:
-            os.replace(temporary, target)
+            if dir_fd is None:
+                os.replace(temporary, target)
+            else:
+                os.replace(temporary, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
-            _unlink_quietly(temporary)
+            _unlink_quietly(temporary, dir_fd=dir_fd)
             raise
         with self._lock:
-            self._directories.add(os.path.dirname(target))
-        if on_done is not None:
-            on_done()
+            if dir_fd is None:
+                self._directories.add(os.path.dirname(target))
+            else:
+                self._directory_fds.add(dir_fd)
 
     def wait(self) -> None:
-        """Wait for every submitted file; raise the first failure (as a ``StorageError``)."""
+        """Wait for every submitted file; raise the first failure (an ``OSError`` as a ``StorageError``)."""
         first: BaseException | None = None
         for future in self._futures:
             try:
@@ -194,12 +201,15 @@ class FlushPool:
             except BaseException as exc:  # noqa: B036 - every failure is collected, the first is raised
                 first = first or exc
         self._futures.clear()
-        for directory in sorted(self._directories):
-            try:
+        try:
+            for directory in sorted(self._directories):
                 fsync_directory(directory)
-            except OSError as exc:
-                first = first or exc
+            for dir_fd in sorted(self._directory_fds):
+                fsync_directory(dir_fd=dir_fd)
+        except OSError as exc:
+            first = first or exc
         self._directories.clear()
+        self._directory_fds.clear()
         if isinstance(first, OSError):
             raise storage_error(first, "a batch of files") from first
         if first is not None:

@@ -25,7 +25,10 @@ or a careless tool would, to prove that reads and ``verify`` notice.
 Class attributes a store may override: ``large_size`` (bytes in the
 multi-megabyte round trip; above a multipart threshold for remote stores),
 ``stream_memory_limit`` (how much Python memory a streamed put and read of
-``bounded_size`` bytes may use at peak).
+``bounded_size`` bytes may use at peak; None skips that test, for a store
+that keeps objects in memory), ``persistent`` (False for a store that lives
+in one process and keeps nothing once closed: the multi-process and reopen
+tests are skipped).
 """
 
 from __future__ import annotations
@@ -199,7 +202,13 @@ class ArtifactStoreConformance:
     large_size: int = 12 * MiB + 123
     #: Bytes streamed through put and open in the bounded-memory test, and the peak Python memory allowed.
     bounded_size: int = 64 * MiB
-    stream_memory_limit: int = 24 * MiB
+    stream_memory_limit: int | None = 24 * MiB
+    #: False for a store that lives in one process and keeps nothing once closed.
+    persistent: bool = True
+
+    def _needs_persistence(self) -> None:
+        if not self.persistent:
+            pytest.skip("the store keeps nothing once closed (persistent = False)")
 
     # -- fixtures ----------------------------------------------------------------------------
 
@@ -253,6 +262,8 @@ class ArtifactStoreConformance:
         assert store.verify(info.hash).size == self.large_size
 
     def test_put_and_read_stream_in_bounded_memory(self, store: ArtifactStore) -> None:
+        if self.stream_memory_limit is None:
+            pytest.skip("the store keeps objects in memory (stream_memory_limit = None)")
         tracemalloc.start()
         try:
             info = store.put(PatternStream(self.bounded_size, 5))
@@ -416,6 +427,7 @@ class ArtifactStoreConformance:
     def test_a_put_killed_midway_leaves_nothing_visible(
         self, artifact_store_opener: ArtifactStoreOpener, store_dir: Path, store: ArtifactStore
     ) -> None:
+        self._needs_persistence()
         size = 8 * MiB
         ctx = multiprocessing.get_context("spawn")
         paused = ctx.Event()
@@ -456,6 +468,7 @@ class ArtifactStoreConformance:
     def test_concurrent_puts_from_several_processes(
         self, artifact_store_opener: ArtifactStoreOpener, store_dir: Path, store: ArtifactStore
     ) -> None:
+        self._needs_persistence()
         workers, shared = 4, 3
         outcomes = run_workers(
             _put_worker, lambda i, b, r: (artifact_store_opener, str(store_dir), i, shared, b, r), workers
@@ -471,6 +484,7 @@ class ArtifactStoreConformance:
     def test_objects_survive_reopening(
         self, artifact_store_opener: ArtifactStoreOpener, store_dir: Path, store: ArtifactStore
     ) -> None:
+        self._needs_persistence()
         info = store.put(io.BytesIO(b"kept"))
         again = artifact_store_opener(store_dir)
         try:

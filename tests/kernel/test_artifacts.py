@@ -1,0 +1,149 @@
+"""The artifact-store extension point: the [artifacts] table, the registry, the contract's helpers, durable writes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cairn.artifacts import VerifyingReader, check_digest, open_artifact_store
+from cairn.config import MAX_INLINE_BYTES, ArtifactsSettings, load_config
+from cairn.durable import write_atomic
+from cairn.errors import ConfigError, IntegrityError, NotFoundError, StorageError, ValidationError
+from cairn.hookspecs import hookimpl
+from cairn.plugins import load_plugins
+from cairn.testing.memory_artifacts import MemoryArtifactStore
+
+
+def load(directory: Path, text: str) -> Any:
+    (directory / "cairn.toml").write_text(text, encoding="utf-8")
+    return load_config(directory, environ={"CAIRN_USER_CONFIG": ""})
+
+
+class MemoryStorePlugin:
+    """A plugin registering the in-memory store as ``memory``, through the public hook."""
+
+    @hookimpl
+    def cairn_register_artifact_stores(self, register: Callable[..., None]) -> None:
+        register("memory", lambda config, context: MemoryArtifactStore(), description="in memory")
+
+
+# -- the [artifacts] table ----------------------------------------------------------------------
+
+
+def test_the_defaults(tmp_path: Path) -> None:
+    config = load(tmp_path, "")
+    assert config.settings("artifacts", ArtifactsSettings) == ArtifactsSettings("local", 64 * 1024)
+
+
+@pytest.mark.parametrize("value", [-1, MAX_INLINE_BYTES + 1, '"64k"'])
+def test_a_bad_inline_max_bytes_names_the_file_table_key_and_line(tmp_path: Path, value: object) -> None:
+    config = load(tmp_path, f"[artifacts]\nstore = 'local'\ninline_max_bytes = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        config.settings("artifacts", ArtifactsSettings)
+    assert (caught.value.table, caught.value.key, caught.value.line) == ("artifacts", "inline_max_bytes", 3)
+    assert caught.value.file == str((tmp_path / "cairn.toml").resolve())
+
+
+def test_store_tables_sit_beside_the_kernel_keys(tmp_path: Path) -> None:
+    config = load(tmp_path, "[artifacts]\nstore = 'memory'\n\n[artifacts.memory]\n")
+    assert config.settings("artifacts", ArtifactsSettings).store == "memory"
+    assert config.validate() == []
+    with pytest.raises(ConfigError, match="colour"):
+        load(tmp_path, "[artifacts]\ncolour = 'red'\n").settings("artifacts", ArtifactsSettings)
+
+
+def test_validate_reports_an_unknown_store_only_when_one_was_chosen(tmp_path: Path, cairn_env: Path) -> None:
+    plugins = load_plugins(entry_points=False)
+
+    def problems(text: str) -> list[ConfigError]:
+        return [p for p in plugins.check_config(load(tmp_path, text)) if (p.table or "").startswith("artifacts")]
+
+    assert problems("") == []  # the default needs no store installed until artifacts are used
+    chosen = problems("[artifacts]\nstore = 'nowhere'\n")
+    assert [(p.table, p.key, p.line) for p in chosen] == [("artifacts", "store", None)]
+    assert "no artifact store called 'nowhere'" in chosen[0].message
+    assert [p.table for p in problems("[artifacts.ghost]\nx = 1\n")] == ["artifacts.ghost"]
+
+
+def test_a_store_registered_through_the_hook_is_opened_by_name(tmp_path: Path, cairn_env: Path) -> None:
+    plugins = load_plugins(entry_points=False)
+    assert plugins.register(MemoryStorePlugin(), "memory-plugin")
+    assert plugins.artifact_stores.names() == ["memory"]
+    config = load(tmp_path, "[artifacts]\nstore = 'memory'\n")
+    assert [p for p in plugins.check_config(config) if p.table == "artifacts"] == []
+    store = open_artifact_store(config=config, plugins=plugins)
+    assert isinstance(store, MemoryArtifactStore)
+    assert plugins.info["memory-plugin"].registers == {"artifact_stores": ["memory"]}
+
+
+def test_no_installed_store_says_what_to_install(tmp_path: Path, cairn_env: Path) -> None:
+    plugins = load_plugins(entry_points=False)
+    with pytest.raises(NotFoundError, match="artifact store 'local'") as caught:
+        open_artifact_store(config=load(tmp_path, ""), plugins=plugins)
+    assert "pip install cairn-fs" in (caught.value.hint or "")
+
+
+# -- hashes and verifying reads -------------------------------------------------------------------
+
+
+@given(st.text(max_size=70))
+def test_only_full_lowercase_sha256_hex_is_a_hash(value: str) -> None:
+    valid = len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    if valid:
+        assert check_digest(value) == value
+    else:
+        with pytest.raises(ValidationError, match="SHA-256"):
+            check_digest(value)
+
+
+@given(st.binary(max_size=3000), st.integers(min_value=1, max_value=700))
+def test_a_verifying_reader_hands_out_the_bytes_and_checks_them(data: bytes, chunk: int) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    reader = VerifyingReader(io.BytesIO(data), digest, len(data), where="test")
+    out = bytearray()
+    while piece := reader.read(chunk):
+        out += piece
+    assert bytes(out) == data
+
+
+@given(st.binary(min_size=1, max_size=500), st.data())
+def test_any_changed_byte_is_an_integrity_error(data: bytes, draw: st.DataObject) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    at = draw.draw(st.integers(min_value=0, max_value=len(data) - 1))
+    damaged = bytearray(data)
+    damaged[at] ^= draw.draw(st.integers(min_value=1, max_value=255))
+    with pytest.raises(IntegrityError, match=digest):
+        VerifyingReader(io.BytesIO(bytes(damaged)), digest, len(data), where="test").read()
+    with pytest.raises(IntegrityError, match="more than"):
+        VerifyingReader(io.BytesIO(data + b"!"), digest, len(data), where="test").read()
+
+
+# -- durable writes ----------------------------------------------------------------------------------
+
+
+def test_write_atomic_refuses_to_overwrite_unless_told(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    assert write_atomic(target, io.BytesIO(b"first")) == 5
+    with pytest.raises(StorageError, match="already exists"):
+        write_atomic(target, io.BytesIO(b"second"))
+    assert target.read_bytes() == b"first"
+    write_atomic(target, io.BytesIO(b"second"), overwrite=True)
+    assert target.read_bytes() == b"second"
+    assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+def test_a_failed_source_leaves_no_file_and_no_temporary(tmp_path: Path) -> None:
+    data = b"x" * 100
+    digest = hashlib.sha256(data).hexdigest()
+    corrupt = VerifyingReader(io.BytesIO(b"y" * 100), digest, 100, where="test")
+    with pytest.raises(IntegrityError):
+        write_atomic(tmp_path / "out.bin", corrupt)
+    assert os.listdir(tmp_path) == []
