@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import secrets
 import threading
 from collections.abc import Callable
@@ -108,6 +109,14 @@ def _write_all(fd: int, view: memoryview) -> None:
 
 _buffers = threading.local()
 
+#: Streams longer than this are copied by a pipeline: reading and hashing in the caller's thread,
+#: writing in a second thread, and flushing to disk behind the writes in a third.
+PIPELINE_AFTER = 4 * CHUNK_SIZE
+_PIPE_CHUNK = 2 * CHUNK_SIZE
+_PIPE_BUFFERS = 3
+#: With write-behind, written bytes are flushed (fdatasync) every this many, so the final fsync is short.
+WRITE_BEHIND_BYTES = 32 * CHUNK_SIZE
+
 
 def _chunk_buffer() -> memoryview:
     # One buffer per thread, reused: allocating a zeroed megabyte per small file would cost more than the file.
@@ -117,30 +126,130 @@ def _chunk_buffer() -> memoryview:
     return view
 
 
-def copy_hashing(source: IO[bytes], fd: int, *, limit: int | None = None) -> tuple[str, int]:
-    """Copy ``source`` to ``fd`` in chunks, hashing as it goes: (SHA-256 hex, size). Memory: one chunk.
+def _reader(source: IO[bytes]) -> Callable[[memoryview], int]:
+    readinto: Callable[[Any], int | None] | None = getattr(source, "readinto", None)
+    if readinto is not None:
+        return lambda view: readinto(view) or 0
 
-    ``limit`` stops after that many bytes (the rest is left unread).
+    def read(view: memoryview) -> int:
+        data = source.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    return read
+
+
+def copy_hashing(
+    source: IO[bytes], fd: int, *, hashing: bool = True, write_behind: bool = False
+) -> tuple[str | None, int]:
+    """Copy ``source`` to ``fd``, hashing as it goes: (SHA-256 hex or None without ``hashing``, size).
+
+    Memory stays at a few chunks whatever the size. A long stream is
+    pipelined so that hashing and writing overlap; with ``write_behind`` the
+    written bytes are also flushed to disk as the copy goes, so the caller's
+    final fsync has little left to wait for.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if hashing else None
+    read = _reader(source)
     view = _chunk_buffer()
     size = 0
-    readinto: Callable[[Any], int | None] | None = getattr(source, "readinto", None)
-    while limit is None or size < limit:
-        want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - size)
-        if readinto is not None:
-            count = readinto(view[:want]) or 0
-            chunk = view[:count]
-        else:
-            data = source.read(want)
-            count = len(data)
-            chunk = memoryview(data)
+    while size < PIPELINE_AFTER:  # most files end here, with no thread started
+        count = read(view)
         if not count:
-            break
-        digest.update(chunk)
+            return (digest.hexdigest() if digest else None), size
+        chunk = view[:count]
+        if digest is not None:
+            digest.update(chunk)
         _write_all(fd, chunk)
         size += count
-    return digest.hexdigest(), size
+    size += _copy_pipelined(read, fd, digest, write_behind)
+    return (digest.hexdigest() if digest else None), size
+
+
+def _copy_pipelined(read: Callable[[memoryview], int], fd: int, digest: Any, write_behind: bool) -> int:
+    free: queue.Queue[memoryview | None] = queue.Queue()
+    for _ in range(_PIPE_BUFFERS):
+        free.put(memoryview(bytearray(_PIPE_CHUNK)))
+    filled: queue.Queue[tuple[memoryview, int] | None] = queue.Queue()
+    failures: list[BaseException] = []
+    flusher = _WriteBehind(fd) if write_behind else None
+
+    def write() -> None:
+        try:
+            while (item := filled.get()) is not None:
+                buffer, count = item
+                _write_all(fd, buffer[:count])
+                if flusher is not None:
+                    flusher.wrote(count)
+                free.put(buffer)
+        except BaseException as exc:  # noqa: B036 - handed to the reading thread, which raises it
+            failures.append(exc)
+            free.put(None)  # wake the reader
+
+    writer = threading.Thread(target=write, name="cairn-write", daemon=True)
+    writer.start()
+    size = 0
+    try:
+        while True:
+            buffer = free.get()
+            if buffer is None:
+                break  # the writer failed
+            count = read(buffer)
+            if not count:
+                break
+            if digest is not None:
+                digest.update(buffer[:count])  # overlaps the write of the previous chunk
+            filled.put((buffer, count))
+            size += count
+    finally:
+        filled.put(None)
+        writer.join()
+        if flusher is not None:
+            failures.extend(flusher.stop())
+    if failures:
+        raise failures[0]
+    return size
+
+
+class _WriteBehind:
+    """Flushes a file's written bytes to disk from a thread of its own, every ``WRITE_BEHIND_BYTES``."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending = 0
+        self._done = False
+        self._failures: list[BaseException] = []
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="cairn-flush", daemon=True)
+        self._thread.start()
+
+    def wrote(self, count: int) -> None:
+        with self._wake:
+            self._pending += count
+            if self._pending >= WRITE_BEHIND_BYTES:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        sync = getattr(os, "fdatasync", os.fsync)
+        while True:
+            with self._wake:
+                while not self._done and self._pending < WRITE_BEHIND_BYTES:
+                    self._wake.wait()
+                if self._done:
+                    return
+                self._pending = 0
+            try:
+                sync(self._fd)
+            except OSError as exc:
+                self._failures.append(exc)
+                return
+
+    def stop(self) -> list[BaseException]:
+        with self._wake:
+            self._done = True
+            self._wake.notify()
+        self._thread.join()
+        return self._failures
 
 
 class FlushPool:
@@ -201,13 +310,14 @@ class FlushPool:
             except BaseException as exc:  # noqa: B036 - every failure is collected, the first is raised
                 first = first or exc
         self._futures.clear()
-        try:
-            for directory in sorted(self._directories):
-                fsync_directory(directory)
-            for dir_fd in sorted(self._directory_fds):
-                fsync_directory(dir_fd=dir_fd)
-        except OSError as exc:
-            first = first or exc
+        # The directories' fsyncs overlap too: one journal commit can carry many of them.
+        syncs = [self._executor.submit(fsync_directory, d) for d in sorted(self._directories)]
+        syncs += [self._executor.submit(fsync_directory, dir_fd=fd) for fd in sorted(self._directory_fds)]
+        for sync in syncs:
+            try:
+                sync.result()
+            except OSError as exc:
+                first = first or exc
         self._directories.clear()
         self._directory_fds.clear()
         if isinstance(first, OSError):
@@ -260,7 +370,7 @@ def write_atomic(
         raise storage_error(exc, what) from None
     try:
         try:
-            _, size = copy_hashing(source, fd)
+            _, size = copy_hashing(source, fd, hashing=False, write_behind=True)
             os.fsync(fd)
         finally:
             os.close(fd)

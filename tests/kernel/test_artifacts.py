@@ -147,3 +147,39 @@ def test_a_failed_source_leaves_no_file_and_no_temporary(tmp_path: Path) -> None
     with pytest.raises(IntegrityError):
         write_atomic(tmp_path / "out.bin", corrupt)
     assert os.listdir(tmp_path) == []
+
+
+# -- the pipelined copy -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("write_behind", [False, True])
+def test_a_long_copy_is_exact_whether_or_not_it_flushes_behind(tmp_path: Path, write_behind: bool) -> None:
+    from cairn.durable import PIPELINE_AFTER, copy_hashing
+    from cairn.testing.artifact_suite import PatternStream, pattern_digest
+
+    size = PIPELINE_AFTER * 3 + 12345
+    out = tmp_path / "out.bin"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT)
+    try:
+        digest, copied = copy_hashing(PatternStream(size, 4), fd, write_behind=write_behind)
+    finally:
+        os.close(fd)
+    assert (digest, copied) == (pattern_digest(size, 4), size)
+    with open(out, "rb") as stream:
+        assert hashlib.sha256(stream.read()).hexdigest() == digest
+
+
+def test_a_source_failing_inside_the_pipeline_stops_it(tmp_path: Path) -> None:
+    import threading
+
+    from cairn.durable import PIPELINE_AFTER, copy_hashing
+    from cairn.testing.artifact_suite import PatternStream, SourceBroke
+
+    before = threading.active_count()
+    fd = os.open(tmp_path / "out.bin", os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(SourceBroke):
+            copy_hashing(PatternStream(PIPELINE_AFTER * 4, 1, fail_after=PIPELINE_AFTER * 2), fd, write_behind=True)
+    finally:
+        os.close(fd)
+    assert threading.active_count() == before, "the pipeline's threads outlived the copy"

@@ -145,7 +145,7 @@ def artifact_get(state: State, digest: str, output: str, force: bool) -> None:
         if output == "-":
             with store.open(digest) as stream:
                 sys.stdout.flush()
-                copy_hashing(stream, sys.stdout.fileno())  # a corrupt object raises at its end
+                copy_hashing(stream, sys.stdout.fileno(), hashing=False)  # a corrupt object raises at its end
             return
         target = Path(output)
         if target.is_dir():

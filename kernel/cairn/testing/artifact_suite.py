@@ -53,6 +53,7 @@ __all__ = [
     "ArtifactStoreConformance",
     "ArtifactStoreOpener",
     "PatternStream",
+    "SourceBroke",
     "Tamper",
     "pattern_digest",
 ]

@@ -134,7 +134,10 @@ class LocalArtifactStore(ArtifactStore):
             except OSError as exc:
                 raise storage_error(exc, f"an artifact in {self.location}") from None
             try:
-                digest, size = copy_hashing(stream, fd)
+                # Write-behind flushing only when each put is fsynced on its own: a batch flushes together.
+                solo = getattr(self._batch, "pool", None) is None
+                digest, size = copy_hashing(stream, fd, write_behind=solo)
+                assert digest is not None
             except BaseException as exc:
                 os.close(fd)
                 _unlink_quietly(temporary)

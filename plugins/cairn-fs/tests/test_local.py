@@ -87,17 +87,19 @@ def test_stray_files_in_a_shard_are_not_listed(store: LocalArtifactStore) -> Non
     assert [i.hash for i in store.list()] == [info.hash]
 
 
-# A child process with a 1 MiB file size limit puts a 4 MiB file: the write fails with EFBIG
+# A child process with a file size limit puts a file larger than it: the write fails with EFBIG
 # (Python ignores SIGXFSZ, so the limit is an error, not a kill), which is what a full disk looks like.
+# SIZE_MB decides whether the failing write is in the plain copy loop or in the pipeline's writer thread.
 FULL_DISK_CHILD = r"""
 import json, resource, sys, io
 from cairn_fs.store import LocalArtifactStore
 from cairn.errors import StorageError
 store = LocalArtifactStore(sys.argv[1])
+limit_mb, size_mb = int(sys.argv[2]), int(sys.argv[3])
 small = store.put(io.BytesIO(b"fits"))
-resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit_mb << 20, limit_mb << 20))
 try:
-    store.put(io.BytesIO(b"x" * (4 << 20)))
+    store.put(io.BytesIO(b"x" * (size_mb << 20)))
 except StorageError as exc:
     print(json.dumps({"error": exc.message, "hint": exc.hint, "small": small.hash}))
 else:
@@ -105,10 +107,16 @@ else:
 """
 
 
-def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("limit_mb", "size_mb"), [(1, 3), (6, 16)], ids=["plain-copy", "pipelined-copy"])
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(
+    tmp_path: Path, limit_mb: int, size_mb: int
+) -> None:
     root = tmp_path / "artifacts"
     proc = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_CHILD, str(root)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", FULL_DISK_CHILD, str(root), str(limit_mb), str(size_mb)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
