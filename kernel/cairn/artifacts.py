@@ -36,7 +36,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import attrs
 
@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ArtifactInfo",
     "ArtifactStore",
+    "ReadStream",
+    "Readable",
     "Source",
     "VERIFY_UP_FRONT_BYTES",
     "VerifyingReader",
@@ -61,8 +63,17 @@ __all__ = [
     "open_source",
 ]
 
+
+class Readable(Protocol):
+    """Anything with a binary ``read``: open files, ``io.BytesIO``, ``io.RawIOBase`` streams, HTTP bodies."""
+
+    def read(self, size: int = ..., /) -> bytes | None: ...
+
+
 #: A path to a file, or a readable binary stream.
-Source = Union[str, "os.PathLike[str]", IO[bytes], BinaryIO]
+Source = Union[str, "os.PathLike[str]", Readable]
+#: What ``ArtifactStore.open`` returns: a binary stream with ``read``, ``readinto`` and ``close``.
+ReadStream = io.RawIOBase | io.BufferedIOBase
 
 #: Objects up to this size are read whole and verified before ``open`` hands them out.
 VERIFY_UP_FRONT_BYTES = 1 << 20
@@ -131,7 +142,7 @@ class VerifyingReader(io.RawIOBase):
     once the read reached the end (``cairn.durable.write_atomic`` does).
     """
 
-    def __init__(self, raw: IO[bytes], digest: str, size: int, *, where: str) -> None:
+    def __init__(self, raw: Readable, digest: str, size: int, *, where: str) -> None:
         super().__init__()
         self._raw = raw
         self._readinto = getattr(raw, "readinto", None)
@@ -152,7 +163,7 @@ class VerifyingReader(io.RawIOBase):
         if self._readinto is not None:
             count = self._readinto(view) or 0
         else:
-            data = self._raw.read(len(view))
+            data = self._raw.read(len(view)) or b""
             count = len(data)
             view[:count] = data
         if count:
@@ -172,12 +183,14 @@ class VerifyingReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             try:
-                self._raw.close()
+                close = getattr(self._raw, "close", None)
+                if close is not None:
+                    close()
             finally:
                 super().close()
 
 
-def hash_stream(stream: IO[bytes]) -> tuple[str, int]:
+def hash_stream(stream: Readable) -> tuple[str, int]:
     """(SHA-256 hex, size) of everything left in ``stream``, read in chunks."""
     digest = hashlib.sha256()
     size = 0
@@ -189,7 +202,7 @@ def hash_stream(stream: IO[bytes]) -> tuple[str, int]:
             count = readinto(view) or 0
             chunk = view[:count]
         else:
-            data = stream.read(len(view))
+            data = stream.read(len(view)) or b""
             count = len(data)
             chunk = memoryview(data)
         if not count:
@@ -199,7 +212,7 @@ def hash_stream(stream: IO[bytes]) -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def open_source(source: Source) -> Iterator[IO[bytes]]:
+def open_source(source: Source) -> Iterator[Readable]:
     """A readable binary stream for a put: a path is opened (and closed after), a stream is used as it is."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -246,7 +259,7 @@ class ArtifactStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def open(self, digest: str) -> IO[bytes]:
+    def open(self, digest: str) -> ReadStream:
         """A readable stream of the object's bytes that raises ``IntegrityError`` if they do not match.
 
         ``NotFoundError`` if there is no such object. Close it when done.
@@ -280,14 +293,14 @@ class ArtifactStore(abc.ABC):
         info = self.stat(digest)
         with self.open(digest) as stream:
             buffer = bytearray(1 << 20)
-            while stream.readinto(buffer):  # type: ignore[attr-defined]
+            while stream.readinto(buffer):
                 pass
         return info
 
     def read_bytes(self, digest: str) -> bytes:
         """The whole object as bytes, verified: for small objects (trees, documents) only."""
         with self.open(digest) as stream:
-            return stream.read()
+            return stream.read() or b""
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[ArtifactStore]:

@@ -27,7 +27,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.artifacts import Readable
 
 from cairn.errors import StorageError
 
@@ -126,13 +129,13 @@ def _chunk_buffer() -> memoryview:
     return view
 
 
-def _reader(source: IO[bytes]) -> Callable[[memoryview], int]:
+def _reader(source: Readable) -> Callable[[memoryview], int]:
     readinto: Callable[[Any], int | None] | None = getattr(source, "readinto", None)
     if readinto is not None:
         return lambda view: readinto(view) or 0
 
     def read(view: memoryview) -> int:
-        data = source.read(len(view))
+        data = source.read(len(view)) or b""
         view[: len(data)] = data
         return len(data)
 
@@ -140,7 +143,7 @@ def _reader(source: IO[bytes]) -> Callable[[memoryview], int]:
 
 
 def copy_hashing(
-    source: IO[bytes], fd: int, *, hashing: bool = True, write_behind: bool = False
+    source: Readable, fd: int, *, hashing: bool = True, write_behind: bool = False
 ) -> tuple[str | None, int]:
     """Copy ``source`` to ``fd``, hashing as it goes: (SHA-256 hex or None without ``hashing``, size).
 
@@ -348,7 +351,7 @@ def _unlink_quietly(path: str, *, dir_fd: int | None = None) -> None:
 
 def write_atomic(
     target: Path,
-    source: IO[bytes],
+    source: Readable,
     *,
     mode: int = 0o666,
     overwrite: bool = False,

@@ -231,7 +231,9 @@ class _Ignore:
             return None
         return self._pathspec.GitIgnoreSpec.from_lines(lines)
 
-    def specs_for(self, directory: Path, rel: str, inherited: list[tuple[str, GitIgnoreSpec]]) -> list:
+    def specs_for(
+        self, directory: Path, rel: str, inherited: list[tuple[str, GitIgnoreSpec]]
+    ) -> list[tuple[str, GitIgnoreSpec]]:
         """The rule stack for the entries of ``directory`` (``rel`` is its path in the tree, '' or ending in '/')."""
         if not self.respect_gitignore:
             return inherited
@@ -305,7 +307,7 @@ class _Walk:
         self.problems.append(found)
 
     def run(self) -> None:
-        stack: list[tuple[Path, str, list]] = [(self.root, "", self.ignore.top)]
+        stack: list[tuple[Path, str, list[tuple[str, GitIgnoreSpec]]]] = [(self.root, "", self.ignore.top)]
         while stack:
             directory, rel, inherited = stack.pop()
             try:

@@ -12,11 +12,11 @@ import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 from cairn.artifacts import (
     ArtifactInfo,
     ArtifactStore,
+    ReadStream,
     Source,
     VerifyingReader,
     artifact_not_found,
@@ -60,7 +60,7 @@ class MemoryArtifactStore(ArtifactStore):
             raise artifact_not_found(digest, self.location)
         return found
 
-    def open(self, digest: str) -> IO[bytes]:
+    def open(self, digest: str) -> ReadStream:
         data, _ = self._get(digest)
         with VerifyingReader(io.BytesIO(data), digest, len(data), where=self.location) as reader:
             reader.read()  # everything is in memory already: verify before handing it out

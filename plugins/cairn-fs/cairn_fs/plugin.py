@@ -17,7 +17,7 @@ from cairn.hookspecs import hookimpl
 __all__ = ["LocalConfig", "cairn_register_artifact_stores"]
 
 
-def _relative_or_absolute_path(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _relative_or_absolute_path(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not value.strip() or "\0" in value:
         raise ValueError(f"{attribute.name} must be a directory path, got {value!r:.80}")
 

@@ -30,12 +30,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
 from cairn.artifacts import (
     VERIFY_UP_FRONT_BYTES,
     ArtifactInfo,
     ArtifactStore,
+    ReadStream,
     Source,
     VerifyingReader,
     artifact_not_found,
@@ -224,7 +224,7 @@ class LocalArtifactStore(ArtifactStore):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def open(self, digest: str) -> IO[bytes]:
+    def open(self, digest: str) -> ReadStream:
         target = self._path(digest)
         flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:

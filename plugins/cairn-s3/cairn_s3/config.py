@@ -28,7 +28,7 @@ _PREFIX = re.compile(r"\A[A-Za-z0-9!_.*'()/-]*\Z")
 _REGION = re.compile(r"\A[a-z0-9-]{1,64}\Z")
 
 
-def _env_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _env_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     # Never echo the value: if it is a pasted secret, it must not reach a terminal or a log.
     if not isinstance(value, str) or not _ENV_NAME.match(value) or _ACCESS_KEY_SHAPE.match(value):
         raise ValueError(
@@ -37,19 +37,19 @@ def _env_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
         )
 
 
-def _optional_env_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _optional_env_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if value != "":
         _env_name(instance, attribute, value)
 
 
-def _bucket(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _bucket(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if value and (not isinstance(value, str) or not _BUCKET.match(value) or ".." in value):
         raise ValueError(
             f"bucket {value!r:.80} is not a valid bucket name: 3 to 63 lowercase letters, digits, dots and hyphens"
         )
 
 
-def _prefix(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _prefix(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     parts = value.split("/") if isinstance(value, str) else [".."]
     if (
         not isinstance(value, str)
@@ -65,7 +65,7 @@ def _prefix(instance: Any, attribute: attrs.Attribute, value: str) -> None:
         )
 
 
-def _endpoint(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+def _endpoint(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is None:
         return
     parts = urlsplit(value) if isinstance(value, str) else None
@@ -75,17 +75,17 @@ def _endpoint(instance: Any, attribute: attrs.Attribute, value: str | None) -> N
         raise ValueError("endpoint_url must not carry credentials: use access_key_env and secret_key_env")
 
 
-def _region(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+def _region(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and (not isinstance(value, str) or not _REGION.match(value)):
         raise ValueError(f"region must be a region name such as 'us-east-1' or 'auto' (R2), got {value!r:.40}")
 
 
-def _part_size(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+def _part_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not MIN_PART_SIZE <= value <= MAX_PART_SIZE:
         raise ValueError(f"{attribute.name} must be between 5 MiB ({MIN_PART_SIZE}) and 5 GiB, got {value}")
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value > 0:
         raise ValueError(f"{attribute.name} must be greater than 0, got {value}")
 
