@@ -30,7 +30,8 @@ def test_put_ls_show_get_verify(cairn, tmp_path: Path) -> None:
     assert out.read_bytes() == chart.read_bytes() and "verified" in result.stderr
     refused = cairn.run("artifact", "get", "@last", "-o", str(out), check=False)
     assert refused.returncode == 1 and "already exists" in refused.stderr and "--force" in refused.stderr
-    cairn("artifact", "get", "@last", "-o", str(out), "--force")
+    written = cairn.json("artifact", "get", "@last", "-o", str(out), "--force")
+    assert written == {"hash": record["hash"], "size": 15, "path": str(out.resolve())}
     assert cairn.json("artifact", "verify") == {
         "checked": 1,
         "bad": 0,

@@ -134,8 +134,9 @@ def artifact_put(state: State, file: str, name: str | None, mime: str | None, as
     "-o", "--output", required=True, type=click.Path(allow_dash=True), help="Write to this file (- for stdout)."
 )
 @click.option("--force", is_flag=True, help="Replace the file if it exists.")
+@json_option("Print what was written as JSON (not with -o -).")
 @pass_state
-def artifact_get(state: State, digest: str, output: str, force: bool) -> None:
+def artifact_get(state: State, digest: str, output: str, force: bool, as_json: bool) -> None:
     """Write the artifact HASH to a file, atomically, verifying its hash as it is read."""
     from cairn.durable import copy_hashing, write_atomic
 
@@ -154,6 +155,9 @@ def artifact_get(state: State, digest: str, output: str, force: bool) -> None:
             raise NotFoundError("directory", str(target.parent), hint="create it first")
         with store.open(digest) as stream:
             size = write_atomic(target, stream, overwrite=force, what=str(target))
+    if as_json:
+        echo_json({"hash": digest, "size": size, "path": str(target.resolve())})
+        return
     click.echo(f"wrote {target} ({_size(size)}, verified {digest[:12]})", err=True)
 
 
