@@ -45,7 +45,7 @@ def _optional_env_name(instance: Any, attribute: attrs.Attribute[Any], value: st
 def _bucket(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if value and (not isinstance(value, str) or not _BUCKET.match(value) or ".." in value):
         raise ValueError(
-            f"bucket {value!r:.80} is not a valid bucket name: 3 to 63 lowercase letters, digits, dots and hyphens"
+            f"bucket must be a bucket name of 3 to 63 lowercase letters, digits, dots and hyphens, got {value!r:.80}"
         )
 
 
@@ -60,8 +60,8 @@ def _prefix(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         or len(value) > 512
     ):
         raise ValueError(
-            f"prefix {value!r:.80} must be a relative key prefix such as 'cairn/artifacts' "
-            "(letters, digits and !_.*'()-, parts separated by '/', no '.' or '..' parts)"
+            "prefix must be a relative key prefix such as 'cairn/artifacts' (letters, digits and !_.*'()-, "
+            f"parts separated by '/', no '.' or '..' parts), got {value!r:.80}"
         )
 
 

@@ -165,7 +165,7 @@ def test_a_literal_secret_in_toml_is_refused_and_never_echoed(cairn_env: Path, k
 @pytest.mark.parametrize(
     ("key", "value", "problem"),
     [
-        ("bucket", "Bad_Bucket", "not a valid bucket name"),
+        ("bucket", "Bad_Bucket", "bucket must be a bucket name"),
         ("prefix", "../escape", "relative key prefix"),
         ("prefix", "/rooted", "relative key prefix"),
         ("endpoint_url", "ftp://example", r"an http\(s\) URL"),
