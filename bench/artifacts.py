@@ -115,8 +115,7 @@ def copy_fsync_and_hash(source: Path, target: Path) -> None:
 
 def get_to_file(store: LocalArtifactStore, digest: str, target: Path) -> None:
     """What `cairn artifact get HASH -o FILE` does."""
-    with store.open(digest) as stream:
-        write_atomic(target, stream)
+    write_atomic(target, lambda fd: store.copy_to(digest, fd))
 
 
 def bench_large_file(work: Path, rounds: int, size_mb: int) -> None:

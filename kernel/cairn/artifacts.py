@@ -297,6 +297,21 @@ class ArtifactStore(abc.ABC):
                 pass
         return info
 
+    def copy_to(self, digest: str, fd: int) -> int:
+        """Write the object's bytes into the open file ``fd`` and return their count, verified.
+
+        ``IntegrityError`` (naming the object) if they do not match the hash:
+        the caller discards what was written, as ``cairn.durable.write_atomic``
+        does with its temporary file. ``fd`` is open for reading and writing.
+        The default streams through ``open``; a store on a local disk can let
+        the kernel copy instead.
+        """
+        from cairn.durable import copy_hashing
+
+        with self.open(digest) as stream:
+            _, size = copy_hashing(stream, fd, hashing=False, write_behind=True)
+        return size
+
     def read_bytes(self, digest: str) -> bytes:
         """The whole object as bytes, verified: for small objects (trees, documents) only."""
         with self.open(digest) as stream:

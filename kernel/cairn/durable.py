@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import queue
 import secrets
+import stat as _stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +40,7 @@ __all__ = [
     "CHUNK_SIZE",
     "FlushPool",
     "TEMP_PREFIX",
+    "copy_file_hashing",
     "copy_hashing",
     "fsync_directory",
     "open_temporary",
@@ -77,7 +80,8 @@ def open_temporary(directory: Path, *, mode: int = 0o600, dir_fd: int | None = N
     With ``dir_fd`` the name is created relative to that open directory and
     the returned path is the bare name.
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    # O_RDWR: a copy made in the kernel is hashed by reading the temporary file back.
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     for _ in range(16):
         name = TEMP_PREFIX + secrets.token_hex(12)
         target = name if dir_fd is not None else str(directory / name)
@@ -152,6 +156,10 @@ def copy_hashing(
     written bytes are also flushed to disk as the copy goes, so the caller's
     final fsync has little left to wait for.
     """
+    if hashing:
+        copied = copy_file_hashing(source, fd, write_behind=write_behind)
+        if copied is not None:
+            return copied
     digest = hashlib.sha256() if hashing else None
     read = _reader(source)
     view = _chunk_buffer()
@@ -212,6 +220,116 @@ def _copy_pipelined(read: Callable[[memoryview], int], fd: int, digest: Any, wri
     if failures:
         raise failures[0]
     return size
+
+
+_KERNEL_CHUNK = 16 * CHUNK_SIZE
+_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.ETXTBSY}
+
+
+def copy_file_hashing(source: object, fd: int, *, write_behind: bool = False) -> tuple[str, int] | None:
+    """Copy a long regular file into ``fd`` inside the kernel, hashing what was written; None if it cannot.
+
+    ``source`` must be a file object with ``fileno()`` on a regular file of at
+    least ``PIPELINE_AFTER`` bytes (from its current position), and ``fd`` a
+    file opened for reading and writing (``open_temporary`` makes them so).
+    The bytes move with ``copy_file_range`` (no trip through Python), and a
+    second thread hashes them by reading ``fd`` back as they land, so the
+    hash is of exactly what was written. Returns None, having written
+    nothing, where the kernel cannot copy (another platform, another
+    filesystem, a pipe): the caller streams instead.
+    """
+    copy_range = getattr(os, "copy_file_range", None)
+    fileno = getattr(source, "fileno", None)
+    if copy_range is None or fileno is None or not hasattr(os, "preadv"):
+        return None  # not Linux, or not a file
+    try:
+        src = fileno()
+        st = os.fstat(src)
+        if not _stat.S_ISREG(st.st_mode) or st.st_size < PIPELINE_AFTER:
+            return None  # short files are cheaper to stream than to set up threads for
+        start_src = os.lseek(src, 0, os.SEEK_CUR)
+        start = os.lseek(fd, 0, os.SEEK_CUR)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    if st.st_size - start_src < PIPELINE_AFTER:
+        return None
+    try:
+        first = copy_range(src, fd, _KERNEL_CHUNK)
+    except OSError as exc:
+        if exc.errno in _NO_KERNEL_COPY:
+            return None
+        raise
+    hasher = _ReadBackHasher(fd, start)
+    flusher = _WriteBehind(fd) if write_behind else None
+    size = first
+    try:
+        hasher.landed(first)
+        if flusher is not None:
+            flusher.wrote(first)
+        while first:
+            count = copy_range(src, fd, _KERNEL_CHUNK)
+            if not count:
+                break
+            size += count
+            hasher.landed(count)
+            if flusher is not None:
+                flusher.wrote(count)
+    finally:
+        digest, failure = hasher.finish()
+        if flusher is not None:
+            failures = flusher.stop()
+            failure = failure or (failures[0] if failures else None)
+    if failure is not None:
+        raise failure
+    return digest, size
+
+
+class _ReadBackHasher:
+    """Hashes a file's bytes from ``start`` as they are reported written, reading them back in its own thread."""
+
+    def __init__(self, fd: int, start: int) -> None:
+        self._fd = fd
+        self._offset = start
+        self._available = start
+        self._done = False
+        self._digest = hashlib.sha256()
+        self._failure: BaseException | None = None
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="cairn-hash", daemon=True)
+        self._thread.start()
+
+    def landed(self, count: int) -> None:
+        with self._wake:
+            self._available += count
+            self._wake.notify()
+
+    def _run(self) -> None:
+        buffer = bytearray(_PIPE_CHUNK)
+        view = memoryview(buffer)
+        try:
+            while True:
+                with self._wake:
+                    while not self._done and self._offset >= self._available:
+                        self._wake.wait()
+                    end = self._available
+                    if self._offset >= end:
+                        return
+                while self._offset < end:
+                    want = min(len(view), end - self._offset)
+                    count = os.preadv(self._fd, [view[:want]], self._offset)
+                    if not count:
+                        raise StorageError("a file being written came back shorter than what was written to it")
+                    self._digest.update(view[:count])
+                    self._offset += count
+        except BaseException as exc:  # noqa: B036 - handed to the copying thread, which raises it
+            self._failure = exc
+
+    def finish(self) -> tuple[str, BaseException | None]:
+        with self._wake:
+            self._done = True
+            self._wake.notify()
+        self._thread.join()
+        return self._digest.hexdigest(), self._failure
 
 
 class _WriteBehind:
@@ -351,7 +469,7 @@ def _unlink_quietly(path: str, *, dir_fd: int | None = None) -> None:
 
 def write_atomic(
     target: Path,
-    source: Readable,
+    source: Readable | Callable[[int], int],
     *,
     mode: int = 0o666,
     overwrite: bool = False,
@@ -359,7 +477,9 @@ def write_atomic(
 ) -> int:
     """Stream ``source`` into ``target`` atomically and durably; return the number of bytes written.
 
-    The file appears whole or not at all. With ``overwrite=False`` an
+    ``source`` is a readable stream, or a callable that writes into the open
+    temporary file descriptor it is given and returns the byte count (as
+    ``ArtifactStore.copy_to`` does). The file appears whole or not at all. With ``overwrite=False`` an
     existing ``target`` is refused (checked again at the rename, so a file
     created meanwhile is not clobbered). ``mode`` is masked by the umask.
     """
@@ -373,7 +493,10 @@ def write_atomic(
         raise storage_error(exc, what) from None
     try:
         try:
-            _, size = copy_hashing(source, fd, hashing=False, write_behind=True)
+            if callable(source):
+                size = source(fd)
+            else:
+                _, size = copy_hashing(source, fd, hashing=False, write_behind=True)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 
 from cairn.artifacts import ArtifactStore
-from cairn.durable import TEMP_PREFIX, FlushPool, copy_hashing, open_temporary, storage_error
+from cairn.durable import TEMP_PREFIX, FlushPool, open_temporary, storage_error
 from cairn.errors import StorageError, ValidationError
 from cairn.trees import EXECUTABLE, SYMLINK, Tree
 
@@ -149,8 +149,7 @@ def restore(store: ArtifactStore, tree: Tree, directory: Path | str, *, force: b
                 mode = 0o777 if entry.mode == EXECUTABLE else 0o666
                 fd, temporary = open_temporary(root, mode=mode, dir_fd=dir_fd)
                 try:
-                    with store.open(entry.hash) as stream:  # verified by the store as it is read
-                        _, written = copy_hashing(stream, fd, hashing=False)
+                    written = store.copy_to(entry.hash, fd)  # verified; a mismatch raises before the rename
                 except BaseException:
                     os.close(fd)
                     _unlink_quietly(temporary, dir_fd)

@@ -183,3 +183,26 @@ def test_a_source_failing_inside_the_pipeline_stops_it(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert threading.active_count() == before, "the pipeline's threads outlived the copy"
+
+
+def test_a_kernel_copy_hashes_exactly_what_it_wrote(tmp_path: Path) -> None:
+    from cairn.durable import PIPELINE_AFTER, copy_file_hashing, open_temporary
+    from cairn.testing.artifact_suite import PatternStream
+
+    size = PIPELINE_AFTER * 5 + 3
+    source = tmp_path / "source.bin"
+    source.write_bytes(PatternStream(size, 8).read())
+    fd, temporary = open_temporary(tmp_path)
+    try:
+        with open(source, "rb", buffering=0) as stream:
+            result = copy_file_hashing(stream, fd, write_behind=True)
+    finally:
+        os.close(fd)
+    if result is None:
+        pytest.skip("this system has no copy_file_range")
+    assert result == (hashlib.sha256(Path(temporary).read_bytes()).hexdigest(), size)
+    assert Path(temporary).read_bytes() == source.read_bytes()
+    with open(source, "rb", buffering=0) as stream, open(os.devnull, "wb") as sink:
+        stream.seek(size - 10)  # short (what is left of) files and plain streams are left to the streaming copy
+        assert copy_file_hashing(stream, sink.fileno()) is None
+        assert copy_file_hashing(io.BytesIO(b"x" * size), sink.fileno()) is None

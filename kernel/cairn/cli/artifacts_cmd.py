@@ -153,8 +153,7 @@ def artifact_get(state: State, digest: str, output: str, force: bool, as_json: b
             raise ValidationError(f"{target} is a directory", hint="give the path of the file to write")
         if not target.parent.is_dir():
             raise NotFoundError("directory", str(target.parent), hint="create it first")
-        with store.open(digest) as stream:
-            size = write_atomic(target, stream, overwrite=force, what=str(target))
+        size = write_atomic(target, lambda fd: store.copy_to(digest, fd), overwrite=force, what=str(target))
     if as_json:
         echo_json({"hash": digest, "size": size, "path": str(target.resolve())})
         return

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import io
 import multiprocessing
+import os
 import random
 import time
 import tracemalloc
@@ -379,6 +380,40 @@ class ArtifactStoreConformance:
             _stream_digest(store, info.hash)
         with pytest.raises(IntegrityError, match=info.hash):
             store.verify(info.hash)
+
+    # -- copy_to --------------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("size", [1000, 6 * MiB + 17], ids=["small", "large"])
+    def test_copy_to_writes_the_verified_bytes(self, store: ArtifactStore, tmp_path: Path, size: int) -> None:
+        info = store.put(PatternStream(size, 21))
+        path = tmp_path / "copy.bin"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            assert store.copy_to(info.hash, fd) == size
+        finally:
+            os.close(fd)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == info.hash
+
+    @pytest.mark.parametrize("size", [1000, 6 * MiB + 17], ids=["small", "large"])
+    def test_copy_to_refuses_a_tampered_object(
+        self, store: ArtifactStore, tamper: Tamper, tmp_path: Path, size: int
+    ) -> None:
+        data = bytearray(PatternStream(size, 22).read())
+        info = store.put(io.BytesIO(bytes(data)))
+        data[-1] ^= 0x01
+        tamper(store, info.hash, bytes(data))
+        fd = os.open(tmp_path / "copy.bin", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with pytest.raises(IntegrityError, match=info.hash):
+                store.copy_to(info.hash, fd)
+        finally:
+            os.close(fd)
+        sink = os.open(os.devnull, os.O_WRONLY)
+        try:
+            with pytest.raises(NotFoundError):
+                store.copy_to(_sha(b"never stored"), sink)
+        finally:
+            os.close(sink)
 
     # -- delete ---------------------------------------------------------------------------------------
 

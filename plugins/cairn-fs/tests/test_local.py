@@ -95,11 +95,16 @@ import json, resource, sys, io
 from cairn_fs.store import LocalArtifactStore
 from cairn.errors import StorageError
 store = LocalArtifactStore(sys.argv[1])
-limit_mb, size_mb = int(sys.argv[2]), int(sys.argv[3])
+limit_mb, size_mb, from_path = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "path"
 small = store.put(io.BytesIO(b"fits"))
+source = io.BytesIO(b"x" * (size_mb << 20))
+if from_path:  # a file on disk: copied by the kernel (copy_file_range) where it can be
+    with open(sys.argv[1] + "-source.bin", "wb") as handle:
+        handle.write(source.getvalue())
+    source = sys.argv[1] + "-source.bin"
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit_mb << 20, limit_mb << 20))
 try:
-    store.put(io.BytesIO(b"x" * (size_mb << 20)))
+    store.put(source)
 except StorageError as exc:
     print(json.dumps({"error": exc.message, "hint": exc.hint, "small": small.hash}))
 else:
@@ -107,13 +112,17 @@ else:
 """
 
 
-@pytest.mark.parametrize(("limit_mb", "size_mb"), [(1, 3), (6, 16)], ids=["plain-copy", "pipelined-copy"])
+@pytest.mark.parametrize(
+    ("limit_mb", "size_mb", "source"),
+    [(1, 3, "stream"), (6, 16, "stream"), (6, 16, "path")],
+    ids=["plain-copy", "pipelined-copy", "kernel-copy"],
+)
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(
-    tmp_path: Path, limit_mb: int, size_mb: int
+    tmp_path: Path, limit_mb: int, size_mb: int, source: str
 ) -> None:
     root = tmp_path / "artifacts"
     proc = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_CHILD, str(root), str(limit_mb), str(size_mb)],
+        [sys.executable, "-c", FULL_DISK_CHILD, str(root), str(limit_mb), str(size_mb), source],
         capture_output=True,
         text=True,
         timeout=120,
