@@ -30,7 +30,7 @@ from cairn_sqlite.store import COMMIT_COLUMNS, SqliteStore
 
 from cairn.model import Commit
 from cairn.storage import RefUpdate
-from cairn.testing.storage_suite import Chain
+from cairn.testing.storage import Chain
 
 MAIN = "refs/heads/main"
 

@@ -7,12 +7,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+# The version has one source, ``version`` in the distribution's pyproject.toml;
+# it is read from the installed metadata on first use (see __getattr__), so
+# ``import cairn`` does not pay for importlib.metadata.
+__version__: str
 
 __all__ = ["__version__", "open"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo import Repo
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        import importlib.metadata
+
+        version = importlib.metadata.version("cairn")
+        globals()["__version__"] = version  # later reads are a plain attribute
+        return version
+    raise AttributeError(f"module 'cairn' has no attribute {name!r}")
 
 
 def open(path: Any = None, **options: Any) -> Repo:

@@ -19,20 +19,32 @@ to be a random key (``cairn chat keygen`` makes one), not a passphrase: a
 password hash's deliberate slowness would buy nothing against a 256-bit key
 and would cost tens of milliseconds per message, making a listing of 1,000
 encrypted messages take a minute instead of milliseconds. To keep that
-reasoning sound, secrets shorter than 32 bytes are refused. The message id is
-authenticated with the text, so a sealed text moved onto another message is
-reported undecryptable rather than shown.
+reasoning sound, key material must look like a key: at least 32 bytes, no
+whitespace, and some 128 bits of entropy by a character-frequency estimate
+(``check_key_material``; it catches mistakes such as a passphrase or 40
+spaces, it cannot certify a key). The message id is authenticated with the
+text, so a sealed text moved onto another message is reported undecryptable
+rather than shown. An envelope of another version (``ENC:v2:``) is refused
+by name, never opened as v1.
 
-Reading without the key shows ``[encrypted]``; a wrong key or a tampered
-envelope shows ``[undecryptable]`` for that message alone, never garbage and
-never an exception that stops the listing.
+Reading without the key shows ``[encrypted: no key, set CAIRN_CHAT_KEY]``; a
+wrong key or a tampered envelope shows ``[undecryptable: wrong key or
+tampered]`` for that message alone, never garbage and never an exception
+that stops the listing.
+
+Plain texts (and thread titles) pass through the chat's ``Redactor`` before
+they are stored, like everything the ledger records; sealed texts are stored
+as the sender wrote them, since only key holders can read them.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import os
+import re
 import secrets
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +56,8 @@ from cairn.events import bus as default_bus
 from cairn.model import now
 from cairn.model.chat import GENERAL_THREAD, ChatMessage, Thread, new_message_id, validate_thread_id
 from cairn.model.ledger import validate_run_id
-from cairn.storage import Store
+from cairn.redact import Redactor
+from cairn.storage import ChatStore, Facet, RunStore, require
 
 __all__ = [
     "ENVELOPE_PREFIX",
@@ -52,17 +65,27 @@ __all__ = [
     "ChatCipher",
     "ShownMessage",
     "UndecryptableError",
+    "check_key_material",
     "generate_key",
 ]
 
-ENVELOPE_PREFIX = "ENC:v1:"
+ENVELOPE_VERSION = "v1"
+ENVELOPE_PREFIX = f"ENC:{ENVELOPE_VERSION}:"
 CHAT_MESSAGE = "chat:message"
 _INFO = b"cairn chat v1"
 MIN_KEY_BYTES = 32
+#: Key material must carry at least this many bits by a character-frequency estimate.
+MIN_KEY_BITS = 128
+_VERSION = re.compile(r"\Av[0-9]{1,4}\Z")
 
 
 class UndecryptableError(ValidationError):
-    """A sealed text could not be opened: wrong key, tampered or malformed envelope."""
+    """A sealed text could not be opened: wrong key, tampered or malformed envelope, or another version."""
+
+    def __init__(self, message: str, *, reason: str = "wrong key or tampered", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        #: What a listing shows in the brackets: ``wrong key or tampered`` or the unknown version.
+        self.reason = reason
 
 
 def _b64(data: bytes) -> str:
@@ -75,20 +98,56 @@ def _unb64(text: str) -> bytes:
 
 def generate_key() -> str:
     """A new random 256-bit key, in the form the key variable takes (``base64:...``)."""
-    return "base64:" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    while True:
+        material = secrets.token_bytes(32)
+        # Drawn again in the (about one in 10**9) case the frequency check would refuse it, so
+        # that a key from keygen is always accepted.
+        if check_key_material(material, text=False) is None:
+            return "base64:" + base64.b64encode(material).decode("ascii")
+
+
+def _estimated_bits(material: bytes) -> float:
+    """Entropy of ``material`` by the frequency of its bytes: a rough floor-check, not a measure."""
+    counts = Counter(material)
+    total = len(material)
+    return -sum(n * math.log2(n / total) for n in counts.values())
+
+
+def check_key_material(material: bytes, *, text: bool = True) -> str | None:
+    """What is wrong with ``material`` as a chat key, or None: too short, whitespace, or too little variety.
+
+    ``text``: the material is the variable's own characters (not decoded
+    ``base64:``), so whitespace in it means a passphrase or a pasting
+    mistake. Keys from ``cairn chat keygen`` always pass; the check catches a
+    passphrase, a repeated character or a blank value set by mistake.
+    """
+    if len(material) < MIN_KEY_BYTES:
+        return f"holds {len(material)} bytes of key material; at least {MIN_KEY_BYTES} are needed"
+    if text and any(chr(b).isspace() for b in material if b < 128):
+        return "holds whitespace, so it is a passphrase or a pasting mistake, not a key"
+    bits = _estimated_bits(material)
+    if bits < MIN_KEY_BITS:
+        return f"varies too little to be a random key (about {round(bits)} bits; at least {MIN_KEY_BITS} are needed)"
+    return None
 
 
 def _key_material(value: str, name: str) -> bytes:
-    if value.startswith("base64:"):
+    text = not value.startswith("base64:")
+    if not text:
         try:
             material = base64.b64decode(value[len("base64:") :], validate=True)
         except ValueError:
-            raise ConfigError(f"${name} starts with base64: but is not base64", key=name) from None
+            raise ConfigError(
+                f"${name} starts with base64: but is not base64",
+                key=name,
+                hint="make a key with `cairn chat keygen` and put it in that variable",
+            ) from None
     else:
         material = value.encode("utf-8")
-    if len(material) < MIN_KEY_BYTES:
+    problem = check_key_material(material, text=text)
+    if problem is not None:
         raise ConfigError(
-            f"${name} holds {len(material)} bytes of key material; at least {MIN_KEY_BYTES} are needed",
+            f"${name} {problem}",
             key=name,
             hint="make a key with `cairn chat keygen` and put it in that variable",
         )
@@ -99,8 +158,9 @@ class ChatCipher:
     """Seals and opens message texts with one secret (see the module docstring for the scheme)."""
 
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < MIN_KEY_BYTES:
-            raise ValidationError(f"a chat key needs at least {MIN_KEY_BYTES} bytes, got {len(secret)}")
+        problem = check_key_material(secret, text=False)
+        if problem is not None:
+            raise ValidationError(f"this chat key {problem}", hint="make a key with `cairn chat keygen`")
         self._secret = secret
 
     @classmethod
@@ -124,6 +184,17 @@ class ChatCipher:
     def open(self, envelope: str, message_id: str) -> str:
         from cryptography.exceptions import InvalidTag
 
+        version = envelope.split(":", 2)[1] if envelope.startswith("ENC:") and envelope.count(":") >= 2 else None
+        if version != ENVELOPE_VERSION:
+            # Never open another version as this one: its scheme may differ in ways that matter.
+            if version and _VERSION.match(version):
+                raise UndecryptableError(
+                    f"message {message_id} is sealed in an envelope of version {version}; "
+                    f"this cairn opens {ENVELOPE_VERSION} envelopes only",
+                    reason=f"unknown envelope version {version}",
+                    hint="a newer cairn may read it",
+                )
+            raise UndecryptableError(f"message {message_id} is not a cairn envelope", reason="not a cairn envelope")
         try:
             salt_text, nonce_text, sealed_text = envelope[len(ENVELOPE_PREFIX) :].split(":")
             salt, nonce, sealed = _unb64(salt_text), _unb64(nonce_text), _unb64(sealed_text)
@@ -136,7 +207,12 @@ class ChatCipher:
 
 @attrs.frozen
 class ShownMessage:
-    """A message as a reader sees it: ``text`` is the plaintext, or ``[encrypted]`` / ``[undecryptable]``."""
+    """A message as a reader sees it: ``text`` is the plaintext, or a bracketed label saying why not.
+
+    ``state``: ``plain``, ``decrypted``, ``locked`` (no usable key:
+    ``[encrypted: no key, set CAIRN_CHAT_KEY]``) or ``undecryptable``
+    (``[undecryptable: wrong key or tampered]``, or the envelope version).
+    """
 
     message: ChatMessage
     text: str
@@ -154,18 +230,21 @@ class Chat:
 
     def __init__(
         self,
-        store: Store,
+        store: Facet,
         *,
         key_env: str = "CAIRN_CHAT_KEY",
         user: str | None = None,
         bus: EventBus | None = None,
         environ: Mapping[str, str] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
-        self.store = store
+        self.store = require(store, ChatStore, doing="chat")
         self.key_env = key_env
         self.user = user
         self._bus = bus or default_bus
         self._environ = environ
+        #: Masks secrets in plain texts and titles before they are stored.
+        self.redactor = redactor or Redactor.from_environment(environ, names=[key_env])
 
     def _cipher(self) -> ChatCipher | None:
         return ChatCipher.from_env(self.key_env, self._environ)
@@ -186,7 +265,7 @@ class Chat:
             self._require_run(anchor_run)
         thread = Thread(
             thread_id=thread_id or "t-" + new_message_id(),
-            title=title.strip(),
+            title=self.redactor.text(title.strip()),
             created_at=now(),
             created_by=self.user,
             anchor_run=anchor_run,
@@ -210,7 +289,8 @@ class Chat:
 
     def _require_run(self, run_id: str) -> None:
         validate_run_id(run_id)
-        if self.store.get_run(run_id) is None:
+        runs = require(self.store, RunStore, doing="chat on a run")
+        if runs.get_run(run_id) is None:
             raise NotFoundError("run", run_id, hint="`cairn runs list` lists runs")
 
     # -- messages --------------------------------------------------------------
@@ -240,7 +320,7 @@ class Chat:
             thread_id = GENERAL_THREAD
             self._ensure_general()
         message_id = new_message_id()
-        stored_text = text
+        stored_text = text if encrypt else self.redactor.text(text)
         if encrypt:
             cipher = self._cipher()
             if cipher is None:
@@ -291,20 +371,22 @@ class Chat:
             validate_thread_id(thread_id)
         messages = self.store.chat_messages(run_id=run_id, thread_id=thread_id, limit=limit, published=published)
         cipher: ChatCipher | None = None
+        locked = f"[encrypted: no key, set {self.key_env}]"
         if any(m.encrypted for m in messages):
             try:
                 cipher = self._cipher()
             except ConfigError:
-                cipher = None  # a malformed key reads like no key: every sealed text stays sealed
-        return [self._show(m, cipher) for m in messages]
+                # A malformed key reads like no key: every sealed text stays sealed, and says why.
+                locked = f"[encrypted: {self.key_env} is not a valid key, run cairn chat keygen]"
+        return [self._show(m, cipher, locked) for m in messages]
 
     @staticmethod
-    def _show(message: ChatMessage, cipher: ChatCipher | None) -> ShownMessage:
+    def _show(message: ChatMessage, cipher: ChatCipher | None, locked: str) -> ShownMessage:
         if not message.encrypted:
             return ShownMessage(message, message.text, "plain")
         if cipher is None:
-            return ShownMessage(message, "[encrypted]", "locked")
+            return ShownMessage(message, locked, "locked")
         try:
             return ShownMessage(message, cipher.open(message.text, message.id), "decrypted")
-        except UndecryptableError:
-            return ShownMessage(message, "[undecryptable]", "undecryptable")
+        except UndecryptableError as exc:
+            return ShownMessage(message, f"[undecryptable: {exc.reason}]", "undecryptable")

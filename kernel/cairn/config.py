@@ -27,6 +27,7 @@ import attrs
 
 from cairn.errors import ConfigError, ValidationError
 from cairn.model.convert import structure
+from cairn.redact import Redactor
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -289,22 +290,18 @@ def _merge(
             sources[path] = label
 
 
-_SECRET_KEY = re.compile(
-    r"(^|_)(secret|password|passwd|api_?key|access_?key|private_?key|token|auth|credentials?)$",
-    re.IGNORECASE,
-)
-_SECRET_VALUE = re.compile(r"^(sk-|ghp_|gho_|xox[abp]-|AKIA|Bearer )")
-
-
 def redact(key: str, value: Any) -> Any:
-    """Hide anything secret-looking: keys named like secrets, values shaped like keys."""
-    if key.endswith("_env"):
-        return value
-    if _SECRET_KEY.search(key):
-        return "***"
-    if isinstance(value, str) and _SECRET_VALUE.match(value):
-        return "***"
-    return value
+    """A configuration value as ``cairn config show`` prints it, through ``cairn.redact``.
+
+    Masked whole under a secret-looking key (``api_key``, ``token``,
+    ``password``; never ``*_env``, which holds a variable's name) or when it
+    starts like a key (``sk-``, ``ghp_``...); otherwise the password of any
+    URL in it (``http://user:***@host``) and any key shape in it are masked.
+    """
+    return _REDACTOR.field(key, value)
+
+
+_REDACTOR = Redactor()
 
 
 @attrs.frozen

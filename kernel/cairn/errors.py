@@ -6,6 +6,7 @@ attributes and says what to do next in ``hint``::
 
     CairnError
     ├── ConfigError             a config file, table, key or value is wrong
+    ├── FileError               a file the user named cannot be read or written
     ├── PluginError             a plugin failed to load or registered badly
     │   └── DuplicateNameError  two plugins registered the same name
     ├── ValidationError         a value does not fit its type or field
@@ -13,7 +14,8 @@ attributes and says what to do next in ``hint``::
     ├── ConflictError           a compare-and-swap lost; retry from the new value
     ├── BudgetExceededError     a token budget would be exceeded
     ├── StorageError            the backend failed to read or write
-    │   └── IntegrityError      stored data does not match its hash or shape
+    │   ├── IntegrityError      stored data does not match its hash or shape
+    │   └── MissingFacetError   the backend does not keep that kind of data
     ├── ProviderError           an LLM or embedding call failed (see providers)
     └── SnapshotError           a strict snapshot met a file it could not keep
 
@@ -31,7 +33,9 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DuplicateNameError",
+    "FileError",
     "IntegrityError",
+    "MissingFacetError",
     "NotFoundError",
     "PluginError",
     "ProviderError",
@@ -105,6 +109,14 @@ def _located(
         place = key
     prefix = ": ".join(p for p in (where, place) if p)
     return f"{prefix}: {message}" if prefix else message
+
+
+class FileError(CairnError):
+    """A file the user named cannot be read or written: ``path`` says which, the message why."""
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(message, hint=hint)
 
 
 class PluginError(CairnError):
@@ -200,6 +212,21 @@ class StorageError(CairnError):
 
 class IntegrityError(StorageError):
     """Stored data does not match its hash or its expected shape."""
+
+
+class MissingFacetError(StorageError):
+    """The configured backend does not provide a storage facet (``facet``) that an operation needs."""
+
+    def __init__(self, backend: str, facet: str, holds: str = "", *, doing: str | None = None) -> None:
+        self.backend = backend
+        self.facet = facet
+        what = f"{holds} (the {facet!r} facet)" if holds else f"the {facet!r} facet"
+        need = f"; {doing} needs it" if doing else ""
+        super().__init__(
+            f"the {backend!r} storage backend does not keep {what}{need}",
+            hint="use a backend that provides it for this project ([cairn] storage in cairn.toml, "
+            'e.g. "sqlite"); `cairn plugins` lists each backend\'s facets',
+        )
 
 
 class ProviderError(CairnError):

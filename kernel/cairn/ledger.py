@@ -1,9 +1,14 @@
-"""The run ledger: what was done, recorded as runs with ordered event streams, over any ``Store``.
+"""The run ledger: what was done, recorded as runs with ordered event streams, over any store with the ledger facet.
 
 A run is recorded whole (``Ledger.record``) or opened, appended to while it
 runs and closed (``Ledger.open``). Ids are made here
 (``<UTC time>_<type>_<random>``); an id from outside is validated before it
 reaches a store, where it may become a path, a ref name or an argument.
+
+Everything a run carries besides its ids, type, status and times (summary,
+subtype, user, metadata, environment, modules, event fields) passes through
+the ledger's ``cairn.redact.Redactor`` before it reaches the store: secrets
+from the environment, key shapes and secrets in context become ``***``.
 
 Recording a run publishes ``ledger:run`` on the event bus and calls the
 ``cairn_run_recorded`` hook.
@@ -27,7 +32,8 @@ from cairn.errors import ConflictError, NotFoundError, ValidationError
 from cairn.events import EventBus
 from cairn.events import bus as default_bus
 from cairn.model import Run, RunEvent, format_time, new_run_id, now, parse_time, validate_run_id
-from cairn.storage import Store
+from cairn.redact import Redactor, configured_env_names
+from cairn.storage import Facet, RunStore, require
 
 __all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age"]
 
@@ -82,17 +88,32 @@ def _user() -> str | None:
         return None
 
 
-def _events(run_id: str, events: Iterable[RunEvent | Mapping[str, Any]], start: int = 0) -> list[RunEvent]:
+def _events(
+    run_id: str, events: Iterable[RunEvent | Mapping[str, Any]], redactor: Redactor, start: int = 0
+) -> list[RunEvent]:
     out: list[RunEvent] = []
     for seq, event in enumerate(events, start=start):
         if isinstance(event, RunEvent):
-            out.append(RunEvent(run_id, seq, event.ts, event.type, dict(event.fields)))
+            out.append(RunEvent(run_id, seq, event.ts, event.type, redactor.value(dict(event.fields))))
             continue
         if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
             raise ValidationError(f"event {seq} must be a mapping with a 'type' string, got {event!r:.60}")
         fields = {k: v for k, v in event.items() if k not in ("type", "ts")}
-        out.append(RunEvent(run_id, seq, event.get("ts") or now(), event["type"], fields))
+        out.append(RunEvent(run_id, seq, event.get("ts") or now(), event["type"], redactor.value(fields)))
     return out
+
+
+def _redacted(run: Run, redactor: Redactor) -> Run:
+    """``run`` with every free-text field masked: what it says may quote the environment or a child's output."""
+    return attrs.evolve(
+        run,
+        subtype=redactor.text(run.subtype) if run.subtype else run.subtype,
+        user=redactor.text(run.user) if run.user else run.user,
+        summary=redactor.text(run.summary),
+        environment=redactor.value(run.environment),
+        modules_affected=redactor.value(run.modules_affected),
+        metadata=redactor.value(run.metadata),
+    )
 
 
 class Ledger:
@@ -100,18 +121,27 @@ class Ledger:
 
     def __init__(
         self,
-        store: Store,
+        store: Facet,
         *,
         bus: EventBus | None = None,
         hooks: Any = None,
         project_dir: Path | str | None = None,
         user: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
-        self.store = store
+        self.store = require(store, RunStore, doing="the run ledger")
         self._bus = bus or default_bus
         self._hooks = hooks
         self.project_dir = Path(project_dir) if project_dir else None
         self.user = user if user is not None else _user()
+        self._redactor = redactor
+
+    @property
+    def redactor(self) -> Redactor:
+        """What masks secrets in everything recorded (default: the environment's secret-looking variables)."""
+        if self._redactor is None:
+            self._redactor = Redactor.from_environment()
+        return self._redactor
 
     def close(self) -> None:
         self.store.close()
@@ -133,7 +163,7 @@ class Ledger:
         code_ref = fields.pop("code_ref", None)
         if code_ref is None:
             code_ref = current_code_ref(self.project_dir)
-        return Run(
+        run = Run(
             run_id=run_id,
             type=run_type,
             status=status,
@@ -145,6 +175,7 @@ class Ledger:
             metadata=dict(fields.pop("metadata", None) or {}),
             **fields,
         )
+        return _redacted(run, self.redactor)
 
     def record(
         self,
@@ -170,12 +201,12 @@ class Ledger:
         if duration_ms is None:
             duration_ms = _elapsed_ms(run.started_at, ended)
         run = attrs.evolve(run, ended_at=ended, duration_ms=duration_ms)
-        self.store.put_run(run, _events(run.run_id, events))
+        self.store.put_run(run, _events(run.run_id, events, self.redactor))
         self._recorded(run)
         return run
 
     def record_many(self, runs: Sequence[Mapping[str, Any]]) -> list[Run]:
-        """Record many finished runs in one batch (``Store.put_runs``); each mapping holds ``record``'s arguments."""
+        """Record many finished runs in one batch (``RunStore.put_runs``); each mapping holds ``record``'s arguments."""
         prepared: list[tuple[Run, list[RunEvent]]] = []
         code_ref = current_code_ref(self.project_dir)
         for spec in runs:
@@ -193,7 +224,7 @@ class Ledger:
                 ended_at=ended,
                 duration_ms=duration_ms if duration_ms is not None else _elapsed_ms(run.started_at, ended),
             )
-            prepared.append((run, _events(run.run_id, events)))
+            prepared.append((run, _events(run.run_id, events, self.redactor)))
         self.store.put_runs(prepared)
         for run, _ in prepared:
             self._recorded(run)
@@ -273,7 +304,9 @@ class OpenRun:
     def event(self, event_type: str, **fields: Any) -> RunEvent:
         """Append one event; another writer taking the same position is detected and retried."""
         for _ in range(100):
-            (event,) = _events(self.run_id, [{"type": event_type, **fields}], start=self._next_seq)
+            (event,) = _events(
+                self.run_id, [{"type": event_type, **fields}], self.ledger.redactor, start=self._next_seq
+            )
             try:
                 self.ledger.store.append_events(self.run_id, [event])
             except ConflictError:
@@ -306,7 +339,8 @@ class OpenRun:
             summary=summary if summary is not None else self.run.summary,
             metadata={**self.run.metadata, **dict(metadata or {})},
         )
-        last = _events(self.run_id, events, start=self._next_seq)
+        closed = _redacted(closed, self.ledger.redactor)
+        last = _events(self.run_id, events, self.ledger.redactor, start=self._next_seq)
         self.ledger.store.put_run(closed, last, expected_status="open")
         self._next_seq += len(last)
         self.run = closed
@@ -321,7 +355,8 @@ class OpenRun:
             if exc is None:
                 self.close("ok")
             else:
-                self.close("failed", summary=f"{type(exc).__name__}: {exc}"[:500])
+                # Masked before it is cut: a secret cut in two no longer looks like one.
+                self.close("failed", summary=self.ledger.redactor.text(f"{type(exc).__name__}: {exc}")[:500])
 
 
 def _elapsed_ms(start: str, end: str) -> int:
@@ -342,7 +377,7 @@ def open_ledger(
     *,
     config: Any = None,
     plugins: Any = None,
-    store: Store | None = None,
+    store: Facet | None = None,
     bus: EventBus | None = None,
 ) -> Ledger:
     """The ledger of the project at ``path`` (default: found from the cwd), over its configured store."""
@@ -355,4 +390,7 @@ def open_ledger(
         plugins = load_plugins(disabled=config.cairn.disabled_plugins)
     if store is None:
         store = plugins.create("storage", config.cairn.storage, config)
-    return Ledger(store, bus=bus, hooks=plugins.pm.hook, project_dir=config.project_dir or config.cwd)
+    redactor = Redactor.from_environment(names=configured_env_names(config.data))
+    return Ledger(
+        store, bus=bus, hooks=plugins.pm.hook, project_dir=config.project_dir or config.cwd, redactor=redactor
+    )

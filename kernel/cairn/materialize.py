@@ -176,11 +176,11 @@ class _Walk:
         self.changes: dict[str, Commit] = {}  # target -> newest edit/delete seen
 
     def __iter__(self) -> Iterator[_Candidate]:
-        repo, store = self.repo, self.repo.store
+        repo = self.repo
         start: str | None = self.head.hash
         chunk = 64
         while start is not None:
-            batch = store.ancestors(start, limit=chunk)
+            batch = repo.objects.ancestors(start, limit=chunk)
             if not batch:
                 return
             start = batch[-1].parent
@@ -198,7 +198,7 @@ class _Walk:
             wanted = {s.content_hash for s in sources.values() if s.operation is not Operation.DELETE}
             contents = repo.contents(wanted)  # type: ignore[arg-type]
             tokens = repo.source_tokens(sources.values(), contents)
-            notes = store.latest_annotations([c.hash for c in appends], as_of=self.moment)
+            notes = repo.annotation_store.latest_annotations([c.hash for c in appends], as_of=self.moment)
             for commit in appends:
                 source = sources[commit.hash]
                 if source.operation is Operation.DELETE:
@@ -355,14 +355,13 @@ def _resolve_items(repo: Repo, head: Commit, moment: str | None, appends: dict[s
     Unlike the walk, which sees edits on its way back, this looks them up by
     target, so it serves items far older than the walk reaches.
     """
-    store = repo.store
     latest: dict[str, Commit] = {}
-    for change in store.commits_targeting(appends):
+    for change in repo.objects.commits_targeting(appends):
         if change.depth <= head.depth and repo.is_ancestor(change, head):
             known = latest.get(change.target)  # type: ignore[arg-type]
             if known is None or change.depth > known.depth:
                 latest[change.target] = change  # type: ignore[index]
-    notes = store.latest_annotations(appends, as_of=moment)
+    notes = repo.annotation_store.latest_annotations(appends, as_of=moment)
     sources = {h: latest.get(h, c) for h, c in appends.items()}
     contents = repo.contents(s.content_hash for s in sources.values() if s.operation is not Operation.DELETE)  # type: ignore[misc]
     tokens = repo.source_tokens(sources.values(), contents)
@@ -389,9 +388,8 @@ def _on_line(repo: Repo, head: Commit, commits: Iterator[Commit] | list[Commit])
 
 def _required(repo: Repo, head: Commit, moment: str | None) -> list[_Candidate]:
     """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured."""
-    store = repo.store
-    pinned = store.annotated(Priority.PINNED, as_of=moment)
-    instructions = store.commits_by_type("instruction", until=moment)
+    pinned = repo.annotation_store.annotated(Priority.PINNED, as_of=moment)
+    instructions = repo.objects.commits_by_type("instruction", until=moment)
     candidates = set(pinned)
     for commit in instructions:
         repo._remember(commit)
@@ -418,7 +416,7 @@ def _partners(repo: Repo, head: Commit, moment: str | None, required: list[_Cand
             continue
         if _is_result(content):
             # The call comes before its result: look back a little way.
-            nearby = repo.store.ancestors(candidate.commit.hash, limit=PARTNER_SEARCH)
+            nearby = repo.objects.ancestors(candidate.commit.hash, limit=PARTNER_SEARCH)
         else:
             nearby = _forward(repo, head, candidate.commit)
         items = {h: c for h, c in _on_line(repo, head, nearby).items() if h not in have}

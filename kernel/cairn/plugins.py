@@ -48,6 +48,7 @@ __all__ = [
     "Registration",
     "Registry",
     "load_plugins",
+    "plugin_distributions",
 ]
 
 ENTRY_POINT_GROUP = "cairn"
@@ -505,6 +506,23 @@ def _entry_point_distributions() -> dict[str, tuple[str, str]]:
             if ep.group == ENTRY_POINT_GROUP:
                 found.setdefault(ep.name, (dist.metadata["Name"], dist.version))
     return found
+
+
+def plugin_distributions() -> list[tuple[str, str, list[str]]]:
+    """Each installed distribution with ``cairn`` entry points: its name, its version and the plugin names.
+
+    Read from package metadata alone: nothing is imported and configuration plays
+    no part, so a blocked or broken plugin is listed too (``cairn --version``).
+    """
+    import importlib.metadata
+
+    found: dict[str, tuple[str, list[str]]] = {}
+    for dist in importlib.metadata.distributions():
+        names = sorted(ep.name for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP)
+        if names:
+            # The first on sys.path wins, as it does for imports.
+            found.setdefault(dist.metadata["Name"], (dist.version, names))
+    return [(name, version, names) for name, (version, names) in sorted(found.items())]
 
 
 def _misspelled_hooks(plugin: object, pm: pluggy.PluginManager) -> str | None:

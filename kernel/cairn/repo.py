@@ -1,6 +1,6 @@
 """The context engine: commit, edit, delete, branch, annotate, budget, log, diff, export.
 
-A ``Repo`` works over any ``Store`` and any ``Tokenizer``. History is a tree
+A ``Repo`` works over any store with the objects, refs and annotations facets and any ``Tokenizer``. History is a tree
 of commits (no merges): each append adds a content item, each edit replaces
 the content of an earlier item in what is materialized, each delete removes
 one (history keeps it). Refs move only by compare-and-swap; a writer that
@@ -16,13 +16,12 @@ its depth and a skip pointer to an ancestor (``cairn.model.skip_depth``), so
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -43,7 +42,6 @@ from cairn.model import (
     ContentTypes,
     Operation,
     Priority,
-    canonical_json,
     format_time,
     is_hash,
     now,
@@ -51,9 +49,26 @@ from cairn.model import (
     sha256_hex,
     skip_depth,
     validate_branch_name,
+    validate_ref_text,
 )
-from cairn.storage import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX, RefUpdate, Store, branch_ref
+from cairn.model.lineage import Lineage
+from cairn.storage import (
+    BRANCH_PREFIX,
+    HEAD,
+    SYMBOLIC_PREFIX,
+    AnnotationStore,
+    Facet,
+    ObjectStore,
+    RefStore,
+    RefUpdate,
+    TokenCountStore,
+    branch_ref,
+    require,
+)
 from cairn.tokenizers import Tokenizer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.transfer import ImportReport
 
 __all__ = [
     "Budget",
@@ -66,8 +81,6 @@ __all__ = [
 
 #: How often a writer re-reads the branch and retries after losing a compare-and-swap.
 MAX_RETRIES = 100
-
-EXPORT_FORMAT = "cairn-export/1"
 
 
 class BudgetWarning(UserWarning):
@@ -107,6 +120,7 @@ class DiffEntry:
 
 
 _REV_RE = re.compile(r"\A(?P<base>.+?)(?:~(?P<n>\d+))?\Z")
+_HASH_LIKE = re.compile(r"\A[0-9a-fA-F]{4,64}\Z")
 
 
 class Repo:
@@ -114,7 +128,7 @@ class Repo:
 
     def __init__(
         self,
-        store: Store,
+        store: Facet,
         tokenizer: Tokenizer,
         content_types: ContentTypes,
         *,
@@ -124,6 +138,12 @@ class Repo:
         bus: EventBus | None = None,
     ) -> None:
         self.store = store
+        #: The storage facets the engine works through (one store object, typed by facet).
+        self.objects = require(store, ObjectStore, doing="the context engine")
+        self.refs = require(store, RefStore, doing="the context engine")
+        self.annotation_store = require(store, AnnotationStore, doing="the context engine")
+        #: The token-count cache, when the backend keeps one; without it counts are made again.
+        self.token_cache = store if isinstance(store, TokenCountStore) else None
         self.tokenizer = tokenizer
         self.content_types = content_types
         self.settings = settings or ContextSettings()
@@ -134,6 +154,8 @@ class Repo:
         self._commits: OrderedDict[str, Commit] = OrderedDict()
         self._contents: OrderedDict[str, Content] = OrderedDict()
         self._cache_size = 8192
+        #: Ancestry over this store (through the cache): the one implementation the engine, import and fsck share.
+        self.lineage = Lineage(self._known, self._changes)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -154,7 +176,7 @@ class Repo:
         found = {h: self._commits[h] for h in wanted if h in self._commits}
         missing = [h for h in wanted if h not in found]
         if missing:
-            fetched = self.store.get_commits(missing)
+            fetched = self.objects.get_commits(missing)
             for commit in fetched.values():
                 self._remember(commit)
             found.update(fetched)
@@ -184,7 +206,7 @@ class Repo:
         found = {h: self._contents[h] for h in wanted if h in self._contents}
         missing = wanted - found.keys()
         if missing:
-            for digest, blob in self.store.get_blobs(missing).items():
+            for digest, blob in self.objects.get_blobs(missing).items():
                 item = self.content_types.decode_bytes(blob)
                 found[digest] = item
                 self._contents[digest] = item
@@ -207,23 +229,21 @@ class Repo:
 
     def ancestor_at_depth(self, commit: Commit, depth: int) -> Commit | None:
         """The ancestor of ``commit`` at ``depth`` in O(log n) reads (skip pointers)."""
-        if depth > commit.depth or depth < 0:
-            return None
-        walk = commit
-        while walk.depth > depth:
-            here = walk.depth
-            jump = skip_depth(here)
-            jump_prev = skip_depth(here - 1)
-            take_skip = walk.skip is not None and (
-                jump == depth or (jump > depth and not (jump_prev < jump - 2 and jump_prev >= depth))
-            )
-            walk = self.commit(walk.skip if take_skip else walk.parent)  # type: ignore[arg-type]
-        return walk
+        return self.lineage.ancestor_at_depth(commit, depth)
 
     def is_ancestor(self, ancestor: Commit, descendant: Commit) -> bool:
         """True when ``ancestor`` is ``descendant`` or one of its ancestors."""
-        found = self.ancestor_at_depth(descendant, ancestor.depth)
-        return found is not None and found.hash == ancestor.hash
+        return self.lineage.is_ancestor(ancestor, descendant)
+
+    def _known(self, digest: str) -> Commit | None:
+        cached = self._commits.get(digest)
+        return cached if cached is not None else self.get_commits([digest]).get(digest)
+
+    def _changes(self, target: str) -> list[Commit]:
+        found = self.objects.commits_targeting([target])
+        for change in found:
+            self._remember(change)
+        return found
 
     def at_time(self, head: Commit | None, moment: str) -> Commit | None:
         """The newest of ``head`` and its ancestors created at or before ``moment`` (O(log² n))."""
@@ -246,7 +266,7 @@ class Repo:
         chunk = first_chunk
         start: str | None = head.hash
         while start is not None:
-            batch = self.store.ancestors(start, limit=chunk)
+            batch = self.objects.ancestors(start, limit=chunk)
             if not batch:
                 return
             for commit in batch:
@@ -258,13 +278,13 @@ class Repo:
     # -- refs and revisions ----------------------------------------------------
 
     def _ensure_head(self) -> str:
-        value = self.store.get_ref(HEAD)
+        value = self.refs.get_ref(HEAD)
         if value is None:
             value = SYMBOLIC_PREFIX + branch_ref(self.settings.default_branch)
             try:
-                self.store.set_ref(HEAD, value, expected=None)
+                self.refs.set_ref(HEAD, value, expected=None)
             except ConflictError:
-                value = self.store.get_ref(HEAD) or value
+                value = self.refs.get_ref(HEAD) or value
         return value
 
     def head_state(self) -> tuple[str | None, str | None]:
@@ -272,7 +292,7 @@ class Repo:
         value = self._ensure_head()
         if value.startswith(SYMBOLIC_PREFIX):
             ref = value[len(SYMBOLIC_PREFIX) :]
-            return ref, self.store.get_ref(ref)
+            return ref, self.refs.get_ref(ref)
         return None, value
 
     @property
@@ -301,21 +321,24 @@ class Repo:
         return commit
 
     def _resolve_base(self, base: str) -> Commit:
+        """Git's order: HEAD, a full hash of a stored commit, a branch, then a unique short hash."""
         if base == HEAD:
             ref, digest = self.head_state()
             if digest is None:
                 raise NotFoundError("commit", "HEAD", hint="the branch has no commits yet")
             return self.commit(digest)
-        if base.startswith(BRANCH_PREFIX):
-            base = base[len(BRANCH_PREFIX) :]
-        branch_value = self.store.get_ref(branch_ref(base)) if _looks_like_branch(base) else None
-        if branch_value:
-            return self.commit(branch_value)
         lowered = base.lower()
         if is_hash(lowered):
-            return self.commit(lowered)
+            found = self.get_commits([lowered]).get(lowered)
+            if found is not None:
+                return found
+        name = base[len(BRANCH_PREFIX) :] if base.startswith(BRANCH_PREFIX) else base
+        validate_ref_text(name, what="revision")  # text a command line could not encode stops here
+        branch_value = self.refs.get_ref(branch_ref(name)) if _looks_like_branch(name) else None
+        if branch_value:
+            return self.commit(branch_value)
         if re.fullmatch(r"[0-9a-f]{4,63}", lowered):
-            matches = self.store.find_commits(lowered, limit=2)
+            matches = self.objects.find_commits(lowered, limit=2)
             if len(matches) == 1:
                 return self.commit(matches[0])
             if len(matches) > 1:
@@ -391,23 +414,18 @@ class Repo:
 
     def token_counts(self, items: Mapping[str, Content]) -> dict[str, int]:
         """Token counts of contents by hash, through the store's cache; misses are counted and cached."""
-        counts = self.store.get_token_counts(self.tokenizer.name, items.keys()) if items else {}
+        cache = self.token_cache
+        counts = cache.get_token_counts(self.tokenizer.name, items.keys()) if items and cache is not None else {}
         missing = {h: self.count_content(c) for h, c in items.items() if h not in counts}
         if missing:
-            self.store.put_token_counts(self.tokenizer.name, missing)
+            if cache is not None:
+                cache.put_token_counts(self.tokenizer.name, missing)
             counts.update(missing)
         return counts
 
     def _effective(self, head: Commit | None, target: Commit) -> tuple[Commit | None, bool]:
         """(latest edit of ``target`` on ``head``'s lineage or None, whether it is deleted there)."""
-        if head is None:
-            return None, False
-        latest: Commit | None = None
-        for change in self.store.commits_targeting([target.hash]):
-            self._remember(change)
-            if change.depth <= head.depth and self.is_ancestor(change, head):
-                if latest is None or change.depth > latest.depth:
-                    latest = change
+        latest = self.lineage.latest_change(head, target)
         if latest is not None and latest.operation is Operation.DELETE:
             return latest, True
         return latest, False
@@ -469,7 +487,7 @@ class Repo:
             self._check_budget(commit, head)
             update = RefUpdate(ref, commit.hash, head_hash) if ref else RefUpdate(HEAD, commit.hash, head_hash)
             try:
-                self.store.write(
+                self.objects.write(
                     blobs={content_hash: blob} if blob is not None else None,  # type: ignore[dict-item]
                     commits=[commit],
                     refs=[update],  # the commit itself records its count and who counted it
@@ -516,7 +534,7 @@ class Repo:
         return total + self.tokenizer.overhead.reply_priming if total > 0 else 0
 
     def _skipped_tokens(self, head: Commit) -> int:
-        skipped = self.store.annotated(Priority.SKIP)
+        skipped = self.annotation_store.annotated(Priority.SKIP)
         if not skipped:
             return 0
         total = 0
@@ -568,13 +586,13 @@ class Repo:
 
     def branches(self) -> dict[str, str]:
         """Branch name -> commit hash."""
-        return {name[len(BRANCH_PREFIX) :]: value for name, value in self.store.list_refs(BRANCH_PREFIX).items()}
+        return {name[len(BRANCH_PREFIX) :]: value for name, value in self.refs.list_refs(BRANCH_PREFIX).items()}
 
     def create_branch(self, name: str, start: str | None = None) -> Commit:
         validate_branch_name(name)
         commit = self.resolve(start)
         try:
-            self.store.set_ref(branch_ref(name), commit.hash, expected=None)
+            self.refs.set_ref(branch_ref(name), commit.hash, expected=None)
         except ConflictError:
             raise ValidationError(
                 f"branch {name!r} already exists", hint="pick another name or delete it first"
@@ -584,15 +602,16 @@ class Repo:
 
     def switch(self, name: str, *, create: bool = False) -> None:
         """Point HEAD at branch ``name`` (creating it at HEAD when ``create``)."""
-        validate_branch_name(name)
+        validate_branch_name(name, existing=not create)
         if not create and self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):
             return  # already there (possibly a branch with no commits yet)
         if create:
             self.create_branch(name)
-        elif self.store.get_ref(branch_ref(name)) is None:
-            raise NotFoundError(
-                "branch", name, hint=f"create it with `cairn branch create {name}` or `cairn switch -c {name}`"
-            )
+        elif self.refs.get_ref(branch_ref(name)) is None:
+            hint = f"create it with `cairn branch create {name}` or `cairn switch -c {name}`"
+            if _HASH_LIKE.match(name):
+                hint = f"to move HEAD to a commit, use `cairn switch --detach {name}`"
+            raise NotFoundError("branch", name, hint=hint)
         self._set_head(SYMBOLIC_PREFIX + branch_ref(name))
 
     def detach(self, rev: str) -> Commit:
@@ -603,30 +622,33 @@ class Repo:
 
     def _set_head(self, value: str) -> None:
         current = self._ensure_head()
-        self.store.set_ref(HEAD, value, expected=current)
+        self.refs.set_ref(HEAD, value, expected=current)
         self._bus.publish(EventName.BRANCH_CHANGED, {"head": value, "action": "switch"})
 
     def rename_branch(self, old: str, new: str) -> None:
+        validate_ref_text(old, what="branch name")
         validate_branch_name(new)
-        value = self.store.get_ref(branch_ref(old))
+        value = self.refs.get_ref(branch_ref(old))
         if value is None:
             raise NotFoundError("branch", old)
-        if self.store.get_ref(branch_ref(new)) is not None:
+        if self.refs.get_ref(branch_ref(new)) is not None:
             raise ValidationError(f"branch {new!r} already exists")
         updates = [RefUpdate(branch_ref(new), value, None), RefUpdate(branch_ref(old), None, value)]
         head = self._ensure_head()
         if head == SYMBOLIC_PREFIX + branch_ref(old):
             updates.append(RefUpdate(HEAD, SYMBOLIC_PREFIX + branch_ref(new), head))
-        self.store.write(refs=updates)
+        self.refs.update_refs(updates)
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": new, "action": "rename", "from": old})
 
     def delete_branch(self, name: str) -> None:
-        value = self.store.get_ref(branch_ref(name))
+        """Delete branch ``name``; any name a ref can hold is looked up, so a badly named branch can go too."""
+        validate_ref_text(name, what="branch name")
+        value = self.refs.get_ref(branch_ref(name))
         if value is None:
             raise NotFoundError("branch", name)
         if self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):
             raise ValidationError(f"branch {name!r} is the current branch", hint="switch to another branch first")
-        self.store.delete_ref(branch_ref(name), expected=value)
+        self.refs.delete_ref(branch_ref(name), expected=value)
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": name, "action": "delete"})
 
     # -- annotations -----------------------------------------------------------
@@ -640,7 +662,7 @@ class Repo:
                 hint=f"that is {commit.target[:12]}" if commit.target else None,
             )
         annotation = Annotation(commit.hash, Priority(priority), reason, now())
-        self.store.add_annotations([annotation])
+        self.annotation_store.add_annotations([annotation])
         self._bus.publish(
             EventName.ANNOTATION_ADDED,
             {"target": commit.hash, "priority": annotation.priority.value, "reason": reason},
@@ -657,7 +679,7 @@ class Repo:
         return self.annotate(target, Priority.NORMAL, reason)
 
     def annotations(self, target: str) -> list[Annotation]:
-        return self.store.annotation_history(self.resolve(target).hash)
+        return self.annotation_store.annotation_history(self.resolve(target).hash)
 
     # -- reading history -------------------------------------------------------
 
@@ -726,200 +748,38 @@ class Repo:
     # -- export / import -------------------------------------------------------
 
     def export(self, out: IO[str], *, branch: str | None = None, progress: Callable[[int], None] | None = None) -> int:
-        """Write JSONL: a header, then blobs, commits (parents first), refs and annotations. Returns lines written."""
-        refs = self.store.list_refs()
-        if branch is not None:
-            value = refs.get(branch_ref(branch))
-            if value is None:
-                raise NotFoundError("branch", branch)
-            heads = {branch_ref(branch): value}
-        else:
-            heads = {k: v for k, v in refs.items() if k.startswith(BRANCH_PREFIX) or (k == HEAD and is_hash(v))}
-        commits: dict[str, Commit] = {}
-        for value in heads.values():
-            for commit in self.walk(self.commit(value)):
-                if commit.hash in commits:
-                    break  # the rest is shared with a branch already walked
-                commits[commit.hash] = commit
-        ordered = sorted(commits.values(), key=lambda c: (c.depth, c.created_at, c.hash))
-        lines = 0
+        """Write JSONL: a header, then blobs, commits (parents first), refs and annotations. Returns lines written.
 
-        def emit(record: Mapping[str, Any]) -> None:
-            nonlocal lines
-            out.write(json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n")
-            lines += 1
-            if progress is not None:
-                progress(lines)
+        See ``cairn.transfer`` for the format.
+        """
+        from cairn.transfer import export_history
 
-        emit({"type": "header", "format": EXPORT_FORMAT, "tokenizer": self.tokenizer.name, "commits": len(ordered)})
-        blob_hashes = sorted({c.content_hash for c in ordered if c.content_hash})
-        for start in range(0, len(blob_hashes), 1000):
-            blobs = self.store.get_blobs(blob_hashes[start : start + 1000])
-            for digest in blob_hashes[start : start + 1000]:
-                emit({"type": "blob", "hash": digest, "data": json.loads(blobs[digest])})
-        for commit in ordered:
-            # Hashed fields apart from derived ones: the "fields" object is then the
-            # canonical JSON the hash covers, and import verifies it without re-encoding.
-            emit(
-                {
-                    "type": "commit",
-                    "hash": commit.hash,
-                    "fields": commit.hashed_fields(),
-                    "derived": commit.derived_fields(),
-                }
-            )
-        for name, value in sorted(heads.items()):
-            emit({"type": "ref", "name": name, "value": value})
-        if branch is None and HEAD in refs and not is_hash(refs[HEAD]):
-            emit({"type": "ref", "name": HEAD, "value": refs[HEAD]})
-        targets = [c.hash for c in ordered if c.operation is Operation.APPEND]
-        for digest in targets:
-            for annotation in self.store.annotation_history(digest):
-                emit({"type": "annotation", **annotation.to_record()})
-        return lines
+        return export_history(self, out, branch=branch, progress=progress)
 
     def import_(
         self,
-        lines: Iterable[str],
+        lines: Iterable[str | bytes],
         *,
         batch_size: int = 5000,
         progress: Callable[[int], None] | None = None,
         source: str = "<import>",
-    ) -> dict[str, int]:
-        """Read an export, verify every hash, and store it.
+    ) -> ImportReport:
+        """Read an export, check every record, then store what is new; nothing is stored if a record is wrong.
 
-        Objects are written in transactions of ``batch_size`` commits; each
-        ``progress(n)`` call acknowledges that ``n`` commits are durable. Refs
-        move only in the last transaction, once everything they reach is
-        stored; a ref that exists with another value is refused.
+        Derived fields are recomputed, never taken from the file. New commits
+        are written in transactions of ``batch_size``; each ``progress(n)``
+        acknowledges ``n`` of them durable. Refs move in the last transaction;
+        a ref that exists here with another value is refused before anything
+        is written. See ``cairn.transfer``.
         """
-        blobs: dict[str, bytes] = {}
-        commits: list[Commit] = []
-        refs: dict[str, str] = {}
-        annotations: list[Annotation] = []
-        stored = 0
-        seen_header = False
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            blob = _canonical_blob_line(line) if seen_header and line.startswith(_BLOB_HEAD) else None
-            if blob is not None:
-                blobs[blob[0]] = blob[1]
-                continue
-            try:
-                record = json.loads(line)
-                kind = record.pop("type")
-            except (ValueError, KeyError, AttributeError):
-                raise ValidationError(
-                    f"{source}:{number}: not an export record", hint="was it written by `cairn export`?"
-                ) from None
-            if kind == "header":
-                if record.get("format") != EXPORT_FORMAT:
-                    raise ValidationError(f"{source}:{number}: unsupported export format {record.get('format')!r}")
-                seen_header = True
-            elif not seen_header:
-                raise ValidationError(
-                    f"{source}:{number}: missing export header", hint="was it written by `cairn export`?"
-                )
-            elif kind == "blob":
-                data = canonical_json(record["data"], check_keys=False)  # parsed JSON: string keys
-                if sha256_hex(data) != record["hash"]:
-                    raise IntegrityError(f"{source}:{number}: blob {str(record['hash'])[:12]} does not match its hash")
-                blobs[record["hash"]] = data
-            elif kind == "commit":
-                try:
-                    commit = Commit.from_record(
-                        {"hash": record["hash"], **record["fields"], **record.get("derived", {})}
-                    )
-                except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                    raise ValidationError(f"{source}:{number}: bad commit record: {exc}") from None
-                if not _canonical_fields_match(line, commit.hash) and commit.computed_hash() != commit.hash:
-                    raise IntegrityError(f"{source}:{number}: commit {commit.short} does not match its hash")
-                commits.append(commit)
-                if len(commits) >= batch_size:
-                    stored += self._import_batch(blobs, commits)
-                    blobs, commits = {}, []
-                    if progress is not None:
-                        progress(stored)
-            elif kind == "ref":
-                refs[record["name"]] = record["value"]
-            elif kind == "annotation":
-                annotations.append(Annotation.from_record(record))
-            else:
-                raise ValidationError(f"{source}:{number}: unknown record type {kind!r}")
-        current = self.store.list_refs()
-        updates = []
-        for name, value in refs.items():
-            if current.get(name) == value:
-                continue
-            if name == HEAD and name in current:
-                continue  # keep this repository's own HEAD
-            if name in current:
-                raise ValidationError(
-                    f"ref {name} exists here at {current[name][:12]}; the import has {value[:12]}",
-                    hint="import into an empty store, or delete or rename the branch first",
-                )
-            updates.append(RefUpdate(name, value, None))
-        self.store.write(blobs=blobs, commits=commits, refs=updates)
-        stored += len(commits)
-        if progress is not None:
-            progress(stored)
-        if annotations:
-            self.store.add_annotations(annotations)
-        return {"commits": stored, "refs": len(updates), "annotations": len(annotations)}
+        from cairn.transfer import import_history
 
-    def _import_batch(self, blobs: dict[str, bytes], commits: list[Commit]) -> int:
-        self.store.write(blobs=blobs, commits=commits)
-        return len(commits)
-
-
-_BLOB_HEAD = '{"data":'
-_BLOB_TAIL = '","type":"blob"}'
-
-
-def _canonical_blob_line(line: str) -> tuple[str, bytes] | None:
-    """(hash, bytes) of a blob record written by ``export``, verified, without parsing it.
-
-    Export writes records as canonical JSON, so a blob's ``data`` is its
-    canonical bytes verbatim; when the hash of that slice matches, it is the
-    blob. Anything else (other formatting, a tampered line) returns None and
-    takes the full path, which parses, re-encodes and reports errors.
-    """
-    body = line.rstrip("\r\n")
-    if not (body.startswith(_BLOB_HEAD) and body.endswith(_BLOB_TAIL)):
-        return None
-    digest = body[-len(_BLOB_TAIL) - 64 : -len(_BLOB_TAIL)]
-    middle = ',"hash":"'
-    data_end = len(body) - len(_BLOB_TAIL) - 64 - len(middle)
-    if body[data_end : data_end + len(middle)] != middle:
-        return None
-    data = body[len(_BLOB_HEAD) : data_end].encode("utf-8")
-    if sha256_hex(data) != digest:
-        return None
-    return digest, data
-
-
-_COMMIT_TAIL_LEN = len('","type":"commit"}') + 64 + len(',"hash":"')
-
-
-def _canonical_fields_match(line: str, digest: str) -> bool:
-    """True when the ``fields`` object of an exported commit line hashes to ``digest``.
-
-    Export writes ``{"derived":{...},"fields":{...},"hash":"...","type":"commit"}``
-    in canonical JSON, so the slice is the exact bytes the hash covers. False
-    only means "not proven this way": the caller then re-encodes the fields.
-    """
-    body = line.rstrip("\r\n")
-    end = len(body) - _COMMIT_TAIL_LEN
-    start = body.find('},"fields":{')
-    if start < 0 or end <= start or body[end : end + 9] != ',"hash":"':
-        return False
-    return sha256_hex(body[start + len('},"fields":') : end].encode("utf-8")) == digest
+        return import_history(self, lines, batch_size=batch_size, progress=progress, source=source)
 
 
 def _looks_like_branch(name: str) -> bool:
     try:
-        validate_branch_name(name)
+        validate_branch_name(name, existing=True)
     except ValidationError:
         return False
     return True
@@ -930,7 +790,7 @@ def open_repo(
     *,
     config: Config | None = None,
     plugins: Any = None,
-    store: Store | None = None,
+    store: Facet | None = None,
     tokenizer: Tokenizer | None = None,
     budget: Budget | None = None,
     bus: EventBus | None = None,

@@ -10,7 +10,9 @@ the summary as a chat message (source ``trace``).
 From the command line a recording spans separate ``cairn`` invocations:
 ``cairn trace start`` keeps it under ``<data dir>/traces/active/``; every
 later command appends the events it publishes there (under a file lock, so
-concurrent commands interleave safely); ``cairn trace stop`` saves it.
+concurrent commands interleave safely); ``cairn trace stop`` saves it. What
+is appended there passes through a ``cairn.redact.Redactor`` first, as what
+the ledger stores does.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from cairn.errors import NotFoundError, ValidationError
 from cairn.events import ALL, Event, EventBus
 from cairn.events import bus as default_bus
 from cairn.model import now, parse_time
+from cairn.redact import Redactor
 
 __all__ = [
     "ActiveRecordings",
@@ -150,8 +153,15 @@ def save_trace(trace: SessionTrace, ledger: Any, *, chat: Any = None) -> Any:
 class ActiveRecordings:
     """Recordings that outlive a process: one JSON header and one JSONL event file each, in a directory."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, redactor: Redactor | None = None) -> None:
         self.directory = Path(data_dir) / "traces" / "active"
+        self._redactor = redactor
+
+    @property
+    def redactor(self) -> Redactor:
+        if self._redactor is None:
+            self._redactor = Redactor.from_environment()
+        return self._redactor
 
     def _paths(self, name: str) -> tuple[Path, Path, Path]:
         validate_trace_name(name)
@@ -208,7 +218,8 @@ class ActiveRecordings:
         """Add one bus event to every running recording (called by each command's bus subscriber)."""
         from filelock import FileLock
 
-        line = json.dumps(_event_record(event), ensure_ascii=False, sort_keys=True) + "\n"
+        record = self.redactor.value(_event_record(event))
+        line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
         for name in self.names():
             _, events_path, lock_path = self._paths(name)
             with FileLock(str(lock_path), timeout=30):

@@ -31,7 +31,14 @@ def test_encrypted_messages(cairn, monkeypatch):
     assert cairn.json("chat", "list")[0]["text"] == f"secret {CANARY}"
     monkeypatch.delenv("CAIRN_CHAT_KEY")
     shown = cairn.json("chat", "list")[0]
-    assert (shown["text"], shown["encrypted"]) == ("[encrypted]", True)
+    assert (shown["text"], shown["encrypted"]) == ("[encrypted: no key, set CAIRN_CHAT_KEY]", True)
+    monkeypatch.setenv("CAIRN_CHAT_KEY", generate_key())
+    assert "[undecryptable: wrong key or tampered]" in cairn("chat", "list").stdout
+    monkeypatch.setenv("CAIRN_CHAT_KEY", " " * 40)
+    proc = cairn.run("chat", "send", "--encrypt", "x", check=False)
+    assert proc.returncode == 1 and "whitespace" in proc.stderr and "cairn chat keygen" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    monkeypatch.delenv("CAIRN_CHAT_KEY")
     proc = cairn.run("chat", "send", "--encrypt", "x", check=False)
     assert proc.returncode == 1 and "CAIRN_CHAT_KEY" in proc.stderr and "cairn chat keygen" in proc.stderr
 

@@ -142,13 +142,13 @@ def test_export_import_round_trip_into_empty_store(cairn, tmp_path):
     other = type(cairn)(other_dir)
     other("init")
     # Three commits; main, b and the exporter's HEAD (the fresh store has none of its own).
-    assert "imported 3 commits, 3 refs, 1 annotations" in other("import", str(dump)).stdout
+    assert "imported 3 new commits, 0 already present; 3 refs, 1 annotations" in other("import", str(dump)).stdout
     assert other("fsck").exit_code == 0
     for branch in ("main", "b"):
         assert [e["hash"] for e in other.json("log", branch)] == [e["hash"] for e in cairn.json("log", branch)]
         assert other("materialize", branch).stdout == cairn("materialize", branch).stdout
     # Importing again changes nothing: objects dedupe, refs already match.
-    assert "imported 3 commits, 0 refs" in other("import", str(dump)).stdout
+    assert "imported 0 new commits, 3 already present; 0 refs" in other("import", str(dump)).stdout
 
 
 def test_import_refuses_tampered_export(cairn, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from cairn.cli.ledger_cmd import redact_argv
+from cairn.redact import redact_argv
 
 
 def test_run_records_a_command_with_exit_status_and_output_tail(cairn):

@@ -75,6 +75,7 @@ def test_the_ledger_holds_the_run_its_manifest_and_one_event_per_sample(cairn):
     assert (run["type"], run["status"], run["subtype"]) == ("eval", "ok", "capitals-baseline")
     meta = run["metadata"]
     import hashlib
+    import importlib.metadata
     import importlib.resources
 
     path = importlib.resources.files("cairn_evals") / "datasets" / "capitals-baseline.jsonl"
@@ -83,7 +84,8 @@ def test_the_ledger_holds_the_run_its_manifest_and_one_event_per_sample(cairn):
     assert [e["label"] for e in meta["evaluators"]] == ["exact", "rubric"]
     assert meta["evaluators"][1]["kind"] == "judge" and meta["evaluators"][1]["params"]["scale"] == 5
     assert meta["evaluators"][1]["models"] == [] and "models" not in meta["evaluators"][0]  # skipped: none asked
-    assert meta["plugins"]["evals"] == "0.1.0" and meta["plugins"]["sqlite"] == "0.1.0"
+    assert meta["plugins"]["evals"] == importlib.metadata.version("cairn-evals")
+    assert meta["plugins"]["sqlite"] == importlib.metadata.version("cairn-sqlite")
     assert meta["aggregates"]["rubric"]["skipped"] == 20 and meta["aggregates"]["exact"]["passed"] == 11
     events = cairn.json("runs", "events", run["run_id"])
     assert len(events) == 20 and {e["type"] for e in events} == {"sample"}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import secrets
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cairn.chat import Chat, ChatCipher, UndecryptableError, generate_key
+from cairn.chat import Chat, ChatCipher, UndecryptableError, check_key_material, generate_key
 from cairn.errors import ConfigError, NotFoundError, ValidationError
 from cairn.events import EventBus
 from cairn.ledger import Ledger
@@ -96,9 +98,15 @@ def test_reading_without_the_key_with_a_wrong_key_and_tampered(store, chat):
     sealed = chat.send("sealed", encrypt=True)
     chat.send("plain text")
     no_key = Chat(store, environ={})
-    assert [(m.text, m.state) for m in no_key.list()] == [("plain text", "plain"), ("[encrypted]", "locked")]
+    assert [(m.text, m.state) for m in no_key.list()] == [
+        ("plain text", "plain"),
+        ("[encrypted: no key, set CAIRN_CHAT_KEY]", "locked"),
+    ]
+    assert Chat(store, key_env="TEAM_KEY", environ={}).list()[1].text == "[encrypted: no key, set TEAM_KEY]"
     wrong = Chat(store, environ={"CAIRN_CHAT_KEY": generate_key()})
-    assert wrong.list()[1].text == "[undecryptable]"
+    assert wrong.list()[1].text == "[undecryptable: wrong key or tampered]"
+    bad = Chat(store, environ={"CAIRN_CHAT_KEY": " " * 40})
+    assert bad.list()[1].text == "[encrypted: CAIRN_CHAT_KEY is not a valid key, run cairn chat keygen]"
     # Tamper with the stored envelope: that message alone is reported, the listing goes on.
     envelope = sealed.text
     flipped = envelope[:-2] + ("A" if envelope[-2] != "A" else "B") + envelope[-1]
@@ -123,6 +131,60 @@ def test_encrypting_without_a_key_names_the_variable(store):
         Chat(store, environ={"CAIRN_CHAT_KEY": "base64:!!!"}).send("x", encrypt=True)
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (" " * 40, "whitespace"),  # accepted before: 40 bytes, so long enough
+        ("correct horse battery staple and more words", "whitespace"),
+        ("a" * 64, "varies too little"),
+        ("ab" * 32, "varies too little"),
+        ("abcd" * 8, "varies too little"),
+        ("base64:" + base64.b64encode(bytes(32)).decode(), "varies too little"),
+        ("base64:" + base64.b64encode(b"x" * 16).decode(), "at least 32"),
+    ],
+)
+def test_key_material_must_look_like_a_key(store, value, problem):
+    with pytest.raises(ConfigError, match=problem) as info:
+        Chat(store, environ={"CAIRN_CHAT_KEY": value}).send("x", encrypt=True)
+    assert "cairn chat keygen" in (info.value.hint or "")
+    assert value.strip() == "" or value not in str(info.value)  # the error never quotes the key
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_keys_from_keygen_and_random_raw_keys_are_accepted(data):
+    assert check_key_material(base64.b64decode(generate_key()[len("base64:") :]), text=False) is None
+    raw = data.draw(st.sampled_from([secrets.token_urlsafe(32), secrets.token_hex(32), secrets.token_urlsafe(48)]))
+    Chat(MemoryStore(), environ={"CAIRN_CHAT_KEY": raw}).send("x", encrypt=True)
+
+
+def test_an_envelope_of_another_version_is_refused_by_name(store, chat):
+    sealed = chat.send("sealed", encrypt=True)
+    as_v2 = "ENC:v2:" + sealed.text[len("ENC:v1:") :]  # the same bytes: before, v2 opened as v1
+    store.messages[sealed.id] = type(sealed)(**{**sealed.to_record(), "text": as_v2})
+    (shown,) = chat.list()
+    assert (shown.text, shown.state) == ("[undecryptable: unknown envelope version v2]", "undecryptable")
+    cipher = ChatCipher.from_env("CAIRN_CHAT_KEY", {"CAIRN_CHAT_KEY": KEY})
+    assert cipher is not None
+    with pytest.raises(UndecryptableError, match="version v2"):
+        cipher.open(as_v2, sealed.id)
+    for garbage in ("ENC:", "ENC:../../x:a:b:c", "plain text", ""):
+        with pytest.raises(UndecryptableError, match="not a cairn envelope"):
+            cipher.open(garbage, sealed.id)
+    assert cipher.open(sealed.text, sealed.id) == "sealed"
+
+
+def test_plain_texts_and_titles_are_redacted_sealed_ones_are_not(store):
+    secret = "sk-proj-Zq1Wd9Rk2Xv7Lm3Zp5Tn8Bc4"
+    chat = Chat(store, environ={"CAIRN_CHAT_KEY": KEY, "OPENAI_API_KEY": secret})
+    thread = chat.new_thread(f"rotate {secret}")
+    assert secret not in thread.title
+    plain = chat.send(f"the key is {secret}", thread_id=thread.thread_id)
+    assert plain.text == "the key is ***"
+    sealed = chat.send(f"the key is {secret}", encrypt=True)
+    assert {m.message.id: m.text for m in chat.list()}[sealed.id] == f"the key is {secret}"
+
+
 def test_listing_a_thousand_encrypted_messages_is_fast(store, chat):
     import time
 
@@ -138,16 +200,20 @@ def test_listing_a_thousand_encrypted_messages_is_fast(store, chat):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(min_size=1, max_size=300), encrypt=st.booleans())
 def test_any_unicode_text_round_trips(text, encrypt):
+    # Sealed texts come back as written; plain ones as the redactor leaves them (unchanged unless
+    # they hold a secret).
     chat = Chat(MemoryStore(), environ={"CAIRN_CHAT_KEY": KEY})
     chat.send(text, encrypt=encrypt)
     (shown,) = chat.list()
-    assert shown.text == text
+    assert shown.text == (text if encrypt else chat.redactor.text(text))
 
 
 def test_cipher_rejects_short_keys_and_garbage():
     with pytest.raises(ValidationError):
         ChatCipher(b"short")
-    cipher = ChatCipher(b"k" * 32)
+    with pytest.raises(ValidationError, match="varies too little"):
+        ChatCipher(b"k" * 32)
+    cipher = ChatCipher(secrets.token_bytes(32))
     with pytest.raises(UndecryptableError):
         cipher.open("ENC:v1:not:valid", "m")
     with pytest.raises(UndecryptableError):

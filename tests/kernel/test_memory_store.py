@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cairn.testing.memory import open_in_directory
-from cairn.testing.storage_suite import StoreConformance
+from cairn.testing.storage import StoreConformance
 
 
 class TestMemoryStore(StoreConformance):

@@ -21,6 +21,7 @@ from cairn.model import (
     ContentTypes,
     Dialogue,
     Instruction,
+    Operation,
     Priority,
     UnknownContent,
     canonical_json,
@@ -29,6 +30,7 @@ from cairn.model import (
     skip_depth,
     validate_branch_name,
     validate_name,
+    validate_ref_text,
     value_hash,
 )
 
@@ -281,6 +283,55 @@ def test_good_branch_names(name):
 def test_bad_branch_names(name):
     with pytest.raises(ValidationError):
         validate_branch_name(name)
+
+
+@pytest.mark.parametrize("name", ["ffff", "FFFF", "deadbeef", "0123", "a" * 64, "c" * 40])
+def test_branch_names_that_look_like_hashes_are_refused_when_new(name):
+    with pytest.raises(ValidationError, match="looks like a commit hash"):
+        validate_branch_name(name)
+    assert validate_branch_name(name, existing=True) == name  # made before the rule: still usable
+
+
+@pytest.mark.parametrize("name", ["fff", "a" * 65, "cafe-1", "beefy", "b-ffff", "feature/dead"])
+def test_names_near_a_hash_are_fine(name):
+    assert validate_branch_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["\udcff\udcfe", "main\udcff", "a\nb", "tab\there"])
+def test_names_that_are_not_text_are_refused_everywhere(name):
+    for check in (validate_branch_name, lambda v: validate_branch_name(v, existing=True), validate_ref_text):
+        with pytest.raises(ValidationError, match="not valid UTF-8|control character"):
+            check(name)
+
+
+def test_ref_text_is_looser_than_a_branch_name():
+    for name in ("../../etc/passwd", "-x", "🪨", "ffff"):
+        assert validate_ref_text(name) == name
+    for bad in ("", None, 7, "x" * 1001):
+        with pytest.raises(ValidationError):
+            validate_ref_text(bad)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"token_count": 2**63}, "token_count must be an integer"),
+        ({"depth": -1}, "depth must be an integer"),
+        ({"cumulative_tokens": True}, "cumulative_tokens must be an integer"),
+        ({"tokenizer": ""}, "tokenizer must be null or a string"),
+        ({"content_type": 5}, "content_type must be null or a string"),
+        ({"target": "a" * 64}, "an append has no target"),
+        ({"content_hash": None}, "an append needs content"),
+    ],
+)
+def test_validate_refuses_what_commit_new_would_never_make(changes, message):
+    good = Commit.new(parent=None, operation="append", content_hash="b" * 64, created_at="2026-01-01T00:00:00.000000Z")
+    good.validate()
+    with pytest.raises((ValueError, TypeError), match=message):
+        attrs.evolve(good, **changes).validate()
+    delete = attrs.evolve(good, operation=Operation.DELETE, target="a" * 64)
+    with pytest.raises(ValueError, match="a delete carries no content"):
+        delete.validate()
 
 
 @pytest.mark.parametrize("name", ["-rf", "..", "a/b", "", "x" * 200])

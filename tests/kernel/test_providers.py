@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from cairn.config import ProvidersSettings, load_config
@@ -243,6 +243,43 @@ def test_redaction_never_returns_a_prompt_word_or_a_piece_of_the_secret(words: l
         assert word.lower() not in out.lower()
     for piece in re.findall(r"\w{4,}", secret):
         assert piece[:4] not in out, f"a piece of the key survived: {out!r}"
+
+
+def test_redaction_keeps_model_names_and_ordinary_words_that_the_prompt_also_holds():
+    # Both were reported: a model name became nope-[…], and cairn's own words became a non-[…].
+    prompt = ["Answer in JSON, keep it minimal", "mini summary please"]
+    assert redact_text("model 'nope-mini' does not exist", bodies=prompt) == "model 'nope-mini' does not exist"
+    assert (
+        redact_text("HTTP 502 (a non-JSON body of 9 bytes)", bodies=prompt) == "HTTP 502 (a non-JSON body of 9 bytes)"
+    )
+    # At the very end a word may be an echo cut short; the model's own name is never one.
+    assert redact_text("model not found: nope-mini", bodies=prompt, keep=["nope-mini"]) == (
+        "model not found: nope-mini"
+    )
+    # Echoes are still caught: a row of prompt words, a word where the text was cut, a one-word prompt.
+    assert "[…]" in redact_text("you said: answer in json, keep it", bodies=prompt)
+    assert redact_text("Invalid prompt 'zx90q' (code 400)", bodies=["zx90q"]) == "Invalid prompt '[…]' (code 400)"
+
+
+def test_the_kernel_keeps_the_model_name_in_a_provider_error():
+    error = InvalidRequestError("the model does not exist: nope-mini", model="nope-mini", provider="scripted")
+    rig = Rig(Scripted(error))
+    with pytest.raises(InvalidRequestError) as info:
+        rig.llm.complete(ask("write a minimal mini poem"), model="nope-mini")
+    assert info.value.message == "the model does not exist: nope-mini"
+
+
+_WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=4, max_size=10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shared=_WORDS, others=st.lists(_WORDS, min_size=1, max_size=6), model=_WORDS)
+def test_one_ordinary_word_shared_with_the_prompt_is_not_an_echo(shared: str, others: list[str], model: str):
+    prompt = " ".join([*others, shared, *others])
+    assume(any(o != shared for o in others))
+    text = f"model '{model}-mini' refused: {shared} is not supported here."
+    out = redact_text(text, bodies=[prompt], keep=[f"{model}-mini"])
+    assert out == text
 
 
 # -- usage, prices and model tables ---------------------------------------------------------

@@ -10,4 +10,3 @@ from __future__ import annotations
 from cairn_hello.content import GREETINGS, Greeting, make_greeting
 
 __all__ = ["GREETINGS", "Greeting", "make_greeting"]
-__version__ = "0.1.0"

@@ -15,15 +15,34 @@ from typing import Any
 
 import click
 
-from cairn import __version__
 from cairn.cli._app import CairnGroup, State, fail, pass_state
 from cairn.errors import CairnError
 
 __all__ = ["cli", "main", "State", "pass_state"]
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``cairn 0.1.0``, then one line per installed plugin distribution: name, version and its plugins."""
+    if not value or ctx.resilient_parsing:
+        return
+    from cairn import __version__
+    from cairn.plugins import plugin_distributions
+
+    click.echo(f"cairn {__version__}")
+    for name, version, plugins in plugin_distributions():
+        click.echo(f"{name} {version} ({', '.join(plugins)})")
+    ctx.exit()
+
+
 @click.group(cls=CairnGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="cairn", message="%(prog)s %(version)s")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version of cairn and of each installed plugin distribution, and exit.",
+)
 @click.option(
     "-C",
     "--project",

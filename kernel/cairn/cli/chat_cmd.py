@@ -22,7 +22,8 @@ def _chat(state: State) -> Any:
     from cairn.chat import Chat
 
     settings = state.config.settings("chat", _chat_settings())
-    return Chat(state.store, key_env=settings.key_env, user=state.ledger.user)
+    ledger = state.ledger
+    return Chat(state.store, key_env=settings.key_env, user=ledger.user, redactor=ledger.redactor)
 
 
 def _chat_settings() -> type:

@@ -558,7 +558,9 @@ def status_command(state: State, as_json: bool) -> None:
 @pass_state
 def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
     """Remove commits no branch reaches and the content only they used."""
-    report = state.repo.store.gc(dry_run=dry_run)
+    from cairn.storage import Maintenance, require
+
+    report = require(state.repo.store, Maintenance, doing="cairn gc").gc(dry_run=dry_run)
     if as_json:
         echo_json(
             {
@@ -581,34 +583,49 @@ def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
 @pass_state
 def fsck_command(state: State, as_json: bool) -> None:
     """Check stored data against its hashes and links; exit 1 on any problem."""
-    problems = state.repo.store.check()
+    from cairn.storage import Maintenance, check_store
+
+    problems = check_store(state.repo.store)
     if as_json:
         echo_json([{"kind": p.kind, "object": p.object, "message": p.message} for p in problems])
     else:
         for problem in problems:
             click.secho(str(problem), fg="red", err=True)
-        stats = state.repo.store.stats()
-        if not problems:
+        if any(p.kind in ("bad_ref", "dangling_ref") and p.object.startswith("refs/heads/") for p in problems):
+            click.echo("  hint: remove a broken branch with `cairn branch delete NAME`", err=True)
+        if not problems and isinstance(state.repo.store, Maintenance):
+            stats = state.repo.store.stats()
             click.echo(
                 f"ok: {stats.commits} commits, {stats.blobs} blobs, {stats.refs} refs, {stats.annotations} annotations"
             )
+        elif not problems:
+            click.echo("ok: every commit, blob and ref checked")
     if problems:
         click.get_current_context().exit(1)
 
 
 @click.command("export")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File to write (default stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default stdout).")
 @click.option("--branch", help="Only this branch (default: every branch).")
 @pass_state
 def export_command(state: State, output: str | None, branch: str | None) -> None:
-    """Write the store (or one branch) as JSONL that `cairn import` verifies hash for hash."""
+    """Write the store (or one branch) as JSONL that `cairn import` verifies hash for hash.
+
+    The file appears whole or not at all: it is written beside its target
+    and renamed into place (see `cairn.files.atomic_write`).
+    """
+    from cairn.files import atomic_write
+    from cairn.model import validate_branch_name
+
+    if output == "":
+        raise click.BadParameter("give a file name, or leave -o out to write to stdout", param_hint="'-o'")
     repo = state.repo
+    if branch is not None:
+        validate_branch_name(branch, existing=True)
     if output is None:
         repo.export(sys.stdout, branch=branch)
         return
-    path = Path(output)
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_write(output) as handle:
         if sys.stderr.isatty():
             from rich.progress import Progress
 
@@ -617,12 +634,11 @@ def export_command(state: State, output: str | None, branch: str | None) -> None
                 lines = repo.export(handle, branch=branch, progress=lambda n: bar.update(task, completed=n))
         else:
             lines = repo.export(handle, branch=branch)
-    tmp.replace(path)  # a crashed export never leaves a truncated file under the real name
-    click.echo(f"exported {lines} records to {path}", err=True)
+    click.echo(f"exported {lines} records to {output}", err=True)
 
 
 @click.command("import")
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True))
 @click.option(
     "--batch-size", default=5000, show_default=True, type=click.IntRange(min=1), help="Commits per transaction."
 )
@@ -636,9 +652,18 @@ def export_command(state: State, output: str | None, branch: str | None) -> None
 )
 @pass_state
 def import_command(state: State, source: str, batch_size: int, progress_mode: str) -> None:
-    """Import an export, verifying every hash; objects dedupe, existing refs are never moved."""
+    """Import an export, checking all of it first: a file with a bad record stores nothing.
+
+    Hashes are verified, derived fields recomputed, objects dedupe, and
+    existing refs are never moved.
+    """
+    from cairn.errors import FileError
+
     repo = state.repo
-    handle = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    try:
+        handle = sys.stdin.buffer if source == "-" else open(source, "rb")
+    except OSError as exc:
+        raise FileError(f"cannot read {source}: {exc.strerror or exc}", path=source, hint="check the path") from None
     label = "<stdin>" if source == "-" else source
     if progress_mode == "auto":
         progress_mode = "bar" if sys.stderr.isatty() else "none"
@@ -659,7 +684,12 @@ def import_command(state: State, source: str, batch_size: int, progress_mode: st
             result = repo.import_(
                 handle, batch_size=batch_size, source=label, progress=acknowledge if progress_mode == "lines" else None
             )
+    except OSError as exc:
+        raise FileError(f"reading {label}: {exc.strerror or exc}", path=source, hint="check the file") from None
     finally:
-        if handle is not sys.stdin:
+        if source != "-":
             handle.close()
-    click.echo(f"imported {result['commits']} commits, {result['refs']} refs, {result['annotations']} annotations")
+    click.echo(
+        f"imported {result.commits} new commits, {result.present} already present; "
+        f"{result.refs} refs, {result.annotations} annotations"
+    )

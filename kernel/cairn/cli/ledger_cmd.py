@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -15,9 +14,9 @@ from typing import IO, Any
 import click
 
 from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
-from cairn.errors import StorageError, ValidationError
+from cairn.errors import ValidationError
 
-__all__ = ["redact_argv", "register"]
+__all__ = ["register"]
 
 
 def register(cli: click.Group) -> None:
@@ -118,31 +117,6 @@ def runs_prune(state: State, older_than: str, dry_run: bool, as_json: bool) -> N
 
 # -- cairn run -- COMMAND ------------------------------------------------------------------
 
-_SECRET_ARG = re.compile(r"(?i)(token|secret|password|passwd|api[_-]?key|auth)[^=]*=")
-_SECRET_VALUE = re.compile(r"^(sk-|ghp_|gho_|xox[abp]-|AKIA)")
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """The command line with secret-looking values masked, for the record."""
-    out = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        match = _SECRET_ARG.match(arg.lstrip("-")) if arg.startswith("-") else None
-        if match:
-            out.append(arg[: arg.index("=") + 1] + "***")
-        elif arg.startswith("--") and _SECRET_ARG.match(arg[2:] + "="):
-            out.append(arg)
-            hide_next = True
-        elif _SECRET_VALUE.match(arg):
-            out.append("***")
-        else:
-            out.append(arg)
-    return out
-
 
 def _pump(stream: IO[bytes], sink: Any, name: str, tail: collections.deque) -> None:
     """Copy a child's output to ours as it comes, keeping the last lines for the record."""
@@ -151,6 +125,16 @@ def _pump(stream: IO[bytes], sink: Any, name: str, tail: collections.deque) -> N
         sink.flush()
         tail.append((name, raw.decode("utf-8", "replace").rstrip("\n")))
     stream.close()
+
+
+def _masked(lines: list[tuple[str, str]], redactor: Any) -> list[tuple[str, str]]:
+    """Output lines with secrets masked, each stream as a whole (a private key spans lines)."""
+    out = list(lines)
+    for stream in ("stdout", "stderr"):
+        at = [i for i, (name, _) in enumerate(lines) if name == stream]
+        for i, line in zip(at, redactor.lines([lines[i][1] for i in at]), strict=True):
+            out[i] = (stream, line)
+    return out
 
 
 @click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -173,12 +157,15 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
     """
     argv = list(command)
     program = os.path.basename(argv[0])
-    shown = redact_argv(argv)
+    # What is recorded is masked (the child still gets its arguments unchanged); the ledger masks
+    # every field again, this step knows which argument follows --token or -u.
+    redactor = state.ledger.redactor
+    shown = redactor.argv(argv)
     handle = state.ledger.open(
         run_type,
         subtype=program[:64] or None,
         summary=shlex.join(shown)[:500],
-        metadata={"argv": shown, "cwd": os.getcwd()},
+        metadata={"argv": shown, "cwd": redactor.text(os.getcwd())},
     )
     tail: collections.deque = collections.deque(maxlen=tail_lines or None)
     started = time.monotonic()
@@ -206,7 +193,7 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
         pump.join(timeout=5)
     elapsed = int((time.monotonic() - started) * 1000)
     lines = list(tail)[-tail_lines:] if tail_lines else []
-    events = [{"type": "output", "stream": name, "line": line} for name, line in lines]
+    events = [{"type": "output", "stream": name, "line": line} for name, line in _masked(lines, redactor)]
     events.append({"type": "exit", "code": code, "elapsed_ms": elapsed})
     status = "partial" if interrupted else ("ok" if code == 0 else "failed")
     run = handle.close(status, metadata={"exit_code": code}, events=events)
@@ -218,15 +205,9 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
 
 
 def _syncable(state: State) -> Any:
-    from cairn.storage import Syncable
+    from cairn.storage import Syncable, require
 
-    store = state.store
-    if not isinstance(store, Syncable):
-        raise StorageError(
-            f"the {state.config.cairn.storage!r} store cannot sync between machines",
-            hint='use a backend with the sync capability, e.g. [cairn] storage = "git" (cairn-git)',
-        )
-    return store
+    return require(state.store, Syncable, doing="cairn ledger push, pull and status")
 
 
 @click.group("ledger")

@@ -14,12 +14,14 @@ from cairn.model.canonical import (
     value_hash,
 )
 from cairn.model.commit import (
+    MAX_COUNT,
     Annotation,
     Commit,
     Operation,
     skip_depth,
     validate_branch_name,
     validate_name,
+    validate_ref_text,
 )
 from cairn.model.content import (
     BUILTIN_CONTENT_TYPES,
@@ -42,6 +44,7 @@ from cairn.model.convert import converter, structure, unstructure
 from cairn.model.ledger import RUN_STATUSES, Run, RunEvent, SpendRecord, new_run_id, validate_run_id
 
 __all__ = [
+    "MAX_COUNT",
     "RUN_STATUSES",
     "Run",
     "RunEvent",
@@ -78,5 +81,6 @@ __all__ = [
     "unstructure",
     "validate_branch_name",
     "validate_name",
+    "validate_ref_text",
     "value_hash",
 ]

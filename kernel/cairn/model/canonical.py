@@ -26,6 +26,8 @@ __all__ = [
 ]
 
 _HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
+# One encoder for every call: json.dumps with options builds a new one each time.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _check_keys(value: Any) -> None:
@@ -53,13 +55,7 @@ def canonical_json(value: Any, *, check_keys: bool = True) -> bytes:
     if check_keys:
         _check_keys(value)
     try:
-        text = json.dumps(
-            value,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-        )
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"not representable as canonical JSON: {exc}",

@@ -25,8 +25,10 @@ __all__ = [
     "Commit",
     "Operation",
     "skip_depth",
+    "MAX_COUNT",
     "validate_branch_name",
     "validate_name",
+    "validate_ref_text",
 ]
 
 
@@ -161,7 +163,12 @@ class Commit:
         return commit
 
     def validate(self) -> None:
-        """Raise ``ValueError``/``TypeError`` naming the first malformed field."""
+        """Raise ``ValueError``/``TypeError`` naming the first malformed field.
+
+        Checks each field's shape and what the operation implies (an append
+        has content and no target, an edit both, a delete a target only), so a
+        record from outside can never hold a commit ``Commit.new`` refuses.
+        """
         match = _HASH_RE.match
         for name in ("hash", "parent", "content_hash", "target", "reply_to", "skip"):
             value = getattr(self, name)
@@ -172,8 +179,21 @@ class Commit:
             raise TypeError("message and created_at must be strings")
         for name in ("token_count", "cumulative_tokens", "depth"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+                given = "a larger number" if isinstance(value, int) and value > MAX_COUNT else f"{value!r:.80}"
+                raise ValueError(f"{name} must be an integer from 0 to {MAX_COUNT}, got {given}")
+        for name in ("content_type", "tokenizer"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
+                raise ValueError(f"{name} must be null or a string of 1 to 200 characters, got {value!r:.80}")
+        operation = self.operation
+        named = ("a " if operation is Operation.DELETE else "an ") + operation.value
+        if (self.target is None) is not (operation is Operation.APPEND):
+            needs = "has no target" if operation is Operation.APPEND else "needs the commit it targets"
+            raise ValueError(f"target: {named} {needs}")
+        if (self.content_hash is None) is not (operation is Operation.DELETE):
+            needs = "carries no content" if operation is Operation.DELETE else "needs content"
+            raise ValueError(f"content_hash: {named} {needs}")
 
     @property
     def short(self) -> str:
@@ -181,6 +201,8 @@ class Commit:
 
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}\Z")
+#: The largest count a commit may record: what a signed 64-bit column holds.
+MAX_COUNT = 2**63 - 1
 (_METADATA,) = _fields_named("metadata")
 
 
@@ -245,10 +267,38 @@ def validate_name(value: object, *, what: str, max_length: int = 128) -> str:
     return value
 
 
-def validate_branch_name(value: object) -> str:
-    """A branch name safe as a ref, a path and a command-line argument (git's rules, tightened)."""
+def _not_text(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None: lone surrogates are bytes a command line
+    held that are not UTF-8 (Python decodes them so); control characters break refs and logs."""
+    for char in value:
+        if "\ud800" <= char <= "\udfff":
+            return "holds bytes that are not valid UTF-8"
+        if char < " " or char == "\x7f":
+            return "holds a control character"
+    return None
+
+
+#: 4 to 64 hex digits: what a short or full commit hash looks like.
+_HASH_LIKE = re.compile(r"\A[0-9a-fA-F]{4,64}\Z")
+
+
+def validate_branch_name(value: object, *, existing: bool = False) -> str:
+    """A branch name safe as a ref, a path and a command-line argument (git's rules, tightened).
+
+    A new name may not look like a commit hash (4 to 64 hex digits), so a
+    revision never names both a branch and a commit. ``existing=True`` checks
+    a name to look a branch up by and lets such a name through, so a branch
+    made before that rule can still be switched to, renamed and deleted.
+    """
     if not isinstance(value, str) or not value:
         raise ValidationError("branch name must be a non-empty string", given=value)
+    problem = _not_text(value)
+    if problem is not None:
+        raise ValidationError(
+            f"branch name {value!r:.80} {problem}",
+            given=value,
+            hint="name branches with letters, digits, '.', '_', '-' and '/'",
+        )
     bad = (
         len(value) > 200
         or not _BRANCH_RE.match(value)
@@ -263,5 +313,27 @@ def validate_branch_name(value: object) -> str:
             f"{value!r:.80} is not a valid branch name",
             given=value,
             hint="use letters, digits, '.', '_', '-' and '/' between parts; not HEAD, no '..', no leading '-'",
+        )
+    if not existing and _HASH_LIKE.match(value):
+        raise ValidationError(
+            f"{value!r:.80} looks like a commit hash, so it cannot name a branch",
+            given=value,
+            hint="add a letter that is not a-f or another character, e.g. 'b-" + value[:12] + "'",
+        )
+    return value
+
+
+def validate_ref_text(value: object, *, what: str = "ref name", max_length: int = 1000) -> str:
+    """Text a ref name or value can be stored as: non-empty, valid Unicode, no control characters.
+
+    Looser than ``validate_branch_name``: it lets ``cairn branch delete``
+    remove a branch whatever it is called, as long as the name can be stored.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} must be a non-empty string", given=value)
+    problem = _not_text(value) or (f"is longer than {max_length} characters" if len(value) > max_length else None)
+    if problem is not None:
+        raise ValidationError(
+            f"{what} {value!r:.80} {problem}", given=value, hint="use valid UTF-8 text without control characters"
         )
     return value

@@ -375,8 +375,4 @@ class MemoryStore(Store):
 
     def check(self) -> list[Problem]:
         with self._lock:
-            problems = check_objects(self, self.commits.values(), self.blobs)
-            for name, value in self.refs.items():
-                if len(value) == 64 and value not in self.commits:
-                    problems.append(Problem("dangling_ref", name, f"points at missing commit {value[:12]}"))
-        return problems
+            return check_objects(self, self.commits.values(), self.blobs, self.refs)

@@ -6,5 +6,3 @@ rouge_l, json_valid, json_schema, json_diff, latency, cost), embedding
 model-graded (rubric, factuality, through the configured LLM provider).
 Registered through ``cairn_register_evaluators``; see README.md.
 """
-
-__version__ = "0.1.0"

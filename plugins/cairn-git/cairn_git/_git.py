@@ -87,9 +87,12 @@ class GitCommandError(StorageError):
     """A git command failed: ``command`` (without the repository path), ``returncode`` and git's ``stderr``."""
 
     def __init__(self, command: Sequence[str], returncode: int, stderr: str, *, hint: str | None = None) -> None:
+        from cairn.redact import redact_text
+
         self.command = list(command)
         self.returncode = returncode
-        self.stderr = stderr.strip()
+        # git quotes remote URLs, which may carry user:password@: never show those.
+        self.stderr = redact_text(stderr.strip())
         shown = " ".join(self.command)
         detail = self.stderr.splitlines()[-1] if self.stderr else f"exit status {returncode}"
         super().__init__(

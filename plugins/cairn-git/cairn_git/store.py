@@ -1562,15 +1562,17 @@ class GitStore(Store, Syncable):
             commit = catalog.commits.get(name)
             if commit is None or catalog.commit_oids.get(name) != oid:
                 problems.append(Problem("commit_hash", name, f"the record at {path} is for another commit"))
-        problems.extend(check_objects(self, catalog.commits.values(), _CatalogBlobs(self._cat, catalog.blobs)))
         refs = self._context_refs()
         values = self._values_of(oid for _, oid in refs.values())
+        readable = {}
         for name in sorted(refs):
             value = values.get(refs[name][1])
             if value is None:
                 problems.append(Problem("dangling_ref", name, f"{refs[name][0]} does not point at a value blob"))
-            elif _HASH.match(value) and value not in catalog.commits:
-                problems.append(Problem("dangling_ref", name, f"points to commit {value[:12]}, which is not stored"))
+            else:
+                readable[name] = value
+        blobs = _CatalogBlobs(self._cat, catalog.blobs)
+        problems.extend(check_objects(self, catalog.commits.values(), blobs, readable))
         problems.extend(self._check_ledger())
         return problems
 

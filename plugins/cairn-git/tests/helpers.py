@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.model.ledger import Run, RunEvent
-from cairn.testing.storage_suite import at
+from cairn.testing.storage import at
 
 
 def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True) -> str:

@@ -11,7 +11,7 @@ from helpers import add_run_messages, fsck, git, make_repo, run, user_state
 
 from cairn.errors import ConflictError
 from cairn.model.chat import ChatMessage
-from cairn.testing.storage_suite import at, run_workers
+from cairn.testing.storage import at, run_workers
 
 NOTES = "refs/notes/cairn-chat"
 

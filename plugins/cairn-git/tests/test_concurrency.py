@@ -8,7 +8,7 @@ import pytest
 from cairn_git.store import GitStore
 from helpers import fsck, git, make_repo, record_runs, user_state
 
-from cairn.testing.storage_suite import run_workers
+from cairn.testing.storage import run_workers
 
 
 @pytest.mark.slow

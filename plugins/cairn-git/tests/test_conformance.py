@@ -8,7 +8,7 @@ import pytest
 from cairn_git.store import GitStore, open_in_directory
 
 from cairn.storage import Store
-from cairn.testing.storage_suite import CorruptBlob, StoreConformance, StoreOpener
+from cairn.testing.storage import CorruptBlob, StoreConformance, StoreOpener
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:

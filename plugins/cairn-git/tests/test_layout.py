@@ -17,7 +17,7 @@ from cairn.model import canonical_json
 from cairn.model.chat import ChatMessage, Thread
 from cairn.model.ledger import SpendRecord
 from cairn.storage import RefUpdate
-from cairn.testing.storage_suite import MAIN, Chain, at
+from cairn.testing.storage import MAIN, Chain, at
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from cairn.model import Annotation, Priority
 from cairn.plugins import load_plugins
 from cairn.repo import Repo
 from cairn.testing.fakes import WordTokenizer
-from cairn.testing.storage_suite import at
+from cairn.testing.storage import at
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,15 @@ def test_git_failures_are_storage_errors_with_gits_message(tmp_path: Path) -> No
         with pytest.raises(StorageError) as info:
             store.push()
         assert "nowhere.git" in str(info.value) and info.value.hint and "origin" in info.value.hint
+
+
+def test_git_messages_never_show_a_password_from_a_remote_url() -> None:
+    from cairn_git._git import GitCommandError
+
+    said = "fatal: unable to access 'https://ann:hunter2@example.org/x.git/': Could not resolve host"
+    error = GitCommandError(["push", "origin"], 128, said)
+    assert "hunter2" not in str(error) and "hunter2" not in error.stderr
+    assert "https://ann:***@example.org/x.git/" in str(error)
 
 
 def test_sync_status_counts_what_each_side_lacks(world) -> None:  # type: ignore[no-untyped-def]

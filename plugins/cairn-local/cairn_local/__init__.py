@@ -10,5 +10,3 @@
 Importing this package imports nothing heavy: numpy, torch and
 sentence-transformers load in the factories and at the first call.
 """
-
-__version__ = "0.1.0"

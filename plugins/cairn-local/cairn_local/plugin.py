@@ -33,7 +33,7 @@ def cairn_register_embedding_providers(register: Callable[..., None]) -> None:
         "hashing",
         _hashing,
         HashingConfig,
-        description="offline lexical embeddings: signed word and bigram feature hashing, L2-normalized",
+        description="offline lexical embeddings: signed word and bigram feature hashing (scheme hashing-v2), L2-normalized",
     )
     register(
         "minilm",

@@ -5,5 +5,3 @@ nothing reaches a network and no key is needed, and every call fails with a
 ``disabled`` error that says which plugin to install, which line to set and
 which key to export.
 """
-
-__version__ = "0.1.0"

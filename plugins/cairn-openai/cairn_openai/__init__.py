@@ -4,5 +4,3 @@ Works with OpenAI and with servers that speak its API (vLLM, Ollama,
 llama.cpp's server) through ``base_url``. Importing this package imports
 nothing heavy: httpx is imported by the factories.
 """
-
-__version__ = "0.1.0"

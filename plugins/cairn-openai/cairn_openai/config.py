@@ -20,9 +20,19 @@ OPENAI_URL = "https://api.openai.com/v1"
 
 
 def _url(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    from cairn.redact import redact_url
+
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{attribute.name} must be an http(s) URL such as {OPENAI_URL!r}, got {value!r:.80}")
+        shown = redact_url(value) if isinstance(value, str) else value
+        raise ValueError(f"{attribute.name} must be an http(s) URL such as {OPENAI_URL!r}, got {shown!r:.80}")
+    if "@" in parts.netloc:
+        # httpx would send user:password as Basic auth in place of the Bearer key, and the
+        # password would sit in a config file; the key belongs in the variable api_key_env names.
+        raise ValueError(
+            f"{attribute.name} must not hold a user name or password (got {redact_url(value)!r:.80}): "
+            "remove the user@ part and put the key in the environment variable that api_key_env names"
+        )
 
 
 def _env_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:

@@ -248,7 +248,7 @@ def error_from_payload(
     headers = headers or {}
     type_, code, raw = _fields(payload)
     kind, retryable, hint = _classify(status, type_, code, raw)
-    said = redact_text(raw, secrets=secrets, bodies=bodies)
+    said = redact_text(raw, secrets=secrets, bodies=bodies, keep=(model, provider))
     label = " ".join(p for p in (f"HTTP {status}" if status else "error event", type_, code and f"({code})") if p)
     message = f"{provider} {label}" + (f": {said}" if said else "")
     lowered = {k.lower(): v for k, v in headers.items()}

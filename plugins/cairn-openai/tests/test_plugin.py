@@ -83,6 +83,23 @@ def test_bad_tables_are_refused_with_the_file_and_table(cairn_env: Path, table: 
     assert words in str(info.value) and "cairn.toml" in str(info.value) and "llm.openai" in str(info.value)
 
 
+@pytest.mark.parametrize("section", ["llm", "embeddings"])
+def test_a_base_url_with_user_info_is_refused_without_showing_the_password(cairn_env: Path, section: str) -> None:
+    # httpx would send user:password as Basic auth instead of the Bearer key.
+    (cairn_env / "cairn.toml").write_text(f'[{section}.openai]\nbase_url = "http://ann:hunter2@localhost:8000/v1"\n')
+    config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
+    plugins = load_plugins(environ={"CAIRN_LOAD_PLUGINS": "openai"})
+    with pytest.raises(ConfigError) as info:
+        plugins.create(section, "openai", config)
+    error = info.value
+    assert (error.table, error.key, error.line) == (f"{section}.openai", "base_url", 2)
+    assert error.file is not None and error.file.endswith("cairn.toml")
+    assert "user name or password" in error.message and "api_key_env" in error.message
+    assert "hunter2" not in str(error) and "ann:***@localhost" in str(error)
+    problems = [p for p in plugins.check_config(config) if p.key == "base_url"]
+    assert len(problems) == 1 and "hunter2" not in str(problems[0])
+
+
 def test_readiness_names_the_missing_variable(cairn_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})

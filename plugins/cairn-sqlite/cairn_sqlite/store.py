@@ -35,7 +35,7 @@ import attrs
 from sqlite_utils import Database
 
 from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageError, ValidationError
-from cairn.model import Annotation, Commit, Operation, Priority, Run, RunEvent, SpendRecord, now, sha256_hex, skip_depth
+from cairn.model import Annotation, Commit, Operation, Priority, Run, RunEvent, SpendRecord, now, sha256_hex
 from cairn.model.chat import ChatMessage, Thread
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects
 from cairn_sqlite.config import SYNCHRONOUS_LEVELS, SqliteConfig
@@ -595,10 +595,6 @@ def _upper_bound(prefix: str) -> str | None:
         code = 0xE000
     chars[-1] = chr(code)
     return "".join(chars)
-
-
-def _short(value: str | None) -> str:
-    return "none" if value is None else value[:12]
 
 
 def _topological(commits: list[Commit]) -> list[Commit]:
@@ -1437,27 +1433,9 @@ class SqliteStore(Store):
                     problems.append(Problem("other", self.path, f"SQLite integrity check: {message}"))
             for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
                 problems.append(Problem("other", f"{table}:{rowid}", f"refers to a missing row of {parent}"))
-            commits = {row[0]: _commit_from_row(row) for row in conn.execute(f"SELECT {_COLS} FROM commits")}
-            problems.extend(check_objects(self, commits.values(), _StreamedBlobs(conn)))
-            problems.extend(_skip_problems(commits))
-            types = conn.execute(
-                "SELECT c.hash, c.content_type, CASE WHEN json_valid(CAST(b.data AS TEXT)) "
-                "THEN json_extract(CAST(b.data AS TEXT), '$.content_type') ELSE NULL END, "
-                "json_valid(CAST(b.data AS TEXT)) "
-                "FROM commits AS c JOIN blobs AS b ON b.hash = c.content_hash"
-            )
-            for digest, declared, stored, valid in types:
-                if not valid:
-                    problems.append(Problem("other", digest, "its content is not JSON"))
-                elif declared != stored:
-                    problems.append(
-                        Problem("derived", digest, f"content type {declared!r}, but its content says {stored!r}")
-                    )
-            for name, value in conn.execute("SELECT name, value FROM refs ORDER BY name"):
-                if re.fullmatch(r"[0-9a-f]{64}", value) and value not in commits:
-                    problems.append(
-                        Problem("dangling_ref", name, f"points to commit {value[:12]}, which is not stored")
-                    )
+            commits = [_commit_from_row(row) for row in conn.execute(f"SELECT {_COLS} FROM commits")]
+            refs = dict(conn.execute("SELECT name, value FROM refs ORDER BY name").fetchall())
+            problems.extend(check_objects(self, commits, _StreamedBlobs(conn), refs))
 
     def close(self) -> None:
         """Close the connection (idempotent). The store is unusable afterwards."""
@@ -1465,39 +1443,6 @@ class SqliteStore(Store):
             if self._conn is not None:
                 conn, self._conn = self._conn, None
                 conn.close()
-
-
-def _skip_problems(commits: Mapping[str, Commit]) -> list[Problem]:
-    """Skip pointers that do not name the ancestor at ``skip_depth(depth)``.
-
-    One depth-first walk from the roots keeps the current path, so the
-    ancestor at any depth is a list index away: O(n) for the whole store.
-    """
-    children: dict[str, list[str]] = {}
-    roots = []
-    for commit in commits.values():
-        if commit.parent is None:
-            roots.append(commit.hash)
-        elif commit.parent in commits:
-            children.setdefault(commit.parent, []).append(commit.hash)
-    problems = []
-    for root in roots:
-        path: list[str] = []
-        stack = [(root, 0)]
-        while stack:
-            digest, depth = stack.pop()
-            del path[depth:]
-            path.append(digest)
-            commit = commits[digest]
-            # Below depth 2 the pointer could only name the parent: writers may leave it empty.
-            expected = path[skip_depth(depth)] if depth >= 2 else None
-            allowed = (expected, path[0]) if depth == 1 else (expected,)
-            if commit.skip not in allowed:
-                problems.append(
-                    Problem("derived", digest, f"skip pointer {_short(commit.skip)}, expected {_short(expected)}")
-                )
-            stack.extend((child, depth + 1) for child in children.get(digest, ()))
-    return problems
 
 
 def resolve_path(path: str, data_dir: Path) -> str:

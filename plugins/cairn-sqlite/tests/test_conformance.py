@@ -6,7 +6,7 @@ import pytest
 from cairn_sqlite.store import SqliteStore, open_in_directory
 
 from cairn.storage import Store
-from cairn.testing.storage_suite import CorruptBlob, StoreConformance, StoreOpener
+from cairn.testing.storage import CorruptBlob, StoreConformance, StoreOpener
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:

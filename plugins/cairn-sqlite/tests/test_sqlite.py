@@ -21,7 +21,7 @@ from cairn.errors import ConfigError, ConflictError, IntegrityError, StorageErro
 from cairn.model import Annotation, Commit, Priority, sha256_hex
 from cairn.plugins import load_plugins
 from cairn.storage import RefUpdate
-from cairn.testing.storage_suite import Chain, at
+from cairn.testing.storage import Chain, at
 
 MAIN = "refs/heads/main"
 

@@ -3,5 +3,3 @@
 Importing this package imports nothing heavy; tiktoken and tokenizers load
 when a tokenizer that needs them is created through ``cairn.plugins``.
 """
-
-__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""cairn-files: versioned context kept in plain files, as a third party would write a backend."""
