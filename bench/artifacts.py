@@ -3,7 +3,7 @@
 Three figures, each beside its baseline as a ratio:
 
 1. put and get of one large file (``--size-mb``, 200 by default) with the
-   local store (cairn-fs): ``store.put(path)`` (read, hash, write, fsync,
+   local store (cairn-artifacts): ``store.put(path)`` (read, hash, write, fsync,
    rename) and ``artifact get`` (read, verify, write to a temporary file,
    fsync, rename) against ``shutil.copyfile`` plus a SHA-256 of the file.
    Target: throughput at least 0.8 x the baseline's. The baseline with an
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cairn_fs.store import LocalArtifactStore
+from cairn_artifacts.store import LocalArtifactStore
 
 from cairn.durable import write_atomic
 from cairn.snapshots import snapshot

@@ -4,7 +4,7 @@ Agents produce files (reports, images, patches, datasets) and snapshots
 keep working trees; both live in an artifact store, a content-addressed
 set of objects. Stores are plugins (``cairn_register_artifact_stores``),
 chosen with ``[artifacts] store`` and configured in ``[artifacts.<name>]``:
-``local`` (cairn-fs) keeps a sharded directory, ``s3`` (cairn-s3) a bucket.
+``local`` (cairn-artifacts) keeps a sharded directory, ``s3`` (cairn-s3) a bucket.
 
 Every operation streams, so a multi-gigabyte file never sits in memory:
 
@@ -354,7 +354,7 @@ def open_artifact_store(
         raise NotFoundError(
             "artifact store",
             chosen,
-            hint=f"known: {known}; `pip install cairn-fs` provides 'local', `pip install cairn-s3` provides 's3', "
+            hint=f"known: {known}; `pip install cairn-artifacts` provides 'local', `pip install cairn-s3` provides 's3', "
             'chosen with [artifacts] store = "<name>" in cairn.toml',
         )
     store = plugins.create("artifact_stores", chosen, config)

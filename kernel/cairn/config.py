@@ -153,7 +153,7 @@ class ArtifactsSettings:
     Each store's own settings are a sub-table, ``[artifacts.<name>]``.
     """
 
-    #: The artifact store, by registered name (``local`` comes with cairn-fs, ``s3`` with cairn-s3).
+    #: The artifact store, by registered name (``local`` comes with cairn-artifacts, ``s3`` with cairn-s3).
     store: str = "local"
     #: Artifacts up to this many bytes are kept inline in the context store's blobs; larger ones
     #: in the artifact store. 0 sends every artifact to the artifact store.

@@ -385,7 +385,7 @@ class FlushPool:
     """
 
     def __init__(self, threads: int = 16) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cairn-fsync")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cairn-artifactsync")
         self._futures: list[Future[None]] = []
         self._directories: set[str] = set()
         self._directory_fds: set[int] = set()

@@ -1,4 +1,4 @@
-"""The artifact and snapshot commands end to end, on the local store (cairn-fs)."""
+"""The artifact and snapshot commands end to end, on the local store (cairn-artifacts)."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def test_no_installed_store_says_what_to_install(tmp_path: Path, cairn_env: Path
     plugins = load_plugins(entry_points=False)
     with pytest.raises(NotFoundError, match="artifact store 'local'") as caught:
         open_artifact_store(config=load(tmp_path, ""), plugins=plugins)
-    assert "pip install cairn-fs" in (caught.value.hint or "")
+    assert "pip install cairn-artifacts" in (caught.value.hint or "")
 
 
 # -- hashes and verifying reads -------------------------------------------------------------------

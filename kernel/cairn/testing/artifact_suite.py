@@ -48,7 +48,7 @@ import pytest
 
 from cairn.artifacts import ArtifactInfo, ArtifactStore
 from cairn.errors import IntegrityError, NotFoundError, ValidationError
-from cairn.testing.storage_suite import run_workers
+from cairn.testing.storage import run_workers
 
 __all__ = [
     "ArtifactStoreConformance",

@@ -1,4 +1,4 @@
-"""cairn's hook module for cairn-fs: registers the ``local`` artifact store.
+"""cairn's hook module for cairn-artifacts: registers the ``local`` artifact store.
 
 Light on purpose (cairn imports it at start-up): the store module is
 imported by the factory.
@@ -31,7 +31,7 @@ class LocalConfig:
 
 
 def _create(config: LocalConfig, context: Any) -> Any:
-    from cairn_fs.store import LocalArtifactStore
+    from cairn_artifacts.store import LocalArtifactStore
 
     root = Path(config.path).expanduser()
     if not root.is_absolute():

@@ -1,11 +1,11 @@
-"""cairn-fs runs the artifact-store conformance suite unchanged."""
+"""cairn-artifacts runs the artifact-store conformance suite unchanged."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from cairn_fs.store import LocalArtifactStore, open_in_directory
+from cairn_artifacts.store import LocalArtifactStore, open_in_directory
 
 from cairn.artifacts import ArtifactStore
 from cairn.testing.artifact_suite import ArtifactStoreConformance, ArtifactStoreOpener, Tamper

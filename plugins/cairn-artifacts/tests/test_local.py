@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cairn_fs.store import STALE_TEMPORARY_S, LocalArtifactStore
+from cairn_artifacts.store import STALE_TEMPORARY_S, LocalArtifactStore
 
 from cairn.errors import ConfigError, IntegrityError
 
@@ -92,7 +92,7 @@ def test_stray_files_in_a_shard_are_not_listed(store: LocalArtifactStore) -> Non
 # SIZE_MB decides whether the failing write is in the plain copy loop or in the pipeline's writer thread.
 FULL_DISK_CHILD = r"""
 import json, resource, sys, io
-from cairn_fs.store import LocalArtifactStore
+from cairn_artifacts.store import LocalArtifactStore
 from cairn.errors import StorageError
 store = LocalArtifactStore(sys.argv[1])
 limit_mb, size_mb, from_path = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "path"
@@ -147,7 +147,7 @@ def test_the_plugin_registers_local_under_the_data_dir(cairn_env: Path) -> None:
 
     plugins = load_plugins()
     assert "local" in plugins.artifact_stores
-    assert plugins.info["fs"].registers == {"artifact_stores": ["local"]}
+    assert plugins.info["artifacts"].registers == {"artifact_stores": ["local"]}
     (cairn_env / "cairn.toml").write_text("[artifacts]\nstore = 'local'\n")
     store = open_artifact_store(config=load_config(cairn_env), plugins=plugins)
     assert isinstance(store, LocalArtifactStore)
