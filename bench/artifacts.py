@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 from cairn_artifacts.store import LocalArtifactStore
 
-from cairn.durable import write_atomic
+from cairn.files import atomic_write
 from cairn.snapshots import snapshot
 
 os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
@@ -115,7 +115,8 @@ def copy_fsync_and_hash(source: Path, target: Path) -> None:
 
 def get_to_file(store: LocalArtifactStore, digest: str, target: Path) -> None:
     """What `cairn artifact get HASH -o FILE` does."""
-    write_atomic(target, lambda fd: store.copy_to(digest, fd))
+    with atomic_write(target, binary=True, overwrite=False) as handle:
+        store.copy_to(digest, handle.fileno())
 
 
 def bench_large_file(work: Path, rounds: int, size_mb: int) -> None:

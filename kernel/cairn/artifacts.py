@@ -139,7 +139,7 @@ class VerifyingReader(io.RawIOBase):
     Reading past ``size`` bytes, or reaching the end with a different size or
     hash, raises ``IntegrityError`` naming the object. A consumer that stops
     early has not verified anything: copy to a temporary file and keep it only
-    once the read reached the end (``cairn.durable.write_atomic`` does).
+    once the read reached the end (``copy_to`` into ``cairn.files.atomic_write`` does).
     """
 
     def __init__(self, raw: Readable, digest: str, size: int, *, where: str) -> None:
@@ -301,7 +301,7 @@ class ArtifactStore(abc.ABC):
         """Write the object's bytes into the open file ``fd`` and return their count, verified.
 
         ``IntegrityError`` (naming the object) if they do not match the hash:
-        the caller discards what was written, as ``cairn.durable.write_atomic``
+        the caller discards what was written, as ``cairn.files.atomic_write``
         does with its temporary file. ``fd`` is open for reading and writing.
         The default streams through ``open``; a store on a local disk can let
         the kernel copy instead.

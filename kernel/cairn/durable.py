@@ -1,4 +1,4 @@
-"""Durable, atomic file writes: a temporary file beside the target, fsynced, renamed, the directory fsynced.
+"""Durable, atomic file writes for stores: a temporary file, fsynced, renamed, the directory fsynced.
 
 Readers never see a half-written file: the content lands under a random
 temporary name created with ``O_EXCL`` and takes its real name only once it
@@ -11,8 +11,12 @@ fsyncs issued together from a few threads are committed together by the
 filesystem's journal, so a batch of ten thousand small files costs a few
 journal commits instead of ten thousand.
 
-Errors become ``cairn.errors.StorageError`` naming what was being written;
-a full disk (``ENOSPC``, ``EDQUOT``, ``EFBIG``) says so.
+``copy_hashing`` streams and hashes in bounded memory, overlapping hashing
+with writing for long streams; ``copy_file_hashing`` lets the kernel copy a
+long file and hashes what landed. Errors become ``cairn.errors.StorageError``
+naming what was being written; a full disk (``ENOSPC``, ``EDQUOT``,
+``EFBIG``) says so. A file the user asked for (``cairn artifact get -o``) is
+written with ``cairn.files.atomic_write``, which these pieces feed.
 """
 
 from __future__ import annotations
@@ -45,7 +49,6 @@ __all__ = [
     "fsync_directory",
     "open_temporary",
     "storage_error",
-    "write_atomic",
 ]
 
 #: Bytes per read and write when streaming: large enough that the loop costs nothing, small enough to bound memory.
@@ -465,62 +468,3 @@ def _unlink_quietly(path: str, *, dir_fd: int | None = None) -> None:
         os.unlink(path, dir_fd=dir_fd) if dir_fd is not None else os.unlink(path)
     except OSError:
         pass
-
-
-def write_atomic(
-    target: Path,
-    source: Readable | Callable[[int], int],
-    *,
-    mode: int = 0o666,
-    overwrite: bool = False,
-    what: str | None = None,
-) -> int:
-    """Stream ``source`` into ``target`` atomically and durably; return the number of bytes written.
-
-    ``source`` is a readable stream, or a callable that writes into the open
-    temporary file descriptor it is given and returns the byte count (as
-    ``ArtifactStore.copy_to`` does). The file appears whole or not at all. With ``overwrite=False`` an
-    existing ``target`` is refused (checked again at the rename, so a file
-    created meanwhile is not clobbered). ``mode`` is masked by the umask.
-    """
-    what = what or str(target)
-    directory = target.parent
-    if not overwrite and os.path.lexists(target):
-        raise StorageError(f"{target} already exists", hint="choose another path, or allow overwriting (--force)")
-    try:
-        fd, temporary = open_temporary(directory, mode=mode)
-    except OSError as exc:
-        raise storage_error(exc, what) from None
-    try:
-        try:
-            if callable(source):
-                size = source(fd)
-            else:
-                _, size = copy_hashing(source, fd, hashing=False, write_behind=True)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if overwrite:
-            os.replace(temporary, target)
-        else:
-            # link() fails if the target appeared meanwhile, where rename() would replace it.
-            try:
-                os.link(temporary, target)
-            except FileExistsError:
-                raise StorageError(f"{target} already exists", hint="choose another path, or use --force") from None
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                    raise
-                if os.path.lexists(target):  # a filesystem without hard links: check, then rename
-                    raise StorageError(f"{target} already exists", hint="use --force") from None
-                os.replace(temporary, target)
-            else:
-                os.unlink(temporary)
-        fsync_directory(directory)
-        return size
-    except OSError as exc:
-        _unlink_quietly(temporary)
-        raise storage_error(exc, what) from None
-    except BaseException:
-        _unlink_quietly(temporary)
-        raise

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from cairn.artifacts import VerifyingReader, check_digest, open_artifact_store
 from cairn.config import MAX_INLINE_BYTES, ArtifactsSettings, load_config
-from cairn.durable import write_atomic
-from cairn.errors import ConfigError, IntegrityError, NotFoundError, StorageError, ValidationError
+from cairn.errors import ConfigError, IntegrityError, NotFoundError, ValidationError
 from cairn.hookspecs import hookimpl
 from cairn.plugins import load_plugins
 from cairn.testing.memory_artifacts import MemoryArtifactStore
@@ -126,26 +125,45 @@ def test_any_changed_byte_is_an_integrity_error(data: bytes, draw: st.DataObject
         VerifyingReader(io.BytesIO(data + b"!"), digest, len(data), where="test").read()
 
 
-# -- durable writes ----------------------------------------------------------------------------------
+# -- writing a user's file ----------------------------------------------------------------------------
 
 
-def test_write_atomic_refuses_to_overwrite_unless_told(tmp_path: Path) -> None:
+def test_a_file_is_not_overwritten_unless_told(tmp_path: Path) -> None:
+    from cairn.errors import FileError
+    from cairn.files import atomic_write
+
     target = tmp_path / "out.bin"
-    assert write_atomic(target, io.BytesIO(b"first")) == 5
-    with pytest.raises(StorageError, match="already exists"):
-        write_atomic(target, io.BytesIO(b"second"))
+    with atomic_write(target, binary=True, overwrite=False) as handle:
+        handle.write(b"first")
+    with pytest.raises(FileError, match="already exists"), atomic_write(target, binary=True, overwrite=False) as h:
+        h.write(b"second")
     assert target.read_bytes() == b"first"
-    write_atomic(target, io.BytesIO(b"second"), overwrite=True)
+    with atomic_write(target, binary=True, overwrite=True) as handle:
+        handle.write(b"second")
     assert target.read_bytes() == b"second"
     assert sorted(os.listdir(tmp_path)) == ["out.bin"]
 
 
-def test_a_failed_source_leaves_no_file_and_no_temporary(tmp_path: Path) -> None:
-    data = b"x" * 100
-    digest = hashlib.sha256(data).hexdigest()
-    corrupt = VerifyingReader(io.BytesIO(b"y" * 100), digest, 100, where="test")
-    with pytest.raises(IntegrityError):
-        write_atomic(tmp_path / "out.bin", corrupt)
+def test_a_file_that_appears_meanwhile_is_not_clobbered(tmp_path: Path) -> None:
+    from cairn.errors import FileError
+    from cairn.files import atomic_write
+
+    target = tmp_path / "out.bin"
+    with pytest.raises(FileError, match="already exists"), atomic_write(target, binary=True, overwrite=False) as h:
+        h.write(b"mine")
+        target.write_bytes(b"someone else's")  # created while we were writing
+    assert target.read_bytes() == b"someone else's"
+    assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+def test_a_corrupt_object_leaves_no_file_and_no_temporary(tmp_path: Path) -> None:
+    from cairn.files import atomic_write
+
+    store = MemoryArtifactStore()
+    digest = store.put(io.BytesIO(b"x" * 100)).hash
+    store.objects[digest] = (b"y" * 100, store.objects[digest][1])
+    with pytest.raises(IntegrityError), atomic_write(tmp_path / "out.bin", binary=True, overwrite=False) as handle:
+        store.copy_to(digest, handle.fileno())
     assert os.listdir(tmp_path) == []
 
 

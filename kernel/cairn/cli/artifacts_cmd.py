@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
-from cairn.errors import NotFoundError, ValidationError
+from cairn.errors import FileError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.artifacts import ArtifactStore
@@ -138,7 +138,8 @@ def artifact_put(state: State, file: str, name: str | None, mime: str | None, as
 @pass_state
 def artifact_get(state: State, digest: str, output: str, force: bool, as_json: bool) -> None:
     """Write the artifact HASH to a file, atomically, verifying its hash as it is read."""
-    from cairn.durable import copy_hashing, write_atomic
+    from cairn.durable import copy_hashing
+    from cairn.files import atomic_write
 
     catalog = _catalog(state)
     with _store(state) as store:
@@ -149,11 +150,10 @@ def artifact_get(state: State, digest: str, output: str, force: bool, as_json: b
                 copy_hashing(stream, sys.stdout.fileno(), hashing=False)  # a corrupt object raises at its end
             return
         target = Path(output)
-        if target.is_dir():
-            raise ValidationError(f"{target} is a directory", hint="give the path of the file to write")
-        if not target.parent.is_dir():
-            raise NotFoundError("directory", str(target.parent), hint="create it first")
-        size = write_atomic(target, lambda fd: store.copy_to(digest, fd), overwrite=force, what=str(target))
+        if not force and os.path.lexists(target):
+            raise FileError(f"{target} already exists", path=str(target), hint="pass --force to replace it")
+        with atomic_write(target, binary=True, overwrite=force) as handle:
+            size = store.copy_to(digest, handle.fileno())  # verified: a mismatch raises, and nothing lands
     if as_json:
         echo_json({"hash": digest, "size": size, "path": str(target.resolve())})
         return
