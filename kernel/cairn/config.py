@@ -30,6 +30,7 @@ from cairn.model.convert import structure
 from cairn.redact import Redactor
 
 __all__ = [
+    "ArtifactsSettings",
     "BACKEND_SECTIONS",
     "CairnSettings",
     "Config",
@@ -59,6 +60,8 @@ BACKEND_SECTIONS: dict[str, str] = {
     "embeddings": "embeddings",
     "evaluators": "evaluators",
     "vector_indexes": "vector_index",
+    # [artifacts] is also a kernel table: its values are ArtifactsSettings, its sub-tables the stores'.
+    "artifact_stores": "artifacts",
 }
 
 
@@ -192,6 +195,26 @@ class MemorySettings:
     index: str = attrs.field(default="exact", validator=_index_name)
 
 
+#: The most a size routing threshold may be: inline artifacts live in the store's blobs, read whole.
+MAX_INLINE_BYTES = 16 * 1024 * 1024
+
+
+@attrs.frozen
+class ArtifactsSettings:
+    """The ``[artifacts]`` table: which artifact store keeps files, and which are small enough to keep inline.
+
+    Each store's own settings are a sub-table, ``[artifacts.<name>]``.
+    """
+
+    #: The artifact store, by registered name (``local`` comes with cairn-artifacts, ``s3`` with cairn-s3).
+    store: str = "local"
+    #: Artifacts up to this many bytes are kept inline in the context store's blobs; larger ones
+    #: in the artifact store. 0 sends every artifact to the artifact store.
+    inline_max_bytes: int = attrs.field(
+        default=64 * 1024, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_INLINE_BYTES)]
+    )
+
+
 #: Kernel tables and their settings classes; later kernel modules add theirs here.
 KERNEL_SECTIONS: dict[str, type] = {
     "cairn": CairnSettings,
@@ -199,6 +222,7 @@ KERNEL_SECTIONS: dict[str, type] = {
     "chat": ChatSettings,
     "providers": ProvidersSettings,
     "memory": MemorySettings,
+    "artifacts": ArtifactsSettings,
 }
 
 
@@ -404,6 +428,9 @@ class Config:
             problem = check_env_name(value, empty_ok=True) if key.endswith("_env") else None
             if problem:
                 raise self.error(f"{key} {problem}", path, key, hint="put the secret in that variable, never here")
+        if len(path) == 1 and path[0] in KERNEL_SECTIONS and path[0] in BACKEND_SECTIONS.values():
+            # A kernel table that also holds backends' tables: those are checked by their plugins.
+            table = {key: value for key, value in table.items() if not isinstance(value, dict)}
         try:
             return structure(dict(table), cls, what=".".join(path))
         except ValidationError as exc:

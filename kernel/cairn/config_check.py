@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cairn.config import BACKEND_SECTIONS, Config
+from cairn.config import BACKEND_SECTIONS, KERNEL_SECTIONS, Config
 from cairn.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,6 +41,8 @@ def check_config(plugins: Plugins, config: Config) -> list[ConfigError]:
             problems.append(exc)
             continue
         for base, table in tables.items():
+            if not isinstance(table, dict) and section in KERNEL_SECTIONS:
+                continue  # a kernel setting beside the backends' tables ([artifacts] store): validate() checked it
             if not isinstance(table, dict):
                 problems.append(config.error(f"expected a table [{section}.{base}]", (section,), base))
                 continue
@@ -75,7 +77,8 @@ def check_config(plugins: Plugins, config: Config) -> list[ConfigError]:
         except ConfigError:
             continue  # Config.validate reported the table
         registry = plugins.registries[kind]
-        if isinstance(name, str) and name not in registry:
+        written = config.source_of((table_name, key)) != "default"
+        if written and isinstance(name, str) and name not in registry:
             known = ", ".join(registry.names()) or "none installed"
             problems.append(
                 config.error(f"no {registry.label} called {name!r}", (table_name,), key, hint=f"known: {known}")

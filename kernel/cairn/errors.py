@@ -17,7 +17,8 @@ attributes and says what to do next in ``hint``::
     ├── StorageError            the backend failed to read or write
     │   ├── IntegrityError      stored data does not match its hash or shape
     │   └── MissingFacetError   the backend does not keep that kind of data
-    └── ProviderError           an LLM or embedding call failed (see providers)
+    ├── ProviderError           an LLM or embedding call failed (see providers)
+    └── SnapshotError           a strict snapshot met a file it could not keep
 
 This module is a leaf: it imports nothing of cairn, so every layer, the data
 model included, may raise these.
@@ -40,6 +41,7 @@ __all__ = [
     "NotFoundError",
     "PluginError",
     "ProviderError",
+    "SnapshotError",
     "StorageError",
     "ValidationError",
 ]
@@ -258,3 +260,7 @@ class MissingFacetError(StorageError):
 
 class ProviderError(CairnError):
     """An LLM or embedding call failed; see ``cairn.providers`` for the taxonomy."""
+
+
+class SnapshotError(CairnError):
+    """A strict snapshot met a file it could not keep: unreadable, vanished, changed while read, or special."""

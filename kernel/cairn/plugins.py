@@ -63,6 +63,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "embeddings": ("cairn_register_embedding_providers", "embedding provider"),
     "evaluators": ("cairn_register_evaluators", "evaluator"),
     "vector_indexes": ("cairn_register_vector_indexes", "vector index"),
+    "artifact_stores": ("cairn_register_artifact_stores", "artifact store"),
 }
 
 _BACKEND_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
@@ -75,9 +76,11 @@ CHOSEN_BACKENDS: dict[str, str] = {
     "embeddings": "embeddings",
 }
 
-#: (table, key) outside ``[cairn]`` -> the registry kind whose backend it names.
+#: (table, key) outside ``[cairn]`` -> the registry kind whose backend it names. Only a choice
+#: someone wrote down is checked: a project that never uses memory or artifacts needs none installed.
 CHOSEN_ELSEWHERE: dict[tuple[str, str], str] = {
     ("memory", "index"): "vector_indexes",
+    ("artifacts", "store"): "artifact_stores",
 }
 
 # Which plugin's hook is running: set around every registration hook call so
@@ -258,6 +261,10 @@ class Plugins:
     @property
     def vector_indexes(self) -> Registry:
         return self.registries["vector_indexes"]
+
+    @property
+    def artifact_stores(self) -> Registry:
+        return self.registries["artifact_stores"]
 
     # -- registering plugins -------------------------------------------------------
 

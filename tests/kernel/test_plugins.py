@@ -420,6 +420,7 @@ REGISTRATION_HOOKS = {
     "embeddings": "cairn_register_embedding_providers",
     "evaluators": "cairn_register_evaluators",
     "vector_indexes": "cairn_register_vector_indexes",
+    "artifact_stores": "cairn_register_artifact_stores",
 }
 
 

@@ -94,6 +94,9 @@ chat_cmd.register(cli)
 from cairn.cli import evals_cmd  # noqa: E402
 
 evals_cmd.register(cli)
+from cairn.cli import artifacts_cmd  # noqa: E402
+
+artifacts_cmd.register(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:
