@@ -130,9 +130,11 @@ class Providers:
                     model = provider.default_model or None
                     caps = provider.capabilities(model).to_dict() if model else None
                     secrets = self._secrets(kind, name)
-                    reason = redact_text(problem.message, secrets=secrets) if problem is not None else None
-                    if problem is not None and problem.hint:
-                        reason += f" ({redact_text(problem.hint, secrets=secrets)})"
+                    reason = None
+                    if problem is not None:
+                        reason = redact_text(problem.message, secrets=secrets)
+                        if problem.hint:
+                            reason += f" ({redact_text(problem.hint, secrets=secrets)})"
                     out.append(
                         ProviderInfo(
                             kind,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
+from cairn.providers._contract import EmbeddingProvider, LLMProvider
 from cairn.providers._errors import ProviderMisconfiguredError, _TaxonomyError
 from cairn.providers._meter import Meter
 from cairn.providers._retry import RetryPolicy
@@ -50,7 +50,7 @@ class _Caller:
         self.clock = clock
         self.rng = rng
 
-    def _model(self, provider: Any, model: str | None) -> str:
+    def _model(self, provider: LLMProvider | EmbeddingProvider, model: str | None) -> str:
         chosen = model or provider.default_model
         if not chosen:
             raise ProviderMisconfiguredError(
@@ -62,7 +62,12 @@ class _Caller:
         return chosen
 
     def _cost(
-        self, provider: Any, model: str, usage: Usage | None, sent: bool, error: _TaxonomyError | None = None
+        self,
+        provider: LLMProvider | EmbeddingProvider,
+        model: str,
+        usage: Usage | None,
+        sent: bool,
+        error: _TaxonomyError | None = None,
     ) -> float | None:
         """The price of ``usage``; None when the price, or whether anything was billed, is unknown."""
         if not sent:

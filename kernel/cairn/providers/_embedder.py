@@ -74,7 +74,7 @@ class Embedder(_Caller):
         if not request.texts:
             return EmbeddingResponse([], Usage(), model, provider=self.name, cost=0.0)
         size = caps.max_batch
-        vectors: list = []
+        vectors: list[Any] = []
         usage = Usage()
         latency = 0.0
         request_id = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -387,7 +387,7 @@ class ChatStream:
         assert self.response is not None
         return self.response.content or ""
 
-    def _run(self) -> Iterator[ChatChunk]:
+    def _run(self) -> Generator[ChatChunk, None, None]:
         llm, request, model = self._llm, self.request, self.model
         start = llm.clock()
         number = 1
@@ -412,8 +412,9 @@ class ChatStream:
                         delivered = True
                         yield chunk
             except GeneratorExit:
-                if source is not None and hasattr(source, "close"):
-                    source.close()
+                close = getattr(source, "close", None)  # a generator has one; any other iterator may not
+                if close is not None:
+                    close()
                 usage = assembly.usage or llm._estimate(request, assembly.output_text())
                 llm.meter.record(
                     operation=operation,

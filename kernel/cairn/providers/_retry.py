@@ -47,9 +47,9 @@ class RetryPolicy:
         """
         if not getattr(error, "retryable", False) or attempt >= self.max_attempts:
             return None
-        ceiling = min(self.backoff_max_s, self.backoff_initial_s * (2 ** (attempt - 1)))
+        ceiling = min(self.backoff_max_s, self.backoff_initial_s * (2.0 ** (attempt - 1)))
         wait = rng() * ceiling
-        after = getattr(error, "retry_after_s", None)
+        after: float | None = getattr(error, "retry_after_s", None)
         if after is not None:
             if after > self.max_retry_after_s:
                 return None

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-def _optional_positive(instance: Any, attribute: attrs.Attribute, value: int | None) -> None:
+def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
         raise ValidationError(
             f"must be a positive integer or None, got {value!r}", what=type(instance).__name__, field=attribute.name
@@ -75,7 +75,7 @@ class Tool:
 
     name: str
     description: str = ""
-    parameters: dict = attrs.field(factory=lambda: {"type": "object", "properties": {}})
+    parameters: dict[str, Any] = attrs.field(factory=lambda: {"type": "object", "properties": {}})
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.name):
@@ -92,7 +92,7 @@ class ResponseFormat:
     """How the reply must be shaped: free text, any JSON object, or JSON matching ``schema``."""
 
     type: str = attrs.field(default="text", validator=attrs.validators.in_(_RESPONSE_TYPES))
-    schema: dict | None = None
+    schema: dict[str, Any] | None = None
     name: str = "response"
     strict: bool = True
 
@@ -101,7 +101,7 @@ class ResponseFormat:
             raise ValidationError("a json_schema response format needs a schema (a dict)", what="response_format")
 
     @classmethod
-    def json_schema(cls, schema: dict, *, name: str = "response", strict: bool = True) -> ResponseFormat:
+    def json_schema(cls, schema: dict[str, Any], *, name: str = "response", strict: bool = True) -> ResponseFormat:
         return cls("json_schema", schema, name, strict)
 
     @classmethod
@@ -172,7 +172,11 @@ def _tools(value: Iterable[Tool | Mapping[str, Any]]) -> tuple[Tool, ...]:
     return tuple(out)
 
 
-def _json_metadata(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _strings(value: str | Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _json_metadata(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, dict):
         raise ValidationError("metadata must be a dict", what="chat request", field="metadata")
     try:
@@ -195,12 +199,12 @@ class ChatRequest:
     model: str | None = None
     max_output_tokens: int | None = attrs.field(default=None, validator=_optional_positive)
     temperature: float | None = None
-    stop: tuple[str, ...] = attrs.field(default=(), converter=lambda v: (v,) if isinstance(v, str) else tuple(v))
+    stop: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     seed: int | None = None
     tools: tuple[Tool, ...] = attrs.field(default=(), converter=_tools)
     tool_choice: str | None = None
     response_format: ResponseFormat | None = None
-    metadata: dict = attrs.field(factory=dict, validator=_json_metadata)
+    metadata: dict[str, Any] = attrs.field(factory=dict, validator=_json_metadata)
 
     def __attrs_post_init__(self) -> None:
         if not self.messages:
@@ -293,11 +297,15 @@ class ChatChunk:
 # -- embeddings ------------------------------------------------------------------------
 
 
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class EmbeddingRequest:
     """Texts to embed with ``model`` (None: the provider's default)."""
 
-    texts: tuple[str, ...] = attrs.field(converter=tuple)
+    texts: tuple[str, ...] = attrs.field(converter=_texts)
     model: str | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -315,7 +323,7 @@ class EmbeddingResponse:
     matrix either way).
     """
 
-    vectors: list
+    vectors: list[Any]
     usage: Usage | None = None
     model: str = ""
     request_id: str | None = None

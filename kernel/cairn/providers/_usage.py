@@ -16,7 +16,7 @@ __all__ = ["Price", "Usage", "match_model"]
 T = TypeVar("T")
 
 
-def _count(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+def _count(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValidationError(f"must be a non-negative integer, got {value!r}", what="usage", field=attribute.name)
 
@@ -73,7 +73,7 @@ def _as_float(value: Any) -> Any:
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-def _price(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+def _price(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and (
         not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or not math.isfinite(value)
     ):
@@ -88,10 +88,10 @@ class Price:
     table overrides it with ``prices``: ``[llm.openai.prices."gpt-4o"]``.
     """
 
-    input: float = attrs.field(converter=lambda v: _as_float(v), validator=_price)
-    output: float = attrs.field(default=0.0, converter=lambda v: _as_float(v), validator=_price)
-    cached_input: float | None = attrs.field(default=None, converter=lambda v: _as_float(v), validator=_price)
-    cache_write: float | None = attrs.field(default=None, converter=lambda v: _as_float(v), validator=_price)
+    input: float = attrs.field(converter=_as_float, validator=_price)
+    output: float = attrs.field(default=0.0, converter=_as_float, validator=_price)
+    cached_input: float | None = attrs.field(default=None, converter=_as_float, validator=_price)
+    cache_write: float | None = attrs.field(default=None, converter=_as_float, validator=_price)
 
     def cost(self, usage: Usage) -> float:
         """The cost of ``usage``: uncached input, cache reads, cache writes and output at their prices."""
