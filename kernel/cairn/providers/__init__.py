@@ -13,9 +13,12 @@ below. Everything else is the kernel's, the same for every provider:
   honoured), assemble streams, normalize usage (estimating it with the
   tokenizer when the provider reports none) and price it.
 - ``Meter`` records every attempt, success or failure: a ``provider:call``
-  event on the bus and a ``SpendRecord`` in the store, metadata only (never a
-  message body, a key, or error text that could echo them), and refuses calls
-  once a spend ceiling from ``[providers]`` is reached.
+  event on the bus and a ``SpendRecord`` in the store's ledger facet,
+  metadata only (never a message body, a key, or error text that could echo
+  them), and refuses calls once a spend ceiling from ``[providers]`` is
+  reached. A store without the ledger facet records no spend; with a ceiling
+  set, calls on it are refused (``MissingFacetError``): a ceiling cannot be
+  enforced without spend history.
 - ``Providers`` builds them from the configuration: ``[cairn] llm`` /
   ``embeddings`` choose the provider, ``[providers]`` sets retries and
   ceilings, ``[llm.<name>]`` / ``[embeddings.<name>]`` the provider's own

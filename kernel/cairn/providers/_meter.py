@@ -1,16 +1,26 @@
-"""The meter: one ``provider:call`` event and one spend record per attempt, and the spend ceilings."""
+"""The meter: one ``provider:call`` event and one spend record per attempt, and the spend ceilings.
+
+Spend records live in the store's ledger facet (``cairn.storage.RunStore``).
+A store without it (one that keeps only context) records no spend, and a
+spend ceiling cannot be enforced on it: a call with a ceiling set is refused
+with ``MissingFacetError``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn.config import ProvidersSettings
+from cairn.errors import MissingFacetError
 from cairn.events import EventBus
 from cairn.events import bus as default_bus
 from cairn.model.ledger import SpendRecord
 from cairn.providers._errors import ProviderMisconfiguredError, SpendCeilingError, _TaxonomyError
 from cairn.providers._usage import Price, Usage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.storage import RunStore
 
 __all__ = ["CALL_EVENT", "Meter"]
 
@@ -26,17 +36,21 @@ class Meter:
     """Records every provider call attempt and enforces the spend ceilings of ``[providers]``.
 
     Each attempt publishes ``provider:call`` on the bus and appends a
-    ``SpendRecord`` to the store (when there is one): provider, model, outcome,
-    tokens, cost and run. Calls the kernel refused before reaching the
-    provider (capabilities, ceilings) are recorded with ``calls=0``.
+    ``SpendRecord`` to the store's ledger facet (when it has one): provider,
+    model, outcome, tokens, cost and run. Calls the kernel refused before
+    reaching the provider (capabilities, ceilings) are recorded with ``calls=0``.
 
-    The per-run ceiling counts the spend of ``run_id`` in the store, or, with
-    no run id, everything this meter recorded (one command, one process).
+    The daily ceiling counts the spend records of today in the ledger; the
+    per-run ceiling those of ``run_id``, or, with no run id, everything this
+    meter recorded (one command, one process). With no store at all, both
+    count what this meter recorded. A store without the ledger facet keeps no
+    spend history, so with a ceiling set every call is refused with
+    ``MissingFacetError``; with none, calls go through unrecorded in the store.
     """
 
     def __init__(
         self,
-        store: Any = None,
+        store: object | None = None,
         *,
         settings: ProvidersSettings | None = None,
         bus: EventBus | None = None,
@@ -46,6 +60,12 @@ class Meter:
         from cairn.model import now as _now
 
         self.store = store
+        #: Where spend records go and are counted: the store's ledger facet, None when it has none.
+        self.ledger: RunStore | None = None
+        if store is not None:
+            from cairn.storage import RunStore  # here: a caller with a store has imported cairn.storage already
+
+            self.ledger = store if isinstance(store, RunStore) else None
         self.settings = settings or ProvidersSettings()
         self.bus = bus or default_bus
         self.run_id = run_id
@@ -59,18 +79,42 @@ class Meter:
     def spent_today(self) -> float:
         if self.store is None:
             return self.session_spend
-        records = self.store.spend(since=_day_start(self.now()))
+        records = self._history().spend(since=_day_start(self.now()))
         return sum(r.cost for r in records if r.cost is not None)
 
     def spent_in_run(self) -> float:
         if self.store is None or self.run_id is None:
             return self.session_spend
-        return sum(r.cost for r in self.store.spend(run_id=self.run_id) if r.cost is not None)
+        return sum(r.cost for r in self._history().spend(run_id=self.run_id) if r.cost is not None)
+
+    def _history(self) -> RunStore:
+        """The ledger holding the spend history, or ``MissingFacetError`` naming the ceilings that need it."""
+        if self.ledger is not None:
+            return self.ledger
+        from cairn.storage import RunStore, backend_name
+
+        ceilings = " and ".join(
+            name for name in ("max_spend_per_day", "max_spend_per_run") if getattr(self.settings, name) is not None
+        )
+        error = MissingFacetError(
+            backend_name(self.store),
+            RunStore.facet,
+            RunStore.holds,
+            doing=f"[providers] {ceilings}" if ceilings else "counting spend",
+        )
+        if ceilings:
+            error.hint = f"{error.hint}; or remove {ceilings} from [providers] to call without a ceiling"
+        raise error
 
     def check(self, provider: str, model: str, price: Price | None, input_tokens: int | None) -> None:
-        """Refuse the call when a ceiling is reached, counting what its input will cost at least."""
+        """Refuse the call when a ceiling is reached, counting what its input will cost at least.
+
+        With a store that keeps no ledger, a ceiling cannot be counted: ``MissingFacetError``.
+        """
         if not self.has_ceiling:
             return
+        if self.store is not None:
+            self._history()  # before the price: without spend history no ceiling can hold
         if price is None:
             raise ProviderMisconfiguredError(
                 f"a spend ceiling is set but the price of {provider} model {model!r} is unknown, "
@@ -128,8 +172,8 @@ class Meter:
         if cost is not None:
             self.session_spend += cost
         ts = self.now()
-        if self.store is not None:
-            self.store.add_spend(
+        if self.ledger is not None:
+            self.ledger.add_spend(
                 [
                     SpendRecord(
                         ts=ts,
