@@ -1059,3 +1059,46 @@ def test_providers_over_a_store_without_a_ledger(cairn_env):
         assert {(i.name, i.ready) for i in providers.describe()} >= {("scripted", True), ("vectors", True)}
         with pytest.raises(MissingFacetError, match="max_spend_per_day"):
             providers.embeddings().embed(["x"])
+
+
+# -- the package ----------------------------------------------------------------------------------
+
+
+def test_the_package_exports_every_public_name_of_its_modules():
+    import importlib
+
+    import cairn.providers as package
+
+    for name in package.__all__:
+        assert hasattr(package, name), name
+    layers = _layers(package)
+    for module in layers:
+        for name in importlib.import_module(f"cairn.providers.{module}").__all__:
+            assert name in package.__all__ and getattr(package, name) is getattr(
+                importlib.import_module(f"cairn.providers.{module}"), name
+            ), f"{module}.{name} is not re-exported"
+
+
+def test_each_module_imports_only_those_above_it():
+    """The package docstring lists the modules in order; an import of one below (or a cycle) fails here."""
+    import ast
+    from pathlib import Path
+
+    import cairn.providers as package
+
+    layers = _layers(package)
+    directory = Path(package.__file__).parent
+    assert sorted(layers) == sorted(p.stem for p in directory.glob("_*.py") if p.stem != "__init__")
+    for module in layers:
+        tree = ast.parse((directory / f"{module}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cairn.providers"):
+                imported = (node.module or "").removeprefix("cairn.providers").lstrip(".")
+                assert imported in layers[: layers.index(module)], f"{module} imports {node.module}"
+
+
+def _layers(package: Any) -> list[str]:
+    import re
+
+    listing = package.__doc__.split("each importing only those above it::")[1]
+    return re.findall(r"^    (_[a-z]+) ", listing, re.MULTILINE)
