@@ -246,15 +246,19 @@ class IntegrityError(StorageError):
 class MissingFacetError(StorageError):
     """The configured backend does not provide a storage facet (``facet``) that an operation needs."""
 
-    def __init__(self, backend: str, facet: str, holds: str = "", *, doing: str | None = None) -> None:
+    def __init__(
+        self, backend: str, facet: str, holds: str = "", *, doing: str | None = None, lacks: str | None = None
+    ) -> None:
         self.backend = backend
         self.facet = facet
-        what = f"{holds} (the {facet!r} facet)" if holds else f"the {facet!r} facet"
+        # ``lacks`` says it in the facet's own words ("cannot sync between machines").
+        what = lacks or (f"does not keep {holds}" if holds else "does not provide it")
         need = f"; {doing} needs it" if doing else ""
         super().__init__(
-            f"the {backend!r} storage backend does not keep {what}{need}",
+            f"the {backend!r} storage backend {what} (the {facet!r} facet){need}",
             hint="use a backend that provides it for this project ([cairn] storage in cairn.toml, "
-            'e.g. "sqlite"); `cairn plugins` lists each backend\'s facets',
+            'e.g. "sqlite", which keeps every facet but sync, or "git", which keeps them all); '
+            "docs/storage.md lists what each backend keeps",
         )
 
 

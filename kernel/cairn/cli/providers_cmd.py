@@ -250,7 +250,9 @@ def _since(value: str | None) -> str | None:
 @pass_state
 def spend_command(state: State, since: str | None, as_json: bool) -> None:
     """What provider calls cost, by day (UTC), provider and model; an unknown price shows as unknown, never 0."""
-    records = state.repo.store.spend(since=_since(since))
+    from cairn.storage import RunStore, require
+
+    records = require(state.store, RunStore, doing="cairn spend").spend(since=_since(since))
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     total = _bucket()
     for record in records:
