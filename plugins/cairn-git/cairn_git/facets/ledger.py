@@ -81,7 +81,7 @@ class GitLedger(LedgerBase, RunStore):
 
     @writing
     def put_run(self, run: Run, events: Sequence[RunEvent] = (), *, expected_status: str | None = None) -> None:
-        """Write a run and append ``events`` in one ledger commit and one transaction (see ``Store.put_run``).
+        """Write a run and append ``events`` in one ledger commit and one transaction (see ``RunStore.put_run``).
 
         Creating is a ``create`` of the run's ref (git refuses it if the run
         exists); closing is an ``update`` of it from the tag that was read.

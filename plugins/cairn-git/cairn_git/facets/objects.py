@@ -35,7 +35,7 @@ class GitObjects(ContextBase, ObjectStore):
         refs: Sequence[RefUpdate] = (),
         token_counts: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
-        """Store blobs, commits and token counts and apply ref updates in one git transaction (see ``Store.write``).
+        """Store blobs, commits and token counts and apply ref updates in one git transaction (see ``ObjectStore.write``).
 
         Blob bytes are checked against their hashes first; commit hashes are
         trusted (``check`` verifies them). A failed compare-and-swap raises
