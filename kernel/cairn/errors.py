@@ -10,6 +10,7 @@ attributes and says what to do next in ``hint``::
     ├── PluginError             a plugin failed to load or registered badly
     │   └── DuplicateNameError  two plugins registered the same name
     ├── ValidationError         a value does not fit its type or field
+    │   └── EmbedderMismatchError  a vector index was built by another embedder
     ├── NotFoundError           no commit, ref, run, backend ... by that name
     ├── ConflictError           a compare-and-swap lost; retry from the new value
     ├── BudgetExceededError     a token budget would be exceeded
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DuplicateNameError",
+    "EmbedderMismatchError",
     "FileError",
     "IntegrityError",
     "MissingFacetError",
@@ -47,7 +49,12 @@ class CairnError(Exception):
     """Root of every error cairn raises on purpose.
 
     ``message`` says what was wrong, ``hint`` what to do about it.
+    ``command_line`` is true when the mistake is in the command line itself
+    (a ``--set`` value, the ``--config`` file): the CLI then exits 2, as for
+    any usage error, instead of 1.
     """
+
+    command_line: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -73,12 +80,14 @@ class ConfigError(CairnError):
         line: int | None = None,
         column: int | None = None,
         hint: str | None = None,
+        command_line: bool = False,
     ) -> None:
         self.file = file
         self.table = table
         self.key = key
         self.line = line
         self.column = column
+        self.command_line = command_line
         super().__init__(_located(message, file, line, column, table, key), hint=hint)
         self.problem = message
 
@@ -152,12 +161,32 @@ class ValidationError(CairnError):
         field: str | None = None,
         given: Any = None,
         hint: str | None = None,
+        command_line: bool = False,
     ) -> None:
         self.what = what
         self.field = field
         self.given = given
+        self.command_line = command_line
         prefix = ".".join(p for p in (what, field) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
+
+
+class EmbedderMismatchError(ValidationError):
+    """A vector index at ``path`` was built by embedder ``stored``; it was opened for ``wanted``.
+
+    Vectors of two embedders are not comparable, so the index must be rebuilt.
+    """
+
+    def __init__(self, path: str, stored: str, wanted: str, reindex_command: str) -> None:
+        self.path = path
+        self.stored = stored
+        self.wanted = wanted
+        super().__init__(
+            f"{path} was built with {stored}, but the configured embedder is {wanted}",
+            what="vector index",
+            given=wanted,
+            hint=f"run `{reindex_command}` to rebuild it with {wanted}, or configure the embedder it was built with",
+        )
 
 
 class NotFoundError(CairnError):

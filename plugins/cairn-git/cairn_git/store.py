@@ -39,7 +39,7 @@ from pathlib import Path
 
 from cairn.storage import Store
 from cairn_git._git import GitCommandError, git_environment
-from cairn_git.config import GitConfig
+from cairn_git.config import GitConfig, repository_path
 from cairn_git.facets import (
     GitAnnotations,
     GitChat,
@@ -77,7 +77,7 @@ class GitStore(
     @classmethod
     def from_config(cls, config: GitConfig, *, project_dir: Path) -> GitStore:
         """Open the store ``[storage.git]`` describes; ``repo`` is relative to ``project_dir``."""
-        repo = project_dir if config.repo is None else project_dir / Path(config.repo).expanduser()
+        repo = repository_path(config, project_dir)
         return cls(
             repo,
             namespace=config.namespace,

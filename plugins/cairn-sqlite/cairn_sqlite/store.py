@@ -38,7 +38,7 @@ from cairn.errors import ConflictError, IntegrityError, NotFoundError, StorageEr
 from cairn.model import Annotation, Commit, Operation, Priority, Run, RunEvent, SpendRecord, now, sha256_hex
 from cairn.model.chat import ChatMessage, Thread
 from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects
-from cairn_sqlite.config import SYNCHRONOUS_LEVELS, SqliteConfig
+from cairn_sqlite.config import MEMORY, SYNCHRONOUS_LEVELS, SqliteConfig, resolve_path
 
 __all__ = [
     "MEMORY",
@@ -50,8 +50,6 @@ __all__ = [
     "schema_version",
 ]
 
-#: The path of a throw-away in-memory store.
-MEMORY = ":memory:"
 #: File name ``open_in_directory`` uses.
 DEFAULT_FILE = "cairn.db"
 #: UPSERT (``ON CONFLICT DO UPDATE``) needs 3.24; json_each is built in from 3.38 and common before.
@@ -757,6 +755,12 @@ class SqliteStore(Store):
         path = resolve_path(config.path, data_dir)
         if path != MEMORY:
             try:
+                # SQLite would open a device or a directory and write its journal beside it (in /dev ...).
+                if Path(path).exists() and not Path(path).is_file():
+                    raise StorageError(
+                        f"{path} is not a regular file; SQLite needs one it can read and write",
+                        hint="point [storage.sqlite] path at a database file, or at a name to create one",
+                    )
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(
@@ -1443,16 +1447,6 @@ class SqliteStore(Store):
             if self._conn is not None:
                 conn, self._conn = self._conn, None
                 conn.close()
-
-
-def resolve_path(path: str, data_dir: Path) -> str:
-    """Where ``[storage.sqlite] path`` points: ``":memory:"``, an absolute path, or a path under ``data_dir``."""
-    if path == MEMORY:
-        return MEMORY
-    candidate = Path(path).expanduser()
-    if not candidate.is_absolute():
-        candidate = Path(data_dir) / candidate
-    return str(candidate)
 
 
 def open_in_directory(directory: str | os.PathLike[str]) -> SqliteStore:
