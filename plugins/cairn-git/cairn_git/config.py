@@ -74,29 +74,29 @@ def check_remote(value: object) -> str:
     return value
 
 
-def _namespace(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _namespace(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     check_namespace(value)
 
 
-def _branch(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _branch(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     check_branch(value)
 
 
-def _remote(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _remote(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     check_remote(value)
 
 
-def _repo(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _repo(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ValueError(f"repo must be the path of a git repository, or unset; got {value!r}")
 
 
-def _run_refs(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _run_refs(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in RUN_REF_STYLES:
         raise ValueError(f"run_refs must be 'cairn' or 'tags'; got {value!r}")
 
 
-def _flag(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _flag(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{attribute.name} must be true or false; got {value!r}")
 
