@@ -18,33 +18,32 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 
+from cairn.config_toml import MAX_DEPTH, check_values, find_line, parse, parse_value
 from cairn.errors import ConfigError, ValidationError
 from cairn.model.convert import structure
 from cairn.redact import Redactor
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 __all__ = [
+    "ArtifactsSettings",
     "BACKEND_SECTIONS",
     "CairnSettings",
     "Config",
     "ContextSettings",
     "KERNEL_SECTIONS",
+    "MemorySettings",
     "PROJECT_FILE",
     "ProvidersSettings",
+    "check_env_name",
     "find_project",
     "load_config",
     "redact",
+    "usable_directory",
     "user_config_file",
 ]
 
@@ -60,7 +59,46 @@ BACKEND_SECTIONS: dict[str, str] = {
     "llm": "llm",
     "embeddings": "embeddings",
     "evaluators": "evaluators",
+    "vector_indexes": "vector_index",
+    # [artifacts] is also a kernel table: its values are ArtifactsSettings, its sub-tables the stores'.
+    "artifact_stores": "artifacts",
 }
+
+
+def _not_blank(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def check_env_name(value: object, *, empty_ok: bool = False) -> str | None:
+    """The problem with ``value`` as the NAME of an environment variable, or None when it is one."""
+    if not isinstance(value, str):
+        return None  # the type check reports it
+    if value == "" and empty_ok:
+        return None
+    if not _ENV_NAME.match(value):
+        # Never echo the value: a key pasted here by mistake must not reach a terminal or a log.
+        return "must name an environment variable (letters, digits and '_', not first a digit), not hold the key itself"
+    return None
+
+
+def _env_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    problem = check_env_name(value)
+    if problem:
+        raise ValueError(f"{attribute.name} {problem}")
+
+
+def _branch_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    from cairn.model import validate_branch_name
+
+    try:
+        validate_branch_name(value)
+    except ValidationError as exc:
+        rules = f" ({exc.hint})" if exc.hint else ""
+        raise ValueError(f"{attribute.name} must be a valid branch name{rules}, got {value!r:.60}") from None
 
 
 @attrs.frozen
@@ -73,7 +111,7 @@ class CairnSettings:
     llm: str = "noop"
     #: The embedding provider, by registered name; ``noop`` refuses every call.
     embeddings: str = "noop"
-    data_dir: str = ".cairn"
+    data_dir: str = attrs.field(default=".cairn", validator=_not_blank)
     disabled_plugins: list[str] = attrs.field(factory=list)
     strict_plugins: bool = False
 
@@ -82,7 +120,7 @@ class CairnSettings:
 class ContextSettings:
     """The ``[context]`` table: the default branch and the token budget of the effective context."""
 
-    default_branch: str = "main"
+    default_branch: str = attrs.field(default="main", validator=_branch_name)
     max_tokens: int | None = None
     budget_action: str = attrs.field(
         default="reject",
@@ -136,7 +174,45 @@ class ChatSettings:
     """The ``[chat]`` table: where the encryption key comes from."""
 
     #: The NAME of the environment variable holding the key material (``cairn chat keygen`` makes a key).
-    key_env: str = "CAIRN_CHAT_KEY"
+    key_env: str = attrs.field(default="CAIRN_CHAT_KEY", validator=_env_name)
+
+
+_INDEX_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
+
+
+def _index_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not isinstance(value, str) or not _INDEX_NAME.match(value):
+        raise ValueError(
+            f"{attribute.name} must name a vector index (lowercase letters, digits and '_'), got {value!r}"
+        )
+
+
+@attrs.frozen
+class MemorySettings:
+    """The ``[memory]`` table: how vectors are searched (the index's own settings: ``[vector_index.<name>]``)."""
+
+    #: The vector index, by registered name: ``exact`` (brute force) or ``hnsw`` (approximate, cairn-vectors[hnsw]).
+    index: str = attrs.field(default="exact", validator=_index_name)
+
+
+#: The most a size routing threshold may be: inline artifacts live in the store's blobs, read whole.
+MAX_INLINE_BYTES = 16 * 1024 * 1024
+
+
+@attrs.frozen
+class ArtifactsSettings:
+    """The ``[artifacts]`` table: which artifact store keeps files, and which are small enough to keep inline.
+
+    Each store's own settings are a sub-table, ``[artifacts.<name>]``.
+    """
+
+    #: The artifact store, by registered name (``local`` comes with cairn-artifacts, ``s3`` with cairn-s3).
+    store: str = "local"
+    #: Artifacts up to this many bytes are kept inline in the context store's blobs; larger ones
+    #: in the artifact store. 0 sends every artifact to the artifact store.
+    inline_max_bytes: int = attrs.field(
+        default=64 * 1024, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_INLINE_BYTES)]
+    )
 
 
 #: Kernel tables and their settings classes; later kernel modules add theirs here.
@@ -145,6 +221,8 @@ KERNEL_SECTIONS: dict[str, type] = {
     "context": ContextSettings,
     "chat": ChatSettings,
     "providers": ProvidersSettings,
+    "memory": MemorySettings,
+    "artifacts": ArtifactsSettings,
 }
 
 
@@ -173,10 +251,25 @@ def find_project(start: Path | None = None) -> tuple[Path, Path] | None:
 def _has_tool_cairn(path: Path) -> bool:
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return False
     # A cheap textual check first; parse only when it might be there.
-    return "[tool.cairn" in text and "cairn" in _read_toml(path).get("tool", {})
+    return "[tool.cairn" in text and bool(_tool_cairn(_read_toml(path)))
+
+
+def _tool_cairn(document: Mapping[str, Any]) -> dict[str, Any]:
+    tool = document.get("tool")
+    cairn = tool.get("cairn") if isinstance(tool, dict) else None
+    return cairn if isinstance(cairn, dict) else {}
+
+
+def _is_file(path: Path, *, command_line: bool) -> bool:
+    """``path.is_file()``, with the errors a strange name can raise (too long, a NUL) explained."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read: {reason}", file=str(path)[:200], command_line=command_line) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -186,29 +279,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"not UTF-8 text ({exc.reason})", file=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        line = int(match.group(1)) if match else None
-        column = int(match.group(2)) if match else None
-        problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) or "invalid TOML"
-        raise ConfigError(
-            f"TOML syntax error: {problem}",
-            file=str(path),
-            line=line,
-            column=column,
-            hint="fix the file; TOML syntax is described at https://toml.io",
-        ) from None
+    data = parse(text, file=str(path))
+    check_values(data, file=str(path))
+    return data
 
 
-def _parse_env_value(raw: str) -> Any:
-    """Read an environment value as a TOML value when it is one (``3``, ``true``, ``["a"]``), else as text."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+#: Where a value given on the command line came from (``cairn config show`` prints it).
+FLAG_SOURCE = "--set"
+
+
+def _from_command_line(source: str) -> bool:
+    return source.startswith(FLAG_SOURCE + " ")
 
 
 def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], str]:
@@ -217,24 +298,30 @@ def _env_layer(environ: Mapping[str, str]) -> tuple[dict[str, Any], str]:
         if not name.startswith(ENV_PREFIX):
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        if len(parts) < 2 or not all(parts):
+        if len(parts) < 2 or not all(parts) or len(parts) > MAX_DEPTH:
             raise ConfigError(
                 f"environment variable {name} does not name a section and a key",
                 hint="write CAIRN__SECTION__KEY, e.g. CAIRN__CAIRN__STORAGE=sqlite",
             )
-        _set_path(data, parts, _parse_env_value(environ[name]), source=name)
+        value = parse_value(environ[name], source=name)
+        check_values({parts[-1]: value}, file=name, prefix=tuple(parts[:-1]), locate=False)
+        _set_path(data, parts, value, source=name)
     return data, "environment"
 
 
 def _parse_flag(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     parts = [p.strip() for p in key.strip().split(".")]
-    if not sep or len(parts) < 2 or not all(parts):
+    if not sep or len(parts) < 2 or not all(parts) or len(parts) > MAX_DEPTH:
         raise ConfigError(
-            f"--set {item!r} is not SECTION.KEY=VALUE",
+            f"--set {item!r:.80} is not SECTION.KEY=VALUE",
             hint="for example: --set cairn.storage=sqlite",
+            command_line=True,
         )
-    return parts, _parse_env_value(raw.strip())
+    source = f"{FLAG_SOURCE} {'.'.join(parts)}"
+    value = parse_value(raw.strip(), source=source, command_line=True)
+    check_values({parts[-1]: value}, file=source, prefix=tuple(parts[:-1]), command_line=True, locate=False)
+    return parts, value
 
 
 def _set_path(data: dict[str, Any], parts: list[str], value: Any, *, source: str) -> None:
@@ -298,11 +385,7 @@ class Config:
         for part in path:
             node = node.get(part, {}) if isinstance(node, dict) else {}
         if not isinstance(node, dict):
-            raise ConfigError(
-                f"expected a table, got a value ({node!r:.40})",
-                table=".".join(path),
-                file=self.source_of(path),
-            )
+            raise self.error(f"expected a table, got a value ({node!r:.40})", path[:-1], path[-1] if path else None)
         return node
 
     def source_of(self, path: Iterable[str]) -> str:
@@ -317,12 +400,37 @@ class Config:
             path = path[:-1]
         return "default"
 
+    def error(
+        self, message: str, table: tuple[str, ...], key: str | None = None, *, hint: str | None = None
+    ) -> ConfigError:
+        """A ``ConfigError`` about ``key`` in ``[table]`` (or the table itself), located: file (or
+        variable, or flag) and line. A value given with ``--set`` makes it a usage error."""
+        path = (*table, key) if key else table
+        file = self.source_of(path)
+        return ConfigError(
+            message,
+            file=None if file == "default" else file,
+            table=".".join(table) or None,
+            key=key,
+            line=find_line(file, table, key) if _is_file_source(file) else None,
+            hint=hint,
+            command_line=_from_command_line(file),
+        )
+
     def settings(self, section: str, cls: type[T]) -> T:
         """Structure a kernel table into its settings class; errors name file, table and key."""
         return self.structure_table((section,), cls)
 
     def structure_table(self, path: tuple[str, ...], cls: type[T]) -> T:
         table = self.table(*path)
+        for key, value in table.items():
+            # Every *_env key holds the NAME of a variable, whoever declares it ("" means none).
+            problem = check_env_name(value, empty_ok=True) if key.endswith("_env") else None
+            if problem:
+                raise self.error(f"{key} {problem}", path, key, hint="put the secret in that variable, never here")
+        if len(path) == 1 and path[0] in KERNEL_SECTIONS and path[0] in BACKEND_SECTIONS.values():
+            # A kernel table that also holds backends' tables: those are checked by their plugins.
+            table = {key: value for key, value in table.items() if not isinstance(value, dict)}
         try:
             return structure(dict(table), cls, what=".".join(path))
         except ValidationError as exc:
@@ -347,15 +455,16 @@ class Config:
             if match:
                 key = match.group(1)
                 break
-        file = self.source_of((*path, key) if key else path)
-        line = _find_line(file, path, key) if key else None
         message = "; ".join(p.partition(": ")[2] if p.startswith(dotted) else p for p in problems)
         if "unknown field" in message:
             valid = [a.name for a in attrs.fields(cls)] if attrs.has(cls) else []
             hint = f"valid keys: {', '.join(valid)}" if valid else "this table takes no keys; remove it"
         else:
             hint = "fix the value or remove the key to use the default"
-        return ConfigError(message, file=file, table=dotted, key=key, line=line, hint=hint)
+        error = self.error(message, path, key, hint=hint)
+        if error.file is None:  # a default that does not fit: name the table's source at least
+            error = self.error(message, path, None, hint=hint)
+        return error
 
     @property
     def cairn(self) -> CairnSettings:
@@ -366,10 +475,17 @@ class Config:
         return self.settings("context", ContextSettings)
 
     @property
+    def memory(self) -> MemorySettings:
+        return self.settings("memory", MemorySettings)
+
+    @property
     def data_dir(self) -> Path:
         """The project's data directory (``.cairn/`` beside the config file by default)."""
         base = self.project_dir or self.cwd
-        return (base / self.cairn.data_dir).resolve()
+        try:
+            return (base / self.cairn.data_dir).resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, before Python 3.13
+            raise self.error(f"data_dir cannot be resolved: {exc}", ("cairn",), "data_dir") from None
 
     def flat(self) -> list[tuple[str, Any, str]]:
         """Every set key as (dotted key, value, source), sorted, secrets redacted."""
@@ -387,8 +503,11 @@ class Config:
         walk(self.data, ())
         return out
 
-    def validate(self, known_sections: Mapping[str, Iterable[str]] | None = None) -> list[ConfigError]:
-        """Every problem in the kernel tables and the section names; backends are checked by plugins."""
+    def validate(self) -> list[ConfigError]:
+        """Every problem in the kernel tables, the data directory and the section names.
+
+        Backend tables are checked by ``Plugins.check_config``, which calls this first.
+        """
         problems: list[ConfigError] = []
         for section, cls in KERNEL_SECTIONS.items():
             try:
@@ -399,41 +518,51 @@ class Config:
         for section in self.data:
             if section not in allowed:
                 problems.append(
-                    ConfigError(
-                        f"unknown section [{section}]",
-                        file=self.source_of((section,)),
-                        table=section,
-                        hint=f"known sections: {', '.join(sorted(allowed))}",
+                    self.error(
+                        f"unknown section [{section}]", (section,), hint=f"known sections: {', '.join(sorted(allowed))}"
                     )
                 )
+        if not any(p.table == "cairn" for p in problems):  # data_dir itself read fine
+            try:
+                problem = usable_directory(self.data_dir)
+            except ConfigError as exc:
+                problems.append(exc)
+            else:
+                if problem:
+                    problems.append(
+                        self.error(
+                            f"data_dir {problem}",
+                            ("cairn",),
+                            "data_dir",
+                            hint="point data_dir at a directory you can write (relative paths are under the project)",
+                        )
+                    )
         return problems
 
 
-def _find_line(file: str, table: tuple[str, ...], key: str) -> int | None:
-    """Best effort: the line of ``key`` inside ``[table]`` of a TOML file."""
-    path = Path(file)
-    if not path.is_file():
-        return None
+def usable_directory(path: Path) -> str | None:
+    """Why cairn cannot keep data in ``path`` (or create it), or None when it can.
+
+    Tried for real, with a temporary directory made and removed, because
+    permission bits say nothing for root or for file systems such as /proc.
+    """
+    import tempfile
+
+    probe = path
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    header_names = {".".join(table)}
-    if path.name == "pyproject.toml":
-        header_names = {"tool.cairn." + ".".join(table)}
-    in_table = False
-    key_re = re.compile(rf"^\s*(\"?){re.escape(key)}\1\s*=")
-    dotted_re = re.compile(rf"^\s*{re.escape('.'.join(table))}\.{re.escape(key)}\s*=")
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            in_table = stripped.strip("[] ") in header_names
-            continue
-        if in_table and key_re.match(line):
-            return number
-        if dotted_re.match(line):
-            return number
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            return f"{path} cannot be used: {probe} is not a directory"
+        os.rmdir(tempfile.mkdtemp(prefix=".cairn-probe-", dir=probe))
+    except OSError as exc:
+        verb = "is not writable" if probe == path else "cannot be created"
+        return f"{path} {verb}: {exc.strerror or exc}"
     return None
+
+
+def _is_file_source(source: str) -> bool:
+    return source != "default" and not source.startswith((ENV_PREFIX, FLAG_SOURCE + " "))
 
 
 def _defaults() -> dict[str, Any]:
@@ -465,7 +594,7 @@ def load_config(
         user_path = Path(override) if override else (None if override == "" else user_config_file())
     else:
         user_path = Path(user_file)
-    if user_path is not None and user_path.is_file():
+    if user_path is not None and _is_file(user_path, command_line=False):
         _merge(data, sources, _read_toml(user_path), str(user_path))
     else:
         user_path = None
@@ -473,9 +602,10 @@ def load_config(
     project_dir: Path | None = None
     project_file: Path | None = None
     if config_file is not None:
-        project_file = Path(config_file).resolve()
-        if not project_file.is_file():
-            raise ConfigError("no such config file", file=str(project_file))
+        project_file = here / config_file
+        if not _is_file(project_file, command_line=True):
+            raise ConfigError("no such config file", file=str(project_file), command_line=True)
+        project_file = project_file.resolve()
         project_dir = project_file.parent
     else:
         found = find_project(here)
@@ -484,7 +614,7 @@ def load_config(
     if project_file is not None:
         layer = _read_toml(project_file)
         if project_file.name == "pyproject.toml":
-            layer = layer.get("tool", {}).get("cairn", {})
+            layer = _tool_cairn(layer)
         _merge(data, sources, layer, str(project_file))
 
     env_data, _ = _env_layer(environ)
@@ -494,7 +624,7 @@ def load_config(
 
     for item in flags:
         parts, value = _parse_flag(item)
-        _merge(data, sources, _nest(parts, value), f"--set {'.'.join(parts)}")
+        _merge(data, sources, _nest(parts, value), f"{FLAG_SOURCE} {'.'.join(parts)}")
 
     return Config(
         data=data,

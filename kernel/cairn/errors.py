@@ -10,13 +10,15 @@ attributes and says what to do next in ``hint``::
     ├── PluginError             a plugin failed to load or registered badly
     │   └── DuplicateNameError  two plugins registered the same name
     ├── ValidationError         a value does not fit its type or field
+    │   └── EmbedderMismatchError  a vector index was built by another embedder
     ├── NotFoundError           no commit, ref, run, backend ... by that name
     ├── ConflictError           a compare-and-swap lost; retry from the new value
     ├── BudgetExceededError     a token budget would be exceeded
     ├── StorageError            the backend failed to read or write
     │   ├── IntegrityError      stored data does not match its hash or shape
     │   └── MissingFacetError   the backend does not keep that kind of data
-    └── ProviderError           an LLM or embedding call failed (see providers)
+    ├── ProviderError           an LLM or embedding call failed (see providers)
+    └── SnapshotError           a strict snapshot met a file it could not keep
 
 This module is a leaf: it imports nothing of cairn, so every layer, the data
 model included, may raise these.
@@ -32,12 +34,14 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DuplicateNameError",
+    "EmbedderMismatchError",
     "FileError",
     "IntegrityError",
     "MissingFacetError",
     "NotFoundError",
     "PluginError",
     "ProviderError",
+    "SnapshotError",
     "StorageError",
     "ValidationError",
 ]
@@ -47,7 +51,12 @@ class CairnError(Exception):
     """Root of every error cairn raises on purpose.
 
     ``message`` says what was wrong, ``hint`` what to do about it.
+    ``command_line`` is true when the mistake is in the command line itself
+    (a ``--set`` value, the ``--config`` file): the CLI then exits 2, as for
+    any usage error, instead of 1.
     """
+
+    command_line: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -73,12 +82,14 @@ class ConfigError(CairnError):
         line: int | None = None,
         column: int | None = None,
         hint: str | None = None,
+        command_line: bool = False,
     ) -> None:
         self.file = file
         self.table = table
         self.key = key
         self.line = line
         self.column = column
+        self.command_line = command_line
         super().__init__(_located(message, file, line, column, table, key), hint=hint)
         self.problem = message
 
@@ -152,12 +163,32 @@ class ValidationError(CairnError):
         field: str | None = None,
         given: Any = None,
         hint: str | None = None,
+        command_line: bool = False,
     ) -> None:
         self.what = what
         self.field = field
         self.given = given
+        self.command_line = command_line
         prefix = ".".join(p for p in (what, field) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
+
+
+class EmbedderMismatchError(ValidationError):
+    """A vector index at ``path`` was built by embedder ``stored``; it was opened for ``wanted``.
+
+    Vectors of two embedders are not comparable, so the index must be rebuilt.
+    """
+
+    def __init__(self, path: str, stored: str, wanted: str, reindex_command: str) -> None:
+        self.path = path
+        self.stored = stored
+        self.wanted = wanted
+        super().__init__(
+            f"{path} was built with {stored}, but the configured embedder is {wanted}",
+            what="vector index",
+            given=wanted,
+            hint=f"run `{reindex_command}` to rebuild it with {wanted}, or configure the embedder it was built with",
+        )
 
 
 class NotFoundError(CairnError):
@@ -215,17 +246,25 @@ class IntegrityError(StorageError):
 class MissingFacetError(StorageError):
     """The configured backend does not provide a storage facet (``facet``) that an operation needs."""
 
-    def __init__(self, backend: str, facet: str, holds: str = "", *, doing: str | None = None) -> None:
+    def __init__(
+        self, backend: str, facet: str, holds: str = "", *, doing: str | None = None, lacks: str | None = None
+    ) -> None:
         self.backend = backend
         self.facet = facet
-        what = f"{holds} (the {facet!r} facet)" if holds else f"the {facet!r} facet"
+        # ``lacks`` says it in the facet's own words ("cannot sync between machines").
+        what = lacks or (f"does not keep {holds}" if holds else "does not provide it")
         need = f"; {doing} needs it" if doing else ""
         super().__init__(
-            f"the {backend!r} storage backend does not keep {what}{need}",
+            f"the {backend!r} storage backend {what} (the {facet!r} facet){need}",
             hint="use a backend that provides it for this project ([cairn] storage in cairn.toml, "
-            'e.g. "sqlite"); `cairn plugins` lists each backend\'s facets',
+            'e.g. "sqlite", which keeps every facet but sync, or "git", which keeps them all); '
+            "docs/storage.md lists what each backend keeps",
         )
 
 
 class ProviderError(CairnError):
     """An LLM or embedding call failed; see ``cairn.providers`` for the taxonomy."""
+
+
+class SnapshotError(CairnError):
+    """A strict snapshot met a file it could not keep: unreadable, vanished, changed while read, or special."""

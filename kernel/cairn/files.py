@@ -15,6 +15,7 @@ snapshots) should too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -26,7 +27,8 @@ from cairn.errors import FileError
 
 __all__ = ["atomic_write"]
 
-_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# Read as well as write: a writer may check what it wrote (an artifact copied in the kernel is hashed back).
+_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @contextlib.contextmanager
@@ -36,6 +38,7 @@ def atomic_write(
     binary: bool = False,
     encoding: str = "utf-8",
     mode: int = 0o666,
+    overwrite: bool = True,
 ) -> Iterator[IO[Any]]:
     """Open a temporary file for writing; on a clean exit it replaces ``path`` atomically.
 
@@ -44,12 +47,17 @@ def atomic_write(
     ``open``; a file that is replaced keeps its own. The target itself may be a symlink: the link is replaced, never
     followed. Raises ``FileError`` naming the path and the reason when the
     directory is missing or not writable, or the target is a directory.
+    With ``overwrite=False`` an existing target is refused, before writing
+    and again at the end (the file takes its name with ``link``, which
+    fails if something appeared there meanwhile).
     """
     target = Path(os.fspath(path))
     if not target.name or target.name in (".", ".."):
         raise FileError(f"{str(path)!r} is not a file name", path=str(path), hint="give the path of a file to write")
     if target.is_dir():
         raise FileError(f"{target} is a directory", path=str(target), hint="give the path of a file to write")
+    if not overwrite and os.path.lexists(target):
+        raise _exists(target)
     directory = target.parent
     descriptor, temporary = _create_beside(target, _mode_for(target, mode))
     try:
@@ -58,7 +66,10 @@ def atomic_write(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        if overwrite:
+            os.replace(temporary, target)
+        else:
+            _link_new(temporary, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -66,6 +77,26 @@ def atomic_write(
             raise _file_error(target, exc, "writing") from None
         raise
     _sync_directory(directory)
+
+
+def _exists(target: Path) -> FileError:
+    return FileError(f"{target} already exists", path=str(target), hint="choose another path, or allow overwriting")
+
+
+def _link_new(temporary: str, target: Path) -> None:
+    """Give the finished file its name only if nothing has it: ``link`` refuses, where ``rename`` replaces."""
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise _exists(target) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(target):  # a filesystem without hard links: check, then rename
+            raise _exists(target) from None
+        os.replace(temporary, target)
+        return
+    os.unlink(temporary)
 
 
 def _create_beside(target: Path, mode: int) -> tuple[int, str]:

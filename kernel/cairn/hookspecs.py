@@ -58,6 +58,16 @@ def cairn_register_evaluators(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def cairn_register_vector_indexes(register: Callable[..., None]) -> None:
+    """Register vector indexes: ``register(name, factory, config_cls)``; the factory returns a ``cairn.vector_index.VectorIndexOpener``."""
+
+
+@hookspec
+def cairn_register_artifact_stores(register: Callable[..., None]) -> None:
+    """Register artifact stores: ``register(name, factory, config_cls)``; the factory returns a ``cairn.artifacts.ArtifactStore``."""
+
+
+@hookspec
 def cairn_register_commands(cli: Any) -> None:
     """Add commands to the ``cairn`` click group ``cli`` (``cli.command()``, ``cli.add_command()``)."""
 

@@ -35,13 +35,13 @@ from cairn.model import Run, RunEvent, format_time, new_run_id, now, parse_time,
 from cairn.redact import Redactor, configured_env_names
 from cairn.storage import Facet, RunStore, require
 
-__all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age"]
+__all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age", "time_ago"]
 
 RUN_RECORDED = "ledger:run"
 #: Stands for the newest run wherever a run id is asked for (``cairn runs show @last``).
 LAST = "@last"
 
-_AGE_RE = re.compile(r"\A\s*(\d+)\s*([smhdw])\s*\Z")
+_AGE_RE = re.compile(r"\A\s*(\d{1,30})\s*([smhdw])\s*\Z")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -52,7 +52,19 @@ def parse_age(text: str | _dt.timedelta) -> _dt.timedelta:
     match = _AGE_RE.match(str(text))
     if not match:
         raise ValidationError(f"{text!r} is not an age", hint="write a number and a unit: 90s, 45m, 12h, 30d or 2w")
-    return _dt.timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return _dt.timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:  # more than 999,999,999 days: longer than any time cairn stores
+        return _dt.timedelta.max
+
+
+def time_ago(age: _dt.timedelta) -> str:
+    """The stored form of the time ``age`` ago; an age reaching before year 1 means the earliest time."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    try:
+        return format_time(now - age)
+    except OverflowError:
+        return format_time(_dt.datetime.min.replace(tzinfo=_dt.timezone.utc))
 
 
 def current_code_ref(directory: Path | str | None = None) -> str | None:
@@ -281,7 +293,7 @@ class Ledger:
 
     def prune(self, older_than: str | _dt.timedelta, *, dry_run: bool = False) -> list[Run]:
         """Delete runs that started longer ago than ``older_than``; returns them."""
-        cutoff = format_time(_dt.datetime.now(_dt.timezone.utc) - parse_age(older_than))
+        cutoff = time_ago(parse_age(older_than))
         doomed = self.store.list_runs(until=cutoff)
         doomed = [r for r in doomed if r.started_at < cutoff and not r.is_open]
         if doomed and not dry_run:
@@ -368,7 +380,7 @@ def _moment(value: str | None) -> str | None:
     if value is None:
         return None
     if _AGE_RE.match(value):
-        return format_time(_dt.datetime.now(_dt.timezone.utc) - parse_age(value))
+        return time_ago(parse_age(value))
     return format_time(parse_time(value))
 
 

@@ -38,6 +38,7 @@ from cairn import hookspecs
 from cairn.config import BACKEND_SECTIONS, Config
 from cairn.errors import ConfigError, DuplicateNameError, NotFoundError, PluginError
 from cairn.model import ContentTypes
+from cairn.plugin_failures import NOTIFICATION_HOOKS, HookFailure, HookFailures
 
 __all__ = [
     "BUILTIN_PLUGIN",
@@ -61,6 +62,8 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "llm": ("cairn_register_llm_providers", "LLM provider"),
     "embeddings": ("cairn_register_embedding_providers", "embedding provider"),
     "evaluators": ("cairn_register_evaluators", "evaluator"),
+    "vector_indexes": ("cairn_register_vector_indexes", "vector index"),
+    "artifact_stores": ("cairn_register_artifact_stores", "artifact store"),
 }
 
 _BACKEND_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
@@ -71,6 +74,13 @@ CHOSEN_BACKENDS: dict[str, str] = {
     "tokenizer": "tokenizers",
     "llm": "llm",
     "embeddings": "embeddings",
+}
+
+#: (table, key) outside ``[cairn]`` -> the registry kind whose backend it names. Only a choice
+#: someone wrote down is checked: a project that never uses memory or artifacts needs none installed.
+CHOSEN_ELSEWHERE: dict[tuple[str, str], str] = {
+    ("memory", "index"): "vector_indexes",
+    ("artifacts", "store"): "artifact_stores",
 }
 
 # Which plugin's hook is running: set around every registration hook call so
@@ -94,6 +104,10 @@ class FactoryContext:
     config: Config | None = None
 
 
+#: What a registration's ``check`` yields: (key of its table, what is wrong with its value[, what to do]).
+CheckProblem = tuple[str, str] | tuple[str, str, str]
+
+
 @attrs.frozen
 class Registration:
     kind: str
@@ -102,6 +116,14 @@ class Registration:
     config_cls: type
     plugin: str
     description: str = ""
+    #: Modules the factory imports -> what to ``pip install`` for each (``"cairn-tokenizers[tiktoken]"``).
+    requires: Mapping[str, str] = attrs.field(factory=dict)
+    #: ``check(config, context)``: problems with the table's values on this machine, for ``cairn config validate``.
+    check: Callable[[Any, FactoryContext], Iterable[CheckProblem]] | None = None
+
+    def missing(self) -> list[tuple[str, str]]:
+        """(module, what to install) for each required module that cannot be imported here."""
+        return [(module, install) for module, install in self.requires.items() if not _importable(module)]
 
 
 class Registry:
@@ -159,16 +181,31 @@ class PluginInfo:
 
     name: str
     module: str
-    status: str  # ok | broken | blocked | missing
+    status: str  # ok | failing | broken | blocked | missing
     reason: str | None = None
     distribution: str | None = None
     version: str | None = None
     builtin: bool = False
     hooks: list[str] = attrs.field(factory=list)
     registers: dict[str, list[str]] = attrs.field(factory=dict)
+    #: Notification hooks that raised, by hook: count, first and last time, last error.
+    failures: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+    def note_failure(self, failure: HookFailure) -> None:
+        """Count a notification hook's failure: an ``ok`` plugin becomes ``failing``, keeping what it registered."""
+        self.failures[failure.hook] = {
+            "count": failure.count,
+            "first_at": failure.first_at,
+            "last_at": failure.last_at,
+            "error": failure.error,
+        }
+        if self.status in ("ok", "failing"):
+            self.status = "failing"
+            times = "once" if failure.count == 1 else f"{failure.count} times"
+            self.reason = f"{failure.hook} failed {times}, last at {failure.last_at[:19]}: {failure.error}"
 
 
 def _env_list(environ: Mapping[str, str], name: str) -> list[str] | None:
@@ -191,6 +228,8 @@ class Plugins:
         self.info: dict[str, PluginInfo] = {}
         self.registries: dict[str, Registry] = {kind: Registry(kind, label) for kind, (_, label) in REGISTRIES.items()}
         self.content_types = ContentTypes()
+        #: Notification hooks that raised (or succeeded) in this process; the CLI reports and saves them.
+        self.hook_failures = HookFailures()
         self._commands: dict[str, Any] | None = None
         if trace:
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
@@ -218,6 +257,14 @@ class Plugins:
     @property
     def evaluators(self) -> Registry:
         return self.registries["evaluators"]
+
+    @property
+    def vector_indexes(self) -> Registry:
+        return self.registries["vector_indexes"]
+
+    @property
+    def artifact_stores(self) -> Registry:
+        return self.registries["artifact_stores"]
 
     # -- registering plugins -------------------------------------------------------
 
@@ -268,21 +315,49 @@ class Plugins:
                     impl.function = self._guarded(impl.function, name, caller.name)
 
     def _guarded(self, function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+        notification = hook in NOTIFICATION_HOOKS
+
         def guarded(*args: Any, **kwargs: Any) -> Any:
             token = _current_plugin.set(plugin)
             try:
-                return function(*args, **kwargs)
-            except PluginError as exc:
-                self._broken(plugin, exc.problem, exc)
+                result = function(*args, **kwargs)
             except Exception as exc:
-                self._broken(plugin, f"{hook} raised {type(exc).__name__}: {exc}", exc)
+                if notification:
+                    self._notification_failed(plugin, hook, exc)
+                elif isinstance(exc, PluginError):
+                    self._broken(plugin, exc.problem, exc)
+                else:
+                    self._broken(plugin, f"{hook} raised {type(exc).__name__}: {exc}", exc)
+                return None
             finally:
                 _current_plugin.reset(token)
-            return None
+            if notification:
+                self.hook_failures.success(plugin, hook)
+            return result
 
         guarded._cairn_guarded = True  # type: ignore[attr-defined]
         guarded.__wrapped__ = function  # type: ignore[attr-defined]
         return guarded
+
+    def _notification_failed(self, plugin: str, hook: str, exc: Exception) -> None:
+        """A notification hook raised after the data was stored: count it, keep the plugin (see plugin_failures)."""
+        failure = self.hook_failures.failure(plugin, hook, exc)
+        info = self.info.get(plugin)
+        if info is not None:
+            info.note_failure(failure)
+        if self.strict:
+            raise PluginError(
+                f"{hook} raised {failure.error}; {failure.kept}",
+                plugin=plugin,
+                hint="fix or uninstall the plugin, or run without --strict",
+            ) from exc
+
+    def remember_failures(self, failures: Iterable[HookFailure]) -> None:
+        """Show failures recorded by earlier commands (``plugin_failures.load_failures``) in ``describe``."""
+        for failure in failures:
+            info = self.info.get(failure.plugin)
+            if info is not None:
+                info.note_failure(failure)
 
     def _run_registrations(self, plugin: str) -> None:
         for kind, (hook_name, _) in REGISTRIES.items():
@@ -305,6 +380,8 @@ class Plugins:
             config_cls: type | None = None,
             *,
             description: str = "",
+            requires: Mapping[str, str] | None = None,
+            check: Callable[[Any, FactoryContext], Iterable[CheckProblem]] | None = None,
         ) -> None:
             plugin = _current_plugin.get() or "?"
             if not isinstance(name, str) or not _BACKEND_NAME.match(name):
@@ -321,7 +398,18 @@ class Plugins:
                     plugin=plugin,
                     hint="declare it with @attrs.frozen",
                 )
-            registry.add(Registration(kind, name, factory, config_cls or NoConfig, plugin, description))
+            requires = dict(requires or {})
+            if not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in requires.items()):
+                raise PluginError(
+                    f"{registry.label} {name!r}: requires must map module names to what to pip install",
+                    plugin=plugin,
+                    hint='e.g. requires={"tiktoken": "cairn-tokenizers[tiktoken]"}',
+                )
+            if check is not None and not callable(check):
+                raise PluginError(f"{registry.label} {name!r}: check {check!r} is not callable", plugin=plugin)
+            registry.add(
+                Registration(kind, name, factory, config_cls or NoConfig, plugin, description, requires, check)
+            )
             if plugin in self.info:
                 self.info[plugin].registers.setdefault(kind, []).append(name)
 
@@ -389,11 +477,21 @@ class Plugins:
     def create(self, kind: str, name: str, config: Config | None = None) -> Any:
         """Build the ``kind`` backend called ``name`` from its config table.
 
-        Errors in the table name the file, the table and the key.
+        Errors in the table name the file, the table and the key; a module
+        the backend needs and cannot import is named with what to install.
         """
+        from cairn.config_check import missing_module_error, unknown_backend_error
+
         registry = self.registries[kind]
+        if name not in registry:
+            located = unknown_backend_error(self, kind, name, config)
+            if located is not None:
+                raise located
         registration = registry.get(name)
         base, argument = Registry.split(name)
+        missing = registration.missing()
+        if missing:
+            raise missing_module_error(registration, name, *missing[0], config=config)
         section = BACKEND_SECTIONS[kind]
         if config is not None:
             settings = config.structure_table((section, base), registration.config_cls)
@@ -402,54 +500,20 @@ class Plugins:
             settings = registration.config_cls()
             project_dir, data_dir = None, Path.cwd() / ".cairn"
         context = FactoryContext(base, argument, project_dir, data_dir, config)
-        return registration.factory(settings, context)
+        try:
+            return registration.factory(settings, context)
+        except ModuleNotFoundError as exc:
+            # A dependency the plugin did not declare in `requires`: still say what is missing.
+            if not exc.name or _importable(exc.name):
+                raise
+            raise missing_module_error(registration, name, exc.name, None, config=config) from exc
 
     def check_config(self, config: Config) -> list[ConfigError]:
-        """Every problem with backend tables and backend names in ``config``."""
-        problems = list(config.validate())
-        # Read the names raw: a typo elsewhere in [cairn] must not hide an unknown backend.
-        chosen = config.table("cairn")
-        for kind, section in BACKEND_SECTIONS.items():
-            registry = self.registries[kind]
-            for base, table in config.table(section).items():
-                if not isinstance(table, dict):
-                    problems.append(
-                        ConfigError(
-                            f"expected a table [{section}.{base}]",
-                            table=section,
-                            key=base,
-                            file=config.source_of((section, base)),
-                        )
-                    )
-                    continue
-                if base not in registry:
-                    problems.append(
-                        ConfigError(
-                            f"no {registry.label} called {base!r}",
-                            file=config.source_of((section, base)),
-                            table=f"{section}.{base}",
-                            hint=f"known: {', '.join(registry.names()) or 'none installed'}",
-                        )
-                    )
-                    continue
-                try:
-                    config.structure_table((section, base), registry.get(base).config_cls)
-                except ConfigError as exc:
-                    problems.append(exc)
-        for key, kind in CHOSEN_BACKENDS.items():
-            name = chosen.get(key)
-            registry = self.registries[kind]
-            if isinstance(name, str) and name not in registry:
-                problems.append(
-                    ConfigError(
-                        f"no {registry.label} called {name!r}",
-                        file=config.source_of(("cairn", key)),
-                        table="cairn",
-                        key=key,
-                        hint=f"known: {', '.join(registry.names()) or 'none installed'}",
-                    )
-                )
-        return problems
+        """Every problem ``cairn config validate`` reports: kernel tables, backend names and tables,
+        modules the chosen backends need, and each backend's own ``check``."""
+        from cairn.config_check import check_config
+
+        return check_config(self, config)
 
     def describe(self) -> list[PluginInfo]:
         """Every known plugin with its distribution and version filled in."""
@@ -462,6 +526,15 @@ class Plugins:
                 info.distribution, info.version = dists[info.name]
             out.append(info)
         return out
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module.partition(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _kernel_version() -> str:

@@ -28,6 +28,14 @@ output never holds anything it would redact (``text(text(x)) == text(x)``).
 What it cannot catch: a secret with no known shape, in no context, that is
 not the value of a variable it was told about, or a known secret cut short.
 Keep secrets in the environment, under names that say so.
+
+``strict=True`` is for text a remote service sent back about a request (a
+provider's error, which may quote the key it refused or the request's
+headers), where a masked ordinary word costs little and a missed key a lot.
+It masks more: known values from ``MIN_STRICT_SECRET`` characters, any
+``Bearer`` token whatever its length, ``sk-`` / ``pk-`` / ``rk-`` keys from
+8 characters after the dash in any case, and the whole user info of a URL
+(a token may stand as the user name: ``https://***@host``).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from urllib.parse import quote
 __all__ = [
     "MASK",
     "MIN_SECRET",
+    "MIN_STRICT_SECRET",
     "Redactor",
     "configured_env_names",
     "looks_secret_name",
@@ -53,6 +62,8 @@ __all__ = [
 MASK = "***"
 #: Known values shorter than this are not replaced wherever they occur (``false``, ``1``, ``us``).
 MIN_SECRET = 8
+#: With ``strict=True`` (text a remote service sent back), known values from this many characters are masked.
+MIN_STRICT_SECRET = 4
 _MAX_PASSES = 8
 
 # -- names -------------------------------------------------------------------------------
@@ -214,20 +225,25 @@ def _mask_after(match: re.Match[str]) -> str:
     return match.group(1) + MASK
 
 
+# Strict only (see the module docstring): rules that would mask ordinary text elsewhere.
+_STRICT_KEY = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}")  # short or single-case keys, as errors quote them
+_STRICT_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")  # any token, whatever its length
+_STRICT_USERINFO = re.compile(r"((?<![A-Za-z0-9+.\-])[A-Za-z0-9+.\-]+://)[^\s/@]+(?=@)")  # the user too
+
 # Something every pattern below needs: most text holds none of it and is left at once.
 _TRIGGER = re.compile(r"[-_=:]|eyJ|AIza|A(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|ROA|PKA)|(?i:bearer)")
 
 
-def _patterns(text: str) -> str:
+def _patterns(text: str, strict: bool = False) -> str:
     if _TRIGGER.search(text) is None:
         return text
     # Contexts before shapes: a shape glued to a name (sk-...OPENAI_API_KEY=) must not hide the name.
     if "PRIVATE KEY-----" in text:
         text = _PEM.sub(_keep_lines, text)
     if "://" in text:
-        text = _URL_PASSWORD.sub(_mask_after, text)
+        text = (_STRICT_USERINFO if strict else _URL_PASSWORD).sub(_mask_after, text)
     text = _AUTH_HEADER.sub(_mask_after, text)
-    text = _BEARER.sub(_mask_after, text)
+    text = (_STRICT_BEARER if strict else _BEARER).sub(_mask_after, text)
     if "=" in text:
         text = _mask_named(text, _ASSIGN, _named, _assign_value)
     if ":" in text:
@@ -236,7 +252,8 @@ def _patterns(text: str) -> str:
         text = _mask_named(text, _LINE_COLON, _named, lambda t, a: _LINE_VALUE)
     if "--" in text:
         text = _mask_named(text, _FLAG, _named, lambda t, a: _WORD_VALUE)
-    return _SHAPES.sub(MASK, text)
+    text = _SHAPES.sub(MASK, text)
+    return _STRICT_KEY.sub(MASK, text) if strict else text
 
 
 def redact_url(url: str) -> str:
@@ -244,9 +261,12 @@ def redact_url(url: str) -> str:
     return redact_text(url)
 
 
-def redact_text(text: str, *, secrets: Iterable[str] = ()) -> str:
-    """``text`` with the given ``secrets``, key shapes and secrets in context masked (no environment)."""
-    return Redactor(secrets).text(text)
+def redact_text(text: str, *, secrets: Iterable[str] = (), strict: bool = False) -> str:
+    """``text`` with the given ``secrets``, key shapes and secrets in context masked (no environment).
+
+    ``strict`` masks more, for text a remote service sent back (see the module docstring).
+    """
+    return Redactor(secrets, strict=strict).text(text)
 
 
 def redact_argv(argv: Sequence[str], *, secrets: Iterable[str] = ()) -> list[str]:
@@ -259,15 +279,19 @@ class Redactor:
 
     ``Redactor.from_environment()`` knows the values of the environment's
     secret-looking variables; ``Redactor(secrets)`` knows only ``secrets``.
+    ``strict=True`` masks more, for text a remote service sent back about a
+    request (see the module docstring).
     """
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, strict: bool = False) -> None:
+        self.strict = strict
+        shortest = MIN_STRICT_SECRET if strict else MIN_SECRET
         values: set[str] = set()
         for secret in secrets:
-            if isinstance(secret, str) and len(secret) >= MIN_SECRET and secret != MASK:
+            if isinstance(secret, str) and len(secret) >= shortest and secret != MASK:
                 values.add(secret)
                 values.add(quote(secret, safe=""))
-        values = {v for v in values if len(v) >= MIN_SECRET}
+        values = {v for v in values if len(v) >= shortest}
         # Longest first: a secret that contains another is masked whole.
         ordered = sorted(values, key=lambda v: (-len(v), v))
         self._known = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
@@ -299,7 +323,7 @@ class Redactor:
             before = text
             if self._known is not None:
                 text = self._known.sub(MASK, text)
-            text = _patterns(text)
+            text = _patterns(text, self.strict)
             if text == before:
                 return text
         return MASK  # never reached in practice; if masking does not settle, nothing is kept

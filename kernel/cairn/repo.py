@@ -630,7 +630,7 @@ class Repo:
         validate_branch_name(new)
         value = self.refs.get_ref(branch_ref(old))
         if value is None:
-            raise NotFoundError("branch", old)
+            raise NotFoundError("branch", old, hint="`cairn branch` lists branches")
         if self.refs.get_ref(branch_ref(new)) is not None:
             raise ValidationError(f"branch {new!r} already exists")
         updates = [RefUpdate(branch_ref(new), value, None), RefUpdate(branch_ref(old), None, value)]
@@ -645,7 +645,7 @@ class Repo:
         validate_ref_text(name, what="branch name")
         value = self.refs.get_ref(branch_ref(name))
         if value is None:
-            raise NotFoundError("branch", name)
+            raise NotFoundError("branch", name, hint="`cairn branch` lists branches")
         if self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):
             raise ValidationError(f"branch {name!r} is the current branch", hint="switch to another branch first")
         self.refs.delete_ref(branch_ref(name), expected=value)

@@ -356,3 +356,20 @@ def test_arbitrary_payloads_round_trip_with_stable_hashes(payload):
     again = types.decode_bytes(stored)
     assert again == item
     assert again.hash == item.hash == hashlib.sha256(stored).hexdigest()
+
+
+def test_canonical_json_refuses_nesting_past_the_limit_without_recursing():
+    from cairn.model.canonical import MAX_NESTING
+
+    def nested(depth: int) -> object:
+        value: object = 1
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    assert canonical_json(nested(MAX_NESTING)) == b"[" * MAX_NESTING + b"1" + b"]" * MAX_NESTING
+    for depth in (MAX_NESTING + 1, 200_000):  # far past Python's recursion limit: still a ValidationError
+        with pytest.raises(ValidationError, match=f"nested more than {MAX_NESTING} levels deep"):
+            canonical_json(nested(depth))
+    with pytest.raises(ValidationError, match="nested more than"):
+        canonical_json({"a": nested(MAX_NESTING)})

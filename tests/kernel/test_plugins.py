@@ -4,25 +4,15 @@ blocking, tracing, ``cairn plugins --json``, the registries and factory configur
 Two kinds of fake plugin are built here. In-memory plugin objects go straight
 to ``Plugins.register``. Real ones are tiny distributions written into
 ``tmp_path`` (a module plus a ``.dist-info`` with ``entry_points.txt``) and put
-on ``sys.path``, so discovery runs exactly as for an installed package.
-
-stevedore caches entry points at two levels, both keyed so that a test's new
-distribution could go unseen: ``ExtensionManager.ENTRY_POINT_CACHE`` (per
-process, by group name only) and ``stevedore._cache`` (in memory by
-``sys.path``, on disk under ``$XDG_CACHE_HOME/python-entrypoints`` by a hash
-of path mtimes). The ``site`` fixture swaps in an empty process cache and a
-``Cache`` whose directory is in ``tmp_path`` and holds a ``.disable`` file,
-so every scan is fresh and nothing is written outside the test's directory.
+on ``sys.path`` by ``cairn.testing.sites.FakeSite`` (the ``plugin_site``
+fixture), so discovery runs exactly as for an installed package.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 import textwrap
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +31,7 @@ from cairn.plugins import REGISTRIES, FactoryContext, Plugins, load_plugins
 from cairn.repo import Repo
 from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
+from cairn.testing.sites import FakeSite
 
 BUILTIN_TYPES = ["instruction", "dialogue", "tool_io", "reasoning", "artifact", "output", "freeform"]
 
@@ -48,65 +39,9 @@ BUILTIN_TYPES = ["instruction", "dialogue", "tool_io", "reasoning", "artifact", 
 # -- fake distributions on sys.path ----------------------------------------------
 
 
-class FakeSite:
-    """A directory on ``sys.path`` holding fake distributions with ``cairn`` entry points."""
-
-    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.root = root
-        self.monkeypatch = monkeypatch
-        # Unique module names: a module imported by one test must not satisfy another's import.
-        self.prefix = f"cairn_fake_{uuid.uuid4().hex[:8]}"
-        self.names: list[str] = []
-
-    def module(self, entry_point: str) -> str:
-        """The module name behind ``entry_point``."""
-        return f"{self.prefix}_{entry_point.replace('-', '_')}"
-
-    def install(self, dist: str, plugins: dict[str, str], *, version: str = "1.2.3") -> None:
-        """Write one distribution ``dist`` whose entry points map each name to a module with that source."""
-        lines = ["[cairn]"]
-        for name, source in plugins.items():
-            module = self.module(name)
-            (self.root / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
-            lines.append(f"{name} = {module}")
-            self.names.append(name)
-        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8")
-        (info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Forget every cached scan so the next discovery sees the files as they are now."""
-        import stevedore._cache
-        from stevedore.extension import ExtensionManager
-
-        importlib.invalidate_caches()  # import system and importlib.metadata directory caches
-        self.monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})
-        cache_dir = self.root.parent / "stevedore-cache"
-        cache_dir.mkdir(exist_ok=True)
-        (cache_dir / ".disable").touch()  # stevedore's own switch: read nothing stale, write nothing
-        fresh = stevedore._cache.Cache(str(cache_dir))
-        self.monkeypatch.setattr(stevedore._cache, "get_group_all", fresh.get_group_all)
-
-    def imported(self, entry_point: str) -> bool:
-        return self.module(entry_point) in sys.modules
-
-    def only(self, *names: str) -> dict[str, str]:
-        """An environment that loads just these fakes, so a half-written plugin installed nearby cannot interfere."""
-        return {"CAIRN_LOAD_PLUGINS": ",".join(names or self.names)}
-
-
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cairn_env: Path) -> Iterator[FakeSite]:
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    fake = FakeSite(root, monkeypatch)
-    fake.refresh()
-    yield fake
-    for name in [m for m in sys.modules if m.startswith(fake.prefix)]:
-        del sys.modules[name]
+def site(plugin_site: FakeSite) -> FakeSite:
+    return plugin_site
 
 
 @pytest.fixture
@@ -383,7 +318,18 @@ def test_plugins_json_fields(site: FakeSite, isolated_cli: None) -> None:
     listed = json.loads(result.stdout)
     assert [p["name"] for p in listed][0] == "cairn"  # the built-in plugin first
     by_name = {p["name"]: p for p in listed}
-    fields = {"name", "module", "status", "reason", "distribution", "version", "builtin", "hooks", "registers"}
+    fields = {
+        "name",
+        "module",
+        "status",
+        "reason",
+        "distribution",
+        "version",
+        "builtin",
+        "hooks",
+        "registers",
+        "failures",
+    }
     assert all(set(p) == fields for p in listed)
 
     assert by_name["cairn"] == {
@@ -396,6 +342,7 @@ def test_plugins_json_fields(site: FakeSite, isolated_cli: None) -> None:
         "builtin": True,
         "hooks": ["cairn_register_content_types"],
         "registers": {"content_types": BUILTIN_TYPES},
+        "failures": {},
     }
     assert by_name["good"] == {
         "name": "good",
@@ -407,6 +354,7 @@ def test_plugins_json_fields(site: FakeSite, isolated_cli: None) -> None:
         "builtin": False,
         "hooks": ["cairn_register_storage"],
         "registers": {"storage": ["good_store"]},
+        "failures": {},
     }
     broken = by_name["import-fails"]
     assert (broken["status"], broken["distribution"], broken["version"]) == ("broken", "cairn-fake-import", "1.2.3")
@@ -471,6 +419,8 @@ REGISTRATION_HOOKS = {
     "llm": "cairn_register_llm_providers",
     "embeddings": "cairn_register_embedding_providers",
     "evaluators": "cairn_register_evaluators",
+    "vector_indexes": "cairn_register_vector_indexes",
+    "artifact_stores": "cairn_register_artifact_stores",
 }
 
 
@@ -694,11 +644,15 @@ def test_a_raising_commit_hook_never_loses_the_commit(cairn_env: Path) -> None:
     commit = repo.append({"content_type": "instruction", "text": "be brief"})
     assert commit.hash in store.commits
     assert recorder.commits == [(commit.hash, "main")]
-    assert plugins.info["faulty"].status == "broken"
-    assert plugins.info["faulty"].reason == "cairn_commit_created raised RuntimeError: listener down"
-    # Broken means unregistered: the next commit does not call it again.
+    faulty = plugins.info["faulty"]
+    assert faulty.status == "failing"
+    assert faulty.reason is not None and faulty.reason.endswith("RuntimeError: listener down")
+    assert faulty.failures["cairn_commit_created"]["count"] == 1
+    # A notification failure is counted, not fatal: the plugin stays registered and is called again.
     repo.append({"content_type": "instruction", "text": "be kind"})
-    assert len(recorder.commits) == 2
+    assert len(recorder.commits) == 2 and len(store.commits) == 2
+    assert faulty.failures["cairn_commit_created"]["count"] == 2
+    assert plugins.pm.get_plugin("faulty") is not None
 
 
 def test_register_commands_is_called_once_per_plugin_set(cairn_env: Path) -> None:
@@ -876,3 +830,88 @@ def test_check_config_reports_every_backend_problem(cairn_env: Path) -> None:
     assert ("storage.ghost", None, "no storage backend called 'ghost'") in described
     assert any(t == "storage.fake" and k == "colour" for t, k, _ in described)
     assert all(p.file == str(path.resolve()) for p in problems if p.table in ("storage.fake", "storage.ghost"))
+
+
+def test_check_config_locates_every_problem_by_line(cairn_env: Path) -> None:
+    _project(
+        cairn_env,
+        """\
+        [cairn]
+        storage = "nosuch"
+
+        [bogus]
+        x = 1
+    """,
+    )
+    config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
+    lines = {(p.table, p.key): p.line for p in _with_fake_storage().check_config(config)}
+    assert lines[("cairn", "storage")] == 2
+    assert lines[("bogus", None)] == 4
+
+
+# -- what a backend needs: modules it imports, and its own check ---------------------------
+
+
+def _registering(hook: str, **options: Any) -> Plugins:
+    def register_one(register: Callable[..., None]) -> None:
+        register("fake", _factory, FakeConfig, **options)
+
+    plugins = load_plugins(entry_points=False)
+    assert plugins.register(plugin_with(hook, register_one), "maker")
+    return plugins
+
+
+def test_a_backend_whose_module_is_missing_says_what_to_install(cairn_env: Path) -> None:
+    _project(cairn_env, '[cairn]\ntokenizer = "fake:arg"\n')
+    config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
+    plugins = _registering("cairn_register_tokenizers", requires={"cairn_no_such_module_xyz": "cairn-fake-dist[extra]"})
+    with pytest.raises(ConfigError) as info:
+        plugins.create("tokenizers", "fake:arg", config)
+    error = info.value
+    assert (error.table, error.key, error.line) == ("cairn", "tokenizer", 2)
+    assert "needs the Python module 'cairn_no_such_module_xyz', which is not installed" in error.problem
+    assert error.hint is not None and "pip install 'cairn-fake-dist[extra]'" in error.hint
+    # config validate reports the same, located, without creating anything.
+    reported = [p for p in plugins.check_config(config) if p.key == "tokenizer"]
+    assert [(p.line, p.hint) for p in reported] == [(2, error.hint)]
+
+
+def test_an_undeclared_missing_module_is_named_too(cairn_env: Path) -> None:
+    def factory(config: Any, context: FactoryContext) -> Any:
+        import cairn_no_such_module_xyz  # noqa: F401  (the point: it is not installed)
+
+    def register_one(register: Callable[..., None]) -> None:
+        register("fake", factory)
+
+    plugins = load_plugins(entry_points=False)
+    plugins.register(plugin_with("cairn_register_tokenizers", register_one), "maker")
+    with pytest.raises(ConfigError, match="needs the Python module 'cairn_no_such_module_xyz'") as info:
+        plugins.create("tokenizers", "fake")
+    assert info.value.hint is not None and "plugin 'maker'" in info.value.hint
+
+
+@pytest.mark.parametrize("requires", [{"": "x"}, {"mod": ""}, {"mod": 3}])
+def test_requires_must_map_modules_to_what_to_install(requires: dict[str, Any], cairn_env: Path) -> None:
+    def register_one(register: Callable[..., None]) -> None:
+        register("fake", _factory, requires=requires)
+
+    plugins = load_plugins(entry_points=False)
+    assert not plugins.register(plugin_with("cairn_register_storage", register_one), "maker")
+    assert "requires must map module names" in (plugins.info["maker"].reason or "")
+
+
+def test_a_backend_check_is_reported_at_its_key(cairn_env: Path) -> None:
+    seen: list[FactoryContext] = []
+
+    def check(config: FakeConfig, context: FactoryContext) -> list[tuple[str, str]]:
+        seen.append(context)
+        return [("path", f"{config.path} is not a regular file")] if config.path == "/dev/null" else []
+
+    _project(cairn_env, '[cairn]\nstorage = "fake"\n\n[storage.fake]\nsize = 2\npath = "/dev/null"\n')
+    config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
+    plugins = _registering("cairn_register_storage", check=check)
+    problems = [p for p in plugins.check_config(config) if p.table == "storage.fake"]  # no tokenizer is loaded here
+    assert [(p.table, p.key, p.line, p.problem) for p in problems] == [
+        ("storage.fake", "path", 6, "/dev/null is not a regular file")
+    ]
+    assert seen[0].data_dir == config.data_dir and seen[0].name == "fake"

@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from cairn.config import ProvidersSettings, load_config
+from cairn.errors import MissingFacetError
 from cairn.errors import ProviderError as RootProviderError
 from cairn.events import ALL, EventBus
 from cairn.model import Message, ToolCall
@@ -52,6 +53,7 @@ from cairn.providers import (
     redact_text,
     retry_call,
 )
+from cairn.storage import AnnotationStore, ObjectStore, RefStore, facets_of
 from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
 from cairn.testing.provider_suite import CANARY_PROMPT, PROMPT_WORDS, assert_absent
@@ -940,3 +942,163 @@ def test_the_cli_help_imports_no_provider_library():
     )
     assert "cairn ask" in out.stdout or "ask" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "HEAVY:"
+
+
+# -- a store without the ledger facet -------------------------------------------------------------
+
+
+class ContextOnlyStore(ObjectStore, RefStore, AnnotationStore):
+    """Objects, refs and annotations and nothing else, as contrib/cairn-files keeps: no ledger, so no spend."""
+
+    name = "context-only"
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+
+    def write(self, **parts: Any) -> None:
+        self.inner.write(**parts)
+
+    def get_blobs(self, *args: Any) -> Any:
+        return self.inner.get_blobs(*args)
+
+    def get_commits(self, *args: Any) -> Any:
+        return self.inner.get_commits(*args)
+
+    def ancestors(self, *args: Any, **options: Any) -> Any:
+        return self.inner.ancestors(*args, **options)
+
+    def children(self, *args: Any) -> Any:
+        return self.inner.children(*args)
+
+    def commits_by_time(self, *args: Any, **options: Any) -> Any:
+        return self.inner.commits_by_time(*args, **options)
+
+    def commits_by_type(self, *args: Any, **options: Any) -> Any:
+        return self.inner.commits_by_type(*args, **options)
+
+    def commits_targeting(self, *args: Any) -> Any:
+        return self.inner.commits_targeting(*args)
+
+    def find_commits(self, *args: Any) -> Any:
+        return self.inner.find_commits(*args)
+
+    def get_ref(self, *args: Any) -> Any:
+        return self.inner.get_ref(*args)
+
+    def list_refs(self, *args: Any) -> Any:
+        return self.inner.list_refs(*args)
+
+    def update_refs(self, *args: Any) -> None:
+        self.inner.write(refs=args[0])
+
+    def add_annotations(self, *args: Any) -> None:
+        self.inner.add_annotations(*args)
+
+    def annotated(self, *args: Any, **options: Any) -> Any:
+        return self.inner.annotated(*args, **options)
+
+    def annotation_history(self, *args: Any, **options: Any) -> Any:
+        return self.inner.annotation_history(*args, **options)
+
+    def latest_annotations(self, *args: Any, **options: Any) -> Any:
+        return self.inner.latest_annotations(*args, **options)
+
+
+def metered(
+    store: object, settings: ProvidersSettings | None = None, *steps: Any
+) -> tuple[LLM, Embedder, Scripted, Vectors, list[Any]]:
+    """An LLM (answering ``steps``) and an Embedder sharing one meter over ``store``, and the events they publish."""
+    bus = EventBus()
+    events: list[Any] = []
+    bus.subscribe(ALL, events.append)
+    meter = Meter(store, settings=settings or ProvidersSettings(), bus=bus)
+    provider, vectors = Scripted(*steps), Vectors(EmbeddingCapabilities(dimensions=2, max_batch=4))
+    llm = LLM(provider, "scripted", tokenizer=WordTokenizer(), meter=meter)
+    return llm, Embedder(vectors, "vec", tokenizer=WordTokenizer(), meter=meter), provider, vectors, events
+
+
+def test_without_a_ledger_calls_go_through_and_no_spend_is_recorded():
+    store = ContextOnlyStore()
+    assert facets_of(store) == {"objects", "refs", "annotations"}
+    llm, emb, _, _, events = metered(
+        store, None, ChatResponse("ok", usage=Usage(3, 1)), [ChatChunk("ok", finish_reason="stop")]
+    )
+    reply = llm.complete(ask())
+    assert reply.content == "ok" and reply.cost == pytest.approx((3 * 1.0 + 1 * 2.0) / 1e6)
+    assert llm.stream(ask()).text() == "ok"
+    assert emb.embed(["one two"]).dimensions == 2
+    assert [e.payload["outcome"] for e in events if e.name == CALL_EVENT] == ["ok", "ok", "ok"]
+    assert llm.meter.ledger is None and llm.meter.session_spend > 0
+
+    with_ledger = MemoryStore()
+    metered(with_ledger)[0].complete(ask())
+    assert len(with_ledger.spend()) == 1  # the same call on a store with the ledger facet is recorded
+
+
+@pytest.mark.parametrize("ceiling", ["max_spend_per_day", "max_spend_per_run"])
+def test_without_a_ledger_a_spend_ceiling_refuses_every_call(ceiling: str):
+    llm, emb, provider, vectors, events = metered(ContextOnlyStore(), ProvidersSettings(**{ceiling: 5.0}))
+    for call in (lambda: llm.complete(ask()), lambda: llm.stream(ask()), lambda: emb.embed(["a"])):
+        with pytest.raises(MissingFacetError) as info:
+            call()
+        error = info.value
+        assert (error.backend, error.facet) == ("context-only", "ledger")
+        assert f"[providers] {ceiling} needs it" in error.message and f"remove {ceiling}" in error.hint
+    assert provider.requests == [] and vectors.batches == [] and events == []  # nothing reached a provider
+
+
+def test_providers_over_a_store_without_a_ledger(cairn_env):
+    from cairn.providers import Providers
+
+    (cairn_env / "cairn.toml").write_text(
+        '[cairn]\nllm = "scripted"\nembeddings = "vectors"\n[providers]\nmax_spend_per_day = 1.0\n'
+    )
+    config = load_config(cairn_env, environ={"CAIRN_USER_CONFIG": ""})
+    store = ContextOnlyStore()
+    with Providers(config, _with_scripted(), store=store, tokenizer=WordTokenizer(), bus=EventBus()) as providers:
+        assert {(i.name, i.ready) for i in providers.describe()} >= {("scripted", True), ("vectors", True)}
+        with pytest.raises(MissingFacetError, match="max_spend_per_day"):
+            providers.embeddings().embed(["x"])
+
+
+# -- the package ----------------------------------------------------------------------------------
+
+
+def test_the_package_exports_every_public_name_of_its_modules():
+    import importlib
+
+    import cairn.providers as package
+
+    for name in package.__all__:
+        assert hasattr(package, name), name
+    layers = _layers(package)
+    for module in layers:
+        for name in importlib.import_module(f"cairn.providers.{module}").__all__:
+            assert name in package.__all__ and getattr(package, name) is getattr(
+                importlib.import_module(f"cairn.providers.{module}"), name
+            ), f"{module}.{name} is not re-exported"
+
+
+def test_each_module_imports_only_those_above_it():
+    """The package docstring lists the modules in order; an import of one below (or a cycle) fails here."""
+    import ast
+    from pathlib import Path
+
+    import cairn.providers as package
+
+    layers = _layers(package)
+    directory = Path(package.__file__).parent
+    assert sorted(layers) == sorted(p.stem for p in directory.glob("_*.py") if p.stem != "__init__")
+    for module in layers:
+        tree = ast.parse((directory / f"{module}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cairn.providers"):
+                imported = (node.module or "").removeprefix("cairn.providers").lstrip(".")
+                assert imported in layers[: layers.index(module)], f"{module} imports {node.module}"
+
+
+def _layers(package: Any) -> list[str]:
+    import re
+
+    listing = package.__doc__.split("each importing only those above it::")[1]
+    return re.findall(r"^    (_[a-z]+) ", listing, re.MULTILINE)

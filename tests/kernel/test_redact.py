@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cairn.redact import (
     MASK,
     MIN_SECRET,
+    MIN_STRICT_SECRET,
     Redactor,
     configured_env_names,
     looks_secret_name,
@@ -294,3 +295,25 @@ def test_names_and_urls() -> None:
         "C",
         "K",
     ]
+
+
+# -- strict: text a remote service sent back ----------------------------------------------------
+
+
+def test_strict_masks_what_provider_errors_quote() -> None:
+    text = "Incorrect API key provided: sk-abc12345. Sent Bearer abc, key k3y! via https://TOKEN123@host/v1"
+    assert Redactor(["k3y!"], strict=True).text(text) == (
+        "Incorrect API key provided: ***. Sent Bearer ***, key *** via https://***@host/v1"
+    )
+    # Elsewhere these could be ordinary text (a short value, a URL's user name): the default leaves them.
+    assert Redactor(["k3y!"]).text(text) == text
+    assert redact_text("https://bob:pw@h/ sk-learn-extras", strict=True) == "https://***@h/ ***"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=120), secret=st.text(min_size=MIN_STRICT_SECRET, max_size=20))
+@example(text="Authorization: Bearer abc.def https://bob:hunter2@example.com/x", secret="hunter2")
+def test_strict_leaves_nothing_the_default_would_mask_and_settles(text: str, secret: str) -> None:
+    once = Redactor([secret], strict=True).text(text)
+    assert Redactor([secret], strict=True).text(once) == once
+    assert Redactor([secret]).text(once) == once

@@ -55,9 +55,9 @@ def test_export_and_import_round_trip(project: Path, tmp_path: Path) -> None:
     assert cairn(other, "log", "--json").stdout == cairn(project, "log", "--json").stdout
 
 
-@pytest.mark.parametrize("command", [["runs", "list"], ["run", "--", "true"], ["chat", "list"]])
+@pytest.mark.parametrize("command", [["runs", "list"], ["run", "--", "true"], ["chat", "list"], ["spend"]])
 def test_ledger_and_chat_commands_name_the_missing_facet(project: Path, command: list[str]) -> None:
     proc = cairn(project, *command, ok=False)
     assert proc.returncode == 1
-    assert "'files' storage backend does not keep" in proc.stderr and "facet" in proc.stderr
+    assert "'files' storage backend does not keep" in proc.stderr and "facet)" in proc.stderr
     assert "hint:" in proc.stderr

@@ -1,7 +1,11 @@
 """The ``cairn`` command line: a click group that plugins extend through a hook.
 
-Only this package prints. Library errors (``CairnError``) become one line on
-stderr and a non-zero exit status; a traceback means a bug in cairn.
+Only this package prints. Library errors (``CairnError``) become one
+``error:`` line on stderr, a ``hint:`` line saying what to do, and exit
+status 2 when the command line itself is wrong (an option, an argument, a
+``--set`` value) or 1 when the command failed. Anything else that escapes a
+command is a bug in cairn: ``main`` reports it as an internal error (exit
+70, with the traceback only when ``CAIRN_DEBUG=1``).
 
 Start-up stays fast: command modules import nothing heavy at module level,
 and plugins are loaded only when a command or the help text needs them.
@@ -15,10 +19,13 @@ from typing import Any
 
 import click
 
-from cairn.cli._app import CairnGroup, State, fail, pass_state
+from cairn.cli._app import CairnGroup, SafePath, State, fail, pass_state, show_click_error
 from cairn.errors import CairnError
 
-__all__ = ["cli", "main", "State", "pass_state"]
+__all__ = ["INTERNAL_ERROR", "cli", "main", "State", "pass_state"]
+
+#: Exit status of a bug in cairn (sysexits' EX_SOFTWARE): never the answer to a user's mistake.
+INTERNAL_ERROR = 70
 
 
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -47,13 +54,13 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     "-C",
     "--project",
     "project",
-    type=click.Path(file_okay=False, exists=True),
+    type=SafePath(file_okay=False, exists=True),
     help="Run as if started in this directory.",
 )
 @click.option(
     "--config",
     "config_file",
-    type=click.Path(dir_okay=False),
+    type=SafePath(dir_okay=False),
     help="Use this config file instead of discovering cairn.toml.",
 )
 @click.option(
@@ -87,6 +94,9 @@ chat_cmd.register(cli)
 from cairn.cli import evals_cmd  # noqa: E402
 
 evals_cmd.register(cli)
+from cairn.cli import artifacts_cmd  # noqa: E402
+
+artifacts_cmd.register(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -99,12 +109,12 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        show_click_error(exc)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except CairnError as exc:
-        fail(exc)
+        fail(exc, 2 if exc.command_line else 1)
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -113,3 +123,13 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Exception as exc:  # the last resort: a bug, never a user's mistake (see the module docstring)
+        if os.environ.get("CAIRN_DEBUG", "").strip() not in ("", "0"):
+            raise
+        click.secho(f"error: internal error: {type(exc).__name__}: {exc}"[:2000], fg="red", err=True)
+        click.echo(
+            "  hint: this is a bug in cairn; please report it with the command you ran "
+            "(run it again with CAIRN_DEBUG=1 to see the traceback)",
+            err=True,
+        )
+        sys.exit(INTERNAL_ERROR)

@@ -112,8 +112,67 @@ class State:
             self._store.close()
         self._store = self._repo = self._ledger = None
 
+    def report_hook_failures(self) -> None:
+        """Warn once per plugin and hook that failed in this command, and remember it for `cairn plugins`."""
+        if self._plugins is None or not self._plugins.hook_failures:
+            return
+        failures = self._plugins.hook_failures
+        for failure in failures.failed.values():
+            times = "" if failure.count == 1 else f" ({failure.count} times)"
+            click.secho(
+                f"warning: plugin {failure.plugin} failed in {failure.hook}{times}: {failure.error}; {failure.kept}",
+                fg="yellow",
+                err=True,
+            )
+            click.echo(
+                f"  hint: `cairn plugins` lists it as failing; fix or update the plugin, "
+                f"or disable it (CAIRN_DISABLE_PLUGINS={failure.plugin})",
+                err=True,
+            )
+        from cairn.errors import ConfigError
+
+        try:
+            data_dir = self.config.data_dir
+        except ConfigError:
+            return
+        failures.save(data_dir)
+
 
 pass_state = click.make_pass_decorator(State, ensure=True)
+
+
+class Count(click.IntRange):
+    """A whole number of at least ``min`` for limits and sizes; anything above ``ceiling`` means
+    "no limit" and is read as the ceiling, so a huge number never overflows SQLite or C."""
+
+    def __init__(self, min: int = 1, ceiling: int = 2**31 - 1) -> None:
+        super().__init__(min=min)
+        self.ceiling = ceiling
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        return number if number is None else min(number, self.ceiling)
+
+
+class SafePath(click.Path):
+    """``click.Path`` for names users type: a NUL character, text that is not UTF-8, or a name the
+    system refuses (too long ...) is a usage error naming the option, never an ``OSError``."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            if "\x00" in value:
+                self.fail("a path cannot hold a NUL character", param, ctx)
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                self.fail(f"{value!r:.80} is not valid UTF-8", param, ctx)
+            if value == "":
+                self.fail("the path is empty", param, ctx)
+        try:
+            return super().convert(value, param, ctx)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.fail(f"{str(value)[:80]!r}: {reason}", param, ctx)
 
 
 class CairnGroup(click.Group):
@@ -154,6 +213,7 @@ class CairnGroup(click.Group):
             state = ctx.obj
             if isinstance(state, State):
                 state.close()
+                state.report_hook_failures()
 
 
 def _attach_recordings(ctx: click.Context) -> Callable[[], None]:
@@ -165,7 +225,11 @@ def _attach_recordings(ctx: click.Context) -> Callable[[], None]:
         directory = state.config.data_dir
     except ConfigError:
         return lambda: None  # the command itself will report the broken config
-    if not (directory / "traces" / "active").is_dir():
+    try:
+        recording = (directory / "traces" / "active").is_dir()
+    except OSError:  # a data_dir the system refuses (too long ...): the command itself reports it
+        recording = False
+    if not recording:
         return lambda: None
     from cairn.events import bus
     from cairn.tracing import ActiveRecordings
@@ -175,10 +239,52 @@ def _attach_recordings(ctx: click.Context) -> Callable[[], None]:
 
 def fail(exc: CairnError, status: int = 1) -> None:
     """Print a library error as one clear line (plus its hint) and exit."""
-    click.secho(f"error: {exc.message}", fg="red", err=True)
-    if exc.hint:
-        click.echo(f"  hint: {exc.hint}", err=True)
+    report(exc.message, exc.hint)
     sys.exit(status)
+
+
+def report(message: str, hint: str | None = None) -> None:
+    """The one shape of every error cairn prints: ``error: ...`` and, when there is one, ``  hint: ...``."""
+    click.secho(f"error: {message}", fg="red", err=True)
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
+
+
+def show_click_error(exc: click.ClickException) -> None:
+    """A click error (bad option, missing argument ...) in cairn's shape, the usage line as the hint."""
+    hint = None
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        usage = exc.ctx.get_usage().strip()
+        usage = usage[0].lower() + usage[1:] if usage else usage
+        hint = f"{usage}; `{exc.ctx.command_path} --help` explains it"
+    report(exc.format_message(), hint)
+
+
+def read_stdin(what: str) -> str:
+    """All of standard input as text, for ``-`` arguments; bytes that are not UTF-8 are a clear error."""
+    from cairn.errors import ValidationError
+
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"{what} from standard input is not UTF-8 text ({exc.reason})",
+            hint="convert it first, e.g. with iconv -t UTF-8",
+        ) from None
+
+
+def read_text_file(path: str, what: str) -> str:
+    """A UTF-8 text file named on the command line; every way it can fail is a ``ValidationError`` naming it."""
+    from cairn.errors import ValidationError
+
+    shown = f"{path!r:.200}"
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{what} {shown} is not UTF-8 text ({exc.reason})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValidationError(f"cannot read {what} {shown}: {reason}", hint="check the file name") from None
 
 
 def echo_json(value: Any) -> None:

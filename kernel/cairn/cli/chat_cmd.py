@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table, read_stdin
 
 __all__ = ["register"]
 
@@ -50,7 +49,7 @@ def chat_send(
 ) -> None:
     """Send TEXT (- reads stdin) to a run, a thread, both, or the general thread."""
     if text == "-":
-        text = sys.stdin.read()
+        text = read_stdin("the message")
     if run_id is not None:
         run_id = state.ledger.resolve(run_id)
     message = _chat(state).send(text, run_id=run_id, thread_id=thread_id, encrypt=encrypt, publish=publish)
@@ -67,7 +66,7 @@ def chat_send(
 @click.option("--run", "run_id", metavar="ID", help="Messages on this run (@last: the newest).")
 @click.option("--thread", "thread_id", metavar="ID", help="Messages in this thread.")
 @click.option("--published", is_flag=True, help="Only messages flagged for publishing.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("-n", "--limit", type=Count(), default=50, show_default=True)
 @json_option()
 @pass_state
 def chat_list(
@@ -77,7 +76,7 @@ def chat_list(
     if run_id and thread_id:
         raise click.UsageError("give --run or --thread, not both")
     if run_id is not None:
-        run_id = state.ledger.resolve(run_id)
+        run_id = state.ledger.get(run_id).run_id  # a mistyped id is an error, not an empty list
     shown = _chat(state).list(run_id=run_id, thread_id=thread_id, limit=limit, published=True if published else None)
     if as_json:
         echo_json([m.to_dict() for m in shown])
@@ -207,7 +206,7 @@ def trace_status(state: State, as_json: bool) -> None:
 
 
 @trace_group.command("list")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("-n", "--limit", type=Count(), default=20, show_default=True)
 @json_option()
 @pass_state
 def trace_list(state: State, limit: int, as_json: bool) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, read_stdin, read_text_file
 from cairn.errors import ValidationError
 
 #: The field ``--text`` fills for each built-in type.
@@ -51,8 +50,18 @@ def register(cli: click.Group) -> None:
 
 def _read_text(text: str | None) -> str | None:
     if text == "-":
-        return sys.stdin.read()
+        return read_stdin("the text")
     return text
+
+
+def _loads(text: str, what: str) -> Any:
+    """``json.loads`` for JSON typed on the command line: nesting past the parser's stack is a user error."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValidationError(
+            f"{what} is nested too deeply to read", hint="cairn stores JSON nested at most 100 levels deep"
+        ) from None
 
 
 def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -62,9 +71,9 @@ def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
         try:
-            out[key] = json.loads(value)
+            out[key] = _loads(value, f"{what} {key}")
         except ValueError:
-            out[key] = value
+            out[key] = value  # not JSON: the text itself
     return out
 
 
@@ -87,9 +96,9 @@ def _content_from_options(
     fields: tuple[str, ...],
 ) -> dict[str, Any]:
     if payload is not None:
-        raw = Path(payload[1:]).read_text(encoding="utf-8") if payload.startswith("@") else _read_text(payload)
+        raw = read_text_file(payload[1:], "--payload file") if payload.startswith("@") else _read_text(payload)
         try:
-            data = json.loads(raw or "")
+            data = _loads(raw or "", "--payload")
         except ValueError as exc:
             raise ValidationError(
                 f"--payload is not valid JSON: {exc}", hint="pass a JSON object, @file.json, or - for stdin"
@@ -237,7 +246,7 @@ def _report(repo: Any, commit: Any, as_json: bool) -> None:
 
 @click.command("log")
 @click.argument("rev", required=False)
-@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many commits.")
+@click.option("-n", "--limit", type=Count(), help="At most this many commits.")
 @click.option("-t", "--type", "content_type", help="Only this content type.")
 @click.option("--since", help="Only commits at or after this time (ISO-8601).")
 @click.option("--until", help="Only commits at or before this time (ISO-8601).")
@@ -489,7 +498,7 @@ unpin_command = _annotation_command("unpin", "normal", "Return items to normal p
 
 @click.command("materialize")
 @click.argument("rev", required=False)
-@click.option("--budget", type=click.IntRange(min=1), help="Token budget.")
+@click.option("--budget", type=Count(), help="Token budget.")
 @click.option("--as-of", "as_of", help="A commit or an ISO-8601 time: materialize history as it was then.")
 @click.option(
     "--format", "fmt", type=click.Choice(["openai", "anthropic", "text"]), default="openai", show_default=True

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from cairn.cli._app import SafePath
+
 #: The scenario: each step is one command line, as a user would type it.
 STEPS: list[tuple[str, list[str]]] = [
     ("Start a project: cairn.toml with offline defaults and a .cairn/ data directory.", ["init"]),
@@ -131,7 +133,7 @@ STEPS: list[tuple[str, list[str]]] = [
 
 @click.command("demo")
 @click.option(
-    "--dir", "directory", type=click.Path(file_okay=False), help="Project directory (default: a new temporary one)."
+    "--dir", "directory", type=SafePath(file_okay=False), help="Project directory (default: a new temporary one)."
 )
 @click.option("--keep", is_flag=True, help="Keep the temporary project afterwards.")
 def demo_command(directory: str | None, keep: bool) -> None:
@@ -145,7 +147,10 @@ def demo_command(directory: str | None, keep: bool) -> None:
         os.environ["CAIRN_CHAT_KEY"] = generate_key()
     temporary = directory is None
     project = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="cairn-demo-"))
-    project.mkdir(parents=True, exist_ok=True)
+    try:
+        project.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot create {project}: {exc.strerror or exc}", param_hint="--dir") from None
     click.secho(f"cairn demo in {project}", bold=True)
     try:
         for note, args in STEPS:

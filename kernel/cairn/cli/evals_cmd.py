@@ -276,7 +276,11 @@ def eval_show(state: State, run_ref: str, show_samples: bool, as_json: bool) -> 
 @click.argument("base_ref", metavar="BASE")
 @click.argument("run_ref", metavar="RUN")
 @click.option(
-    "--resamples", type=click.IntRange(min=1), default=10_000, show_default=True, help="Paired bootstrap resamples."
+    "--resamples",
+    type=click.IntRange(min=1, max=10_000_000),
+    default=10_000,
+    show_default=True,
+    help="Paired bootstrap resamples.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @json_option()

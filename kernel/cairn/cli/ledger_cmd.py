@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table
 from cairn.errors import ValidationError
 
 __all__ = ["register"]
@@ -39,7 +39,7 @@ def runs_group() -> None:
 @click.option("--type", "run_type", help="Only runs of this type.")
 @click.option("--status", type=click.Choice(["open", "ok", "failed", "partial"]), help="Only runs with this status.")
 @click.option("--since", help="Only runs started at or after this time (ISO-8601) or this long ago (7d, 12h).")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("-n", "--limit", type=Count(), default=50, show_default=True)
 @json_option()
 @pass_state
 def runs_list(
@@ -144,7 +144,7 @@ def _masked(lines: list[tuple[str, str]], redactor: Any) -> list[tuple[str, str]
     "tail_lines",
     default=20,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     help="How many last lines of output to keep as events.",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -156,6 +156,10 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
     cairn's.
     """
     argv = list(command)
+    if any("\x00" in arg for arg in argv):
+        raise click.BadParameter(
+            "an argument holds a NUL character, which no program can receive", param_hint="COMMAND"
+        )
     program = os.path.basename(argv[0])
     # What is recorded is masked (the child still gets its arguments unchanged); the ledger masks
     # every field again, this step knows which argument follows --token or -u.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import SafePath, State, echo_json, json_option, pass_state, print_table, report
 from cairn.errors import ConfigError
 
 INIT_TEMPLATE = """\
@@ -46,7 +46,19 @@ def register(cli: click.Group) -> None:
 @json_option()
 @pass_state
 def plugins_command(state: State, as_json: bool) -> None:
-    """List plugins: distribution, version, hooks, what each registers, and status."""
+    """List plugins: distribution, version, hooks, what each registers, and status.
+
+    A plugin whose notification hook raised in this project is listed as
+    failing, with how often and the last error, until the hook next succeeds.
+    """
+    from cairn.plugin_failures import load_failures
+
+    try:
+        data_dir: Path | None = state.config.data_dir
+    except ConfigError:
+        data_dir = None  # `cairn config validate` explains; the list is still useful
+    if data_dir is not None:
+        state.plugins.remember_failures(load_failures(data_dir).values())
     infos = state.plugins.describe()
     if as_json:
         echo_json([info.to_dict() for info in infos])
@@ -96,18 +108,22 @@ def _toml_value(value: object) -> str:
 @config_group.command("validate")
 @pass_state
 def config_validate(state: State) -> None:
-    """Check the configuration and every backend table; exit 1 listing every problem."""
+    """Check the configuration and every backend table; exit 1 listing every problem.
+
+    Each problem is an ``error:`` line naming the file and line (or the
+    variable or flag) and a ``hint:``; nothing is created or changed.
+    """
     try:
         config = state.config
     except ConfigError as exc:  # a syntax error stops everything else
-        click.secho(f"✗ {exc}", fg="red", err=True)
-        click.get_current_context().exit(1)
+        report(exc.message, exc.hint)
+        click.get_current_context().exit(2 if exc.command_line else 1)
     problems = state.plugins.check_config(config)
     broken = [i for i in state.plugins.describe() if i.status == "broken"]
     for problem in problems:
-        click.secho(f"✗ {problem}", fg="red", err=True)
+        report(problem.message, problem.hint)
     for info in broken:
-        click.secho(f"! plugin {info.name} is broken: {info.reason}", fg="yellow", err=True)
+        click.secho(f"warning: plugin {info.name} is broken: {info.reason}", fg="yellow", err=True)
     if problems:
         click.echo(f"{len(problems)} problem(s) in the configuration.", err=True)
         click.get_current_context().exit(1)
@@ -117,25 +133,36 @@ def config_validate(state: State) -> None:
 
 @click.command("init")
 @click.option("--force", is_flag=True, help="Overwrite an existing cairn.toml.")
-@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.argument("directory", required=False, type=SafePath(file_okay=False))
 @pass_state
 def init_command(state: State, force: bool, directory: str | None) -> None:
-    """Create cairn.toml with working offline defaults and the .cairn/ data directory."""
+    """Create cairn.toml with working offline defaults and the .cairn/ data directory.
+
+    DIRECTORY (default: the working directory, or -C's) is created when missing.
+    """
     from cairn.config import PROJECT_FILE, user_config_file
 
-    target = Path(directory).resolve() if directory else state.cwd
-    target.mkdir(parents=True, exist_ok=True)
+    target = (state.cwd / directory).resolve() if directory else state.cwd
     path = target / PROJECT_FILE
-    if path.exists() and not force:
-        raise ConfigError(
-            "already exists",
-            file=str(path),
-            hint="use --force to overwrite it, or edit it by hand",
-        )
-    path.write_text(INIT_TEMPLATE.format(user_file=user_config_file()), encoding="utf-8")
     data_dir = target / ".cairn"
-    data_dir.mkdir(exist_ok=True)
-    # Keep the data directory out of the user's commits without touching their .gitignore.
-    (data_dir / ".gitignore").write_text("*\n", encoding="utf-8")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not force:
+            raise ConfigError(
+                "already exists",
+                file=str(path),
+                hint="use --force to overwrite it, or edit it by hand",
+            )
+        path.write_text(INIT_TEMPLATE.format(user_file=user_config_file()), encoding="utf-8")
+        data_dir.mkdir(exist_ok=True)
+        # Keep the data directory out of the user's commits without touching their .gitignore.
+        (data_dir / ".gitignore").write_text("*\n", encoding="utf-8")
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else str(target)
+        raise ConfigError(
+            f"cannot create the project: {exc.strerror or exc}",
+            file=where,
+            hint="choose a directory you can write, whose parents are directories",
+        ) from None
     click.echo(f"wrote {path}")
     click.echo(f"created {data_dir}/")

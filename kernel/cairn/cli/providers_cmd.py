@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.providers import Providers
@@ -40,9 +40,7 @@ def _providers(state: State) -> Providers:
 @click.command("ask")
 @click.argument("text")
 @click.option("--model", help="The model to ask (default: the provider's model).")
-@click.option(
-    "--budget", type=click.IntRange(min=1), help="Token budget of the context sent (capped by the model's window)."
-)
+@click.option("--budget", type=Count(), help="Token budget of the context sent (capped by the model's window).")
 @click.option("--no-stream", is_flag=True, help="Wait for the whole reply instead of printing it as it arrives.")
 @json_option("Print the reply, its commits, usage and cost as JSON (implies --no-stream).")
 @pass_state
@@ -220,7 +218,7 @@ def _capabilities(kind: str, caps: dict[str, Any] | None) -> str:
 # -- spend ---------------------------------------------------------------------------------
 
 
-_RELATIVE = re.compile(r"\A(\d+)([dh])\Z")
+_RELATIVE = re.compile(r"\A(\d{1,30})([dh])\Z")
 
 
 def _since(value: str | None) -> str | None:
@@ -234,11 +232,10 @@ def _since(value: str | None) -> str | None:
     text = value.strip().lower()
     if text == "today":
         return format_time(now.replace(hour=0, minute=0, second=0, microsecond=0))
-    match = _RELATIVE.match(text)
-    if match:
-        amount, unit = int(match.group(1)), match.group(2)
-        delta = _dt.timedelta(days=amount) if unit == "d" else _dt.timedelta(hours=amount)
-        return format_time(now - delta)
+    if _RELATIVE.match(text):
+        from cairn.ledger import parse_age, time_ago
+
+        return time_ago(parse_age(text))
     try:
         return format_time(parse_time(value))
     except ValidationError:
@@ -253,7 +250,9 @@ def _since(value: str | None) -> str | None:
 @pass_state
 def spend_command(state: State, since: str | None, as_json: bool) -> None:
     """What provider calls cost, by day (UTC), provider and model; an unknown price shows as unknown, never 0."""
-    records = state.repo.store.spend(since=_since(since))
+    from cairn.storage import RunStore, require
+
+    records = require(state.store, RunStore, doing="cairn spend").spend(since=_since(since))
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     total = _bucket()
     for record in records:

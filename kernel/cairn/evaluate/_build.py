@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -131,19 +130,12 @@ def _is_list(annotation: Any) -> bool:
     return any(_is_list(a) for a in getattr(annotation, "__args__", ()) if a is not type(None))
 
 
-def _toml_value(raw: str) -> tuple[bool, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        return True, tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return False, raw
+def _coerce(raw: str, annotation: Any, *, source: str, path: tuple[str, ...]) -> Any:
+    from cairn.config_toml import check_values, read_value
 
-
-def _coerce(raw: str, annotation: Any) -> Any:
-    parsed, value = _toml_value(raw)
+    # One reader for every TOML value cairn takes: nesting and numbers bounded, NUL refused.
+    parsed, value = read_value(raw, source=source)
+    check_values({path[-1]: value}, file=source, prefix=path[:-1], locate=False)
     if annotation is None:
         return value
     if _is_list(annotation):
@@ -207,7 +199,7 @@ def _with_params(config: Config, name: str, spec: EvaluatorSpec, config_cls: typ
     table = dict(section.get(name) or {}) if isinstance(section.get(name), dict) else {}
     sources = dict(config.sources)
     for key, raw in spec.params:
-        table[key] = _coerce(raw, types.get(key))
+        table[key] = _coerce(raw, types.get(key), source=f"--evaluator {spec.text}", path=("evaluators", name, key))
         sources[("evaluators", name, key)] = f"--evaluator {spec.text}"
     section[name] = table
     data["evaluators"] = section

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -104,11 +105,16 @@ def resolve_dataset_path(reference: str | Path, *, base: Path | None = None) -> 
     name wins over a package reference.
     """
     text = str(reference)
-    path = Path(text).expanduser()
+    path = Path(os.path.expanduser(text))  # Path.expanduser raises for ~unknown-user
     if not path.is_absolute() and base is not None:
         path = base / path
-    if path.exists():
-        return path
+    try:
+        if path.exists():
+            return path
+    except OSError as exc:  # a name the system refuses (too long ...)
+        raise NotFoundError(
+            "dataset", text[:200], hint=f"{exc.strerror or exc}; give the path of a JSONL file"
+        ) from None
     match = _PACKAGE_REF.match(text)
     # One letter before the colon is a Windows drive, not a package.
     if match and len(match.group(1)) > 1:
@@ -179,6 +185,9 @@ def load_dataset(reference: str | Path, *, base: Path | None = None) -> Dataset:
             row = json.loads(line, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             problems.append(DatasetProblem(number, f"invalid JSON: {exc.msg}", exc.colno))
+            continue
+        except RecursionError:
+            problems.append(DatasetProblem(number, "JSON nested too deeply to read"))
             continue
         except ValueError as exc:
             problems.append(DatasetProblem(number, f"invalid JSON: {exc}"))

@@ -16,6 +16,7 @@ from typing import Any
 from cairn.errors import ValidationError
 
 __all__ = [
+    "MAX_NESTING",
     "canonical_json",
     "format_time",
     "is_hash",
@@ -30,27 +31,41 @@ _HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+#: Lists and objects nest at most this deep in anything cairn hashes and stores, so every
+#: later reader (json, exports, imports, renderers), recursive or not, can take it.
+MAX_NESTING = 100
+
+
 def _check_keys(value: Any) -> None:
-    # json.dumps turns 1 into "1" silently; two values that hash alike must be alike.
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if not isinstance(key, str):
-                raise ValidationError(
-                    f"object key {key!r} is not a string",
-                    hint="JSON objects have string keys; convert the key yourself",
-                )
-            _check_keys(child)
-    elif isinstance(value, (list, tuple)):
-        for child in value:
-            _check_keys(child)
+    """Refuse non-string object keys and nesting deeper than ``MAX_NESTING``; iterative, so any depth is safe."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list, tuple)) and depth >= MAX_NESTING:
+            raise ValidationError(
+                f"lists and objects are nested more than {MAX_NESTING} levels deep",
+                hint="flatten the value; cairn stores JSON nested at most that deep",
+            )
+        if isinstance(node, dict):
+            for key, child in node.items():
+                # json.dumps turns 1 into "1" silently; two values that hash alike must be alike.
+                if not isinstance(key, str):
+                    raise ValidationError(
+                        f"object key {key!r} is not a string",
+                        hint="JSON objects have string keys; convert the key yourself",
+                    )
+                stack.append((child, depth + 1))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((child, depth + 1) for child in node)
 
 
 def canonical_json(value: Any, *, check_keys: bool = True) -> bytes:
-    """Encode ``value`` as canonical JSON bytes; refuses NaN, infinity, non-string keys and non-JSON types.
+    """Encode ``value`` as canonical JSON bytes; refuses NaN, infinity, non-string keys, non-JSON types
+    and nesting deeper than ``MAX_NESTING``.
 
-    ``check_keys=False`` skips the walk that refuses non-string keys, for
-    values whose keys are known to be strings (parsed from JSON, or built by
-    cairn itself); it is most of the cost on hot paths.
+    ``check_keys=False`` skips the walk that refuses non-string keys and deep
+    nesting, for values known to be fine (parsed from JSON and checked, or
+    built by cairn itself); it is most of the cost on hot paths.
     """
     if check_keys:
         _check_keys(value)

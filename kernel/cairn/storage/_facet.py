@@ -29,6 +29,8 @@ class Facet:
 
     facet: ClassVar[str] = ""
     holds: ClassVar[str] = ""
+    #: How an error says a backend lacks it, when "does not keep <holds>" reads badly.
+    lacks: ClassVar[str] = ""
     #: The name the backend registers under (``"sqlite"``); errors use it.
     name: ClassVar[str] = ""
     #: False for a backend that keeps nothing once closed (an in-process store).
@@ -64,4 +66,4 @@ def require(store: Any, facet: type[F], *, doing: str | None = None) -> F:
     """
     if isinstance(store, facet):
         return store
-    raise MissingFacetError(backend_name(store), facet.facet, facet.holds, doing=doing)
+    raise MissingFacetError(backend_name(store), facet.facet, facet.holds, doing=doing, lacks=facet.lacks or None)

@@ -40,6 +40,7 @@ class Syncable(Facet, abc.ABC):
 
     facet = "sync"
     holds = "sync between machines (push and pull)"
+    lacks = "cannot sync between machines"
 
     @abc.abstractmethod
     def push(self, remote: str | None = None, *, progress: Any = None) -> SyncReport:

@@ -29,6 +29,20 @@ def cairn_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 
 @pytest.fixture
+def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cairn_env: Path):
+    """A ``cairn.testing.sites.FakeSite`` on ``sys.path`` for this test: install fake plugin distributions."""
+    from cairn.testing.sites import FakeSite
+
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    site = FakeSite(root, monkeypatch)
+    site.refresh()
+    yield site
+    site.forget_modules()
+
+
+@pytest.fixture
 def cairn_plugins(cairn_env: Path):
     """The installed plugins, freshly loaded (broken ones reported, not fatal)."""
     from cairn.plugins import load_plugins

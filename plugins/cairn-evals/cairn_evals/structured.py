@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ class JsonSchema(TableEvaluator):
 
     @staticmethod
     def _read_schema(name: str, context: Any) -> Any:
-        path = Path(name).expanduser()
+        path = Path(os.path.expanduser(name))
         project = getattr(context, "project_dir", None)
         if not path.is_absolute() and project is not None:
             path = Path(project) / path

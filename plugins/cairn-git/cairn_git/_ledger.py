@@ -54,7 +54,8 @@ EVENTS = "events.jsonl"
 _RUN_FIELD_ORDER = tuple(a.name for a in attrs.fields(Run))
 _RUN_FIELDS = frozenset(_RUN_FIELD_ORDER)
 _STATUSES = frozenset(RUN_STATUSES)
-_restore = Run.__setstate__  # attrs' own way of filling a slotted instance (what unpickling uses)
+# attrs' own way of filling a slotted instance (what unpickling uses); attrs adds it at runtime, unseen by mypy.
+_restore = Run.__setstate__  # type: ignore[attr-defined]
 
 
 def shard(run_id: str) -> str:

@@ -12,7 +12,8 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 
 from cairn.errors import IntegrityError
-from cairn_git._git import TREE_MODE, CatFile, ObjectWriter, parse_tree, tree_line
+from cairn_git._git import TREE_MODE, CatFile, parse_tree
+from cairn_git._writer import ObjectWriter, tree_line
 
 __all__ = ["Entry", "Trees"]
 
@@ -132,17 +133,16 @@ class Trees:
 
     def walk(self, root: str | None, path: str = "") -> Iterator[tuple[str, str]]:
         """(path, object id) of every file under ``path`` in ``root``, one tree level per round trip."""
+        start: str | None = root
         if path:
             entry = self.lookup(root, path)
             if entry is None or entry[0] != TREE_MODE:
                 return
             start = entry[1]
-        else:
-            start = root
-        level = [(path, start)]
+        level: list[tuple[str, str | None]] = [(path, start)]
         while level:
             self.prefetch([oid for _, oid in level])
-            deeper = []
+            deeper: list[tuple[str, str | None]] = []
             for base, oid in level:
                 for name, (mode, child) in self.get(oid).items():
                     full = f"{base}/{name}" if base else name

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-__all__ = ["RUN_REF_STYLES", "GitConfig", "check_branch", "check_namespace", "check_remote"]
+if TYPE_CHECKING:
+    from cairn.plugins import FactoryContext
+
+__all__ = ["RUN_REF_STYLES", "GitConfig", "check_branch", "check_namespace", "check_remote", "check_settings"]
 
 #: Where run anchors live: ``refs/<namespace>/runs/<id>`` or ``refs/tags/<namespace>/run/<id>``.
 RUN_REF_STYLES = ("cairn", "tags")
@@ -68,29 +74,29 @@ def check_remote(value: object) -> str:
     return value
 
 
-def _namespace(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _namespace(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     check_namespace(value)
 
 
-def _branch(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _branch(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     check_branch(value)
 
 
-def _remote(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _remote(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     check_remote(value)
 
 
-def _repo(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _repo(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ValueError(f"repo must be the path of a git repository, or unset; got {value!r}")
 
 
-def _run_refs(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _run_refs(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in RUN_REF_STYLES:
         raise ValueError(f"run_refs must be 'cairn' or 'tags'; got {value!r}")
 
 
-def _flag(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _flag(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{attribute.name} must be true or false; got {value!r}")
 
@@ -119,3 +125,22 @@ class GitConfig:
     run_refs: str = attrs.field(default="cairn", validator=_run_refs)
     remote: str = attrs.field(default="origin", validator=_remote)
     gc_auto: bool = attrs.field(default=True, validator=_flag)
+
+
+def repository_path(config: GitConfig, project_dir: Path) -> Path:
+    """Where the store looks for its repository: ``repo`` (relative to the project directory), else the project."""
+    return project_dir if config.repo is None else project_dir / Path(os.path.expanduser(config.repo))
+
+
+def check_settings(config: GitConfig, context: FactoryContext) -> Iterator[tuple[str, str, str]]:
+    """What ``cairn config validate`` reports about ``[storage.git]``: the repository must exist.
+
+    Runs ``git rev-parse`` (reads only), as opening the store does.
+    """
+    from cairn.errors import CairnError
+    from cairn_git._git import discover
+
+    try:
+        discover(repository_path(config, context.project_dir or Path.cwd()))
+    except CairnError as exc:
+        yield "repo", exc.message, exc.hint or "set repo to the directory of a git repository"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cairn.hookspecs import hookimpl
-from cairn_git.config import GitConfig
+from cairn_git.config import GitConfig, check_settings
 
 if TYPE_CHECKING:
     from cairn.plugins import FactoryContext
@@ -35,4 +35,5 @@ def cairn_register_storage(register: Callable[..., None]) -> None:
         create_store,
         GitConfig,
         description="git objects and refs in the project's own repository; runs on a ledger branch; push/pull",
+        check=check_settings,
     )

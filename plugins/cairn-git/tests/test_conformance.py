@@ -1,14 +1,17 @@
-"""cairn-git runs the storage conformance suite unchanged."""
+"""cairn-git runs the storage conformance suites of every facet it declares, unchanged."""
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cairn_git.store import GitStore, open_in_directory
+from helpers import git, make_repo
 
-from cairn.storage import Store
-from cairn.testing.storage import CorruptBlob, StoreConformance, StoreOpener
+from cairn.storage import Store, facets_of
+from cairn.testing.storage import CorruptBlob, StoreConformance, StoreOpener, SyncConformance
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
@@ -39,11 +42,38 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
     run("update-ref", store.objects_ref, commit, catalog)
 
 
-class TestGitStore(StoreConformance):
+class TestGitStore(StoreConformance, SyncConformance):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory
 
     @pytest.fixture
+    def sync_pair(self, tmp_path: Path) -> Iterator[tuple[GitStore, GitStore]]:
+        """Two clones of one bare remote (which holds one commit of the user's), each with its own identity."""
+        seed = make_repo(tmp_path / "seed")
+        remote = tmp_path / "remote.git"
+        git(tmp_path, "clone", "-q", "--bare", str(seed), str(remote))
+        for name in ("a", "b"):
+            git(tmp_path, "clone", "-q", str(remote), name)
+            git(tmp_path / name, "config", "user.name", f"Machine {name.upper()}")
+            git(tmp_path / name, "config", "user.email", f"{name}@example.invalid")
+        with GitStore(tmp_path / "a") as a, GitStore(tmp_path / "b") as b:
+            yield a, b
+
+    @pytest.fixture
     def corrupt_blob(self) -> CorruptBlob:
         return overwrite_blob
+
+
+def test_declares_every_facet() -> None:
+    assert facets_of(GitStore) == {
+        "objects",
+        "refs",
+        "annotations",
+        "token_counts",
+        "ledger",
+        "chat",
+        "maintenance",
+        "sync",
+    }
+    assert GitStore.name == "git"

@@ -299,3 +299,30 @@ def test_the_plugin_registers_git_and_imports_nothing_heavy(repo: Path, monkeypa
         assert store.git_dir == (repo / ".git").resolve() and "sync" in store.capabilities
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("repo_line", "problem"),
+    [
+        ('repo = "nowhere"', "nowhere does not exist"),
+        ('repo = "cairn.toml"', "git rev-parse failed"),
+        ("", "is not inside a git repository"),
+    ],
+)
+def test_config_validate_reports_a_repository_that_is_not_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo_line: str, problem: str
+) -> None:
+    from cairn.config import load_config
+    from cairn.plugins import load_plugins
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "cairn.toml").write_text(f'[cairn]\nstorage = "git"\n\n[storage.git]\n{repo_line}\n')
+    config = load_config(project, environ={"CAIRN_USER_CONFIG": ""})
+    found = [p for p in load_plugins(strict=True).check_config(config) if p.table == "storage.git"]
+    assert [(p.key, problem in p.problem) for p in found] == [("repo", True)]
+    assert found[0].line == (5 if repo_line else None) and found[0].hint
+    make_repo(project)
+    if not repo_line:
+        assert [p for p in load_plugins(strict=True).check_config(config) if p.table == "storage.git"] == []

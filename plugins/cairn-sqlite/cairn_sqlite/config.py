@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-__all__ = ["SYNCHRONOUS_LEVELS", "SqliteConfig"]
+if TYPE_CHECKING:
+    from cairn.plugins import FactoryContext
+
+__all__ = ["MEMORY", "SYNCHRONOUS_LEVELS", "SqliteConfig", "check_settings", "resolve_path"]
+
+#: The path that asks SQLite for a throw-away database in memory.
+MEMORY = ":memory:"
+#: The first bytes of every SQLite database file (an empty file is a new database).
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 #: ``PRAGMA synchronous`` levels a user may choose, weakest first.
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
@@ -46,3 +57,47 @@ class SqliteConfig:
     path: str = attrs.field(default="cairn.db", validator=_path)
     busy_timeout_ms: int = attrs.field(default=30000, validator=_timeout)
     synchronous: str = attrs.field(default="full", validator=_synchronous)
+
+
+def resolve_path(path: str, data_dir: Path) -> str:
+    """Where ``[storage.sqlite] path`` points: ``":memory:"``, an absolute path, or a path under ``data_dir``."""
+    if path == MEMORY:
+        return MEMORY
+    candidate = Path(os.path.expanduser(path))
+    if not candidate.is_absolute():
+        candidate = Path(data_dir) / candidate
+    return str(candidate)
+
+
+def check_settings(config: SqliteConfig, context: FactoryContext) -> Iterator[tuple[str, str]]:
+    """What ``cairn config validate`` reports about ``[storage.sqlite]`` on this machine; opens nothing for writing.
+
+    The database must be a regular file SQLite can open for reading and
+    writing, or a name in a directory that can be created.
+    """
+    from cairn.config import usable_directory
+
+    path = resolve_path(config.path, context.data_dir)
+    if path == MEMORY:
+        return
+    target = Path(path)
+    try:
+        exists = target.exists()
+        if exists and not target.is_file():
+            yield "path", f"{path} is not a regular file; SQLite needs one it can read and write"
+            return
+        if exists:
+            handle = os.open(target, os.O_RDWR)  # no O_CREAT, no O_TRUNC: nothing changes
+            try:
+                head = os.read(handle, len(_SQLITE_HEADER))
+            finally:
+                os.close(handle)
+            if head and head != _SQLITE_HEADER:
+                yield "path", f"{path} is not an SQLite database; SQLite would refuse to open it"
+            return
+    except OSError as exc:
+        yield "path", f"{path} cannot be opened for reading and writing: {exc.strerror or exc}"
+        return
+    problem = usable_directory(target.parent)
+    if problem:
+        yield "path", f"{path} cannot be created: {problem}"

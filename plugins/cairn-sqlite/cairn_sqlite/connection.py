@@ -35,7 +35,7 @@ from sqlite_utils import Database
 from cairn.errors import IntegrityError, StorageError, ValidationError
 from cairn.storage import Facet
 from cairn_sqlite import schema
-from cairn_sqlite.config import SYNCHRONOUS_LEVELS
+from cairn_sqlite.config import MEMORY, SYNCHRONOUS_LEVELS
 
 __all__ = [
     "MEMORY",
@@ -51,8 +51,6 @@ __all__ = [
     "where",
 ]
 
-#: The path of a throw-away in-memory store.
-MEMORY = ":memory:"
 #: UPSERT (``ON CONFLICT DO UPDATE``) needs 3.24; json_each is built in from 3.38 and common before.
 MIN_SQLITE = (3, 24, 0)
 

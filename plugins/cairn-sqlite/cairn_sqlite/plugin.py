@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cairn.hookspecs import hookimpl
-from cairn_sqlite.config import SqliteConfig
+from cairn_sqlite.config import SqliteConfig, check_settings
 
 if TYPE_CHECKING:
     from cairn.plugins import FactoryContext
@@ -34,4 +34,5 @@ def cairn_register_storage(register: Callable[..., None]) -> None:
         create_store,
         SqliteConfig,
         description="one SQLite file (WAL, durable writes); the embedded default",
+        check=check_settings,
     )

@@ -44,8 +44,8 @@ from cairn.errors import StorageError
 from cairn.storage import Store
 from cairn_sqlite.annotations import SqliteAnnotations
 from cairn_sqlite.chat import SqliteChat
-from cairn_sqlite.config import SqliteConfig
-from cairn_sqlite.connection import MEMORY, MIN_SQLITE
+from cairn_sqlite.config import MEMORY, SqliteConfig, resolve_path
+from cairn_sqlite.connection import MIN_SQLITE
 from cairn_sqlite.ledger import SqliteLedger
 from cairn_sqlite.maintenance import SqliteMaintenance
 from cairn_sqlite.objects import SqliteObjects
@@ -96,6 +96,12 @@ class SqliteStore(
         path = resolve_path(config.path, data_dir)
         if path != MEMORY:
             try:
+                # SQLite would open a device or a directory and write its journal beside it (in /dev ...).
+                if Path(path).exists() and not Path(path).is_file():
+                    raise StorageError(
+                        f"{path} is not a regular file; SQLite needs one it can read and write",
+                        hint="point [storage.sqlite] path at a database file, or at a name to create one",
+                    )
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(
@@ -107,16 +113,6 @@ class SqliteStore(
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"
         return f"<SqliteStore {self.path} ({state})>"
-
-
-def resolve_path(path: str, data_dir: Path) -> str:
-    """Where ``[storage.sqlite] path`` points: ``":memory:"``, an absolute path, or a path under ``data_dir``."""
-    if path == MEMORY:
-        return MEMORY
-    candidate = Path(path).expanduser()
-    if not candidate.is_absolute():
-        candidate = Path(data_dir) / candidate
-    return str(candidate)
 
 
 def open_in_directory(directory: str | os.PathLike[str]) -> SqliteStore:

@@ -124,6 +124,48 @@ def test_config_errors_name_the_key(cairn_env: Path, table: str, key: str, needl
     assert str(cairn_env / "cairn.toml") in str(info.value)
 
 
+def _path_problems(cairn_env: Path, path: str) -> list[ConfigError]:
+    (cairn_env / "cairn.toml").write_text(f'[cairn]\nstorage = "sqlite"\n\n[storage.sqlite]\npath = "{path}"\n')
+    problems = _sqlite_plugins().check_config(load_config(cairn_env))  # type: ignore[attr-defined]
+    return [p for p in problems if p.table == "storage.sqlite"]
+
+
+@pytest.mark.parametrize("path", ["/dev/null", "{dir}"])
+def test_validate_reports_a_path_that_is_not_a_regular_file(cairn_env: Path, path: str) -> None:
+    path = path.format(dir=cairn_env)
+    problems = _path_problems(cairn_env, path)
+    assert [(p.key, p.line) for p in problems] == [("path", 5)]
+    assert "is not a regular file" in problems[0].problem
+    assert str(cairn_env / "cairn.toml") == problems[0].file
+
+
+def test_validate_reports_a_path_whose_directory_cannot_be_created(cairn_env: Path) -> None:
+    (cairn_env / "a-file").write_text("x")
+    problems = _path_problems(cairn_env, str(cairn_env / "a-file" / "sub" / "cairn.db"))
+    assert [(p.key, p.line) for p in problems] == [("path", 5)] and "cannot be created" in problems[0].problem
+
+
+def test_validate_reports_a_file_that_is_not_a_database(cairn_env: Path) -> None:
+    (cairn_env / "notes.txt").write_text("not a database")
+    problems = _path_problems(cairn_env, str(cairn_env / "notes.txt"))
+    assert [p.key for p in problems] == ["path"] and "is not an SQLite database" in problems[0].problem
+
+
+def test_opening_a_path_that_is_not_a_regular_file_touches_nothing(tmp_path: Path) -> None:
+    # A directory here; /dev/null is the same case, where SQLite would leave a journal in /dev.
+    with pytest.raises(StorageError, match="is not a regular file"):
+        SqliteStore.from_config(SqliteConfig(path=str(tmp_path)), data_dir=tmp_path / "data")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["cairn.db", "new/dir/cairn.db", ":memory:", "{existing}"])
+def test_validate_accepts_usable_paths_and_creates_nothing(cairn_env: Path, path: str) -> None:
+    existing = cairn_env / "existing.db"
+    existing.write_bytes(b"")
+    assert _path_problems(cairn_env, path.format(existing=existing)) == []
+    assert sorted(p.name for p in cairn_env.iterdir()) == ["cairn.toml", "existing.db"]
+
+
 def test_constructor_validates_its_arguments(db_path: Path) -> None:
     with pytest.raises(ValidationError, match="synchronous"):
         SqliteStore(db_path, synchronous="FULL")

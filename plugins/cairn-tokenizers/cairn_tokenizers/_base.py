@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cairn.plugins import FactoryContext
@@ -24,7 +25,7 @@ def overhead_qualifier(overhead: MessageOverhead, default: MessageOverhead) -> s
 
 def project_path(value: str, context: FactoryContext) -> Path:
     """``value`` as a path, a relative one taken from the project directory (else the working directory)."""
-    path = Path(value).expanduser()
+    path = Path(os.path.expanduser(value))
     if path.is_absolute():
         return path
     if context.project_dir is not None:

@@ -50,10 +50,12 @@ def cairn_register_tokenizers(register: Callable[..., None]) -> None:
         _tiktoken,
         TiktokenConfig,
         description="exact counts for OpenAI encodings (tiktoken:<encoding or model>), loaded offline",
+        requires={"tiktoken": "cairn-tokenizers[tiktoken]"},
     )
     register(
         "hf",
         _hf,
         HfConfig,
         description="exact counts from a Hugging Face tokenizer.json (hf:<path>)",
+        requires={"tokenizers": "cairn-tokenizers[hf]"},
     )

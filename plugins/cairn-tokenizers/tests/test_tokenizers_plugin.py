@@ -116,3 +116,29 @@ def test_check_config_reports_problems_in_the_tables(project: Path) -> None:
     assert [(p.table, p.key) for p in problems if p.table and p.table.startswith("tokenizer")] == [
         ("tokenizer.hf", "surprise")
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "extra"),
+    [("tiktoken:cl100k_base", "tiktoken", "tiktoken"), ("hf:tokenizer.json", "tokenizers", "hf")],
+)
+def test_an_exact_tokenizer_without_its_package_says_which_extra_to_install(
+    project: Path, monkeypatch: pytest.MonkeyPatch, name: str, module: str, extra: str
+) -> None:
+    """The README's own example value, on a machine without the extra: a located error, never ModuleNotFoundError."""
+    from cairn.config import load_config
+    from cairn.plugins import load_plugins
+
+    # What Python does for an uninstalled package: find_spec is None and `import` raises ModuleNotFoundError.
+    monkeypatch.setitem(sys.modules, module, None)
+    (project / "cairn.toml").write_text(f'[cairn]\nstorage = "sqlite"\ntokenizer = "{name}"\n')
+    config = load_config(cwd=project, environ={"CAIRN_USER_CONFIG": ""})
+    plugins = load_plugins(strict=True, environ={"CAIRN_LOAD_PLUGINS": "tokenizers"})
+    with pytest.raises(ConfigError) as caught:
+        plugins.create("tokenizers", name, config)
+    error = caught.value
+    assert (error.table, error.key, error.line) == ("cairn", "tokenizer", 3)
+    assert f"needs the Python module {module!r}, which is not installed" in error.problem
+    assert error.hint is not None and f"pip install 'cairn-tokenizers[{extra}]'" in error.hint
+    reported = [p for p in plugins.check_config(config) if p.key == "tokenizer"]
+    assert [p.hint for p in reported] == [error.hint]

@@ -22,9 +22,11 @@ def _reachable(store: Any) -> set[str]:
 
 
 def _append(store: Any, chain: Chain, text: str) -> str:
+    """Append ``text`` to ``store``'s main branch, wherever a sync left it; the new commit's hash."""
     head = store.get_ref(MAIN)
-    parent = store.get_commits([head])[head] if head else None
-    chain.commits.update({parent.hash: parent} if parent else {})
+    # The new commit's skip pointer names an ancestor: ``chain`` must know them all, not just the parent.
+    chain.commits.update({c.hash: c for c in store.ancestors(head)} if head else {})
+    parent = chain.commits[head] if head else None
     commit = chain.append(parent, text)
     store.write(**chain.batch(commit), refs=[RefUpdate(MAIN, commit.hash, head)])
     return commit.hash
@@ -65,9 +67,10 @@ class SyncConformance(FacetSuite):
     @pytest.mark.parametrize("first", ["a", "b"])
     def test_diverged_histories_merge_losing_nothing(self, sync_pair: tuple[Any, Any], first: str) -> None:
         a, b = sync_pair
+        chains = {"a": Chain(), "b": Chain(1000)}
         made = {
-            "a": [_append(a, Chain(), f"a {i}") for i in range(3)],
-            "b": [_append(b, Chain(1000), f"b {i}") for i in range(3)],
+            "a": [_append(a, chains["a"], f"a {i}") for i in range(3)],
+            "b": [_append(b, chains["b"], f"b {i}") for i in range(3)],
         }
         one, two = (a, b) if first == "a" else (b, a)
         one.push()
