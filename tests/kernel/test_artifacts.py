@@ -67,7 +67,7 @@ def test_validate_reports_an_unknown_store_only_when_one_was_chosen(tmp_path: Pa
 
     assert problems("") == []  # the default needs no store installed until artifacts are used
     chosen = problems("[artifacts]\nstore = 'nowhere'\n")
-    assert [(p.table, p.key, p.line) for p in chosen] == [("artifacts", "store", None)]
+    assert [(p.table, p.key, p.line) for p in chosen] == [("artifacts", "store", 2)]
     assert "no artifact store called 'nowhere'" in chosen[0].message
     assert [p.table for p in problems("[artifacts.ghost]\nx = 1\n")] == ["artifacts.ghost"]
 
