@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from cairn.testing.memory import open_in_directory
-from cairn.testing.storage import StoreConformance
+from cairn.testing.storage import ArtifactMetaConformance, StoreConformance
 
 
-class TestMemoryStore(StoreConformance):
+class TestMemoryStore(StoreConformance, ArtifactMetaConformance):
     persistent = False
 
     @pytest.fixture

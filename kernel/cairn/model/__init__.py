@@ -4,6 +4,7 @@ This package imports nothing of cairn but ``cairn.errors`` (a leaf), so any
 layer can use it.
 """
 
+from cairn.model.artifacts import ArtifactRecord, ArtifactRef, SnapshotRecord
 from cairn.model.canonical import (
     canonical_json,
     format_time,
@@ -31,6 +32,7 @@ from cairn.model.content import (
     ContentTypes,
     Dialogue,
     Freeform,
+    ImagePart,
     Instruction,
     Message,
     Output,
@@ -53,6 +55,8 @@ __all__ = [
     "validate_run_id",
     "Annotation",
     "Artifact",
+    "ArtifactRecord",
+    "ArtifactRef",
     "BUILTIN_CONTENT_TYPES",
     "Commit",
     "Content",
@@ -60,12 +64,14 @@ __all__ = [
     "ContentTypes",
     "Dialogue",
     "Freeform",
+    "ImagePart",
     "Instruction",
     "Message",
     "Operation",
     "Output",
     "Priority",
     "Reasoning",
+    "SnapshotRecord",
     "ToolCall",
     "ToolIO",
     "UnknownContent",

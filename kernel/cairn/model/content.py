@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import attrs
 
 from cairn.errors import DuplicateNameError, ValidationError
+from cairn.model.artifacts import IMAGE_TYPES, ArtifactRef
 from cairn.model.canonical import canonical_json, sha256_hex
 from cairn.model.convert import structure, unstructure
 
@@ -31,6 +32,7 @@ __all__ = [
     "ContentTypes",
     "Dialogue",
     "Freeform",
+    "ImagePart",
     "Instruction",
     "Message",
     "Output",
@@ -76,14 +78,41 @@ class ToolCall:
 
 
 @attrs.frozen
+class ImagePart:
+    """An image shown to a model beside a message's text: its media type, bytes, and the artifact's name.
+
+    Only the types every image-taking provider accepts (``IMAGE_TYPES``:
+    PNG, JPEG, GIF, WebP) are allowed.
+    """
+
+    mime: str
+    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    name: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.mime not in IMAGE_TYPES:
+            raise ValidationError(
+                f"{self.mime!r} is not an image type providers accept", hint=", ".join(sorted(IMAGE_TYPES))
+            )
+        if not isinstance(self.data, bytes):
+            raise ValidationError(f"image data must be bytes, got {type(self.data).__name__}")
+
+
+@attrs.frozen
 class Message:
-    """A provider-neutral chat message; the materializer formats these per provider."""
+    """A provider-neutral chat message; the materializer formats these per provider.
+
+    ``images`` go with a user message's text to models that take images
+    (``materialize(..., images=...)`` fills them in); formats show them as
+    image parts, and drop them from any other role.
+    """
 
     role: str
     content: str | None
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    images: tuple[ImagePart, ...] = ()
 
 
 # -- validators: small factories, errors that name the field and the value ------
@@ -236,15 +265,70 @@ class Reasoning(Content):
         return (Message("assistant", self.text),)
 
 
+def _optional_name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None:
+        _nonempty_name(instance, attribute, value)
+
+
 @attrs.frozen
 class Artifact(Content):
+    """A file the agent made or was given, in one of two forms.
+
+    - **inline**: ``artifact_type`` (``"patch"``, ``"report"`` ...) and its
+      text ``content`` (with an optional ``language``), rendered as a fenced
+      block;
+    - **reference**: ``sha256``, ``name``, ``mime`` and ``size`` of a file
+      kept by hash (``cairn artifact put``), optionally with an
+      ``artifact_type``.
+      It renders as a user turn with a placeholder naming the file; for
+      models that take images, ``materialize(..., images=...)`` adds the
+      image itself (PNG, JPEG, GIF, WebP).
+    """
+
     content_type: ClassVar[str] = "artifact"
     hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=70)
-    artifact_type: str = attrs.field(validator=_nonempty_name)
-    content: str = attrs.field(validator=_text)
+    artifact_type: str | None = attrs.field(default=None, validator=_optional_name)
+    content: str | None = attrs.field(default=None, validator=_optional_text)
     language: str | None = attrs.field(default=None, validator=_optional_text)
+    # Not "hash": every content item's ``hash`` is already its own identity (``Content.hash``).
+    sha256: str | None = attrs.field(default=None, validator=_optional_text)
+    name: str | None = attrs.field(default=None, validator=_optional_text)
+    mime: str | None = attrs.field(default=None, validator=_optional_text)
+    size: int | None = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        reference = (self.sha256, self.name, self.mime, self.size)
+        if any(v is not None for v in reference):
+            if any(v is None for v in reference):
+                raise ValueError("an artifact reference needs sha256, name, mime and size, all four")
+            if self.content is not None or self.language is not None:
+                raise ValueError("an artifact is either inline (content) or a reference (sha256), not both")
+            try:
+                ArtifactRef(self.sha256, self.name, self.mime, self.size)  # type: ignore[arg-type]
+            except ValidationError as exc:
+                raise ValueError(exc.message) from None
+        elif self.artifact_type is None or self.content is None:
+            raise ValueError(
+                "an inline artifact needs artifact_type and content; a reference needs sha256, name, mime, size"
+            )
+
+    @classmethod
+    def reference(cls, ref: ArtifactRef, *, artifact_type: str | None = None) -> Artifact:
+        """The reference form of a stored file."""
+        return cls(artifact_type=artifact_type, sha256=ref.hash, name=ref.name, mime=ref.mime, size=ref.size)
+
+    @property
+    def ref(self) -> ArtifactRef | None:
+        """The stored file this item points at; None for an inline artifact."""
+        if self.sha256 is None:
+            return None
+        return ArtifactRef(self.sha256, self.name, self.mime, self.size)  # type: ignore[arg-type]
 
     def render(self) -> tuple[Message, ...]:
+        ref = self.ref
+        if ref is not None:
+            label = f"{self.artifact_type}: " if self.artifact_type else ""
+            return (Message("user", f"[artifact {label}{ref.describe()}]"),)
         fence = "```" + (self.language or "")
         return (Message("assistant", f"[{self.artifact_type}]\n{fence}\n{self.content}\n```"),)
 

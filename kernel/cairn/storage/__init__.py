@@ -18,6 +18,9 @@ facet           contract            holds
 ``sync``        ``Syncable``        push and pull between machines
 =============== =================== ============================================
 
+Facets added since: ``artifact_meta`` (``ArtifactMetaStore``), the records
+of artifacts and snapshots and the bytes of small artifacts.
+
 The context engine needs objects, refs and annotations; the ledger needs
 ``ledger``; chat needs ``chat``. ``require(store, RunStore)`` returns the
 store typed as that facet, or raises ``MissingFacetError`` naming the backend
@@ -37,6 +40,7 @@ from __future__ import annotations
 from cairn.errors import ConflictError, IntegrityError, MissingFacetError, NotFoundError, StorageError
 from cairn.storage._facet import Facet, backend_name, facets_of, require
 from cairn.storage.annotations import AnnotationStore
+from cairn.storage.artifacts import ArtifactMetaStore
 from cairn.storage.chat import ChatStore
 from cairn.storage.ledger import RunStore
 from cairn.storage.maintenance import (
@@ -58,6 +62,7 @@ __all__ = [
     "HEAD",
     "SYMBOLIC_PREFIX",
     "AnnotationStore",
+    "ArtifactMetaStore",
     "ChatStore",
     "ConflictError",
     "Facet",

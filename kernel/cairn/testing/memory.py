@@ -10,10 +10,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-from cairn.errors import ConflictError, IntegrityError, NotFoundError
+from cairn.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from cairn.model import Annotation, Commit, Priority, Run, RunEvent, SpendRecord, sha256_hex
+from cairn.model.artifacts import ArtifactRecord, SnapshotRecord
 from cairn.model.chat import ChatMessage, Thread
-from cairn.storage import GcReport, Problem, RefUpdate, Store, StoreStats, check_objects, unreachable
+from cairn.storage import (
+    ArtifactMetaStore,
+    GcReport,
+    Problem,
+    RefUpdate,
+    Store,
+    StoreStats,
+    check_objects,
+    unreachable,
+)
 
 __all__ = ["MemoryStore", "open_in_directory"]
 
@@ -23,7 +33,7 @@ def open_in_directory(directory: object) -> MemoryStore:
     return MemoryStore()
 
 
-class MemoryStore(Store):
+class MemoryStore(Store, ArtifactMetaStore):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.blobs: dict[str, bytes] = {}
@@ -39,6 +49,9 @@ class MemoryStore(Store):
         self.spend_records: list[SpendRecord] = []
         self.messages: dict[str, ChatMessage] = {}
         self.threads: dict[str, Thread] = {}
+        self.artifact_recs: dict[str, ArtifactRecord] = {}
+        self.snapshot_recs: dict[str, SnapshotRecord] = {}
+        self.inline: dict[str, bytes] = {}
 
     # -- objects ---------------------------------------------------------------
 
@@ -347,6 +360,66 @@ class MemoryStore(Store):
     def list_threads(self) -> list[Thread]:
         with self._lock:
             return sorted(self.threads.values(), key=lambda t: (t.created_at, t.thread_id), reverse=True)
+
+    # -- artifact metadata -------------------------------------------------------
+
+    def add_artifact_records(
+        self, records: Sequence[ArtifactRecord], *, inline: Mapping[str, bytes] | None = None
+    ) -> None:
+        records = list(records)
+        inline = dict(inline or {})
+        if not all(isinstance(r, ArtifactRecord) for r in records):
+            raise ValidationError("add_artifact_records takes ArtifactRecord values")
+        for digest, data in inline.items():
+            if sha256_hex(bytes(data)) != digest:
+                raise IntegrityError(f"inline artifact {str(digest)[:12]}: its bytes do not match the hash")
+        with self._lock:
+            for record in records:
+                self.artifact_recs.setdefault(record.id, record)
+            for digest, data in inline.items():
+                self.inline.setdefault(digest, bytes(data))
+
+    def artifact_records(self, *, hash: str | None = None, limit: int | None = None) -> list[ArtifactRecord]:
+        with self._lock:
+            found = [r for r in self.artifact_recs.values() if hash is None or r.hash == hash]
+        found.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return found[:limit] if limit is not None else found
+
+    def get_inline(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        with self._lock:
+            return {h: self.inline[h] for h in hashes if h in self.inline}
+
+    def inline_sizes(self) -> dict[str, int]:
+        with self._lock:
+            return {h: len(data) for h, data in self.inline.items()}
+
+    def add_snapshot_records(self, records: Sequence[SnapshotRecord]) -> None:
+        records = list(records)
+        if not all(isinstance(r, SnapshotRecord) for r in records):
+            raise ValidationError("add_snapshot_records takes SnapshotRecord values")
+        with self._lock:
+            for record in records:
+                self.snapshot_recs.setdefault(record.id, record)
+
+    def snapshot_records(self, *, tree: str | None = None, limit: int | None = None) -> list[SnapshotRecord]:
+        with self._lock:
+            found = [r for r in self.snapshot_recs.values() if tree is None or r.tree == tree]
+        found.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return found[:limit] if limit is not None else found
+
+    def delete_artifacts(self, hashes: Iterable[str]) -> int:
+        doomed = set(hashes)
+        with self._lock:
+            records = [k for k, r in self.artifact_recs.items() if r.hash in doomed]
+            snapshots = [k for k, r in self.snapshot_recs.items() if r.tree in doomed]
+            inline = [h for h in doomed if h in self.inline]
+            for key in records:
+                del self.artifact_recs[key]
+            for key in snapshots:
+                del self.snapshot_recs[key]
+            for digest in inline:
+                del self.inline[digest]
+        return len(records) + len(snapshots) + len(inline)
 
     # -- maintenance -----------------------------------------------------------
 

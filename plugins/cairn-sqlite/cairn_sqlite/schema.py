@@ -184,11 +184,33 @@ def _schema_v3(db: Database) -> None:
     )
 
 
+def _schema_v4(db: Database) -> None:
+    """Artifact metadata: artifact records, inline artifact bytes, snapshot records."""
+    db.table("artifact_records").create(
+        {"id": str, "hash": str, "created": str, "record": str},
+        pk="id",
+        not_null={"hash", "created", "record"},
+    )
+    records = db.table("artifact_records")
+    records.create_index(["created", "id"], index_name="artifact_records_time")
+    records.create_index(["hash", "created", "id"], index_name="artifact_records_hash")
+    db.table("artifact_inline").create({"hash": str, "size": int, "data": bytes}, pk="hash", not_null={"size", "data"})
+    db.table("snapshot_records").create(
+        {"id": str, "tree": str, "created": str, "record": str},
+        pk="id",
+        not_null={"tree", "created", "record"},
+    )
+    snapshots = db.table("snapshot_records")
+    snapshots.create_index(["created", "id"], index_name="snapshot_records_time")
+    snapshots.create_index(["tree", "created", "id"], index_name="snapshot_records_tree")
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _schema_v1),
     Migration(2, "the run ledger: runs, events, spend", _schema_v2),
     Migration(3, "chat messages and threads", _schema_v3),
+    Migration(4, "artifact and snapshot records, inline artifact bytes", _schema_v4),
 )
 
 

@@ -15,6 +15,7 @@ module                          holds
 ``cairn_sqlite.token_counts``   the token-count cache
 ``cairn_sqlite.ledger``         runs, events and spend
 ``cairn_sqlite.chat``           chat messages and threads
+``cairn_sqlite.artifacts``      artifact and snapshot records, inline bytes
 ``cairn_sqlite.maintenance``    stats, gc and check
 =============================== ============================================
 
@@ -43,6 +44,7 @@ from pathlib import Path
 from cairn.errors import StorageError
 from cairn.storage import Store
 from cairn_sqlite.annotations import SqliteAnnotations
+from cairn_sqlite.artifacts import SqliteArtifactMeta
 from cairn_sqlite.chat import SqliteChat
 from cairn_sqlite.config import MEMORY, SqliteConfig, resolve_path
 from cairn_sqlite.connection import MIN_SQLITE
@@ -78,9 +80,10 @@ class SqliteStore(
     SqliteLedger,
     SqliteChat,
     SqliteMaintenance,
+    SqliteArtifactMeta,
     Store,
 ):
-    """A ``cairn.storage.Store`` in one SQLite file: every facet but sync (see the module docstring).
+    """A ``cairn.storage.Store`` in one SQLite file: every facet but sync, and artifact metadata (see the module docstring).
 
     Safe to share between threads (calls are serialized) and between
     processes (SQLite's locking; every write takes the lock up front).

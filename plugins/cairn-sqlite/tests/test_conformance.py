@@ -10,7 +10,7 @@ import pytest
 from cairn_sqlite.store import SqliteStore, open_in_directory
 
 from cairn.storage import Store
-from cairn.testing.storage import CorruptBlob, StoreConformance, StoreOpener
+from cairn.testing.storage import ArtifactMetaConformance, CorruptBlob, StoreConformance, StoreOpener
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
@@ -19,7 +19,7 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
     store.db.execute("UPDATE blobs SET data = ? WHERE hash = ?", (data, digest))
 
 
-class TestSqliteConformance(StoreConformance):
+class TestSqliteConformance(StoreConformance, ArtifactMetaConformance):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory

@@ -53,6 +53,7 @@ from cairn.testing.storage._support import (
     run_workers,
 )
 from cairn.testing.storage.annotations import AnnotationsConformance
+from cairn.testing.storage.artifacts import ArtifactMetaConformance
 from cairn.testing.storage.chat import ChatConformance
 from cairn.testing.storage.ledger import LedgerConformance, make_events, make_run
 from cairn.testing.storage.maintenance import MaintenanceConformance
@@ -66,6 +67,7 @@ __all__ = [
     "SIDE",
     "WORDS",
     "AnnotationsConformance",
+    "ArtifactMetaConformance",
     "Chain",
     "ChatConformance",
     "CorruptBlob",

@@ -48,6 +48,7 @@ SUITES = {
     "chat": "ChatConformance",
     "maintenance": "MaintenanceConformance",
     "sync": "SyncConformance",
+    "artifact_meta": "ArtifactMetaConformance",
 }
 #: Facets whose suites need more than a store opener (a remote): backends run them with their own fixtures.
 UNSUITED: frozenset[str] = frozenset()
