@@ -12,7 +12,8 @@ state and retried; a cairn-level compare-and-swap that fails raises
     refs/<ns>/objects                     catalog of context objects (see cairn_git._catalog)
     refs/<ns>/context/<name>.ref          one per cairn ref (HEAD, refs/heads/<branch>, ...),
                                           pointing at a blob that holds its value
-    refs/heads/<ledger_branch>            the run ledger (see cairn_git._ledger)
+    refs/heads/<ledger_branch>            the run ledger (see cairn_git._ledger), chat in threads and
+                                          artifact metadata (see cairn_git.facets.artifacts)
     refs/<ns>/runs/<run_id>               an annotated tag per run (or refs/tags/<ns>/run/<run_id>)
     refs/notes/<ns>-chat                  run-attached chat messages: a JSONL note on each run's tag
                                           (see cairn_git._notes)
@@ -42,6 +43,7 @@ from cairn_git._git import GitCommandError, git_environment
 from cairn_git.config import GitConfig, repository_path
 from cairn_git.facets import (
     GitAnnotations,
+    GitArtifactMeta,
     GitChat,
     GitLedger,
     GitMaintenance,
@@ -63,6 +65,7 @@ class GitStore(
     GitChat,
     GitMaintenance,
     GitSync,
+    GitArtifactMeta,
     Store,
 ):
     """A ``cairn.storage.Store`` kept in git objects and refs, with the sync facet (see the module docstring).

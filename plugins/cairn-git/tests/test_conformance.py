@@ -11,7 +11,13 @@ from cairn_git.store import GitStore, open_in_directory
 from helpers import git, make_repo
 
 from cairn.storage import Store, facets_of
-from cairn.testing.storage import CorruptBlob, StoreConformance, StoreOpener, SyncConformance
+from cairn.testing.storage import (
+    ArtifactMetaConformance,
+    CorruptBlob,
+    StoreConformance,
+    StoreOpener,
+    SyncConformance,
+)
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
@@ -42,7 +48,7 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
     run("update-ref", store.objects_ref, commit, catalog)
 
 
-class TestGitStore(StoreConformance, SyncConformance):
+class TestGitStore(StoreConformance, SyncConformance, ArtifactMetaConformance):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory
@@ -75,5 +81,6 @@ def test_declares_every_facet() -> None:
         "chat",
         "maintenance",
         "sync",
+        "artifact_meta",
     }
     assert GitStore.name == "git"

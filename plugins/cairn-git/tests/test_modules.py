@@ -104,5 +104,6 @@ def test_each_facet_is_a_module_of_its_own() -> None:
         "chat",
         "maintenance",
         "sync",
+        "artifacts",
     }
     assert sorted(facets.__all__) == sorted(c.__name__ for c in mixins)

@@ -11,18 +11,20 @@ module             mixin              keeps
 ``chat``           ``GitChat``        messages as notes on run tags and files on the ledger branch
 ``maintenance``    ``GitMaintenance`` stats, gc and check
 ``sync``           ``GitSync``        push, pull and status through the ``git`` command line
+``artifacts``      ``GitArtifactMeta`` artifact and snapshot records, inline bytes, on the ledger branch
 =================  =================  =======================================================
 
 What several facets share sits below them: ``cairn_git._context.ContextBase``
 (the catalog, the context refs and the transaction that moves both) under
 the first four, ``cairn_git._ledger_base.LedgerBase`` (the ledger branch,
-run refs and chat notes) under the ledger and chat; maintenance and sync
+run refs and chat notes) under the ledger, chat and artifacts; maintenance and sync
 stand on both. ``cairn_git.store.GitStore`` composes every mixin.
 """
 
 from __future__ import annotations
 
 from cairn_git.facets.annotations import GitAnnotations
+from cairn_git.facets.artifacts import GitArtifactMeta
 from cairn_git.facets.chat import GitChat
 from cairn_git.facets.ledger import GitLedger
 from cairn_git.facets.maintenance import GitMaintenance
@@ -33,6 +35,7 @@ from cairn_git.facets.token_counts import GitTokenCounts
 
 __all__ = [
     "GitAnnotations",
+    "GitArtifactMeta",
     "GitChat",
     "GitLedger",
     "GitMaintenance",
