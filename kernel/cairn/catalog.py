@@ -1,176 +1,128 @@
-"""The project's catalog of named artifacts and recorded snapshots, in its data directory.
+"""The first release's sidecar catalog, read once and imported into the store's ``artifact_meta`` facet.
 
-An artifact store knows objects by hash only. The names and media types
-given to ``cairn artifact put`` and the snapshots made by ``cairn snapshot
-create`` are recorded here, as JSON lines appended to files in
-``<data_dir>/catalog/`` (``artifacts.jsonl``, ``snapshots.jsonl``). This is
-the interim home of that metadata: when the storage contract gains an
-artifacts-metadata facet it moves there (and syncs with the rest of the
-store); the records keep their shape.
+cairn's first artifact release kept the names given to ``cairn artifact
+put`` and the list of snapshots as JSON lines under the project's data
+directory (``<data_dir>/catalog/artifacts.jsonl`` and ``snapshots.jsonl``).
+They now live in the project store, beside everything else it keeps (and,
+on the git backend, sync with it). ``import_sidecar_catalog`` moves them:
+the first command that opens the project's artifacts after an upgrade reads
+every line, adds the records to the store, and renames the directory to
+``catalog.imported`` so it is read only once.
 
-Appends take a file lock and are fsynced before they are acknowledged. A
-line torn by a crash is never acknowledged and is skipped when read; the
-next append starts on a fresh line.
+Importing twice adds nothing (a record is identified by its content), so a
+crash between the import and the rename, or two commands importing at once,
+lose and duplicate nothing. A line torn by a crash was never acknowledged
+and is skipped, as the catalog itself skipped it; so is a line that is not a
+valid record. Names, media types, sizes and times are kept as they were; the
+bytes stay where they were put (the artifact store), so the records say
+``inline: false``.
 """
 
 from __future__ import annotations
 
 import json
-import mimetypes
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from cairn.errors import StorageError, ValidationError
-from cairn.model import is_hash, now
+from cairn.errors import CairnError, StorageError
+from cairn.model.artifacts import ArtifactRecord, SnapshotRecord
+from cairn.storage import ArtifactMetaStore
 
-__all__ = ["ArtifactRecord", "Catalog", "SnapshotRecord", "check_mime", "check_name", "guess_mime"]
+__all__ = ["IMPORTED", "SIDECAR", "ImportedCatalog", "import_sidecar_catalog", "read_sidecar_catalog"]
 
-_MIME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\Z")
-MAX_NAME = 255
-
-
-def check_name(name: object) -> str:
-    """An artifact name: 1 to 255 characters of text, no control characters (it is shown, never a path)."""
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-        raise ValidationError(
-            f"artifact name {name!r:.80} must be 1 to {MAX_NAME} characters", hint="e.g. --name report.pdf"
-        )
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ValidationError(f"artifact name {name!r:.80} holds a control character", hint="use printable text")
-    return name
-
-
-def check_mime(mime: object) -> str:
-    """A media type such as ``text/plain`` or ``image/png`` (parameters are not kept)."""
-    if not isinstance(mime, str) or not _MIME.match(mime):
-        raise ValidationError(f"{mime!r:.80} is not a media type", hint="write it as type/subtype, e.g. image/png")
-    return mime.lower()
-
-
-def guess_mime(name: str) -> str:
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"
+#: The sidecar's directory under the data directory, and what it is renamed to once imported.
+SIDECAR = "catalog"
+IMPORTED = "catalog.imported"
 
 
 @attrs.frozen
-class ArtifactRecord:
-    """A name given to an object: ``cairn artifact put FILE --name --mime``."""
+class ImportedCatalog:
+    """What the sidecar held: the records read (valid lines only) and how many lines were skipped."""
 
-    hash: str
-    name: str
-    mime: str
-    size: int
-    created: str
-
-    def to_record(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+    artifacts: tuple[ArtifactRecord, ...]
+    snapshots: tuple[SnapshotRecord, ...]
+    skipped: int
 
 
-@attrs.frozen
-class SnapshotRecord:
-    """One ``cairn snapshot create``: the tree, where it was taken, and what it held."""
-
-    tree: str
-    source: str
-    created: str
-    files: int
-    bytes: int
-    problems: int = 0
-
-    def to_record(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-
-class Catalog:
-    """Append-only JSON-lines records under ``<data_dir>/catalog``."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.directory = Path(data_dir) / "catalog"
-
-    # -- artifacts ------------------------------------------------------------------------------
-
-    def add_artifact(self, digest: str, name: str, mime: str, size: int) -> ArtifactRecord:
-        if not is_hash(digest):
-            raise ValidationError(f"{digest!r:.80} is not a SHA-256 hash")
-        record = ArtifactRecord(digest, check_name(name), check_mime(mime), size, now())
-        self._append("artifacts.jsonl", record.to_record())
-        return record
-
-    def artifacts(self) -> list[ArtifactRecord]:
-        """Every named artifact, oldest first."""
-        out = []
-        for raw in self._read("artifacts.jsonl"):
-            try:
-                out.append(ArtifactRecord(**raw))
-            except TypeError:
-                continue
-        return out
-
-    def names_of(self, digest: str) -> list[ArtifactRecord]:
-        return [r for r in self.artifacts() if r.hash == digest]
-
-    # -- snapshots ------------------------------------------------------------------------------
-
-    def add_snapshot(self, tree: str, source: str, files: int, size: int, problems: int = 0) -> SnapshotRecord:
-        record = SnapshotRecord(tree, source, now(), files, size, problems)
-        self._append("snapshots.jsonl", record.to_record())
-        return record
-
-    def snapshots(self) -> list[SnapshotRecord]:
-        """Every recorded snapshot, oldest first."""
-        out = []
-        for raw in self._read("snapshots.jsonl"):
-            try:
-                out.append(SnapshotRecord(**raw))
-            except TypeError:
-                continue
-        return out
-
-    # -- the files ------------------------------------------------------------------------------
-
-    def _append(self, name: str, record: dict[str, Any]) -> None:
-        from filelock import FileLock
-
-        line = json.dumps(record, ensure_ascii=False, sort_keys=True).encode() + b"\n"
-        path = self.directory / name
+def _lines(path: Path) -> Iterator[dict[str, Any] | None]:
+    """Each line as a JSON object, or None for a line that is not one (torn by a crash)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}", hint="check its permissions") from None
+    for line in data.splitlines():
+        if not line.strip():
+            continue
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(path) + ".lock"):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
-                try:
-                    size = os.fstat(fd).st_size
-                    if size and _last_byte(path, size) != b"\n":
-                        line = b"\n" + line  # a torn line from a crash: never glue onto it
-                    os.write(fd, line)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-        except OSError as exc:
-            raise StorageError(f"cannot record in {path}: {exc.strerror}") from None
-
-    def _read(self, name: str) -> Iterator[dict[str, Any]]:
-        path = self.directory / name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror}") from None
-        for line in data.splitlines():
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue  # torn by a crash before it was acknowledged
-            if isinstance(value, dict):
-                yield value
+            value = json.loads(line)
+        except ValueError:
+            yield None
+            continue
+        yield value if isinstance(value, dict) else None
 
 
-def _last_byte(path: Path, size: int) -> bytes:
-    with open(path, "rb") as stream:
-        stream.seek(size - 1)
-        return stream.read(1)
+def _record(raw: dict[str, Any] | None, kind: type, fields: tuple[str, ...]) -> Any:
+    """The record a sidecar line holds (its fields in the first release's order), or None if it holds none."""
+    if raw is None or set(raw) != set(fields):
+        return None
+    try:
+        return kind(*(raw[f] for f in fields))
+    except (CairnError, TypeError, ValueError):
+        return None
+
+
+def read_sidecar_catalog(directory: Path) -> ImportedCatalog:
+    """Every valid record in the sidecar ``directory`` (``artifacts.jsonl``, ``snapshots.jsonl``)."""
+    artifacts: list[ArtifactRecord] = []
+    snapshots: list[SnapshotRecord] = []
+    skipped = 0
+    for raw in _lines(directory / "artifacts.jsonl"):
+        record = _record(raw, ArtifactRecord, ("hash", "name", "mime", "size", "created"))
+        if record is None:
+            skipped += 1
+        else:
+            artifacts.append(record)
+    for raw in _lines(directory / "snapshots.jsonl"):
+        # The first release called the snapshot's directory "source"; records call it "root".
+        fields = ("tree", "source", "created", "files", "bytes", "problems")
+        record = _record(raw, SnapshotRecord, fields)
+        if record is None:
+            skipped += 1
+        else:
+            snapshots.append(record)
+    return ImportedCatalog(tuple(artifacts), tuple(snapshots), skipped)
+
+
+def import_sidecar_catalog(data_dir: Path, meta: ArtifactMetaStore) -> ImportedCatalog | None:
+    """Import ``<data_dir>/catalog`` into ``meta`` and rename it ``catalog.imported``; None when there is none.
+
+    Cheap when there is nothing to import (one ``stat``), so callers run it
+    every time they open the project's artifacts.
+    """
+    directory = Path(data_dir) / SIDECAR
+    if not directory.is_dir():
+        return None
+    found = read_sidecar_catalog(directory)
+    meta.add_artifact_records(found.artifacts)
+    meta.add_snapshot_records(found.snapshots)
+    target = Path(data_dir) / IMPORTED
+    n = 1
+    while target.exists():  # an earlier import's directory is kept, never overwritten
+        n += 1
+        target = Path(data_dir) / f"{IMPORTED}.{n}"
+    try:
+        os.rename(directory, target)
+    except FileNotFoundError:
+        pass  # another command imported it at the same moment: the records are the same
+    except OSError as exc:
+        raise StorageError(
+            f"imported {directory} but cannot rename it: {exc.strerror}",
+            hint=f"rename or remove {directory} yourself; its records are in the store now",
+        ) from None
+    return found

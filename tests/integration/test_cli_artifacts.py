@@ -44,7 +44,7 @@ def test_put_ls_show_get_verify(cairn, tmp_path: Path) -> None:
 def test_a_damaged_object_is_found_and_never_written_out(cairn, tmp_path: Path) -> None:
     source = tmp_path / "data.csv"
     source.write_text("a,b\n1,2\n")
-    digest = cairn.json("artifact", "put", str(source))["hash"]
+    digest = cairn.json("--set", "artifacts.inline_max_bytes=0", "artifact", "put", str(source))["hash"]
     stored = cairn.project / ".cairn" / "artifacts" / "objects" / digest[:2] / digest
     stored.chmod(0o644)
     stored.write_text("a,b\n1,3\n")
@@ -56,6 +56,23 @@ def test_a_damaged_object_is_found_and_never_written_out(cairn, tmp_path: Path) 
     assert "hint:" in got.stderr and "Traceback" not in got.stderr
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_damaged_inline_bytes_are_found_and_never_written_out(cairn, tmp_path: Path) -> None:
+    import sqlite3
+
+    source = tmp_path / "small.txt"
+    source.write_text("small enough to live inline\n")
+    record = cairn.json("artifact", "put", str(source))
+    assert record["inline"] is True and record["store"] == "inline"
+    with sqlite3.connect(cairn.project / ".cairn" / "cairn.db") as db:
+        db.execute("UPDATE artifact_inline SET data = ? WHERE hash = ?", (b"tampered", record["hash"]))
+    verify = cairn.run("artifact", "verify", check=False)
+    assert verify.returncode == 1 and f"artifact {record['hash']}" in verify.stderr and "corrupt" in verify.stderr
+    target = tmp_path / "out.txt"
+    got = cairn.run("artifact", "get", record["hash"], "-o", str(target), check=False)
+    assert got.returncode == 1 and "corrupt" in got.stderr and "Traceback" not in got.stderr
+    assert not target.exists()
 
 
 def test_bad_input_is_a_clear_error(cairn, tmp_path: Path) -> None:

@@ -1,53 +1,63 @@
-"""The catalog of named artifacts and snapshots: appends are durable, torn lines are skipped, names are checked."""
+"""The first release's sidecar catalog is imported into the store once, losing and duplicating nothing."""
 
 from __future__ import annotations
 
 import hashlib
-import threading
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from cairn.catalog import Catalog, check_mime, check_name, guess_mime
+from cairn.catalog import IMPORTED, import_sidecar_catalog
 from cairn.errors import ValidationError
+from cairn.model.artifacts import check_mime, check_name, guess_mime
+from cairn.testing.memory import MemoryStore
 
 H = hashlib.sha256(b"x").hexdigest()
+T = hashlib.sha256(b"tree").hexdigest()
+WHEN = "2026-03-01T10:00:00.000000Z"
 
 
-def test_records_come_back_in_order(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path)
-    catalog.add_artifact(H, "a.txt", "text/plain", 1)
-    catalog.add_artifact(H, "b.png", "image/png", 1)
-    catalog.add_snapshot("b" * 64, "/src", 3, 10, 1)
-    assert [r.name for r in catalog.artifacts()] == ["a.txt", "b.png"]
-    assert [r.name for r in catalog.names_of(H)] == ["a.txt", "b.png"]
-    assert [(r.tree, r.files, r.problems) for r in catalog.snapshots()] == [("b" * 64, 3, 1)]
+def write_sidecar(data_dir: Path) -> Path:
+    """What cairn's first artifact release left: two names, one snapshot, a torn line and a bad one."""
+    directory = data_dir / "catalog"
+    directory.mkdir(parents=True)
+    artifacts = [
+        {"hash": H, "name": "a.txt", "mime": "text/plain", "size": 1, "created": WHEN},
+        {"hash": H, "name": "b ✓.png", "mime": "image/png", "size": 1, "created": "2026-03-01T10:00:01.000000Z"},
+        {"hash": "not a hash", "name": "bad", "mime": "text/plain", "size": 1, "created": WHEN},
+    ]
+    lines = [json.dumps(a) for a in artifacts] + ['{"hash": "torn by a cra']
+    (directory / "artifacts.jsonl").write_text("\n".join(lines))
+    snapshot = {"tree": T, "source": "/work/src", "created": WHEN, "files": 3, "bytes": 10, "problems": 1}
+    (directory / "snapshots.jsonl").write_text(json.dumps(snapshot) + "\n")
+    return directory
 
 
-def test_a_torn_last_line_is_skipped_and_never_glued_to(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path)
-    catalog.add_artifact(H, "first", "text/plain", 1)
-    path = tmp_path / "catalog" / "artifacts.jsonl"
-    with open(path, "ab") as handle:
-        handle.write(b'{"hash": "torn by a cra')
-    assert [r.name for r in catalog.artifacts()] == ["first"]
-    catalog.add_artifact(H, "second", "text/plain", 1)
-    assert [r.name for r in catalog.artifacts()] == ["first", "second"]
+def test_the_sidecar_is_imported_once_and_renamed(tmp_path: Path) -> None:
+    directory = write_sidecar(tmp_path)
+    store = MemoryStore()
+    found = import_sidecar_catalog(tmp_path, store)
+    assert found is not None and found.skipped == 2
+    assert [(r.name, r.mime, r.inline, r.created) for r in store.artifact_records()] == [
+        ("b ✓.png", "image/png", False, "2026-03-01T10:00:01.000000Z"),
+        ("a.txt", "text/plain", False, WHEN),
+    ]
+    (snap,) = store.snapshot_records()
+    assert (snap.tree, snap.root, snap.files, snap.bytes, snap.problems) == (T, "/work/src", 3, 10, 1)
+    assert not directory.exists() and (tmp_path / IMPORTED / "artifacts.jsonl").exists()
+    assert import_sidecar_catalog(tmp_path, store) is None  # nothing left to import
 
 
-def test_concurrent_appends_lose_nothing(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path)
-
-    def add(worker: int) -> None:
-        for i in range(25):
-            catalog.add_artifact(H, f"w{worker}-{i}", "text/plain", 1)
-
-    threads = [threading.Thread(target=add, args=(w,)) for w in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len({r.name for r in catalog.artifacts()}) == 100
+def test_importing_again_adds_nothing(tmp_path: Path) -> None:
+    write_sidecar(tmp_path)
+    store = MemoryStore()
+    import_sidecar_catalog(tmp_path, store)
+    shutil.copytree(tmp_path / IMPORTED, tmp_path / "catalog")  # a crash before the rename, say
+    import_sidecar_catalog(tmp_path, store)
+    assert len(store.artifact_records()) == 2 and len(store.snapshot_records()) == 1
+    assert (tmp_path / f"{IMPORTED}.2").is_dir() and (tmp_path / IMPORTED).is_dir()
 
 
 @pytest.mark.parametrize("name", ["", " ", "a\nb", "tab\there", "x" * 256])

@@ -1,9 +1,11 @@
 """Artifact and snapshot commands: ``cairn artifact put|get|ls|show|verify``, ``cairn snapshot ...``.
 
-Objects live in the configured artifact store (``[artifacts] store``);
-names, media types and the list of snapshots live in the project's catalog
-(``cairn.catalog``). Hashes may be abbreviated to a unique prefix of at
-least 4 hex digits; ``@last`` is the newest named artifact or snapshot.
+Files live inline in the project store (small ones, up to ``[artifacts]
+inline_max_bytes``) or in the configured artifact store; their names, media
+types and the list of snapshots are records in the project store's
+``artifact_meta`` facet (``cairn.project_artifacts``). Hashes may be
+abbreviated to a unique prefix of at least 4 hex digits; ``@last`` is the
+newest named artifact or snapshot.
 """
 
 from __future__ import annotations
@@ -12,23 +14,20 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
-from cairn.errors import FileError, NotFoundError, ValidationError
+from cairn.errors import FileError, NotFoundError
+from cairn.model.artifacts import human_size as _size
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cairn.artifacts import ArtifactStore
-    from cairn.catalog import Catalog
+    from cairn.project_artifacts import ProjectArtifacts
 
-__all__ = ["register"]
-
-LAST = "@last"
-MIN_PREFIX = 4
+__all__ = ["open_artifacts", "register"]
 
 
 def register(cli: click.Group) -> None:
@@ -36,65 +35,28 @@ def register(cli: click.Group) -> None:
     cli.add_command(snapshot_group)
 
 
-@contextlib.contextmanager
-def _store(state: State) -> Iterator[ArtifactStore]:
-    from cairn.artifacts import open_artifact_store
+def _user() -> str | None:
+    """Who is putting files, as the ledger names them (``CAIRN_USER``, else the login name)."""
+    import getpass
 
-    store = open_artifact_store(config=state.config, plugins=state.plugins)
     try:
-        yield store
+        return os.environ.get("CAIRN_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. in some containers
+        return None
+
+
+@contextlib.contextmanager
+def open_artifacts(state: State, doing: str) -> Iterator[ProjectArtifacts]:
+    """The project's artifacts over the command's store; the artifact store is closed afterwards."""
+    from cairn.project_artifacts import open_project_artifacts
+
+    artifacts = open_project_artifacts(
+        state.store, config=state.config, plugins=state.plugins, user=_user(), doing=doing
+    )
+    try:
+        yield artifacts
     finally:
-        store.close()
-
-
-def _catalog(state: State) -> Catalog:
-    from cairn.catalog import Catalog
-
-    return Catalog(state.config.data_dir)
-
-
-_FIRST = {"artifact": "`cairn artifact put FILE` stores one", "snapshot tree": "`cairn snapshot create DIR` takes one"}
-
-
-def _resolve(store: ArtifactStore, text: str, *, what: str, newest: Callable[[], str | None]) -> str:
-    """A full hash from a full hash, a unique prefix, or @last."""
-    if text == LAST:
-        found = newest()
-        if found is None:
-            raise NotFoundError(what, LAST, hint=f"none recorded in this project yet; {_FIRST.get(what, '')}")
-        return found
-    value = text.strip().lower()
-    if len(value) == 64:
-        from cairn.artifacts import check_digest
-
-        return check_digest(value, what=what)
-    if len(value) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in value):
-        raise ValidationError(
-            f"{text!r:.80} is not a hash or a prefix of one",
-            hint=f"give the hash, at least {MIN_PREFIX} of its first hex digits, or {LAST}",
-        )
-    matches = []
-    for info in store.list(prefix=value):
-        matches.append(info.hash)
-        if len(matches) > 5:
-            break
-    if not matches:
-        raise NotFoundError(what, text, hint=f"nothing in {store.location} starts with {value}")
-    if len(matches) > 1:
-        shown = ", ".join(m[:16] for m in matches[:5])
-        raise ValidationError(
-            f"{text!r} is ambiguous: {shown}{' ...' if len(matches) > 5 else ''}", hint="give more digits"
-        )
-    return matches[0]
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
+        artifacts.close()
 
 
 # -- cairn artifact ------------------------------------------------------------------------------
@@ -102,30 +64,44 @@ def _size(n: int) -> str:
 
 @click.group("artifact")
 def artifact_group() -> None:
-    """Keep files by hash in the artifact store: put, get, ls, show, verify."""
+    """Keep files by hash: put, get, ls, show, verify."""
 
 
 @artifact_group.command("put")
 @click.argument("file", type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("--name", help="A name to list it under (default: the file's name).")
 @click.option("--mime", help="Its media type, e.g. image/png (default: guessed from the name).")
+@click.option(
+    "--commit",
+    "commit",
+    is_flag=True,
+    help="Also commit a reference to it on the current branch, so it is part of the context (and kept by gc).",
+)
 @json_option("Print the record as JSON.")
 @pass_state
-def artifact_put(state: State, file: str, name: str | None, mime: str | None, as_json: bool) -> None:
+def artifact_put(state: State, file: str, name: str | None, mime: str | None, commit: bool, as_json: bool) -> None:
     """Store FILE (- reads stdin) and print its hash. The same bytes are stored once."""
-    from cairn.catalog import check_mime, check_name, guess_mime
+    from cairn.model.artifacts import check_name
 
     name = check_name(name if name is not None else ("stdin" if file == "-" else Path(file).name))
-    mime = check_mime(mime) if mime is not None else guess_mime(name)
-    catalog = _catalog(state)
-    with _store(state) as store:
-        info = store.put(sys.stdin.buffer if file == "-" else Path(file))
-        record = catalog.add_artifact(info.hash, name, mime, info.size)
-        location = store.location
+    committed = None
+    with open_artifacts(state, "cairn artifact put") as artifacts:
+        source = sys.stdin.buffer if file == "-" else Path(file)
+        if commit:
+            from cairn.model import Artifact
+
+            state.repo  # noqa: B018 - a project without context fails before anything is stored
+            record = artifacts.put(source, name=name, mime=mime)
+            committed = state.repo.append(Artifact.reference(record.ref), message=f"artifact {record.name}")
+        else:
+            record = artifacts.put(source, name=name, mime=mime)
+        where = "inline" if record.inline else artifacts.store.location
     if as_json:
-        echo_json({**record.to_record(), "store": location})
+        echo_json({**record.to_record(), "store": where, "commit": committed.hash if committed else None})
         return
-    click.echo(f"{info.hash}  {_size(info.size)}  {name} ({mime})")
+    click.echo(f"{record.hash}  {_size(record.size)}  {record.name} ({record.mime})")
+    if committed is not None:
+        click.echo(f"committed {committed.short}: a reference to it on the current branch", err=True)
 
 
 @artifact_group.command("get")
@@ -141,11 +117,10 @@ def artifact_get(state: State, digest: str, output: str, force: bool, as_json: b
     from cairn.durable import copy_hashing
     from cairn.files import atomic_write
 
-    catalog = _catalog(state)
-    with _store(state) as store:
-        digest = _resolve(store, digest, what="artifact", newest=lambda: _newest_artifact(catalog))
+    with open_artifacts(state, "cairn artifact get") as artifacts:
+        digest = artifacts.resolve(digest)
         if output == "-":
-            with store.open(digest) as stream:
+            with artifacts.open(digest) as stream:
                 sys.stdout.flush()
                 copy_hashing(stream, sys.stdout.fileno(), hashing=False)  # a corrupt object raises at its end
             return
@@ -153,41 +128,40 @@ def artifact_get(state: State, digest: str, output: str, force: bool, as_json: b
         if not force and os.path.lexists(target):
             raise FileError(f"{target} already exists", path=str(target), hint="pass --force to replace it")
         with atomic_write(target, binary=True, overwrite=force) as handle:
-            size = store.copy_to(digest, handle.fileno())  # verified: a mismatch raises, and nothing lands
+            size = artifacts.copy_to(digest, handle.fileno())  # verified: a mismatch raises, and nothing lands
     if as_json:
         echo_json({"hash": digest, "size": size, "path": str(target.resolve())})
         return
     click.echo(f"wrote {target} ({_size(size)}, verified {digest[:12]})", err=True)
 
 
-def _newest_artifact(catalog: Catalog) -> str | None:
-    records = catalog.artifacts()
-    return records[-1].hash if records else None
-
-
 @artifact_group.command("ls")
-@click.option("--all", "everything", is_flag=True, help="Every object in the store, snapshot contents included.")
+@click.option("--all", "everything", is_flag=True, help="Every stored object, snapshot contents included.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @json_option()
 @pass_state
 def artifact_ls(state: State, everything: bool, limit: int, as_json: bool) -> None:
-    """Named artifacts, newest first (--all: every object in the store, by hash)."""
-    if everything:
-        with _store(state) as store:
-            infos = []
-            for info in store.list():
-                infos.append(info)
-                if len(infos) == limit:
+    """Named artifacts, newest first (--all: every stored object, by hash, inline and in the artifact store)."""
+    with open_artifacts(state, "cairn artifact ls") as artifacts:
+        if everything:
+            found = []
+            for info, where in artifacts.list_all():
+                found.append((info, where))
+                if len(found) == limit:
                     break
+        else:
+            records = artifacts.records(limit=limit)
+    if everything:
         if as_json:
-            echo_json([i.to_record() for i in infos])
-            return
-        if not infos:
-            click.echo("the artifact store is empty")
-            return
-        print_table(["hash", "size", "created"], [[i.hash, _size(i.size), (i.created or "")[:19]] for i in infos])
+            echo_json([{**info.to_record(), "where": where} for info, where in found])
+        elif not found:
+            click.echo("no artifacts stored")
+        else:
+            print_table(
+                ["hash", "size", "where", "created"],
+                [[i.hash, _size(i.size), where, (i.created or "")[:19]] for i, where in found],
+            )
         return
-    records = list(reversed(_catalog(state).artifacts()))[:limit]
     if as_json:
         echo_json([r.to_record() for r in records])
         return
@@ -195,8 +169,8 @@ def artifact_ls(state: State, everything: bool, limit: int, as_json: bool) -> No
         click.echo("no artifacts yet: `cairn artifact put FILE` stores one")
         return
     print_table(
-        ["hash", "size", "type", "name", "created"],
-        [[r.hash[:16], _size(r.size), r.mime, r.name, r.created[:19]] for r in records],
+        ["hash", "size", "type", "name", "created", "for"],
+        [[r.hash[:16], _size(r.size), r.mime, r.name, r.created[:19], r.referrer or ""] for r in records],
     )
 
 
@@ -206,21 +180,21 @@ def artifact_ls(state: State, everything: bool, limit: int, as_json: bool) -> No
 @pass_state
 def artifact_show(state: State, digest: str, as_json: bool) -> None:
     """One artifact: size, when it was stored, where, and the names it was put under."""
-    catalog = _catalog(state)
-    with _store(state) as store:
-        digest = _resolve(store, digest, what="artifact", newest=lambda: _newest_artifact(catalog))
-        info = store.stat(digest)
-        location = store.location
-    names = catalog.names_of(digest)
+    with open_artifacts(state, "cairn artifact show") as artifacts:
+        digest = artifacts.resolve(digest)
+        info, where = artifacts.stat(digest)
+        location = "inline (the project store)" if where == "inline" else artifacts.store.location
+        names = artifacts.names_of(digest)
     if as_json:
-        echo_json({**info.to_record(), "store": location, "names": [r.to_record() for r in names]})
+        echo_json({**info.to_record(), "where": where, "store": location, "names": [r.to_record() for r in names]})
         return
     click.echo(f"hash     {info.hash}")
     click.echo(f"size     {info.size} ({_size(info.size)})")
     click.echo(f"created  {info.created or 'unknown'}")
     click.echo(f"store    {location}")
     for record in names:
-        click.echo(f"name     {record.name} ({record.mime}, put {record.created[:19]})")
+        extra = f", for {record.referrer}" if record.referrer else ""
+        click.echo(f"name     {record.name} ({record.mime}, put {record.created[:19]}{extra})")
 
 
 @artifact_group.command("verify")
@@ -231,16 +205,15 @@ def artifact_verify(state: State, digests: tuple[str, ...], as_json: bool) -> No
     """Read artifacts back and check their hashes (all of them when no HASH is given); exit 1 on any problem."""
     from cairn.errors import IntegrityError
 
-    catalog = _catalog(state)
     results: list[dict[str, Any]] = []
-    with _store(state) as store:
+    with open_artifacts(state, "cairn artifact verify") as artifacts:
         if digests:
-            targets = [_resolve(store, d, what="artifact", newest=lambda: _newest_artifact(catalog)) for d in digests]
+            targets = [artifacts.resolve(d) for d in digests]
         else:
-            targets = (info.hash for info in store.list())  # type: ignore[assignment]
+            targets = [info.hash for info, _ in artifacts.list_all()]
         for digest in targets:
             try:
-                info = store.verify(digest)
+                info, _ = artifacts.verify(digest)
                 results.append({"hash": digest, "ok": True, "size": info.size})
             except (IntegrityError, NotFoundError) as exc:
                 results.append({"hash": digest, "ok": False, "problem": exc.message})
@@ -263,23 +236,17 @@ def snapshot_group() -> None:
     """Record a directory as a tree of hashes; list, show, diff and restore trees."""
 
 
-def _newest_snapshot(catalog: Catalog) -> str | None:
-    records = catalog.snapshots()
-    return records[-1].tree if records else None
+def _load(artifacts: ProjectArtifacts, text: str) -> Any:
+    digest = artifacts.resolve(text, what="snapshot tree", newest=artifacts.newest_snapshot)
+    return artifacts.load_tree(digest)
 
 
-def _load(state: State, store: ArtifactStore, text: str) -> Any:
-    from cairn.snapshots import load_tree
-
-    catalog = _catalog(state)
-    return load_tree(store, _resolve(store, text, what="snapshot tree", newest=lambda: _newest_snapshot(catalog)))
-
-
-class _Progress:
+class Progress:
     """A counter on stderr while files are read, on a terminal only."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "reading files") -> None:
         self.enabled = sys.stderr.isatty()
+        self.label = label
         self.count = 0
         self.shown = 0.0
 
@@ -288,7 +255,7 @@ class _Progress:
         now = time.monotonic()
         if self.enabled and now - self.shown > 0.2:
             self.shown = now
-            click.echo(f"\rreading files: {self.count}", err=True, nl=False)
+            click.echo(f"\r{self.label}: {self.count}", err=True, nl=False)
 
     def done(self) -> None:
         if self.enabled and self.shown:
@@ -323,38 +290,22 @@ def snapshot_create(
     as_json: bool,
 ) -> None:
     """Record DIRECTORY: every file's bytes into the artifact store, and the tree of hashes that names them."""
-    from cairn.snapshots import snapshot
-
-    data_dir = state.config.data_dir
-    progress = _Progress()
-    with _store(state) as store:
-        skip = [data_dir]
-        if os.path.isdir(store.location):
-            skip.append(Path(store.location))  # never snapshot the store into itself
-        cache_dir = data_dir / "snapshot-cache"
-        if no_cache:
-            from cairn.snapshots import StatCache
-
-            with contextlib.suppress(OSError):
-                StatCache.location(cache_dir, Path(directory).resolve(), store).unlink()
+    progress = Progress()
+    with open_artifacts(state, "cairn snapshot create") as artifacts:
         try:
-            result = snapshot(
+            result, record = artifacts.snapshot(
                 directory,
-                store,
                 exclude=excludes,
                 respect_gitignore=respect_gitignore,
                 strict=strict,
-                cache_dir=cache_dir,
-                skip=skip,
+                no_cache=no_cache,
                 progress=progress,
             )
         finally:
             progress.done()
-        location = store.location
-    source = str(Path(directory).resolve())
-    _catalog(state).add_snapshot(result.hash, source, len(result.tree), result.tree.size, len(result.problems))
+        location = artifacts.store.location
     if as_json:
-        echo_json({**result.to_record(), "source": source, "store": location})
+        echo_json({**result.to_record(), "source": record.root, "store": location})
         return
     for problem in result.problems:
         click.secho(f"note: {problem}", fg="yellow", err=True)
@@ -372,7 +323,8 @@ def snapshot_create(
 @pass_state
 def snapshot_list(state: State, limit: int, as_json: bool) -> None:
     """Snapshots taken in this project, newest first."""
-    records = list(reversed(_catalog(state).snapshots()))[:limit]
+    with open_artifacts(state, "cairn snapshot list") as artifacts:
+        records = artifacts.snapshots(limit=limit)
     if as_json:
         echo_json([r.to_record() for r in records])
         return
@@ -380,8 +332,11 @@ def snapshot_list(state: State, limit: int, as_json: bool) -> None:
         click.echo("no snapshots yet: `cairn snapshot create DIR` takes one")
         return
     print_table(
-        ["tree", "created", "files", "size", "left out", "source"],
-        [[r.tree[:16], r.created[:19], r.files, _size(r.bytes), r.problems or "", r.source] for r in records],
+        ["tree", "created", "files", "size", "left out", "root", "for"],
+        [
+            [r.tree[:16], r.created[:19], r.files, _size(r.bytes), r.problems or "", r.root, r.referrer or ""]
+            for r in records
+        ],
     )
 
 
@@ -391,8 +346,8 @@ def snapshot_list(state: State, limit: int, as_json: bool) -> None:
 @pass_state
 def snapshot_show(state: State, tree: str, as_json: bool) -> None:
     """The entries of a tree: mode, size, hash and path (links with their target)."""
-    with _store(state) as store:
-        loaded = _load(state, store, tree)
+    with open_artifacts(state, "cairn snapshot show") as artifacts:
+        loaded = _load(artifacts, tree)
     if as_json:
         echo_json(
             {
@@ -407,6 +362,18 @@ def snapshot_show(state: State, tree: str, as_json: bool) -> None:
     print_table(["mode", "size", "hash", "path"], rows, title=f"tree {loaded.hash}")
 
 
+def print_diff(diff: Any) -> None:
+    """A tree diff as git prints a name-status: A added, D removed, M changed, T mode changed."""
+    if diff.empty:
+        click.echo("no differences")
+        return
+    lines = [("A", c.path, "") for c in diff.added] + [("D", c.path, "") for c in diff.removed]
+    lines += [("M", c.path, "") for c in diff.changed]
+    lines += [("T", c.path, f"  ({c.old.mode} -> {c.new.mode})") for c in diff.mode_changed if c.old and c.new]
+    for letter, path, extra in sorted(lines, key=lambda line: line[1]):
+        click.echo(f"{letter} {path}{extra}")
+
+
 @snapshot_group.command("diff")
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
@@ -416,19 +383,12 @@ def snapshot_diff(state: State, a: str, b: str, as_json: bool) -> None:
     """What changed from tree A to tree B: A added, D removed, M changed, T mode changed."""
     from cairn.trees import diff_trees
 
-    with _store(state) as store:
-        diff = diff_trees(_load(state, store, a), _load(state, store, b))
+    with open_artifacts(state, "cairn snapshot diff") as artifacts:
+        diff = diff_trees(_load(artifacts, a), _load(artifacts, b))
     if as_json:
         echo_json(diff.to_record())
         return
-    if diff.empty:
-        click.echo("no differences")
-        return
-    lines = [("A", c.path, "") for c in diff.added] + [("D", c.path, "") for c in diff.removed]
-    lines += [("M", c.path, "") for c in diff.changed]
-    lines += [("T", c.path, f"  ({c.old.mode} -> {c.new.mode})") for c in diff.mode_changed if c.old and c.new]
-    for letter, path, extra in sorted(lines, key=lambda line: line[1]):
-        click.echo(f"{letter} {path}{extra}")
+    print_diff(diff)
 
 
 @snapshot_group.command("restore")
@@ -441,9 +401,9 @@ def snapshot_restore(state: State, tree: str, directory: str, force: bool, as_js
     """Write the files of TREE into DIRECTORY; nothing is ever written outside it."""
     from cairn.restore import restore
 
-    with _store(state) as store:
-        loaded = _load(state, store, tree)
-        result = restore(store, loaded, Path(directory), force=force)
+    with open_artifacts(state, "cairn snapshot restore") as artifacts:
+        loaded = _load(artifacts, tree)
+        result = restore(artifacts.store, loaded, Path(directory), force=force)
     if as_json:
         echo_json({"tree": loaded.hash, **result.to_record()})
         return
