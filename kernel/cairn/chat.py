@@ -45,7 +45,7 @@ import os
 import re
 import secrets
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -53,8 +53,15 @@ import attrs
 from cairn.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from cairn.events import EventBus
 from cairn.events import bus as default_bus
-from cairn.model import now
-from cairn.model.chat import GENERAL_THREAD, ChatMessage, Thread, new_message_id, validate_thread_id
+from cairn.model import ArtifactRef, now
+from cairn.model.chat import (
+    GENERAL_THREAD,
+    ChatMessage,
+    Thread,
+    new_message_id,
+    validate_message_id,
+    validate_thread_id,
+)
 from cairn.model.ledger import validate_run_id
 from cairn.redact import Redactor
 from cairn.storage import ChatStore, Facet, RunStore, require
@@ -295,6 +302,28 @@ class Chat:
 
     # -- messages --------------------------------------------------------------
 
+    def check_send(
+        self, text: str, *, run_id: str | None = None, thread_id: str | None = None, encrypt: bool = False
+    ) -> None:
+        """Raise what ``send`` would refuse (no text, an unknown run or thread, no key), writing nothing.
+
+        For callers that store something first (attachments) only if the message can be sent.
+        """
+        if not isinstance(text, str) or not text:
+            raise ValidationError("a message needs text")
+        if run_id is not None:
+            self._require_run(run_id)
+        if thread_id is not None:
+            validate_thread_id(thread_id)
+            if thread_id != GENERAL_THREAD and self.store.get_thread(thread_id) is None:
+                raise NotFoundError("thread", thread_id, hint="create it with `cairn thread new TITLE`")
+        if encrypt and self._cipher() is None:
+            raise ConfigError(
+                f"encryption needs a key in ${self.key_env}, which is not set",
+                key=self.key_env,
+                hint=f"make one with `cairn chat keygen` and export {self.key_env}=...",
+            )
+
     def send(
         self,
         text: str,
@@ -304,22 +333,24 @@ class Chat:
         encrypt: bool = False,
         publish: bool = False,
         source: str = "manual",
+        attachments: Sequence[ArtifactRef] = (),
+        message_id: str | None = None,
     ) -> ChatMessage:
-        """Store a message on a run and/or a thread (the ``general`` thread when neither is given)."""
-        if not isinstance(text, str) or not text:
-            raise ValidationError("a message needs text")
-        if run_id is not None:
-            self._require_run(run_id)
-        if thread_id is not None:
-            validate_thread_id(thread_id)
-            if self.store.get_thread(thread_id) is None:
-                if thread_id != GENERAL_THREAD:
-                    raise NotFoundError("thread", thread_id, hint="create it with `cairn thread new TITLE`")
-                self._ensure_general()
+        """Store a message on a run and/or a thread (the ``general`` thread when neither is given).
+
+        ``attachments`` reference files already stored (``cairn.project_artifacts``);
+        ``message_id`` (default: a new one) lets a caller record the id with
+        them before the message is sent.
+        """
+        self.check_send(text, run_id=run_id, thread_id=thread_id, encrypt=encrypt)
+        if message_id is not None:
+            validate_message_id(message_id)
+        if thread_id == GENERAL_THREAD:
+            self._ensure_general()
         if run_id is None and thread_id is None:
             thread_id = GENERAL_THREAD
             self._ensure_general()
-        message_id = new_message_id()
+        message_id = message_id or new_message_id()
         stored_text = text if encrypt else self.redactor.text(text)
         if encrypt:
             cipher = self._cipher()
@@ -340,6 +371,7 @@ class Chat:
             source=source,
             publish=publish,
             encrypted=encrypt,
+            attachments=tuple(attachments),
         )
         self.store.add_chat_message(message)
         self._bus.publish(

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from cairn.errors import BudgetExceededError, ValidationError
+from cairn.images import ImageReader, anthropic_image_block, openai_image_part, with_images
 from cairn.model import (
     Commit,
     Content,
@@ -239,8 +240,13 @@ def materialize(
     as_of: Any = None,
     budget: int | None = None,
     format: str = "openai",
+    images: ImageReader | None = None,
 ) -> Materialized:
-    """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens."""
+    """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens.
+
+    ``images``, for a model that takes images, reads the files artifact
+    references point at, so they are sent as images (``cairn.images``).
+    """
     if format not in FORMATS:
         raise ValidationError(f"unknown format {format!r}", hint=f"one of: {', '.join(FORMATS)}")
     if budget is not None and (not isinstance(budget, int) or budget <= 0):
@@ -331,7 +337,7 @@ def materialize(
             priority=c.priority,
             tokens=c.tokens,
             depth=c.commit.depth,
-            messages=c.content.render(),  # type: ignore[union-attr]
+            messages=with_images(c.content.render(), c.content, images),  # type: ignore[union-attr, arg-type]
         )
         for c in kept
     ]
@@ -472,6 +478,9 @@ def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
             out[-1]["tool_calls"].extend(_openai_call(c) for c in m.tool_calls)
             continue
         message: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.images and m.role == "user":  # image parts belong to user messages only
+            text = [{"type": "text", "text": m.content}] if m.content else []
+            message["content"] = text + [openai_image_part(image) for image in m.images]
         if m.tool_calls:
             message["tool_calls"] = [_openai_call(c) for c in m.tool_calls]
         if m.tool_call_id is not None:
@@ -508,6 +517,8 @@ def to_anthropic(messages: list[Message]) -> dict[str, Any]:
             blocks = []
             if m.content:
                 blocks.append({"type": "text", "text": m.content})
+            if role == "user":  # image blocks belong to user turns only
+                blocks.extend(anthropic_image_block(image) for image in m.images)
             for call in m.tool_calls:
                 try:
                     arguments = json.loads(call.arguments) if call.arguments else {}

@@ -176,6 +176,14 @@ def test_gc_and_fsck(cairn):
         "blobs_removed": 1,
         "annotations_removed": 0,
         "dry_run": True,
+        "artifacts": {
+            "removed": [],
+            "removed_count": 0,
+            "removed_bytes": 0,
+            "kept": 0,
+            "missing_trees": [],
+            "dry_run": True,
+        },
     }
     assert "removed 1 commits" in cairn("gc").stdout
     assert cairn("fsck").stdout.startswith("ok: 1 commits")

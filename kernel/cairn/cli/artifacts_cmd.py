@@ -25,9 +25,20 @@ from cairn.errors import FileError, NotFoundError
 from cairn.model.artifacts import human_size as _size
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cairn.artifact_gc import ArtifactGcReport
+    from cairn.images import ImageReader
+    from cairn.model.artifacts import ArtifactRef
     from cairn.project_artifacts import ProjectArtifacts
 
-__all__ = ["open_artifacts", "register"]
+__all__ = [
+    "Progress",
+    "collect_artifacts",
+    "image_reader",
+    "open_artifacts",
+    "print_collected",
+    "print_diff",
+    "register",
+]
 
 
 def register(cli: click.Group) -> None:
@@ -57,6 +68,63 @@ def open_artifacts(state: State, doing: str) -> Iterator[ProjectArtifacts]:
         yield artifacts
     finally:
         artifacts.close()
+
+
+@contextlib.contextmanager
+def image_reader(state: State) -> Iterator[ImageReader | None]:
+    """What ``materialize(images=...)`` reads referenced images with; None when the store keeps no artifacts.
+
+    An image this machine does not have (its artifact store lacks it, or is not
+    installed) stays a placeholder; a damaged one is an error.
+    """
+    from cairn.storage import ArtifactMetaStore
+
+    if not isinstance(state.store, ArtifactMetaStore):
+        yield None
+        return
+    with open_artifacts(state, "sending images") as artifacts:
+
+        def read(ref: ArtifactRef) -> bytes | None:
+            try:
+                return artifacts.read_bytes(ref.hash)
+            except NotFoundError:
+                return None
+
+        yield read
+
+
+def collect_artifacts(state: State, *, dry_run: bool, grace: str) -> ArtifactGcReport | None:
+    """``cairn gc``'s second half: collect the artifacts nothing reaches (None: the store keeps no artifacts)."""
+    from cairn.artifact_gc import collect
+    from cairn.ledger import parse_age
+    from cairn.storage import ArtifactMetaStore
+
+    age = parse_age(grace)
+    if not isinstance(state.store, ArtifactMetaStore):
+        return None  # a backend without artifact metadata holds no artifacts to collect
+    with open_artifacts(state, "cairn gc") as artifacts:
+        try:
+            artifacts.store  # noqa: B018 - opened here to tell a missing store plugin apart
+        except NotFoundError:
+            meta = artifacts.meta
+            if not meta.artifact_records(limit=1) and not meta.snapshot_records(limit=1) and not meta.inline_sizes():
+                return None  # no artifact store installed and no artifacts: nothing to collect
+            raise
+        return collect(artifacts, state.store, grace=age, dry_run=dry_run)
+
+
+def print_collected(report: ArtifactGcReport | None) -> None:
+    """What artifact gc removed (or would), one line per artifact, and trees a run names that are gone."""
+    if report is None:
+        return
+    verb = "would remove" if report.dry_run else "removed"
+    click.echo(f"{verb} {len(report.collected)} artifact(s), {_size(report.bytes)}; kept {report.kept}")
+    for item in report.collected:
+        size = _size(item.size) if item.size is not None else "records only"
+        names = ", ".join(item.names) if item.names else "(no name)"
+        click.echo(f"  {item.hash[:16]}  {size:>10}  {item.where:<7}  {names}")
+    for tree in report.missing_trees:
+        click.secho(f"warning: tree {tree[:16]} is referenced but not stored", fg="yellow", err=True)
 
 
 # -- cairn artifact ------------------------------------------------------------------------------

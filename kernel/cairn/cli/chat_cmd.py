@@ -42,24 +42,62 @@ def chat_group() -> None:
 @click.option("--thread", "thread_id", metavar="ID", help="Append the message to this thread.")
 @click.option("--encrypt", is_flag=True, help="Seal the text with the key in [chat] key_env.")
 @click.option("--publish", is_flag=True, help="Flag the message for publishing.")
+@click.option(
+    "--attach",
+    "attach",
+    multiple=True,
+    metavar="FILE",
+    help="Store FILE by hash and reference it from the message (repeatable).",
+)
 @json_option("Print the stored message as JSON.")
 @pass_state
 def chat_send(
-    state: State, text: str, run_id: str | None, thread_id: str | None, encrypt: bool, publish: bool, as_json: bool
+    state: State,
+    text: str,
+    run_id: str | None,
+    thread_id: str | None,
+    encrypt: bool,
+    publish: bool,
+    attach: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Send TEXT (- reads stdin) to a run, a thread, both, or the general thread."""
+    from pathlib import Path
+
+    from cairn.model.chat import new_message_id
+
     if text == "-":
         text = read_stdin("the message")
     if run_id is not None:
         run_id = state.ledger.resolve(run_id)
-    message = _chat(state).send(text, run_id=run_id, thread_id=thread_id, encrypt=encrypt, publish=publish)
+    chat = _chat(state)
+    message_id = new_message_id()
+    attachments = []
+    if attach:
+        from cairn.cli.artifacts_cmd import open_artifacts
+
+        chat.check_send(text, run_id=run_id, thread_id=thread_id, encrypt=encrypt)  # before any file is stored
+        with open_artifacts(state, "cairn chat send --attach") as artifacts:
+            for path in attach:
+                record = artifacts.put(Path(path), name=Path(path).name, referrer=f"chat:{message_id}")
+                attachments.append(record.ref)
+    message = chat.send(
+        text,
+        run_id=run_id,
+        thread_id=thread_id,
+        encrypt=encrypt,
+        publish=publish,
+        attachments=attachments,
+        message_id=message_id,
+    )
     if as_json:
         echo_json(message.to_record())
         return
     where = " and ".join(
         p for p in (f"run {run_id}" if run_id else "", f"thread {message.thread_id}" if message.thread_id else "") if p
     )
-    click.echo(f"sent {message.id} to {where}" + (" (encrypted)" if encrypt else ""))
+    files = f" with {len(attachments)} attachment(s)" if attachments else ""
+    click.echo(f"sent {message.id} to {where}{files}" + (" (encrypted)" if encrypt else ""))
 
 
 @chat_group.command("list")
@@ -91,6 +129,8 @@ def chat_list(
             where = f"{where} run {m.run_id}".strip()
         flags = "".join(f for f, on in ((" 🔒", m.encrypted), (" [published]", m.publish)) if on)
         click.echo(f"{m.ts[:19]} {m.user or '?'} ({where}){flags}: {item.text}")
+        for ref in m.attachments:
+            click.echo(f"    [attached {ref.describe()}]")
 
 
 @chat_group.command("keygen")

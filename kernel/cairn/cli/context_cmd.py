@@ -3,6 +3,7 @@ pin / skip / unpin, materialize, status, gc, fsck, export, import."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -503,13 +504,19 @@ unpin_command = _annotation_command("unpin", "normal", "Return items to normal p
 @click.option(
     "--format", "fmt", type=click.Choice(["openai", "anthropic", "text"]), default="openai", show_default=True
 )
+@click.option(
+    "--images", is_flag=True, help="Send artifact references to images as images, for a model that takes them."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print messages, counts and dropped items as JSON.")
 @pass_state
 def materialize_command(
-    state: State, rev: str | None, budget: int | None, as_of: str | None, fmt: str, as_json: bool
+    state: State, rev: str | None, budget: int | None, as_of: str | None, fmt: str, images: bool, as_json: bool
 ) -> None:
     """Print the context as provider-ready messages within a budget."""
-    result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt)
+    from cairn.cli.artifacts_cmd import image_reader
+
+    with image_reader(state) if images else contextlib.nullcontext() as reader:
+        result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt, images=reader)
     if as_json:
         echo_json(result.to_dict())
         return
@@ -562,14 +569,23 @@ def status_command(state: State, as_json: bool) -> None:
 
 
 @click.command("gc")
-@click.option("--dry-run", is_flag=True, help="Count what would go, remove nothing.")
+@click.option("--dry-run", is_flag=True, help="Count what would go and list the artifacts, remove nothing.")
+@click.option(
+    "--grace",
+    default="14d",
+    show_default=True,
+    metavar="AGE",
+    help="Keep artifacts stored or recorded less than AGE ago (90s, 12h, 14d, 2w) even if nothing references them.",
+)
 @json_option()
 @pass_state
-def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
-    """Remove commits no branch reaches and the content only they used."""
+def gc_command(state: State, dry_run: bool, grace: str, as_json: bool) -> None:
+    """Remove commits no branch reaches and the content only they used, then the artifacts nothing reaches."""
+    from cairn.cli.artifacts_cmd import collect_artifacts, print_collected
     from cairn.storage import Maintenance, require
 
     report = require(state.repo.store, Maintenance, doing="cairn gc").gc(dry_run=dry_run)
+    artifacts = collect_artifacts(state, dry_run=dry_run, grace=grace)
     if as_json:
         echo_json(
             {
@@ -577,6 +593,7 @@ def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
                 "blobs_removed": report.blobs_removed,
                 "annotations_removed": report.annotations_removed,
                 "dry_run": report.dry_run,
+                "artifacts": artifacts.to_record() if artifacts is not None else None,
             }
         )
         return
@@ -585,6 +602,7 @@ def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
         f"{verb} {report.commits_removed} commits, {report.blobs_removed} blobs, "
         f"{report.annotations_removed} annotations"
     )
+    print_collected(artifacts)
 
 
 @click.command("fsck")

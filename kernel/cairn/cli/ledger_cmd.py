@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shlex
 import subprocess
@@ -14,7 +15,7 @@ from typing import IO, Any
 import click
 
 from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table
-from cairn.errors import ValidationError
+from cairn.errors import CairnError, ValidationError
 
 __all__ = ["register"]
 
@@ -147,30 +148,106 @@ def _masked(lines: list[tuple[str, str]], redactor: Any) -> list[tuple[str, str]
     type=Count(min=0),
     help="How many last lines of output to keep as events.",
 )
+@click.option(
+    "--artifact",
+    "artifact_paths",
+    multiple=True,
+    metavar="PATH",
+    help="Attach this file to the run once the command exits (repeatable).",
+)
+@click.option(
+    "--snapshot",
+    "snapshot_dirs",
+    multiple=True,
+    metavar="DIR",
+    help="Snapshot this directory before and after; the run records which files changed (repeatable).",
+)
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="With --snapshot: leave out these paths.")
+@click.option("--respect-gitignore", is_flag=True, help="With --snapshot: leave out what .gitignore ignores, and .git.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_state
-def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str, ...]) -> None:
+def run_command(
+    state: State,
+    run_type: str,
+    tail_lines: int,
+    artifact_paths: tuple[str, ...],
+    snapshot_dirs: tuple[str, ...],
+    excludes: tuple[str, ...],
+    respect_gitignore: bool,
+    command: tuple[str, ...],
+) -> None:
     """Run COMMAND (after --) and record it: exit status, duration, code_ref, output tail.
 
     The command runs directly, never through a shell; its exit status becomes
-    cairn's.
+    cairn's. With --snapshot DIR the run records DIR's tree before and after
+    and the paths that changed; with --artifact PATH it attaches the file.
     """
     argv = list(command)
     if any("\x00" in arg for arg in argv):
         raise click.BadParameter(
             "an argument holds a NUL character, which no program can receive", param_hint="COMMAND"
         )
+    if (excludes or respect_gitignore) and not snapshot_dirs:
+        raise click.UsageError("--exclude and --respect-gitignore go with --snapshot DIR")
     program = os.path.basename(argv[0])
     # What is recorded is masked (the child still gets its arguments unchanged); the ledger masks
     # every field again, this step knows which argument follows --token or -u.
     redactor = state.ledger.redactor
     shown = redactor.argv(argv)
-    handle = state.ledger.open(
-        run_type,
-        subtype=program[:64] or None,
-        summary=shlex.join(shown)[:500],
-        metadata={"argv": shown, "cwd": redactor.text(os.getcwd())},
-    )
+    with contextlib.ExitStack() as stack:
+        attachments = None
+        if artifact_paths or snapshot_dirs:
+            from cairn.cli.artifacts_cmd import Progress, open_artifacts
+
+            artifacts = stack.enter_context(open_artifacts(state, "cairn run --artifact/--snapshot"))
+        handle = state.ledger.open(
+            run_type,
+            subtype=program[:64] or None,
+            summary=shlex.join(shown)[:500],
+            metadata={"argv": shown, "cwd": redactor.text(os.getcwd())},
+        )
+        if artifact_paths or snapshot_dirs:
+            from cairn.run_artifacts import RunAttachments
+
+            attachments = RunAttachments(
+                artifacts,
+                handle.run_id,
+                snapshot_dirs,
+                artifact_paths,
+                excludes,
+                respect_gitignore,
+                Progress("snapshotting"),
+            )
+            try:
+                for event in attachments.before():
+                    handle.event(event.pop("type"), **event)
+            except BaseException as exc:
+                handle.close("failed", summary=f"could not snapshot before running: {exc}"[:500])
+                raise
+        code, elapsed, interrupted, lines = _run_child(argv, program, tail_lines, handle)
+        events = [{"type": "output", "stream": name, "line": line} for name, line in _masked(lines, redactor)]
+        events.append({"type": "exit", "code": code, "elapsed_ms": elapsed})
+        status = "partial" if interrupted else ("ok" if code == 0 else "failed")
+        if attachments is not None:
+            try:
+                events += attachments.after()
+            except BaseException as exc:
+                # The command ran: its run is kept, as partial, with what was recorded.
+                handle.close("partial", metadata={"exit_code": code}, events=events)
+                if isinstance(exc, CairnError):
+                    kept = f"the command ran (exit {code}); run {handle.run_id} is recorded as partial"
+                    exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
+                raise
+        run = handle.close(status, metadata={"exit_code": code}, events=events)
+    if attachments is not None:
+        for note in attachments.notes:
+            click.echo(f"note: {note}", err=True)
+    click.echo(f"recorded {run.run_id} ({status}, exit {code})", err=True)
+    click.get_current_context().exit(130 if interrupted else code)
+
+
+def _run_child(argv: list[str], program: str, tail_lines: int, handle: Any) -> tuple[int, int, bool, list]:
+    """Run the command, copying its output through; (exit code, milliseconds, interrupted, last lines)."""
     tail: collections.deque = collections.deque(maxlen=tail_lines or None)
     started = time.monotonic()
     try:
@@ -197,12 +274,7 @@ def run_command(state: State, run_type: str, tail_lines: int, command: tuple[str
         pump.join(timeout=5)
     elapsed = int((time.monotonic() - started) * 1000)
     lines = list(tail)[-tail_lines:] if tail_lines else []
-    events = [{"type": "output", "stream": name, "line": line} for name, line in _masked(lines, redactor)]
-    events.append({"type": "exit", "code": code, "elapsed_ms": elapsed})
-    status = "partial" if interrupted else ("ok" if code == 0 else "failed")
-    run = handle.close(status, metadata={"exit_code": code}, events=events)
-    click.echo(f"recorded {run.run_id} ({status}, exit {code})", err=True)
-    click.get_current_context().exit(130 if interrupted else code)
+    return code, elapsed, interrupted, lines
 
 
 # -- cairn ledger push|pull|status --------------------------------------------------------

@@ -6,6 +6,7 @@ by each command, and a provider's own libraries (httpx, numpy) by its factory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import re
 import sys
@@ -72,7 +73,11 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
         question = repo.append({"content_type": "dialogue", "role": "user", "text": text}, message="cairn ask")
         streamed = False
         try:
-            context = repo.materialize(budget=limit)
+            from cairn.cli.artifacts_cmd import image_reader
+
+            # A model that takes images is shown the images artifact references point at.
+            with image_reader(state) if caps.images else contextlib.nullcontext() as reader:
+                context = repo.materialize(budget=limit, images=reader)
             if question.hash not in {item.item for item in context.items}:
                 raise BudgetExceededError(
                     repo.count_content(repo.content_of(question)),

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from cairn.errors import ValidationError
+from cairn.model.artifacts import ArtifactRef
 from cairn.model.canonical import parse_time
 from cairn.model.ledger import validate_run_id
 
@@ -82,9 +83,21 @@ def _text(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValidationError(f"must be a string, got {type(value).__name__}", what="message", field=attribute.name)
 
 
+def _attachments(value: Any) -> tuple[ArtifactRef, ...]:
+    """Attached files as ``ArtifactRef`` values, from references or their records (dicts)."""
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise ValidationError("attachments must be a list of artifact references", what="message")
+    return tuple(v if isinstance(v, ArtifactRef) else ArtifactRef.from_record(v) for v in value)
+
+
 @attrs.frozen
 class ChatMessage:
-    """One message. ``text`` is the envelope, not the plaintext, when ``encrypted`` is set."""
+    """One message. ``text`` is the envelope, not the plaintext, when ``encrypted`` is set.
+
+    ``attachments`` reference files kept by hash (``cairn chat send --attach``);
+    their names and media types are stored in the clear, even when the text
+    is encrypted.
+    """
 
     id: str = attrs.field(validator=_message_id)
     ts: str = attrs.field(validator=_time)
@@ -95,13 +108,17 @@ class ChatMessage:
     source: str = attrs.field(default="manual", validator=attrs.validators.in_(MESSAGE_SOURCES))
     publish: bool = False
     encrypted: bool = False
+    attachments: tuple[ArtifactRef, ...] = attrs.field(default=(), converter=_attachments)
 
     def __attrs_post_init__(self) -> None:
         if self.thread_id is None and self.run_id is None:
             raise ValidationError("a message belongs to a run, a thread or both", what="message")
 
     def to_record(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        record = attrs.asdict(self, filter=lambda a, v: a.name != "attachments")
+        if self.attachments:  # left out when empty: records stay as they were before attachments existed
+            record["attachments"] = [ref.to_record() for ref in self.attachments]
+        return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ChatMessage:

@@ -47,6 +47,8 @@ class LLMCapabilities:
     streaming: bool = True
     tools: bool = False
     json_schema: bool = False
+    #: Takes images in user messages (artifact references are then sent as images, see ``cairn.images``).
+    images: bool = False
     context_window: int | None = attrs.field(default=None, validator=_optional_positive)
     max_output_tokens: int | None = attrs.field(default=None, validator=_optional_positive)
 

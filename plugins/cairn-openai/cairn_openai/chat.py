@@ -50,6 +50,7 @@ class OpenAIChat(LLMProvider):
             streaming=True,
             tools=base.tools if c.tools is None else c.tools,
             json_schema=base.json_schema if c.json_schema is None else c.json_schema,
+            images=(known.images if known else False) if c.images is None else c.images,
             context_window=base.context_window if known else c.context_window,
             max_output_tokens=base.max_output_tokens if known else c.max_output_tokens,
         )

@@ -99,6 +99,8 @@ class ChatConfig(ConnectionConfig):
     #: Override whether the model takes tools / JSON-schema responses (default: the table, or yes when unknown).
     tools: bool | None = None
     json_schema: bool | None = None
+    #: Override whether the model takes images (default: the table, or no when unknown).
+    images: bool | None = None
     #: Ask for usage in the last streamed chunk (stream_options.include_usage); turn off for servers that refuse it.
     stream_usage: bool = True
     #: Which request field carries the output limit: "max_completion_tokens" (OpenAI), "max_tokens"

@@ -15,9 +15,14 @@ from cairn.providers import EmbeddingCapabilities, LLMCapabilities, Price
 __all__ = ["CHAT_MODELS", "CHAT_PRICES", "EMBEDDING_MODELS", "EMBEDDING_PRICES"]
 
 
-def _chat(window: int, output: int, *, json_schema: bool = True) -> LLMCapabilities:
+def _chat(window: int, output: int, *, json_schema: bool = True, images: bool = True) -> LLMCapabilities:
     return LLMCapabilities(
-        streaming=True, tools=True, json_schema=json_schema, context_window=window, max_output_tokens=output
+        streaming=True,
+        tools=True,
+        json_schema=json_schema,
+        images=images,
+        context_window=window,
+        max_output_tokens=output,
     )
 
 
@@ -28,10 +33,10 @@ CHAT_MODELS: dict[str, LLMCapabilities] = {
     "gpt-4.1-mini": _chat(1_047_576, 32_768),
     "gpt-4.1-nano": _chat(1_047_576, 32_768),
     "o3": _chat(200_000, 100_000),
-    "o3-mini": _chat(200_000, 100_000),
+    "o3-mini": _chat(200_000, 100_000, images=False),
     "o4-mini": _chat(200_000, 100_000),
     "gpt-4-turbo": _chat(128_000, 4_096, json_schema=False),
-    "gpt-3.5-turbo": _chat(16_385, 4_096, json_schema=False),
+    "gpt-3.5-turbo": _chat(16_385, 4_096, json_schema=False, images=False),
 }
 
 CHAT_PRICES: dict[str, Price] = {

@@ -85,6 +85,22 @@ class ChatConformance(FacetSuite):
         assert ids(store.chat_messages(published=True)) == ["m-0002"]
         assert store.chat_messages(run_id="r-chat")[1] == messages[1]
 
+    def test_attachments_round_trip(self, store: Any) -> None:
+        from cairn.model import ArtifactRef, sha256_hex
+        from cairn.model.chat import ChatMessage
+
+        store.put_run(make_run("r-att", 1))
+        refs = (
+            ArtifactRef(sha256_hex(b"png"), "chart ✓.png", "image/png", 3),
+            ArtifactRef(sha256_hex(b""), "empty", "application/octet-stream", 0),
+        )
+        on_thread = ChatMessage(id="m-att-1", ts=at(1), text="see the chart", thread_id="t", attachments=refs)
+        on_run = ChatMessage(id="m-att-2", ts=at(2), text="on the run", run_id="r-att", attachments=refs[:1])
+        store.add_chat_message(on_thread)
+        store.add_chat_message(on_run)
+        assert store.chat_messages(thread_id="t") == [on_thread]
+        assert store.chat_messages(run_id="r-att") == [on_run]
+
     def test_a_message_id_is_stored_once(self, store: Any) -> None:
         store.add_chat_message(_message(1))
         with pytest.raises(ConflictError):
