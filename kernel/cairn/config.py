@@ -195,7 +195,7 @@ class MemorySettings:
     index: str = attrs.field(default="exact", validator=_index_name)
 
 
-#: The most a size routing threshold may be: inline artifacts live in the store's blobs, read whole.
+#: The most a size routing threshold may be: inline artifacts live in the project store, read whole.
 MAX_INLINE_BYTES = 16 * 1024 * 1024
 
 
@@ -208,8 +208,8 @@ class ArtifactsSettings:
 
     #: The artifact store, by registered name (``local`` comes with cairn-artifacts, ``s3`` with cairn-s3).
     store: str = "local"
-    #: Artifacts up to this many bytes are kept inline in the context store's blobs; larger ones
-    #: in the artifact store. 0 sends every artifact to the artifact store.
+    #: Artifacts up to this many bytes are kept inline in the project store (its artifact_meta
+    #: facet); larger ones in the artifact store. 0 sends every artifact to the artifact store.
     inline_max_bytes: int = attrs.field(
         default=64 * 1024, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_INLINE_BYTES)]
     )

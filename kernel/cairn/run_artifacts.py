@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from cairn.errors import CairnError
 from cairn.model.artifacts import ArtifactRecord, SnapshotRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,7 +110,8 @@ class RunAttachments:
     ``before()`` snapshots each directory; ``after()`` snapshots them again,
     diffs, and attaches each path. Both return event dicts for the ledger.
     ``notes`` collects what people should be told (a missing artifact, the
-    paths a snapshot left out, what changed).
+    paths a snapshot left out, what changed). A PATH the command did not
+    make is an ``artifact_missing`` event; failing to store one is an error.
     """
 
     artifacts: ProjectArtifacts
@@ -122,6 +122,8 @@ class RunAttachments:
     respect_gitignore: bool = False
     progress: Callable[[str], None] | None = None
     notes: list[str] = attrs.field(factory=list)
+    #: The events ``after`` made so far (all of them once it returns).
+    done: list[dict[str, Any]] = attrs.field(factory=list)
     _before: dict[str, SnapshotRecord] = attrs.field(factory=dict)
 
     @property
@@ -150,16 +152,20 @@ class RunAttachments:
         return events
 
     def after(self) -> list[dict[str, Any]]:
-        """Snapshot every directory again and attach every path; their events, in that order."""
+        """Snapshot every directory again and attach every path; their events, in that order.
+
+        If storing fails (a full disk, an unreachable bucket), the error
+        propagates and ``done`` holds the events made before it.
+        """
         from cairn.trees import diff_trees
 
-        events: list[dict[str, Any]] = []
+        self.done.clear()
         for directory in self.directories:
             record = self._snapshot(directory)
-            events.append(snapshot_event(record, "after"))
+            self.done.append(snapshot_event(record, "after"))
             before = self._before[directory]
             diff = diff_trees(self.artifacts.load_tree(before.tree), self.artifacts.load_tree(record.tree))
-            events.append(changes_event(record.root, before.tree, record.tree, diff))
+            self.done.append(changes_event(record.root, before.tree, record.tree, diff))
             counts = ", ".join(
                 f"{len(getattr(diff, k))} {k.replace('_', ' ')}"
                 for k in ("added", "removed", "changed", "mode_changed")
@@ -167,23 +173,18 @@ class RunAttachments:
             )
             self.notes.append(f"{directory}: {counts or 'no changes'} (tree {before.tree[:12]} -> {record.tree[:12]})")
         for path in self.paths:
-            events.append(self._attach(path))
-        return events
+            self.done.append(self._attach(path))
+        return list(self.done)
 
     def _attach(self, path: str) -> dict[str, Any]:
         target = Path(path)
-        reason = None
         if not target.exists() and not target.is_symlink():
             reason = "it does not exist"
         elif not target.is_file():
             reason = "it is not a file (keep a directory with --snapshot)"
-        if reason is None:
-            try:
-                record = self.artifacts.put(target, name=target.name, referrer=self.referrer)
-            except CairnError as exc:
-                reason = exc.message
-            else:
-                self.notes.append(f"attached {path} ({record.hash[:12]}, {record.size} bytes)")
-                return artifact_event(record, path)
+        else:
+            record = self.artifacts.put(target, name=target.name, referrer=self.referrer)
+            self.notes.append(f"attached {path} ({record.hash[:12]}, {record.size} bytes)")
+            return artifact_event(record, path)
         self.notes.append(f"not attached: {path}: {reason}")
         return {"type": ARTIFACT_MISSING_EVENT, "path": path, "reason": reason}

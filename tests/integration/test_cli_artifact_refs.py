@@ -190,3 +190,48 @@ def test_gc_collects_what_nothing_reaches_and_keeps_the_rest(project) -> None:
 def test_gc_refuses_a_bad_grace(project) -> None:
     result = project.run("gc", "--grace", "soon", check=False)
     assert result.returncode == 1 and "is not an age" in result.stderr and "Traceback" not in result.stderr
+
+
+def _limited(limit: int):  # type: ignore[no-untyped-def]
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_while_attaching_is_a_clear_error_and_keeps_the_run(project) -> None:
+    cairn = project
+    big = cairn.project / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    cairn.run("run", "--", sys.executable, "-c", "pass")  # the store exists before the limit applies
+    env = {**os.environ, "CAIRN_USER_CONFIG": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cairn", "run", "--artifact", str(big), "--", sys.executable, "-c", "pass"],
+        cwd=cairn.project,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=_limited(1 << 20),  # a file may not grow past 1 MiB: what a full disk looks like to a write
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "file size limit was reached" in proc.stderr and "nothing was kept" in proc.stderr
+    assert "recorded as partial" in proc.stderr and "Traceback" not in proc.stderr
+    newest = cairn.json("runs", "list")[0]
+    assert newest["status"] == "partial"
+    assert [e["type"] for e in cairn.json("runs", "events", newest["run_id"])] == ["exit"]
+    objects = cairn.project / ".cairn" / "artifacts"
+    assert not [p for p in objects.rglob("*") if p.name.startswith(".tmp-")]  # nothing half-written
+    assert cairn.json("artifact", "ls", "--all") == [] and cairn.json("artifact", "verify")["bad"] == 0
+
+
+def test_a_symlink_loop_in_a_snapshotted_directory_is_just_two_links(project) -> None:
+    cairn = project
+    work = make_work(cairn.project)
+    (work / "loop-a").symlink_to("loop-b")
+    (work / "loop-b").symlink_to("loop-a")
+    cairn.run("run", "--snapshot", str(work), "--", sys.executable, "-c", "pass")
+    before = next(e["fields"] for e in cairn.json("runs", "events", "@last") if e["type"] == "snapshot")
+    links = [e for e in cairn.json("snapshot", "show", before["tree"])["entries"] if e["mode"] == "120000"]
+    assert [(e["path"], e["target"]) for e in links] == [("loop-a", "loop-b"), ("loop-b", "loop-a")]

@@ -233,7 +233,7 @@ def run_command(
                 events += attachments.after()
             except BaseException as exc:
                 # The command ran: its run is kept, as partial, with what was recorded.
-                handle.close("partial", metadata={"exit_code": code}, events=events)
+                handle.close("partial", metadata={"exit_code": code}, events=events + attachments.done)
                 if isinstance(exc, CairnError):
                     kept = f"the command ran (exit {code}); run {handle.run_id} is recorded as partial"
                     exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept

@@ -199,7 +199,8 @@ class ArtifactRecord:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ArtifactRecord:
-        return _from_record(cls, record, "artifact record")
+        found: ArtifactRecord = _from_record(cls, record, "artifact record")
+        return found
 
 
 @attrs.frozen
@@ -238,7 +239,8 @@ class SnapshotRecord:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> SnapshotRecord:
-        return _from_record(cls, record, "snapshot record")
+        found: SnapshotRecord = _from_record(cls, record, "snapshot record")
+        return found
 
 
 def _from_record(cls: Any, record: Mapping[str, Any], what: str) -> Any:
