@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -235,3 +236,22 @@ def test_a_symlink_loop_in_a_snapshotted_directory_is_just_two_links(project) ->
     before = next(e["fields"] for e in cairn.json("runs", "events", "@last") if e["type"] == "snapshot")
     links = [e for e in cairn.json("snapshot", "show", before["tree"])["entries"] if e["mode"] == "120000"]
     assert [(e["path"], e["target"]) for e in links] == [("loop-a", "loop-b"), ("loop-b", "loop-a")]
+
+
+def test_names_from_the_first_releases_sidecar_catalog_are_imported(project) -> None:
+    cairn = project
+    report = cairn.project / "report.pdf"
+    report.write_bytes(b"%PDF-1.7 a report" * 5000)  # large: it stays in the artifact store
+    digest = cairn.json("artifact", "put", str(report))["hash"]
+    sidecar = cairn.project / ".cairn" / "catalog"
+    sidecar.mkdir()
+    line = {"hash": digest, "name": "old name.pdf", "mime": "application/pdf", "size": 85000}
+    (sidecar / "artifacts.jsonl").write_text(json.dumps({**line, "created": "2026-01-02T03:04:05.000000Z"}) + "\n")
+    tree = hashlib.sha256(b"an old tree").hexdigest()
+    snap = {"tree": tree, "source": "/old/src", "created": "2026-01-02T03:04:06.000000Z", "files": 2}
+    (sidecar / "snapshots.jsonl").write_text(json.dumps({**snap, "bytes": 9, "problems": 0}) + "\n")
+    names = [r["name"] for r in cairn.json("artifact", "ls")]
+    assert names == ["report.pdf", "old name.pdf"]
+    assert [(s["tree"], s["root"]) for s in cairn.json("snapshot", "list")] == [(tree, "/old/src")]
+    assert not sidecar.exists() and (cairn.project / ".cairn" / "catalog.imported").is_dir()
+    assert [n["name"] for n in cairn.json("artifact", "show", digest)["names"]] == ["old name.pdf", "report.pdf"]

@@ -135,3 +135,21 @@ def test_the_artifact_store_is_opened_only_when_needed() -> None:
     artifacts.put(io.BytesIO(b"y" * 2000), name="big")
     assert opened == [1]
     artifacts.close()
+
+
+def test_a_store_without_artifact_metadata_is_refused_by_name(tmp_path: Path) -> None:
+    from cairn.config import load_config
+    from cairn.errors import MissingFacetError
+    from cairn.plugins import load_plugins
+    from cairn.project_artifacts import open_project_artifacts
+    from cairn.storage import Facet
+
+    class ContextOnly(Facet):
+        name = "context-only"
+
+    (tmp_path / "cairn.toml").write_text("[cairn]\n")
+    config = load_config(tmp_path)
+    with pytest.raises(MissingFacetError, match="context-only.*artifact and snapshot records"):
+        open_project_artifacts(
+            ContextOnly(), config=config, plugins=load_plugins(entry_points=False), doing="cairn artifact put"
+        )
