@@ -32,10 +32,10 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     """``cairn 0.1.0``, then one line per installed plugin distribution: name, version and its plugins."""
     if not value or ctx.resilient_parsing:
         return
-    from cairn import __version__
+    from cairn._version import kernel_version
     from cairn.plugins import plugin_distributions
 
-    click.echo(f"cairn {__version__}")
+    click.echo(f"cairn {kernel_version()}")
     for name, version, plugins in plugin_distributions():
         click.echo(f"{name} {version} ({', '.join(plugins)})")
     ctx.exit()
