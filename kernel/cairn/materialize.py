@@ -43,7 +43,7 @@ from cairn.model import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cairn.repo import Repo
+    from cairn.repo_reader import RepoReader
 
 __all__ = ["Dropped", "Item", "Materialized", "FORMATS", "format_messages", "materialize"]
 
@@ -168,7 +168,7 @@ class _Candidate:
 class _Walk:
     """Reads history back from the head in batches, resolving edits, deletes and annotations."""
 
-    def __init__(self, repo: Repo, head: Commit, moment: str | None, exclude: set[str]) -> None:
+    def __init__(self, repo: RepoReader, head: Commit, moment: str | None, exclude: set[str]) -> None:
         self.repo = repo
         self.head = head
         self.moment = moment
@@ -210,7 +210,7 @@ class _Walk:
                 yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]
 
 
-def _resolve_as_of(repo: Repo, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
+def _resolve_as_of(repo: RepoReader, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
     """(the head to materialize, the annotation time) for an ``as_of`` commit or time."""
     if as_of is None:
         return head, None
@@ -233,7 +233,7 @@ def _resolve_as_of(repo: Repo, head: Commit | None, as_of: Any) -> tuple[Commit 
 
 
 def materialize(
-    repo: Repo,
+    repo: RepoReader,
     rev: str | None = None,
     *,
     as_of: Any = None,
@@ -349,7 +349,9 @@ def materialize(
     )
 
 
-def _resolve_items(repo: Repo, head: Commit, moment: str | None, appends: dict[str, Commit]) -> dict[str, _Candidate]:
+def _resolve_items(
+    repo: RepoReader, head: Commit, moment: str | None, appends: dict[str, Commit]
+) -> dict[str, _Candidate]:
     """Candidates for items anywhere on ``head``'s lineage: latest edit or delete, annotation, tokens.
 
     Unlike the walk, which sees edits on its way back, this looks them up by
@@ -378,7 +380,7 @@ def _resolve_items(repo: Repo, head: Commit, moment: str | None, appends: dict[s
     return out
 
 
-def _on_line(repo: Repo, head: Commit, commits: Iterator[Commit] | list[Commit]) -> dict[str, Commit]:
+def _on_line(repo: RepoReader, head: Commit, commits: Iterator[Commit] | list[Commit]) -> dict[str, Commit]:
     return {
         c.hash: c
         for c in commits
@@ -386,7 +388,7 @@ def _on_line(repo: Repo, head: Commit, commits: Iterator[Commit] | list[Commit])
     }
 
 
-def _required(repo: Repo, head: Commit, moment: str | None) -> list[_Candidate]:
+def _required(repo: RepoReader, head: Commit, moment: str | None) -> list[_Candidate]:
     """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured."""
     pinned = repo.annotation_store.annotated(Priority.PINNED, as_of=moment)
     instructions = repo.objects.commits_by_type("instruction", until=moment)
@@ -406,7 +408,7 @@ def _required(repo: Repo, head: Commit, moment: str | None) -> list[_Candidate]:
     return out
 
 
-def _partners(repo: Repo, head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:
+def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:
     """The other half of every required tool call or result, so a kept pair is never split."""
     have = {c.commit.hash for c in required}
     extra: list[_Candidate] = []
@@ -432,7 +434,7 @@ def _partners(repo: Repo, head: Commit, moment: str | None, required: list[_Cand
     return extra
 
 
-def _forward(repo: Repo, head: Commit, commit: Commit) -> list[Commit]:
+def _forward(repo: RepoReader, head: Commit, commit: Commit) -> list[Commit]:
     """Up to PARTNER_SEARCH descendants of ``commit`` on ``head``'s lineage, oldest first."""
     out: list[Commit] = []
     here = commit
