@@ -81,10 +81,21 @@ def cli(
     ctx.obj = ctx.find_object(State) or State.from_params(ctx.params)
 
 
-from cairn.cli import context_cmd, demo_cmd, project_cmd, providers_cmd  # noqa: E402  (the built-in commands)
+from cairn.cli import (  # noqa: E402  (the built-in commands)
+    branch_cmd,
+    context_cmd,
+    demo_cmd,
+    inspect_cmd,
+    maintenance_cmd,
+    project_cmd,
+    providers_cmd,
+)
 
 project_cmd.register(cli)
 context_cmd.register(cli)
+branch_cmd.register(cli)
+inspect_cmd.register(cli)
+maintenance_cmd.register(cli)
 demo_cmd.register(cli)
 providers_cmd.register(cli)
 from cairn.cli import chat_cmd, ledger_cmd  # noqa: E402
