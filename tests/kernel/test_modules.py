@@ -211,3 +211,42 @@ def test_checking_imports_nothing_it_checks(tmp_path: Path) -> None:
     package = _package(tmp_path, {"__init__.py": "raise SystemExit('imported')\n"})
     assert import_graph(package) == {"pkg": set()}
     assert "pkg" not in sys.modules
+
+
+# -- the layers of docs/architecture.md -----------------------------------------------------------
+
+
+def _layers() -> list[tuple[str, set[str]]]:
+    """The layer table of docs/architecture.md, lowest layer first: (name, the modules listed)."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## The layers", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| layer ")]
+    layers = []
+    for row in rows:
+        name, modules, _ = (cell.strip() for cell in row.strip().strip("|").split("|"))
+        layers.append((name, {m.strip().strip("`") for m in modules.split(",")}))
+    return layers[::-1]
+
+
+def _unit(module: str, listed: set[str]) -> str:
+    """The listed module or package that ``module`` belongs to (``cairn.storage.refs`` -> ``cairn.storage``)."""
+    while module not in listed and "." in module:
+        module = module.rpartition(".")[0]
+    return module
+
+
+def test_the_layers_of_the_architecture_doc_hold() -> None:
+    layers = _layers()
+    level = {module: index for index, (_, modules) in enumerate(layers) for module in modules}
+    assert [name for name, _ in layers][:2] == ["leaves", "model"], "the table was not found or not read"
+    graph = import_graph(cairn)
+    unlisted = sorted({_unit(m, set(level)) for m in graph} - set(level))
+    assert unlisted == [], f"docs/architecture.md's layer table does not list {unlisted}"
+    upward = sorted(
+        f"{module} ({layers[level[_unit(module, set(level))]][0]}) imports {imported} "
+        f"({layers[level[_unit(imported, set(level))]][0]})"
+        for module, imports in graph.items()
+        for imported in imports
+        if level[_unit(imported, set(level))] > level[_unit(module, set(level))]
+    )
+    assert upward == []
