@@ -490,8 +490,8 @@ def _walk_leaves(node: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Itera
 
 
 def _nest(parts: Iterable[str], value: Any) -> dict[str, Any]:
-    parts = list(parts)
-    node: Any = value
-    for part in reversed(parts):
+    *outer, last = parts  # a key path always has at least one part
+    node: dict[str, Any] = {last: value}
+    for part in reversed(outer):
         node = {part: node}
     return node

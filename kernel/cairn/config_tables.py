@@ -44,7 +44,7 @@ BACKEND_SECTIONS: dict[str, str] = {
 }
 
 
-def _not_blank(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _not_blank(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not value.strip():
         raise ValueError(f"{attribute.name} must not be empty")
 
@@ -64,13 +64,13 @@ def check_env_name(value: object, *, empty_ok: bool = False) -> str | None:
     return None
 
 
-def _env_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _env_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     problem = check_env_name(value)
     if problem:
         raise ValueError(f"{attribute.name} {problem}")
 
 
-def _branch_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _branch_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     from cairn.model import validate_branch_name
 
     try:
@@ -111,12 +111,12 @@ class ContextSettings:
             raise ValueError(f"max_tokens must be a positive number of tokens, got {self.max_tokens}")
 
 
-def _positive_number(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+def _positive_number(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value > 0:
         raise ValueError(f"{attribute.name} must be greater than 0, got {value}")
 
 
-def _not_negative_number(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+def _not_negative_number(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0:
         raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
 
@@ -159,7 +159,7 @@ class ChatSettings:
 _INDEX_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 
 
-def _index_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _index_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not _INDEX_NAME.match(value):
         raise ValueError(
             f"{attribute.name} must name a vector index (lowercase letters, digits and '_'), got {value!r}"

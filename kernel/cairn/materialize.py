@@ -25,8 +25,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
 
@@ -147,11 +147,11 @@ class Materialized:
         return data
 
 
-def _is_call(content: Content) -> bool:
+def _is_call(content: Content) -> TypeGuard[ToolIO]:
     return isinstance(content, ToolIO) and content.direction == "call" and bool(content.call_id)
 
 
-def _is_result(content: Content) -> bool:
+def _is_result(content: Content) -> TypeGuard[ToolIO]:
     return isinstance(content, ToolIO) and content.direction == "result" and bool(content.call_id)
 
 
@@ -282,7 +282,7 @@ def materialize(
     candidates = iter(walk)
     kept: list[_Candidate] = list(required)
     dropped: list[Dropped] = []
-    pending: dict[str, list[_Candidate]] = {}  # call_id -> results waiting for their call
+    pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
     stopped = False
 
     for candidate in candidates:
@@ -295,11 +295,11 @@ def materialize(
         content = candidate.content
         assert content is not None
         if _is_result(content):
-            pending.setdefault(content.call_id, []).append(candidate)  # type: ignore[union-attr, arg-type]
+            pending.setdefault(content.call_id, []).append(candidate)
             continue
         unit = [candidate]
         if _is_call(content):
-            unit += pending.pop(content.call_id, [])  # type: ignore[union-attr, arg-type]
+            unit += pending.pop(content.call_id, [])
         cost = sum(c.tokens for c in unit)
         if remaining is not None and cost > remaining:
             dropped.extend(Dropped(c.commit.hash, "budget", c.tokens) for c in unit)
@@ -380,7 +380,7 @@ def _resolve_items(
     return out
 
 
-def _on_line(repo: RepoReader, head: Commit, commits: Iterator[Commit] | list[Commit]) -> dict[str, Commit]:
+def _on_line(repo: RepoReader, head: Commit, commits: Iterable[Commit]) -> dict[str, Commit]:
     return {
         c.hash: c
         for c in commits
@@ -414,7 +414,7 @@ def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list
     extra: list[_Candidate] = []
     for candidate in required:
         content = candidate.content
-        if content is None or not (_is_call(content) or _is_result(content)):
+        if not isinstance(content, ToolIO) or not (_is_call(content) or _is_result(content)):
             continue
         if _is_result(content):
             # The call comes before its result: look back a little way.
@@ -428,7 +428,7 @@ def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list
             other = partner.content
             if partner.deleted or not isinstance(other, ToolIO):
                 continue
-            if other.call_id == content.call_id and other.direction != content.direction:  # type: ignore[union-attr]
+            if other.call_id == content.call_id and other.direction != content.direction:
                 extra.append(attrs.evolve(partner, priority=Priority.PINNED))
                 have.add(partner.commit.hash)
     return extra
@@ -504,7 +504,9 @@ def to_anthropic(messages: list[Message]) -> dict[str, Any]:
             continue
         if m.role == "tool":
             role = "user"
-            blocks = [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content or ""}]
+            blocks: list[dict[str, Any]] = [
+                {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content or ""}
+            ]
         else:
             role = "assistant" if m.role == "assistant" else "user"
             blocks = []

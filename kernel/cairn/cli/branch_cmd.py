@@ -19,7 +19,7 @@ def branch_group(ctx: click.Context, as_json: bool) -> None:
     """List branches, or create / delete / rename one."""
     if ctx.invoked_subcommand is not None:
         return
-    state = ctx.find_object(State)
+    state = ctx.ensure_object(State)  # what pass_state does for every other command
     repo = state.repo
     current = repo.branch
     branches = repo.branches()

@@ -8,13 +8,16 @@ The other versioned-context commands: ``branch_cmd`` (branch, switch),
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from cairn.cli._app import State, echo_json, pass_state, read_stdin, read_text_file
 from cairn.cli.inspect_cmd import commit_dict
 from cairn.errors import ValidationError
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: The field ``--text`` fills for each built-in type.
 TEXT_FIELD = {
@@ -123,8 +126,8 @@ content_options = [
 ]
 
 
-def _with(options: list[Any]):
-    def decorate(function: Any) -> Any:
+def _with(options: list[Callable[[_F], _F]]) -> Callable[[_F], _F]:
+    def decorate(function: _F) -> _F:
         for option in reversed(options):
             function = option(function)
         return function

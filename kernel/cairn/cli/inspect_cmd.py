@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cairn.cli._app import Count, State, echo_json, json_option, pass_state
+
+if TYPE_CHECKING:  # pragma: no cover  (the model is imported when a command runs, not for --help)
+    from cairn.model import Commit, Content
 
 
 def register(cli: click.Group) -> None:
@@ -15,7 +18,7 @@ def register(cli: click.Group) -> None:
         cli.add_command(command)
 
 
-def summary(content: Any, width: int = 60) -> str:
+def summary(content: Content | None, width: int = 60) -> str:
     """A content item's searchable text on one line, cut to ``width`` characters."""
     if content is None:
         return ""
@@ -23,7 +26,7 @@ def summary(content: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def commit_dict(repo: Any, commit: Any, content: Any = None) -> dict[str, Any]:
+def commit_dict(repo: Any, commit: Commit, content: Content | None = None) -> dict[str, Any]:
     """A commit as ``--json`` prints it: its record, with its content when given."""
     data = commit.to_record()
     if content is not None:
@@ -122,7 +125,7 @@ def show_command(state: State, rev: str | None, as_json: bool) -> None:
     commit = repo.resolve(rev)
     content = repo.content_of(commit)
     item = commit.hash if commit.operation.value == "append" else commit.target
-    history = repo.store.annotation_history(item) if item else []
+    history = repo.annotation_store.annotation_history(item) if item else []
     if as_json:
         data = commit_dict(repo, commit, content)
         data["annotations"] = [a.to_record() for a in history]

@@ -22,7 +22,8 @@ def gc_command(state: State, dry_run: bool, as_json: bool) -> None:
     """Remove commits no branch reaches and the content only they used."""
     from cairn.storage import Maintenance, require
 
-    report = require(state.repo.store, Maintenance, doing="cairn gc").gc(dry_run=dry_run)
+    store = require(state.repo.store, Maintenance, doing="cairn gc")  # type: ignore[type-abstract]  # mypy#4717
+    report = store.gc(dry_run=dry_run)
     if as_json:
         echo_json(
             {

@@ -36,7 +36,7 @@ def _list_entry_points() -> list[Any]:
     # index it falls back to is keyed on sys.path and stays fast.
     NamedExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
     # names=[] imports nothing; list_entry_points reads stevedore's index.
-    manager = NamedExtensionManager(ENTRY_POINT_GROUP, names=[])
+    manager: NamedExtensionManager[Any] = NamedExtensionManager(ENTRY_POINT_GROUP, names=[])
     return list(manager.list_entry_points())
 
 

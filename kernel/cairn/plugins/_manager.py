@@ -15,7 +15,7 @@ import difflib
 import inspect
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from cairn import hookspecs
 from cairn._version import kernel_version
 from cairn.config import BACKEND_SECTIONS, Config
 from cairn.errors import ConfigError, DuplicateNameError, PluginError
-from cairn.model import ContentTypes
+from cairn.model import Content, ContentTypes
 from cairn.plugin_failures import NOTIFICATION_HOOKS, HookFailure, HookFailures
 from cairn.plugins._describe import BUILTIN_PLUGIN, PluginInfo, entry_point_distributions
 from cairn.plugins._registry import (
@@ -105,7 +105,7 @@ class Plugins:
         """
         info = PluginInfo(
             name=name,
-            module=module or getattr(plugin, "__name__", type(plugin).__name__),
+            module=module or str(getattr(plugin, "__name__", type(plugin).__name__)),
             status="ok",
             builtin=builtin,
         )
@@ -142,7 +142,8 @@ class Plugins:
         for caller in self.pm.get_hookcallers(plugin) or []:
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not getattr(impl.function, "_cairn_guarded", False):
-                    impl.function = self._guarded(impl.function, name, caller.name)
+                    # pluggy declares the attribute Final; wrapping it in place is how a plugin's failure stays its own.
+                    impl.function = self._guarded(impl.function, name, caller.name)  # type: ignore[misc]
 
     def _guarded(self, function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
         notification = hook in NOTIFICATION_HOOKS
@@ -245,7 +246,7 @@ class Plugins:
 
         return register
 
-    def _register_content_type(self, cls: type) -> None:
+    def _register_content_type(self, cls: type[Content]) -> None:
         plugin = _current_plugin.get() or "?"
         self.content_types.register(cls, plugin=plugin)
         if plugin in self.info:
@@ -287,6 +288,7 @@ class Plugins:
             class Collector(click.Group):
                 def add_command(self, cmd: click.Command, name: str | None = None) -> None:
                     name = name or cmd.name
+                    assert name is not None, "a click command always has a name"
                     plugin = _current_plugin.get() or "?"
                     if name in owners and owners[name] != plugin:
                         raise DuplicateNameError("command", name, owners[name], plugin)
@@ -324,7 +326,7 @@ class Plugins:
             raise missing_module_error(registration, name, *missing[0], config=config)
         section = BACKEND_SECTIONS[kind]
         if config is not None:
-            settings = config.structure_table((section, base), registration.config_cls)
+            settings: Any = config.structure_table((section, base), registration.config_cls)
             project_dir, data_dir = config.project_dir, config.data_dir
         else:
             settings = registration.config_cls()
@@ -378,13 +380,15 @@ def _misspelled_hooks(plugin: object, pm: pluggy.PluginManager) -> str | None:
     return None
 
 
-def _trace_before(hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
+def _trace_before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
     plugins = ",".join(impl.plugin_name for impl in hook_impls)
     args = ", ".join(f"{k}={_short_repr(v)}" for k, v in kwargs.items())
     print(f"cairn hook: {hook_name}({args}) -> [{plugins}]", file=sys.stderr)
 
 
-def _trace_after(outcome: Any, hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
+def _trace_after(
+    outcome: pluggy.Result[Any], hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+) -> None:
     exc = outcome.exception
     if exc is not None:
         print(f"cairn hook: {hook_name} raised {type(exc).__name__}: {exc}", file=sys.stderr)
