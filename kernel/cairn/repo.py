@@ -107,6 +107,7 @@ class Repo(RepoBranches, RepoHistory):
         self._hooks = hooks
 
     # -- writing ---------------------------------------------------------------
+    # Commit and annotation times come from this module's ``now``, one clock a test can replace.
 
     def append(
         self,
