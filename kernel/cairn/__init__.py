@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# The version has one source, ``version`` in the distribution's pyproject.toml;
-# it is read from the installed metadata on first use (see __getattr__), so
-# ``import cairn`` does not pay for importlib.metadata.
+# Read from the installed metadata on first use (see __getattr__ and cairn._version),
+# so ``import cairn`` does not pay for importlib.metadata.
 __version__: str
 
 __all__ = ["__version__", "open"]
@@ -20,9 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        import importlib.metadata
+        from cairn._version import kernel_version
 
-        version = importlib.metadata.version("cairn")
+        version = kernel_version()
         globals()["__version__"] = version  # later reads are a plain attribute
         return version
     raise AttributeError(f"module 'cairn' has no attribute {name!r}")

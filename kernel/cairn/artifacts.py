@@ -36,11 +36,12 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import attrs
 
 from cairn.errors import IntegrityError, NotFoundError, ValidationError
+from cairn.streams import Readable
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
@@ -62,12 +63,6 @@ __all__ = [
     "open_artifact_store",
     "open_source",
 ]
-
-
-class Readable(Protocol):
-    """Anything with a binary ``read``: open files, ``io.BytesIO``, ``io.RawIOBase`` streams, HTTP bodies."""
-
-    def read(self, size: int = ..., /) -> bytes | None: ...
 
 
 #: A path to a file, or a readable binary stream.

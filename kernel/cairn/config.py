@@ -7,11 +7,15 @@ working directory), environment variables ``CAIRN__SECTION__KEY`` and
 command-line flags. Tables merge key by key; every value remembers where it
 came from, so errors and ``cairn config show`` can name the file.
 
-The ``[cairn]`` and ``[context]`` tables are structured into frozen attrs
-classes here; each backend's table (``[storage.sqlite]``, ``[llm.openai]``)
-is structured into that backend's own config class when the backend is
-created. Unknown keys are refused everywhere. Secrets never live in config:
-a key ending in ``_env`` names the environment variable that holds one.
+The kernel's tables (``[cairn]``, ``[context]`` ...) are structured into the
+frozen attrs classes of ``cairn.config_tables``, re-exported here; each
+backend's table (``[storage.sqlite]``, ``[llm.openai]``) is structured into
+that backend's own config class when the backend is created. Unknown keys
+are refused everywhere. Secrets never live in config: a key ending in
+``_env`` names the environment variable that holds one.
+
+This module holds the layers (finding and reading each, merging them) and
+``Config``, the merged result that reads tables and locates its errors.
 """
 
 from __future__ import annotations
@@ -24,6 +28,18 @@ from typing import Any, TypeVar
 
 import attrs
 
+from cairn.config_tables import (
+    BACKEND_SECTIONS,
+    KERNEL_SECTIONS,
+    MAX_INLINE_BYTES,
+    ArtifactsSettings,
+    CairnSettings,
+    ChatSettings,
+    ContextSettings,
+    MemorySettings,
+    ProvidersSettings,
+    check_env_name,
+)
 from cairn.config_toml import MAX_DEPTH, check_values, find_line, parse, parse_value
 from cairn.errors import ConfigError, ValidationError
 from cairn.model.convert import structure
@@ -33,9 +49,11 @@ __all__ = [
     "ArtifactsSettings",
     "BACKEND_SECTIONS",
     "CairnSettings",
+    "ChatSettings",
     "Config",
     "ContextSettings",
     "KERNEL_SECTIONS",
+    "MAX_INLINE_BYTES",
     "MemorySettings",
     "PROJECT_FILE",
     "ProvidersSettings",
@@ -51,179 +69,6 @@ T = TypeVar("T")
 
 PROJECT_FILE = "cairn.toml"
 ENV_PREFIX = "CAIRN__"
-
-#: Registry kind -> the config section that holds one table per backend of that kind.
-BACKEND_SECTIONS: dict[str, str] = {
-    "storage": "storage",
-    "tokenizers": "tokenizer",
-    "llm": "llm",
-    "embeddings": "embeddings",
-    "evaluators": "evaluators",
-    "vector_indexes": "vector_index",
-    # [artifacts] is also a kernel table: its values are ArtifactsSettings, its sub-tables the stores'.
-    "artifact_stores": "artifacts",
-}
-
-
-def _not_blank(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if not value.strip():
-        raise ValueError(f"{attribute.name} must not be empty")
-
-
-_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def check_env_name(value: object, *, empty_ok: bool = False) -> str | None:
-    """The problem with ``value`` as the NAME of an environment variable, or None when it is one."""
-    if not isinstance(value, str):
-        return None  # the type check reports it
-    if value == "" and empty_ok:
-        return None
-    if not _ENV_NAME.match(value):
-        # Never echo the value: a key pasted here by mistake must not reach a terminal or a log.
-        return "must name an environment variable (letters, digits and '_', not first a digit), not hold the key itself"
-    return None
-
-
-def _env_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    problem = check_env_name(value)
-    if problem:
-        raise ValueError(f"{attribute.name} {problem}")
-
-
-def _branch_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    from cairn.model import validate_branch_name
-
-    try:
-        validate_branch_name(value)
-    except ValidationError as exc:
-        rules = f" ({exc.hint})" if exc.hint else ""
-        raise ValueError(f"{attribute.name} must be a valid branch name{rules}, got {value!r:.60}") from None
-
-
-@attrs.frozen
-class CairnSettings:
-    """The ``[cairn]`` table: which backends to use and which plugins to block."""
-
-    storage: str = "sqlite"
-    tokenizer: str = "approx"
-    #: The LLM provider, by registered name; ``noop`` refuses every call (see docs/providers.md).
-    llm: str = "noop"
-    #: The embedding provider, by registered name; ``noop`` refuses every call.
-    embeddings: str = "noop"
-    data_dir: str = attrs.field(default=".cairn", validator=_not_blank)
-    disabled_plugins: list[str] = attrs.field(factory=list)
-    strict_plugins: bool = False
-
-
-@attrs.frozen
-class ContextSettings:
-    """The ``[context]`` table: the default branch and the token budget of the effective context."""
-
-    default_branch: str = attrs.field(default="main", validator=_branch_name)
-    max_tokens: int | None = None
-    budget_action: str = attrs.field(
-        default="reject",
-        validator=attrs.validators.in_(("reject", "warn")),
-    )
-
-    def __attrs_post_init__(self) -> None:
-        if self.max_tokens is not None and self.max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive number of tokens, got {self.max_tokens}")
-
-
-def _positive_number(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be greater than 0, got {value}")
-
-
-def _not_negative_number(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
-
-
-@attrs.frozen
-class ProvidersSettings:
-    """The ``[providers]`` table: how the kernel calls every LLM and embedding provider.
-
-    Retries, the deadline of one call and the spend ceilings live here because
-    the kernel owns them; network timeouts, keys and prices belong to each
-    provider's own table (``[llm.openai]``), since they differ per endpoint.
-    Amounts are in the currency of the providers' price tables (USD for the
-    first-party ones).
-    """
-
-    #: Attempts per call, the first included; 1 turns retries off.
-    max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    #: Upper bound of the first retry's randomized delay (full jitter); doubles per retry.
-    backoff_initial_s: float = attrs.field(default=0.5, validator=_not_negative_number)
-    #: Cap of the randomized delay between attempts.
-    backoff_max_s: float = attrs.field(default=20.0, validator=_not_negative_number)
-    #: A Retry-After longer than this is not waited for: the call fails at once.
-    max_retry_after_s: float = attrs.field(default=60.0, validator=_not_negative_number)
-    #: Wall-clock limit of one call across all its attempts and waits; none when unset.
-    call_deadline_s: float | None = attrs.field(default=None, validator=_positive_number)
-    #: Refuse calls once this much was spent today (UTC), in the price tables' currency.
-    max_spend_per_day: float | None = attrs.field(default=None, validator=_positive_number)
-    #: Refuse calls once this much was spent in the current run (a ledger run, or one command).
-    max_spend_per_run: float | None = attrs.field(default=None, validator=_positive_number)
-
-
-@attrs.frozen
-class ChatSettings:
-    """The ``[chat]`` table: where the encryption key comes from."""
-
-    #: The NAME of the environment variable holding the key material (``cairn chat keygen`` makes a key).
-    key_env: str = attrs.field(default="CAIRN_CHAT_KEY", validator=_env_name)
-
-
-_INDEX_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
-
-
-def _index_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if not isinstance(value, str) or not _INDEX_NAME.match(value):
-        raise ValueError(
-            f"{attribute.name} must name a vector index (lowercase letters, digits and '_'), got {value!r}"
-        )
-
-
-@attrs.frozen
-class MemorySettings:
-    """The ``[memory]`` table: how vectors are searched (the index's own settings: ``[vector_index.<name>]``)."""
-
-    #: The vector index, by registered name: ``exact`` (brute force) or ``hnsw`` (approximate, cairn-vectors[hnsw]).
-    index: str = attrs.field(default="exact", validator=_index_name)
-
-
-#: The most a size routing threshold may be: inline artifacts live in the project store, read whole.
-MAX_INLINE_BYTES = 16 * 1024 * 1024
-
-
-@attrs.frozen
-class ArtifactsSettings:
-    """The ``[artifacts]`` table: which artifact store keeps files, and which are small enough to keep inline.
-
-    Each store's own settings are a sub-table, ``[artifacts.<name>]``.
-    """
-
-    #: The artifact store, by registered name (``local`` comes with cairn-artifacts, ``s3`` with cairn-s3).
-    store: str = "local"
-    #: Artifacts up to this many bytes are kept inline in the project store (its artifact_meta
-    #: facet); larger ones in the artifact store. 0 sends every artifact to the artifact store.
-    inline_max_bytes: int = attrs.field(
-        default=64 * 1024, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_INLINE_BYTES)]
-    )
-
-
-#: Kernel tables and their settings classes; later kernel modules add theirs here.
-KERNEL_SECTIONS: dict[str, type] = {
-    "cairn": CairnSettings,
-    "context": ContextSettings,
-    "chat": ChatSettings,
-    "providers": ProvidersSettings,
-    "memory": MemorySettings,
-    "artifacts": ArtifactsSettings,
-}
 
 
 def user_config_file() -> Path:
@@ -645,8 +490,8 @@ def _walk_leaves(node: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Itera
 
 
 def _nest(parts: Iterable[str], value: Any) -> dict[str, Any]:
-    parts = list(parts)
-    node: Any = value
-    for part in reversed(parts):
+    *outer, last = parts  # a key path always has at least one part
+    node: dict[str, Any] = {last: value}
+    for part in reversed(outer):
         node = {part: node}
     return node

@@ -11,21 +11,35 @@ or opened for writing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from cairn.config import BACKEND_SECTIONS, KERNEL_SECTIONS, Config
 from cairn.errors import ConfigError
+from cairn.plugins._registry import (
+    CHOSEN_BACKENDS,
+    CHOSEN_ELSEWHERE,
+    REGISTRIES,
+    FactoryContext,
+    Registration,
+    Registry,
+)
 
-if TYPE_CHECKING:  # pragma: no cover
-    from cairn.plugins import Plugins, Registration
-
-__all__ = ["check_config", "chosen_at", "missing_module_error", "unknown_backend_error"]
+__all__ = ["PluginRegistries", "check_config", "chosen_at", "missing_module_error", "unknown_backend_error"]
 
 
-def check_config(plugins: Plugins, config: Config) -> list[ConfigError]:
+class PluginRegistries(Protocol):
+    """What a check reads of the loaded plugins (``cairn.plugins.Plugins``): the registries by kind.
+
+    A protocol rather than ``Plugins`` itself, which calls these checks: neither module imports the other.
+    """
+
+    @property
+    def registries(self) -> Mapping[str, Registry]: ...
+
+
+def check_config(plugins: PluginRegistries, config: Config) -> list[ConfigError]:
     """Every problem in ``config`` that the installed plugins can see."""
-    from cairn.plugins import CHOSEN_BACKENDS, CHOSEN_ELSEWHERE
-
     problems = list(config.validate())
     # Read the names raw: a typo elsewhere in [cairn] must not hide an unknown backend.
     try:
@@ -86,10 +100,8 @@ def check_config(plugins: Plugins, config: Config) -> list[ConfigError]:
     return problems
 
 
-def _check_backend(plugins: Plugins, config: Config, kind: str, base: str) -> list[ConfigError]:
+def _check_backend(plugins: PluginRegistries, config: Config, kind: str, base: str) -> list[ConfigError]:
     """The backend's table structured into its config class, then the backend's own ``check``."""
-    from cairn.plugins import FactoryContext
-
     registration = plugins.registries[kind].get(base)
     section = BACKEND_SECTIONS[kind]
     try:
@@ -118,8 +130,6 @@ def missing_module_error(
 
     Located at the ``[cairn]`` key that chose the backend when there is one.
     """
-    from cairn.plugins import REGISTRIES
-
     label = REGISTRIES[registration.kind][1]
     message = f"{label} {name!r} needs the Python module {module!r}, which is not installed"
     if install:
@@ -132,7 +142,7 @@ def missing_module_error(
     return ConfigError(message, hint=hint)
 
 
-def unknown_backend_error(plugins: Plugins, kind: str, name: str, config: Config | None) -> ConfigError | None:
+def unknown_backend_error(plugins: PluginRegistries, kind: str, name: str, config: Config | None) -> ConfigError | None:
     """No plugin provides ``name``, which ``[cairn]`` chose: a located error (None when config did not choose it)."""
     key = chosen_at(config, kind, name)
     if config is None or key is None:
@@ -149,8 +159,6 @@ def unknown_backend_error(plugins: Plugins, kind: str, name: str, config: Config
 
 def chosen_at(config: Config | None, kind: str, name: str) -> str | None:
     """The ``[cairn]`` key that chose ``name`` as the ``kind`` backend, or None."""
-    from cairn.plugins import CHOSEN_BACKENDS
-
     if config is None:
         return None
     try:

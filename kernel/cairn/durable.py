@@ -33,12 +33,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cairn.artifacts import Readable
+from typing import Any
 
 from cairn.errors import StorageError
+from cairn.streams import Readable
 
 __all__ = [
     "CHUNK_SIZE",

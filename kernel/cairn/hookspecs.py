@@ -34,7 +34,7 @@ def cairn_register_content_types(register: Callable[..., None]) -> None:
 
 @hookspec
 def cairn_register_storage(register: Callable[..., None]) -> None:
-    """Register storage backends: ``register(name, factory, config_cls)``; the factory returns a ``cairn.storage.Store``."""
+    """Register storage backends: ``register(name, factory, config_cls)``; the factory returns a store of some facets."""
 
 
 @hookspec

@@ -84,12 +84,12 @@ def current_code_ref(directory: Path | str | None = None) -> str | None:
 
 
 def _environment() -> dict[str, Any]:
-    from cairn import __version__
+    from cairn._version import kernel_version
 
     return {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
-        "cairn": __version__,
+        "cairn": kernel_version(),
     }
 
 

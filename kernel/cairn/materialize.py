@@ -25,8 +25,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
 
@@ -44,7 +44,7 @@ from cairn.model import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cairn.repo import Repo
+    from cairn.repo_reader import RepoReader
 
 __all__ = ["Dropped", "Item", "Materialized", "FORMATS", "format_messages", "materialize"]
 
@@ -148,11 +148,11 @@ class Materialized:
         return data
 
 
-def _is_call(content: Content) -> bool:
+def _is_call(content: Content) -> TypeGuard[ToolIO]:
     return isinstance(content, ToolIO) and content.direction == "call" and bool(content.call_id)
 
 
-def _is_result(content: Content) -> bool:
+def _is_result(content: Content) -> TypeGuard[ToolIO]:
     return isinstance(content, ToolIO) and content.direction == "result" and bool(content.call_id)
 
 
@@ -169,7 +169,7 @@ class _Candidate:
 class _Walk:
     """Reads history back from the head in batches, resolving edits, deletes and annotations."""
 
-    def __init__(self, repo: Repo, head: Commit, moment: str | None, exclude: set[str]) -> None:
+    def __init__(self, repo: RepoReader, head: Commit, moment: str | None, exclude: set[str]) -> None:
         self.repo = repo
         self.head = head
         self.moment = moment
@@ -211,7 +211,7 @@ class _Walk:
                 yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]
 
 
-def _resolve_as_of(repo: Repo, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
+def _resolve_as_of(repo: RepoReader, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
     """(the head to materialize, the annotation time) for an ``as_of`` commit or time."""
     if as_of is None:
         return head, None
@@ -234,7 +234,7 @@ def _resolve_as_of(repo: Repo, head: Commit | None, as_of: Any) -> tuple[Commit 
 
 
 def materialize(
-    repo: Repo,
+    repo: RepoReader,
     rev: str | None = None,
     *,
     as_of: Any = None,
@@ -288,7 +288,7 @@ def materialize(
     candidates = iter(walk)
     kept: list[_Candidate] = list(required)
     dropped: list[Dropped] = []
-    pending: dict[str, list[_Candidate]] = {}  # call_id -> results waiting for their call
+    pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
     stopped = False
 
     for candidate in candidates:
@@ -301,11 +301,11 @@ def materialize(
         content = candidate.content
         assert content is not None
         if _is_result(content):
-            pending.setdefault(content.call_id, []).append(candidate)  # type: ignore[union-attr, arg-type]
+            pending.setdefault(content.call_id, []).append(candidate)
             continue
         unit = [candidate]
         if _is_call(content):
-            unit += pending.pop(content.call_id, [])  # type: ignore[union-attr, arg-type]
+            unit += pending.pop(content.call_id, [])
         cost = sum(c.tokens for c in unit)
         if remaining is not None and cost > remaining:
             dropped.extend(Dropped(c.commit.hash, "budget", c.tokens) for c in unit)
@@ -355,7 +355,9 @@ def materialize(
     )
 
 
-def _resolve_items(repo: Repo, head: Commit, moment: str | None, appends: dict[str, Commit]) -> dict[str, _Candidate]:
+def _resolve_items(
+    repo: RepoReader, head: Commit, moment: str | None, appends: dict[str, Commit]
+) -> dict[str, _Candidate]:
     """Candidates for items anywhere on ``head``'s lineage: latest edit or delete, annotation, tokens.
 
     Unlike the walk, which sees edits on its way back, this looks them up by
@@ -384,7 +386,7 @@ def _resolve_items(repo: Repo, head: Commit, moment: str | None, appends: dict[s
     return out
 
 
-def _on_line(repo: Repo, head: Commit, commits: Iterator[Commit] | list[Commit]) -> dict[str, Commit]:
+def _on_line(repo: RepoReader, head: Commit, commits: Iterable[Commit]) -> dict[str, Commit]:
     return {
         c.hash: c
         for c in commits
@@ -392,7 +394,7 @@ def _on_line(repo: Repo, head: Commit, commits: Iterator[Commit] | list[Commit])
     }
 
 
-def _required(repo: Repo, head: Commit, moment: str | None) -> list[_Candidate]:
+def _required(repo: RepoReader, head: Commit, moment: str | None) -> list[_Candidate]:
     """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured."""
     pinned = repo.annotation_store.annotated(Priority.PINNED, as_of=moment)
     instructions = repo.objects.commits_by_type("instruction", until=moment)
@@ -412,13 +414,13 @@ def _required(repo: Repo, head: Commit, moment: str | None) -> list[_Candidate]:
     return out
 
 
-def _partners(repo: Repo, head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:
+def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:
     """The other half of every required tool call or result, so a kept pair is never split."""
     have = {c.commit.hash for c in required}
     extra: list[_Candidate] = []
     for candidate in required:
         content = candidate.content
-        if content is None or not (_is_call(content) or _is_result(content)):
+        if not isinstance(content, ToolIO) or not (_is_call(content) or _is_result(content)):
             continue
         if _is_result(content):
             # The call comes before its result: look back a little way.
@@ -432,13 +434,13 @@ def _partners(repo: Repo, head: Commit, moment: str | None, required: list[_Cand
             other = partner.content
             if partner.deleted or not isinstance(other, ToolIO):
                 continue
-            if other.call_id == content.call_id and other.direction != content.direction:  # type: ignore[union-attr]
+            if other.call_id == content.call_id and other.direction != content.direction:
                 extra.append(attrs.evolve(partner, priority=Priority.PINNED))
                 have.add(partner.commit.hash)
     return extra
 
 
-def _forward(repo: Repo, head: Commit, commit: Commit) -> list[Commit]:
+def _forward(repo: RepoReader, head: Commit, commit: Commit) -> list[Commit]:
     """Up to PARTNER_SEARCH descendants of ``commit`` on ``head``'s lineage, oldest first."""
     out: list[Commit] = []
     here = commit
@@ -511,7 +513,9 @@ def to_anthropic(messages: list[Message]) -> dict[str, Any]:
             continue
         if m.role == "tool":
             role = "user"
-            blocks = [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content or ""}]
+            blocks: list[dict[str, Any]] = [
+                {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content or ""}
+            ]
         else:
             role = "assistant" if m.role == "assistant" else "user"
             blocks = []

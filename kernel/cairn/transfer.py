@@ -50,7 +50,7 @@ from cairn.model.lineage import Lineage
 from cairn.storage import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX, RefUpdate, branch_ref, ref_problem
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cairn.repo import Repo
+    from cairn.repo_reader import RepoReader
 
 __all__ = ["EXPORT_FORMAT", "ImportReport", "export_history", "import_history"]
 
@@ -78,7 +78,7 @@ class ImportReport:
 
 
 def export_history(
-    repo: Repo, out: IO[str], *, branch: str | None = None, progress: Callable[[int], None] | None = None
+    repo: RepoReader, out: IO[str], *, branch: str | None = None, progress: Callable[[int], None] | None = None
 ) -> int:
     """Write JSONL: a header, then blobs, commits (parents first), refs and annotations. Returns lines written."""
     from cairn.errors import NotFoundError
@@ -364,7 +364,7 @@ def _count(value: Any, what: str) -> int:
 
 
 def import_history(
-    repo: Repo,
+    repo: RepoReader,
     lines: Iterable[str | bytes],
     *,
     batch_size: int = 5000,
@@ -390,7 +390,7 @@ def import_history(
 class _Plan:
     """The checks that need the store, and the writes they lead to."""
 
-    def __init__(self, repo: Repo, records: _Records) -> None:
+    def __init__(self, repo: RepoReader, records: _Records) -> None:
         self.repo = repo
         self.records = records
         self.stored: dict[str, Commit] = {}  # commits of the file this store already holds

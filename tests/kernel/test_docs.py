@@ -56,3 +56,66 @@ def test_every_kernel_config_key_is_documented():
         assert f"[{section}]" in config_doc
         for field in attrs.fields(cls):
             assert f"`{field.name}`" in config_doc, f"[{section}] {field.name} is not documented"
+
+
+STORAGE_DOC = (ROOT / "docs" / "storage.md").read_text(encoding="utf-8")
+
+
+def markdown_table(text: str, header_start: str) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the markdown table whose header row starts with ``header_start``, cells unquoted."""
+
+    def cells(line: str) -> list[str]:
+        return [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+
+    start = text.index("\n" + header_start) + 1
+    lines = text[start:].split("\n")
+    rows = []
+    for line in lines[2:]:  # past the header and its |---| line
+        if not line.startswith("|"):
+            break
+        rows.append(cells(line))
+    return cells(lines[0]), rows
+
+
+def test_the_storage_guide_lists_every_facet_contract():
+    import cairn.storage as storage
+
+    contracts = {
+        cls.facet: name
+        for name, cls in vars(storage).items()
+        if isinstance(cls, type) and issubclass(cls, storage.Facet) and "facet" in vars(cls) and cls.facet
+    }
+    _, rows = markdown_table(STORAGE_DOC, "| facet | contract (`cairn.storage`) |")
+    assert {row[0]: row[1] for row in rows} == contracts
+    _, suites = markdown_table(STORAGE_DOC, "| facet | suite |")
+    from cairn.testing import storage as suites_module
+
+    assert {row[0]: getattr(suites_module, row[1]).facet for row in suites} == {f: f for f in contracts}
+
+
+def test_the_storage_guide_says_what_the_memory_store_keeps():
+    from cairn.storage import facets_of
+    from cairn.testing.memory import MemoryStore
+
+    header, rows = markdown_table(STORAGE_DOC, "| backend | objects |")
+    row = next(r for r in rows if "MemoryStore" in r[0])
+    assert {name for name, mark in zip(header[1:], row[1:], strict=True) if mark == "✓"} == facets_of(MemoryStore)
+
+
+def test_the_storage_guide_shows_cairn_files_as_it_is():
+    """A code block headed ``# contrib/cairn-files/<path>`` is copied from that file; a line ``...`` separates
+    excerpts, which must appear in the file in that order."""
+    shown = 0
+    for block in re.findall(r"^```[^\n]*\n(.*?)^```", STORAGE_DOC, flags=re.MULTILINE | re.DOTALL):
+        first, _, body = block.partition("\n")
+        match = re.fullmatch(r"# (contrib/cairn-files/\S+)", first.strip())
+        if not match:
+            continue
+        source = (ROOT / match.group(1)).read_text(encoding="utf-8")
+        position = 0
+        for excerpt in re.split(r"^\.\.\.\n", body, flags=re.MULTILINE):
+            found = source.find(excerpt, position)
+            assert found >= 0, f"{match.group(1)} does not hold, after what the block showed before:\n{excerpt}"
+            position = found + len(excerpt)
+        shown += 1
+    assert shown == 4, "docs/storage.md should show cairn-files' entry point, hook module, store and tests"

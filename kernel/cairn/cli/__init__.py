@@ -32,10 +32,10 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     """``cairn 0.1.0``, then one line per installed plugin distribution: name, version and its plugins."""
     if not value or ctx.resilient_parsing:
         return
-    from cairn import __version__
+    from cairn._version import kernel_version
     from cairn.plugins import plugin_distributions
 
-    click.echo(f"cairn {__version__}")
+    click.echo(f"cairn {kernel_version()}")
     for name, version, plugins in plugin_distributions():
         click.echo(f"{name} {version} ({', '.join(plugins)})")
     ctx.exit()
@@ -81,10 +81,21 @@ def cli(
     ctx.obj = ctx.find_object(State) or State.from_params(ctx.params)
 
 
-from cairn.cli import context_cmd, demo_cmd, project_cmd, providers_cmd  # noqa: E402  (the built-in commands)
+from cairn.cli import (  # noqa: E402  (the built-in commands)
+    branch_cmd,
+    context_cmd,
+    demo_cmd,
+    inspect_cmd,
+    maintenance_cmd,
+    project_cmd,
+    providers_cmd,
+)
 
 project_cmd.register(cli)
 context_cmd.register(cli)
+branch_cmd.register(cli)
+inspect_cmd.register(cli)
+maintenance_cmd.register(cli)
 demo_cmd.register(cli)
 providers_cmd.register(cli)
 from cairn.cli import chat_cmd, ledger_cmd  # noqa: E402

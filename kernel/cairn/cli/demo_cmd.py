@@ -138,7 +138,9 @@ STEPS: list[tuple[str, list[str]]] = [
 @click.option("--keep", is_flag=True, help="Keep the temporary project afterwards.")
 def demo_command(directory: str | None, keep: bool) -> None:
     """Run the main job end to end on the embedded defaults (SQLite, no network)."""
-    from cairn.cli import cli
+    # The steps run through the root command this one was called from (the ``cairn`` group),
+    # found through click's context rather than imported, so this module never imports its own package.
+    cli = click.get_current_context().find_root().command
 
     if not os.environ.get("CAIRN_CHAT_KEY"):
         # The encrypted message needs a key; a real user exports one made by `cairn chat keygen`.

@@ -32,9 +32,9 @@ __all__ = [
 
 
 def _plugin_versions(plugins: Plugins | None) -> dict[str, str | None]:
-    from cairn import __version__
+    from cairn._version import kernel_version
 
-    versions: dict[str, str | None] = {"cairn": __version__}
+    versions: dict[str, str | None] = {"cairn": kernel_version()}
     if plugins is None:
         return versions
     for info in plugins.describe():

@@ -1,22 +1,11 @@
-"""Plugin discovery, loading, failure isolation and the named registries.
-
-Plugins are entry points in the ``cairn`` group, each naming a light module
-of hook implementations. stevedore lists them without importing anything
-(``cairn plugins`` can show a blocked plugin) and imports the allowed ones
-with a failure callback; pluggy calls the hooks.
+"""``Plugins``: the loaded plugin set, its pluggy manager and its registries.
 
 A plugin that fails to import, whose hook implementation has a bad signature
 or a misspelled name, or whose registration hook raises, is recorded as
-broken with the reason and skipped; the rest keeps working. Strict mode
-(``--strict``, ``CAIRN_STRICT_PLUGINS=1`` or ``[cairn] strict_plugins``) turns
-such a failure into a ``PluginError``.
-
-Environment:
-
-- ``CAIRN_DISABLE_PLUGINS=a,b``: block these before import.
-- ``CAIRN_LOAD_PLUGINS=a,b``: load only these (empty: none but the built-ins).
-- ``CAIRN_STRICT_PLUGINS=1``: fail on the first broken plugin.
-- ``CAIRN_TRACE_HOOKS=1``: print every hook call and its arguments to stderr.
+broken with the reason and skipped; the rest keeps working. Strict mode turns
+such a failure into a ``PluginError``. A notification hook that raises after
+the data was stored is counted (``cairn.plugin_failures``), and the plugin
+kept.
 """
 
 from __future__ import annotations
@@ -24,10 +13,9 @@ from __future__ import annotations
 import contextvars
 import difflib
 import inspect
-import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,187 +23,29 @@ import attrs
 import pluggy
 
 from cairn import hookspecs
+from cairn._version import kernel_version
 from cairn.config import BACKEND_SECTIONS, Config
-from cairn.errors import ConfigError, DuplicateNameError, NotFoundError, PluginError
-from cairn.model import ContentTypes
+from cairn.errors import ConfigError, DuplicateNameError, PluginError
+from cairn.model import Content, ContentTypes
 from cairn.plugin_failures import NOTIFICATION_HOOKS, HookFailure, HookFailures
+from cairn.plugins._describe import BUILTIN_PLUGIN, PluginInfo, entry_point_distributions
+from cairn.plugins._registry import (
+    REGISTRIES,
+    CheckProblem,
+    FactoryContext,
+    NoConfig,
+    Registration,
+    Registry,
+    importable,
+)
 
-__all__ = [
-    "BUILTIN_PLUGIN",
-    "ENTRY_POINT_GROUP",
-    "FactoryContext",
-    "PluginInfo",
-    "Plugins",
-    "Registration",
-    "Registry",
-    "load_plugins",
-    "plugin_distributions",
-]
-
-ENTRY_POINT_GROUP = "cairn"
-BUILTIN_PLUGIN = "cairn"
-
-#: Registry kind -> (registration hook, what one entry is called in messages).
-REGISTRIES: dict[str, tuple[str, str]] = {
-    "storage": ("cairn_register_storage", "storage backend"),
-    "tokenizers": ("cairn_register_tokenizers", "tokenizer"),
-    "llm": ("cairn_register_llm_providers", "LLM provider"),
-    "embeddings": ("cairn_register_embedding_providers", "embedding provider"),
-    "evaluators": ("cairn_register_evaluators", "evaluator"),
-    "vector_indexes": ("cairn_register_vector_indexes", "vector index"),
-    "artifact_stores": ("cairn_register_artifact_stores", "artifact store"),
-}
+__all__ = ["Plugins"]
 
 _BACKEND_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
-
-#: ``[cairn]`` key -> the registry kind whose backend it names.
-CHOSEN_BACKENDS: dict[str, str] = {
-    "storage": "storage",
-    "tokenizer": "tokenizers",
-    "llm": "llm",
-    "embeddings": "embeddings",
-}
-
-#: (table, key) outside ``[cairn]`` -> the registry kind whose backend it names. Only a choice
-#: someone wrote down is checked: a project that never uses memory or artifacts needs none installed.
-CHOSEN_ELSEWHERE: dict[tuple[str, str], str] = {
-    ("memory", "index"): "vector_indexes",
-    ("artifacts", "store"): "artifact_stores",
-}
 
 # Which plugin's hook is running: set around every registration hook call so
 # a register() callback knows whom to credit (or blame).
 _current_plugin: contextvars.ContextVar[str | None] = contextvars.ContextVar("cairn_plugin", default=None)
-
-
-@attrs.frozen
-class NoConfig:
-    """Config class of a backend that takes no settings: any key is refused."""
-
-
-@attrs.frozen
-class FactoryContext:
-    """What a factory learns besides its config: the name it was asked for and where the project is."""
-
-    name: str
-    argument: str | None
-    project_dir: Path | None
-    data_dir: Path
-    config: Config | None = None
-
-
-#: What a registration's ``check`` yields: (key of its table, what is wrong with its value[, what to do]).
-CheckProblem = tuple[str, str] | tuple[str, str, str]
-
-
-@attrs.frozen
-class Registration:
-    kind: str
-    name: str
-    factory: Callable[[Any, FactoryContext], Any]
-    config_cls: type
-    plugin: str
-    description: str = ""
-    #: Modules the factory imports -> what to ``pip install`` for each (``"cairn-tokenizers[tiktoken]"``).
-    requires: Mapping[str, str] = attrs.field(factory=dict)
-    #: ``check(config, context)``: problems with the table's values on this machine, for ``cairn config validate``.
-    check: Callable[[Any, FactoryContext], Iterable[CheckProblem]] | None = None
-
-    def missing(self) -> list[tuple[str, str]]:
-        """(module, what to install) for each required module that cannot be imported here."""
-        return [(module, install) for module, install in self.requires.items() if not _importable(module)]
-
-
-class Registry:
-    """Named factories of one kind; a second registration of a name is refused naming both plugins."""
-
-    def __init__(self, kind: str, label: str) -> None:
-        self.kind = kind
-        self.label = label
-        self._entries: dict[str, Registration] = {}
-
-    def add(self, registration: Registration) -> None:
-        existing = self._entries.get(registration.name)
-        if existing is not None:
-            raise DuplicateNameError(self.label, registration.name, existing.plugin, registration.plugin)
-        self._entries[registration.name] = registration
-
-    def drop_plugin(self, plugin: str) -> None:
-        for name in [n for n, r in self._entries.items() if r.plugin == plugin]:
-            del self._entries[name]
-
-    @staticmethod
-    def split(name: str) -> tuple[str, str | None]:
-        """``"tiktoken:cl100k_base"`` -> ``("tiktoken", "cl100k_base")``."""
-        base, sep, argument = name.partition(":")
-        return base, (argument if sep else None)
-
-    def get(self, name: str) -> Registration:
-        base, _ = self.split(name)
-        try:
-            return self._entries[base]
-        except KeyError:
-            known = ", ".join(self.names()) or "none installed"
-            raise NotFoundError(
-                self.label,
-                name,
-                hint=f"known: {known}; install the plugin that provides it, or check `cairn plugins`",
-            ) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.split(name)[0] in self._entries
-
-    def __iter__(self) -> Iterator[Registration]:
-        return iter(sorted(self._entries.values(), key=lambda r: r.name))
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-@attrs.define
-class PluginInfo:
-    """What ``cairn plugins`` reports about one plugin."""
-
-    name: str
-    module: str
-    status: str  # ok | failing | broken | blocked | missing
-    reason: str | None = None
-    distribution: str | None = None
-    version: str | None = None
-    builtin: bool = False
-    hooks: list[str] = attrs.field(factory=list)
-    registers: dict[str, list[str]] = attrs.field(factory=dict)
-    #: Notification hooks that raised, by hook: count, first and last time, last error.
-    failures: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-    def note_failure(self, failure: HookFailure) -> None:
-        """Count a notification hook's failure: an ``ok`` plugin becomes ``failing``, keeping what it registered."""
-        self.failures[failure.hook] = {
-            "count": failure.count,
-            "first_at": failure.first_at,
-            "last_at": failure.last_at,
-            "error": failure.error,
-        }
-        if self.status in ("ok", "failing"):
-            self.status = "failing"
-            times = "once" if failure.count == 1 else f"{failure.count} times"
-            self.reason = f"{failure.hook} failed {times}, last at {failure.last_at[:19]}: {failure.error}"
-
-
-def _env_list(environ: Mapping[str, str], name: str) -> list[str] | None:
-    if name not in environ:
-        return None
-    return [p.strip() for p in environ[name].split(",") if p.strip()]
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 class Plugins:
@@ -275,7 +105,7 @@ class Plugins:
         """
         info = PluginInfo(
             name=name,
-            module=module or getattr(plugin, "__name__", type(plugin).__name__),
+            module=module or str(getattr(plugin, "__name__", type(plugin).__name__)),
             status="ok",
             builtin=builtin,
         )
@@ -312,7 +142,8 @@ class Plugins:
         for caller in self.pm.get_hookcallers(plugin) or []:
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not getattr(impl.function, "_cairn_guarded", False):
-                    impl.function = self._guarded(impl.function, name, caller.name)
+                    # pluggy declares the attribute Final; wrapping it in place is how a plugin's failure stays its own.
+                    impl.function = self._guarded(impl.function, name, caller.name)  # type: ignore[misc]
 
     def _guarded(self, function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
         notification = hook in NOTIFICATION_HOOKS
@@ -415,7 +246,7 @@ class Plugins:
 
         return register
 
-    def _register_content_type(self, cls: type) -> None:
+    def _register_content_type(self, cls: type[Content]) -> None:
         plugin = _current_plugin.get() or "?"
         self.content_types.register(cls, plugin=plugin)
         if plugin in self.info:
@@ -457,6 +288,7 @@ class Plugins:
             class Collector(click.Group):
                 def add_command(self, cmd: click.Command, name: str | None = None) -> None:
                     name = name or cmd.name
+                    assert name is not None, "a click command always has a name"
                     plugin = _current_plugin.get() or "?"
                     if name in owners and owners[name] != plugin:
                         raise DuplicateNameError("command", name, owners[name], plugin)
@@ -494,7 +326,7 @@ class Plugins:
             raise missing_module_error(registration, name, *missing[0], config=config)
         section = BACKEND_SECTIONS[kind]
         if config is not None:
-            settings = config.structure_table((section, base), registration.config_cls)
+            settings: Any = config.structure_table((section, base), registration.config_cls)
             project_dir, data_dir = config.project_dir, config.data_dir
         else:
             settings = registration.config_cls()
@@ -504,7 +336,7 @@ class Plugins:
             return registration.factory(settings, context)
         except ModuleNotFoundError as exc:
             # A dependency the plugin did not declare in `requires`: still say what is missing.
-            if not exc.name or _importable(exc.name):
+            if not exc.name or importable(exc.name):
                 raise
             raise missing_module_error(registration, name, exc.name, None, config=config) from exc
 
@@ -517,58 +349,15 @@ class Plugins:
 
     def describe(self) -> list[PluginInfo]:
         """Every known plugin with its distribution and version filled in."""
-        dists = _entry_point_distributions()
+        dists = entry_point_distributions()
         out = []
         for info in sorted(self.info.values(), key=lambda i: (not i.builtin, i.name)):
             if info.builtin:
-                info.distribution, info.version = "cairn", _kernel_version()
+                info.distribution, info.version = "cairn", kernel_version()
             elif info.name in dists:
                 info.distribution, info.version = dists[info.name]
             out.append(info)
         return out
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module.partition(".")[0]) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _kernel_version() -> str:
-    from cairn import __version__
-
-    return __version__
-
-
-def _entry_point_distributions() -> dict[str, tuple[str, str]]:
-    import importlib.metadata
-
-    found: dict[str, tuple[str, str]] = {}
-    for dist in importlib.metadata.distributions():
-        for ep in dist.entry_points:
-            if ep.group == ENTRY_POINT_GROUP:
-                found.setdefault(ep.name, (dist.metadata["Name"], dist.version))
-    return found
-
-
-def plugin_distributions() -> list[tuple[str, str, list[str]]]:
-    """Each installed distribution with ``cairn`` entry points: its name, its version and the plugin names.
-
-    Read from package metadata alone: nothing is imported and configuration plays
-    no part, so a blocked or broken plugin is listed too (``cairn --version``).
-    """
-    import importlib.metadata
-
-    found: dict[str, tuple[str, list[str]]] = {}
-    for dist in importlib.metadata.distributions():
-        names = sorted(ep.name for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP)
-        if names:
-            # The first on sys.path wins, as it does for imports.
-            found.setdefault(dist.metadata["Name"], (dist.version, names))
-    return [(name, version, names) for name, (version, names) in sorted(found.items())]
 
 
 def _misspelled_hooks(plugin: object, pm: pluggy.PluginManager) -> str | None:
@@ -591,13 +380,15 @@ def _misspelled_hooks(plugin: object, pm: pluggy.PluginManager) -> str | None:
     return None
 
 
-def _trace_before(hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
+def _trace_before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
     plugins = ",".join(impl.plugin_name for impl in hook_impls)
     args = ", ".join(f"{k}={_short_repr(v)}" for k, v in kwargs.items())
     print(f"cairn hook: {hook_name}({args}) -> [{plugins}]", file=sys.stderr)
 
 
-def _trace_after(outcome: Any, hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
+def _trace_after(
+    outcome: pluggy.Result[Any], hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+) -> None:
     exc = outcome.exception
     if exc is not None:
         print(f"cairn hook: {hook_name} raised {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -606,69 +397,3 @@ def _trace_after(outcome: Any, hook_name: str, hook_impls: list, kwargs: Mapping
 def _short_repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _list_entry_points() -> list[Any]:
-    from stevedore import NamedExtensionManager
-
-    # stevedore keeps a per-process copy keyed only by group: drop it, so a
-    # long-lived process sees plugins installed or removed since. The on-disk
-    # index it falls back to is keyed on sys.path and stays fast.
-    NamedExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
-    # names=[] imports nothing; list_entry_points reads stevedore's index.
-    manager = NamedExtensionManager(ENTRY_POINT_GROUP, names=[])
-    return list(manager.list_entry_points())
-
-
-def load_plugins(
-    *,
-    disabled: Iterable[str] = (),
-    strict: bool | None = None,
-    environ: Mapping[str, str] | None = None,
-    entry_points: bool = True,
-) -> Plugins:
-    """Discover and load every allowed plugin; see the module docstring for the rules."""
-    environ = os.environ if environ is None else environ
-    strict = _truthy(environ.get("CAIRN_STRICT_PLUGINS")) if strict is None else strict
-    plugins = Plugins(strict=strict, trace=_truthy(environ.get("CAIRN_TRACE_HOOKS")))
-
-    from cairn import builtin
-
-    plugins.register(builtin, BUILTIN_PLUGIN, builtin=True)
-    if not entry_points:
-        return plugins
-
-    blocked = set(disabled) | set(_env_list(environ, "CAIRN_DISABLE_PLUGINS") or ())
-    only = _env_list(environ, "CAIRN_LOAD_PLUGINS")
-    allowed: list[Any] = []
-    for ep in sorted(_list_entry_points(), key=lambda e: e.name):
-        if ep.name in plugins.info:
-            continue  # the same plugin seen twice on sys.path
-        if ep.name in blocked or (only is not None and ep.name not in only):
-            why = "blocked by configuration" if ep.name in blocked else "not in CAIRN_LOAD_PLUGINS"
-            plugins.info[ep.name] = PluginInfo(ep.name, ep.value, "blocked", why)
-            continue
-        allowed.append(ep)
-    for name in only or ():
-        if name not in plugins.info:  # asked for, but no such entry point: say so, never fail
-            plugins.info[name] = PluginInfo(name, "", "missing", "named in CAIRN_LOAD_PLUGINS but not installed")
-
-    if not allowed:
-        return plugins
-
-    from stevedore import NamedExtensionManager
-
-    def failed(_manager: Any, ep: Any, exc: BaseException) -> None:
-        # An import failure is the plugin's, never the CLI's.
-        plugins.info[ep.name] = PluginInfo(ep.name, ep.value, "ok")
-        plugins._broken(ep.name, f"import failed: {type(exc).__name__}: {exc}", exc)
-
-    manager = NamedExtensionManager(
-        ENTRY_POINT_GROUP,
-        names=[ep.name for ep in allowed],
-        name_order=True,
-        on_load_failure_callback=failed,
-    )
-    for extension in manager:
-        plugins.register(extension.plugin, extension.name, module=extension.entry_point.value)
-    return plugins

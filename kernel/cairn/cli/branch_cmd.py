@@ -1,0 +1,82 @@
+"""Branch commands: list, create, delete and rename branches; switch (or detach HEAD)."""
+
+from __future__ import annotations
+
+import click
+
+from cairn.cli._app import State, echo_json, json_option, pass_state
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(branch_group)
+    cli.add_command(switch_command)
+
+
+@click.group("branch", invoke_without_command=True)
+@json_option()
+@click.pass_context
+def branch_group(ctx: click.Context, as_json: bool) -> None:
+    """List branches, or create / delete / rename one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    state = ctx.ensure_object(State)  # what pass_state does for every other command
+    repo = state.repo
+    current = repo.branch
+    branches = repo.branches()
+    if as_json:
+        echo_json([{"name": n, "commit": h, "current": n == current} for n, h in branches.items()])
+        return
+    if current is None:
+        _, head = repo.head_state()
+        click.echo(f"* (detached at {head[:12] if head else 'nothing'})")
+    elif current not in branches:
+        click.echo(f"* {current} (no commits yet)")
+    for name, digest in branches.items():
+        click.echo(f"{'*' if name == current else ' '} {name:<20} {digest[:12]}")
+
+
+@branch_group.command("create")
+@click.argument("name")
+@click.argument("start", required=False)
+@pass_state
+def branch_create(state: State, name: str, start: str | None) -> None:
+    """Create branch NAME at START (default HEAD)."""
+    commit = state.repo.create_branch(name, start)
+    click.echo(f"created {name} at {commit.short}")
+
+
+@branch_group.command("delete")
+@click.argument("name")
+@pass_state
+def branch_delete(state: State, name: str) -> None:
+    """Delete branch NAME (not the current one); its commits stay until `cairn gc`."""
+    state.repo.delete_branch(name)
+    click.echo(f"deleted {name}")
+
+
+@branch_group.command("rename")
+@click.argument("old")
+@click.argument("new")
+@pass_state
+def branch_rename(state: State, old: str, new: str) -> None:
+    """Rename branch OLD to NEW."""
+    state.repo.rename_branch(old, new)
+    click.echo(f"renamed {old} to {new}")
+
+
+@click.command("switch")
+@click.argument("name", required=False)
+@click.option("-c", "--create", is_flag=True, help="Create the branch at HEAD first.")
+@click.option("--detach", metavar="REV", help="Point HEAD at a commit instead of a branch.")
+@pass_state
+def switch_command(state: State, name: str | None, create: bool, detach: str | None) -> None:
+    """Make NAME the current branch (or detach HEAD at a commit)."""
+    repo = state.repo
+    if detach:
+        commit = repo.detach(detach)
+        click.echo(f"HEAD is now at {commit.short} (detached)")
+        return
+    if not name:
+        raise click.UsageError("give a branch name, or --detach REV")
+    repo.switch(name, create=create)
+    click.echo(f"switched to {name}")

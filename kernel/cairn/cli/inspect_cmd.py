@@ -1,0 +1,258 @@
+"""Reading the versioned context: log, show, diff, materialize and status."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state
+
+if TYPE_CHECKING:  # pragma: no cover  (the model is imported when a command runs, not for --help)
+    from cairn.model import Commit, Content
+
+
+def register(cli: click.Group) -> None:
+    for command in (log_command, show_command, diff_command, materialize_command, status_command):
+        cli.add_command(command)
+
+
+def summary(content: Content | None, width: int = 60) -> str:
+    """A content item's searchable text on one line, cut to ``width`` characters."""
+    if content is None:
+        return ""
+    text = content.text_for_search().replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def commit_dict(repo: Any, commit: Commit, content: Content | None = None) -> dict[str, Any]:
+    """A commit as ``--json`` prints it: its record, with its content when given."""
+    data = commit.to_record()
+    if content is not None:
+        data["content"] = content.to_dict()
+    return data
+
+
+@click.command("log")
+@click.argument("rev", required=False)
+@click.option("-n", "--limit", type=Count(), help="At most this many commits.")
+@click.option("-t", "--type", "content_type", help="Only this content type.")
+@click.option("--since", help="Only commits at or after this time (ISO-8601).")
+@click.option("--until", help="Only commits at or before this time (ISO-8601).")
+@click.option("--grep", help="Only commits whose message or text contains this (case-insensitive).")
+@click.option("--graph", is_flag=True, help="Draw every branch as a graph.")
+@json_option()
+@pass_state
+def log_command(
+    state: State,
+    rev: str | None,
+    limit: int | None,
+    content_type: str | None,
+    since: str | None,
+    until: str | None,
+    grep: str | None,
+    graph: bool,
+    as_json: bool,
+) -> None:
+    """Show history, newest first."""
+    repo = state.repo
+    if graph:
+        _log_graph(repo, limit)
+        return
+    entries = repo.log(rev, limit=limit, content_type=content_type, since=since, until=until, grep=grep)
+    if as_json:
+        echo_json([commit_dict(repo, e.commit, e.content) for e in entries])
+        return
+    for entry in entries:
+        c = entry.commit
+        target = f" → {c.target[:8]}" if c.target else ""
+        label = c.content_type or ""
+        click.echo(
+            f"{click.style(c.short, fg='yellow')} {c.created_at[:19]} {c.operation.value:<6}{target} "
+            f"{label:<11} {summary(entry.content)}" + (f"  # {c.message}" if c.message else "")
+        )
+
+
+def _log_graph(repo: Any, limit: int | None) -> None:
+    """Every branch as a tree, newest first: one lane per line of descent."""
+    branches = repo.branches()
+    labels: dict[str, list[str]] = {}
+    for name, digest in branches.items():
+        labels.setdefault(digest, []).append(name)
+    _, head = repo.head_state()
+    if head:
+        labels.setdefault(head, []).insert(0, "HEAD")
+    commits: dict[str, Any] = {}
+    for digest in set(branches.values()) | ({head} if head else set()):
+        for commit in repo.walk(repo.commit(digest)):
+            if commit.hash in commits:
+                break
+            commits[commit.hash] = commit
+    ordered = sorted(commits.values(), key=lambda c: (c.created_at, c.depth), reverse=True)
+    if limit:
+        ordered = ordered[:limit]
+    lanes: list[str | None] = []
+    for commit in ordered:
+        if commit.hash in lanes:
+            column = lanes.index(commit.hash)
+        else:
+            lanes.append(commit.hash)
+            column = len(lanes) - 1
+        row = "".join("* " if i == column else ("| " if lane else "  ") for i, lane in enumerate(lanes))
+        names = f" ({', '.join(labels[commit.hash])})" if commit.hash in labels else ""
+        content = repo.content_of(commit) if commit.content_hash else None
+        click.echo(
+            f"{row}{click.style(commit.short, fg='yellow')}{click.style(names, fg='green')} "
+            f"{commit.operation.value} {commit.content_type or ''} {summary(content, 50)}".rstrip()
+        )
+        merged = [i for i, lane in enumerate(lanes) if lane == commit.parent and i != column and commit.parent]
+        lanes[column] = commit.parent
+        for i in merged:  # another line of descent joins this one: its branch forked here
+            click.echo("".join("|/" if j == i else ("| " if lane else "  ") for j, lane in enumerate(lanes)))
+            lanes[i] = None
+        while lanes and lanes[-1] is None:
+            lanes.pop()
+
+
+@click.command("show")
+@click.argument("rev", required=False)
+@json_option()
+@pass_state
+def show_command(state: State, rev: str | None, as_json: bool) -> None:
+    """Show one commit: fields, content and the item's annotations."""
+    repo = state.repo
+    commit = repo.resolve(rev)
+    content = repo.content_of(commit)
+    item = commit.hash if commit.operation.value == "append" else commit.target
+    history = repo.annotation_store.annotation_history(item) if item else []
+    if as_json:
+        data = commit_dict(repo, commit, content)
+        data["annotations"] = [a.to_record() for a in history]
+        echo_json(data)
+        return
+    click.echo(f"commit    {commit.hash}")
+    for key in (
+        "parent",
+        "operation",
+        "target",
+        "reply_to",
+        "created_at",
+        "content_type",
+        "token_count",
+        "cumulative_tokens",
+    ):
+        value = getattr(commit, key)
+        if value is not None:
+            click.echo(f"{key:<10}{value.value if hasattr(value, 'value') else value}")
+    if commit.message:
+        click.echo(f"message   {commit.message}")
+    if commit.metadata:
+        click.echo(f"metadata  {json.dumps(commit.metadata, ensure_ascii=False)}")
+    if content is not None:
+        click.echo("")
+        click.echo(json.dumps(content.to_dict(), indent=2, ensure_ascii=False))
+    for annotation in history:
+        click.echo(f"annotation {annotation.created_at} {annotation.priority.value} {annotation.reason}".rstrip())
+
+
+@click.command("diff")
+@click.argument("a")
+@click.argument("b", required=False, default="HEAD")
+@json_option()
+@pass_state
+def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
+    """What differs in the materialized context between A and B (default HEAD)."""
+    repo = state.repo
+    entries = repo.diff(a, b)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "status": e.status,
+                    "item": e.item,
+                    "before": e.before.to_dict() if e.before else None,
+                    "after": e.after.to_dict() if e.after else None,
+                }
+                for e in entries
+            ]
+        )
+        return
+    if not entries:
+        click.echo("no differences")
+    marks = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
+    for entry in entries:
+        mark, colour = marks[entry.status]
+        if entry.status == "changed":
+            click.secho(f"{mark} {entry.item[:12]} {summary(entry.before)}  →  {summary(entry.after)}", fg=colour)
+        else:
+            click.secho(f"{mark} {entry.item[:12]} {summary(entry.after or entry.before)}", fg=colour)
+
+
+@click.command("materialize")
+@click.argument("rev", required=False)
+@click.option("--budget", type=Count(), help="Token budget.")
+@click.option("--as-of", "as_of", help="A commit or an ISO-8601 time: materialize history as it was then.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["openai", "anthropic", "text"]), default="openai", show_default=True
+)
+@click.option(
+    "--images", is_flag=True, help="Send artifact references to images as images, for a model that takes them."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print messages, counts and dropped items as JSON.")
+@pass_state
+def materialize_command(
+    state: State, rev: str | None, budget: int | None, as_of: str | None, fmt: str, images: bool, as_json: bool
+) -> None:
+    """Print the context as provider-ready messages within a budget."""
+    from cairn.cli.artifacts_cmd import image_reader
+
+    with image_reader(state) if images else contextlib.nullcontext() as reader:
+        result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt, images=reader)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    if fmt == "text":
+        click.echo(result.messages)
+    else:
+        echo_json(result.messages)
+    dropped = result.dropped
+    reasons: dict[str, int] = {}
+    for d in dropped:
+        reasons[d.reason] = reasons.get(d.reason, 0) + 1
+    detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"
+    click.echo(
+        f"{result.commit_count} items, {result.token_count} tokens ({result.token_source})"
+        + (f" of {budget}" if budget else "")
+        + f"; dropped: {detail}",
+        err=True,
+    )
+
+
+@click.command("status")
+@json_option()
+@pass_state
+def status_command(state: State, as_json: bool) -> None:
+    """Current branch, HEAD and effective tokens against the budget."""
+    repo = state.repo
+    head = repo.head()
+    tokens = repo.effective_tokens(head)
+    budget = repo.budget.max_tokens
+    data = {
+        "branch": repo.branch,
+        "head": head.hash if head else None,
+        "commits": head.depth + 1 if head else 0,
+        "effective_tokens": tokens,
+        "max_tokens": budget,
+        "budget_action": repo.budget.action,
+        "tokenizer": repo.tokenizer.name,
+        "token_source": "exact" if repo.tokenizer.exact else "estimated",
+    }
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"on branch {data['branch']}" if data["branch"] else "HEAD detached")
+    click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {data['commits']} commits")
+    budget_text = f" of {budget} ({tokens * 100 // budget}%)" if budget else " (no budget set)"
+    click.echo(f"effective context: {tokens} tokens{budget_text}, {data['token_source']} by {repo.tokenizer.name}")

@@ -1,0 +1,205 @@
+"""The kernel's configuration tables, typed: one frozen attrs class per table, unknown keys refused.
+
+``[cairn]``, ``[context]``, ``[chat]``, ``[providers]``, ``[memory]`` and
+``[artifacts]`` are structured into the classes here (``Config.settings``);
+``KERNEL_SECTIONS`` lists them, ``BACKEND_SECTIONS`` names the section that
+holds one table per backend of each registry kind. A validator's message
+names the key and what it must be; ``cairn.config`` locates it in the file.
+A new kernel table is a class here and an entry in ``KERNEL_SECTIONS``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+from cairn.errors import ValidationError
+
+__all__ = [
+    "BACKEND_SECTIONS",
+    "KERNEL_SECTIONS",
+    "MAX_INLINE_BYTES",
+    "ArtifactsSettings",
+    "CairnSettings",
+    "ChatSettings",
+    "ContextSettings",
+    "MemorySettings",
+    "ProvidersSettings",
+    "check_env_name",
+]
+
+
+#: Registry kind -> the config section that holds one table per backend of that kind.
+BACKEND_SECTIONS: dict[str, str] = {
+    "storage": "storage",
+    "tokenizers": "tokenizer",
+    "llm": "llm",
+    "embeddings": "embeddings",
+    "evaluators": "evaluators",
+    "vector_indexes": "vector_index",
+    # [artifacts] is also a kernel table: its values are ArtifactsSettings, its sub-tables the stores'.
+    "artifact_stores": "artifacts",
+}
+
+
+def _not_blank(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def check_env_name(value: object, *, empty_ok: bool = False) -> str | None:
+    """The problem with ``value`` as the NAME of an environment variable, or None when it is one."""
+    if not isinstance(value, str):
+        return None  # the type check reports it
+    if value == "" and empty_ok:
+        return None
+    if not _ENV_NAME.match(value):
+        # Never echo the value: a key pasted here by mistake must not reach a terminal or a log.
+        return "must name an environment variable (letters, digits and '_', not first a digit), not hold the key itself"
+    return None
+
+
+def _env_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    problem = check_env_name(value)
+    if problem:
+        raise ValueError(f"{attribute.name} {problem}")
+
+
+def _branch_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    from cairn.model import validate_branch_name
+
+    try:
+        validate_branch_name(value)
+    except ValidationError as exc:
+        rules = f" ({exc.hint})" if exc.hint else ""
+        raise ValueError(f"{attribute.name} must be a valid branch name{rules}, got {value!r:.60}") from None
+
+
+@attrs.frozen
+class CairnSettings:
+    """The ``[cairn]`` table: which backends to use and which plugins to block."""
+
+    storage: str = "sqlite"
+    tokenizer: str = "approx"
+    #: The LLM provider, by registered name; ``noop`` refuses every call (see docs/providers.md).
+    llm: str = "noop"
+    #: The embedding provider, by registered name; ``noop`` refuses every call.
+    embeddings: str = "noop"
+    data_dir: str = attrs.field(default=".cairn", validator=_not_blank)
+    disabled_plugins: list[str] = attrs.field(factory=list)
+    strict_plugins: bool = False
+
+
+@attrs.frozen
+class ContextSettings:
+    """The ``[context]`` table: the default branch and the token budget of the effective context."""
+
+    default_branch: str = attrs.field(default="main", validator=_branch_name)
+    max_tokens: int | None = None
+    budget_action: str = attrs.field(
+        default="reject",
+        validator=attrs.validators.in_(("reject", "warn")),
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive number of tokens, got {self.max_tokens}")
+
+
+def _positive_number(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be greater than 0, got {value}")
+
+
+def _not_negative_number(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
+
+
+@attrs.frozen
+class ProvidersSettings:
+    """The ``[providers]`` table: how the kernel calls every LLM and embedding provider.
+
+    Retries, the deadline of one call and the spend ceilings live here because
+    the kernel owns them; network timeouts, keys and prices belong to each
+    provider's own table (``[llm.openai]``), since they differ per endpoint.
+    Amounts are in the currency of the providers' price tables (USD for the
+    first-party ones).
+    """
+
+    #: Attempts per call, the first included; 1 turns retries off.
+    max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: Upper bound of the first retry's randomized delay (full jitter); doubles per retry.
+    backoff_initial_s: float = attrs.field(default=0.5, validator=_not_negative_number)
+    #: Cap of the randomized delay between attempts.
+    backoff_max_s: float = attrs.field(default=20.0, validator=_not_negative_number)
+    #: A Retry-After longer than this is not waited for: the call fails at once.
+    max_retry_after_s: float = attrs.field(default=60.0, validator=_not_negative_number)
+    #: Wall-clock limit of one call across all its attempts and waits; none when unset.
+    call_deadline_s: float | None = attrs.field(default=None, validator=_positive_number)
+    #: Refuse calls once this much was spent today (UTC), in the price tables' currency.
+    max_spend_per_day: float | None = attrs.field(default=None, validator=_positive_number)
+    #: Refuse calls once this much was spent in the current run (a ledger run, or one command).
+    max_spend_per_run: float | None = attrs.field(default=None, validator=_positive_number)
+
+
+@attrs.frozen
+class ChatSettings:
+    """The ``[chat]`` table: where the encryption key comes from."""
+
+    #: The NAME of the environment variable holding the key material (``cairn chat keygen`` makes a key).
+    key_env: str = attrs.field(default="CAIRN_CHAT_KEY", validator=_env_name)
+
+
+_INDEX_NAME = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
+
+
+def _index_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not _INDEX_NAME.match(value):
+        raise ValueError(
+            f"{attribute.name} must name a vector index (lowercase letters, digits and '_'), got {value!r}"
+        )
+
+
+@attrs.frozen
+class MemorySettings:
+    """The ``[memory]`` table: how vectors are searched (the index's own settings: ``[vector_index.<name>]``)."""
+
+    #: The vector index, by registered name: ``exact`` (brute force) or ``hnsw`` (approximate, cairn-vectors[hnsw]).
+    index: str = attrs.field(default="exact", validator=_index_name)
+
+
+#: The most a size routing threshold may be: inline artifacts live in the project store, read whole.
+MAX_INLINE_BYTES = 16 * 1024 * 1024
+
+
+@attrs.frozen
+class ArtifactsSettings:
+    """The ``[artifacts]`` table: which artifact store keeps files, and which are small enough to keep inline.
+
+    Each store's own settings are a sub-table, ``[artifacts.<name>]``.
+    """
+
+    #: The artifact store, by registered name (``local`` comes with cairn-artifacts, ``s3`` with cairn-s3).
+    store: str = "local"
+    #: Artifacts up to this many bytes are kept inline in the project store (its artifact_meta
+    #: facet); larger ones in the artifact store. 0 sends every artifact to the artifact store.
+    inline_max_bytes: int = attrs.field(
+        default=64 * 1024, validator=[attrs.validators.ge(0), attrs.validators.le(MAX_INLINE_BYTES)]
+    )
+
+
+#: Kernel tables and their settings classes; later kernel modules add theirs here.
+KERNEL_SECTIONS: dict[str, type] = {
+    "cairn": CairnSettings,
+    "context": ContextSettings,
+    "chat": ChatSettings,
+    "providers": ProvidersSettings,
+    "memory": MemorySettings,
+    "artifacts": ArtifactsSettings,
+}

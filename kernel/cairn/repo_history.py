@@ -1,0 +1,139 @@
+"""Reading history: log, diff, materialize, and export / import of the whole history.
+
+``log`` walks back from a revision in growing batches and stops as soon as
+its filters allow (times only decrease going back along a branch);
+``materialize`` is ``cairn.materialize``; ``diff`` compares two materialized
+states item by item; export and import are ``cairn.transfer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any
+
+import attrs
+
+from cairn.errors import NotFoundError
+from cairn.model import Commit, Content, format_time, parse_time
+from cairn.repo_reader import RepoReader
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.materialize import Materialized
+    from cairn.transfer import ImportReport
+
+__all__ = ["DiffEntry", "LogEntry", "RepoHistory"]
+
+
+@attrs.frozen
+class LogEntry:
+    """One commit of ``Repo.log``, with its decoded content (None for a delete)."""
+
+    commit: Commit
+    content: Content | None
+
+
+@attrs.frozen
+class DiffEntry:
+    """One item that differs between two materialized states."""
+
+    status: str  # added | removed | changed
+    item: str  # the item's original (append) commit
+    before: Content | None
+    after: Content | None
+
+
+class RepoHistory(RepoReader):
+    """The history operations of ``Repo``: log, materialize, diff, export, import."""
+
+    def log(
+        self,
+        rev: str | None = None,
+        *,
+        limit: int | None = None,
+        content_type: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        grep: str | None = None,
+    ) -> list[LogEntry]:
+        """Commits reachable from ``rev`` (default HEAD), newest first, filtered."""
+        try:
+            head = self.resolve(rev)
+        except NotFoundError:
+            if rev is None:
+                return []
+            raise
+        since_t = format_time(parse_time(since)) if since else None
+        until_t = format_time(parse_time(until)) if until else None
+        pattern = grep.lower() if grep else None
+        out: list[LogEntry] = []
+        for commit in self.walk(head):
+            if until_t and commit.created_at > until_t:
+                continue
+            if since_t and commit.created_at < since_t:
+                break  # times only decrease going back along a branch
+            if content_type and commit.content_type != content_type:
+                continue
+            content = self.content_of(commit) if commit.content_hash else None
+            if pattern:
+                haystack = commit.message.lower()
+                if content is not None:
+                    haystack += "\n" + content.text_for_search().lower()
+                if pattern not in haystack:
+                    continue
+            out.append(LogEntry(commit, content))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def materialize(self, rev: str | None = None, **options: Any) -> Materialized:
+        """Turn the history at ``rev`` into provider-ready messages; see ``cairn.materialize``."""
+        from cairn.materialize import materialize
+
+        return materialize(self, rev, **options)
+
+    def diff(self, a: str, b: str) -> list[DiffEntry]:
+        """What differs between the materialized (unbudgeted) contexts at two revisions."""
+        before = {i.item: i for i in self.materialize(a).items}
+        after = {i.item: i for i in self.materialize(b).items}
+        out: list[DiffEntry] = []
+        for key, old in before.items():
+            new = after.get(key)
+            if new is None:
+                out.append(DiffEntry("removed", key, old.content, None))
+            elif new.content_hash != old.content_hash:
+                out.append(DiffEntry("changed", key, old.content, new.content))
+        for key, new in after.items():
+            if key not in before:
+                out.append(DiffEntry("added", key, None, new.content))
+        return out
+
+    # -- export / import -------------------------------------------------------
+
+    def export(self, out: IO[str], *, branch: str | None = None, progress: Callable[[int], None] | None = None) -> int:
+        """Write JSONL: a header, then blobs, commits (parents first), refs and annotations. Returns lines written.
+
+        See ``cairn.transfer`` for the format.
+        """
+        from cairn.transfer import export_history
+
+        return export_history(self, out, branch=branch, progress=progress)
+
+    def import_(
+        self,
+        lines: Iterable[str | bytes],
+        *,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+        source: str = "<import>",
+    ) -> ImportReport:
+        """Read an export, check every record, then store what is new; nothing is stored if a record is wrong.
+
+        Derived fields are recomputed, never taken from the file. New commits
+        are written in transactions of ``batch_size``; each ``progress(n)``
+        acknowledges ``n`` of them durable. Refs move in the last transaction;
+        a ref that exists here with another value is refused before anything
+        is written. See ``cairn.transfer``.
+        """
+        from cairn.transfer import import_history
+
+        return import_history(self, lines, batch_size=batch_size, progress=progress, source=source)
