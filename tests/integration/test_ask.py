@@ -187,3 +187,29 @@ def test_spend_shows_unknown_for_an_unpriced_model_not_zero(cairn, server: FakeO
     assert cairn("spend", "--since", "2999-01-01").stdout.startswith("no provider calls recorded")
     bad = cairn.run("spend", "--since", "soon", check=False)
     assert bad.returncode == 1 and "is not a time" in bad.stderr
+
+
+@pytest.mark.parametrize("takes_images", [True, False])
+def test_ask_shows_a_model_that_takes_images_the_image_itself(cairn, server: FakeOpenAI, takes_images: bool):
+    import base64
+
+    configure(cairn, server, f"images = {str(takes_images).lower()}")
+    chart = cairn.project / "chart.png"
+    chart.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(100)))
+    digest = cairn.json("artifact", "put", str(chart), "--commit")["hash"]
+    cairn("ask", "--no-stream", "What does the chart show?")
+    sent = server.calls("chat")[-1].json["messages"]
+    reference = sent[-2]
+    label = f"[artifact chart.png (image/png, 108 B, sha256 {digest[:12]})]"
+    if takes_images:
+        data = base64.b64encode(chart.read_bytes()).decode()
+        assert reference == {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": label},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
+            ],
+        }
+    else:
+        assert reference == {"role": "user", "content": label}
+    assert sent[-1] == {"role": "user", "content": "What does the chart show?"}

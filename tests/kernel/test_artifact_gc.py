@@ -163,3 +163,19 @@ def test_roots_are_a_registry_later_features_extend(store, artifacts, monkeypatc
     assert collect(artifacts, store, grace=NONE).collected == ()
     with pytest.raises(ValidationError, match="registered already"):
         register_root("checkpoints", lambda s: [])
+
+
+def test_a_tree_that_would_leave_its_directory_is_never_expanded(store, artifacts) -> None:
+    victim = put(artifacts, b"an object the bad tree names" * 3, "victim")
+    bad = (
+        b'{"entries":[{"hash":"' + victim.hash.encode() + b'","mode":"100644","path":"../outside","size":84}],'
+        b'"type":"cairn.tree","version":1}'
+    )
+    tree = artifacts.store.put(io.BytesIO(bad)).hash
+    store.put_run(Run("r-3", "command", "ok", at(1)), [RunEvent("r-3", 0, at(1), "snapshot", {"tree": tree})])
+    age(store, artifacts)
+    with pytest.raises(ValidationError, match="'..' part"):
+        artifacts.load_tree(tree)
+    done = collect(artifacts, store, grace=NONE)
+    assert [c.hash for c in done.collected] == [victim.hash]  # the refused tree keeps nothing but itself
+    assert artifacts.store.has(tree)
