@@ -155,14 +155,12 @@ def artifact_put(state: State, file: str, name: str | None, mime: str | None, co
     committed = None
     with open_artifacts(state, "cairn artifact put") as artifacts:
         source = sys.stdin.buffer if file == "-" else Path(file)
-        if commit:
+        repo = state.repo if commit else None  # a project without context fails before anything is stored
+        record = artifacts.put(source, name=name, mime=mime)
+        if repo is not None:
             from cairn.model import Artifact
 
-            state.repo  # noqa: B018 - a project without context fails before anything is stored
-            record = artifacts.put(source, name=name, mime=mime)
-            committed = state.repo.append(Artifact.reference(record.ref), message=f"artifact {record.name}")
-        else:
-            record = artifacts.put(source, name=name, mime=mime)
+            committed = repo.append(Artifact.reference(record.ref), message=f"artifact {record.name}")
         where = "inline" if record.inline else artifacts.store.location
     if as_json:
         echo_json({**record.to_record(), "store": where, "commit": committed.hash if committed else None})
