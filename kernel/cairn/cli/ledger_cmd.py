@@ -246,9 +246,11 @@ def run_command(
     click.get_current_context().exit(130 if interrupted else code)
 
 
-def _run_child(argv: list[str], program: str, tail_lines: int, handle: Any) -> tuple[int, int, bool, list]:
+def _run_child(
+    argv: list[str], program: str, tail_lines: int, handle: Any
+) -> tuple[int, int, bool, list[tuple[str, str]]]:
     """Run the command, copying its output through; (exit code, milliseconds, interrupted, last lines)."""
-    tail: collections.deque = collections.deque(maxlen=tail_lines or None)
+    tail: collections.deque[tuple[str, str]] = collections.deque(maxlen=tail_lines or None)
     started = time.monotonic()
     try:
         child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

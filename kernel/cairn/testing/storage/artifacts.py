@@ -46,7 +46,7 @@ def make_snapshot_record(tree_seed: str, n: int, *, referrer: str | None = None)
 def _artifact_worker(opener: StoreOpener, directory: str, worker: int, count: int, barrier: Any, results: Any) -> None:
     acked: list[str] = []
     try:
-        store = opener(Path(directory))
+        store: Any = opener(Path(directory))  # a store with the artifact_meta facet
         try:
             barrier.wait(timeout=120)
             for i in range(count):
@@ -152,13 +152,13 @@ class ArtifactMetaConformance(FacetSuite):
         data = b"durable"
         record = make_artifact_record(data, 1, inline=True)
         snap = make_snapshot_record("durable", 2)
-        first = store_opener(store_dir)
+        first: Any = store_opener(store_dir)
         try:
             first.add_artifact_records([record], inline={record.hash: data})
             first.add_snapshot_records([snap])
         finally:
             first.close()
-        second = store_opener(store_dir)
+        second: Any = store_opener(store_dir)
         try:
             assert second.artifact_records() == [record]
             assert second.get_inline([record.hash]) == {record.hash: data}
@@ -173,7 +173,7 @@ class ArtifactMetaConformance(FacetSuite):
             _artifact_worker, lambda i, b, r: (store_opener, str(store_dir), i, per_worker, b, r), workers
         )
         acked = {record_id for _, ids, _ in outcomes for record_id in ids}
-        store = store_opener(store_dir)
+        store: Any = store_opener(store_dir)
         try:
             records = store.artifact_records()
             assert {r.id for r in records} == acked and len(records) == workers * per_worker
