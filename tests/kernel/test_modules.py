@@ -121,6 +121,8 @@ def test_the_kernel_never_imports_a_plugin() -> None:
     ],
 )
 def test_names_moved_by_the_reshape_are_still_importable_where_they_were(module: str, names: list[str]) -> None:
+    if module == "cairn.testing.index_suite":
+        pytest.importorskip("numpy", reason="the vector-index suite needs numpy, which the kernel alone does not")
     imported = importlib.import_module(module)
     assert [name for name in names if not hasattr(imported, name)] == []
 

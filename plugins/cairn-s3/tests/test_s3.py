@@ -202,6 +202,7 @@ def test_the_plugin_registers_s3_and_builds_it_from_toml(cairn_env: Path, moto: 
     info = store.put(io.BytesIO(b"configured"))
     assert info.hash == hashlib.sha256(b"configured").hexdigest()
     assert store.location.startswith(f"s3://{BUCKET}/from-toml/objects/")
-    assert plugins.check_config(load_config(cairn_env)) == []
+    # Only the artifact tables: this env installs no storage backend, which the default [cairn] names.
+    assert [p for p in plugins.check_config(load_config(cairn_env)) if p.table.startswith("artifacts")] == []
     store.delete(info.hash)
     store.close()
