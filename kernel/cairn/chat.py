@@ -46,7 +46,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -65,6 +65,9 @@ from cairn.model.chat import (
 from cairn.model.ledger import validate_run_id
 from cairn.redact import Redactor
 from cairn.storage import ChatStore, Facet, RunStore, require
+
+if TYPE_CHECKING:  # cryptography loads only when a message is sealed or opened
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "ENVELOPE_PREFIX",
@@ -175,7 +178,7 @@ class ChatCipher:
         value = (os.environ if environ is None else environ).get(name)
         return cls(_key_material(value, name)) if value else None
 
-    def _aead(self, salt: bytes) -> Any:
+    def _aead(self, salt: bytes) -> AESGCM:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF

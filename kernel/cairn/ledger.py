@@ -16,6 +16,7 @@ Recording a run publishes ``ledger:run`` on the event bus and calls the
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import getpass
 import os
@@ -285,13 +286,14 @@ class Ledger:
             raise NotFoundError("run", run_id, hint="`cairn runs list` lists runs")
         return run
 
-    def events(self, run_id: str) -> list[RunEvent]:
+    # builtins.list: in this class body `list` is the method above.
+    def events(self, run_id: str) -> builtins.list[RunEvent]:
         return self.store.run_events(self.get(run_id).run_id)
 
     def delete(self, run_id: str) -> None:
         self.store.delete_runs([self.get(run_id).run_id])
 
-    def prune(self, older_than: str | _dt.timedelta, *, dry_run: bool = False) -> list[Run]:
+    def prune(self, older_than: str | _dt.timedelta, *, dry_run: bool = False) -> builtins.list[Run]:
         """Delete runs that started longer ago than ``older_than``; returns them."""
         cutoff = time_ago(parse_age(older_than))
         doomed = self.store.list_runs(until=cutoff)

@@ -406,7 +406,7 @@ def open_project_artifacts(
     from cairn.catalog import import_sidecar_catalog
     from cairn.config import ArtifactsSettings
 
-    meta = require(store, ArtifactMetaStore, doing=doing)  # type: ignore[type-abstract]
+    meta = require(store, ArtifactMetaStore, doing=doing)
     settings = config.settings("artifacts", ArtifactsSettings)
     import_sidecar_catalog(config.data_dir, meta)
     return ProjectArtifacts(

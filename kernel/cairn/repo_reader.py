@@ -67,10 +67,9 @@ class RepoReader:
     ) -> None:
         self.store = store
         #: The storage facets the engine works through (one store object, typed by facet).
-        # The contracts are abstract, which mypy refuses as type[F] (python/mypy#4717); require never instantiates.
-        self.objects = require(store, ObjectStore, doing="the context engine")  # type: ignore[type-abstract]
-        self.refs = require(store, RefStore, doing="the context engine")  # type: ignore[type-abstract]
-        self.annotation_store = require(store, AnnotationStore, doing="the context engine")  # type: ignore[type-abstract]
+        self.objects = require(store, ObjectStore, doing="the context engine")
+        self.refs = require(store, RefStore, doing="the context engine")
+        self.annotation_store = require(store, AnnotationStore, doing="the context engine")
         #: The token-count cache, when the backend keeps one; without it counts are made again.
         self.token_cache = store if isinstance(store, TokenCountStore) else None
         self.tokenizer = tokenizer

@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,8 @@ class ActiveRecordings:
     def header(self, name: str) -> dict[str, Any]:
         header_path, _, _ = self._paths(name)
         try:
-            return json.loads(header_path.read_text(encoding="utf-8"))
+            header: dict[str, Any] = json.loads(header_path.read_text(encoding="utf-8"))
+            return header
         except FileNotFoundError:
             raise NotFoundError("running recording", name, hint="`cairn trace status` lists them") from None
 
@@ -248,7 +249,7 @@ class ActiveRecordings:
         lock_path.unlink(missing_ok=True)
         return trace
 
-    def attach(self, bus: EventBus) -> Any:
+    def attach(self, bus: EventBus) -> Callable[[], None]:
         """Subscribe to ``bus`` so this process's events reach the running recordings; returns the unsubscriber."""
         if not self.names():
             return lambda: None

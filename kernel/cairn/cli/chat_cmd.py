@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table, read_stdin
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.config import ChatSettings
 
 __all__ = ["register"]
 
@@ -25,7 +28,7 @@ def _chat(state: State) -> Any:
     return Chat(state.store, key_env=settings.key_env, user=ledger.user, redactor=ledger.redactor)
 
 
-def _chat_settings() -> type:
+def _chat_settings() -> type[ChatSettings]:
     from cairn.config import ChatSettings
 
     return ChatSettings

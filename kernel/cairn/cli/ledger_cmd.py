@@ -119,7 +119,7 @@ def runs_prune(state: State, older_than: str, dry_run: bool, as_json: bool) -> N
 # -- cairn run -- COMMAND ------------------------------------------------------------------
 
 
-def _pump(stream: IO[bytes], sink: Any, name: str, tail: collections.deque) -> None:
+def _pump(stream: IO[bytes], sink: Any, name: str, tail: collections.deque[tuple[str, str]]) -> None:
     """Copy a child's output to ours as it comes, keeping the last lines for the record."""
     for raw in iter(stream.readline, b""):
         sink.buffer.write(raw)
@@ -225,7 +225,9 @@ def run_command(
                 handle.close("failed", summary=f"could not snapshot before running: {exc}"[:500])
                 raise
         code, elapsed, interrupted, lines = _run_child(argv, program, tail_lines, handle)
-        events = [{"type": "output", "stream": name, "line": line} for name, line in _masked(lines, redactor)]
+        events: list[dict[str, Any]] = [
+            {"type": "output", "stream": name, "line": line} for name, line in _masked(lines, redactor)
+        ]
         events.append({"type": "exit", "code": code, "elapsed_ms": elapsed})
         status = "partial" if interrupted else ("ok" if code == 0 else "failed")
         if attachments is not None:

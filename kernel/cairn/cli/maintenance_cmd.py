@@ -30,7 +30,7 @@ def gc_command(state: State, dry_run: bool, grace: str, as_json: bool) -> None:
     from cairn.cli.artifacts_cmd import collect_artifacts, print_collected
     from cairn.storage import Maintenance, require
 
-    store = require(state.repo.store, Maintenance, doing="cairn gc")  # type: ignore[type-abstract]  # mypy#4717
+    store = require(state.repo.store, Maintenance, doing="cairn gc")
     report = store.gc(dry_run=dry_run)
     artifacts = collect_artifacts(state, dry_run=dry_run, grace=grace)
     if as_json:

@@ -79,8 +79,10 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
             with image_reader(state) if caps.images else contextlib.nullcontext() as reader:
                 context = repo.materialize(budget=limit, images=reader)
             if question.hash not in {item.item for item in context.items}:
+                asked = repo.content_of(question)
+                assert asked is not None  # an append always carries its content
                 raise BudgetExceededError(
-                    repo.count_content(repo.content_of(question)),
+                    repo.count_content(asked),
                     limit or 0,
                     what="the question alone",
                     hint="raise --budget, or ask something shorter",
@@ -95,8 +97,9 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
                         streamed = True
                         click.echo(chunk.content, nl=False)
                         sys.stdout.flush()
-                response = stream.response
-                assert response is not None
+                streamed_response = stream.response
+                assert streamed_response is not None
+                response = streamed_response
         except CairnError as exc:
             if streamed:
                 click.echo()

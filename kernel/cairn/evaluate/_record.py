@@ -215,9 +215,7 @@ def load_eval_run(ledger: Ledger, ref: str) -> EvalRun:
     ids: list[str] = []
     scores: dict[str, dict[str, Score]] = {}
     samples: list[dict[str, Any]] = []
-    # Ledger.events is annotated list[RunEvent] inside a class whose method `list` shadows the builtin,
-    # so mypy cannot read the type; the fix belongs in cairn/ledger.py.
-    for event in ledger.events(run.run_id):  # type: ignore[attr-defined]
+    for event in ledger.events(run.run_id):
         if event.type != SAMPLE_EVENT:
             continue
         sample_id = event.fields["id"]

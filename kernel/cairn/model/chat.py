@@ -60,25 +60,25 @@ def new_message_id(moment: _dt.datetime | None = None) -> str:
     return moment.astimezone(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(6)
 
 
-def _message_id(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _message_id(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     validate_message_id(value)
 
 
-def _optional_thread(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _optional_thread(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None:
         validate_thread_id(value)
 
 
-def _optional_run(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _optional_run(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None:
         validate_run_id(value)
 
 
-def _time(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _time(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     parse_time(value)
 
 
-def _text(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str):
         raise ValidationError(f"must be a string, got {type(value).__name__}", what="message", field=attribute.name)
 
@@ -134,7 +134,7 @@ class Thread:
     created_at: str = attrs.field(validator=_time)
     created_by: str | None = None
     anchor_run: str | None = attrs.field(default=None, validator=_optional_run)
-    tags: list = attrs.field(factory=list)
+    tags: list[str] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         if not all(isinstance(t, str) and t for t in self.tags):

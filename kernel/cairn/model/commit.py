@@ -38,17 +38,17 @@ class Operation(str, enum.Enum):
     DELETE = "delete"  # removes ``target`` from what is materialized; history keeps it
 
 
-def _optional_hash(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _optional_hash(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not is_hash(value):
         raise ValueError(f"{attribute.name} must be a 64-hex-digit hash, got {value!r:.80}")
 
 
-def _json_object(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _json_object(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, dict):
         raise TypeError(f"{attribute.name} must be a JSON object, got {type(value).__name__}")
 
 
-def _fields_named(*names: str) -> tuple[attrs.Attribute, ...]:
+def _fields_named(*names: str) -> tuple[attrs.Attribute[Any], ...]:
     return tuple(a for a in attrs.fields(Commit) if a.name in names)
 
 
@@ -73,7 +73,7 @@ class Commit:
     target: str | None
     reply_to: str | None
     message: str
-    metadata: dict
+    metadata: dict[str, Any]
     created_at: str
     # derived, not hashed
     content_type: str | None = None
@@ -111,7 +111,7 @@ class Commit:
         meta = dict(metadata or {})
         if meta:
             canonical_json(meta)  # the one user-supplied structure: check it once, here
-        fields = {
+        fields: dict[str, Any] = {
             "parent": parent,
             "operation": operation.value,
             "content_hash": content_hash,

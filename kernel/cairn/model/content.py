@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -118,24 +118,24 @@ class Message:
 # -- validators: small factories, errors that name the field and the value ------
 
 
-def _text(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{attribute.name} must be a string, got {type(value).__name__}")
 
 
-def _nonempty_name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _nonempty_name(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     _text(instance, attribute, value)
     if not value.strip():
         raise ValueError(f"{attribute.name} must not be empty")
 
 
-def _optional_text(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _optional_text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None:
         _text(instance, attribute, value)
 
 
-def _one_of(*choices: str, optional: bool = False):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _one_of(*choices: str, optional: bool = False) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if optional and value is None:
             return
         if value not in choices:
@@ -144,7 +144,7 @@ def _one_of(*choices: str, optional: bool = False):
     return check
 
 
-def _json_object(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _json_object(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, dict):
         raise TypeError(f"{attribute.name} must be a JSON object, got {type(value).__name__}")
     canonical_json(value)  # refuses NaN, non-string keys, non-JSON values
@@ -170,6 +170,10 @@ class Content:
 
     content_type: ClassVar[str]
     hints: ClassVar[ContentHints]
+    if TYPE_CHECKING:
+        # Every subclass is an attrs class (ContentTypes.register refuses any other), so
+        # type checkers may take a content type wherever attrs wants one (attrs.fields).
+        __attrs_attrs__: ClassVar[tuple[attrs.Attribute[Any], ...]]
 
     def render(self) -> tuple[Message, ...]:
         raise NotImplementedError
@@ -243,7 +247,9 @@ class ToolIO(Content):
     hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=60)
     tool_name: str = attrs.field(validator=_nonempty_name)
     direction: str = attrs.field(validator=_one_of("call", "result"))
-    payload: dict = attrs.field(validator=_json_object)
+    # A bare dict, not dict[str, Any]: the converter's strict hook for dict (cairn.model.convert) matches
+    # exactly this type and refuses a non-table with a clear message; the generic form bypasses it.
+    payload: dict = attrs.field(validator=_json_object)  # type: ignore[type-arg]  # see above
     status: str | None = attrs.field(default=None, validator=_one_of("success", "error", optional=True))
     call_id: str | None = attrs.field(default=None, validator=_optional_text)
 
@@ -265,7 +271,7 @@ class Reasoning(Content):
         return (Message("assistant", self.text),)
 
 
-def _optional_name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _optional_name(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None:
         _nonempty_name(instance, attribute, value)
 
@@ -348,7 +354,8 @@ class Output(Content):
 class Freeform(Content):
     content_type: ClassVar[str] = "freeform"
     hints: ClassVar[ContentHints] = ContentHints("user", compression_priority=50)
-    payload: dict = attrs.field(validator=_json_object)
+    # Bare dict, for the converter's strict hook: see ToolIO.payload.
+    payload: dict = attrs.field(validator=_json_object)  # type: ignore[type-arg]
 
     def render(self) -> tuple[Message, ...]:
         return (Message("user", json.dumps(self.payload, ensure_ascii=False, sort_keys=True)),)
@@ -374,7 +381,7 @@ class UnknownContent(Content):
     """
 
     hints: ClassVar[ContentHints] = ContentHints("user")
-    raw: dict = attrs.field()
+    raw: dict[str, Any] = attrs.field()
 
     @property
     def content_type(self) -> str:  # type: ignore[override]
@@ -395,7 +402,7 @@ class ContentTypes:
         self._owners: dict[str, str] = {}
 
     def register(self, cls: type[Content], *, plugin: str = "?") -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Content) and attrs.has(cls)):
+        if not (isinstance(cls, type) and attrs.has(cls) and issubclass(cls, Content)):
             raise ValidationError(
                 f"content type must be an attrs class deriving from cairn.model.Content, got {cls!r}",
                 what=plugin,

@@ -8,6 +8,7 @@ later. Unknown keys are refused everywhere.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -22,7 +23,7 @@ T = TypeVar("T")
 converter = cattrs.Converter(forbid_extra_keys=True)
 
 
-def _strict(kind: type, label: str):
+def _strict(kind: type, label: str) -> Callable[[Any, Any], Any]:
     def hook(value: Any, _type: Any) -> Any:
         # bool is an int subclass; a flag given where a number belongs is a mistake.
         if isinstance(value, bool) and kind is not bool:
@@ -64,7 +65,7 @@ def _is_list_type(t: Any) -> bool:
     return t is list or getattr(t, "__origin__", None) is list
 
 
-def _structure_list(value: Any, list_type: Any) -> list:
+def _structure_list(value: Any, list_type: Any) -> list[Any]:
     # cattrs would turn "abc" into ["a", "b", "c"]; a list must be written as one.
     if not isinstance(value, (list, tuple)):
         raise TypeError(f"expected a list, got {_type_name(value)} {value!r:.60}")

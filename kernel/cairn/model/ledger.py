@@ -65,21 +65,21 @@ def new_run_id(run_type: str, moment: _dt.datetime | None = None) -> str:
     return f"{stamp}_{run_type}_{suffix}"
 
 
-def _check_id(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _check_id(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     validate_run_id(value)
 
 
-def _check_type(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _check_type(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     validate_run_type(value)
 
 
-def _json_object(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _json_object(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, dict):
         raise ValidationError(f"must be a JSON object, got {type(value).__name__}", field=attribute.name)
     canonical_json(value)
 
 
-def _time(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _time(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None:
         parse_time(value)
 
@@ -97,10 +97,10 @@ class Run:
     code_ref: str | None = None
     ended_at: str | None = attrs.field(default=None, validator=_time)
     duration_ms: int | None = None
-    environment: dict = attrs.field(factory=dict, validator=_json_object)
-    modules_affected: list = attrs.field(factory=list)
+    environment: dict[str, Any] = attrs.field(factory=dict, validator=_json_object)
+    modules_affected: list[str] = attrs.field(factory=list)
     summary: str = ""
-    metadata: dict = attrs.field(factory=dict, validator=_json_object)
+    metadata: dict[str, Any] = attrs.field(factory=dict, validator=_json_object)
 
     def __attrs_post_init__(self) -> None:
         if not all(isinstance(m, str) for m in self.modules_affected):
@@ -128,7 +128,7 @@ class RunEvent:
     seq: int
     ts: str = attrs.field(validator=_time)
     type: str
-    fields: dict = attrs.field(factory=dict, validator=_json_object)
+    fields: dict[str, Any] = attrs.field(factory=dict, validator=_json_object)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 0:

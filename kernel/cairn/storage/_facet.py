@@ -50,7 +50,7 @@ class Facet:
 def facets_of(store: Any) -> frozenset[str]:
     """The names of the facets ``store`` (an instance or a class) provides."""
     cls = store if isinstance(store, type) else type(store)
-    return frozenset(c.facet for c in cls.__mro__ if "facet" in vars(c) and getattr(c, "facet", ""))
+    return frozenset(vars(c)["facet"] for c in cls.__mro__ if vars(c).get("facet"))
 
 
 def backend_name(store: Any) -> str:

@@ -223,7 +223,7 @@ def unreachable(
                 stack.append(link)
     dead = set(commits) - reachable
     live_blobs = {commits[h].content_hash for h in reachable if commits[h].content_hash}
-    return dead, set(blobs) - live_blobs  # type: ignore[operator]
+    return dead, set(blobs) - live_blobs
 
 
 def check_store(store: Any) -> list[Problem]:
