@@ -113,3 +113,36 @@ def test_readme_points_to_the_contributor_files() -> None:
     for name in ("CONTRIBUTING.md", "CHANGELOG.md", "SECURITY.md", "LICENSE"):
         assert (ROOT / name).is_file()
         assert f"]({name})" in readme, f"README.md does not link {name}"
+
+
+def _packages(directory: Path) -> list[Path]:
+    """The distribution's top-level import packages."""
+    base = ROOT / "kernel" if directory == ROOT else directory
+    return sorted(p.parent for p in base.glob("*/__init__.py") if p.parent.name != "tests")
+
+
+@pytest.mark.parametrize("directory", DISTRIBUTIONS, ids=IDS)
+def test_every_package_ships_a_py_typed_marker(directory: Path) -> None:
+    # PEP 561: without the marker, a user's type checker ignores the package's annotations.
+    packages = _packages(directory)
+    assert packages, f"{directory} has no package"
+    for package in packages:
+        assert (package / "py.typed").is_file(), f"{package.relative_to(ROOT)} has no py.typed"
+
+
+def test_the_types_env_runs_by_default_with_every_distribution_installed() -> None:
+    tox = _tox()
+    envlist = [e.strip() for e in tox["tox"]["envlist"].split(",")]
+    assert "types" in envlist
+    deps = tox["testenv:types"]["deps"]
+    assert re.search(r"^mypy[><=~]", deps, flags=re.M)
+    # mypy resolves a package's imports only when it is installed, its dependencies with it.
+    installed = set(re.findall(r"^-e (\{toxinidir\}\S*?)(?:\[[\w,-]+\])?$", deps, flags=re.M))
+    expected = {"{toxinidir}" + ("" if d == ROOT else "/" + d.relative_to(ROOT).as_posix()) for d in DISTRIBUTIONS}
+    assert installed == expected
+    assert tox["testenv:types"]["commands"].strip().startswith("mypy")
+
+
+def test_pre_commit_runs_the_types_env() -> None:
+    config = (ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8")
+    assert re.search(r"^\s+entry: tox -e types$", config, flags=re.M)

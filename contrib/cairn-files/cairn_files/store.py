@@ -127,9 +127,13 @@ class FileStore(ObjectStore, RefStore, AnnotationStore):
                 for label, link in (("parent", commit.parent), ("target", commit.target)):
                     if link is not None and link not in batch and not self._commit_path(link).exists():
                         raise IntegrityError(f"commit {commit.short}: {label} {link[:12]} is not stored")
-                digest = commit.content_hash
-                if digest is not None and digest not in blobs and not self._blob_path(digest).exists():
-                    raise IntegrityError(f"commit {commit.short}: content {digest[:12]} is not stored")
+                content_hash = commit.content_hash
+                if (
+                    content_hash is not None
+                    and content_hash not in blobs
+                    and not self._blob_path(content_hash).exists()
+                ):
+                    raise IntegrityError(f"commit {commit.short}: content {content_hash[:12]} is not stored")
             current = self._read_refs()
             new_refs = _applied(current, updates)
             for digest, data in blobs.items():

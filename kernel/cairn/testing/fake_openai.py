@@ -61,7 +61,7 @@ class Reply:
     """
 
     content: str | None = "Hello from the fake server."
-    tool_calls: list = attrs.field(factory=list)
+    tool_calls: list[Any] = attrs.field(factory=list)
     finish_reason: str | None = None
     usage: Any = AUTO
     cached_tokens: int | None = None
@@ -70,7 +70,7 @@ class Reply:
     chunk_chars: int = 4
     cut_after: int | None = None
     error_after: int | None = None
-    error: dict = attrs.field(
+    error: dict[str, Any] = attrs.field(
         factory=lambda: {
             "message": "The server had an error while processing your request.",
             "type": "server_error",
@@ -80,7 +80,7 @@ class Reply:
     )
     chunk_delay_s: float = 0.0
     repeat_index: bool = False
-    headers: dict = attrs.field(factory=dict)
+    headers: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -89,7 +89,7 @@ class Fault:
 
     status: int
     body: Any = None
-    headers: dict = attrs.field(factory=dict)
+    headers: dict[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def openai(
@@ -100,7 +100,7 @@ class Fault:
         type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
-        headers: dict | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Fault:
         """An error in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
         return cls(status, {"error": {"message": message, "type": type, "param": param, "code": code}}, headers or {})
@@ -123,7 +123,7 @@ class EmbeddingReply:
     reorder by ``index``); ``usage="auto"`` counts words.
     """
 
-    vectors: list | None = None
+    vectors: list[Any] | None = None
     dimensions: int | None = None
     shuffle: bool = False
     usage: Any = AUTO
@@ -136,7 +136,7 @@ class RecordedRequest:
 
     method: str
     path: str
-    headers: dict
+    headers: dict[str, str]
     json: Any
 
 
@@ -165,7 +165,7 @@ class FakeOpenAI:
         self.dimensions = dimensions
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
-        self._queues: dict[str, deque] = {"chat": deque(), "embeddings": deque()}
+        self._queues: dict[str, deque[Any]] = {"chat": deque(), "embeddings": deque()}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -273,7 +273,7 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 return raw.decode("utf-8", "replace")
 
-        def _send(self, status: int, body: Any, headers: dict | None = None) -> None:
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
             if isinstance(body, (dict, list)):
                 data = json.dumps(body).encode()
                 content_type = "application/json"
@@ -367,7 +367,7 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 },
             )
 
-        def _answer(self, step: Any, number: int, body: dict, endpoint: str) -> None:
+        def _answer(self, step: Any, number: int, body: dict[str, Any], endpoint: str) -> None:
             if isinstance(step, Stall):
                 server._stopping.wait(step.seconds)
                 if server._stopping.is_set():
@@ -388,7 +388,7 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 
         # -- chat ----------------------------------------------------------------------
 
-        def _usage(self, reply: Reply, body: dict) -> dict | None:
+        def _usage(self, reply: Reply, body: dict[str, Any]) -> dict[str, Any] | None:
             if reply.usage is None:
                 return None
             if reply.usage != AUTO:
@@ -413,7 +413,7 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def _finish_reason(self, reply: Reply) -> str:
             return reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
 
-        def _whole(self, reply: Reply, number: int, body: dict) -> None:
+        def _whole(self, reply: Reply, number: int, body: dict[str, Any]) -> None:
             message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
             if reply.tool_calls:
                 message["tool_calls"] = [
@@ -438,7 +438,7 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 answer["usage"] = usage
             self._send(200, answer, {"x-request-id": f"req_fake{number}", **reply.headers})
 
-        def _pieces(self, reply: Reply) -> Iterator[dict]:
+        def _pieces(self, reply: Reply) -> Iterator[dict[str, Any]]:
             """Stream deltas: role, text in pieces, then each tool call's head and argument pieces."""
             size = max(1, reply.chunk_chars)
             yield {"role": "assistant", "content": ""}
@@ -461,7 +461,7 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 for at in range(0, len(arguments), size):
                     yield {"tool_calls": [{"index": slot, "function": {"arguments": arguments[at : at + size]}}]}
 
-        def _stream(self, reply: Reply, number: int, body: dict) -> None:
+        def _stream(self, reply: Reply, number: int, body: dict[str, Any]) -> None:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             model = reply.model or body.get("model") or server.model
             self.send_response(200)
@@ -508,7 +508,7 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 
         # -- embeddings ----------------------------------------------------------------
 
-        def _embeddings(self, reply: EmbeddingReply, number: int, body: dict) -> None:
+        def _embeddings(self, reply: EmbeddingReply, number: int, body: dict[str, Any]) -> None:
             inputs = body.get("input")
             texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
             dimensions = reply.dimensions or body.get("dimensions") or server.dimensions

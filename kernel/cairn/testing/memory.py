@@ -8,7 +8,7 @@ in one process (a lock makes it thread-safe) and keeps nothing on disk.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from cairn.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from cairn.model import Annotation, Commit, Priority, Run, RunEvent, SpendRecord, sha256_hex
@@ -126,7 +126,9 @@ class MemoryStore(Store, ArtifactMetaStore):
             kids = [self.commits[h] for h in self._children.get(commit, [])]
         return sorted(kids, key=lambda c: (c.created_at, c.hash))
 
-    def _select(self, keep, since: str | None, until: str | None, limit: int | None) -> list[Commit]:
+    def _select(
+        self, keep: Callable[[Commit], bool], since: str | None, until: str | None, limit: int | None
+    ) -> list[Commit]:
         with self._lock:
             found = [
                 c

@@ -56,6 +56,8 @@ from cairn.providers import (
     LLMCapabilities,
     LLMProvider,
     Meter,
+    ProviderDisabledError,
+    RateLimitedError,
     RetryPolicy,
     Tool,
 )
@@ -173,7 +175,7 @@ class LLMProviderConformance(_Common):
     def test_readiness_is_none_or_a_taxonomy_error(self, llm_provider: LLMProvider) -> None:
         problem = llm_provider.readiness()
         if self.disabled:
-            assert isinstance(problem, ProviderError) and problem.kind == "disabled"
+            assert isinstance(problem, ProviderDisabledError) and problem.kind == "disabled"
         else:
             assert problem is None, f"the provider under test should be ready, got {problem}"
 
@@ -191,6 +193,7 @@ class LLMProviderConformance(_Common):
         if self.disabled:
             with pytest.raises(ProviderError) as info:
                 llm_provider.complete(request)
+            assert isinstance(info.value, ProviderDisabledError), f"expected the disabled kind, got {info.value!r}"
             assert info.value.kind == "disabled" and info.value.retryable is False
             assert info.value.hint, "a disabled provider must say how to enable a real one"
             return
@@ -206,7 +209,7 @@ class LLMProviderConformance(_Common):
         if self.disabled:
             with pytest.raises(ProviderError) as info:
                 llm.stream(_chat()).text()
-            assert info.value.kind == "disabled"
+            assert isinstance(info.value, ProviderDisabledError) and info.value.kind == "disabled"
             return
         stream = llm.stream(_chat())
         chunks = list(stream)
@@ -283,6 +286,7 @@ class LLMProviderConformance(_Common):
         before = backend_requests()
         with pytest.raises(ProviderError) as info:
             llm_provider.complete(_chat(model=llm_provider.default_model))
+        assert isinstance(info.value, RateLimitedError), f"expected the rate_limited kind, got {info.value!r}"
         assert info.value.kind == "rate_limited" and info.value.retryable
         assert backend_requests() == before + 1
 
@@ -311,7 +315,7 @@ class EmbeddingProviderConformance(_Common):
     def test_readiness_is_none_or_a_taxonomy_error(self, embedding_provider: EmbeddingProvider) -> None:
         problem = embedding_provider.readiness()
         if self.disabled:
-            assert isinstance(problem, ProviderError) and problem.kind == "disabled"
+            assert isinstance(problem, ProviderDisabledError) and problem.kind == "disabled"
         else:
             assert problem is None, f"the provider under test should be ready, got {problem}"
 
@@ -321,7 +325,8 @@ class EmbeddingProviderConformance(_Common):
         if self.disabled:
             with pytest.raises(ProviderError) as info:
                 embedding_provider.embed(request)
-            assert info.value.kind == "disabled" and info.value.hint
+            assert isinstance(info.value, ProviderDisabledError) and info.value.kind == "disabled"
+            assert info.value.hint
             return
         response = embedding_provider.embed(request)
         assert isinstance(response, EmbeddingResponse)

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.plugins import Plugins
+    from cairn.testing.fake_openai import FakeOpenAI
+    from cairn.testing.sites import FakeSite
 
 
 @pytest.fixture
@@ -29,7 +35,7 @@ def cairn_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 
 @pytest.fixture
-def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cairn_env: Path):
+def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cairn_env: Path) -> Iterator[FakeSite]:
     """A ``cairn.testing.sites.FakeSite`` on ``sys.path`` for this test: install fake plugin distributions."""
     from cairn.testing.sites import FakeSite
 
@@ -43,7 +49,7 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cairn_env: Path
 
 
 @pytest.fixture
-def cairn_plugins(cairn_env: Path):
+def cairn_plugins(cairn_env: Path) -> Plugins:
     """The installed plugins, freshly loaded (broken ones reported, not fatal)."""
     from cairn.plugins import load_plugins
 
@@ -51,7 +57,7 @@ def cairn_plugins(cairn_env: Path):
 
 
 @pytest.fixture
-def fake_openai():
+def fake_openai() -> Iterator[FakeOpenAI]:
     """A fake OpenAI-compatible server on 127.0.0.1 (``cairn.testing.fake_openai``), stopped after the test."""
     from cairn.testing.fake_openai import FakeOpenAI
 
@@ -69,7 +75,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = socket.socket.connect
 
-    def connect(self: socket.socket, address: object) -> object:
+    def connect(self: socket.socket, address: Any) -> None:
         host = address[0] if isinstance(address, tuple) else address
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise AssertionError(f"a test tried to reach {host}")

@@ -152,7 +152,9 @@ class JsonSchema(TableEvaluator):
                 return Score.error("expected must be a JSON Schema (an object) when the table sets no schema")
             try:
                 cls = jsonschema.validators.validator_for(schema)
-                cls.check_schema(schema)
+                # types-jsonschema's Validator protocol takes only a dict, but JSON Schema's boolean
+                # schemas (true, false) are valid and jsonschema checks them.
+                cls.check_schema(schema)  # type: ignore[arg-type]
             except jsonschema.SchemaError as exc:
                 return Score.error(f"expected is not a valid JSON Schema: {exc.message}")
             validator = cls(schema, format_checker=cls.FORMAT_CHECKER if self.config.check_formats else None)
@@ -250,7 +252,7 @@ class JsonDiff(TableEvaluator):
                 differences.append({"path": json_path(path), "kind": kind})
         total = matching + len(differences)
         value = matching / total if total else 1.0
-        meta = {"matching": matching, "total": total}
+        meta: dict[str, Any] = {"matching": matching, "total": total}
         if not differences:
             return self.result(value, metadata=meta)
         meta["differences"] = differences[:MAX_LISTED]

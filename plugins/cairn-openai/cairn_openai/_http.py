@@ -106,7 +106,7 @@ class Connection:
 
     def transport_error(self, exc: httpx.HTTPError, model: str | None) -> ProviderError:
         """A taxonomy error for what went wrong below HTTP (never the exception's own text)."""
-        facts = {"provider": self.provider, "model": model}
+        facts: dict[str, Any] = {"provider": self.provider, "model": model}
         if isinstance(exc, httpx.TimeoutException):
             which = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
             limit = self.config.connect_timeout_s if which == "connect" else self.config.read_timeout_s

@@ -13,7 +13,7 @@ import json
 import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from cairn.materialize import format_messages
 from cairn.providers import (
@@ -97,16 +97,27 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+_D = TypeVar("_D")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A JSON object from a server, or an empty one when it sent something else."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any, default: _D) -> str | _D:
+    """A string from a server, or ``default`` when it sent something else."""
+    return value if isinstance(value, str) else default
+
+
 def usage_from(data: Any) -> Usage | None:
     """Normalize OpenAI's usage object (``prompt_tokens`` includes cached tokens; reasoning is part of completion)."""
     if not isinstance(data, Mapping):
         return None
     prompt = _int(data.get("prompt_tokens"))
     completion = _int(data.get("completion_tokens"))
-    details = data.get("prompt_tokens_details") if isinstance(data.get("prompt_tokens_details"), Mapping) else {}
-    output_details = (
-        data.get("completion_tokens_details") if isinstance(data.get("completion_tokens_details"), Mapping) else {}
-    )
+    details = _mapping(data.get("prompt_tokens_details"))
+    output_details = _mapping(data.get("completion_tokens_details"))
     cached = min(_int(details.get("cached_tokens")), prompt)
     reasoning = min(_int(output_details.get("reasoning_tokens")), completion)
     return Usage(prompt, completion, cache_read_tokens=cached, reasoning_tokens=reasoning)
@@ -138,23 +149,23 @@ def chunk_from_event(data: Mapping[str, Any], request_id: str | None) -> ChatChu
     finish = None
     if choices and isinstance(choices[0], Mapping):
         choice = choices[0]
-        delta = choice.get("delta") if isinstance(choice.get("delta"), Mapping) else {}
-        content = delta.get("content") if isinstance(delta.get("content"), str) else ""
+        delta = _mapping(choice.get("delta"))
+        content = _text(delta.get("content"), "")
         for position, call in enumerate(delta.get("tool_calls") or ()):
             if not isinstance(call, Mapping):
                 continue
-            function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+            function = _mapping(call.get("function"))
             index = call.get("index")
             deltas.append(
                 ToolCallDelta(
                     index if isinstance(index, int) else position,
-                    call.get("id") if isinstance(call.get("id"), str) else None,
-                    function.get("name") if isinstance(function.get("name"), str) else None,
-                    function.get("arguments") if isinstance(function.get("arguments"), str) else "",
+                    _text(call.get("id"), None),
+                    _text(function.get("name"), None),
+                    _text(function.get("arguments"), ""),
                 )
             )
-        finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
-    model = data.get("model") if isinstance(data.get("model"), str) else None
+        finish = _text(choice.get("finish_reason"), None)
+    model = _text(data.get("model"), None)
     return ChatChunk(content, tuple(deltas), finish, usage_from(data.get("usage")), model, request_id)
 
 
@@ -178,10 +189,10 @@ def _fields(payload: Any) -> tuple[str | None, str | None, str]:
         return None, None, error
     if not isinstance(error, Mapping):
         return None, None, ""
-    type_ = error.get("type") if isinstance(error.get("type"), str) else None
+    type_ = _text(error.get("type"), None)
     code = error.get("code")
     code = code if isinstance(code, str) else None
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    message = _text(error.get("message"), "")
     return type_, code, message
 
 

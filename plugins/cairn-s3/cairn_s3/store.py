@@ -25,7 +25,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from cairn.artifacts import (
     VERIFY_UP_FRONT_BYTES,
@@ -43,6 +43,9 @@ from cairn.artifacts import (
 )
 from cairn.errors import StorageError
 from cairn_s3.config import S3Config
+
+if TYPE_CHECKING:  # boto3-stubs[s3], installed by the types env only
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 __all__ = ["MAX_PARTS", "S3ArtifactStore", "S3StoreOpener"]
 
@@ -92,8 +95,8 @@ class S3ArtifactStore(ArtifactStore):
         secret_key: str,
         session_token: str | None = None,
     ) -> None:
-        import boto3  # type: ignore[import-untyped]  # boto3 ships no type hints
-        from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
+        import boto3
+        from botocore.config import Config as BotoConfig
 
         self.config = config
         self.bucket = config.bucket
@@ -112,7 +115,8 @@ class S3ArtifactStore(ArtifactStore):
             endpoint_url=config.endpoint_url,
             config=BotoConfig(
                 retries={"mode": "standard", "total_max_attempts": config.max_attempts},
-                s3={"addressing_style": config.addressing_style},
+                # S3Config's validator admits only these three.
+                s3={"addressing_style": cast(Literal["auto", "path", "virtual"], config.addressing_style)},
                 connect_timeout=config.connect_timeout_s,
                 read_timeout=config.read_timeout_s,
                 # Only the checksums S3 itself requires: several S3-compatible services refuse the
@@ -130,7 +134,7 @@ class S3ArtifactStore(ArtifactStore):
 
     def _error(self, exc: Exception, action: str) -> StorageError:
         """What a failed request means for the user, without echoing anything secret."""
-        from botocore.exceptions import ClientError, ConnectionError, NoCredentialsError  # type: ignore[import-untyped]
+        from botocore.exceptions import ClientError, ConnectionError, NoCredentialsError
 
         endpoint = self.config.endpoint_url or "AWS S3"
         if isinstance(exc, ClientError):
@@ -300,7 +304,7 @@ class S3ArtifactStore(ArtifactStore):
             upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         try:
             hasher = hashlib.sha256()
-            parts = []
+            parts: list[CompletedPartTypeDef] = []
             number = 0
             while True:
                 chunk = stream.read(part_size)

@@ -335,13 +335,13 @@ def _run_offline(constructor: Callable[[], dict[str, Any]], files: _LocalFiles) 
             return original_read(blobpath)
         return files.read(blobpath)
 
-    module.read_file_cached = read_file_cached  # type: ignore[assignment]
-    module.read_file = read_file  # type: ignore[assignment]
+    module.read_file_cached = read_file_cached
+    module.read_file = read_file
     try:
         return constructor()
     finally:
-        module.read_file_cached = original_cached  # type: ignore[assignment]
-        module.read_file = original_read  # type: ignore[assignment]
+        module.read_file_cached = original_cached
+        module.read_file = original_read
 
 
 def load_encoding(

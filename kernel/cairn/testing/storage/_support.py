@@ -219,7 +219,11 @@ def _append_worker(
         store = opener(Path(directory))
         try:
             barrier.wait(timeout=120)
-            lookup = lambda digest: store.get_commits([digest])[digest]  # noqa: E731
+
+            def lookup(digest: str) -> Commit:
+                found: Commit = store.get_commits([digest])[digest]
+                return found
+
             for i in range(count):
                 while True:
                     head = store.get_ref(ref)
@@ -254,7 +258,9 @@ def _append_worker(
         results.put((worker, acked, conflicts, f"{type(exc).__name__}: {exc}"))
 
 
-def run_workers(target: Callable[..., None], args: Callable[[int, Any, Any], tuple], workers: int) -> list[tuple]:
+def run_workers(
+    target: Callable[..., None], args: Callable[[int, Any, Any], tuple[Any, ...]], workers: int
+) -> list[tuple[Any, ...]]:
     """Start ``workers`` spawned processes running ``target(*args(i, barrier, results))``; collect their reports.
 
     Every worker puts one tuple on ``results``. A worker that never reports
@@ -266,7 +272,7 @@ def run_workers(target: Callable[..., None], args: Callable[[int, Any, Any], tup
     processes = [ctx.Process(target=target, args=args(i, barrier, results)) for i in range(workers)]
     for process in processes:
         process.start()
-    outcomes: list[tuple] = []
+    outcomes: list[tuple[Any, ...]] = []
     try:
         for _ in range(workers):
             outcomes.append(results.get(timeout=180))

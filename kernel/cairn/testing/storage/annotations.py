@@ -34,7 +34,11 @@ class AnnotationsConformance(FacetSuite):
 
         assert store.annotation_history(one.hash) == [skip1, pin1, normal1]
         assert store.annotation_history(three.hash) == []
-        latest = lambda t, as_of=None: store.latest_annotations([t], as_of=as_of).get(t)  # noqa: E731
+
+        def latest(target: str, as_of: str | None = None) -> Annotation | None:
+            found: Annotation | None = store.latest_annotations([target], as_of=as_of).get(target)
+            return found
+
         assert latest(one.hash, at(50)) is None
         assert latest(one.hash, at(100)) == skip1  # as_of is inclusive
         assert latest(one.hash, at(250)) == pin1

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,6 +17,9 @@ from cairn.testing.storage._support import (
     run_workers,
 )
 from cairn.testing.storage.ledger import make_run
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.model.chat import ChatMessage
 
 
 def _message(
@@ -50,7 +54,9 @@ def _chat_worker(
         try:
             barrier.wait(timeout=120)
             for i in range(count):
-                target = {"run_id": run_id, "thread_id": None} if i % 2 else {"run_id": None, "thread_id": "busy"}
+                target: dict[str, Any] = (
+                    {"run_id": run_id, "thread_id": None} if i % 2 else {"run_id": None, "thread_id": "busy"}
+                )
                 message = ChatMessage(id=f"w{worker}-{i:03d}", ts=now(), text=f"{worker}/{i}", **target)
                 store.add_chat_message(message)
                 acked.append(message.id)
@@ -77,7 +83,10 @@ class ChatConformance(FacetSuite):
         ]
         for message in messages:
             store.add_chat_message(message)
-        ids = lambda found: [m.id for m in found]  # noqa: E731
+
+        def ids(found: Iterable[ChatMessage]) -> list[str]:
+            return [m.id for m in found]
+
         assert ids(store.chat_messages()) == ["m-0004", "m-0003", "m-0002", "m-0001"]
         assert ids(store.chat_messages(run_id="r-chat")) == ["m-0003", "m-0002"]
         assert ids(store.chat_messages(thread_id="general")) == ["m-0003", "m-0001"]
@@ -122,7 +131,7 @@ class ChatConformance(FacetSuite):
     def test_concurrent_chat_writers_across_processes_lose_nothing(
         self, store_opener: StoreOpener, store_dir: Path
     ) -> None:
-        self._needs_persistence()  # type: ignore[attr-defined]
+        self._needs_persistence()
         workers, per_worker = 4, 50
         setup = store_opener(store_dir)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,10 @@ class LedgerConformance(FacetSuite):
                 (make_run("e", 40, type="job", status="open"), []),
             ]
         )
-        ids = lambda runs: [r.run_id for r in runs]  # noqa: E731
+
+        def ids(runs: Iterable[Run]) -> list[str]:
+            return [r.run_id for r in runs]
+
         assert ids(store.list_runs()) == ["e", "d", "c", "b", "a"]
         assert ids(store.list_runs(type="eval")) == ["c", "a"]
         assert ids(store.list_runs(status="failed")) == ["b"]
@@ -162,7 +166,7 @@ class LedgerConformance(FacetSuite):
         assert store.spend()[2].cost is None  # unknown stays unknown, never 0
 
     def test_ledger_survives_reopen(self, store_opener: StoreOpener, store_dir: Path) -> None:
-        self._needs_persistence()  # type: ignore[attr-defined]
+        self._needs_persistence()
         first = store_opener(store_dir)
         try:
             first.put_run(make_run("keep", 1), make_events("keep", 3))
@@ -177,7 +181,7 @@ class LedgerConformance(FacetSuite):
     def test_concurrent_run_writers_across_processes_lose_nothing(
         self, store_opener: StoreOpener, store_dir: Path
     ) -> None:
-        self._needs_persistence()  # type: ignore[attr-defined]
+        self._needs_persistence()
         workers, per_worker = 4, 25
         outcomes = run_workers(
             _run_worker, lambda i, b, r: (store_opener, str(store_dir), i, per_worker, b, r), workers

@@ -65,7 +65,7 @@ class MaintenanceConformance(FacetSuite):
                 Annotation(o2.hash, Priority.NORMAL, "goes with o2 too", at(4)),
             ]
         )
-        store.put_token_counts("approx", {o1.content_hash: 2, a1.content_hash: 1})  # type: ignore[dict-item]
+        store.put_token_counts("approx", {o1.content_hash: 2, a1.content_hash: 1})
         return {"root": root, "a1": a1, "a2": a2, "b1": b1, "b2": b2, "o1": o1, "o2": o2}
 
     def test_gc_removes_only_what_no_ref_reaches(self, store: Any, chain: Chain) -> None:
@@ -89,7 +89,7 @@ class MaintenanceConformance(FacetSuite):
         assert set(store.get_commits(c.hash for c in live + dead)) == {c.hash for c in live}
         live_blobs = {c.content_hash for c in live}
         dead_blobs = {c.content_hash for c in dead} - live_blobs
-        assert set(store.get_blobs(live_blobs | dead_blobs)) == live_blobs  # type: ignore[arg-type]
+        assert set(store.get_blobs(live_blobs | dead_blobs)) == live_blobs
         assert store.annotation_history(h["b1"].hash) == [] and store.annotation_history(h["o2"].hash) == []
         assert len(store.annotation_history(h["a2"].hash)) == 1
         assert store.get_token_counts("approx", [h["o1"].content_hash, h["a1"].content_hash]) == {
@@ -143,7 +143,7 @@ class MaintenanceConformance(FacetSuite):
             ],
         )
         store.add_annotations([Annotation(line[0].hash, Priority.PINNED, "p", at(1))])
-        store.put_token_counts("approx", {line[0].content_hash: 2})  # type: ignore[dict-item]
+        store.put_token_counts("approx", {line[0].content_hash: 2})
         assert store.check() == []
 
     # Each case: which commit of ``_planted_history`` to damage, and how. The damaged commit is
@@ -201,7 +201,7 @@ class MaintenanceConformance(FacetSuite):
         data = canonical_json(["not", "a", "content", "item"])
         odd = attrs.evolve(chain.append(one, "placeholder"), content_hash=sha256_hex(data))
         odd = attrs.evolve(odd, hash=odd.computed_hash())
-        store.write(blobs={one.content_hash: chain.blobs[one.content_hash], odd.content_hash: data}, commits=[one, odd])  # type: ignore[dict-item]
+        store.write(blobs={**chain.batch(one)["blobs"], odd.content_hash: data}, commits=[one, odd])
         assert [(p.kind, p.object) for p in store.check()] == [("other", odd.hash)]
 
     @pytest.mark.parametrize(

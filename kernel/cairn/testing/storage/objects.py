@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ class ObjectsConformance(FacetSuite):
         other = chain.append(second, "item 0")  # same content as ``first``: one blob
         store.write(**chain.batch(other))
         assert len(store.commits_by_time()) == 3
-        assert store.get_blobs([first.content_hash, other.content_hash]) == {  # type: ignore[list-item]
+        assert store.get_blobs([first.content_hash, other.content_hash]) == {
             first.content_hash: chain.blobs[first.content_hash]  # type: ignore[index]
         }
         assert store.get_commits([first.hash, second.hash, other.hash]).keys() == {first.hash, second.hash, other.hash}
@@ -91,7 +92,7 @@ class ObjectsConformance(FacetSuite):
         got = store.get_commits(h for h in wanted)  # a generator: read once
         assert set(got) == {c.hash for c in stored}
         blob_hashes = [c.content_hash for c in commits] + [unknown]
-        blobs = store.get_blobs(iter(blob_hashes))  # type: ignore[arg-type]
+        blobs = store.get_blobs(iter(blob_hashes))
         assert set(blobs) == {c.content_hash for c in stored}
         assert all(c.hash not in got for c in missing)
         assert store.get_commits([]) == {} and store.get_blobs([]) == {}
@@ -112,7 +113,7 @@ class ObjectsConformance(FacetSuite):
     def _assert_untouched(self, store: Any, commits: list[Commit], chain: Chain, refs: dict[str, str]) -> None:
         assert store.get_commits(c.hash for c in commits) == {}, "a failed write stored commits"
         blobs = [c.content_hash for c in commits if c.content_hash]
-        assert store.get_blobs(b for b in blobs if b) == {}, "a failed write stored blobs"  # type: ignore[misc]
+        assert store.get_blobs(b for b in blobs if b) == {}, "a failed write stored blobs"
         assert store.list_refs() == refs, "a failed write moved refs"
 
     def test_missing_parent_writes_nothing(self, store: Any, chain: Chain) -> None:
@@ -198,7 +199,10 @@ class ObjectsConformance(FacetSuite):
 
     def test_commits_by_type_newest_first_with_bounds(self, store: Any, chain: Chain) -> None:
         root, a, b, c, side = self._typed_history(store, chain)
-        hashes = lambda commits: [x.hash for x in commits]  # noqa: E731
+
+        def hashes(commits: Iterable[Commit]) -> list[str]:
+            return [x.hash for x in commits]
+
         assert hashes(store.commits_by_type("dialogue")) == [side.hash, c.hash, a.hash]
         assert store.commits_by_type("dialogue")[0] == side
         assert hashes(store.commits_by_type("dialogue", since=at(20), until=at(40))) == [c.hash, a.hash]
@@ -212,7 +216,10 @@ class ObjectsConformance(FacetSuite):
 
     def test_commits_by_time_newest_first_with_bounds(self, store: Any, chain: Chain) -> None:
         root, a, b, c, side = self._typed_history(store, chain)
-        hashes = lambda commits: [x.hash for x in commits]  # noqa: E731
+
+        def hashes(commits: Iterable[Commit]) -> list[str]:
+            return [x.hash for x in commits]
+
         assert hashes(store.commits_by_time()) == [side.hash, c.hash, b.hash, a.hash, root.hash]
         assert hashes(store.commits_by_time(since=at(20), until=at(40))) == [c.hash, b.hash, a.hash]
         assert hashes(store.commits_by_time(since=at(40))) == [side.hash, c.hash]
@@ -348,7 +355,7 @@ class ObjectsConformance(FacetSuite):
                 created_at=now(),
                 content_type="dialogue",
             )
-            store.write(blobs={commit.content_hash: content}, commits=[commit])  # type: ignore[dict-item]
+            store.write(blobs={commit.content_hash: content}, commits=[commit])
             stored = store.get_commits([commit.hash])[commit.hash]
             assert stored == commit
             assert canonical_json(stored.metadata) == canonical_json(metadata)
@@ -365,5 +372,5 @@ class ObjectsConformance(FacetSuite):
             pytest.skip("the backend caches token counts: the token_counts suite covers write(token_counts=...)")
         root = chain.append(None, "counted")
         with pytest.raises(MissingFacetError):
-            store.write(**chain.batch(root), token_counts={WORDS: {root.content_hash: 1}})  # type: ignore[dict-item]
+            store.write(**chain.batch(root), token_counts={WORDS: {root.content_hash: 1}})
         assert store.get_commits([root.hash]) == {}

@@ -82,7 +82,8 @@ class SyncConformance(FacetSuite):
 
     def test_runs_recorded_apart_are_all_kept(self, sync_pair: tuple[Any, Any]) -> None:
         a, b = sync_pair
-        if not isinstance(a, RunStore):
+        # Asked of the pair, not of `a`: narrowing `a` to RunStore would hide its sync methods from mypy.
+        if not isinstance(sync_pair[0], RunStore):
             pytest.skip("the backend keeps no ledger")
         a.put_run(make_run("a-run", 1), make_events("a-run", 2))
         b.put_run(make_run("b-run", 2), make_events("b-run", 3))

@@ -40,17 +40,17 @@ class TokenCountsConformance(FacetSuite):
         store.write(
             **chain.batch(root),
             refs=[RefUpdate(MAIN, root.hash, None)],
-            token_counts={"approx": {root.content_hash: 3}, "tiktoken:o200k_base": {root.content_hash: 4}},  # type: ignore[dict-item]
+            token_counts={"approx": {root.content_hash: 3}, "tiktoken:o200k_base": {root.content_hash: 4}},
         )
-        assert store.get_token_counts("approx", [root.content_hash]) == {root.content_hash: 3}  # type: ignore[list-item]
-        assert store.get_token_counts("tiktoken:o200k_base", [root.content_hash]) == {root.content_hash: 4}  # type: ignore[list-item]
-        store.write(token_counts={"approx": {root.content_hash: 5}})  # type: ignore[dict-item]
-        assert store.get_token_counts("approx", [root.content_hash]) == {root.content_hash: 5}  # type: ignore[list-item]
+        assert store.get_token_counts("approx", [root.content_hash]) == {root.content_hash: 3}
+        assert store.get_token_counts("tiktoken:o200k_base", [root.content_hash]) == {root.content_hash: 4}
+        store.write(token_counts={"approx": {root.content_hash: 5}})
+        assert store.get_token_counts("approx", [root.content_hash]) == {root.content_hash: 5}
         lost = chain.append(root, "never written")
         child = chain.append(lost, "child of a missing parent")
         with pytest.raises(IntegrityError):
-            store.write(**chain.batch(child), token_counts={"approx": {child.content_hash: 9}})  # type: ignore[dict-item]
-        assert store.get_token_counts("approx", [child.content_hash]) == {}  # type: ignore[list-item]
+            store.write(**chain.batch(child), token_counts={"approx": {child.content_hash: 9}})
+        assert store.get_token_counts("approx", [child.content_hash]) == {}
 
     # -- refs ---------------------------------------------------------------------------------
 
@@ -63,9 +63,9 @@ class TokenCountsConformance(FacetSuite):
             store.write(
                 **chain.batch(ours),
                 refs=[RefUpdate(MAIN, ours.hash, stale)],
-                token_counts={"approx": {ours.content_hash: 1}},  # type: ignore[dict-item]
+                token_counts={"approx": {ours.content_hash: 1}},
             )
-        assert store.get_token_counts("approx", [ours.content_hash]) == {}  # type: ignore[list-item]
+        assert store.get_token_counts("approx", [ours.content_hash]) == {}
 
     def test_counts_survive_reopen(self, store_opener: StoreOpener, store_dir: Path) -> None:
         self._needs_persistence()
