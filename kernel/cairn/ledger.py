@@ -324,6 +324,7 @@ class OpenRun:
             try:
                 self.ledger.store.append_events(self.run_id, [event])
             except ConflictError:
+                # The run exists: this handle opened it, and runs are deleted only once closed.
                 if self.ledger.store.get_run(self.run_id).status != "open":  # type: ignore[union-attr]
                     raise
                 stored = self.ledger.store.run_events(self.run_id, after_seq=self._next_seq - 1)

@@ -191,12 +191,13 @@ class _Walk:
                 if commit.operation is Operation.APPEND:
                     if commit.hash not in self.exclude:
                         appends.append(commit)
-                elif commit.target not in self.changes:
-                    self.changes[commit.target] = commit  # type: ignore[index]
+                elif commit.target is not None and commit.target not in self.changes:
+                    self.changes[commit.target] = commit
             if not appends:
                 continue
             sources = {c.hash: self.changes.get(c.hash, c) for c in appends}
             wanted = {s.content_hash for s in sources.values() if s.operation is not Operation.DELETE}
+            # Every commit but a delete carries content (Commit.validate), so these hashes are all set.
             contents = repo.contents(wanted)  # type: ignore[arg-type]
             tokens = repo.source_tokens(sources.values(), contents)
             notes = repo.annotation_store.latest_annotations([c.hash for c in appends], as_of=self.moment)
@@ -205,10 +206,11 @@ class _Walk:
                 if source.operation is Operation.DELETE:
                     yield _Candidate(commit, source, None, Priority.NORMAL, 0, True)
                     continue
+                # Not a delete, so source.content_hash is set.
                 content = contents[source.content_hash]  # type: ignore[index]
                 note = notes.get(commit.hash)
                 priority = note.priority if note else content.hints.default_priority
-                yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]
+                yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]  # as above
 
 
 def _resolve_as_of(repo: RepoReader, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
@@ -332,12 +334,13 @@ def materialize(
         Item(
             item=c.commit.hash,
             source=c.source.hash,
+            # Kept candidates are never deletes: content and its hash are set.
             content=c.content,  # type: ignore[arg-type]
-            content_hash=c.source.content_hash,  # type: ignore[arg-type]
+            content_hash=c.source.content_hash,  # type: ignore[arg-type]  # as above
             priority=c.priority,
             tokens=c.tokens,
             depth=c.commit.depth,
-            messages=with_images(c.content.render(), c.content, images),  # type: ignore[union-attr, arg-type]
+            messages=with_images(c.content.render(), c.content, images),  # type: ignore[union-attr, arg-type]  # as above
         )
         for c in kept
     ]
@@ -371,6 +374,7 @@ def _resolve_items(
                 latest[change.target] = change  # type: ignore[index]
     notes = repo.annotation_store.latest_annotations(appends, as_of=moment)
     sources = {h: latest.get(h, c) for h, c in appends.items()}
+    # Every commit but a delete carries content (Commit.validate), so these hashes are all set.
     contents = repo.contents(s.content_hash for s in sources.values() if s.operation is not Operation.DELETE)  # type: ignore[misc]
     tokens = repo.source_tokens(sources.values(), contents)
     out: dict[str, _Candidate] = {}
@@ -379,10 +383,11 @@ def _resolve_items(
         if source.operation is Operation.DELETE:
             out[digest] = _Candidate(commit, source, None, Priority.NORMAL, 0, True)
             continue
+        # Not a delete, so source.content_hash is set.
         content = contents[source.content_hash]  # type: ignore[index]
         note = notes.get(digest)
         priority = note.priority if note else content.hints.default_priority
-        out[digest] = _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]
+        out[digest] = _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]  # as above
     return out
 
 
@@ -401,6 +406,7 @@ def _required(repo: RepoReader, head: Commit, moment: str | None) -> list[_Candi
     candidates = set(pinned)
     for commit in instructions:
         repo._remember(commit)
+        # An edit or delete always names its target (Commit.validate).
         candidates.add(commit.hash if commit.operation is Operation.APPEND else commit.target)  # type: ignore[arg-type]
     if not candidates:
         return []

@@ -113,8 +113,12 @@ class ProjectArtifacts:
         user: str | None = None,
     ) -> None:
         self.meta = meta
-        self._store = artifact_store if isinstance(artifact_store, ArtifactStore) else None
-        self._open_store = None if self._store is not None else artifact_store
+        self._store: ArtifactStore | None = None
+        self._open_store: Callable[[], ArtifactStore] | None = None
+        if isinstance(artifact_store, ArtifactStore):
+            self._store = artifact_store
+        else:
+            self._open_store = artifact_store
         self.inline_max_bytes = inline_max_bytes
         self.data_dir = data_dir
         self.user = user
@@ -124,7 +128,7 @@ class ProjectArtifacts:
         """The artifact store, opened on first use."""
         if self._store is None:
             assert self._open_store is not None
-            self._store = self._open_store()  # type: ignore[operator]
+            self._store = self._open_store()
         return self._store
 
     @property

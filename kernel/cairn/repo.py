@@ -198,7 +198,7 @@ class Repo(RepoBranches, RepoHistory):
             update = RefUpdate(ref, commit.hash, head_hash) if ref else RefUpdate(HEAD, commit.hash, head_hash)
             try:
                 self.objects.write(
-                    blobs={content_hash: blob} if blob is not None else None,  # type: ignore[dict-item]
+                    blobs={content_hash: blob} if content_hash is not None and blob is not None else None,
                     commits=[commit],
                     refs=[update],  # the commit itself records its count and who counted it
                 )
@@ -229,8 +229,9 @@ class Repo(RepoBranches, RepoHistory):
             )
         latest, deleted = self._effective(head, item)
         if deleted:
+            assert latest is not None  # a delete is reported with the commit that made it
             raise ValidationError(
-                f"commit {item.short} was deleted by {latest.short}",  # type: ignore[union-attr]
+                f"commit {item.short} was deleted by {latest.short}",
                 hint="deleted items cannot be edited or deleted again; append a new item",
             )
         return self._tokens_of_commit_content(latest or item)

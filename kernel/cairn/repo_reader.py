@@ -181,6 +181,7 @@ class RepoReader:
         low, high = 0, head.depth  # invariant: created_at(low) <= moment < created_at(high)
         while high - low > 1:
             middle = (low + high) // 2
+            # Every depth from 0 to head.depth has an ancestor on head's lineage.
             if self.ancestor_at_depth(head, middle).created_at <= moment:  # type: ignore[union-attr]
                 low = middle
             else:

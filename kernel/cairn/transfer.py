@@ -351,7 +351,7 @@ _ANNOTATION = _shape("target", "priority", "reason", "created_at")
 def _hash(value: Any, what: str) -> str:
     if not is_hash(value):
         raise _BadRecord(f"{what} must be a 64-hex-digit SHA-256, got {value!r:.80}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _count(value: Any, what: str) -> int:
@@ -417,7 +417,7 @@ class _Plan:
         stored_targets = [t for t in changes if t not in fresh]
         for change in self.repo.objects.commits_targeting(stored_targets) if stored_targets else []:
             if change.hash not in fresh:
-                changes[change.target].append(change)  # type: ignore[index]
+                changes[change.target].append(change)  # type: ignore[index]  # it targets one: commits_targeting
 
         def lookup(digest: str) -> Commit | None:
             return (

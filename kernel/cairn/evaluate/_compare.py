@@ -148,8 +148,9 @@ def compare_scores(
                 label=label,
                 paired=len(pairs),
                 not_comparable=not_comparable,
+                # values are set: both scores of a pair are ok (see diffs above)
                 base_mean=math.fsum(a.value for _, a, _ in pairs) / len(pairs),  # type: ignore[misc]
-                run_mean=math.fsum(b.value for _, _, b in pairs) / len(pairs),  # type: ignore[misc]
+                run_mean=math.fsum(b.value for _, _, b in pairs) / len(pairs),  # type: ignore[misc]  # as above
                 mean_difference=boot.mean,
                 ci_low=interval.low,
                 ci_high=interval.high,

@@ -11,7 +11,7 @@ import datetime as _dt
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from cairn.errors import ValidationError
 
@@ -94,7 +94,7 @@ def value_hash(value: Any, *, check_keys: bool = True) -> str:
     return sha256_hex(canonical_json(value, check_keys=check_keys))
 
 
-def is_hash(value: object) -> bool:
+def is_hash(value: object) -> TypeGuard[str]:
     """True for a full lowercase 64-hex-digit SHA-256 digest."""
     return isinstance(value, str) and bool(_HASH_RE.match(value))
 

@@ -174,6 +174,8 @@ class Content:
         # Every subclass is an attrs class (ContentTypes.register refuses any other), so
         # type checkers may take a content type wherever attrs wants one (attrs.fields).
         __attrs_attrs__: ClassVar[tuple[attrs.Attribute[Any], ...]]
+        # Set on each subclass by _field_plan, the first time it is asked.
+        _cairn_field_plan: ClassVar[tuple[tuple[str, bool], ...]]
 
     def render(self) -> tuple[Message, ...]:
         raise NotImplementedError
@@ -199,7 +201,7 @@ class Content:
         if plan is None:
             attrs.resolve_types(cls)
             plan = tuple((a.name, _is_plain(a.type)) for a in attrs.fields(cls))
-            cls._cairn_field_plan = plan  # type: ignore[attr-defined]
+            cls._cairn_field_plan = plan
         return plan
 
     @classmethod
@@ -310,6 +312,7 @@ class Artifact(Content):
             if self.content is not None or self.language is not None:
                 raise ValueError("an artifact is either inline (content) or a reference (sha256), not both")
             try:
+                # All four are set (checked just above); mypy cannot carry that through any().
                 ArtifactRef(self.sha256, self.name, self.mime, self.size)  # type: ignore[arg-type]
             except ValidationError as exc:
                 raise ValueError(exc.message) from None
@@ -328,6 +331,7 @@ class Artifact(Content):
         """The stored file this item points at; None for an inline artifact."""
         if self.sha256 is None:
             return None
+        # A reference sets all four or none (__attrs_post_init__ checks it), so sha256 stands for them.
         return ArtifactRef(self.sha256, self.name, self.mime, self.size)  # type: ignore[arg-type]
 
     def render(self) -> tuple[Message, ...]:
@@ -384,6 +388,7 @@ class UnknownContent(Content):
     raw: dict[str, Any] = attrs.field()
 
     @property
+    # The base declares a class variable; an unknown item's tag is per instance, read from what was stored.
     def content_type(self) -> str:  # type: ignore[override]
         return str(self.raw.get("content_type"))
 

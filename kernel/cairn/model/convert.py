@@ -124,6 +124,7 @@ def structure(data: Any, cls: type[T], what: str | None = None) -> T:
     except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as exc:
         lines = describe_errors(exc, label)
         err = ValidationError("; ".join(lines), what=None)
+        # One fact more for callers that list the problems apart; ValidationError declares none such.
         err.problems = lines  # type: ignore[attr-defined]
         raise err from None
     except (TypeError, ValueError) as exc:

@@ -166,8 +166,10 @@ class Plugins:
                 self.hook_failures.success(plugin, hook)
             return result
 
+        # Marks on the wrapper, which Callable does not declare: wrapped once only, and the plugin's own
+        # function reachable through __wrapped__ (inspect.unwrap), as functools.wraps would leave it.
         guarded._cairn_guarded = True  # type: ignore[attr-defined]
-        guarded.__wrapped__ = function  # type: ignore[attr-defined]
+        guarded.__wrapped__ = function  # type: ignore[attr-defined]  # as above
         return guarded
 
     def _notification_failed(self, plugin: str, hook: str, exc: Exception) -> None:

@@ -87,6 +87,7 @@ def retry_call(
 
 
 def _explain_give_up(error: ProviderError, attempts: int, policy: RetryPolicy, elapsed: float) -> None:
+    # Taxonomy errors declare attempts; a plugin's bare ProviderError gets it too, for the record.
     error.attempts = attempts  # type: ignore[attr-defined]
     if not getattr(error, "retryable", False):
         return

@@ -257,7 +257,7 @@ class ContextBase(GitBase):
                     )
                     # The facts cairn-sqlite's error carries too; IntegrityError declares no fields for them.
                     error.commit = commit.hash  # type: ignore[attr-defined]
-                    error.missing = digest  # type: ignore[attr-defined]
+                    error.missing = digest  # type: ignore[attr-defined]  # as above
                     raise error
 
 

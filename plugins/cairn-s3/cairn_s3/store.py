@@ -374,7 +374,7 @@ def _seekable(stream: Readable) -> Iterator[Any]:
     """``stream`` itself if it can seek back; else a temporary file holding its bytes (memory: one chunk)."""
     try:
         if stream.seekable():  # type: ignore[attr-defined]  # checked: AttributeError means it cannot
-            stream.tell()  # type: ignore[attr-defined]
+            stream.tell()  # type: ignore[attr-defined]  # as above
             yield stream
             return
     except (AttributeError, OSError):

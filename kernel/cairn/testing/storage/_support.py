@@ -241,7 +241,7 @@ def _append_worker(
                     )
                     try:
                         store.write(
-                            blobs={commit.content_hash: data},  # type: ignore[dict-item]
+                            blobs={commit.content_hash: data},  # type: ignore[dict-item]  # an append: set
                             commits=[commit],
                             refs=[RefUpdate(ref, commit.hash, head)],
                         )

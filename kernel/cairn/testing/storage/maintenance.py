@@ -248,6 +248,7 @@ class MaintenanceConformance(FacetSuite):
         one, two = chain.line(2)
         store.write(**chain.batch(one, two), refs=[RefUpdate(MAIN, two.hash, None)])
         assert store.check() == []
+        # one is an append: its content_hash is set.
         corrupt_blob(store, one.content_hash, b'{"content_type":"dialogue","text":"tampered"}')  # type: ignore[arg-type]
         problems = store.check()
         assert [(p.kind, p.object) for p in problems if p.kind == "blob_hash"] == [("blob_hash", one.content_hash)]

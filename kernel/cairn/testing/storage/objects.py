@@ -67,6 +67,7 @@ class ObjectsConformance(FacetSuite):
             assert stored.computed_hash() == stored.hash, "stored fields no longer hash to the commit's hash"
         assert got[delete.hash].content_hash is None and got[delete.hash].operation is Operation.DELETE
         assert got[reply.hash].depth == 1
+        # delete is at depth 3, so it has a parent.
         assert got[delete.hash].depth == 3 and got[delete.hash].skip == chain.lookup(delete.parent).parent  # type: ignore[arg-type]
         assert got[reply.hash].cumulative_tokens == root.token_count + reply.token_count
 
@@ -79,7 +80,7 @@ class ObjectsConformance(FacetSuite):
         store.write(**chain.batch(other))
         assert len(store.commits_by_time()) == 3
         assert store.get_blobs([first.content_hash, other.content_hash]) == {
-            first.content_hash: chain.blobs[first.content_hash]  # type: ignore[index]
+            first.content_hash: chain.blobs[first.content_hash]  # type: ignore[index]  # an append: its hash is set
         }
         assert store.get_commits([first.hash, second.hash, other.hash]).keys() == {first.hash, second.hash, other.hash}
 
@@ -133,6 +134,7 @@ class ObjectsConformance(FacetSuite):
         child = chain.append(root, "content left out of the batch")
         with pytest.raises(IntegrityError) as info:
             store.write(commits=[child], refs=[RefUpdate(MAIN, child.hash, root.hash)])
+        # child is an append: its content_hash is set.
         assert child.short in str(info.value) and child.content_hash[:12] in str(info.value)  # type: ignore[index]
         self._assert_untouched(store, [child], chain, {MAIN: root.hash})
 

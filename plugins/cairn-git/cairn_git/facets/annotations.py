@@ -53,7 +53,7 @@ class GitAnnotations(ContextBase, AnnotationStore):
                         f"cannot annotate commit {annotation.target[:12]}: it is not stored",
                         hint="annotate stored commits only; nothing was written",
                     )
-                    error.missing = annotation.target  # type: ignore[attr-defined]
+                    error.missing = annotation.target  # type: ignore[attr-defined]  # an extra fact for callers
                     raise error
             edits: dict[str, tuple[str, str] | None] = {}
             fresh = []
