@@ -85,6 +85,10 @@ const cairn = {
     }
     return parts.join(" · ");
   },
+  // Mark the page as drawn (tests and scripts wait for body[data-ready]).
+  ready() {
+    document.body.dataset.ready = "yes";
+  },
   // Fill a <datalist> with the branch names (for revision inputs).
   async branchNames() {
     const list = document.getElementById("branch-names");

@@ -52,5 +52,5 @@
   }
 
   cairn.branchNames().catch(() => {});
-  (page === "diff" ? diff() : materialize()).catch((error) => cairn.fail(result, error));
+  (page === "diff" ? diff() : materialize()).catch((error) => cairn.fail(result, error)).finally(cairn.ready);
 })();

@@ -89,10 +89,11 @@
       draw(graph);
       cairn.rows(document.querySelector("#branches tbody"), branches, (b) => [
         b.current ? `* ${b.name}` : b.name, cairn.el("code", {}, cairn.short(b.head)), b.commits, b.tokens, cairn.time(b.updated_at)], "no branches yet");
-      if (q.commit) open(q.commit);
+      if (q.commit) await open(q.commit);
     } catch (error) {
       cairn.fail(graphBox, error);
     }
+    cairn.ready();
   }
   load();
 })();

@@ -92,6 +92,6 @@
       const box = cairn.el("div", { id: "page-error" });
       main.prepend(box);
       cairn.fail(box, error);
-    });
+    }).finally(cairn.ready);
   }
 })();
