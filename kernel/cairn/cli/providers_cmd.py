@@ -59,7 +59,8 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
     if text == "-":
         text = sys.stdin.read().rstrip("\n")  # the newline that ends the input is not part of the question
     repo = state.repo
-    with _providers(state) as providers:
+    # The recording closes after the providers: a failure that escapes is recorded as the call's outcome.
+    with contextlib.ExitStack() as recording, _providers(state) as providers:
         llm = providers.llm()
         problem = llm.provider.readiness()
         if problem is not None:
@@ -72,6 +73,8 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
             limit = min(limit, room) if limit else room
         question = repo.append({"content_type": "dialogue", "role": "user", "text": text}, message="cairn ask")
         streamed = False
+        recorder = recording.enter_context(_call_recorder(state, providers))
+        recorder.note(prompt_commit=question.hash)
         try:
             from cairn.cli.artifacts_cmd import image_reader
 
@@ -123,6 +126,12 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
             reply_to=question.hash,
             metadata=meta,
         )
+        recorder.finish(
+            prompt_commit=question.hash,
+            reply_commit=reply.hash,
+            budget=limit,
+            **{k: meta[k] for k in ("provider", "model", "usage", "cost", "latency_ms", "finish_reason", "request_id")},
+        )
     if as_json:
         echo_json(
             {
@@ -146,6 +155,35 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
         f"committed {question.short} and {reply.short}",
         err=True,
     )
+
+
+def _call_recorder(state: State, providers: Providers) -> Any:
+    """A ``CallRecorder`` whose run the meter's spend records point at; a no-op on a store without a ledger."""
+    from cairn.storage import RunStore
+
+    if not isinstance(state.store, RunStore):
+        return _Unrecorded()
+    from cairn.calls import CallRecorder
+
+    recorder = CallRecorder(state.ledger, operation="ask", branch=state.repo.branch)
+    providers.meter.run_id = recorder.run_id
+    return recorder
+
+
+class _Unrecorded:
+    """Stands in for ``CallRecorder`` when the store keeps no run ledger (context-only backends)."""
+
+    def __enter__(self) -> _Unrecorded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def note(self, **metadata: Any) -> None:
+        return None
+
+    def finish(self, **metadata: Any) -> None:
+        return None
 
 
 # -- embed ---------------------------------------------------------------------------------
