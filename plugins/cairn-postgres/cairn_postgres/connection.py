@@ -191,8 +191,11 @@ class PostgresConnection(Facet):
         self.shown = f"{shown_dsn(config.dsn)} (schema {config.schema})"
         self._pool = None
         self._kwargs = self._connect_kwargs(config)
+        #: The schema version found on opening, before any migration (None: a new schema).
+        self.found_version: int | None = None
         try:
             with psycopg.connect(self.dsn, **self._kwargs) as conn:
+                self.found_version = schema.read_version(conn, self.schema)
                 self.schema_version = schema.prepare(
                     conn, self.schema, self.shown, migrate=config.auto_migrate if migrate is None else migrate
                 )
@@ -275,6 +278,10 @@ class PostgresConnection(Facet):
             return fn(conn)
 
         return self._write(run)
+
+    def listen_connection(self) -> psycopg.Connection[Any]:
+        """A connection of its own, outside the pool (autocommit), for ``LISTEN``; the caller closes it."""
+        return psycopg.connect(self.dsn, **self._kwargs)
 
     def close(self) -> None:
         """Close the pool (idempotent). The store is unusable afterwards."""

@@ -8,7 +8,7 @@ discovered.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cairn.hookspecs import hookimpl
 from cairn_postgres.config import PostgresConfig, check_settings
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from cairn.plugins import FactoryContext
     from cairn.storage import Store
 
-__all__ = ["cairn_register_storage", "create_store"]
+__all__ = ["cairn_register_commands", "cairn_register_storage", "create_store"]
 
 
 def create_store(config: PostgresConfig, context: FactoryContext) -> Store:
@@ -37,3 +37,10 @@ def cairn_register_storage(register: Callable[..., None]) -> None:
         requires={"psycopg": "cairn-postgres", "psycopg_pool": "cairn-postgres"},
         check=check_settings,
     )
+
+
+@hookimpl
+def cairn_register_commands(cli: Any) -> None:
+    from cairn_postgres.commands import register
+
+    register(cli)
