@@ -256,6 +256,7 @@ class PostgresConnection(Facet):
                     if begun or reconnected or not conn.broken:
                         raise
                     reconnected = True
+                    self._pool.check()  # the server dropped this one: drop every other dead idle one too
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:
@@ -268,6 +269,7 @@ class PostgresConnection(Facet):
                 except psycopg.OperationalError:
                     if attempt or not conn.broken:
                         raise
+                    self._pool.check()  # the server dropped this one: drop every other dead idle one too
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _snapshot(self, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:
