@@ -138,7 +138,11 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         message: str = "",
         metadata: Mapping[str, Any] | None = None,
     ) -> Commit:
-        """Replace the content of an earlier item in what is materialized."""
+        """Replace the content of an earlier item in what is materialized (``target`` is required: ``"HEAD"`` is explicit)."""
+        if not isinstance(target, str) or not target.strip():
+            raise ValidationError(
+                "edit needs the item to edit", what="edit", field="target", hint="give its hash, or HEAD"
+            )
         item = self._content(content)
         return self._commit(Operation.EDIT, item, self.resolve(target).hash, message, None, metadata)
 
@@ -162,6 +166,25 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         if reply_to is not None and (head is None or not self.is_ancestor(self.commit(reply_to), head)):
             reply_to = None  # what it replied to is not on this branch
         return self.append(content, message=text, reply_to=reply_to, metadata=meta)
+
+    def restore(self, rev: str, *, version: int, message: str | None = None) -> Commit:
+        """A new edit of ``rev``'s item carrying version ``version`` (1 = the original) of its content and metadata."""
+        versions = [e for e in self.edit_history(rev) if e.content is not None]
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= len(versions):
+            raise ValidationError(
+                f"version {version!r} is out of range: the item has versions 1 to {len(versions)}",
+                what="restore",
+                field="version",
+                hint="`cairn history REV` lists them",
+            )
+        chosen = versions[version - 1]
+        item = versions[0].commit
+        text = (
+            message
+            if message is not None
+            else f"Restore version {version} of {item.short} (from {chosen.commit.short})"
+        )
+        return self.edit(item.hash, chosen.content, message=text, metadata=chosen.commit.metadata)  # type: ignore[arg-type]
 
     def _clock(self) -> str:
         return now()
