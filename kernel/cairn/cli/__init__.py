@@ -87,6 +87,7 @@ from cairn.cli import (  # noqa: E402  (the built-in commands)
     demo_cmd,
     inspect_cmd,
     maintenance_cmd,
+    merge_cmd,
     project_cmd,
     providers_cmd,
 )
@@ -94,6 +95,7 @@ from cairn.cli import (  # noqa: E402  (the built-in commands)
 project_cmd.register(cli)
 context_cmd.register(cli)
 branch_cmd.register(cli)
+merge_cmd.register(cli)
 inspect_cmd.register(cli)
 maintenance_cmd.register(cli)
 demo_cmd.register(cli)

@@ -68,7 +68,11 @@ class MemoryStore(Store, ArtifactMetaStore):
             # Links may point anywhere in the store or in this batch, in any order.
             batch = {c.hash for c in commits}
             for commit in commits:
-                for label, link in (("parent", commit.parent), ("target", commit.target)):
+                for label, link in (
+                    ("parent", commit.parent),
+                    ("target", commit.target),
+                    ("merged-in parent", commit.merge_parent),
+                ):
                     if link is not None and link not in self.commits and link not in batch:
                         raise IntegrityError(f"commit {commit.short}: {label} {link[:12]} is not stored")
                 if (

@@ -55,6 +55,8 @@ COMMIT_COLUMNS = (
     "depth",
     "skip",
     "tokenizer",
+    "merge_parent",
+    "last_merge",
 )
 
 
@@ -205,12 +207,25 @@ def _schema_v4(db: Database) -> None:
     snapshots.create_index(["tree", "created", "id"], index_name="snapshot_records_tree")
 
 
+def _schema_v5(db: Database) -> None:
+    """Merge commits: a merge's second parent (hashed) and each commit's nearest merge (derived).
+
+    Both are NULL on every commit written before: a history without merges
+    reads back exactly as it was.
+    """
+    db.conn.execute("ALTER TABLE commits ADD COLUMN merge_parent TEXT REFERENCES commits(hash)")
+    db.conn.execute("ALTER TABLE commits ADD COLUMN last_merge TEXT")
+    # the foreign-key check when a merged-in parent is deleted (gc)
+    db.conn.execute("CREATE INDEX commits_merge_parent ON commits (merge_parent) WHERE merge_parent IS NOT NULL")
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _schema_v1),
     Migration(2, "the run ledger: runs, events, spend", _schema_v2),
     Migration(3, "chat messages and threads", _schema_v3),
     Migration(4, "artifact and snapshot records, inline artifact bytes", _schema_v4),
+    Migration(5, "merge commits: second parent and nearest merge", _schema_v5),
 )
 
 
