@@ -21,13 +21,13 @@ import getpass
 import os
 import platform
 import re
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from cairn.code_ref import CodeRef, current_code_ref
 from cairn.errors import ConflictError, NotFoundError, ValidationError
 from cairn.events import EventBus
 from cairn.events import bus as default_bus
@@ -65,22 +65,6 @@ def time_ago(age: _dt.timedelta) -> str:
         return format_time(now - age)
     except OverflowError:
         return format_time(_dt.datetime.min.replace(tzinfo=_dt.timezone.utc))
-
-
-def current_code_ref(directory: Path | str | None = None) -> str | None:
-    """The commit the code is at (``git rev-parse HEAD``), or None outside git or before the first commit."""
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-            cwd=directory or None,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    value = proc.stdout.strip()
-    return value if proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", value) else None
 
 
 def _environment() -> dict[str, Any]:
@@ -147,6 +131,8 @@ class Ledger:
         self.project_dir = Path(project_dir) if project_dir else None
         self.user = user if user is not None else _user()
         self._redactor = redactor
+        # Finds the repository once; each run re-reads HEAD (no `git rev-parse` process per run).
+        self._code_ref = CodeRef(self.project_dir)
 
     @property
     def redactor(self) -> Redactor:
@@ -174,7 +160,7 @@ class Ledger:
             started_at = format_time(parse_time(started_at))
         code_ref = fields.pop("code_ref", None)
         if code_ref is None:
-            code_ref = current_code_ref(self.project_dir)
+            code_ref = self._code_ref()
         run = Run(
             run_id=run_id,
             type=run_type,
@@ -204,7 +190,7 @@ class Ledger:
         """Record a finished run with its events in one write.
 
         ``fields``: subtype, summary, metadata, environment, modules_affected,
-        user, code_ref (found with ``git rev-parse HEAD`` when not given).
+        user, code_ref (HEAD's commit, read from the repository's files, when not given).
         """
         if status == "open":
             raise ValidationError("a recorded run is finished", hint="use Ledger.open() for a run still going on")
@@ -220,7 +206,7 @@ class Ledger:
     def record_many(self, runs: Sequence[Mapping[str, Any]]) -> list[Run]:
         """Record many finished runs in one batch (``RunStore.put_runs``); each mapping holds ``record``'s arguments."""
         prepared: list[tuple[Run, list[RunEvent]]] = []
-        code_ref = current_code_ref(self.project_dir)
+        code_ref = self._code_ref()
         for spec in runs:
             spec = dict(spec)
             run_type = spec.pop("type")
