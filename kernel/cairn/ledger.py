@@ -35,7 +35,7 @@ from cairn.model import Run, RunEvent, format_time, new_run_id, now, parse_time,
 from cairn.redact import Redactor, configured_env_names
 from cairn.storage import Facet, RunStore, require
 
-__all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age", "time_ago"]
+__all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age", "parse_moment", "time_ago"]
 
 RUN_RECORDED = "ledger:run"
 #: Stands for the newest run wherever a run id is asked for (``cairn runs show @last``).
@@ -62,9 +62,12 @@ def time_ago(age: _dt.timedelta) -> str:
     """The stored form of the time ``age`` ago; an age reaching before year 1 means the earliest time."""
     now = _dt.datetime.now(_dt.timezone.utc)
     try:
-        return format_time(now - age)
+        moment = now - age
     except OverflowError:
-        return format_time(_dt.datetime.min.replace(tzinfo=_dt.timezone.utc))
+        moment = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
+    # strftime writes year 1 as "1": pad it, so the result still reads as a time (and sorts as one).
+    stamp = format_time(moment)
+    return f"{moment.year:04d}{stamp[stamp.index('-') :]}"
 
 
 def _environment() -> dict[str, Any]:
@@ -363,11 +366,26 @@ def _elapsed_ms(start: str, end: str) -> int:
 
 def _moment(value: str | None) -> str | None:
     """An ISO time, or an age (``7d``) meaning that long ago."""
-    if value is None:
-        return None
-    if _AGE_RE.match(value):
-        return time_ago(parse_age(value))
-    return format_time(parse_time(value))
+    return None if value is None else parse_moment(value)
+
+
+def parse_moment(text: str, what: str = "") -> str:
+    """The stored form of a time people type: ``today``, ``yesterday`` (midnight UTC), an age meaning that
+    long ago (``90s``, ``45m``, ``12h``, ``7d``, ``2w``), a date or an ISO-8601 time (UTC when no offset)."""
+    word = text.strip().lower() if isinstance(text, str) else ""
+    if word in ("today", "yesterday"):
+        midnight = _dt.datetime.now(_dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        return format_time(midnight - _dt.timedelta(days=1 if word == "yesterday" else 0))
+    if _AGE_RE.match(word):
+        return time_ago(parse_age(word))
+    try:
+        return format_time(parse_time(text))
+    except ValidationError:
+        raise ValidationError(
+            f"{what + ' ' if what else ''}{text!r:.80} is not a time",
+            hint="write an age (7d, 12h, 45m), today, yesterday, a date (2026-11-01) or an ISO time "
+            "(2026-11-01T09:00:00Z)",
+        ) from None
 
 
 def open_ledger(
