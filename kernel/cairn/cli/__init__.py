@@ -115,8 +115,18 @@ from cairn.cli import logs_cmd  # noqa: E402
 logs_cmd.register(cli)
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """A warning is one ``warning: ...`` line on stderr, like every other message, never Python's source excerpt."""
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``cairn`` script."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         # With standalone_mode=False click returns ctx.exit()'s status instead of exiting.
         status = cli.main(args=argv, prog_name="cairn", standalone_mode=False)

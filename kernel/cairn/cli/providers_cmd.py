@@ -7,8 +7,6 @@ by each command, and a provider's own libraries (httpx, numpy) by its factory.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -264,30 +262,11 @@ def _capabilities(kind: str, caps: dict[str, Any] | None) -> str:
 # -- spend ---------------------------------------------------------------------------------
 
 
-_RELATIVE = re.compile(r"\A(\d{1,30})([dh])\Z")
-
-
 def _since(value: str | None) -> str | None:
     """A stored-time lower bound from ``today``, ``7d``, ``24h``, a date or an ISO time."""
-    from cairn.errors import ValidationError
-    from cairn.model import format_time, parse_time
+    from cairn.ledger import parse_moment
 
-    if value is None:
-        return None
-    now = _dt.datetime.now(_dt.timezone.utc)
-    text = value.strip().lower()
-    if text == "today":
-        return format_time(now.replace(hour=0, minute=0, second=0, microsecond=0))
-    if _RELATIVE.match(text):
-        from cairn.ledger import parse_age, time_ago
-
-        return time_ago(parse_age(text))
-    try:
-        return format_time(parse_time(value))
-    except ValidationError:
-        raise ValidationError(
-            f"--since {value!r} is not a time", hint="write today, 7d, 24h, 2026-11-01 or 2026-11-01T09:00:00Z"
-        ) from None
+    return None if value is None else parse_moment(value, "--since")
 
 
 @click.command("spend")

@@ -12,12 +12,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import attrs
-from sqlite_utils import Database
 
 from cairn.errors import StorageError
 from cairn.model import now
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlite_utils import Database
 
 __all__ = [
     "COMMIT_COLUMNS",
@@ -246,19 +249,23 @@ _check_migrations(MIGRATIONS)
 # -- opening: which version a file holds, and bringing it up to date --------------------
 
 
-def read_version(db: Database) -> int | None:
+def read_version(conn: sqlite3.Connection) -> int | None:
     """The recorded schema version; None when there is no ``migrations`` table yet."""
-    if not db.table("migrations").exists():
+    if not _table_names(conn) & {"migrations"}:
         return None
-    row = db.conn.execute("SELECT max(version) FROM migrations").fetchone()
+    row = conn.execute("SELECT max(version) FROM migrations").fetchone()
     return int(row[0] or 0)
 
 
-def refuse(db: Database, path: str, version: int | None) -> None:
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def refuse(conn: sqlite3.Connection, path: str, version: int | None) -> None:
     """``StorageError`` when the file at ``path`` is someone else's database or a newer cairn-sqlite's."""
     latest = schema_version()
     if version is None:
-        others = [t for t in db.table_names() if not t.startswith("sqlite_")]
+        others = [t for t in _table_names(conn) if not t.startswith("sqlite_")]
         if others:
             raise StorageError(
                 f"{path} is an SQLite database but not a cairn store (it holds {', '.join(sorted(others)[:5])})",
@@ -273,17 +280,27 @@ def refuse(db: Database, path: str, version: int | None) -> None:
 
 
 def migrate(
-    db: Database, path: str, write_transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    conn: sqlite3.Connection,
+    path: str,
+    write_transaction: Callable[[], AbstractContextManager[sqlite3.Connection]],
 ) -> None:
-    """Apply every step ``db`` lacks, all in one ``write_transaction`` (the store's ``BEGIN IMMEDIATE``)."""
-    version = read_version(db)
-    refuse(db, path, version)
+    """Apply every step the file lacks, all in one ``write_transaction`` (the store's ``BEGIN IMMEDIATE``).
+
+    sqlite_utils (slow to import: it pulls in numpy when installed) builds the
+    tables, so it is imported only when a step is actually missing: opening
+    an up-to-date store reads one row with the plain connection.
+    """
+    version = read_version(conn)
+    refuse(conn, path, version)
     if version == schema_version():
         return  # the common case: no write lock taken on open
+    from sqlite_utils import Database
+
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)
     with write_transaction() as conn:
         # Another process may have migrated while we waited for the lock.
-        version = read_version(db)
-        refuse(db, path, version)
+        version = read_version(conn)
+        refuse(conn, path, version)
         if version is None:
             db.table("migrations").create(
                 {"version": int, "name": str, "applied_at": str},

@@ -58,6 +58,16 @@ def test_plugin_module_does_not_import_sqlite_utils() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_opening_an_up_to_date_store_does_not_import_sqlite_utils(db_path: Path) -> None:
+    SqliteStore(db_path).close()  # created (and migrated) here, with sqlite_utils
+    code = (
+        "import sys; from cairn_sqlite.store import SqliteStore;"
+        f"s = SqliteStore({str(db_path)!r}); s.list_refs(); s.close();"
+        "heavy = [m for m in ('sqlite_utils', 'numpy') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
 def test_registered_through_the_entry_point(cairn_env: Path) -> None:
     plugins = _sqlite_plugins()
     registration = plugins.storage.get("sqlite")  # type: ignore[attr-defined]
