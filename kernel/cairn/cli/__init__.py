@@ -113,6 +113,9 @@ artifacts_cmd.register(cli)
 from cairn.cli import logs_cmd  # noqa: E402
 
 logs_cmd.register(cli)
+from cairn.cli import memory_cmd  # noqa: E402
+
+memory_cmd.register(cli)
 
 
 def _show_warning(

@@ -24,6 +24,7 @@ from cairn.storage import (
     check_objects,
     unreachable,
 )
+from cairn.testing.memory_documents import MemoryMemoryFacets
 
 __all__ = ["MemoryStore", "open_in_directory"]
 
@@ -33,9 +34,10 @@ def open_in_directory(directory: object) -> MemoryStore:
     return MemoryStore()
 
 
-class MemoryStore(Store, ArtifactMetaStore):
+class MemoryStore(Store, ArtifactMetaStore, MemoryMemoryFacets):
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._memory_init()
         self.blobs: dict[str, bytes] = {}
         self.commits: dict[str, Commit] = {}
         self.refs: dict[str, str] = {}

@@ -9,6 +9,7 @@ or that a newer cairn-sqlite wrote, is refused before anything is written.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -222,6 +223,47 @@ def _schema_v5(db: Database) -> None:
     db.conn.execute("CREATE INDEX commits_merge_parent ON commits (merge_parent) WHERE merge_parent IS NOT NULL")
 
 
+def _schema_v6(db: Database) -> None:
+    """Memory: embedders, vectors by (embedder, text hash), documents with an FTS5 index of their text.
+
+    ``vectors`` is a rowid table (a 1.5 KB vector is too wide for a
+    WITHOUT ROWID b-tree) with a unique index on its key. ``documents_fts``
+    is an external-content FTS5 table over ``documents.text``, kept in step
+    by triggers, so the text is stored once.
+    """
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE embedders (id INTEGER PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, "
+        "dimensions INTEGER NOT NULL, UNIQUE (provider, model, dimensions))"
+    )
+    conn.execute(
+        "CREATE TABLE vectors (embedder INTEGER NOT NULL REFERENCES embedders (id), hash TEXT NOT NULL, "
+        "vector BLOB NOT NULL)"
+    )
+    conn.execute("CREATE UNIQUE INDEX vectors_key ON vectors (embedder, hash)")
+    conn.execute(
+        "CREATE TABLE documents (rowid INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, "
+        "text_hash TEXT NOT NULL, created TEXT NOT NULL, branch TEXT, metadata TEXT NOT NULL, text TEXT NOT NULL, "
+        "UNIQUE (collection, id))"
+    )
+    conn.execute("CREATE INDEX documents_hash ON documents (text_hash)")
+    conn.execute("CREATE INDEX documents_time ON documents (created, collection, id)")
+    conn.execute("CREATE VIRTUAL TABLE documents_fts USING fts5(text, content='documents', content_rowid='rowid')")
+    conn.execute(
+        "CREATE TRIGGER documents_fts_insert AFTER INSERT ON documents BEGIN "
+        "INSERT INTO documents_fts (rowid, text) VALUES (new.rowid, new.text); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER documents_fts_delete AFTER DELETE ON documents BEGIN "
+        "INSERT INTO documents_fts (documents_fts, rowid, text) VALUES ('delete', old.rowid, old.text); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER documents_fts_update AFTER UPDATE OF text ON documents BEGIN "
+        "INSERT INTO documents_fts (documents_fts, rowid, text) VALUES ('delete', old.rowid, old.text); "
+        "INSERT INTO documents_fts (rowid, text) VALUES (new.rowid, new.text); END"
+    )
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _schema_v1),
@@ -229,6 +271,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "chat messages and threads", _schema_v3),
     Migration(4, "artifact and snapshot records, inline artifact bytes", _schema_v4),
     Migration(5, "merge commits: second parent and nearest merge", _schema_v5),
+    Migration(6, "memory: embedders, vectors, documents and their full-text index", _schema_v6),
 )
 
 
@@ -239,8 +282,9 @@ def schema_version() -> int:
 
 def _check_migrations(migrations: Sequence[Migration]) -> None:
     versions = [m.version for m in migrations]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"cairn-sqlite migrations must be numbered 1, 2, 3 ...; got {versions}")
+    # Strictly increasing from 1; a gap is a step another branch holds until the branches merge.
+    if not versions or versions[0] != 1 or any(b <= a for a, b in itertools.pairwise(versions)):
+        raise RuntimeError(f"cairn-sqlite migrations must be numbered 1, 2, 3 ... in order; got {versions}")
 
 
 _check_migrations(MIGRATIONS)
@@ -308,7 +352,7 @@ def migrate(
                 not_null={"name", "applied_at"},
             )
             version = 0
-        for migration in MIGRATIONS[version:]:
+        for migration in [m for m in MIGRATIONS if m.version > version]:
             migration.apply(db)
             conn.execute(
                 "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -253,7 +253,7 @@ def test_older_database_is_migrated(db_path: Path, monkeypatch: pytest.MonkeyPat
         assert migrated.get_ref(MAIN) == one.hash
     with SqliteStore(db_path) as again:  # nothing left to apply
         versions = [v for (v,) in again.db.execute("SELECT version FROM migrations")]  # type: ignore[attr-defined]
-        assert versions == list(range(1, later.version + 1))
+        assert versions == [m.version for m in (*MIGRATIONS, later)]
 
 
 def test_failed_migration_changes_nothing(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -597,3 +597,15 @@ def test_stats_details(store: SqliteStore) -> None:
 def test_open_in_directory(tmp_path: Path) -> None:
     with open_in_directory(tmp_path) as opened:
         assert Path(opened.path) == tmp_path / "cairn.db"  # type: ignore[attr-defined]
+
+
+def test_the_migration_chain_may_have_gaps_but_never_goes_back() -> None:
+    """Branches take numbers in flight (5 for merge parents, 6 for memory); the lead renumbers at merge."""
+    versions = [m.version for m in MIGRATIONS]
+    assert versions[0] == 1
+    assert versions == sorted(set(versions))
+    noop = lambda db: None  # noqa: E731
+    for bad in ([2], [1, 3, 3], [1, 4, 2]):
+        with pytest.raises(RuntimeError, match="numbered"):
+            schema_module._check_migrations([Migration(v, "x", noop) for v in bad])
+    schema_module._check_migrations([Migration(v, "x", noop) for v in (1, 2, 4, 6)])

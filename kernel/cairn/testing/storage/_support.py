@@ -50,6 +50,8 @@ SUITES = {
     "maintenance": "MaintenanceConformance",
     "sync": "SyncConformance",
     "artifact_meta": "ArtifactMetaConformance",
+    "vectors": "VectorsConformance",
+    "documents": "DocumentsConformance",
 }
 #: Facets whose suites need more than a store opener (a remote): backends run them with their own fixtures.
 UNSUITED: frozenset[str] = frozenset()
