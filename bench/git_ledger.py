@@ -10,7 +10,11 @@ Three ways to record a run (three events each) in a repository with one commit:
   ledger commit per call).
 
 The three take turns in rounds so that disk and CPU noise hits them alike;
-the figures are runs per second over all rounds. Then listing: a repository
+the figures are runs per second over all rounds. Then ``Ledger.record`` (the
+kernel's path: ids, redaction, ``code_ref`` from HEAD, the store) on a
+GitStore in a project inside the repository, beside the raw floor a script
+pays per run, ``git hash-object -w`` of the run's JSON and ``git update-ref``
+of a ref to it, in turns: the target is >= 4x the raw rate. Then listing: a repository
 holding ``--list`` runs, ``GitStore.list_runs()`` in a fresh store (cold:
 nothing cached) and in a store that listed before (warm), beside the raw
 ``git for-each-ref`` that reads the same tags; medians of several calls,
@@ -34,6 +38,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cairn.events import EventBus
+from cairn.ledger import Ledger
 from cairn.model import canonical_json
 from cairn.model.ledger import Run, RunEvent, new_run_id, run_time
 
@@ -147,6 +153,44 @@ def bench_recording(root: Path, rounds: int, naive_n: int, single_n: int, batch_
     return {k: counts[k] / spent[k] for k in spent}
 
 
+def bench_ledger_record(root: Path, rounds: int, per_round: int) -> dict[str, float]:
+    """Ledger.record on a GitStore against git hash-object + update-ref per run, in turns; rates over all rounds."""
+    repo = make_repo(root / "ledger-record")
+    raw_repo = make_repo(root / "ledger-raw")
+    spent = {"ledger": 0.0, "raw": 0.0}
+    ratios = []
+    with GitStore(repo) as store:
+        ledger = Ledger(store, bus=EventBus(), project_dir=repo)
+        for _ in range(rounds):
+            work = make_runs(per_round)
+            took_ledger = timed(
+                lambda: [
+                    ledger.record(
+                        "bench", summary="a benchmark run", events=[{"type": "step", "seq": s} for s in range(3)]
+                    )
+                    for _ in range(per_round)
+                ]
+            )
+
+            def raw(work: list[tuple[Run, list[RunEvent]]] = work) -> None:
+                for run, _ in work:
+                    oid = git(raw_repo, "hash-object", "-w", "--stdin", input=canonical_json(run.to_record())).strip()
+                    git(raw_repo, "update-ref", f"refs/raw/run/{run.run_id}", oid)
+
+            took_raw = timed(raw)
+            spent["ledger"] += took_ledger
+            spent["raw"] += took_raw
+            ratios.append(took_raw / took_ledger)
+        assert len(store.list_runs()) == rounds * per_round
+        head = git(repo, "rev-parse", "HEAD").strip()
+        assert all(run.code_ref == head for run in store.list_runs(limit=5))
+    return {
+        "ledger": rounds * per_round / spent["ledger"],
+        "raw": rounds * per_round / spent["raw"],
+        "ratio": statistics.median(ratios),
+    }
+
+
 def file_create_us(root: Path, count: int = 300) -> float:
     """What creating one small file costs on this file system now (loose objects and ref locks are files)."""
     directory = root / "fs-probe"
@@ -194,6 +238,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=200, help="put_run calls per round")
     parser.add_argument("--batch", type=int, default=600, help="runs recorded with put_runs per round")
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--record", type=int, default=100, help="Ledger.record calls (and raw runs) per round")
     parser.add_argument("--list", type=int, default=3000, help="runs in the listing repository")
     parser.add_argument("--dir", type=Path, default=None, help="where to make the repositories (default: a temp dir)")
     args = parser.parse_args()
@@ -201,6 +246,7 @@ def main() -> None:
         root = Path(tmp)
         create_before = file_create_us(root)
         rates = bench_recording(root, args.rounds, args.naive, args.single, args.batch, args.batch_size)
+        record = bench_ledger_record(root, args.rounds, args.record)
         listing = bench_listing(root, args.list)
     print(
         f"git {git(Path.cwd(), 'version').split()[-1]}, {args.rounds} rounds, 3 events per run; "
@@ -217,6 +263,14 @@ def main() -> None:
     print(
         f"  GitStore.put_runs, {args.batch_size} per call          {rates['batch']:8.0f}   "
         f"{rates['batch'] / rates['naive']:6.1f}x   (target >= 1500 runs/s)"
+    )
+    print()
+    verdict = "ok" if record["ratio"] >= 4 else "UNDER TARGET"
+    print("Ledger.record on git                         runs/s")
+    print(f"  raw: git hash-object -w + update-ref    {record['raw']:8.0f}")
+    print(
+        f"  Ledger.record (3 events, code_ref)      {record['ledger']:8.0f}   "
+        f"{record['ratio']:6.1f}x raw, median of rounds (target >= 4x: {verdict})"
     )
     print()
     print(f"listing {args.list} runs (median ms)   for-each-ref raw   list_runs cold   list_runs warm")

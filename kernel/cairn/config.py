@@ -43,7 +43,6 @@ from cairn.config_tables import (
 from cairn.config_toml import MAX_DEPTH, check_values, find_line, parse, parse_value
 from cairn.errors import ConfigError, ValidationError
 from cairn.model.convert import structure
-from cairn.redact import Redactor
 
 __all__ = [
     "ArtifactsSettings",
@@ -206,10 +205,10 @@ def redact(key: str, value: Any) -> Any:
     starts like a key (``sk-``, ``ghp_``...); otherwise the password of any
     URL in it (``http://user:***@host``) and any key shape in it are masked.
     """
-    return _REDACTOR.field(key, value)
+    # cairn.redact compiles its patterns on import: only `config show` needs them, not every command.
+    from cairn.redact import Redactor
 
-
-_REDACTOR = Redactor()
+    return Redactor().field(key, value)
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ attributes and says what to do next in ``hint``::
     │   └── EmbedderMismatchError  a vector index was built by another embedder
     ├── NotFoundError           no commit, ref, run, backend ... by that name
     ├── ConflictError           a compare-and-swap lost; retry from the new value
+    ├── MergeConflictError      both sides of a merge changed the same items
     ├── BudgetExceededError     a token budget would be exceeded
     ├── StorageError            the backend failed to read or write
     │   ├── IntegrityError      stored data does not match its hash or shape
@@ -37,6 +38,7 @@ __all__ = [
     "EmbedderMismatchError",
     "FileError",
     "IntegrityError",
+    "MergeConflictError",
     "MissingFacetError",
     "NotFoundError",
     "PluginError",
@@ -221,6 +223,22 @@ def _short(value: str | None) -> str:
     if value is None:
         return "nothing"
     return value[:12] if len(value) == 64 else value
+
+
+class MergeConflictError(CairnError):
+    """A merge of ``branch`` stopped: both sides changed the items in ``conflicts``; nothing was written.
+
+    Each conflict has ``item``, ``kind`` (``edit/edit``, ``edit/delete``,
+    ``delete/edit``) and the ``ours`` and ``theirs`` changes.
+    """
+
+    def __init__(self, branch: str, conflicts: list[Any]) -> None:
+        self.branch = branch
+        self.conflicts = conflicts
+        super().__init__(
+            f"merging {branch} stopped: {len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''}; nothing was written",
+            hint="resolve them all with --strategy ours or --strategy theirs",
+        )
 
 
 class BudgetExceededError(CairnError):

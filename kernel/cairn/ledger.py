@@ -22,13 +22,13 @@ import getpass
 import os
 import platform
 import re
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from cairn.code_ref import CodeRef, current_code_ref
 from cairn.errors import ConflictError, NotFoundError, ValidationError
 from cairn.events import EventBus
 from cairn.events import bus as default_bus
@@ -36,7 +36,7 @@ from cairn.model import Run, RunEvent, format_time, new_run_id, now, parse_time,
 from cairn.redact import Redactor, configured_env_names
 from cairn.storage import Facet, RunStore, require
 
-__all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age", "time_ago"]
+__all__ = ["Ledger", "OpenRun", "current_code_ref", "open_ledger", "parse_age", "parse_moment", "time_ago"]
 
 RUN_RECORDED = "ledger:run"
 #: Stands for the newest run wherever a run id is asked for (``cairn runs show @last``).
@@ -63,25 +63,12 @@ def time_ago(age: _dt.timedelta) -> str:
     """The stored form of the time ``age`` ago; an age reaching before year 1 means the earliest time."""
     now = _dt.datetime.now(_dt.timezone.utc)
     try:
-        return format_time(now - age)
+        moment = now - age
     except OverflowError:
-        return format_time(_dt.datetime.min.replace(tzinfo=_dt.timezone.utc))
-
-
-def current_code_ref(directory: Path | str | None = None) -> str | None:
-    """The commit the code is at (``git rev-parse HEAD``), or None outside git or before the first commit."""
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-            cwd=directory or None,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    value = proc.stdout.strip()
-    return value if proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", value) else None
+        moment = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
+    # strftime writes year 1 as "1": pad it, so the result still reads as a time (and sorts as one).
+    stamp = format_time(moment)
+    return f"{moment.year:04d}{stamp[stamp.index('-') :]}"
 
 
 def _environment() -> dict[str, Any]:
@@ -148,6 +135,8 @@ class Ledger:
         self.project_dir = Path(project_dir) if project_dir else None
         self.user = user if user is not None else _user()
         self._redactor = redactor
+        # Finds the repository once; each run re-reads HEAD (no `git rev-parse` process per run).
+        self._code_ref = CodeRef(self.project_dir)
 
     @property
     def redactor(self) -> Redactor:
@@ -175,7 +164,7 @@ class Ledger:
             started_at = format_time(parse_time(started_at))
         code_ref = fields.pop("code_ref", None)
         if code_ref is None:
-            code_ref = current_code_ref(self.project_dir)
+            code_ref = self._code_ref()
         run = Run(
             run_id=run_id,
             type=run_type,
@@ -205,7 +194,7 @@ class Ledger:
         """Record a finished run with its events in one write.
 
         ``fields``: subtype, summary, metadata, environment, modules_affected,
-        user, code_ref (found with ``git rev-parse HEAD`` when not given).
+        user, code_ref (HEAD's commit, read from the repository's files, when not given).
         """
         if status == "open":
             raise ValidationError("a recorded run is finished", hint="use Ledger.open() for a run still going on")
@@ -221,7 +210,7 @@ class Ledger:
     def record_many(self, runs: Sequence[Mapping[str, Any]]) -> list[Run]:
         """Record many finished runs in one batch (``RunStore.put_runs``); each mapping holds ``record``'s arguments."""
         prepared: list[tuple[Run, list[RunEvent]]] = []
-        code_ref = current_code_ref(self.project_dir)
+        code_ref = self._code_ref()
         for spec in runs:
             spec = dict(spec)
             run_type = spec.pop("type")
@@ -380,11 +369,26 @@ def _elapsed_ms(start: str, end: str) -> int:
 
 def _moment(value: str | None) -> str | None:
     """An ISO time, or an age (``7d``) meaning that long ago."""
-    if value is None:
-        return None
-    if _AGE_RE.match(value):
-        return time_ago(parse_age(value))
-    return format_time(parse_time(value))
+    return None if value is None else parse_moment(value)
+
+
+def parse_moment(text: str, what: str = "") -> str:
+    """The stored form of a time people type: ``today``, ``yesterday`` (midnight UTC), an age meaning that
+    long ago (``90s``, ``45m``, ``12h``, ``7d``, ``2w``), a date or an ISO-8601 time (UTC when no offset)."""
+    word = text.strip().lower() if isinstance(text, str) else ""
+    if word in ("today", "yesterday"):
+        midnight = _dt.datetime.now(_dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        return format_time(midnight - _dt.timedelta(days=1 if word == "yesterday" else 0))
+    if _AGE_RE.match(word):
+        return time_ago(parse_age(word))
+    try:
+        return format_time(parse_time(text))
+    except ValidationError:
+        raise ValidationError(
+            f"{what + ' ' if what else ''}{text!r:.80} is not a time",
+            hint="write an age (7d, 12h, 45m), today, yesterday, a date (2026-11-01) or an ISO time "
+            "(2026-11-01T09:00:00Z)",
+        ) from None
 
 
 def open_ledger(

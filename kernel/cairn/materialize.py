@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
@@ -178,14 +178,7 @@ class _Walk:
 
     def __iter__(self) -> Iterator[_Candidate]:
         repo = self.repo
-        start: str | None = self.head.hash
-        chunk = 64
-        while start is not None:
-            batch = repo.objects.ancestors(start, limit=chunk)
-            if not batch:
-                return
-            start = batch[-1].parent
-            chunk = min(chunk * 4, 4096)
+        for batch in repo.walk_batches(self.head):
             appends: list[Commit] = []
             for commit in batch:
                 if commit.operation is Operation.APPEND:
@@ -329,7 +322,7 @@ def materialize(
         for candidate in waiting:
             yield Dropped(candidate.commit.hash, "budget" if stopped else "orphaned_tool_result", candidate.tokens)
 
-    kept.sort(key=lambda c: (c.content.hints.order, c.commit.depth))  # type: ignore[union-attr]
+    kept.sort(key=_order_key(repo, head))
     items = [
         Item(
             item=c.commit.hash,
@@ -358,6 +351,19 @@ def materialize(
     )
 
 
+def _order_key(repo: RepoReader, head: Commit) -> Callable[[_Candidate], tuple[Any, ...]]:
+    """The materialized order: by the type's ``order`` hint, then commit time, ours before theirs on equal
+    times (a merged-in side's items follow), then depth. Without merges that is history order."""
+    if head.last_merge is None:
+        return lambda c: (c.content.hints.order, c.commit.depth)  # type: ignore[union-attr]
+
+    def key(c: _Candidate) -> tuple[Any, ...]:
+        side = 0 if repo.lineage.first_parent_of(c.commit, head) else 1
+        return (c.content.hints.order, c.commit.created_at, side, c.commit.depth, c.commit.hash)  # type: ignore[union-attr]
+
+    return key
+
+
 def _resolve_items(
     repo: RepoReader, head: Commit, moment: str | None, appends: dict[str, Commit]
 ) -> dict[str, _Candidate]:
@@ -367,10 +373,11 @@ def _resolve_items(
     target, so it serves items far older than the walk reaches.
     """
     latest: dict[str, Commit] = {}
+    merged = head.last_merge is not None
     for change in repo.objects.commits_targeting(appends):
-        if change.depth <= head.depth and repo.is_ancestor(change, head):
+        if (merged or change.depth <= head.depth) and repo.is_ancestor(change, head):
             known = latest.get(change.target)  # type: ignore[arg-type]
-            if known is None or change.depth > known.depth:
+            if known is None or (change.created_at, change.depth) > (known.created_at, known.depth):
                 latest[change.target] = change  # type: ignore[index]
     notes = repo.annotation_store.latest_annotations(appends, as_of=moment)
     sources = {h: latest.get(h, c) for h, c in appends.items()}
@@ -395,7 +402,9 @@ def _on_line(repo: RepoReader, head: Commit, commits: Iterable[Commit]) -> dict[
     return {
         c.hash: c
         for c in commits
-        if c.operation is Operation.APPEND and c.depth <= head.depth and repo.is_ancestor(c, head)
+        if c.operation is Operation.APPEND
+        and (c.depth <= head.depth or head.last_merge is not None)
+        and repo.is_ancestor(c, head)
     }
 
 

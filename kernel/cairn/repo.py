@@ -1,9 +1,10 @@
 """The context engine: commit, edit, delete, branch, annotate, budget, log, diff, export.
 
 A ``Repo`` works over any store with the objects, refs and annotations facets
-and any ``Tokenizer``. History is a tree of commits (no merges): each append
+and any ``Tokenizer``. History is a graph of commits: each append
 adds a content item, each edit replaces the content of an earlier item in
-what is materialized, each delete removes one (history keeps it). Refs move
+what is materialized, each delete removes one (history keeps it), and a
+merge joins another branch's history (``cairn.repo_merge``). Refs move
 only by compare-and-swap; a writer that loses the race re-reads the branch
 and tries again, so two writers on one branch never lose a commit.
 
@@ -22,6 +23,9 @@ its depth and a skip pointer to an ancestor (``cairn.model.skip_depth``), so
 ``repo_branches``   ``RepoBranches``: list, create, switch, detach, rename,
                     delete
 ``repo_history``    ``RepoHistory``: log, materialize, diff, export, import
+``repo_merge``      ``RepoMerge``: merge (fast-forward or a merge commit with
+                    two parents, conflicts, strategies), the merge base, and
+                    what cherry-pick may pick
 ``repo`` (here)     ``Repo``: writing commits (append, edit, delete) under the
                     budget, annotations, and ``open_repo``
 =================== ===========================================================
@@ -52,14 +56,17 @@ from cairn.model import (
 )
 from cairn.repo_branches import RepoBranches
 from cairn.repo_history import DiffEntry, LogEntry, RepoHistory
+from cairn.repo_merge import Conflict, MergeResult, RepoMerge
 from cairn.storage import BRANCH_PREFIX, HEAD, Facet, RefUpdate
 from cairn.tokenizers import Tokenizer
 
 __all__ = [
     "Budget",
     "BudgetWarning",
+    "Conflict",
     "DiffEntry",
     "LogEntry",
+    "MergeResult",
     "Repo",
     "open_repo",
 ]
@@ -88,7 +95,7 @@ class Budget:
             raise ValidationError("budget action 'callback' needs a callback", what="budget", field="callback")
 
 
-class Repo(RepoBranches, RepoHistory):
+class Repo(RepoBranches, RepoHistory, RepoMerge):
     """The versioned context of one project, over a store and a tokenizer."""
 
     def __init__(
@@ -131,13 +138,56 @@ class Repo(RepoBranches, RepoHistory):
         message: str = "",
         metadata: Mapping[str, Any] | None = None,
     ) -> Commit:
-        """Replace the content of an earlier item in what is materialized."""
+        """Replace the content of an earlier item in what is materialized (``target`` is required: ``"HEAD"`` is explicit)."""
+        if not isinstance(target, str) or not target.strip():
+            raise ValidationError(
+                "edit needs the item to edit", what="edit", field="target", hint="give its hash, or HEAD"
+            )
         item = self._content(content)
         return self._commit(Operation.EDIT, item, self.resolve(target).hash, message, None, metadata)
 
     def delete(self, target: str, *, message: str = "", metadata: Mapping[str, Any] | None = None) -> Commit:
         """Remove an earlier item from what is materialized; history keeps it."""
         return self._commit(Operation.DELETE, None, self.resolve(target).hash, message, None, metadata)
+
+    def cherry_pick(self, rev: str, *, message: str | None = None) -> Commit:
+        """Apply one commit's operation on the current branch; an edit or delete whose item is not here is a conflict."""
+        picked, _ = self._cherry_pick_plan(rev)
+        text = message if message is not None else f"{picked.message}\n\n(cherry picked from {picked.hash})".lstrip()
+        meta = {**picked.metadata, "cherry_picked_from": picked.hash}
+        if picked.operation is Operation.DELETE:
+            return self.delete(picked.target, message=text, metadata=meta)  # type: ignore[arg-type]
+        content = self.content_of(picked)
+        assert content is not None
+        if picked.operation is Operation.EDIT:
+            return self.edit(picked.target, content, message=text, metadata=meta)  # type: ignore[arg-type]
+        head = self.head()
+        reply_to = picked.reply_to
+        if reply_to is not None and (head is None or not self.is_ancestor(self.commit(reply_to), head)):
+            reply_to = None  # what it replied to is not on this branch
+        return self.append(content, message=text, reply_to=reply_to, metadata=meta)
+
+    def restore(self, rev: str, *, version: int, message: str | None = None) -> Commit:
+        """A new edit of ``rev``'s item carrying version ``version`` (1 = the original) of its content and metadata."""
+        versions = [e for e in self.edit_history(rev) if e.content is not None]
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= len(versions):
+            raise ValidationError(
+                f"version {version!r} is out of range: the item has versions 1 to {len(versions)}",
+                what="restore",
+                field="version",
+                hint="`cairn history REV` lists them",
+            )
+        chosen = versions[version - 1]
+        item = versions[0].commit
+        text = (
+            message
+            if message is not None
+            else f"Restore version {version} of {item.short} (from {chosen.commit.short})"
+        )
+        return self.edit(item.hash, chosen.content, message=text, metadata=chosen.commit.metadata)  # type: ignore[arg-type]
+
+    def _clock(self) -> str:
+        return now()
 
     def _content(self, content: Content | Mapping[str, Any]) -> Content:
         if isinstance(content, Content):
@@ -178,6 +228,10 @@ class Repo(RepoBranches, RepoHistory):
             if head is not None and depth >= 2:
                 skip_to = self.ancestor_at_depth(head, skip_depth(depth))
                 skip = skip_to.hash if skip_to else None
+            if head is not None and head.last_merge is not None:
+                merged = {"last_merge": head.last_merge}
+            else:
+                merged = {}
             commit = Commit.new(
                 parent=head.hash if head else None,
                 operation=operation,
@@ -193,6 +247,7 @@ class Repo(RepoBranches, RepoHistory):
                 depth=depth,
                 skip=skip,
                 tokenizer=self.tokenizer.name,
+                **merged,
             )
             self._check_budget(commit, head)
             update = RefUpdate(ref, commit.hash, head_hash) if ref else RefUpdate(HEAD, commit.hash, head_hash)

@@ -1,4 +1,4 @@
-"""Reading history: log, diff, materialize, and export / import of the whole history.
+"""Reading history: log, an item's edit history, diff, materialize, and export / import of the whole history.
 
 ``log`` walks back from a revision in growing batches and stops as soon as
 its filters allow (times only decrease going back along a branch);
@@ -13,8 +13,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from cairn.errors import NotFoundError
-from cairn.model import Commit, Content, format_time, parse_time
+from cairn.errors import NotFoundError, ValidationError
+from cairn.model import Commit, Content, Operation, format_time, parse_time
 from cairn.repo_reader import RepoReader
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,6 +84,23 @@ class RepoHistory(RepoReader):
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def edit_history(self, rev: str) -> list[LogEntry]:
+        """The item ``rev`` names (its original or any edit or delete of it) and every change of it, oldest first.
+
+        Changes on every branch are listed (the target index finds them, so
+        the cost grows with the item's changes, not with history).
+        """
+        commit = self.resolve(rev)
+        if commit.operation is Operation.MERGE:
+            raise ValidationError(f"commit {commit.short} is a merge: it changes no item", hint="give an item's hash")
+        item = commit if commit.target is None else self.commit(commit.target)
+        changes = self.objects.commits_targeting([item.hash])
+        for change in changes:
+            self._remember(change)
+        entries = [item, *changes]
+        contents = self.contents(c.content_hash for c in entries if c.content_hash is not None)
+        return [LogEntry(c, contents.get(c.content_hash) if c.content_hash else None) for c in entries]
 
     def materialize(self, rev: str | None = None, **options: Any) -> Materialized:
         """Turn the history at ``rev`` into provider-ready messages; see ``cairn.materialize``."""

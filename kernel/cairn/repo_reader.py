@@ -189,18 +189,32 @@ class RepoReader:
         return self.ancestor_at_depth(head, low)
 
     def walk(self, head: Commit, *, first_chunk: int = 64) -> Iterator[Commit]:
-        """``head`` and its ancestors, newest first, read in growing batches."""
-        chunk = first_chunk
-        start: str | None = head.hash
-        while start is not None:
-            batch = self.objects.ancestors(start, limit=chunk)
-            if not batch:
-                return
-            for commit in batch:
-                self._remember(commit)
-                yield commit
-            start = batch[-1].parent
-            chunk = min(chunk * 4, 4096)
+        """``head`` and its ancestors (through both parents of a merge), newest first, read in growing batches."""
+        for batch in self.walk_batches(head, first_chunk=first_chunk):
+            yield from batch
+
+    def walk_batches(self, head: Commit, *, first_chunk: int = 64) -> Iterator[list[Commit]]:
+        """``walk`` in batches. Without merges each batch is one read along the parents.
+
+        With merges, each first-parent line is read in batches of its own and
+        the lines are interleaved newest first (by time, then depth; the
+        first parent's line first on ties); a line stops where it meets a
+        commit another line already gave, so every commit comes once.
+        """
+        if head.last_merge is None:
+            chunk = first_chunk
+            start: str | None = head.hash
+            while start is not None:
+                batch = self.objects.ancestors(start, limit=chunk)
+                if not batch:
+                    return
+                for commit in batch:
+                    self._remember(commit)
+                yield batch
+                start = batch[-1].parent
+                chunk = min(chunk * 4, 4096)
+            return
+        yield from _merged_walk(self, head, first_chunk)
 
     # -- HEAD and revisions ----------------------------------------------------
 
@@ -325,7 +339,7 @@ class RepoReader:
         total = 0
         for digest in skipped:
             commit = self.get_commits([digest]).get(digest)
-            if commit is None or commit.depth > head.depth or not self.is_ancestor(commit, head):
+            if commit is None or not self.is_ancestor(commit, head):
                 continue
             latest, deleted = self._effective(head, commit)
             if not deleted:
@@ -347,6 +361,69 @@ class RepoReader:
         content = self.content_of(commit)
         assert content is not None
         return self.token_counts({commit.content_hash: content})[commit.content_hash]
+
+
+class _Line:
+    """One first-parent line of a merged history, read in growing batches."""
+
+    def __init__(self, reader: RepoReader, start: str, side: int, chunk: int) -> None:
+        self.reader = reader
+        self.next: str | None = start
+        self.side = side
+        self.chunk = chunk
+        self.buffer: list[Commit] = []
+
+    def peek(self) -> Commit | None:
+        if not self.buffer and self.next is not None:
+            batch = self.reader.objects.ancestors(self.next, limit=self.chunk)
+            self.chunk = min(self.chunk * 4, 4096)
+            self.buffer = batch[::-1]
+            self.next = batch[-1].parent if batch else None
+        return self.buffer[-1] if self.buffer else None
+
+
+def _merged_walk(reader: RepoReader, head: Commit, first_chunk: int) -> Iterator[list[Commit]]:
+    import heapq
+
+    seen: set[str] = set()
+    lines = [_Line(reader, head.hash, 0, first_chunk)]
+    heap: list[tuple[tuple[str, int, int], int]] = []  # newest first: (inverted time key, line number)
+
+    def push(number: int) -> None:
+        top = lines[number].peek()
+        if top is not None:
+            heapq.heappush(heap, (_newest_first(top, lines[number].side), number))
+
+    push(0)
+    batch: list[Commit] = []
+    while heap:
+        _, number = heapq.heappop(heap)
+        line = lines[number]
+        commit = line.buffer.pop()
+        if commit.hash in seen:
+            continue  # this line joined one already walked: the rest comes from there
+        seen.add(commit.hash)
+        reader._remember(commit)
+        batch.append(commit)
+        if commit.merge_parent is not None and commit.merge_parent not in seen:
+            lines.append(_Line(reader, commit.merge_parent, 1, first_chunk))
+            push(len(lines) - 1)
+        push(number)
+        if len(batch) >= 256:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _newest_first(commit: Commit, side: int) -> tuple[str, int, int]:
+    """A heap key that pops the newest commit first: time and depth inverted, the first parent's line first."""
+    inverted = commit.created_at.translate(_INVERT)
+    return inverted, -commit.depth, side
+
+
+#: Inverts the digits of a stored time, so that later times sort first (stored times all have one width).
+_INVERT = str.maketrans("0123456789", "9876543210")
 
 
 def _looks_like_branch(name: str) -> bool:

@@ -45,7 +45,7 @@ from cairn.model import (
     sha256_hex,
     validate_branch_name,
 )
-from cairn.model.commit import HASHED_FIELDS
+from cairn.model.commit import HASHED_FIELDS, OPTIONAL_HASHED_FIELDS
 from cairn.model.lineage import Lineage
 from cairn.storage import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX, RefUpdate, branch_ref, ref_problem
 
@@ -57,7 +57,7 @@ __all__ = ["EXPORT_FORMAT", "ImportReport", "export_history", "import_history"]
 EXPORT_FORMAT = "cairn-export/1"
 
 _HINT = "was it written by `cairn export`? Fix or remove the line, or export again"
-_DERIVED_FIELDS = ("content_type", "token_count", "cumulative_tokens", "depth", "skip", "tokenizer")
+_DERIVED_FIELDS = ("content_type", "token_count", "cumulative_tokens", "depth", "skip", "tokenizer", "last_merge")
 _TIME = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 _PRIORITIES = {p.value for p in Priority}
 #: How many hashes one batched read asks the store about.
@@ -342,7 +342,7 @@ def _shape(*required: str, optional: tuple[str, ...] = (), typed: bool = True) -
 _HEADER = _shape("format", optional=("tokenizer", "commits"))
 _BLOB = _shape("hash", "data")
 _COMMIT = _shape("hash", "fields", optional=("derived",))
-_FIELDS = _shape(*HASHED_FIELDS, typed=False)
+_FIELDS = _shape(*HASHED_FIELDS, optional=OPTIONAL_HASHED_FIELDS, typed=False)
 _DERIVED = _shape(optional=_DERIVED_FIELDS, typed=False)
 _REF = _shape("name", "value")
 _ANNOTATION = _shape("target", "priority", "reason", "created_at")
@@ -450,32 +450,44 @@ class _Plan:
         return self.repo.count_content(content) if content is not None else 0
 
     def _parents_first(self, fresh: Mapping[str, Commit]) -> list[Commit]:
-        """The new commits, each after its parent; a parent in neither the file nor the store is an error."""
-        children: dict[str, list[Commit]] = {}
-        roots: list[Commit] = []
-        outside = {c.parent for c in fresh.values() if c.parent is not None and c.parent not in fresh}
+        """The new commits after their parents (both of a merge), else in file order; an unknown parent is an error."""
+        import heapq
+
+        def links(commit: Commit) -> list[str]:
+            return [p for p in (commit.parent, commit.merge_parent) if p is not None]
+
+        outside = {p for c in fresh.values() for p in links(c) if p not in fresh}
         known = (
             set(self.stored) | set(self.repo.objects.get_commits(list(outside - set(self.stored))))
             if outside
             else set()
         )
+        waiting: dict[str, int] = {}
+        children: dict[str, list[Commit]] = {}
         for commit in fresh.values():
-            if commit.parent is None or commit.parent not in fresh:
-                if commit.parent is not None and commit.parent not in known:
+            for link in links(commit):
+                if link in fresh:
+                    children.setdefault(link, []).append(commit)
+                    waiting[commit.hash] = waiting.get(commit.hash, 0) + 1
+                elif link not in known:
+                    which = "parent" if link == commit.parent else "merged-in parent"
                     raise self._error(
                         commit.hash,
-                        f"commit {commit.short}: its parent {commit.parent[:12]} is neither in the file nor stored here",
+                        f"commit {commit.short}: its {which} {link[:12]} is neither in the file nor stored here",
                         hint="export the whole branch (`cairn export --branch NAME`) or import its history first",
                     )
-                roots.append(commit)
-            else:
-                children.setdefault(commit.parent, []).append(commit)
+        lines = self.records.commit_lines
+        ready = [(lines[c.hash], c.hash) for c in fresh.values() if not waiting.get(c.hash)]
+        heapq.heapify(ready)
         ordered: list[Commit] = []
-        stack = sorted(roots, key=lambda c: self.records.commit_lines[c.hash], reverse=True)
-        while stack:
-            commit = stack.pop()
+        while ready:
+            _, digest = heapq.heappop(ready)
+            commit = fresh[digest]
             ordered.append(commit)
-            stack.extend(sorted(children.get(commit.hash, ()), key=lambda c: self.records.commit_lines[c.hash]))
+            for child in children.get(digest, ()):
+                waiting[child.hash] -= 1
+                if not waiting[child.hash]:
+                    heapq.heappush(ready, (lines[child.hash], child.hash))
         return ordered
 
     def _contents(self, order: list[Commit]) -> tuple[dict[str, str], dict[str, int]]:

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import attrs
 
 from cairn.errors import EmbedderMismatchError, ValidationError
+from cairn.model.embedding import MAX_DIMENSIONS, EmbedderIdentity
 
 if TYPE_CHECKING:  # numpy is imported by the helpers that use it, when they run
     import numpy as np
@@ -90,50 +91,6 @@ REINDEX_COMMAND = "cairn memory reindex"
 MAX_K = 10_000
 #: Longest id, in characters.
 MAX_ID_LENGTH = 1024
-#: Largest vector size an identity may declare (the biggest embedding models use 4096 or 8192).
-MAX_DIMENSIONS = 65_536
-
-
-def _identity_text(instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(
-            f"must be a non-empty string, got {value!r}", what="embedder identity", field=attribute.name
-        )
-
-
-def _identity_dimensions(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIMENSIONS:
-        raise ValidationError(
-            f"must be a whole number from 1 to {MAX_DIMENSIONS}, got {value!r}",
-            what="embedder identity",
-            field=attribute.name,
-        )
-
-
-@attrs.frozen
-class EmbedderIdentity:
-    """Which embedder made an index's vectors: vectors of two identities are not comparable."""
-
-    #: The embedding provider's registered name (``local``, ``openai``).
-    provider: str = attrs.field(validator=_identity_text)
-    #: The model, as the provider names it (``hashing``, ``text-embedding-3-small``).
-    model: str = attrs.field(validator=_identity_text)
-    #: The length of every vector.
-    dimensions: int = attrs.field(validator=_identity_dimensions)
-
-    def describe(self) -> str:
-        """``local/hashing (512 dimensions)``."""
-        return f"{self.provider}/{self.model} ({self.dimensions} dimensions)"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, "model": self.model, "dimensions": self.dimensions}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EmbedderIdentity:
-        try:
-            return cls(data["provider"], data["model"], data["dimensions"])
-        except (KeyError, TypeError) as exc:
-            raise ValidationError(f"incomplete embedder identity {dict(data)!r}", what="embedder identity") from exc
 
 
 class Hit(NamedTuple):

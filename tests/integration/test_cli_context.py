@@ -33,7 +33,7 @@ def test_commit_from_stdin_and_payload(cairn):
     )
     cairn("commit", "-t", "artifact", "--field", "artifact_type=code", "--field", "language=python", "print(1)")
     types = [e["content"] for e in cairn.json("log")]
-    assert types[2]["text"] == "from stdin\n"
+    assert types[2]["text"] == "from stdin"  # the one final newline dropped, as git does for messages
     assert types[1]["tool_name"] == "grep"
     assert types[0] == {
         "content_type": "artifact",
@@ -41,6 +41,48 @@ def test_commit_from_stdin_and_payload(cairn):
         "language": "python",
         "content": "print(1)",
     }
+
+
+def test_commit_text_from_stdin_and_file_loses_one_final_newline_only(cairn, tmp_path):
+    cairn("commit", "-", input="two lines\n\n")
+    (tmp_path / "note.txt").write_text("from a file\n", encoding="utf-8")
+    cairn("commit", "--file", str(tmp_path / "note.txt"))
+    cairn("commit", "-", input="no newline")
+    texts = [e["content"]["text"] for e in cairn.json("log")]
+    assert texts == ["no newline", "from a file", "two lines\n"]
+
+
+def test_commit_without_text_says_how_to_give_it(cairn, tmp_path):
+    result = cairn.run("commit", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no text to commit: a dialogue item needs its text")
+    assert "as an argument" in result.stderr and "- to read standard input" in result.stderr
+    assert "--file" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "t.txt").write_text("x", encoding="utf-8")
+    both = cairn.run("commit", "x", "--file", str(tmp_path / "t.txt"), check=False)
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_a_budget_warning_is_one_warning_line(cairn):
+    result = cairn.run(
+        "--set", "context.max_tokens=5", "--set", "context.budget_action=warn", "commit", "a text over the budget"
+    )
+    assert result.stdout.startswith("[main ")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: effective context at ")
+    assert "over the budget of 5" in lines[0] and "BudgetWarning" not in result.stderr
+
+
+@pytest.mark.parametrize("since", ["yesterday", "today", "7d", "12h", "2020-01-01", "2020-01-01T00:00:00Z"])
+def test_log_since_takes_the_times_people_type(cairn, since):
+    cairn("commit", "hello")
+    assert [e["content"]["text"] for e in cairn.json("log", "--since", since)] == ["hello"]
+
+
+def test_log_since_that_is_not_a_time_names_every_form(cairn):
+    result = cairn.run("log", "--since", "last tuesday", check=False)
+    assert result.returncode == 1 and result.stderr.startswith("error: --since 'last tuesday' is not a time")
+    assert all(form in result.stderr for form in ("7d", "12h", "today", "yesterday", "2026-11-01"))
 
 
 @pytest.mark.parametrize(

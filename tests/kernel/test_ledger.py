@@ -7,12 +7,14 @@ import re
 import subprocess
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cairn.errors import ConflictError, NotFoundError, ValidationError
 from cairn.events import EventBus
 from cairn.hookspecs import hookimpl
-from cairn.ledger import Ledger, current_code_ref, parse_age
-from cairn.model import Run, format_time, new_run_id, validate_run_id
+from cairn.ledger import Ledger, current_code_ref, parse_age, parse_moment
+from cairn.model import Run, format_time, new_run_id, parse_time, validate_run_id
 from cairn.plugins import load_plugins
 from cairn.testing.memory import MemoryStore
 
@@ -193,3 +195,23 @@ def test_code_ref_is_the_git_head(tmp_path):
     assert current_code_ref(tmp_path) == head
     ledger = Ledger(MemoryStore(), bus=EventBus(), project_dir=tmp_path)
     assert ledger.record("job").code_ref == head
+
+
+@given(number=st.integers(min_value=0, max_value=10**30 - 1), unit=st.sampled_from("smhdw"))
+def test_every_age_becomes_a_time_that_reads_back(number: int, unit: str) -> None:
+    stamp = parse_moment(f"{number}{unit}")
+    assert parse_time(stamp) <= dt.datetime.now(dt.timezone.utc)
+    assert format_time(parse_time(stamp)).endswith(stamp[4:])  # the same time, whatever the year's width
+
+
+def test_parse_moment_takes_words_dates_and_times_and_names_every_form_when_wrong() -> None:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    assert parse_moment("today") == f"{today.isoformat()}T00:00:00.000000Z"
+    yesterday = today - dt.timedelta(days=1)
+    assert parse_moment(" Yesterday ") == f"{yesterday.isoformat()}T00:00:00.000000Z"
+    assert parse_moment("2026-11-01") == "2026-11-01T00:00:00.000000Z"
+    assert parse_moment("2026-11-01T09:00:00+02:00") == "2026-11-01T07:00:00.000000Z"
+    with pytest.raises(ValidationError) as caught:
+        parse_moment("last tuesday", "--since")
+    assert caught.value.message == "--since 'last tuesday' is not a time"
+    assert all(form in (caught.value.hint or "") for form in ("7d", "12h", "today", "yesterday", "2026-11-01"))

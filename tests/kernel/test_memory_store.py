@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from cairn.testing.memory import open_in_directory
-from cairn.testing.storage import ArtifactMetaConformance, StoreConformance
+from cairn.testing.storage import ArtifactMetaConformance, DocumentsConformance, StoreConformance, VectorsConformance
 
 
-class TestMemoryStore(StoreConformance, ArtifactMetaConformance):
+class TestMemoryStore(StoreConformance, ArtifactMetaConformance, VectorsConformance, DocumentsConformance):
     persistent = False
 
     @pytest.fixture

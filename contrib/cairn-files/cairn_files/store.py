@@ -124,7 +124,11 @@ class FileStore(ObjectStore, RefStore, AnnotationStore):
         try:
             batch = {c.hash for c in commits}
             for commit in commits:
-                for label, link in (("parent", commit.parent), ("target", commit.target)):
+                for label, link in (
+                    ("parent", commit.parent),
+                    ("target", commit.target),
+                    ("merged-in parent", commit.merge_parent),
+                ):
                     if link is not None and link not in batch and not self._commit_path(link).exists():
                         raise IntegrityError(f"commit {commit.short}: {label} {link[:12]} is not stored")
                 content_hash = commit.content_hash

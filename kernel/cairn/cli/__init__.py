@@ -87,6 +87,7 @@ from cairn.cli import (  # noqa: E402  (the built-in commands)
     demo_cmd,
     inspect_cmd,
     maintenance_cmd,
+    merge_cmd,
     project_cmd,
     providers_cmd,
 )
@@ -94,6 +95,7 @@ from cairn.cli import (  # noqa: E402  (the built-in commands)
 project_cmd.register(cli)
 context_cmd.register(cli)
 branch_cmd.register(cli)
+merge_cmd.register(cli)
 inspect_cmd.register(cli)
 maintenance_cmd.register(cli)
 demo_cmd.register(cli)
@@ -108,10 +110,26 @@ evals_cmd.register(cli)
 from cairn.cli import artifacts_cmd  # noqa: E402
 
 artifacts_cmd.register(cli)
+from cairn.cli import logs_cmd  # noqa: E402
+
+logs_cmd.register(cli)
+from cairn.cli import memory_cmd  # noqa: E402
+
+memory_cmd.register(cli)
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """A warning is one ``warning: ...`` line on stderr, like every other message, never Python's source excerpt."""
+    click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``cairn`` script."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         # With standalone_mode=False click returns ctx.exit()'s status instead of exiting.
         status = cli.main(args=argv, prog_name="cairn", standalone_mode=False)

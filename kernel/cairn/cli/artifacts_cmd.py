@@ -22,7 +22,6 @@ import click
 
 from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
 from cairn.errors import FileError, NotFoundError
-from cairn.model.artifacts import human_size as _size
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.artifact_gc import ArtifactGcReport
@@ -39,6 +38,13 @@ __all__ = [
     "print_diff",
     "register",
 ]
+
+
+def _size(n: int) -> str:
+    # cairn.model (attrs, cattrs) is imported when a command runs, not when `cairn --help` lists this one.
+    from cairn.model.artifacts import human_size
+
+    return human_size(n)
 
 
 def register(cli: click.Group) -> None:

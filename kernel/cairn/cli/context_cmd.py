@@ -37,9 +37,14 @@ def register(cli: click.Group) -> None:
 # -- building content from options ---------------------------------------------
 
 
+def _without_final_newline(text: str) -> str:
+    # `echo x | cairn commit -` means "x": drop the one newline that ends the input, as git does for messages.
+    return text[:-1] if text.endswith("\n") else text
+
+
 def _read_text(text: str | None) -> str | None:
     if text == "-":
-        return read_stdin("the text")
+        return _without_final_newline(read_stdin("the text"))
     return text
 
 
@@ -83,7 +88,12 @@ def _content_from_options(
     role: str | None,
     payload: str | None,
     fields: tuple[str, ...],
+    text_file: str | None = None,
 ) -> dict[str, Any]:
+    if text_file is not None:
+        if text is not None:
+            raise click.UsageError("give the text as an argument or with --file, not both")
+        text = _without_final_newline(read_text_file(text_file, "--file"))
     if payload is not None:
         raw = read_text_file(payload[1:], "--payload file") if payload.startswith("@") else _read_text(payload)
         try:
@@ -108,6 +118,14 @@ def _content_from_options(
                 hint="give its fields with --payload '{...}' or --field KEY=VALUE",
             )
         data[field] = text
+    elif not fields:
+        field = _text_field(content_types, content_type)
+        if field is not None:
+            raise ValidationError(
+                f"no text to commit: a {content_type} item needs its {field}",
+                hint='give it as an argument (cairn commit "..."), as - to read standard input, '
+                "or from a file with --file PATH",
+            )
     if content_type == "dialogue":
         data.setdefault("role", role or "user")
     elif role is not None:
@@ -118,6 +136,7 @@ def _content_from_options(
 content_options = [
     click.option("-t", "--type", "content_type", default="dialogue", show_default=True, help="Content type."),
     click.option("--role", help="Dialogue role: user, assistant or system (default user)."),
+    click.option("-F", "--file", "text_file", metavar="PATH", help="Read the text from this UTF-8 file."),
     click.option("--payload", "payload", metavar="JSON|@FILE|-", help="The content as a JSON object."),
     click.option("--field", "fields", multiple=True, metavar="KEY=VALUE", help="Set a content field (repeatable)."),
     click.option("-m", "--message", default="", help="Commit message."),
@@ -148,6 +167,7 @@ def commit_command(
     text: str | None,
     content_type: str,
     role: str | None,
+    text_file: str | None,
     payload: str | None,
     fields: tuple[str, ...],
     message: str,
@@ -155,9 +175,9 @@ def commit_command(
     as_json: bool,
     reply_to: str | None,
 ) -> None:
-    """Append a content item. TEXT, or - to read it from stdin."""
+    """Append a content item. TEXT, or - to read it from stdin, or --file PATH."""
     repo = state.repo
-    data = _content_from_options(repo.content_types, content_type, text, role, payload, fields)
+    data = _content_from_options(repo.content_types, content_type, text, role, payload, fields, text_file)
     commit = repo.append(data, message=message, reply_to=reply_to, metadata=_parse_pairs(meta, "--meta"))
     _report(repo, commit, as_json)
 
@@ -173,6 +193,7 @@ def edit_command(
     text: str | None,
     content_type: str,
     role: str | None,
+    text_file: str | None,
     payload: str | None,
     fields: tuple[str, ...],
     message: str,
@@ -190,7 +211,7 @@ def edit_command(
         content_type = original.content_type
         if content_type == "dialogue" and role is None and payload is None:
             role = getattr(repo.content_of(original), "role", None)
-    data = _content_from_options(repo.content_types, content_type, text, role, payload, fields)
+    data = _content_from_options(repo.content_types, content_type, text, role, payload, fields, text_file)
     commit = repo.edit(original.hash, data, message=message, metadata=_parse_pairs(meta, "--meta"))
     _report(repo, commit, as_json)
 

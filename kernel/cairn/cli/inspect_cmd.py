@@ -39,8 +39,8 @@ def commit_dict(repo: Any, commit: Commit, content: Content | None = None) -> di
 @click.argument("rev", required=False)
 @click.option("-n", "--limit", type=Count(), help="At most this many commits.")
 @click.option("-t", "--type", "content_type", help="Only this content type.")
-@click.option("--since", help="Only commits at or after this time (ISO-8601).")
-@click.option("--until", help="Only commits at or before this time (ISO-8601).")
+@click.option("--since", help="Only commits at or after this: 7d, 12h, today, yesterday, a date or an ISO time.")
+@click.option("--until", help="Only commits at or before this: 7d, 12h, today, yesterday, a date or an ISO time.")
 @click.option("--grep", help="Only commits whose message or text contains this (case-insensitive).")
 @click.option("--graph", is_flag=True, help="Draw every branch as a graph.")
 @json_option()
@@ -61,6 +61,11 @@ def log_command(
     if graph:
         _log_graph(repo, limit)
         return
+    if since is not None or until is not None:
+        from cairn.ledger import parse_moment
+
+        since = parse_moment(since, "--since") if since is not None else None
+        until = parse_moment(until, "--until") if until is not None else None
     entries = repo.log(rev, limit=limit, content_type=content_type, since=since, until=until, grep=grep)
     if as_json:
         echo_json([commit_dict(repo, e.commit, e.content) for e in entries])

@@ -39,7 +39,7 @@ def runs_group() -> None:
 @runs_group.command("list")
 @click.option("--type", "run_type", help="Only runs of this type.")
 @click.option("--status", type=click.Choice(["open", "ok", "failed", "partial"]), help="Only runs with this status.")
-@click.option("--since", help="Only runs started at or after this time (ISO-8601) or this long ago (7d, 12h).")
+@click.option("--since", help="Only runs started at or after this: 7d, 12h, today, yesterday, a date or an ISO time.")
 @click.option("-n", "--limit", type=Count(), default=50, show_default=True)
 @json_option()
 @pass_state
@@ -47,6 +47,9 @@ def runs_list(
     state: State, run_type: str | None, status: str | None, since: str | None, limit: int, as_json: bool
 ) -> None:
     """Runs, newest first."""
+    from cairn.ledger import parse_moment
+
+    since = parse_moment(since, "--since") if since is not None else None
     runs = state.ledger.list(type=run_type, status=status, since=since, limit=limit)
     if as_json:
         echo_json([r.to_record() for r in runs])

@@ -7,8 +7,6 @@ by each command, and a provider's own libraries (httpx, numpy) by its factory.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +57,8 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
     if text == "-":
         text = sys.stdin.read().rstrip("\n")  # the newline that ends the input is not part of the question
     repo = state.repo
-    with _providers(state) as providers:
+    # The recording closes after the providers: a failure that escapes is recorded as the call's outcome.
+    with contextlib.ExitStack() as recording, _providers(state) as providers:
         llm = providers.llm()
         problem = llm.provider.readiness()
         if problem is not None:
@@ -72,6 +71,8 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
             limit = min(limit, room) if limit else room
         question = repo.append({"content_type": "dialogue", "role": "user", "text": text}, message="cairn ask")
         streamed = False
+        recorder = recording.enter_context(_call_recorder(state, providers))
+        recorder.note(prompt_commit=question.hash)
         try:
             from cairn.cli.artifacts_cmd import image_reader
 
@@ -123,6 +124,12 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
             reply_to=question.hash,
             metadata=meta,
         )
+        recorder.finish(
+            prompt_commit=question.hash,
+            reply_commit=reply.hash,
+            budget=limit,
+            **{k: meta[k] for k in ("provider", "model", "usage", "cost", "latency_ms", "finish_reason", "request_id")},
+        )
     if as_json:
         echo_json(
             {
@@ -146,6 +153,35 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
         f"committed {question.short} and {reply.short}",
         err=True,
     )
+
+
+def _call_recorder(state: State, providers: Providers) -> Any:
+    """A ``CallRecorder`` whose run the meter's spend records point at; a no-op on a store without a ledger."""
+    from cairn.storage import RunStore
+
+    if not isinstance(state.store, RunStore):
+        return _Unrecorded()
+    from cairn.calls import CallRecorder
+
+    recorder = CallRecorder(state.ledger, operation="ask", branch=state.repo.branch)
+    providers.meter.run_id = recorder.run_id
+    return recorder
+
+
+class _Unrecorded:
+    """Stands in for ``CallRecorder`` when the store keeps no run ledger (context-only backends)."""
+
+    def __enter__(self) -> _Unrecorded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def note(self, **metadata: Any) -> None:
+        return None
+
+    def finish(self, **metadata: Any) -> None:
+        return None
 
 
 # -- embed ---------------------------------------------------------------------------------
@@ -226,30 +262,11 @@ def _capabilities(kind: str, caps: dict[str, Any] | None) -> str:
 # -- spend ---------------------------------------------------------------------------------
 
 
-_RELATIVE = re.compile(r"\A(\d{1,30})([dh])\Z")
-
-
 def _since(value: str | None) -> str | None:
     """A stored-time lower bound from ``today``, ``7d``, ``24h``, a date or an ISO time."""
-    from cairn.errors import ValidationError
-    from cairn.model import format_time, parse_time
+    from cairn.ledger import parse_moment
 
-    if value is None:
-        return None
-    now = _dt.datetime.now(_dt.timezone.utc)
-    text = value.strip().lower()
-    if text == "today":
-        return format_time(now.replace(hour=0, minute=0, second=0, microsecond=0))
-    if _RELATIVE.match(text):
-        from cairn.ledger import parse_age, time_ago
-
-        return time_ago(parse_age(text))
-    try:
-        return format_time(parse_time(value))
-    except ValidationError:
-        raise ValidationError(
-            f"--since {value!r} is not a time", hint="write today, 7d, 24h, 2026-11-01 or 2026-11-01T09:00:00Z"
-        ) from None
+    return None if value is None else parse_moment(value, "--since")
 
 
 @click.command("spend")

@@ -2,9 +2,18 @@
 
 A commit's hash is SHA-256 over the canonical JSON of the fields that say what
 happened (parent, operation, content hash, target, reply_to, message,
-metadata, time). The other fields (content type, token counts, depth, skip
-pointer) are derived facts every backend stores beside it to keep reads fast;
-they never change the hash, so the same history hashes the same everywhere.
+metadata, time, and a merge's second parent). The other fields (content type,
+token counts, depth, skip pointer, last merge) are derived facts every
+backend stores beside it to keep reads fast; they never change the hash, so
+the same history hashes the same everywhere.
+
+A merge commit (``Operation.MERGE``) has two parents: ``parent``, the branch
+merged into, and ``merge_parent``, the commit merged in. ``merge_parent`` is
+hashed only when it is set, so every commit written before merges existed
+keeps its hash. ``depth`` and ``skip`` follow ``parent`` (the first-parent
+chain); ``last_merge`` names the nearest merge commit on that chain (the
+commit itself for a merge), so the merges under a commit are found one read
+each.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ class Operation(str, enum.Enum):
     APPEND = "append"
     EDIT = "edit"  # replaces the content of ``target`` in what is materialized
     DELETE = "delete"  # removes ``target`` from what is materialized; history keeps it
+    MERGE = "merge"  # joins ``merge_parent``'s history into ``parent``'s; no content, no target
 
 
 def _optional_hash(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -53,6 +63,8 @@ def _fields_named(*names: str) -> tuple[attrs.Attribute[Any], ...]:
 
 
 HASHED_FIELDS = ("parent", "operation", "content_hash", "target", "reply_to", "message", "metadata", "created_at")
+#: Hashed too, but only when set (a merge's second parent): older commits keep their hashes.
+OPTIONAL_HASHED_FIELDS = ("merge_parent",)
 
 
 @attrs.frozen
@@ -75,6 +87,7 @@ class Commit:
     message: str
     metadata: dict[str, Any]
     created_at: str
+    merge_parent: str | None = None  # a merge's second parent (hashed when set)
     # derived, not hashed
     content_type: str | None = None
     token_count: int = 0
@@ -82,6 +95,7 @@ class Commit:
     depth: int = 0  # number of ancestors
     skip: str | None = None  # an ancestor at depth skip_depth(depth), for O(log n) ancestry
     tokenizer: str | None = None  # the tokenizer that counted token_count and cumulative_tokens
+    last_merge: str | None = None  # the nearest merge on the first-parent chain, this commit included
 
     @classmethod
     def new(
@@ -95,16 +109,23 @@ class Commit:
         message: str = "",
         metadata: Mapping[str, Any] | None = None,
         created_at: str,
+        merge_parent: str | None = None,
         **derived: Any,
     ) -> Commit:
         operation = Operation(operation)
-        if operation is Operation.APPEND and target is not None:
+        if (operation is Operation.MERGE) is not (merge_parent is not None):
+            needs = "needs the commit it merges in" if operation is Operation.MERGE else "only a merge has one"
+            raise ValidationError(needs, what="commit", field="merge_parent")
+        if operation is Operation.MERGE:
+            if target is not None or content_hash is not None or parent is None:
+                raise ValidationError("a merge has a parent and no target or content", what="commit")
+        elif operation is Operation.APPEND and target is not None:
             raise ValidationError("an append has no target", what="commit", field="target")
-        if operation is not Operation.APPEND and target is None:
+        elif operation in (Operation.EDIT, Operation.DELETE) and target is None:
             raise ValidationError(f"an {operation.value} needs the commit it targets", what="commit", field="target")
-        if operation is Operation.DELETE and content_hash is not None:
+        elif operation is Operation.DELETE and content_hash is not None:
             raise ValidationError("a delete carries no content", what="commit", field="content_hash")
-        if operation is not Operation.DELETE and content_hash is None:
+        elif operation is not Operation.DELETE and content_hash is None:
             raise ValidationError(f"an {operation.value} needs content", what="commit", field="content_hash")
         if not isinstance(message, str):
             raise ValidationError("must be a string", what="commit", field="message", given=message)
@@ -121,12 +142,14 @@ class Commit:
             "metadata": meta,
             "created_at": created_at,
         }
+        if merge_parent is not None:
+            fields["merge_parent"] = merge_parent
         commit = cls(hash=value_hash(fields, check_keys=False), **{**fields, "operation": operation}, **derived)
         commit.validate()
         return commit
 
     def hashed_fields(self) -> dict[str, Any]:
-        return {
+        fields = {
             "parent": self.parent,
             "operation": self.operation.value,
             "content_hash": self.content_hash,
@@ -136,13 +159,20 @@ class Commit:
             "metadata": self.metadata,
             "created_at": self.created_at,
         }
+        if self.merge_parent is not None:
+            fields["merge_parent"] = self.merge_parent
+        return fields
 
     def computed_hash(self) -> str:
         return sha256_hex(canonical_json(self.hashed_fields(), check_keys=False))
 
     def derived_fields(self) -> dict[str, Any]:
-        """The fields every backend stores beside the hashed ones (never part of the hash)."""
-        return {
+        """The fields every backend stores beside the hashed ones (never part of the hash).
+
+        ``last_merge`` is left out while it is None, so records of histories
+        without merges are what they were before merges existed.
+        """
+        fields = {
             "content_type": self.content_type,
             "token_count": self.token_count,
             "cumulative_tokens": self.cumulative_tokens,
@@ -150,6 +180,9 @@ class Commit:
             "skip": self.skip,
             "tokenizer": self.tokenizer,
         }
+        if self.last_merge is not None:
+            fields["last_merge"] = self.last_merge
+        return fields
 
     def to_record(self) -> dict[str, Any]:
         """Every field as plain JSON types, for backends and export."""
@@ -170,7 +203,7 @@ class Commit:
         record from outside can never hold a commit ``Commit.new`` refuses.
         """
         match = _HASH_RE.match
-        for name in ("hash", "parent", "content_hash", "target", "reply_to", "skip"):
+        for name in ("hash", "parent", "content_hash", "target", "reply_to", "skip", "merge_parent", "last_merge"):
             value = getattr(self, name)
             if value is not None and (value.__class__ is not str or not match(value)):
                 raise ValueError(f"{name} must be a 64-hex-digit hash, got {value!r:.80}")
@@ -188,6 +221,13 @@ class Commit:
                 raise ValueError(f"{name} must be null or a string of 1 to 200 characters, got {value!r:.80}")
         operation = self.operation
         named = ("a " if operation is Operation.DELETE else "an ") + operation.value
+        if (self.merge_parent is None) is (operation is Operation.MERGE):
+            needs = "a merge needs the commit it merges in" if self.merge_parent is None else "only a merge has one"
+            raise ValueError(f"merge_parent: {needs}")
+        if operation is Operation.MERGE:
+            if self.target is not None or self.content_hash is not None or self.parent is None:
+                raise ValueError("a merge has a parent and no target or content")
+            return
         if (self.target is None) is not (operation is Operation.APPEND):
             needs = "has no target" if operation is Operation.APPEND else "needs the commit it targets"
             raise ValueError(f"target: {named} {needs}")

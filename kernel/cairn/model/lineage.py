@@ -11,14 +11,20 @@ code, so the engine, import and fsck cannot drift apart.
 
 The rules (``cairn.repo.Repo`` writes commits by them):
 
-- ``depth`` counts ancestors; ``skip`` names the ancestor at
-  ``skip_depth(depth)`` from depth 2 on, None below;
+- ``depth`` counts first-parent ancestors; ``skip`` names the ancestor at
+  ``skip_depth(depth)`` on the first-parent chain from depth 2 on, None below;
+- ``last_merge`` is the commit itself for a merge, else its parent's;
 - ``content_type`` is the content blob's ``content_type``, None for a delete;
 - ``token_count`` is what the content costs by ``tokenizer``, 0 for a delete;
 - ``cumulative_tokens`` is the parent's plus what the commit changes, never
   below 0: an append adds its tokens, an edit adds its tokens and takes away
   those of the item's current version, a delete takes those away. The current
   version is the latest edit of the item on the parent's lineage, or the item.
+  A merge's count is worked out from both sides and their base (``merge_tokens``).
+
+With merges, "on the lineage" means reachable through either parent, and the
+latest change of an item is the newest one reachable (by time, then depth):
+a merge resolves a conflict with a change newer than both sides'.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class Derived:
     cumulative_tokens: int | None
     tokenizer: str | None
     problems: tuple[tuple[str, str], ...] = ()
+    last_merge: str | None = None
 
     def fields(self) -> dict[str, Any]:
         """The derived fields to store (``cumulative_tokens`` must be known)."""
@@ -65,6 +72,7 @@ class Derived:
             "token_count": self.token_count,
             "cumulative_tokens": self.cumulative_tokens,
             "tokenizer": self.tokenizer,
+            **({"last_merge": self.last_merge} if self.last_merge is not None else {}),
         }
 
 
@@ -98,21 +106,98 @@ class Lineage:
         return walk
 
     def is_ancestor(self, ancestor: Commit, descendant: Commit) -> bool:
-        """True when ``ancestor`` is ``descendant`` or one of its ancestors."""
+        """True when ``ancestor`` is ``descendant`` or reachable from it through either parent.
+
+        The first-parent chain costs O(log n) look-ups; each merge under
+        ``descendant`` newer than ``ancestor`` adds the same question about
+        the side it merged in.
+        """
+        return self._reaches(ancestor, descendant, set())
+
+    def _reaches(self, ancestor: Commit, descendant: Commit, asked: set[str]) -> bool:
+        found = self.ancestor_at_depth(descendant, ancestor.depth)
+        if found is not None and found.hash == ancestor.hash:
+            return True
+        merge_hash = descendant.last_merge
+        while merge_hash is not None and merge_hash not in asked:
+            asked.add(merge_hash)
+            merge = self.lookup(merge_hash)
+            if merge is None or merge.created_at < ancestor.created_at:
+                return False  # times never decrease from a commit to its children
+            side = self.lookup(merge.merge_parent) if merge.merge_parent else None
+            if side is not None and self._reaches(ancestor, side, asked):
+                return True
+            parent = self.lookup(merge.parent) if merge.parent else None
+            merge_hash = parent.last_merge if parent is not None else None
+        return False
+
+    def first_parent_of(self, ancestor: Commit, descendant: Commit) -> bool:
+        """True when ``ancestor`` is on ``descendant``'s first-parent chain."""
         found = self.ancestor_at_depth(descendant, ancestor.depth)
         return found is not None and found.hash == ancestor.hash
 
     def latest_change(self, head: Commit | None, target: Commit) -> Commit | None:
-        """The newest edit or delete of ``target`` on ``head``'s lineage, or None."""
+        """The newest edit or delete of ``target`` on ``head``'s lineage (by time, then depth), or None."""
         if head is None:
             return None
+        merged = head.last_merge is not None
         latest: Commit | None = None
         for change in self.changes(target.hash):
             known = self.lookup(change.hash) or change
-            if known.depth <= head.depth and (latest is None or known.depth > latest.depth):
+            if not merged and known.depth > head.depth:
+                continue
+            if latest is None or (known.created_at, known.depth) > (latest.created_at, latest.depth):
                 if self.is_ancestor(known, head):
                     latest = known
         return latest
+
+    def tokens_at(self, head: Commit | None, item: Commit, tokenizer: str | None, count: Counter | None) -> int | None:
+        """What ``item`` costs in ``head``'s effective context (0 when deleted or not there); None if unknown."""
+        if head is None or not self.is_ancestor(item, head):
+            return 0
+        latest = self.latest_change(head, item)
+        if latest is not None and latest.operation is Operation.DELETE:
+            return 0
+        source = latest or item
+        if tokenizer is not None and source.tokenizer == tokenizer:
+            return source.token_count
+        return count(source) if count is not None else None
+
+    def merge_tokens(
+        self, merge: Commit, ours: Commit, theirs: Commit, tokenizer: str | None, count: Counter | None
+    ) -> int | None:
+        """A merge's cumulative tokens: both sides' counts less their base's, corrected for the items both changed.
+
+        The merge's metadata names its base and the items both sides
+        changed (``merge.base``, ``merge.overlap``); each of those is counted
+        as it is at the merge instead of twice. None when a count is unknown.
+        """
+        found = merge.metadata.get("merge")
+        record: dict[str, Any] = found if isinstance(found, dict) else {}
+        base_hash = record.get("base")
+        base = self.lookup(base_hash) if isinstance(base_hash, str) else None
+        if base is None:
+            return None
+        total = ours.cumulative_tokens + theirs.cumulative_tokens - base.cumulative_tokens
+        for digest in record.get("overlap", ()):
+            item = self.lookup(digest) if isinstance(digest, str) else None
+            if item is None:
+                return None
+            values = [self.tokens_at(c, item, tokenizer, count) for c in (ours, theirs, base, merge)]
+            if any(v is None for v in values):
+                return None
+            at_ours, at_theirs, at_base, at_merge = values
+            total -= at_ours + at_theirs - at_base - at_merge  # type: ignore[operator]
+        return max(0, total)
+
+    def _resolves(self, commit: Commit, item: str) -> bool:
+        """True when ``commit`` is a merge's resolution of ``item`` (metadata ``resolves``: the merge, which lists it)."""
+        merge = self.lookup(commit.metadata["resolves"]) if isinstance(commit.metadata.get("resolves"), str) else None
+        if merge is None or merge.operation is not Operation.MERGE:
+            return False
+        record = merge.metadata.get("merge")
+        conflicts = record.get("conflicts", ()) if isinstance(record, dict) else ()
+        return any(isinstance(c, dict) and c.get("item") == item for c in conflicts)
 
     def derive(
         self,
@@ -136,7 +221,7 @@ class Lineage:
         if tokenizer is None:
             tokenizer = commit.tokenizer
         tokens = commit.token_count if token_count is None else token_count
-        if commit.operation is Operation.DELETE:
+        if commit.operation in (Operation.DELETE, Operation.MERGE):
             content_type, tokens = None, 0
         parent = self.lookup(commit.parent) if commit.parent is not None else None
         if commit.parent is not None and parent is None:
@@ -151,12 +236,25 @@ class Lineage:
             problems.append(
                 ("bad_time", f"it is older than its parent {parent.short} (times only grow along a branch)")
             )
+        last_merge = parent.last_merge if parent is not None else None
         base = parent.cumulative_tokens if parent is not None else 0
         cumulative: int | None = base + tokens
-        if commit.operation is not Operation.APPEND:
+        if commit.operation is Operation.MERGE:
+            last_merge = commit.hash
+            side = self.lookup(commit.merge_parent) if commit.merge_parent else None
+            if side is None:
+                problems.append(("missing_parent", f"merged-in parent {str(commit.merge_parent)[:12]} is missing"))
+                cumulative = None
+            else:
+                if commit.created_at < side.created_at:
+                    problems.append(("bad_time", f"it is older than its merged-in parent {side.short}"))
+                assert parent is not None
+                own = attrs.evolve(commit, last_merge=commit.hash)  # its own ancestry goes through itself
+                cumulative = self.merge_tokens(own, parent, side, tokenizer, count)
+        elif commit.operation is not Operation.APPEND:
             removed = self._current_tokens(commit, parent, tokenizer, count, problems)
             cumulative = None if removed is None else max(0, base + tokens - removed)
-        return Derived(depth, skip, content_type, tokens, cumulative, tokenizer, tuple(problems))
+        return Derived(depth, skip, content_type, tokens, cumulative, tokenizer, tuple(problems), last_merge)
 
     def _current_tokens(
         self,
@@ -191,6 +289,8 @@ class Lineage:
             return None
         latest = self.latest_change(parent, item)
         if latest is not None and latest.operation is Operation.DELETE:
+            if self._resolves(commit, item.hash):
+                return 0  # a merge's resolution brings back an item one side deleted
             problems.append(("bad_target", f"it targets {item.short}, already deleted by {latest.short}"))
             return None
         source = latest or item

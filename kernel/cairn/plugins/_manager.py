@@ -11,7 +11,6 @@ kept.
 from __future__ import annotations
 
 import contextvars
-import difflib
 import inspect
 import re
 import sys
@@ -376,6 +375,8 @@ def _misspelled_hooks(plugin: object, pm: pluggy.PluginManager) -> str | None:
             continue  # not marked as a hook: a private helper with an unlucky name
         if opts and opts.get("optionalhook"):
             continue
+        import difflib
+
         guess = difflib.get_close_matches(attr, sorted(known), n=1)
         suggestion = f"; did you mean {guess[0]}?" if guess else ""
         return f"{attr} is not a cairn hook{suggestion}"

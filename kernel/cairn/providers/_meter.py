@@ -8,8 +8,11 @@ with ``MissingFacetError``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from cairn.config import ProvidersSettings
 from cairn.errors import MissingFacetError
@@ -71,6 +74,42 @@ class Meter:
         self.run_id = run_id
         self.now = now or _now
         self.session_spend = 0.0
+        #: Spend records held back by ``aggregated()``, one per (provider, model, outcome); None when not held.
+        self._held: dict[tuple[str, str, str], SpendRecord] | None = None
+
+    @contextlib.contextmanager
+    def aggregated(self) -> Iterator[None]:
+        """Hold spend records in the block and write one per (provider, model, outcome) when it ends.
+
+        For bulk work (``cairn memory index`` makes thousands of embedding
+        calls): the ledger gets one record summing calls, tokens and cost
+        instead of one write per call. ``flush()`` writes what is held so
+        far (a checkpoint); ceilings count held spend too.
+        """
+        if self._held is not None:  # nested: the outer block writes
+            yield
+            return
+        self._held = {}
+        try:
+            yield
+        finally:
+            self.flush()
+            self._held = None
+
+    def flush(self) -> None:
+        """Write the spend records ``aggregated()`` holds (one write), and hold nothing."""
+        if not self._held:
+            return
+        held, self._held = list(self._held.values()), {}
+        if self.ledger is not None:
+            self.ledger.add_spend(held)
+
+    def _held_cost(self, run_only: bool) -> float:
+        if not self._held:
+            return 0.0
+        return sum(
+            r.cost for r in self._held.values() if r.cost is not None and (not run_only or r.run_id == self.run_id)
+        )
 
     @property
     def has_ceiling(self) -> bool:
@@ -80,12 +119,13 @@ class Meter:
         if self.store is None:
             return self.session_spend
         records = self._history().spend(since=_day_start(self.now()))
-        return sum(r.cost for r in records if r.cost is not None)
+        return sum(r.cost for r in records if r.cost is not None) + self._held_cost(False)
 
     def spent_in_run(self) -> float:
         if self.store is None or self.run_id is None:
             return self.session_spend
-        return sum(r.cost for r in self._history().spend(run_id=self.run_id) if r.cost is not None)
+        spent = sum(r.cost for r in self._history().spend(run_id=self.run_id) if r.cost is not None)
+        return spent + self._held_cost(True)
 
     def _history(self) -> RunStore:
         """The ledger holding the spend history, or ``MissingFacetError`` naming the ceilings that need it."""
@@ -172,22 +212,32 @@ class Meter:
         if cost is not None:
             self.session_spend += cost
         ts = self.now()
-        if self.ledger is not None:
-            self.ledger.add_spend(
-                [
-                    SpendRecord(
-                        ts=ts,
-                        provider=provider,
-                        model=model,
-                        outcome=outcome,
-                        calls=1 if sent else 0,
-                        input_tokens=usage.input_tokens if usage else 0,
-                        output_tokens=usage.output_tokens if usage else 0,
-                        cost=cost,
-                        run_id=self.run_id,
-                    )
-                ]
-            )
+        record = SpendRecord(
+            ts=ts,
+            provider=provider,
+            model=model,
+            outcome=outcome,
+            calls=1 if sent else 0,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cost=cost,
+            run_id=self.run_id,
+        )
+        if self._held is not None:
+            key = (provider, model, outcome)
+            before = self._held.get(key)
+            if before is not None:
+                total = None if before.cost is None or cost is None else before.cost + cost
+                record = attrs.evolve(
+                    record,
+                    calls=before.calls + record.calls,
+                    input_tokens=before.input_tokens + record.input_tokens,
+                    output_tokens=before.output_tokens + record.output_tokens,
+                    cost=total,
+                )
+            self._held[key] = record
+        elif self.ledger is not None:
+            self.ledger.add_spend([record])
         payload: dict[str, Any] = {
             "operation": operation,
             "provider": provider,

@@ -19,7 +19,10 @@ facet           contract            holds
 =============== =================== ============================================
 
 Facets added since: ``artifact_meta`` (``ArtifactMetaStore``), the records
-of artifacts and snapshots and the bytes of small artifacts.
+of artifacts and snapshots and the bytes of small artifacts; ``vectors``
+(``VectorStore``), embeddings keyed by embedder and text hash (derived data,
+rebuildable); ``documents`` (``DocumentStore``), the texts search and recall
+read, with full-text search.
 
 The context engine needs objects, refs and annotations; the ledger needs
 ``ledger``; chat needs ``chat``. ``require(store, RunStore)`` returns the
@@ -42,6 +45,7 @@ from cairn.storage._facet import Facet, backend_name, facets_of, require
 from cairn.storage.annotations import AnnotationStore
 from cairn.storage.artifacts import ArtifactMetaStore
 from cairn.storage.chat import ChatStore
+from cairn.storage.documents import DocumentStore, query_words
 from cairn.storage.ledger import RunStore
 from cairn.storage.maintenance import (
     GcReport,
@@ -56,6 +60,7 @@ from cairn.storage.objects import ObjectStore
 from cairn.storage.refs import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX, RefStore, RefUpdate, branch_ref, ref_problem
 from cairn.storage.sync import Syncable, SyncReport, SyncStatus
 from cairn.storage.token_counts import TokenCountStore
+from cairn.storage.vectors import VectorStore
 
 __all__ = [
     "BRANCH_PREFIX",
@@ -65,6 +70,7 @@ __all__ = [
     "ArtifactMetaStore",
     "ChatStore",
     "ConflictError",
+    "DocumentStore",
     "Facet",
     "GcReport",
     "IntegrityError",
@@ -83,11 +89,13 @@ __all__ = [
     "SyncStatus",
     "Syncable",
     "TokenCountStore",
+    "VectorStore",
     "backend_name",
     "branch_ref",
     "check_objects",
     "check_store",
     "facets_of",
+    "query_words",
     "ref_problem",
     "require",
     "unreachable",

@@ -218,7 +218,7 @@ def unreachable(
         reachable.add(digest)
         commit = commits[digest]
         # Follow targets too: an edit that survives keeps the item it changes.
-        for link in (commit.parent, commit.target):
+        for link in (commit.parent, commit.target, commit.merge_parent):
             if link and link in commits:
                 stack.append(link)
     dead = set(commits) - reachable

@@ -24,6 +24,7 @@ from cairn.storage import (
     check_objects,
     unreachable,
 )
+from cairn.testing.memory_documents import MemoryMemoryFacets
 
 __all__ = ["MemoryStore", "open_in_directory"]
 
@@ -33,9 +34,10 @@ def open_in_directory(directory: object) -> MemoryStore:
     return MemoryStore()
 
 
-class MemoryStore(Store, ArtifactMetaStore):
+class MemoryStore(Store, ArtifactMetaStore, MemoryMemoryFacets):
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._memory_init()
         self.blobs: dict[str, bytes] = {}
         self.commits: dict[str, Commit] = {}
         self.refs: dict[str, str] = {}
@@ -68,7 +70,11 @@ class MemoryStore(Store, ArtifactMetaStore):
             # Links may point anywhere in the store or in this batch, in any order.
             batch = {c.hash for c in commits}
             for commit in commits:
-                for label, link in (("parent", commit.parent), ("target", commit.target)):
+                for label, link in (
+                    ("parent", commit.parent),
+                    ("target", commit.target),
+                    ("merged-in parent", commit.merge_parent),
+                ):
                     if link is not None and link not in self.commits and link not in batch:
                         raise IntegrityError(f"commit {commit.short}: {label} {link[:12]} is not stored")
                 if (

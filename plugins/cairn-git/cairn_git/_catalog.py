@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from cairn.model import Annotation, Commit, Operation, Priority
+from cairn.model.lineage import Lineage
 
 __all__ = [
     "Catalog",
@@ -102,6 +103,8 @@ def commit_from_bytes(data: bytes) -> Commit:
         depth=record.get("depth", 0),
         skip=record.get("skip"),
         tokenizer=record.get("tokenizer"),
+        merge_parent=record.get("merge_parent"),
+        last_merge=record.get("last_merge"),
     )
 
 
@@ -234,14 +237,12 @@ class Catalog:
         return out
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        """True when ``ancestor`` is ``descendant`` or reached from it through parents."""
+        """True when ``ancestor`` is ``descendant`` or reached from it through parents (both of a merge)."""
         top = self.commits.get(ancestor)
         walk = self.commits.get(descendant)
         if top is None or walk is None:
             return False
-        while walk is not None and walk.depth > top.depth:
-            walk = self.commits.get(walk.parent) if walk.parent else None
-        return walk is not None and walk.hash == ancestor
+        return Lineage(self.commits.get, lambda target: ()).is_ancestor(top, walk)
 
     # -- annotations ----------------------------------------------------------------------
 

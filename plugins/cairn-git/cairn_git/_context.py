@@ -248,6 +248,7 @@ class ContextBase(GitBase):
             for what, digest, known, extra in (
                 ("parent", commit.parent, catalog.commits, batch),
                 ("target", commit.target, catalog.commits, batch),
+                ("merged-in parent", commit.merge_parent, catalog.commits, batch),
                 ("content blob", commit.content_hash, catalog.blobs, batch_blobs),
             ):
                 if digest is not None and digest not in known and digest not in extra:

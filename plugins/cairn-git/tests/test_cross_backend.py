@@ -1,4 +1,4 @@
-"""An export from cairn-sqlite imports into cairn-git (and back) hash for hash."""
+"""An export from cairn-sqlite imports into cairn-git (and back) hash for hash, merge commits included."""
 
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ def _history(repo: Repo) -> None:
     repo.switch("main")
     third = repo.append({"content_type": "dialogue", "role": "assistant", "text": "to be deleted"})
     repo.delete(third.hash)
+    # A merge commit with two parents, whose conflict (both edited ``second``) a resolution settles.
+    repo.switch("side")
+    repo.edit(second.hash, {"content_type": "dialogue", "role": "user", "text": "theirs"})
+    repo.switch("main")
+    repo.edit(second.hash, {"content_type": "dialogue", "role": "user", "text": "ours"})
+    merged = repo.merge("side", strategy="theirs")
+    assert merged.merge is not None and merged.resolutions
     repo.annotate(first.hash, Priority.PINNED, "key")
     repo.annotate(second.hash, Priority.SKIP, "noise")
 

@@ -1,7 +1,7 @@
 """cairn-sqlite: cairn's embedded default storage backend, one SQLite file built with sqlite-utils.
 
 ``SqliteConfig`` is importable cheaply; ``SqliteStore`` and the rest of
-``cairn_sqlite.store`` load (with ``sqlite_utils``) on first use.
+``cairn_sqlite.store`` load on first use (sqlite_utils only when a schema step is missing).
 """
 
 from __future__ import annotations

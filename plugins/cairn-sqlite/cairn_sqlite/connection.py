@@ -28,14 +28,15 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from cairn.errors import IntegrityError, StorageError, ValidationError
 from cairn.storage import Facet
 from cairn_sqlite import schema
 from cairn_sqlite.config import MEMORY, SYNCHRONOUS_LEVELS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlite_utils import Database
 
 __all__ = [
     "MEMORY",
@@ -202,7 +203,6 @@ class SqliteConnection(Facet):
     processes (SQLite's locking; every write takes the lock up front).
     """
 
-    db: Database
     _conn: sqlite3.Connection | None
 
     def __init__(
@@ -252,13 +252,12 @@ class SqliteConnection(Facet):
             raise storage_error(exc, self.path, "opening the database", busy_timeout_ms) from exc
         try:
             self._configure(conn)
-            self.db = Database(conn, recursive_triggers=False, execute_plugins=False)
             self._conn = conn
             # Read before writing anything: a file that is not a database, is
             # someone else's database or is from a newer release stays untouched.
-            schema.refuse(self.db, self.path, schema.read_version(self.db))
+            schema.refuse(conn, self.path, schema.read_version(conn))
             self._journal(conn)
-            schema.migrate(self.db, self.path, self._write_transaction)
+            schema.migrate(conn, self.path, self._write_transaction)
         except sqlite3.Error as exc:
             self._conn = None
             conn.close()
@@ -267,6 +266,19 @@ class SqliteConnection(Facet):
             self._conn = None
             conn.close()
             raise
+
+    @property
+    def db(self) -> Database:
+        """The connection as a ``sqlite_utils.Database``, for inspecting the schema.
+
+        Built on first use: the store itself runs plain SQL, so commands never pay
+        for importing sqlite_utils (and the numpy it pulls in).
+        """
+        from sqlite_utils import Database
+
+        if self._conn is None:
+            raise StorageError(f"{self.path}: the store is closed", hint="open the store again")
+        return Database(self._conn, recursive_triggers=False, execute_plugins=False)
 
     # -- opening ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from cairn_sqlite.objects import COLS, commit_from_row
 
 __all__ = ["SqliteMaintenance"]
 
-# gc: the live set follows parents and edit/delete targets from every ref
+# gc: the live set follows parents (both of a merge) and edit/delete targets from every ref
 # whose value is a stored commit (symbolic values match no hash). Following
 # targets too keeps every surviving link intact, so check() stays clean.
 _GC_SQL = (
@@ -32,7 +32,7 @@ _GC_SQL = (
         UNION
         SELECT n.hash FROM live
         JOIN commits AS c ON c.hash = live.hash
-        JOIN commits AS n ON n.hash = c.parent OR n.hash = c.target
+        JOIN commits AS n ON n.hash = c.parent OR n.hash = c.target OR n.hash = c.merge_parent
     )
     INSERT INTO temp.gc_live (hash) SELECT hash FROM live
     """,

@@ -81,6 +81,8 @@ def commit_from_row(row: Sequence[Any]) -> Commit:
         depth=row[12],
         skip=row[13],
         tokenizer=row[14],
+        merge_parent=row[15],
+        last_merge=row[16],
     )
 
 
@@ -108,6 +110,8 @@ def _commit_row(commit: Commit) -> tuple[Any, ...]:
         commit.depth,
         commit.skip,
         commit.tokenizer,
+        commit.merge_parent,
+        commit.last_merge,
         commit.parent,  # looked up for parent_seq
     )
 
@@ -127,8 +131,10 @@ def _topological(commits: list[Commit]) -> list[Commit]:
     # Usually (an import, a branch) the batch is already in order: check in one pass.
     seen: set[str] = set()
     for commit in commits:
-        if (commit.parent in by_hash and commit.parent not in seen) or (
-            commit.target in by_hash and commit.target not in seen
+        if (
+            (commit.parent in by_hash and commit.parent not in seen)
+            or (commit.target in by_hash and commit.target not in seen)
+            or (commit.merge_parent in by_hash and commit.merge_parent not in seen)
         ):
             break
         seen.add(commit.hash)
@@ -145,7 +151,7 @@ def _topological(commits: list[Commit]) -> list[Commit]:
             top = stack[-1]
             pending = [
                 by_hash[d]
-                for d in (top.parent, top.target)
+                for d in (top.parent, top.target, top.merge_parent)
                 if d is not None and d in by_hash and d not in done and d not in visiting
             ]
             if pending:
@@ -179,7 +185,9 @@ def _checked_blobs(blobs: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
 def _check_links(conn: sqlite3.Connection, ordered: list[Commit], batch_blobs: set[str]) -> None:
     """``IntegrityError`` naming the first parent, target or content blob neither stored nor in the batch."""
     batch = {c.hash for c in ordered}
-    need_commits = {h for c in ordered for h in (c.parent, c.target) if h is not None and h not in batch}
+    need_commits = {
+        h for c in ordered for h in (c.parent, c.target, c.merge_parent) if h is not None and h not in batch
+    }
     need_blobs = {c.content_hash for c in ordered if c.content_hash is not None and c.content_hash not in batch_blobs}
     stored_commits = _known(conn, "commits", need_commits)
     stored_blobs = _known(conn, "blobs", need_blobs)
@@ -189,6 +197,7 @@ def _check_links(conn: sqlite3.Connection, ordered: list[Commit], batch_blobs: s
         for what, digest, known in (
             ("parent", commit.parent, known_commits),
             ("target", commit.target, known_commits),
+            ("merged-in parent", commit.merge_parent, known_commits),
             ("content blob", commit.content_hash, known_blobs),
         ):
             if digest is not None and digest not in known:

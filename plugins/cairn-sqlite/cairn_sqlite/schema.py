@@ -9,15 +9,19 @@ or that a newer cairn-sqlite wrote, is refused before anything is written.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import attrs
-from sqlite_utils import Database
 
 from cairn.errors import StorageError
 from cairn.model import now
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlite_utils import Database
 
 __all__ = [
     "COMMIT_COLUMNS",
@@ -55,6 +59,8 @@ COMMIT_COLUMNS = (
     "depth",
     "skip",
     "tokenizer",
+    "merge_parent",
+    "last_merge",
 )
 
 
@@ -205,12 +211,67 @@ def _schema_v4(db: Database) -> None:
     snapshots.create_index(["tree", "created", "id"], index_name="snapshot_records_tree")
 
 
+def _schema_v5(db: Database) -> None:
+    """Merge commits: a merge's second parent (hashed) and each commit's nearest merge (derived).
+
+    Both are NULL on every commit written before: a history without merges
+    reads back exactly as it was.
+    """
+    db.conn.execute("ALTER TABLE commits ADD COLUMN merge_parent TEXT REFERENCES commits(hash)")
+    db.conn.execute("ALTER TABLE commits ADD COLUMN last_merge TEXT")
+    # the foreign-key check when a merged-in parent is deleted (gc)
+    db.conn.execute("CREATE INDEX commits_merge_parent ON commits (merge_parent) WHERE merge_parent IS NOT NULL")
+
+
+def _schema_v6(db: Database) -> None:
+    """Memory: embedders, vectors by (embedder, text hash), documents with an FTS5 index of their text.
+
+    ``vectors`` is a rowid table (a 1.5 KB vector is too wide for a
+    WITHOUT ROWID b-tree) with a unique index on its key. ``documents_fts``
+    is an external-content FTS5 table over ``documents.text``, kept in step
+    by triggers, so the text is stored once.
+    """
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE embedders (id INTEGER PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, "
+        "dimensions INTEGER NOT NULL, UNIQUE (provider, model, dimensions))"
+    )
+    conn.execute(
+        "CREATE TABLE vectors (embedder INTEGER NOT NULL REFERENCES embedders (id), hash TEXT NOT NULL, "
+        "vector BLOB NOT NULL)"
+    )
+    conn.execute("CREATE UNIQUE INDEX vectors_key ON vectors (embedder, hash)")
+    conn.execute(
+        "CREATE TABLE documents (rowid INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, "
+        "text_hash TEXT NOT NULL, created TEXT NOT NULL, branch TEXT, metadata TEXT NOT NULL, text TEXT NOT NULL, "
+        "UNIQUE (collection, id))"
+    )
+    conn.execute("CREATE INDEX documents_hash ON documents (text_hash)")
+    conn.execute("CREATE INDEX documents_time ON documents (created, collection, id)")
+    conn.execute("CREATE VIRTUAL TABLE documents_fts USING fts5(text, content='documents', content_rowid='rowid')")
+    conn.execute(
+        "CREATE TRIGGER documents_fts_insert AFTER INSERT ON documents BEGIN "
+        "INSERT INTO documents_fts (rowid, text) VALUES (new.rowid, new.text); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER documents_fts_delete AFTER DELETE ON documents BEGIN "
+        "INSERT INTO documents_fts (documents_fts, rowid, text) VALUES ('delete', old.rowid, old.text); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER documents_fts_update AFTER UPDATE OF text ON documents BEGIN "
+        "INSERT INTO documents_fts (documents_fts, rowid, text) VALUES ('delete', old.rowid, old.text); "
+        "INSERT INTO documents_fts (rowid, text) VALUES (new.rowid, new.text); END"
+    )
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _schema_v1),
     Migration(2, "the run ledger: runs, events, spend", _schema_v2),
     Migration(3, "chat messages and threads", _schema_v3),
     Migration(4, "artifact and snapshot records, inline artifact bytes", _schema_v4),
+    Migration(5, "merge commits: second parent and nearest merge", _schema_v5),
+    Migration(6, "memory: embedders, vectors, documents and their full-text index", _schema_v6),
 )
 
 
@@ -221,8 +282,9 @@ def schema_version() -> int:
 
 def _check_migrations(migrations: Sequence[Migration]) -> None:
     versions = [m.version for m in migrations]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"cairn-sqlite migrations must be numbered 1, 2, 3 ...; got {versions}")
+    # Strictly increasing from 1; a gap is a step another branch holds until the branches merge.
+    if not versions or versions[0] != 1 or any(b <= a for a, b in itertools.pairwise(versions)):
+        raise RuntimeError(f"cairn-sqlite migrations must be numbered 1, 2, 3 ... in order; got {versions}")
 
 
 _check_migrations(MIGRATIONS)
@@ -231,19 +293,23 @@ _check_migrations(MIGRATIONS)
 # -- opening: which version a file holds, and bringing it up to date --------------------
 
 
-def read_version(db: Database) -> int | None:
+def read_version(conn: sqlite3.Connection) -> int | None:
     """The recorded schema version; None when there is no ``migrations`` table yet."""
-    if not db.table("migrations").exists():
+    if not _table_names(conn) & {"migrations"}:
         return None
-    row = db.conn.execute("SELECT max(version) FROM migrations").fetchone()
+    row = conn.execute("SELECT max(version) FROM migrations").fetchone()
     return int(row[0] or 0)
 
 
-def refuse(db: Database, path: str, version: int | None) -> None:
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def refuse(conn: sqlite3.Connection, path: str, version: int | None) -> None:
     """``StorageError`` when the file at ``path`` is someone else's database or a newer cairn-sqlite's."""
     latest = schema_version()
     if version is None:
-        others = [t for t in db.table_names() if not t.startswith("sqlite_")]
+        others = [t for t in _table_names(conn) if not t.startswith("sqlite_")]
         if others:
             raise StorageError(
                 f"{path} is an SQLite database but not a cairn store (it holds {', '.join(sorted(others)[:5])})",
@@ -258,17 +324,27 @@ def refuse(db: Database, path: str, version: int | None) -> None:
 
 
 def migrate(
-    db: Database, path: str, write_transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    conn: sqlite3.Connection,
+    path: str,
+    write_transaction: Callable[[], AbstractContextManager[sqlite3.Connection]],
 ) -> None:
-    """Apply every step ``db`` lacks, all in one ``write_transaction`` (the store's ``BEGIN IMMEDIATE``)."""
-    version = read_version(db)
-    refuse(db, path, version)
+    """Apply every step the file lacks, all in one ``write_transaction`` (the store's ``BEGIN IMMEDIATE``).
+
+    sqlite_utils (slow to import: it pulls in numpy when installed) builds the
+    tables, so it is imported only when a step is actually missing: opening
+    an up-to-date store reads one row with the plain connection.
+    """
+    version = read_version(conn)
+    refuse(conn, path, version)
     if version == schema_version():
         return  # the common case: no write lock taken on open
+    from sqlite_utils import Database
+
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)
     with write_transaction() as conn:
         # Another process may have migrated while we waited for the lock.
-        version = read_version(db)
-        refuse(db, path, version)
+        version = read_version(conn)
+        refuse(conn, path, version)
         if version is None:
             db.table("migrations").create(
                 {"version": int, "name": str, "applied_at": str},
@@ -276,7 +352,7 @@ def migrate(
                 not_null={"name", "applied_at"},
             )
             version = 0
-        for migration in MIGRATIONS[version:]:
+        for migration in [m for m in MIGRATIONS if m.version > version]:
             migration.apply(db)
             conn.execute(
                 "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -16,6 +16,8 @@ module                          holds
 ``cairn_sqlite.ledger``         runs, events and spend
 ``cairn_sqlite.chat``           chat messages and threads
 ``cairn_sqlite.artifacts``      artifact and snapshot records, inline bytes
+``cairn_sqlite.vectors``        embeddings by embedder and text hash
+``cairn_sqlite.documents``      searchable documents and their FTS5 index
 ``cairn_sqlite.maintenance``    stats, gc and check
 =============================== ============================================
 
@@ -48,12 +50,14 @@ from cairn_sqlite.artifacts import SqliteArtifactMeta
 from cairn_sqlite.chat import SqliteChat
 from cairn_sqlite.config import MEMORY, SqliteConfig, resolve_path
 from cairn_sqlite.connection import MIN_SQLITE
+from cairn_sqlite.documents import SqliteDocuments
 from cairn_sqlite.ledger import SqliteLedger
 from cairn_sqlite.maintenance import SqliteMaintenance
 from cairn_sqlite.objects import SqliteObjects
 from cairn_sqlite.refs import SqliteRefs
 from cairn_sqlite.schema import COMMIT_COLUMNS, MIGRATIONS, Migration, schema_version
 from cairn_sqlite.token_counts import SqliteTokenCounts
+from cairn_sqlite.vectors import SqliteVectors
 
 __all__ = [
     "COMMIT_COLUMNS",
@@ -81,9 +85,11 @@ class SqliteStore(
     SqliteChat,
     SqliteMaintenance,
     SqliteArtifactMeta,
+    SqliteVectors,
+    SqliteDocuments,
     Store,
 ):
-    """A ``cairn.storage.Store`` in one SQLite file: every facet but sync, and artifact metadata (see the module docstring).
+    """A ``cairn.storage.Store`` in one SQLite file: every facet but sync, artifact metadata, vectors and documents (see the module docstring).
 
     Safe to share between threads (calls are serialized) and between
     processes (SQLite's locking; every write takes the lock up front).

@@ -58,6 +58,16 @@ def test_plugin_module_does_not_import_sqlite_utils() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_opening_an_up_to_date_store_does_not_import_sqlite_utils(db_path: Path) -> None:
+    SqliteStore(db_path).close()  # created (and migrated) here, with sqlite_utils
+    code = (
+        "import sys; from cairn_sqlite.store import SqliteStore;"
+        f"s = SqliteStore({str(db_path)!r}); s.list_refs(); s.close();"
+        "heavy = [m for m in ('sqlite_utils', 'numpy') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
 def test_registered_through_the_entry_point(cairn_env: Path) -> None:
     plugins = _sqlite_plugins()
     registration = plugins.storage.get("sqlite")  # type: ignore[attr-defined]
@@ -243,7 +253,7 @@ def test_older_database_is_migrated(db_path: Path, monkeypatch: pytest.MonkeyPat
         assert migrated.get_ref(MAIN) == one.hash
     with SqliteStore(db_path) as again:  # nothing left to apply
         versions = [v for (v,) in again.db.execute("SELECT version FROM migrations")]  # type: ignore[attr-defined]
-        assert versions == list(range(1, later.version + 1))
+        assert versions == [m.version for m in (*MIGRATIONS, later)]
 
 
 def test_failed_migration_changes_nothing(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -587,3 +597,15 @@ def test_stats_details(store: SqliteStore) -> None:
 def test_open_in_directory(tmp_path: Path) -> None:
     with open_in_directory(tmp_path) as opened:
         assert Path(opened.path) == tmp_path / "cairn.db"  # type: ignore[attr-defined]
+
+
+def test_the_migration_chain_may_have_gaps_but_never_goes_back() -> None:
+    """Branches take numbers in flight (5 for merge parents, 6 for memory); the lead renumbers at merge."""
+    versions = [m.version for m in MIGRATIONS]
+    assert versions[0] == 1
+    assert versions == sorted(set(versions))
+    noop = lambda db: None  # noqa: E731
+    for bad in ([2], [1, 3, 3], [1, 4, 2]):
+        with pytest.raises(RuntimeError, match="numbered"):
+            schema_module._check_migrations([Migration(v, "x", noop) for v in bad])
+    schema_module._check_migrations([Migration(v, "x", noop) for v in (1, 2, 4, 6)])

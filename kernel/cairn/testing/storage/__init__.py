@@ -11,7 +11,8 @@ callable that opens (creating when needed) a store in a directory::
         def store_opener(self):
             return my_backend.open_in_directory   # opener(directory: pathlib.Path) -> store
 
-A backend of every wave-1 facet inherits ``StoreConformance``. Every suite
+A backend of every wave-1 facet inherits ``StoreConformance``; one that keeps
+memory adds ``VectorsConformance`` and ``DocumentsConformance``. Every suite
 also checks the other way round: a test class that leaves out the suite of
 a facet its store declares fails (``test_runs_the_suite_of_every_declared_facet``).
 
@@ -55,12 +56,14 @@ from cairn.testing.storage._support import (
 from cairn.testing.storage.annotations import AnnotationsConformance
 from cairn.testing.storage.artifacts import ArtifactMetaConformance
 from cairn.testing.storage.chat import ChatConformance
+from cairn.testing.storage.documents import DocumentsConformance, make_document
 from cairn.testing.storage.ledger import LedgerConformance, make_events, make_run
 from cairn.testing.storage.maintenance import MaintenanceConformance
 from cairn.testing.storage.objects import ObjectsConformance
 from cairn.testing.storage.refs import RefsConformance
 from cairn.testing.storage.sync import SyncConformance
 from cairn.testing.storage.token_counts import TokenCountsConformance
+from cairn.testing.storage.vectors import VectorsConformance
 
 __all__ = [
     "MAIN",
@@ -71,6 +74,7 @@ __all__ = [
     "Chain",
     "ChatConformance",
     "CorruptBlob",
+    "DocumentsConformance",
     "FacetSuite",
     "LedgerConformance",
     "MaintenanceConformance",
@@ -80,10 +84,12 @@ __all__ = [
     "StoreOpener",
     "SyncConformance",
     "TokenCountsConformance",
+    "VectorsConformance",
     "ancestor_at",
     "at",
     "content_bytes",
     "derive",
+    "make_document",
     "make_events",
     "make_run",
     "run_workers",

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from cairn.errors import ConflictError
@@ -49,6 +50,8 @@ SUITES = {
     "maintenance": "MaintenanceConformance",
     "sync": "SyncConformance",
     "artifact_meta": "ArtifactMetaConformance",
+    "vectors": "VectorsConformance",
+    "documents": "DocumentsConformance",
 }
 #: Facets whose suites need more than a store opener (a remote): backends run them with their own fixtures.
 UNSUITED: frozenset[str] = frozenset()
@@ -104,7 +107,8 @@ def derive(
     depth = parent.depth + 1
     skip = ancestor_at(parent, skip_depth(depth), lookup).hash if depth >= 2 else None
     cumulative = max(0, parent.cumulative_tokens + token_count - removed)
-    return {**base, "depth": depth, "skip": skip, "cumulative_tokens": cumulative}
+    merge = {"last_merge": parent.last_merge} if parent.last_merge is not None else {}
+    return {**base, "depth": depth, "skip": skip, "cumulative_tokens": cumulative, **merge}
 
 
 class Chain:
@@ -187,6 +191,25 @@ class Chain:
 
     def delete(self, parent: Commit, target: Commit, **kwargs: Any) -> Commit:
         return self._make(parent, Operation.DELETE, None, target=target, **kwargs)
+
+    def merge(self, ours: Commit, theirs: Commit, base: Commit, **kwargs: Any) -> Commit:
+        """A merge commit of ``theirs`` into ``ours`` (sides that changed no item in common), as ``Repo.merge`` writes it."""
+        fields = derive(ours, self.lookup, 0)
+        fields["cumulative_tokens"] = ours.cumulative_tokens + theirs.cumulative_tokens - base.cumulative_tokens
+        fields["tokenizer"] = None
+        commit = Commit.new(
+            parent=ours.hash,
+            operation=Operation.MERGE,
+            content_hash=None,
+            merge_parent=theirs.hash,
+            message=kwargs.get("message", "merge"),
+            metadata={"merge": {"base": base.hash, "overlap": [], "conflicts": []}},
+            created_at=kwargs.get("created_at") or self.tick(),
+            **{k: v for k, v in fields.items() if k != "last_merge"},
+        )
+        commit = attrs.evolve(commit, last_merge=commit.hash)
+        self.commits[commit.hash] = commit
+        return commit
 
     def line(self, length: int, parent: Commit | None = None, prefix: str = "item") -> list[Commit]:
         """``length`` appends, each the child of the previous one."""

@@ -71,6 +71,38 @@ class ObjectsConformance(FacetSuite):
         assert got[delete.hash].depth == 3 and got[delete.hash].skip == chain.lookup(delete.parent).parent  # type: ignore[arg-type]
         assert got[reply.hash].cumulative_tokens == root.token_count + reply.token_count
 
+    def test_merge_commits_round_trip_with_both_parents(self, store: Any, chain: Chain) -> None:
+        base = chain.append(None, "base")
+        ours = chain.line(3, base, prefix="ours")
+        theirs = chain.line(2, base, prefix="theirs")
+        merge = chain.merge(ours[-1], theirs[-1], base)
+        after = chain.append(merge, "after the merge")
+        commits = [base, *ours, *theirs, merge, after]
+        # Children before parents: the merged-in parent orders the batch too.
+        store.write(**chain.batch(*reversed(commits)), refs=[RefUpdate(MAIN, after.hash, None)])
+        got = store.get_commits(c.hash for c in commits)
+        for original in commits:
+            assert got[original.hash].to_record() == original.to_record(), f"{original.short} changed in storage"
+        assert got[merge.hash].merge_parent == theirs[-1].hash and got[merge.hash].last_merge == merge.hash
+        assert got[after.hash].last_merge == merge.hash and got[base.hash].last_merge is None
+        assert got[merge.hash].computed_hash() == merge.hash
+        # ``ancestors`` follows the first parent only.
+        assert [c.hash for c in store.ancestors(after.hash)] == [after.hash, merge.hash] + [
+            c.hash for c in [*reversed(ours), base]
+        ]
+        assert check_store(store) == []
+
+    def test_missing_merged_in_parent_writes_nothing(self, store: Any, chain: Chain) -> None:
+        base = chain.append(None, "base")
+        ours = chain.append(base, "ours")
+        store.write(**chain.batch(base, ours), refs=[RefUpdate(MAIN, ours.hash, None)])
+        theirs = chain.append(base, "theirs, never written")
+        merge = chain.merge(ours, theirs, base)
+        with pytest.raises(IntegrityError) as info:
+            store.write(**chain.batch(merge), refs=[RefUpdate(MAIN, merge.hash, ours.hash)])
+        assert merge.short in str(info.value) and theirs.short in str(info.value)
+        self._assert_untouched(store, [merge, theirs], chain, {MAIN: ours.hash})
+
     def test_same_blob_and_commit_twice_store_once(self, store: Any, chain: Chain) -> None:
         first, second = chain.line(2)
         store.write(**chain.batch(first, second))

@@ -1,0 +1,146 @@
+"""``cairn logs``: the provider calls cairn made, and ``cairn logs show ID`` for one with its prompt and reply.
+
+The log is the ledger's ``llm`` runs (``cairn.calls``); bodies are read from
+context on request, never copied into the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table
+
+__all__ = ["register"]
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(logs_group)
+
+
+def _money(cost: float | None) -> str:
+    return "unknown" if cost is None else f"{cost:.6f}"
+
+
+def _tokens(usage: dict | None) -> str:
+    if not usage:
+        return ""
+    mark = "~" if usage.get("estimated") else ""
+    return f"{mark}{usage.get('input_tokens', 0)}/{mark}{usage.get('output_tokens', 0)}"
+
+
+def _short(digest: str | None) -> str:
+    return digest[:12] if digest else ""
+
+
+@click.group("logs", invoke_without_command=True)
+@click.option("-n", "--limit", type=Count(), default=20, show_default=True, help="At most this many calls.")
+@click.option("-m", "--model", help="Only calls to this model.")
+@click.option("--since", help="Only calls at or after this time (ISO-8601) or this long ago (7d, 12h).")
+@click.option("-q", "--query", "text", help="Only calls whose prompt or reply contains this (case-insensitive).")
+@click.option("--conversation", metavar="SESSION", help="Only calls made on this branch (a session is a branch).")
+@click.option("--bodies", is_flag=True, help="With --json: include the prompt and reply texts, read from context.")
+@json_option()
+@click.pass_context
+def logs_group(
+    ctx: click.Context,
+    limit: int,
+    model: str | None,
+    since: str | None,
+    text: str | None,
+    conversation: str | None,
+    bodies: bool,
+    as_json: bool,
+) -> None:
+    """Provider calls, newest first: time, provider, model, usage, cost, latency, outcome and their commits.
+
+    Each `cairn ask` is one call: the question and the reply are context
+    commits (the prompt and reply columns); `cairn logs show ID` prints the
+    materialized prompt and the reply.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from cairn.calls import list_calls
+
+    state = ctx.ensure_object(State)
+    if bodies and not as_json:
+        raise click.UsageError("--bodies goes with --json")
+    needs_repo = text is not None or bodies
+    repo = state.repo if needs_repo else None
+    calls = list_calls(
+        state.ledger, limit=limit, model=model, since=since, text=text, conversation=conversation, repo=repo
+    )
+    if as_json:
+        rows: list[dict[str, Any]] = []
+        for call in calls:
+            row = call.to_dict()
+            if bodies:
+                assert repo is not None
+                row.update(call.bodies(repo))
+            rows.append(row)
+        echo_json(rows)
+        return
+    if not calls:
+        filtered = any(v is not None for v in (model, since, text, conversation))
+        click.echo("no provider calls recorded" + (" matching that" if filtered else ""))
+        return
+    print_table(
+        ["id", "time", "provider", "model", "tokens in/out", "cost", "latency", "outcome", "prompt", "reply"],
+        [
+            [
+                call.id,
+                call.time[:19],
+                call.provider or "",
+                call.model or "",
+                _tokens(call.usage),
+                _money(call.cost) if call.outcome == "ok" else "",
+                "" if call.latency_ms is None else f"{call.latency_ms:.0f} ms",
+                call.outcome,
+                _short(call.prompt_commit),
+                _short(call.reply_commit),
+            ]
+            for call in calls
+        ],
+    )
+
+
+@logs_group.command("show")
+@click.argument("call_id")
+@json_option()
+@pass_state
+def logs_show(state: State, call_id: str, as_json: bool) -> None:
+    """One call (an id from `cairn logs`, or @last) with its materialized prompt and its reply."""
+    from cairn.calls import get_call
+
+    call = get_call(state.ledger, call_id)
+    prompt = None
+    if call.prompt_commit:
+        budget = state.ledger.get(call.id).metadata.get("budget")
+        # As of the question: later annotations and edits do not rewrite what was sent.
+        prompt = state.repo.materialize(call.prompt_commit, as_of=call.prompt_commit, budget=budget)
+    reply = call.bodies(state.repo)["reply"]
+    attempts = [e.to_record() for e in state.ledger.events(call.id) if e.type == "attempt"]
+    if as_json:
+        echo_json(
+            {
+                **call.to_dict(),
+                "prompt": None if prompt is None else list(prompt.messages),
+                "reply": reply,
+                "attempt_events": attempts,
+            }
+        )
+        return
+    for key, value in call.to_dict().items():
+        if value not in (None, "", [], {}):
+            click.echo(f"{key:<14}{value}")
+    click.echo(
+        "\n-- prompt" + ("" if prompt is None else f" ({prompt.token_count} tokens, {prompt.commit_count} items)")
+    )
+    if prompt is None:
+        click.echo("(no prompt commit recorded)")
+    else:
+        for message in prompt.neutral_messages:
+            click.echo(f"[{message.role}] {message.content or ''}")
+    click.echo("\n-- reply")
+    click.echo(reply if reply is not None else "(no reply)")

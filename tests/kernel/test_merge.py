@@ -1,0 +1,263 @@
+"""Merge and cherry-pick in the context engine, over the reference in-memory store."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cairn.errors import MergeConflictError, ValidationError
+from cairn.model import Operation
+from cairn.repo import Repo
+from cairn.storage import check_store
+from cairn.testing.fakes import WordTokenizer
+from cairn.testing.memory import MemoryStore
+
+
+def say(text: str, role: str = "user") -> dict:
+    return {"content_type": "dialogue", "role": role, "text": text}
+
+
+def texts(repo: Repo, rev: str | None = None) -> list[str | None]:
+    return [m.content for m in repo.materialize(rev).neutral_messages]
+
+
+def consistent(repo: Repo) -> None:
+    """What every history must keep: a clean store, and budget counts that agree with what is materialized."""
+    assert check_store(repo.store) == []
+    for name in repo.branches():
+        head = repo.resolve(name)
+        assert repo.effective_tokens(head) == repo.materialize(name).token_count, name
+
+
+def test_fast_forward_moves_the_branch_without_a_merge_commit(repo):
+    a = repo.append(say("one"))
+    repo.switch("side", create=True)
+    c = repo.append(say("three"))
+    repo.switch("main")
+    result = repo.merge("side")
+    assert result.kind == "fast_forward" and result.merge is None
+    assert repo.head().hash == c.hash and repo.branches()["main"] == c.hash
+    assert repo.merge("side").kind == "up_to_date"
+    assert [e.commit.hash for e in repo.log()] == [c.hash, a.hash]
+
+
+def test_merge_commit_has_two_parents_and_interleaves_by_time(repo):
+    a = repo.append(say("base"))
+    repo.switch("side", create=True)
+    repo.switch("main")
+    b = repo.append(say("ours early"))
+    repo.switch("side")
+    c = repo.append(say("theirs middle"))
+    repo.switch("main")
+    repo.append(say("ours late"))
+    result = repo.merge("side")
+    merge = result.merge
+    assert result.kind == "merge" and merge is not None and result.base == a.hash
+    assert merge.operation is Operation.MERGE and merge.merge_parent == c.hash and merge.parent != c.hash
+    assert merge.metadata["merge"]["base"] == a.hash and merge.last_merge == merge.hash
+    assert texts(repo) == ["base", "ours early", "theirs middle", "ours late"]
+    # The merged-in side's items are on the branch: they can be edited, and log shows them.
+    repo.edit(c.hash, say("theirs, edited on main"))
+    assert texts(repo) == ["base", "ours early", "theirs, edited on main", "ours late"]
+    logged = {e.commit.hash for e in repo.log()}
+    assert {a.hash, b.hash, c.hash, merge.hash} <= logged
+    assert repo.is_ancestor(c, repo.head()) and not repo.is_ancestor(b, c)
+    consistent(repo)
+
+
+def test_equal_times_put_ours_first(repo, clock, monkeypatch):
+    repo.append(say("base"))
+    repo.switch("side", create=True)
+    monkeypatch.setattr("cairn.repo.now", lambda: "2026-06-01T00:00:00.000000Z")
+    repo.append(say("theirs"))
+    repo.switch("main")
+    repo.append(say("ours"))
+    repo.merge("side")
+    assert texts(repo) == ["base", "ours", "theirs"]
+
+
+def _diverged(repo: Repo, ours: str | None, theirs: str | None) -> str:
+    """A base item, then ``ours``/``theirs`` on main and side: "edit:TEXT", "delete" or None."""
+    item = repo.append(say("original")).hash
+    repo.append(say("filler"))
+    repo.switch("side", create=True)
+    for branch, change in (("side", theirs), ("main", ours)):
+        repo.switch(branch)
+        if change == "delete":
+            repo.delete(item)
+        elif change is not None:
+            repo.edit(item, say(change.split(":", 1)[1]))
+        repo.append(say(f"more on {branch}"))
+    repo.switch("main")
+    return item
+
+
+def test_conflicts_stop_the_merge_and_write_nothing(repo):
+    item = _diverged(repo, "edit:ours", "delete")
+    before_refs, before_commits = repo.refs.list_refs(), len(repo.objects.commits_by_time())
+    with pytest.raises(MergeConflictError) as info:
+        repo.merge("side")
+    (conflict,) = info.value.conflicts
+    assert conflict.item == item and conflict.kind == "edit/delete"
+    assert repo.refs.list_refs() == before_refs and len(repo.objects.commits_by_time()) == before_commits
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "strategy", "expected"),
+    [
+        ("edit:ours", "edit:theirs", "ours", "ours"),
+        ("edit:ours", "edit:theirs", "theirs", "theirs"),
+        ("edit:ours", "delete", "ours", "ours"),
+        ("edit:ours", "delete", "theirs", None),
+        ("delete", "edit:theirs", "theirs", "theirs"),
+        ("delete", "edit:theirs", "ours", None),
+    ],
+)
+def test_strategies_resolve_every_conflict_and_the_merge_records_how(repo, ours, theirs, strategy, expected):
+    item = _diverged(repo, ours, theirs)
+    result = repo.merge("side", strategy=strategy)
+    (recorded,) = result.merge.metadata["merge"]["conflicts"]
+    assert recorded["item"] == item and recorded["took"] == strategy
+    shown = [t for t in texts(repo) if t not in ("filler", "more on main", "more on side")]
+    assert shown == ([expected] if expected else [])
+    for resolution in result.resolutions:
+        assert resolution.metadata["resolves"] == result.merge.hash and resolution.target == item
+    consistent(repo)
+    # The item stays editable (or deleted) as resolved.
+    if expected:
+        repo.edit(item, say("after the merge"))
+        assert "after the merge" in texts(repo)
+    consistent(repo)
+
+
+def test_the_same_change_on_both_sides_is_no_conflict(repo):
+    item = _diverged(repo, "delete", "delete")
+    result = repo.merge("side")
+    assert result.conflicts == () and result.merge.metadata["merge"]["overlap"] == [item]
+    assert "original" not in texts(repo)
+    consistent(repo)
+
+
+def test_merge_refuses_a_detached_head_unknown_strategy_and_unrelated_histories(repo):
+    a = repo.append(say("one"))
+    repo.append(say("two"))
+    with pytest.raises(ValidationError, match="strategy"):
+        repo.merge("main", strategy="mine")
+    repo.detach(a.hash)
+    with pytest.raises(ValidationError, match="detached"):
+        repo.merge("main")
+    repo.switch("main")
+    other = Repo(repo.store, repo.tokenizer, repo.content_types)
+    other.refs.set_ref("HEAD", "ref: refs/heads/lonely", expected=other.refs.get_ref("HEAD"))
+    other.append(say("unrelated"))
+    other.switch("main")
+    with pytest.raises(ValidationError, match="no commit in common"):
+        repo.merge("lonely")
+
+
+def test_merging_back_and_forth_keeps_every_item_once(repo):
+    repo.append(say("base"))
+    repo.switch("side", create=True)
+    repo.append(say("s1"))
+    repo.switch("main")
+    repo.append(say("m1"))
+    repo.merge("side")
+    repo.switch("side")
+    repo.append(say("s2"))
+    repo.merge("main")  # main's merge comes in: s1 is on both lines
+    repo.switch("main")
+    repo.append(say("m2"))
+    repo.merge("side")
+    assert sorted(texts(repo)) == sorted(["base", "s1", "m1", "s2", "m2"])
+    assert texts(repo) == ["base", "s1", "m1", "s2", "m2"]
+    consistent(repo)
+
+
+def test_a_merge_survives_export_and_import_hash_for_hash(repo, content_types):
+    _diverged(repo, "edit:ours", "edit:theirs")
+    repo.merge("side", strategy="theirs")
+    repo.append(say("after"))
+    out = io.StringIO()
+    repo.export(out)
+    copy = Repo(MemoryStore(), WordTokenizer(), content_types)
+    copy.import_(out.getvalue().splitlines())
+    hashes = {c.hash for c in repo.objects.commits_by_time()}
+    assert {c.hash for c in copy.objects.commits_by_time()} == hashes
+    assert copy.objects.get_commits(hashes) == repo.objects.get_commits(hashes)
+    assert texts(copy, "main") == texts(repo, "main")
+    consistent(copy)
+
+
+# -- cherry-pick ----------------------------------------------------------------------
+
+
+def test_cherry_pick_applies_one_commit(repo):
+    a = repo.append(say("base"))
+    repo.switch("side", create=True)
+    picked = repo.append(say("wanted"), metadata={"k": 1})
+    repo.append(say("not wanted"))
+    edit = repo.edit(a.hash, say("base, revised"))
+    repo.switch("main")
+    copy = repo.cherry_pick(picked.hash)
+    assert copy.metadata == {"k": 1, "cherry_picked_from": picked.hash} and copy.content_hash == picked.content_hash
+    repo.cherry_pick(edit.hash)
+    assert texts(repo) == ["base, revised", "wanted"]
+    with pytest.raises(ValidationError, match="already on the current branch"):
+        repo.cherry_pick(copy.hash)
+
+
+def test_cherry_pick_of_an_edit_whose_item_is_absent_is_a_conflict(repo):
+    repo.append(say("base"))
+    repo.switch("side", create=True)
+    item = repo.append(say("only on side"))
+    edit = repo.edit(item.hash, say("edited on side"))
+    repo.switch("main")
+    with pytest.raises(MergeConflictError) as info:
+        repo.cherry_pick(edit.hash)
+    assert info.value.conflicts[0].item == item.hash
+    assert texts(repo) == ["base"]
+
+
+# -- a property: any history of two branches, merged with either strategy --------------------------------
+
+_steps = st.lists(
+    st.tuples(st.sampled_from(["append", "edit", "delete"]), st.integers(0, 50), st.text("abc ", max_size=8)),
+    max_size=8,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=_steps, ours=_steps, theirs=_steps, strategy=st.sampled_from(["ours", "theirs"]), again=_steps)
+def test_any_merge_keeps_counts_consistent_and_hashes_stable(content_types, base, ours, theirs, strategy, again):
+    repo = Repo(MemoryStore(), WordTokenizer(), content_types)
+    repo.append(say("root"))
+
+    def play(steps: list) -> None:
+        for op, pick, text in steps:
+            live = [i.item for i in repo.materialize().items]
+            if op == "append" or not live:
+                repo.append(say(text or "x"))
+            elif op == "edit":
+                repo.edit(live[pick % len(live)], say(text or "y"))
+            else:
+                repo.delete(live[pick % len(live)])
+
+    play(base)
+    repo.switch("side", create=True)
+    play(theirs)
+    repo.switch("main")
+    play(ours)
+    repo.merge("side", strategy=strategy)
+    play(again)
+    repo.switch("side")
+    play(again)
+    repo.merge("main", strategy=strategy)
+    consistent(repo)
+    out = io.StringIO()
+    repo.export(out)
+    copy = Repo(MemoryStore(), WordTokenizer(), content_types)
+    copy.import_(out.getvalue().splitlines())
+    assert texts(copy, "main") == texts(repo, "main") and texts(copy, "side") == texts(repo, "side")
