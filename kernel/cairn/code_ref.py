@@ -132,6 +132,7 @@ class CodeRef:
             if pointer is not None:
                 common = Path(pointer.strip())
                 common = common if common.is_absolute() else git_dir / common
+            # common is git_dir (not None here) or the directory its commondir names.
             if (common / "reftable").exists():  # type: ignore[operator]
                 raise _Unsure("reftable refs")
         self._git_dir, self._common_dir, self._located = git_dir, common, True
@@ -152,7 +153,7 @@ class CodeRef:
             name = value[len(_SYMBOLIC) :].strip()
             if not name.startswith("refs/heads/") or ".." in name.split("/"):
                 raise _Unsure(f"unexpected symbolic ref {name!r}")
-            value = self._ref(name, sources)  # type: ignore[assignment]
+            value = self._ref(name, sources)
             if value is None:
                 return None  # an unborn branch: no commit yet
         raise _Unsure("symbolic refs nested too deep")

@@ -355,10 +355,12 @@ def _order_key(repo: RepoReader, head: Commit) -> Callable[[_Candidate], tuple[A
     """The materialized order: by the type's ``order`` hint, then commit time, ours before theirs on equal
     times (a merged-in side's items follow), then depth. Without merges that is history order."""
     if head.last_merge is None:
+        # Kept candidates are never deletes: their content is set.
         return lambda c: (c.content.hints.order, c.commit.depth)  # type: ignore[union-attr]
 
     def key(c: _Candidate) -> tuple[Any, ...]:
         side = 0 if repo.lineage.first_parent_of(c.commit, head) else 1
+        # Kept candidates are never deletes: their content is set.
         return (c.content.hints.order, c.commit.created_at, side, c.commit.depth, c.commit.hash)  # type: ignore[union-attr]
 
     return key
@@ -376,9 +378,10 @@ def _resolve_items(
     merged = head.last_merge is not None
     for change in repo.objects.commits_targeting(appends):
         if (merged or change.depth <= head.depth) and repo.is_ancestor(change, head):
+            # A change (edit or delete) names its target (Commit.validate).
             known = latest.get(change.target)  # type: ignore[arg-type]
             if known is None or (change.created_at, change.depth) > (known.created_at, known.depth):
-                latest[change.target] = change  # type: ignore[index]
+                latest[change.target] = change  # type: ignore[index]  # as above
     notes = repo.annotation_store.latest_annotations(appends, as_of=moment)
     sources = {h: latest.get(h, c) for h, c in appends.items()}
     # Every commit but a delete carries content (Commit.validate), so these hashes are all set.

@@ -156,11 +156,12 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         text = message if message is not None else f"{picked.message}\n\n(cherry picked from {picked.hash})".lstrip()
         meta = {**picked.metadata, "cherry_picked_from": picked.hash}
         if picked.operation is Operation.DELETE:
+            # An edit or a delete names its target (Commit.validate).
             return self.delete(picked.target, message=text, metadata=meta)  # type: ignore[arg-type]
         content = self.content_of(picked)
         assert content is not None
         if picked.operation is Operation.EDIT:
-            return self.edit(picked.target, content, message=text, metadata=meta)  # type: ignore[arg-type]
+            return self.edit(picked.target, content, message=text, metadata=meta)  # type: ignore[arg-type]  # as above
         head = self.head()
         reply_to = picked.reply_to
         if reply_to is not None and (head is None or not self.is_ancestor(self.commit(reply_to), head)):
@@ -184,6 +185,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
             if message is not None
             else f"Restore version {version} of {item.short} (from {chosen.commit.short})"
         )
+        # versions keeps only entries with content, so chosen.content is set.
         return self.edit(item.hash, chosen.content, message=text, metadata=chosen.commit.metadata)  # type: ignore[arg-type]
 
     def _clock(self) -> str:

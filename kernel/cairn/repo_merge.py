@@ -92,9 +92,10 @@ def _newest(changes: Iterable[Commit]) -> dict[str, Commit]:
     for change in changes:
         if change.operation not in (Operation.EDIT, Operation.DELETE):
             continue
+        # An edit or a delete names its target (Commit.validate).
         known = out.get(change.target)  # type: ignore[arg-type]
         if known is None or (change.created_at, change.depth) > (known.created_at, known.depth):
-            out[change.target] = change  # type: ignore[index]
+            out[change.target] = change  # type: ignore[index]  # as above
     return out
 
 
@@ -125,6 +126,7 @@ class RepoMerge(RepoReader):
         low, high = 0, a.depth + 1  # invariant: low reaches b; high does not (or is past a)
         while high - low > 1:
             middle = (low + high) // 2
+            # middle <= a.depth, and every depth up to a's has an ancestor on its first-parent line.
             if self.is_ancestor(self.ancestor_at_depth(a, middle), b):  # type: ignore[arg-type]
                 low = middle
             else:
@@ -147,6 +149,7 @@ class RepoMerge(RepoReader):
             low, high = -1, start.depth  # low: reaches into base's history (or none); high: does not
             while high - low > 1:
                 middle = (low + high) // 2
+                # 0 <= middle < start.depth: an ancestor at that depth exists.
                 if self.is_ancestor(self.ancestor_at_depth(start, middle), base):  # type: ignore[arg-type]
                     low = middle
                 else:
@@ -324,6 +327,7 @@ class RepoMerge(RepoReader):
         if head is not None and self.is_ancestor(picked, head):
             raise ValidationError(f"commit {picked.short} is already on the current branch")
         if picked.operation is not Operation.APPEND:
+            # Not an append, so it names its target (Commit.validate).
             item = self.commit(picked.target)  # type: ignore[arg-type]
             if head is None or not self.is_ancestor(item, head):
                 raise MergeConflictError(

@@ -23,7 +23,7 @@ def _money(cost: float | None) -> str:
     return "unknown" if cost is None else f"{cost:.6f}"
 
 
-def _tokens(usage: dict | None) -> str:
+def _tokens(usage: dict[str, Any] | None) -> str:
     if not usage:
         return ""
     mark = "~" if usage.get("estimated") else ""

@@ -245,6 +245,7 @@ def add_command(
     """Add a document to COLLECTION: ID and TEXT, ID and --file, or a JSONL/CSV --file of many."""
     from cairn.errors import ValidationError
 
+    entries: list[tuple[str, str, dict[str, Any]]]
     if id is not None and text is not None and path is None:
         entries = [(id, text, {})]
     elif id is not None and text is None and path is not None:
@@ -403,6 +404,7 @@ def forget_command(state: State, ident: str, as_json: bool) -> None:
 def consolidate_command(state: State, as_json: bool) -> None:
     """Summarise history no episode covers yet, per branch, into episodes (extractive with the noop LLM)."""
     from cairn.memory.tiers import consolidate
+    from cairn.model.memory import Episode
 
     with _memory(state) as memory:
         summarize = _llm_summarizer(state) if state.config.cairn.llm != "noop" else None
@@ -413,11 +415,14 @@ def consolidate_command(state: State, as_json: bool) -> None:
     if not made:
         click.echo("nothing new to consolidate", err=True)
     for m in made:
-        click.echo(f"episode {m.id[:12]} for {m.content.branch}: {m.content.commits} commits ({m.content.summarizer})")
+        episode = m.content
+        assert isinstance(episode, Episode)  # consolidate makes episodes only
+        click.echo(f"episode {m.id[:12]} for {episode.branch}: {episode.commits} commits ({episode.summarizer})")
 
 
 def _llm_summarizer(state: State) -> Callable[[list[str]], tuple[str, str, dict[str, Any]]]:
-    from cairn.providers import Message, Providers
+    from cairn.model import Message
+    from cairn.providers import Providers
 
     providers = Providers(state.config, state.plugins, store=state.store, tokenizer=state.repo.tokenizer)
 

@@ -51,8 +51,8 @@ class Memory:
         self.config = config
         self.plugins = plugins
         self.data_dir = Path(data_dir)
-        self.documents: DocumentStore = require(repo.store, DocumentStore, doing="memory")  # type: ignore[type-abstract]
-        self.vectors: VectorStore = require(repo.store, VectorStore, doing="memory")  # type: ignore[type-abstract]
+        self.documents: DocumentStore = require(repo.store, DocumentStore, doing="memory")
+        self.vectors: VectorStore = require(repo.store, VectorStore, doing="memory")
         self.index_name = index_name or (config.memory.index if config is not None else "exact")
         self._embedder = embedder
         self._providers: Any = None

@@ -25,6 +25,7 @@ from typing import Any
 
 from cairn.model import Commit, Operation
 from cairn.model.embedding import BUILTIN_COLLECTIONS, MAX_TEXT, Document
+from cairn.model.memory import Episode, Fact
 from cairn.repo_reader import RepoReader
 from cairn.storage import BRANCH_PREFIX, ChatStore, DocumentStore, RunStore
 
@@ -50,7 +51,7 @@ def current_items(reader: RepoReader, head: str | None) -> dict[str, Commit]:
 
 
 def _text(content: Any) -> str:
-    text = content.text_for_search()
+    text: str = content.text_for_search()
     return text[:MAX_TEXT]
 
 
@@ -78,7 +79,7 @@ def _memory(reader: RepoReader) -> list[Document]:
     out = []
     for item, commit in items.items():
         content = contents.get(commit.content_hash or "")
-        if content is None or commit.content_type not in ("memory.fact", "memory.episode"):
+        if not isinstance(content, (Fact, Episode)) or commit.content_type not in ("memory.fact", "memory.episode"):
             continue
         meta: dict[str, Any] = {"commit": commit.hash, "content_type": commit.content_type}
         subject = getattr(content, "subject", None)

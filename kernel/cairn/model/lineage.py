@@ -187,6 +187,7 @@ class Lineage:
             if any(v is None for v in values):
                 return None
             at_ours, at_theirs, at_base, at_merge = values
+            # None of them is None: checked just above, which mypy does not carry through any().
             total -= at_ours + at_theirs - at_base - at_merge  # type: ignore[operator]
         return max(0, total)
 

@@ -67,7 +67,8 @@ class Episode(Content):
     commits: int = 0
     #: ``provider/model`` of the LLM that wrote the summary, or ``extractive`` (no LLM: sentences picked).
     summarizer: str = "extractive"
-    usage: dict = attrs.field(factory=dict, validator=_object)
+    # Bare dict, for the converter's strict hook: see cairn.model.content.ToolIO.payload.
+    usage: dict = attrs.field(factory=dict, validator=_object)  # type: ignore[type-arg]
 
     def render(self) -> tuple[Message, ...]:
         return (Message("system", f"Episode ({self.branch}, {self.commits} commits): {self.text}"),)

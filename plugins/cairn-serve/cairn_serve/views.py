@@ -302,6 +302,7 @@ class Views:
         if not base or not run:
             raise ValidationError("a comparison needs two eval runs", hint="give base=RUN and run=RUN (@last, @prev)")
         count = parse_count(resamples, "resamples", default=2000, ceiling=100_000)
+        assert count is not None  # a default was given
         try:
             chosen_seed = int(seed) if seed not in (None, "") else 0
         except ValueError:
