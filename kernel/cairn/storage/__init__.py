@@ -19,7 +19,9 @@ facet           contract            holds
 =============== =================== ============================================
 
 Facets added since: ``artifact_meta`` (``ArtifactMetaStore``), the records
-of artifacts and snapshots and the bytes of small artifacts.
+of artifacts and snapshots and the bytes of small artifacts; ``governance``
+(``GovernanceStore``), directives and approvals; ``nonces``
+(``NonceStore``), idempotency keys and their results.
 
 The context engine needs objects, refs and annotations; the ledger needs
 ``ledger``; chat needs ``chat``. ``require(store, RunStore)`` returns the
@@ -42,6 +44,7 @@ from cairn.storage._facet import Facet, backend_name, facets_of, require
 from cairn.storage.annotations import AnnotationStore
 from cairn.storage.artifacts import ArtifactMetaStore
 from cairn.storage.chat import ChatStore
+from cairn.storage.governance import GovernanceStore
 from cairn.storage.ledger import RunStore
 from cairn.storage.maintenance import (
     GcReport,
@@ -52,6 +55,7 @@ from cairn.storage.maintenance import (
     check_store,
     unreachable,
 )
+from cairn.storage.nonces import NonceStore
 from cairn.storage.objects import ObjectStore
 from cairn.storage.refs import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX, RefStore, RefUpdate, branch_ref, ref_problem
 from cairn.storage.sync import Syncable, SyncReport, SyncStatus
@@ -67,9 +71,11 @@ __all__ = [
     "ConflictError",
     "Facet",
     "GcReport",
+    "GovernanceStore",
     "IntegrityError",
     "Maintenance",
     "MissingFacetError",
+    "NonceStore",
     "NotFoundError",
     "ObjectStore",
     "Problem",

@@ -205,12 +205,45 @@ def _schema_v4(db: Database) -> None:
     snapshots.create_index(["tree", "created", "id"], index_name="snapshot_records_tree")
 
 
+def _schema_governance(db: Database) -> None:
+    """Governance: directives (content, status, history), approvals, idempotency keys."""
+    db.table("directives").create(
+        {"id": str, "created_at": str, "status": str, "record": str},
+        pk="id",
+        not_null={"created_at", "status", "record"},
+    )
+    db.table("directives").create_index(["created_at", "id"], index_name="directives_time")
+    db.table("directives").create_index(["status", "created_at"], index_name="directives_status")
+    db.table("directive_events").create(
+        {"directive_id": str, "seq": int, "record": str},
+        pk=("directive_id", "seq"),
+        not_null={"record"},
+        foreign_keys=[("directive_id", "directives", "id")],
+    )
+    db.table("approvals").create(
+        {"id": str, "created_at": str, "status": str, "action_hash": str, "record": str},
+        pk="id",
+        not_null={"created_at", "status", "action_hash", "record"},
+    )
+    db.table("approvals").create_index(["created_at", "id"], index_name="approvals_time")
+    db.table("approvals").create_index(["action_hash", "created_at"], index_name="approvals_action")
+    db.table("approvals").create_index(["status", "created_at"], index_name="approvals_status")
+    db.table("nonces").create(
+        {"key": str, "owner": str, "state": str, "expires_at": str, "record": str},
+        pk="key",
+        not_null={"owner", "state", "expires_at", "record"},
+    )
+    db.table("nonces").create_index(["expires_at"], index_name="nonces_expiry")
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _schema_v1),
     Migration(2, "the run ledger: runs, events, spend", _schema_v2),
     Migration(3, "chat messages and threads", _schema_v3),
     Migration(4, "artifact and snapshot records, inline artifact bytes", _schema_v4),
+    # Numbered 7 on its branch (5 and 6 are taken by work merged beside it); renumbered at merge.
+    Migration(7, "directives, approvals and idempotency keys", _schema_governance),
 )
 
 
@@ -221,8 +254,8 @@ def schema_version() -> int:
 
 def _check_migrations(migrations: Sequence[Migration]) -> None:
     versions = [m.version for m in migrations]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"cairn-sqlite migrations must be numbered 1, 2, 3 ...; got {versions}")
+    if versions != sorted(set(versions)) or not versions or versions[0] < 1:
+        raise RuntimeError(f"cairn-sqlite migrations must be numbered upwards from 1; got {versions}")
 
 
 _check_migrations(MIGRATIONS)
@@ -276,7 +309,9 @@ def migrate(
                 not_null={"name", "applied_at"},
             )
             version = 0
-        for migration in MIGRATIONS[version:]:
+        # Every step not recorded yet, by number: a gap left by a step merged later is filled in later.
+        applied = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+        for migration in (m for m in MIGRATIONS if m.version not in applied):
             migration.apply(db)
             conn.execute(
                 "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -16,6 +16,7 @@ module                          holds
 ``cairn_sqlite.ledger``         runs, events and spend
 ``cairn_sqlite.chat``           chat messages and threads
 ``cairn_sqlite.artifacts``      artifact and snapshot records, inline bytes
+``cairn_sqlite.governance``     directives, approvals and idempotency keys
 ``cairn_sqlite.maintenance``    stats, gc and check
 =============================== ============================================
 
@@ -48,6 +49,7 @@ from cairn_sqlite.artifacts import SqliteArtifactMeta
 from cairn_sqlite.chat import SqliteChat
 from cairn_sqlite.config import MEMORY, SqliteConfig, resolve_path
 from cairn_sqlite.connection import MIN_SQLITE
+from cairn_sqlite.governance import SqliteGovernance, SqliteNonces
 from cairn_sqlite.ledger import SqliteLedger
 from cairn_sqlite.maintenance import SqliteMaintenance
 from cairn_sqlite.objects import SqliteObjects
@@ -81,9 +83,11 @@ class SqliteStore(
     SqliteChat,
     SqliteMaintenance,
     SqliteArtifactMeta,
+    SqliteGovernance,
+    SqliteNonces,
     Store,
 ):
-    """A ``cairn.storage.Store`` in one SQLite file: every facet but sync, and artifact metadata (see the module docstring).
+    """A ``cairn.storage.Store`` in one SQLite file: every facet but sync, artifact metadata and governance (see the module docstring).
 
     Safe to share between threads (calls are serialized) and between
     processes (SQLite's locking; every write takes the lock up front).

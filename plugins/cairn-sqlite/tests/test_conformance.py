@@ -10,7 +10,14 @@ import pytest
 from cairn_sqlite.store import SqliteStore, open_in_directory
 
 from cairn.storage import Store
-from cairn.testing.storage import ArtifactMetaConformance, CorruptBlob, StoreConformance, StoreOpener
+from cairn.testing.storage import (
+    ArtifactMetaConformance,
+    CorruptBlob,
+    GovernanceConformance,
+    NoncesConformance,
+    StoreConformance,
+    StoreOpener,
+)
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
@@ -19,7 +26,7 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
     store.db.execute("UPDATE blobs SET data = ? WHERE hash = ?", (data, digest))
 
 
-class TestSqliteConformance(StoreConformance, ArtifactMetaConformance):
+class TestSqliteConformance(StoreConformance, ArtifactMetaConformance, GovernanceConformance, NoncesConformance):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory

@@ -55,8 +55,10 @@ from cairn.testing.storage._support import (
 from cairn.testing.storage.annotations import AnnotationsConformance
 from cairn.testing.storage.artifacts import ArtifactMetaConformance
 from cairn.testing.storage.chat import ChatConformance
+from cairn.testing.storage.governance import GovernanceConformance
 from cairn.testing.storage.ledger import LedgerConformance, make_events, make_run
 from cairn.testing.storage.maintenance import MaintenanceConformance
+from cairn.testing.storage.nonces import NoncesConformance
 from cairn.testing.storage.objects import ObjectsConformance
 from cairn.testing.storage.refs import RefsConformance
 from cairn.testing.storage.sync import SyncConformance
@@ -72,8 +74,10 @@ __all__ = [
     "ChatConformance",
     "CorruptBlob",
     "FacetSuite",
+    "GovernanceConformance",
     "LedgerConformance",
     "MaintenanceConformance",
+    "NoncesConformance",
     "ObjectsConformance",
     "RefsConformance",
     "StoreConformance",

@@ -49,6 +49,8 @@ SUITES = {
     "maintenance": "MaintenanceConformance",
     "sync": "SyncConformance",
     "artifact_meta": "ArtifactMetaConformance",
+    "governance": "GovernanceConformance",
+    "nonces": "NoncesConformance",
 }
 #: Facets whose suites need more than a store opener (a remote): backends run them with their own fixtures.
 UNSUITED: frozenset[str] = frozenset()
