@@ -108,6 +108,9 @@ evals_cmd.register(cli)
 from cairn.cli import artifacts_cmd  # noqa: E402
 
 artifacts_cmd.register(cli)
+from cairn.cli import directive_cmd  # noqa: E402
+
+directive_cmd.register(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:
