@@ -304,12 +304,24 @@ def _progress(verb: str) -> Any:
     return progress
 
 
+def _gate_push(state: State, remote: str) -> None:
+    """Ask the policy gate before the ledger leaves the machine (``action = "push"``, the remote's name)."""
+    from cairn.gate import Gate
+    from cairn.policy import Action
+
+    gate = Gate.from_config(state.config, state.store)
+    if not gate.trivial:
+        gate.check(Action("push", remote))
+
+
 @ledger_group.command("push")
 @click.argument("remote", required=False)
 @pass_state
 def ledger_push(state: State, remote: str | None) -> None:
     """Publish local runs and context, merging first if the remote moved on."""
-    report = _syncable(state).push(remote, progress=_progress("push"))
+    store = _syncable(state)
+    _gate_push(state, remote or getattr(store, "remote", None) or "origin")
+    report = store.push(remote, progress=_progress("push"))
     click.echo(report.message or f"pushed {report.pushed} ref(s) to {report.remote}")
 
 

@@ -1,4 +1,4 @@
-"""The governance and nonces facets on SQLite: directives and their history, approvals, idempotency keys.
+"""The governance facet on SQLite: directives and their history, and approvals.
 
 Each record is one row whose ``record`` column holds it as canonical JSON,
 with the columns its look-ups filter and sort on beside it. Every
@@ -14,14 +14,14 @@ from typing import Any
 import attrs
 
 from cairn.errors import ConflictError, NotFoundError, ValidationError
-from cairn.model.governance import Approval, Directive, DirectiveEvent, NonceRecord, check_nonce_key
-from cairn.storage import GovernanceStore, NonceStore
+from cairn.model.governance import Approval, Directive, DirectiveEvent
+from cairn.storage import GovernanceStore
 from cairn_sqlite.connection import SqliteConnection, json_text, sql_limit, sqlite_method
 
-__all__ = ["SqliteGovernance", "SqliteNonces"]
+__all__ = ["SqliteGovernance", "checked"]
 
 
-def _checked(value: Any, kind: type, method: str) -> Any:
+def checked(value: Any, kind: type, method: str) -> Any:
     if not isinstance(value, kind):
         raise ValidationError(f"expected a {kind.__name__}, got {type(value).__name__}", what=method)
     return value
@@ -32,8 +32,8 @@ class SqliteGovernance(SqliteConnection, GovernanceStore):
 
     @sqlite_method("storing a directive")
     def add_directive(self, directive: Directive, event: DirectiveEvent) -> None:
-        _checked(directive, Directive, "add_directive")
-        first = attrs.evolve(_checked(event, DirectiveEvent, "add_directive"), seq=0)
+        checked(directive, Directive, "add_directive")
+        first = attrs.evolve(checked(event, DirectiveEvent, "add_directive"), seq=0)
         with self._write_transaction() as conn:
             if conn.execute("SELECT 1 FROM directives WHERE id = ?", (directive.id,)).fetchone():
                 raise ConflictError(f"directive {directive.id}", None, "stored", hint="it is stored already")
@@ -73,7 +73,7 @@ class SqliteGovernance(SqliteConnection, GovernanceStore):
 
     @sqlite_method("moving a directive")
     def transition_directive(self, directive_id: str, expected: str, new: str, event: DirectiveEvent) -> DirectiveEvent:
-        _checked(event, DirectiveEvent, "transition_directive")
+        checked(event, DirectiveEvent, "transition_directive")
         with self._write_transaction() as conn:
             row = conn.execute("SELECT status FROM directives WHERE id = ?", (directive_id,)).fetchone()
             if row is None:
@@ -85,7 +85,7 @@ class SqliteGovernance(SqliteConnection, GovernanceStore):
 
     @sqlite_method("recording a directive event")
     def add_directive_event(self, directive_id: str, event: DirectiveEvent) -> DirectiveEvent:
-        _checked(event, DirectiveEvent, "add_directive_event")
+        checked(event, DirectiveEvent, "add_directive_event")
         with self._write_transaction() as conn:
             if conn.execute("SELECT 1 FROM directives WHERE id = ?", (directive_id,)).fetchone() is None:
                 raise NotFoundError("directive", directive_id, hint="`cairn directive list` lists directives")
@@ -101,7 +101,7 @@ class SqliteGovernance(SqliteConnection, GovernanceStore):
 
     @sqlite_method("storing an approval")
     def add_approval(self, approval: Approval) -> None:
-        _checked(approval, Approval, "add_approval")
+        checked(approval, Approval, "add_approval")
         with self._write_transaction() as conn:
             if conn.execute("SELECT 1 FROM approvals WHERE id = ?", (approval.id,)).fetchone():
                 raise ConflictError(f"approval {approval.id}", None, "stored", hint="it is stored already")
@@ -137,7 +137,7 @@ class SqliteGovernance(SqliteConnection, GovernanceStore):
 
     @sqlite_method("deciding an approval")
     def update_approval(self, approval: Approval, *, expected: str) -> None:
-        _checked(approval, Approval, "update_approval")
+        checked(approval, Approval, "update_approval")
         with self._write_transaction() as conn:
             row = conn.execute("SELECT status FROM approvals WHERE id = ?", (approval.id,)).fetchone()
             if row is None:
@@ -148,54 +148,3 @@ class SqliteGovernance(SqliteConnection, GovernanceStore):
                 "UPDATE approvals SET status = ?, record = ? WHERE id = ?",
                 (approval.status, json_text(approval.to_record()), approval.id),
             )
-
-
-class SqliteNonces(SqliteConnection, NonceStore):
-    """``NonceStore`` over the ``nonces`` table: a claim is one insert-or-replace-if-lapsed under the write lock."""
-
-    @sqlite_method("claiming an idempotency key")
-    def claim_nonce(self, record: NonceRecord) -> NonceRecord | None:
-        _checked(record, NonceRecord, "claim_nonce")
-        with self._write_transaction() as conn:
-            row = conn.execute("SELECT record, expires_at FROM nonces WHERE key = ?", (record.key,)).fetchone()
-            if row is not None and row[1] > record.claimed_at:
-                return NonceRecord.from_record(json.loads(row[0]))
-            conn.execute(
-                "INSERT OR REPLACE INTO nonces (key, owner, state, expires_at, record) VALUES (?, ?, ?, ?, ?)",
-                (record.key, record.owner, record.state, record.expires_at, json_text(record.to_record())),
-            )
-            return None
-
-    @sqlite_method("recording an idempotent result")
-    def complete_nonce(self, key: str, owner: str, result: Any, *, done_at: str, expires_at: str) -> NonceRecord:
-        check_nonce_key(key)
-        with self._write_transaction() as conn:
-            row = conn.execute("SELECT record FROM nonces WHERE key = ?", (key,)).fetchone()
-            current = NonceRecord.from_record(json.loads(row[0])) if row else None
-            if current is None or current.state != "pending" or current.owner != owner:
-                raise ConflictError(
-                    f"idempotency key {key!r}", f"pending for {owner}", None if current is None else current.state
-                )
-            done = attrs.evolve(current, state="done", result=result, done_at=done_at, expires_at=expires_at)
-            conn.execute(
-                "UPDATE nonces SET state = 'done', expires_at = ?, record = ? WHERE key = ?",
-                (expires_at, json_text(done.to_record()), key),
-            )
-            return done
-
-    @sqlite_method("releasing an idempotency key")
-    def release_nonce(self, key: str, owner: str) -> bool:
-        with self._write_transaction() as conn:
-            gone = conn.execute("DELETE FROM nonces WHERE key = ? AND owner = ? AND state = 'pending'", (key, owner))
-            return gone.rowcount > 0
-
-    @sqlite_method("reading an idempotency key")
-    def get_nonce(self, key: str) -> NonceRecord | None:
-        assert self._conn is not None
-        row = self._conn.execute("SELECT record FROM nonces WHERE key = ?", (key,)).fetchone()
-        return None if row is None else NonceRecord.from_record(json.loads(row[0]))
-
-    @sqlite_method("pruning idempotency keys")
-    def prune_nonces(self, before: str) -> int:
-        with self._write_transaction() as conn:
-            return int(conn.execute("DELETE FROM nonces WHERE expires_at <= ?", (before,)).rowcount)

@@ -16,7 +16,8 @@ module                          holds
 ``cairn_sqlite.ledger``         runs, events and spend
 ``cairn_sqlite.chat``           chat messages and threads
 ``cairn_sqlite.artifacts``      artifact and snapshot records, inline bytes
-``cairn_sqlite.governance``     directives, approvals and idempotency keys
+``cairn_sqlite.governance``     directives and their history, approvals
+``cairn_sqlite.nonces``         idempotency keys and their results
 ``cairn_sqlite.maintenance``    stats, gc and check
 =============================== ============================================
 
@@ -49,9 +50,10 @@ from cairn_sqlite.artifacts import SqliteArtifactMeta
 from cairn_sqlite.chat import SqliteChat
 from cairn_sqlite.config import MEMORY, SqliteConfig, resolve_path
 from cairn_sqlite.connection import MIN_SQLITE
-from cairn_sqlite.governance import SqliteGovernance, SqliteNonces
+from cairn_sqlite.governance import SqliteGovernance
 from cairn_sqlite.ledger import SqliteLedger
 from cairn_sqlite.maintenance import SqliteMaintenance
+from cairn_sqlite.nonces import SqliteNonces
 from cairn_sqlite.objects import SqliteObjects
 from cairn_sqlite.refs import SqliteRefs
 from cairn_sqlite.schema import COMMIT_COLUMNS, MIGRATIONS, Migration, schema_version
