@@ -251,6 +251,8 @@ class NonceRecord:
     state: str = attrs.field(default="pending", validator=attrs.validators.in_(NONCE_STATES))
     result: Any = None
     done_at: str | None = None
+    #: What the key was used for (an action's hash): reusing a key for something else is refused.
+    fingerprint: str | None = None
 
     @property
     def digest(self) -> str:
