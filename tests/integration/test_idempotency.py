@@ -67,7 +67,7 @@ def test_a_key_held_by_an_unfinished_caller_is_a_conflict(store) -> None:
 
 
 def test_results_that_cannot_be_stored_are_refused(store) -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         Idempotency(store).run("k", lambda: object())
     assert store.get_nonce("k") is None
 
@@ -118,7 +118,7 @@ def test_four_processes_with_one_key_act_once(cairn_env: Path) -> None:
     assert log.read_text() == "acted\n"
     codes = [p.returncode for p in procs]
     # every caller that finished saw the one result; one that came while it ran was told to retry
-    winners = {o for o, c in zip(outputs, codes) if c == 0}
+    winners = {o for o, c in zip(outputs, codes, strict=True) if c == 0}
     assert len(winners) == 1 and codes.count(0) >= 1
 
 
