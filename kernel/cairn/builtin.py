@@ -1,4 +1,5 @@
-"""The kernel's built-in plugin: the seven content types, registered through the public hook."""
+"""The kernel's built-in plugin: the seven content types and the execution modules shell, http and python,
+registered through the public hooks."""
 
 from __future__ import annotations
 
@@ -12,3 +13,26 @@ from cairn.model import BUILTIN_CONTENT_TYPES
 def cairn_register_content_types(register: Callable[..., None]) -> None:
     for content_type in BUILTIN_CONTENT_TYPES:
         register(content_type)
+
+
+@hookimpl
+def cairn_register_executors(register: Callable[..., None]) -> None:
+    from cairn.executors.http import HttpConfig, HttpExecutor
+    from cairn.executors.python import PythonConfig, PythonExecutor
+    from cairn.executors.shell import ShellConfig, ShellExecutor
+
+    register(
+        "shell", lambda config, context: ShellExecutor(config), ShellConfig, description="run a program (argument list)"
+    )
+    register(
+        "http",
+        lambda config, context: HttpExecutor(config),
+        HttpConfig,
+        description="one HTTP request to an allowed URL",
+    )
+    register(
+        "python",
+        lambda config, context: PythonExecutor(config),
+        PythonConfig,
+        description="call module:function in a subprocess",
+    )

@@ -42,6 +42,7 @@ BACKEND_SECTIONS: dict[str, str] = {
     "vector_indexes": "vector_index",
     # [artifacts] is also a kernel table: its values are ArtifactsSettings, its sub-tables the stores'.
     "artifact_stores": "artifacts",
+    "executors": "exec",
 }
 
 

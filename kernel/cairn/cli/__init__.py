@@ -108,10 +108,11 @@ evals_cmd.register(cli)
 from cairn.cli import artifacts_cmd  # noqa: E402
 
 artifacts_cmd.register(cli)
-from cairn.cli import directive_cmd, policy_cmd  # noqa: E402
+from cairn.cli import directive_cmd, exec_cmd, policy_cmd  # noqa: E402
 
 directive_cmd.register(cli)
 policy_cmd.register(cli)
+exec_cmd.register(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:
