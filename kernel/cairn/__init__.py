@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 # so ``import cairn`` does not pay for importlib.metadata.
 __version__: str
 
-__all__ = ["__version__", "open"]
+__all__ = ["__version__", "idempotent", "open"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo import Repo
@@ -35,3 +35,29 @@ def open(path: Any = None, **options: Any) -> Repo:
     from cairn.repo import open_repo
 
     return open_repo(path, **options)
+
+
+def idempotent(key: str, action: Any, *, store: Any = None, path: Any = None, fingerprint: str | None = None) -> Any:
+    """``action()``'s result, done at most once per ``key`` across processes and machines sharing the store.
+
+    A repeat returns the result recorded the first time instead of acting
+    again. ``store``: a store with the ``nonces`` facet (default: the
+    project's at ``path``, found from the working directory). Keys lapse
+    after ``[policy] idempotency_ttl``. See ``cairn.idempotency``.
+    """
+    from cairn.idempotency import Idempotency
+
+    if store is not None:
+        return Idempotency(store).run(key, action, fingerprint=fingerprint).result
+    from cairn.config import load_config
+    from cairn.config_tables import PolicySettings
+    from cairn.plugins import load_plugins
+
+    config = load_config(path)
+    settings = config.settings("policy", PolicySettings)
+    opened = load_plugins(disabled=config.cairn.disabled_plugins).create("storage", config.cairn.storage, config)
+    try:
+        once = Idempotency(opened, ttl=settings.idempotency_ttl, claim_ttl=settings.claim_ttl)
+        return once.run(key, action, fingerprint=fingerprint).result
+    finally:
+        opened.close()

@@ -41,6 +41,10 @@ class PluginRegistries(Protocol):
 def check_config(plugins: PluginRegistries, config: Config) -> list[ConfigError]:
     """Every problem in ``config`` that the installed plugins can see."""
     problems = list(config.validate())
+    if not any(p.table == "policy" for p in problems):  # the table read; now every rule, key by key
+        from cairn.policy import check_policy
+
+        problems.extend(check_policy(config))
     # Read the names raw: a typo elsewhere in [cairn] must not hide an unknown backend.
     try:
         chosen = config.table("cairn")

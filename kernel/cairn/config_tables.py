@@ -1,7 +1,7 @@
 """The kernel's configuration tables, typed: one frozen attrs class per table, unknown keys refused.
 
-``[cairn]``, ``[context]``, ``[chat]``, ``[providers]``, ``[memory]`` and
-``[artifacts]`` are structured into the classes here (``Config.settings``);
+``[cairn]``, ``[context]``, ``[chat]``, ``[providers]``, ``[memory]``,
+``[artifacts]`` and ``[policy]`` are structured into the classes here (``Config.settings``);
 ``KERNEL_SECTIONS`` lists them, ``BACKEND_SECTIONS`` names the section that
 holds one table per backend of each registry kind. A validator's message
 names the key and what it must be; ``cairn.config`` locates it in the file.
@@ -26,6 +26,7 @@ __all__ = [
     "ChatSettings",
     "ContextSettings",
     "MemorySettings",
+    "PolicySettings",
     "ProvidersSettings",
     "check_env_name",
 ]
@@ -41,6 +42,7 @@ BACKEND_SECTIONS: dict[str, str] = {
     "vector_indexes": "vector_index",
     # [artifacts] is also a kernel table: its values are ArtifactsSettings, its sub-tables the stores'.
     "artifact_stores": "artifacts",
+    "executors": "exec",
 }
 
 
@@ -194,6 +196,34 @@ class ArtifactsSettings:
     )
 
 
+_DECISIONS = ("allow", "deny", "needs-approval")
+
+
+def _age(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not re.match(r"\A\s*\d{1,9}\s*[smhdw]\s*\Z", value):
+        raise ValueError(f"{attribute.name} must be an age such as 90s, 30m, 1h, 7d or 2w, got {value!r}")
+
+
+@attrs.frozen
+class PolicySettings:
+    """The ``[policy]`` table: the rules of the policy gate (``cairn.policy``), checked there, key by key.
+
+    Each rule is a sub-table ``[policy.rules.<name>]``; docs/governance.md lists their keys.
+    """
+
+    #: Bumped whenever the rules change; every recorded decision names the version that made it.
+    version: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    #: The decision when no rule matches: allow, deny or needs-approval.
+    default: str = attrs.field(default="allow", validator=attrs.validators.in_(_DECISIONS))
+    #: How long a pending approval waits for a person before it expires.
+    approval_ttl: str = attrs.field(default="1h", validator=_age)
+    #: How long an idempotency key keeps its recorded result.
+    idempotency_ttl: str = attrs.field(default="7d", validator=_age)
+    #: How long a claimed key stays claimed when its owner never finishes (a crash).
+    claim_ttl: str = attrs.field(default="1h", validator=_age)
+    rules: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
 #: Kernel tables and their settings classes; later kernel modules add theirs here.
 KERNEL_SECTIONS: dict[str, type] = {
     "cairn": CairnSettings,
@@ -202,4 +232,5 @@ KERNEL_SECTIONS: dict[str, type] = {
     "providers": ProvidersSettings,
     "memory": MemorySettings,
     "artifacts": ArtifactsSettings,
+    "policy": PolicySettings,
 }

@@ -19,7 +19,10 @@ attributes and says what to do next in ``hint``::
     │   ├── IntegrityError      stored data does not match its hash or shape
     │   └── MissingFacetError   the backend does not keep that kind of data
     ├── ProviderError           an LLM or embedding call failed (see providers)
-    └── SnapshotError           a strict snapshot met a file it could not keep
+    ├── SnapshotError           a strict snapshot met a file it could not keep
+    └── PolicyError             the policy gate stopped an action
+        ├── PolicyDeniedError      the policy (or a person) denied it
+        └── ApprovalRequiredError  it waits for a person's approval
 
 This module is a leaf: it imports nothing of cairn, so every layer, the data
 model included, may raise these.
@@ -37,11 +40,14 @@ __all__ = [
     "DuplicateNameError",
     "EmbedderMismatchError",
     "FileError",
+    "ApprovalRequiredError",
     "IntegrityError",
     "MergeConflictError",
     "MissingFacetError",
     "NotFoundError",
     "PluginError",
+    "PolicyDeniedError",
+    "PolicyError",
     "ProviderError",
     "SnapshotError",
     "StorageError",
@@ -286,3 +292,23 @@ class ProviderError(CairnError):
 
 class SnapshotError(CairnError):
     """A strict snapshot met a file it could not keep: unreadable, vanished, changed while read, or special."""
+
+
+class PolicyError(CairnError):
+    """The policy gate stopped an action; ``decision`` (a ``cairn.policy.Decision``) says which rule and why."""
+
+    def __init__(self, message: str, decision: Any, *, hint: str | None = None) -> None:
+        self.decision = decision
+        super().__init__(message, hint=hint)
+
+
+class PolicyDeniedError(PolicyError):
+    """The policy, or the person deciding an approval, denied the action; nothing was done."""
+
+
+class ApprovalRequiredError(PolicyError):
+    """The action waits for a person: ``approval_id`` names the pending approval; nothing was done yet."""
+
+    def __init__(self, message: str, decision: Any, approval_id: str, *, hint: str | None = None) -> None:
+        self.approval_id = approval_id
+        super().__init__(message, decision, hint=hint)

@@ -68,6 +68,11 @@ def cairn_register_artifact_stores(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def cairn_register_executors(register: Callable[..., None]) -> None:
+    """Register execution modules: ``register(name, factory, config_cls)``; the factory returns a ``cairn.executor.Executor``."""
+
+
+@hookspec
 def cairn_register_commands(cli: Any) -> None:
     """Add commands to the ``cairn`` click group ``cli`` (``cli.command()``, ``cli.add_command()``)."""
 

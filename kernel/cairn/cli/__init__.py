@@ -116,6 +116,11 @@ logs_cmd.register(cli)
 from cairn.cli import memory_cmd  # noqa: E402
 
 memory_cmd.register(cli)
+from cairn.cli import directive_cmd, exec_cmd, policy_cmd  # noqa: E402
+
+directive_cmd.register(cli)
+policy_cmd.register(cli)
+exec_cmd.register(cli)
 
 
 def _show_warning(

@@ -167,6 +167,11 @@ def _masked(lines: list[tuple[str, str]], redactor: Any) -> list[tuple[str, str]
 )
 @click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="With --snapshot: leave out these paths.")
 @click.option("--respect-gitignore", is_flag=True, help="With --snapshot: leave out what .gitignore ignores, and .git.")
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Run only if no earlier `cairn run` recorded this key; a repeat reports the recorded run instead.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_state
 def run_command(
@@ -177,6 +182,7 @@ def run_command(
     snapshot_dirs: tuple[str, ...],
     excludes: tuple[str, ...],
     respect_gitignore: bool,
+    idempotency_key: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND (after --) and record it: exit status, duration, code_ref, output tail.
@@ -184,7 +190,45 @@ def run_command(
     The command runs directly, never through a shell; its exit status becomes
     cairn's. With --snapshot DIR the run records DIR's tree before and after
     and the paths that changed; with --artifact PATH it attaches the file.
+    With --idempotency-key KEY a second run with the key (on any machine
+    sharing the store) runs nothing and exits with the recorded status.
     """
+    options = (run_type, tail_lines, artifact_paths, snapshot_dirs, excludes, respect_gitignore, command)
+    if idempotency_key is None:
+        done = _record_command(state, *options)
+    else:
+        from cairn.config_tables import PolicySettings
+        from cairn.idempotency import Idempotency
+        from cairn.model import canonical_json, sha256_hex
+
+        settings = state.config.settings("policy", PolicySettings)
+        once = Idempotency(state.store, ttl=settings.idempotency_ttl, claim_ttl=settings.claim_ttl).run(
+            idempotency_key,
+            lambda: _record_command(state, *options),
+            fingerprint=sha256_hex(canonical_json(["cairn run", list(command)])),
+        )
+        done = once.result
+        if once.replayed:
+            click.echo(
+                f"idempotency key {idempotency_key!r} was done already: run {done['run_id']} ({done['status']}, "
+                f"exit {done['code']}); nothing was run",
+                err=True,
+            )
+            click.get_current_context().exit(done["code"])
+    click.get_current_context().exit(130 if done["interrupted"] else done["code"])
+
+
+def _record_command(
+    state: State,
+    run_type: str,
+    tail_lines: int,
+    artifact_paths: tuple[str, ...],
+    snapshot_dirs: tuple[str, ...],
+    excludes: tuple[str, ...],
+    respect_gitignore: bool,
+    command: tuple[str, ...],
+) -> dict[str, Any]:
+    """Run and record the command; what happened, as the JSON an idempotency key keeps."""
     argv = list(command)
     if any("\x00" in arg for arg in argv):
         raise click.BadParameter(
@@ -248,7 +292,7 @@ def run_command(
         for note in attachments.notes:
             click.echo(f"note: {note}", err=True)
     click.echo(f"recorded {run.run_id} ({status}, exit {code})", err=True)
-    click.get_current_context().exit(130 if interrupted else code)
+    return {"run_id": run.run_id, "status": status, "code": code, "interrupted": interrupted}
 
 
 def _run_child(
@@ -309,12 +353,24 @@ def _progress(verb: str) -> Any:
     return progress
 
 
+def _gate_push(state: State, remote: str) -> None:
+    """Ask the policy gate before the ledger leaves the machine (``action = "push"``, the remote's name)."""
+    from cairn.gate import Gate
+    from cairn.policy import Action
+
+    gate = Gate.from_config(state.config, state.store)
+    if not gate.trivial:
+        gate.check(Action("push", remote))
+
+
 @ledger_group.command("push")
 @click.argument("remote", required=False)
 @pass_state
 def ledger_push(state: State, remote: str | None) -> None:
     """Publish local runs and context, merging first if the remote moved on."""
-    report = _syncable(state).push(remote, progress=_progress("push"))
+    store = _syncable(state)
+    _gate_push(state, remote or getattr(store, "remote", None) or "origin")
+    report = store.push(remote, progress=_progress("push"))
     click.echo(report.message or f"pushed {report.pushed} ref(s) to {report.remote}")
 
 

@@ -95,6 +95,10 @@ class Plugins:
     def artifact_stores(self) -> Registry:
         return self.registries["artifact_stores"]
 
+    @property
+    def executors(self) -> Registry:
+        return self.registries["executors"]
+
     # -- registering plugins -------------------------------------------------------
 
     def register(self, plugin: object, name: str, *, module: str | None = None, builtin: bool = False) -> bool:

@@ -38,6 +38,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "evaluators": ("cairn_register_evaluators", "evaluator"),
     "vector_indexes": ("cairn_register_vector_indexes", "vector index"),
     "artifact_stores": ("cairn_register_artifact_stores", "artifact store"),
+    "executors": ("cairn_register_executors", "execution module"),
 }
 
 #: ``[cairn]`` key -> the registry kind whose backend it names.

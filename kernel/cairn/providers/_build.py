@@ -57,6 +57,7 @@ class Providers:
         tokenizer: Tokenizer,
         bus: EventBus | None = None,
         run_id: str | None = None,
+        gate: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = _monotonic,
         rng: Callable[[], float] = random.random,
@@ -64,7 +65,12 @@ class Providers:
         self.config = config
         self.plugins = plugins
         self.settings: ProvidersSettings = config.settings("providers", ProvidersSettings)
-        self.meter = Meter(store, settings=self.settings, bus=bus, run_id=run_id)
+        if gate is None:  # the project's policy; with no [policy] rules nothing is asked (every call goes)
+            from cairn.gate import Gate
+
+            gate = Gate.from_config(config, store, bus=bus)
+            gate = None if gate.trivial else gate
+        self.meter = Meter(store, settings=self.settings, bus=bus, run_id=run_id, gate=gate)
         self.tokenizer = tokenizer
         self._options = {"sleep": sleep, "clock": clock, "rng": rng}
         self._open: list[Any] = []

@@ -71,6 +71,9 @@ class Embedder(_Caller):
         except _TaxonomyError as error:
             self._record(model, error, shape, metadata, sent=False, attempt=1, latency=0.0, usage=None)
             raise
+        if self.meter.gate is not None:  # the policy gate: before anything is sent
+            total = sum(counts) if counts is not None else sum(self.tokenizer.count_many(list(request.texts)))
+            self.meter.admit(self.name, model, price, total, 0, request.texts, "embed")
         if not request.texts:
             return EmbeddingResponse([], Usage(), model, provider=self.name, cost=0.0)
         size = caps.max_batch

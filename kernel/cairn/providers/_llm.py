@@ -218,6 +218,11 @@ class LLM(_Caller):
         except _TaxonomyError as error:
             self._record(operation, request, model, error, sent=False, attempt=1, latency_s=0.0, usage=None)
             raise
+        if self.meter.gate is not None:  # the policy gate: before anything is sent
+            counted = tokens if tokens is not None else self.count_input(request)
+            self.meter.admit(
+                self.name, model, price, counted, request.max_output_tokens or 0, request.texts(), operation
+            )
         return request, model, caps, echoes
 
     def _estimate(self, request: ChatRequest, output_text: str) -> Usage:

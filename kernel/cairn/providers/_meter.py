@@ -9,7 +9,7 @@ with ``MissingFacetError``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,6 +23,7 @@ from cairn.providers._errors import ProviderMisconfiguredError, SpendCeilingErro
 from cairn.providers._usage import Price, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cairn.gate import Gate
     from cairn.storage import RunStore
 
 __all__ = ["CALL_EVENT", "Meter"]
@@ -59,6 +60,7 @@ class Meter:
         bus: EventBus | None = None,
         run_id: str | None = None,
         now: Callable[[], str] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         from cairn.model import now as _now
 
@@ -110,6 +112,8 @@ class Meter:
         return sum(
             r.cost for r in self._held.values() if r.cost is not None and (not run_only or r.run_id == self.run_id)
         )
+        #: The policy gate every call asks before it is sent (``cairn.gate``); None lets every call through.
+        self.gate = gate
 
     @property
     def has_ceiling(self) -> bool:
@@ -189,6 +193,36 @@ class Meter:
                     provider=provider,
                     model=model,
                 )
+
+    def admit(
+        self,
+        provider: str,
+        model: str,
+        price: Price | None,
+        input_tokens: int,
+        output_tokens: int,
+        texts: Sequence[str],
+        operation: str,
+    ) -> None:
+        """Ask the policy gate about this call (estimated tokens and cost; a digest of the texts, never the
+        texts); raises ``PolicyDeniedError`` or ``ApprovalRequiredError`` when it must not be sent now."""
+        if self.gate is None:
+            return
+        from cairn.model import sha256_hex
+        from cairn.policy import Action
+
+        cost = price.cost(Usage(input_tokens=input_tokens, output_tokens=output_tokens)) if price else None
+        digest = sha256_hex("\x00".join(texts).encode("utf-8", "surrogatepass"))
+        self.gate.check(
+            Action(
+                "provider",
+                provider,
+                model=model,
+                tokens=input_tokens + output_tokens,
+                cost=cost,
+                details={"operation": operation, "input_sha256": digest, "run_id": self.run_id},
+            )
+        )
 
     def record(
         self,

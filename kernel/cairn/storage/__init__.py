@@ -22,7 +22,9 @@ Facets added since: ``artifact_meta`` (``ArtifactMetaStore``), the records
 of artifacts and snapshots and the bytes of small artifacts; ``vectors``
 (``VectorStore``), embeddings keyed by embedder and text hash (derived data,
 rebuildable); ``documents`` (``DocumentStore``), the texts search and recall
-read, with full-text search.
+read, with full-text search; ``governance`` (``GovernanceStore``),
+directives and approvals; ``nonces`` (``NonceStore``), idempotency keys and
+their results.
 
 The context engine needs objects, refs and annotations; the ledger needs
 ``ledger``; chat needs ``chat``. ``require(store, RunStore)`` returns the
@@ -46,6 +48,7 @@ from cairn.storage.annotations import AnnotationStore
 from cairn.storage.artifacts import ArtifactMetaStore
 from cairn.storage.chat import ChatStore
 from cairn.storage.documents import DocumentStore, query_words
+from cairn.storage.governance import GovernanceStore
 from cairn.storage.ledger import RunStore
 from cairn.storage.maintenance import (
     GcReport,
@@ -56,6 +59,7 @@ from cairn.storage.maintenance import (
     check_store,
     unreachable,
 )
+from cairn.storage.nonces import NonceStore
 from cairn.storage.objects import ObjectStore
 from cairn.storage.refs import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX, RefStore, RefUpdate, branch_ref, ref_problem
 from cairn.storage.sync import Syncable, SyncReport, SyncStatus
@@ -73,9 +77,11 @@ __all__ = [
     "DocumentStore",
     "Facet",
     "GcReport",
+    "GovernanceStore",
     "IntegrityError",
     "Maintenance",
     "MissingFacetError",
+    "NonceStore",
     "NotFoundError",
     "ObjectStore",
     "Problem",

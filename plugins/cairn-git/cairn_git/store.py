@@ -13,7 +13,8 @@ state and retried; a cairn-level compare-and-swap that fails raises
     refs/<ns>/context/<name>.ref          one per cairn ref (HEAD, refs/heads/<branch>, ...),
                                           pointing at a blob that holds its value
     refs/heads/<ledger_branch>            the run ledger (see cairn_git._ledger), chat in threads and
-                                          artifact metadata (see cairn_git.facets.artifacts)
+                                          artifact metadata (see cairn_git.facets.artifacts), directives,
+                                          approvals and idempotency keys (see cairn_git.facets.governance)
     refs/<ns>/runs/<run_id>               an annotated tag per run (or refs/tags/<ns>/run/<run_id>)
     refs/notes/<ns>-chat                  run-attached chat messages: a JSONL note on each run's tag
                                           (see cairn_git._notes)
@@ -45,8 +46,10 @@ from cairn_git.facets import (
     GitAnnotations,
     GitArtifactMeta,
     GitChat,
+    GitGovernance,
     GitLedger,
     GitMaintenance,
+    GitNonces,
     GitObjects,
     GitRefs,
     GitSync,
@@ -66,6 +69,8 @@ class GitStore(
     GitMaintenance,
     GitSync,
     GitArtifactMeta,
+    GitGovernance,
+    GitNonces,
     Store,
 ):
     """A ``cairn.storage.Store`` kept in git objects and refs, with the sync facet (see the module docstring).

@@ -14,6 +14,8 @@ from cairn.storage import Store, facets_of
 from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
+    GovernanceConformance,
+    NoncesConformance,
     StoreConformance,
     StoreOpener,
     SyncConformance,
@@ -48,7 +50,9 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
     run("update-ref", store.objects_ref, commit, catalog)
 
 
-class TestGitStore(StoreConformance, SyncConformance, ArtifactMetaConformance):
+class TestGitStore(
+    StoreConformance, SyncConformance, ArtifactMetaConformance, GovernanceConformance, NoncesConformance
+):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory

@@ -32,5 +32,7 @@ def test_each_facet_is_a_module_of_its_own() -> None:
         "maintenance",
         "sync",
         "artifacts",
+        "governance",
+        "nonces",
     }
     assert sorted(facets.__all__) == sorted(c.__name__ for c in mixins)

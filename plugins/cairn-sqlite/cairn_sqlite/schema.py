@@ -264,6 +264,37 @@ def _schema_v6(db: Database) -> None:
     )
 
 
+def _schema_governance(db: Database) -> None:
+    """Governance: directives (content, status, history), approvals, idempotency keys."""
+    db.table("directives").create(
+        {"id": str, "created_at": str, "status": str, "record": str},
+        pk="id",
+        not_null={"created_at", "status", "record"},
+    )
+    db.table("directives").create_index(["created_at", "id"], index_name="directives_time")
+    db.table("directives").create_index(["status", "created_at"], index_name="directives_status")
+    db.table("directive_events").create(
+        {"directive_id": str, "seq": int, "record": str},
+        pk=("directive_id", "seq"),
+        not_null={"record"},
+        foreign_keys=[("directive_id", "directives", "id")],
+    )
+    db.table("approvals").create(
+        {"id": str, "created_at": str, "status": str, "action_hash": str, "record": str},
+        pk="id",
+        not_null={"created_at", "status", "action_hash", "record"},
+    )
+    db.table("approvals").create_index(["created_at", "id"], index_name="approvals_time")
+    db.table("approvals").create_index(["action_hash", "created_at"], index_name="approvals_action")
+    db.table("approvals").create_index(["status", "created_at"], index_name="approvals_status")
+    db.table("nonces").create(
+        {"key": str, "owner": str, "state": str, "expires_at": str, "record": str},
+        pk="key",
+        not_null={"owner", "state", "expires_at", "record"},
+    )
+    db.table("nonces").create_index(["expires_at"], index_name="nonces_expiry")
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _schema_v1),
@@ -272,6 +303,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "artifact and snapshot records, inline artifact bytes", _schema_v4),
     Migration(5, "merge commits: second parent and nearest merge", _schema_v5),
     Migration(6, "memory: embedders, vectors, documents and their full-text index", _schema_v6),
+    Migration(7, "directives, approvals and idempotency keys", _schema_governance),
 )
 
 
@@ -282,8 +314,8 @@ def schema_version() -> int:
 
 def _check_migrations(migrations: Sequence[Migration]) -> None:
     versions = [m.version for m in migrations]
-    # Strictly increasing from 1; a gap is a step another branch holds until the branches merge.
-    if not versions or versions[0] != 1 or any(b <= a for a, b in itertools.pairwise(versions)):
+    # 1, 2, 3 ... with no gap: a step is appended, never renumbered or skipped, once released.
+    if versions != list(range(1, len(versions) + 1)):
         raise RuntimeError(f"cairn-sqlite migrations must be numbered 1, 2, 3 ... in order; got {versions}")
 
 

@@ -18,6 +18,8 @@ module                          holds
 ``cairn_sqlite.artifacts``      artifact and snapshot records, inline bytes
 ``cairn_sqlite.vectors``        embeddings by embedder and text hash
 ``cairn_sqlite.documents``      searchable documents and their FTS5 index
+``cairn_sqlite.governance``     directives and their history, approvals
+``cairn_sqlite.nonces``         idempotency keys and their results
 ``cairn_sqlite.maintenance``    stats, gc and check
 =============================== ============================================
 
@@ -51,8 +53,10 @@ from cairn_sqlite.chat import SqliteChat
 from cairn_sqlite.config import MEMORY, SqliteConfig, resolve_path
 from cairn_sqlite.connection import MIN_SQLITE
 from cairn_sqlite.documents import SqliteDocuments
+from cairn_sqlite.governance import SqliteGovernance
 from cairn_sqlite.ledger import SqliteLedger
 from cairn_sqlite.maintenance import SqliteMaintenance
+from cairn_sqlite.nonces import SqliteNonces
 from cairn_sqlite.objects import SqliteObjects
 from cairn_sqlite.refs import SqliteRefs
 from cairn_sqlite.schema import COMMIT_COLUMNS, MIGRATIONS, Migration, schema_version
@@ -87,9 +91,11 @@ class SqliteStore(
     SqliteArtifactMeta,
     SqliteVectors,
     SqliteDocuments,
+    SqliteGovernance,
+    SqliteNonces,
     Store,
 ):
-    """A ``cairn.storage.Store`` in one SQLite file: every facet but sync, artifact metadata, vectors and documents (see the module docstring).
+    """A ``cairn.storage.Store`` in one SQLite file: every facet but sync (see the module docstring).
 
     Safe to share between threads (calls are serialized) and between
     processes (SQLite's locking; every write takes the lock up front).

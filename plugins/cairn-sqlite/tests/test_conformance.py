@@ -14,6 +14,8 @@ from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
     DocumentsConformance,
+    GovernanceConformance,
+    NoncesConformance,
     StoreConformance,
     StoreOpener,
     VectorsConformance,
@@ -26,7 +28,14 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
     store.db.execute("UPDATE blobs SET data = ? WHERE hash = ?", (data, digest))
 
 
-class TestSqliteConformance(StoreConformance, ArtifactMetaConformance, VectorsConformance, DocumentsConformance):
+class TestSqliteConformance(
+    StoreConformance,
+    ArtifactMetaConformance,
+    VectorsConformance,
+    DocumentsConformance,
+    GovernanceConformance,
+    NoncesConformance,
+):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory

@@ -85,6 +85,8 @@ def test_the_store_composes_one_mixin_per_facet() -> None:
         "artifact_meta",
         "vectors",
         "documents",
+        "governance",
+        "nonces",
     }
     for mixin in SqliteStore.__bases__[:-1]:  # the last base is cairn.storage.Store
         assert len(facets_of(mixin)) == 1, mixin

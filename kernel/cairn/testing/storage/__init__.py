@@ -57,8 +57,10 @@ from cairn.testing.storage.annotations import AnnotationsConformance
 from cairn.testing.storage.artifacts import ArtifactMetaConformance
 from cairn.testing.storage.chat import ChatConformance
 from cairn.testing.storage.documents import DocumentsConformance, make_document
+from cairn.testing.storage.governance import GovernanceConformance
 from cairn.testing.storage.ledger import LedgerConformance, make_events, make_run
 from cairn.testing.storage.maintenance import MaintenanceConformance
+from cairn.testing.storage.nonces import NoncesConformance
 from cairn.testing.storage.objects import ObjectsConformance
 from cairn.testing.storage.refs import RefsConformance
 from cairn.testing.storage.sync import SyncConformance
@@ -76,8 +78,10 @@ __all__ = [
     "CorruptBlob",
     "DocumentsConformance",
     "FacetSuite",
+    "GovernanceConformance",
     "LedgerConformance",
     "MaintenanceConformance",
+    "NoncesConformance",
     "ObjectsConformance",
     "RefsConformance",
     "StoreConformance",

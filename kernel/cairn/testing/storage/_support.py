@@ -52,6 +52,8 @@ SUITES = {
     "artifact_meta": "ArtifactMetaConformance",
     "vectors": "VectorsConformance",
     "documents": "DocumentsConformance",
+    "governance": "GovernanceConformance",
+    "nonces": "NoncesConformance",
 }
 #: Facets whose suites need more than a store opener (a remote): backends run them with their own fixtures.
 UNSUITED: frozenset[str] = frozenset()

@@ -12,6 +12,8 @@ module             mixin              keeps
 ``maintenance``    ``GitMaintenance`` stats, gc and check
 ``sync``           ``GitSync``        push, pull and status through the ``git`` command line
 ``artifacts``      ``GitArtifactMeta`` artifact and snapshot records, inline bytes, on the ledger branch
+``governance``     ``GitGovernance``  directives and approvals on the ledger branch
+``nonces``         ``GitNonces``      idempotency keys on the ledger branch
 =================  =================  =======================================================
 
 What several facets share sits below them: ``cairn_git._context.ContextBase``
@@ -26,8 +28,10 @@ from __future__ import annotations
 from cairn_git.facets.annotations import GitAnnotations
 from cairn_git.facets.artifacts import GitArtifactMeta
 from cairn_git.facets.chat import GitChat
+from cairn_git.facets.governance import GitGovernance
 from cairn_git.facets.ledger import GitLedger
 from cairn_git.facets.maintenance import GitMaintenance
+from cairn_git.facets.nonces import GitNonces
 from cairn_git.facets.objects import GitObjects
 from cairn_git.facets.refs import GitRefs
 from cairn_git.facets.sync import GitSync
@@ -37,8 +41,10 @@ __all__ = [
     "GitAnnotations",
     "GitArtifactMeta",
     "GitChat",
+    "GitGovernance",
     "GitLedger",
     "GitMaintenance",
+    "GitNonces",
     "GitObjects",
     "GitRefs",
     "GitSync",
