@@ -84,7 +84,7 @@ def execute(
         policy = load_policy(config)
         directives = Directives(store, bus=bus) if directive_id is not None else None
         if directives is not None:
-            directives.running(directive_id)  # type: ignore[arg-type]
+            directives.running(directive_id)  # type: ignore[arg-type]  # directives is set only with an id
         digest = sha256_hex(canonical_json(input, check_keys=False))
         action = Action(
             "exec",
@@ -104,7 +104,7 @@ def execute(
             "exec", subtype=name, summary=f"exec {name}", metadata={k: v for k, v in metadata.items() if v}
         )
         if directives is not None:
-            directives.link_run(directive_id, handle.run_id)  # type: ignore[arg-type]
+            directives.link_run(directive_id, handle.run_id)  # type: ignore[arg-type]  # as above
         gate = Gate(policy, store, directive_id=directive_id, run=handle, bus=bus)
         timeout = float(input.get("timeout_s", executor.timeout_s))
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -82,6 +82,11 @@ _RULE_KEYS = (
 )
 
 
+def _tuple(value: Iterable[str]) -> tuple[str, ...]:
+    # A typed converter: with converter=tuple, mypy's attrs plugin types the argument Iterable[_T_co] and refuses all.
+    return tuple(value)
+
+
 @attrs.frozen
 class Action:
     """An action about to happen, as metadata (never a body or a secret)."""
@@ -89,7 +94,7 @@ class Action:
     kind: str = attrs.field(validator=attrs.validators.in_(ACTION_KINDS))
     name: str
     model: str | None = None
-    scopes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    scopes: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     tokens: int | None = None
     cost: float | None = None
     directive: str | None = None

@@ -148,7 +148,8 @@ def _mover(name: str, to: str | None, help_text: str) -> click.Command:
     @click.option("--reason", help="Why, recorded in its history.")
     @json_option()
     @pass_state
-    def command(state: State, directive_id: str, reason: str | None, as_json: bool, **extra: Any) -> None:
+    # state positional-only: with **extra beside it, mypy's strict Concatenate would not let pass_state supply it.
+    def command(state: State, /, directive_id: str, reason: str | None, as_json: bool, **extra: Any) -> None:
         target = to or extra["status"]
         event = directives(state).move(directive_id, target, reason=reason)
         if as_json:

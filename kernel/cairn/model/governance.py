@@ -16,7 +16,7 @@ Times are ``format_time`` strings (UTC, fixed width), so they compare as text.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -95,6 +95,11 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _tuple(value: Iterable[str]) -> tuple[str, ...]:
+    # A typed converter: with converter=tuple, mypy's attrs plugin types the argument Iterable[_T_co] and refuses all.
+    return tuple(value)
+
+
 def _scope(value: Mapping[str, Any] | None) -> dict[str, tuple[str, ...]]:
     value = dict(value or {})
     unknown = sorted(set(value) - set(_SCOPE_KEYS))
@@ -127,7 +132,7 @@ class Directive:
     intent: str
     created_by: str
     created_at: str
-    constraints: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    constraints: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     scope: dict[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_scope)
     budget: dict[str, float] = attrs.field(factory=dict, converter=_budget)
     supersedes: str | None = None
@@ -202,7 +207,8 @@ class DirectiveEvent:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> DirectiveEvent:
-        return cls(**{f.name: record.get(f.name) for f in attrs.fields(cls)})
+        fields: dict[str, Any] = {f.name: record.get(f.name) for f in attrs.fields(cls)}
+        return cls(**fields)
 
 
 @attrs.frozen

@@ -76,6 +76,8 @@ class Meter:
         self.run_id = run_id
         self.now = now or _now
         self.session_spend = 0.0
+        #: The policy gate every call asks before it is sent (``cairn.gate``); None lets every call through.
+        self.gate = gate
         #: Spend records held back by ``aggregated()``, one per (provider, model, outcome); None when not held.
         self._held: dict[tuple[str, str, str], SpendRecord] | None = None
 
@@ -112,8 +114,6 @@ class Meter:
         return sum(
             r.cost for r in self._held.values() if r.cost is not None and (not run_only or r.run_id == self.run_id)
         )
-        #: The policy gate every call asks before it is sent (``cairn.gate``); None lets every call through.
-        self.gate = gate
 
     @property
     def has_ceiling(self) -> bool:

@@ -9,7 +9,6 @@ or that a newer cairn-sqlite wrote, is refused before anything is written.
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager

@@ -129,14 +129,14 @@ class GitGovernance(LedgerRecords, GovernanceStore):
         checked(event, DirectiveEvent, "transition_directive")
         if known_id(directive_id, validate_directive_id) is None:
             raise NotFoundError("directive", directive_id, hint="`cairn directive list` lists directives")
-        return self._update_ledger("moving a directive", self._append_plan(directive_id, event, expected, new))  # type: ignore[no-any-return]
+        return self._update_ledger("moving a directive", self._append_plan(directive_id, event, expected, new))
 
     @writing
     def add_directive_event(self, directive_id: str, event: DirectiveEvent) -> DirectiveEvent:
         checked(event, DirectiveEvent, "add_directive_event")
         if known_id(directive_id, validate_directive_id) is None:
             raise NotFoundError("directive", directive_id, hint="`cairn directive list` lists directives")
-        return self._update_ledger("recording a directive event", self._append_plan(directive_id, event, None, None))  # type: ignore[no-any-return]
+        return self._update_ledger("recording a directive event", self._append_plan(directive_id, event, None, None))
 
     @locked
     def directive_events(self, directive_id: str) -> list[DirectiveEvent]:

@@ -54,7 +54,7 @@ class GitNonces(LedgerRecords, NonceStore):
                 return LedgerChange({}, "", result=current)
             return LedgerChange({self._nonce_path(record.key): (BLOB_MODE, blob)}, "idempotency key claimed")
 
-        return self._update_ledger("claiming an idempotency key", plan)  # type: ignore[no-any-return]
+        return self._update_ledger("claiming an idempotency key", plan)
 
     @writing
     def complete_nonce(self, key: str, owner: str, result: Any, *, done_at: str, expires_at: str) -> NonceRecord:
@@ -70,7 +70,7 @@ class GitNonces(LedgerRecords, NonceStore):
             blob = self._writer.blob(record_bytes(done.to_record()))
             return LedgerChange({path: (BLOB_MODE, blob)}, "idempotency key done", result=done)
 
-        return self._update_ledger("recording an idempotent result", plan)  # type: ignore[no-any-return]
+        return self._update_ledger("recording an idempotent result", plan)
 
     @writing
     def release_nonce(self, key: str, owner: str) -> bool:
