@@ -78,6 +78,8 @@ class Meter:
         self.session_spend = 0.0
         #: Spend records held back by ``aggregated()``, one per (provider, model, outcome); None when not held.
         self._held: dict[tuple[str, str, str], SpendRecord] | None = None
+        #: The policy gate every call asks before it is sent (``cairn.gate``); None lets every call through.
+        self.gate = gate
 
     @contextlib.contextmanager
     def aggregated(self) -> Iterator[None]:
@@ -112,8 +114,6 @@ class Meter:
         return sum(
             r.cost for r in self._held.values() if r.cost is not None and (not run_only or r.run_id == self.run_id)
         )
-        #: The policy gate every call asks before it is sent (``cairn.gate``); None lets every call through.
-        self.gate = gate
 
     @property
     def has_ceiling(self) -> bool:
