@@ -80,6 +80,8 @@ class Meter:
         self.gate = gate
         #: Spend records held back by ``aggregated()``, one per (provider, model, outcome); None when not held.
         self._held: dict[tuple[str, str, str], SpendRecord] | None = None
+        #: The policy gate every call asks before it is sent (``cairn.gate``); None lets every call through.
+        self.gate = gate
 
     @contextlib.contextmanager
     def aggregated(self) -> Iterator[None]:
