@@ -76,8 +76,6 @@ class Meter:
         self.run_id = run_id
         self.now = now or _now
         self.session_spend = 0.0
-        #: The policy gate every call asks before it is sent (``cairn.gate``); None lets every call through.
-        self.gate = gate
         #: Spend records held back by ``aggregated()``, one per (provider, model, outcome); None when not held.
         self._held: dict[tuple[str, str, str], SpendRecord] | None = None
         #: The policy gate every call asks before it is sent (``cairn.gate``); None lets every call through.
