@@ -146,3 +146,23 @@ def test_the_types_env_runs_by_default_with_every_distribution_installed() -> No
 def test_pre_commit_runs_the_types_env() -> None:
     config = (ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8")
     assert re.search(r"^\s+entry: tox -e types$", config, flags=re.M)
+
+
+_IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?(?P<after>.*)$")
+
+
+def test_every_type_ignore_names_its_error_and_says_why() -> None:
+    # mypy checks the code is there (ignore-without-code); the reason is for the reader: a comment
+    # after the ignore, or on the line above it.
+    unexplained = []
+    for directory in DISTRIBUTIONS:
+        for path in _sources(directory):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for number, line in enumerate(lines, start=1):
+                found = _IGNORE.search(line)
+                if found is None:
+                    continue
+                above = lines[number - 2].strip() if number > 1 else ""
+                if found["codes"] is None or not (found["after"].strip().startswith("#") or above.startswith("#")):
+                    unexplained.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
+    assert not unexplained, "type: ignore without an error code or a reason:\n" + "\n".join(unexplained)
