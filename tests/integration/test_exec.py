@@ -10,10 +10,10 @@ from pathlib import Path
 
 import attrs
 import pytest
+from test_directives import fails
 
 from cairn.executor import ExecResult, Executor, check_input
 from cairn.hookspecs import hookimpl
-from test_directives import fails
 
 
 def exec_json(cairn, module: str, data: dict, *extra: str, code: int = 0) -> dict:
@@ -66,7 +66,7 @@ def test_timeouts_and_failures_map_onto_run_statuses(cairn) -> None:
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/big":
             body = b"x" * 5000
         elif self.path == "/moved":
