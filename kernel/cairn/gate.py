@@ -156,6 +156,7 @@ class Gate:
 
     def _record(self, action: Action, decision: Decision) -> None:
         fields = {"action": action.to_dict(), **decision.to_dict()}
-        self.bus.publish(DECISION_EVENT, fields)
+        run_id = self.run.run_id if self.run is not None else action.details.get("run_id")
+        self.bus.publish(DECISION_EVENT, {**fields, "run_id": run_id})
         if self.run is not None:
             self.run.event(DECISION_EVENT, **fields)
