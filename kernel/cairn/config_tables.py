@@ -1,7 +1,7 @@
 """The kernel's configuration tables, typed: one frozen attrs class per table, unknown keys refused.
 
 ``[cairn]``, ``[context]``, ``[chat]``, ``[providers]``, ``[memory]``,
-``[artifacts]`` and ``[policy]`` are structured into the classes here (``Config.settings``);
+``[artifacts]``, ``[policy]`` and ``[telemetry]`` are structured into the classes here (``Config.settings``);
 ``KERNEL_SECTIONS`` lists them, ``BACKEND_SECTIONS`` names the section that
 holds one table per backend of each registry kind. A validator's message
 names the key and what it must be; ``cairn.config`` locates it in the file.
@@ -28,6 +28,7 @@ __all__ = [
     "MemorySettings",
     "PolicySettings",
     "ProvidersSettings",
+    "TelemetrySettings",
     "check_env_name",
 ]
 
@@ -68,6 +69,12 @@ def check_env_name(value: object, *, empty_ok: bool = False) -> str | None:
 
 def _env_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     problem = check_env_name(value)
+    if problem:
+        raise ValueError(f"{attribute.name} {problem}")
+
+
+def _env_name_or_empty(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    problem = check_env_name(value, empty_ok=True)
     if problem:
         raise ValueError(f"{attribute.name} {problem}")
 
@@ -224,6 +231,24 @@ class PolicySettings:
     rules: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
 
+@attrs.frozen
+class TelemetrySettings:
+    """The ``[telemetry]`` table: where a telemetry plugin (cairn-otel) sends spans and metrics.
+
+    The kernel keeps no telemetry dependency: it publishes events, and a plugin
+    implementing ``cairn_observe`` turns them into spans and metrics.
+    """
+
+    #: "none" (nothing is exported), "otlp" (OTLP over HTTP to ``endpoint``) or "console" (stderr).
+    exporter: str = attrs.field(default="none", validator=attrs.validators.in_(("none", "otlp", "console")))
+    #: The OTLP/HTTP collector's base URL; /v1/traces and /v1/metrics are appended.
+    endpoint: str = "http://127.0.0.1:4318"
+    #: The NAME of a variable holding extra OTLP headers, "key=value,key2=value2" (an API key stays out of files).
+    headers_env: str = attrs.field(default="", validator=_env_name_or_empty)
+    #: The service.name resource attribute.
+    service_name: str = attrs.field(default="cairn", validator=_not_blank)
+
+
 #: Kernel tables and their settings classes; later kernel modules add theirs here.
 KERNEL_SECTIONS: dict[str, type] = {
     "cairn": CairnSettings,
@@ -233,4 +258,5 @@ KERNEL_SECTIONS: dict[str, type] = {
     "memory": MemorySettings,
     "artifacts": ArtifactsSettings,
     "policy": PolicySettings,
+    "telemetry": TelemetrySettings,
 }

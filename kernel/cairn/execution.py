@@ -16,7 +16,8 @@
 5. runs the module within its timeout and records the result as events; the
    run's status is the result's, mapped (``cairn.executor.RUN_STATUS``).
 
-``exec:start`` and ``exec:end`` are published on the bus (metadata only).
+``exec:start`` and ``exec:end`` are published on the bus (metadata only), the
+end before the run closes, so an observer sees the call inside its run.
 """
 
 from __future__ import annotations
@@ -140,12 +141,6 @@ def execute(
         ]
         if replayed:
             events = [{"type": "exec.replayed", "key": idempotency_key, "original_run_id": original}]
-        handle.close(
-            "ok" if replayed else result.run_status,
-            summary=f"exec {name}: " + ("replayed " + str(original) if replayed else result.status),
-            metadata={"exec_status": result.status, **({"replayed_from": original} if replayed else {})},
-            events=events,
-        )
         bus.publish(
             EXEC_END,
             {
@@ -156,6 +151,12 @@ def execute(
                 "directive": directive_id,
                 "error": result.error,
             },
+        )
+        handle.close(
+            "ok" if replayed else result.run_status,
+            summary=f"exec {name}: " + ("replayed " + str(original) if replayed else result.status),
+            metadata={"exec_status": result.status, **({"replayed_from": original} if replayed else {})},
+            events=events,
         )
         return ExecOutcome(handle.run_id, result, replayed, original)
     finally:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cairn.errors import ApprovalRequiredError, PolicyDeniedError
+from cairn.errors import ApprovalRequiredError, NotFoundError, PolicyDeniedError, ValidationError
 from cairn.events import EventBus
 from cairn.events import bus as default_bus
 from cairn.model import now
@@ -86,7 +86,7 @@ class Gate:
 
         try:
             state = Directives(self.store).get(self.directive_id)
-        except Exception:  # an unknown directive is the policy's to deny, with its own reason
+        except (NotFoundError, ValidationError):  # an unknown directive is the policy's to deny, with its reason
             return Context(time=moment)
         tokens, cost = 0, 0.0
         if isinstance(self.store, RunStore):
@@ -156,6 +156,7 @@ class Gate:
 
     def _record(self, action: Action, decision: Decision) -> None:
         fields = {"action": action.to_dict(), **decision.to_dict()}
-        self.bus.publish(DECISION_EVENT, fields)
+        run_id = self.run.run_id if self.run is not None else action.details.get("run_id")
+        self.bus.publish(DECISION_EVENT, {**fields, "run_id": run_id})
         if self.run is not None:
             self.run.event(DECISION_EVENT, **fields)

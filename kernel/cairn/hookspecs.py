@@ -78,6 +78,11 @@ def cairn_register_commands(cli: Any) -> None:
 
 
 @hookspec
+def cairn_observe(bus: Any, config: Any) -> Any:
+    """Called when a command starts with ``[telemetry] exporter`` set: subscribe to ``bus``; return a callable that flushes and stops, or None."""
+
+
+@hookspec
 def cairn_commit_created(commit: Any, branch: str | None) -> None:
     """Called after a context commit is stored and its branch moved; ``branch`` is None on a detached HEAD."""
 

@@ -100,6 +100,7 @@ class Action:
     directive: str | None = None
     #: Digests and counts that tell this action from another of the same name (``input_sha256`` ...).
     details: dict[str, Any] = attrs.field(factory=dict)
+    _digest: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,15 +116,18 @@ class Action:
 
     @property
     def hash(self) -> str:
-        """SHA-256 of the action's canonical JSON: what an approval is bound to."""
-        return sha256_hex(canonical_json(self.to_dict()))
+        """SHA-256 of the action's canonical JSON: what an approval is bound to (computed once)."""
+        if self._digest is None:
+            object.__setattr__(self, "_digest", sha256_hex(canonical_json(self.to_dict(), check_keys=False)))
+        assert self._digest is not None
+        return self._digest
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Action:
         """An action from JSON (``cairn policy check``); unknown keys and wrong types are a ``ValidationError``."""
         if not isinstance(data, Mapping):
             raise ValidationError("an action is a JSON object", hint='e.g. {"kind": "provider", "name": "openai"}')
-        fields = {f.name for f in attrs.fields(cls)}
+        fields = {f.name for f in attrs.fields(cls) if f.init}
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ValidationError(

@@ -146,3 +146,26 @@ def test_policy_check_evaluates_offline(cairn, server, capsys) -> None:
     action.write_text('{"kind": "provider",\n "name": }')
     assert "action.json:2: not JSON" in fails(cairn, capsys, "policy", "check", str(action))
     assert cairn.json("approvals", "list") == []  # offline: nothing parked
+
+
+def test_ask_under_a_directive_is_a_gated_run_linked_both_ways(cairn, server, capsys) -> None:
+    configure(cairn, server)
+    path = cairn.project / "cairn.toml"
+    path.write_text(path.read_text().replace("cost_over = 0.01", "cost_over = 100000"))  # cheap enough to go
+    allowed = cairn.json("directive", "new", "answer questions", "--provider", "openai", "--max-cost", "50000")["id"]
+    elsewhere = cairn.json("directive", "new", "local only", "--provider", "ollama")["id"]
+    assert "is draft, not running" in fails(cairn, capsys, "ask", "--no-stream", "--directive", allowed, "hi")
+    for did in (allowed, elsewhere):
+        cairn("directive", "approve", did)
+    cairn("ask", "--no-stream", "--directive", allowed, "hi")
+    assert len(server.calls()) == 1
+    (run_id,) = cairn.json("directive", "show", allowed)["runs"]
+    explained = cairn.json("policy", "explain", run_id)
+    assert explained["status"] == "ok"
+    assert [(d["outcome"], d["rule"]) for d in explained["decisions"]] == [("allow", "default")]
+    assert explained["decisions"][0]["action"]["directive"] == allowed
+    err = fails(cairn, capsys, "ask", "--no-stream", "--directive", elsewhere, "hi")
+    assert "outside the directive's providers" in err and "directive-scope" in err
+    assert len(server.calls()) == 1  # the denied call was never sent
+    (denied_run,) = cairn.json("directive", "show", elsewhere)["runs"]
+    assert cairn.json("policy", "explain", denied_run)["decisions"][0]["outcome"] == "deny"

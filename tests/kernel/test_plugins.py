@@ -340,8 +340,8 @@ def test_plugins_json_fields(site: FakeSite, isolated_cli: None) -> None:
         "distribution": "cairn",
         "version": cairn.__version__,
         "builtin": True,
-        "hooks": ["cairn_register_content_types"],
-        "registers": {"content_types": BUILTIN_TYPES},
+        "hooks": ["cairn_register_content_types", "cairn_register_executors"],
+        "registers": {"content_types": BUILTIN_TYPES, "executors": ["shell", "http", "python"]},
         "failures": {},
     }
     assert by_name["good"] == {
@@ -421,6 +421,7 @@ REGISTRATION_HOOKS = {
     "evaluators": "cairn_register_evaluators",
     "vector_indexes": "cairn_register_vector_indexes",
     "artifact_stores": "cairn_register_artifact_stores",
+    "executors": "cairn_register_executors",
 }
 
 

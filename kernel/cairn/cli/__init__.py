@@ -69,9 +69,27 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 @click.option(
     "--strict", is_flag=True, default=None, help="Fail when a plugin is broken (also CAIRN_STRICT_PLUGINS=1)."
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="json: one JSON object per log record on stderr.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    help="With --log-format json: the lowest level written.",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, project: str | None, config_file: str | None, settings: tuple[str, ...], strict: bool | None
+    ctx: click.Context,
+    project: str | None,
+    config_file: str | None,
+    settings: tuple[str, ...],
+    strict: bool | None,
+    log_format: str,
+    log_level: str,
 ) -> None:
     """cairn: versioned context, a run ledger, providers and evaluators for LLM agents.
 
@@ -79,6 +97,9 @@ def cli(
     directory), the user config file, CAIRN__SECTION__KEY variables and --set.
     """
     ctx.obj = ctx.find_object(State) or State.from_params(ctx.params)
+    from cairn.cli._logs import configure_logging
+
+    configure_logging(log_format, log_level)
 
 
 from cairn.cli import (  # noqa: E402  (the built-in commands)

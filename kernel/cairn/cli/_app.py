@@ -206,9 +206,11 @@ class CairnGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         detach = _attach_recordings(ctx)
+        stop = _start_observers(ctx)
         try:
             return super().invoke(ctx)
         finally:
+            stop()
             detach()
             state = ctx.obj
             if isinstance(state, State):
@@ -235,6 +237,29 @@ def _attach_recordings(ctx: click.Context) -> Callable[[], None]:
     from cairn.tracing import ActiveRecordings
 
     return ActiveRecordings(directory).attach(bus)
+
+
+def _start_observers(ctx: click.Context) -> Callable[[], None]:
+    """With ``[telemetry] exporter`` set, let plugins subscribe to the bus (``cairn_observe``); the returned
+    callable flushes and stops them when the command ends."""
+    from cairn.config_tables import TelemetrySettings
+    from cairn.errors import ConfigError
+
+    state = CairnGroup._state(ctx)
+    try:
+        if state.config.settings("telemetry", TelemetrySettings).exporter == "none":
+            return lambda: None
+    except ConfigError:
+        return lambda: None  # the command itself will report the broken config
+    from cairn.events import bus
+
+    stops = [s for s in state.plugins.pm.hook.cairn_observe(bus=bus, config=state.config) if callable(s)]
+
+    def stop() -> None:
+        for each in stops:
+            each()
+
+    return stop
 
 
 def fail(exc: CairnError, status: int = 1) -> None:

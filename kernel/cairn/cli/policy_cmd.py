@@ -108,7 +108,13 @@ def explain_cmd(state: State, run_ref: str, as_json: bool) -> None:
         echo_json({"run_id": run.run_id, "status": run.status, "decisions": decisions})
         return
     if not decisions:
-        click.echo(f"run {run.run_id} recorded no policy decisions")
+        original = run.metadata.get("replayed_from")
+        if original:
+            click.echo(
+                f"run {run.run_id} replayed run {original} (an idempotency key); see cairn policy explain {original}"
+            )
+        else:
+            click.echo(f"run {run.run_id} recorded no policy decisions")
         return
     rows = []
     for d in decisions:

@@ -26,11 +26,11 @@ def register(cli: click.Group) -> None:
         cli.add_command(command)
 
 
-def _providers(state: State) -> Providers:
+def _providers(state: State, **options: Any) -> Providers:
     from cairn.providers import Providers
 
     repo = state.repo
-    return Providers(state.config, state.plugins, store=repo.store, tokenizer=repo.tokenizer)
+    return Providers(state.config, state.plugins, store=repo.store, tokenizer=repo.tokenizer, **options)
 
 
 # -- ask -----------------------------------------------------------------------------------
@@ -42,15 +42,49 @@ def _providers(state: State) -> Providers:
 @click.option("--budget", type=Count(), help="Token budget of the context sent (capped by the model's window).")
 @click.option("--no-stream", is_flag=True, help="Wait for the whole reply instead of printing it as it arrives.")
 @json_option("Print the reply, its commits, usage and cost as JSON (implies --no-stream).")
+@click.option("--directive", "directive_id", help="Ask under this directive: its scope and budget bound the call.")
 @pass_state
-def ask_command(state: State, text: str, model: str | None, budget: int | None, no_stream: bool, as_json: bool) -> None:
+def ask_command(
+    state: State,
+    text: str,
+    model: str | None,
+    budget: int | None,
+    no_stream: bool,
+    as_json: bool,
+    directive_id: str | None,
+) -> None:
     """Ask the configured LLM about the current branch and commit both the question and the reply.
 
     TEXT ("-" reads standard input) is committed as a user dialogue item; the
     branch is materialized within the model's context window (and --budget),
     sent to [cairn] llm, and the reply is committed as an assistant item whose
-    commit metadata holds the model, usage and cost.
+    commit metadata holds the model, usage and cost. With --directive the call
+    is a run (type ask) linked to the directive, and the policy gate bounds it
+    by the directive's scope and budget.
     """
+    if directive_id is None:
+        _ask(state, text, model, budget, no_stream, as_json)
+        return
+    from cairn.directives import Directives
+    from cairn.gate import Gate
+
+    directives = Directives(state.store)
+    directives.running(directive_id)  # an approved directive starts here; any other status is refused
+    with state.ledger.open("ask", summary="cairn ask", metadata={"directive": directive_id}) as run:
+        directives.link_run(directive_id, run.run_id)
+        gate = Gate.from_config(state.config, state.store, directive_id=directive_id, run=run)
+        _ask(state, text, model, budget, no_stream, as_json, gate=gate, run_id=run.run_id)
+
+
+def _ask(
+    state: State,
+    text: str,
+    model: str | None,
+    budget: int | None,
+    no_stream: bool,
+    as_json: bool,
+    **provider_options: Any,
+) -> None:
     from cairn.errors import BudgetExceededError, CairnError
     from cairn.providers import ChatRequest
 
@@ -58,7 +92,7 @@ def ask_command(state: State, text: str, model: str | None, budget: int | None, 
         text = sys.stdin.read().rstrip("\n")  # the newline that ends the input is not part of the question
     repo = state.repo
     # The recording closes after the providers: a failure that escapes is recorded as the call's outcome.
-    with contextlib.ExitStack() as recording, _providers(state) as providers:
+    with contextlib.ExitStack() as recording, _providers(state, **provider_options) as providers:
         llm = providers.llm()
         problem = llm.provider.readiness()
         if problem is not None:

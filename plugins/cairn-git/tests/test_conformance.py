@@ -86,5 +86,7 @@ def test_declares_every_facet() -> None:
         "maintenance",
         "sync",
         "artifact_meta",
+        "governance",
+        "nonces",
     }
     assert GitStore.name == "git"
