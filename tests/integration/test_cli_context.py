@@ -184,7 +184,7 @@ def test_export_import_round_trip_into_empty_store(cairn, tmp_path):
     other = type(cairn)(other_dir)
     other("init")
     # Three commits; main, b and the exporter's HEAD (the fresh store has none of its own).
-    assert "imported 3 new commits, 0 already present; 3 refs, 1 annotations" in other("import", str(dump)).stdout
+    assert "imported 3 new commits, 0 already present; 3 refs, 1 annotation" in other("import", str(dump)).stdout
     assert other("fsck").exit_code == 0
     for branch in ("main", "b"):
         assert [e["hash"] for e in other.json("log", branch)] == [e["hash"] for e in cairn.json("log", branch)]
@@ -227,8 +227,8 @@ def test_gc_and_fsck(cairn):
             "dry_run": True,
         },
     }
-    assert "removed 1 commits" in cairn("gc").stdout
-    assert cairn("fsck").stdout.startswith("ok: 1 commits")
+    assert "removed 1 commit, " in cairn("gc").stdout
+    assert cairn("fsck").stdout.startswith("ok: 1 commit, ")
 
 
 def test_plugins_and_config_commands(cairn):
@@ -253,7 +253,7 @@ def test_config_validate_lists_every_problem(cairn):
     assert "no storage backend called 'nosuch'" in proc.stderr
     assert re.search(r"known: [a-z_, ]*\bsqlite\b", proc.stderr)
     assert "[storage.other]" in proc.stderr
-    assert "4 problem(s)" in proc.stderr
+    assert "4 problems" in proc.stderr
 
 
 def test_init_refuses_to_overwrite(cairn):
@@ -276,3 +276,12 @@ def test_demo_runs_offline(cairn_env):
     assert "🔒: Internal: the second source is behind a paywall." in result.output  # decrypted with the key
     assert "review (fact-check): 2 events" in result.output
     assert "refs/cairn/runs/" in result.output and " tag {" in result.output  # a run in the git ledger
+
+
+def test_counts_agree_with_their_nouns(cairn):
+    assert "HEAD (no commits yet), 0 commits" in cairn("status").stdout
+    cairn("commit", "one")
+    assert ", 1 commit\n" in cairn("status").stdout
+    cairn("commit", "two")
+    assert ", 2 commits\n" in cairn("status").stdout
+    assert cairn("fsck").stdout.startswith("ok: 2 commits, 2 blobs, 2 refs, 0 annotations")

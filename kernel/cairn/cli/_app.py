@@ -287,6 +287,11 @@ def read_text_file(path: str, what: str) -> str:
         raise ValidationError(f"cannot read {what} {shown}: {reason}", hint="check the file name") from None
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 commit``, ``2 commits``: a count with its noun in the right number (``nouns`` when not noun + s)."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str))
 

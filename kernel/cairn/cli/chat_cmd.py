@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table, read_stdin
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plural, print_table, read_stdin
 
 __all__ = ["register"]
 
@@ -96,7 +96,7 @@ def chat_send(
     where = " and ".join(
         p for p in (f"run {run_id}" if run_id else "", f"thread {message.thread_id}" if message.thread_id else "") if p
     )
-    files = f" with {len(attachments)} attachment(s)" if attachments else ""
+    files = f" with {plural(len(attachments), 'attachment')}" if attachments else ""
     click.echo(f"sent {message.id} to {where}{files}" + (" (encrypted)" if encrypt else ""))
 
 

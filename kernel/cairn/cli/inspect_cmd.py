@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.cli._app import Count, State, echo_json, json_option, pass_state
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plural
 
 if TYPE_CHECKING:  # pragma: no cover  (the model is imported when a command runs, not for --help)
     from cairn.model import Commit, Content
@@ -258,6 +258,6 @@ def status_command(state: State, as_json: bool) -> None:
         echo_json(data)
         return
     click.echo(f"on branch {data['branch']}" if data["branch"] else "HEAD detached")
-    click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {data['commits']} commits")
+    click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {plural(data['commits'], 'commit')}")
     budget_text = f" of {budget} ({tokens * 100 // budget}%)" if budget else " (no budget set)"
     click.echo(f"effective context: {tokens} tokens{budget_text}, {data['token_source']} by {repo.tokenizer.name}")

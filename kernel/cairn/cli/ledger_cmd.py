@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import click
 
-from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plural, print_table
 from cairn.errors import CairnError, ValidationError
 
 __all__ = ["register"]
@@ -98,7 +98,7 @@ def runs_delete(state: State, run_ids: tuple[str, ...], yes: bool) -> None:
     """Delete runs and their events."""
     runs = [state.ledger.get(r) for r in run_ids]  # every id checked before anything goes
     if not yes and sys.stdin.isatty():
-        click.confirm(f"delete {len(runs)} run(s)?", abort=True)
+        click.confirm(f"delete {plural(len(runs), 'run')}?", abort=True)
     for run in runs:
         state.ledger.delete(run.run_id)
         click.echo(f"deleted {run.run_id}")
@@ -116,7 +116,7 @@ def runs_prune(state: State, older_than: str, dry_run: bool, as_json: bool) -> N
         echo_json({"dry_run": dry_run, "runs": [r.run_id for r in doomed]})
         return
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"{verb} {len(doomed)} run(s) older than {older_than}")
+    click.echo(f"{verb} {plural(len(doomed), 'run')} older than {older_than}")
 
 
 # -- cairn run -- COMMAND ------------------------------------------------------------------
@@ -313,7 +313,7 @@ def _progress(verb: str) -> Any:
 def ledger_push(state: State, remote: str | None) -> None:
     """Publish local runs and context, merging first if the remote moved on."""
     report = _syncable(state).push(remote, progress=_progress("push"))
-    click.echo(report.message or f"pushed {report.pushed} ref(s) to {report.remote}")
+    click.echo(report.message or f"pushed {plural(report.pushed, 'ref')} to {report.remote}")
 
 
 @ledger_group.command("pull")
@@ -322,7 +322,9 @@ def ledger_push(state: State, remote: str | None) -> None:
 def ledger_pull(state: State, remote: str | None) -> None:
     """Bring in the remote's runs and context; diverged histories are merged, nothing is lost."""
     report = _syncable(state).pull(remote, progress=_progress("pull"))
-    click.echo(report.message or f"fetched {report.fetched} ref(s) from {report.remote}, merged {report.merged}")
+    click.echo(
+        report.message or f"fetched {plural(report.fetched, 'ref')} from {report.remote}, merged {report.merged}"
+    )
 
 
 @ledger_group.command("status")
