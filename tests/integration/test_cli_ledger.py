@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 from cairn.redact import redact_argv
@@ -28,6 +30,23 @@ def test_run_records_a_command_with_exit_status_and_output_tail(cairn):
     events = cairn.json("runs", "events", run["run_id"])
     assert [e["fields"].get("line") for e in events[:-1]] == ["line 3", "line 4"]
     assert events[-1]["type"] == "exit" and events[-1]["fields"]["code"] == 3
+
+
+def test_run_with_project_option_runs_in_that_directory(cairn, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = "import os; print(os.getcwd())"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cairn", "-C", str(cairn.project), "run", "--", sys.executable, "-c", code],
+        cwd=elsewhere,
+        env={**os.environ, "CAIRN_USER_CONFIG": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == str(cairn.project.resolve())
+    (run,) = cairn.json("runs", "list")
+    assert run["metadata"]["cwd"] == str(cairn.project.resolve())
 
 
 def test_run_of_a_missing_program_is_a_clear_error_and_still_recorded(cairn):

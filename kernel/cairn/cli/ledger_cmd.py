@@ -207,7 +207,7 @@ def run_command(
             run_type,
             subtype=program[:64] or None,
             summary=shlex.join(shown)[:500],
-            metadata={"argv": shown, "cwd": redactor.text(os.getcwd())},
+            metadata={"argv": shown, "cwd": redactor.text(str(state.cwd))},
         )
         if artifact_paths or snapshot_dirs:
             from cairn.run_artifacts import RunAttachments
@@ -227,7 +227,8 @@ def run_command(
             except BaseException as exc:
                 handle.close("failed", summary=f"could not snapshot before running: {exc}"[:500])
                 raise
-        code, elapsed, interrupted, lines = _run_child(argv, program, tail_lines, handle)
+        # `cairn -C DIR run -- ...` runs the command in DIR, as git -C does.
+        code, elapsed, interrupted, lines = _run_child(argv, program, tail_lines, handle, state.cwd)
         events = [{"type": "output", "stream": name, "line": line} for name, line in _masked(lines, redactor)]
         events.append({"type": "exit", "code": code, "elapsed_ms": elapsed})
         status = "partial" if interrupted else ("ok" if code == 0 else "failed")
@@ -250,13 +251,13 @@ def run_command(
 
 
 def _run_child(
-    argv: list[str], program: str, tail_lines: int, handle: Any
+    argv: list[str], program: str, tail_lines: int, handle: Any, cwd: Any = None
 ) -> tuple[int, int, bool, list[tuple[str, str]]]:
     """Run the command, copying its output through; (exit code, milliseconds, interrupted, last lines)."""
     tail: collections.deque[tuple[str, str]] = collections.deque(maxlen=tail_lines or None)
     started = time.monotonic()
     try:
-        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
     except OSError as exc:
         handle.close("failed", summary=f"could not start {program}: {exc.strerror}")
         raise ValidationError(
