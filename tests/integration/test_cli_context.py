@@ -285,3 +285,21 @@ def test_counts_agree_with_their_nouns(cairn):
     cairn("commit", "two")
     assert ", 2 commits\n" in cairn("status").stdout
     assert cairn("fsck").stdout.startswith("ok: 2 commits, 2 blobs, 2 refs, 0 annotations")
+
+
+def test_git_habits_log_oneline_and_branch_verbose(cairn):
+    question = cairn.json("commit", "the question")["hash"]
+    answer = cairn.json("commit", "--role", "assistant", "the answer")["hash"]
+    cairn("switch", "-c", "side")
+    cairn("edit", question, "a better question")
+    cairn("delete", answer)
+    lines = cairn("log", "--oneline").stdout.splitlines()
+    assert [line.split(" ", 1) for line in lines] == [
+        [lines[0][:8], f"delete {answer[:8]}"],
+        [lines[1][:8], f"edit {question[:8]}: a better question"],
+        [answer[:8], "dialogue: the answer"],
+        [question[:8], "dialogue: the question"],
+    ]
+    branches = cairn("branch", "-v").stdout.splitlines()
+    assert branches[0].split() == ["main", answer[:12], "dialogue:", "the", "answer"]
+    assert branches[1].split() == ["*", "side", lines[0][:8] + branches[1].split()[2][8:], "delete", answer[:8]]

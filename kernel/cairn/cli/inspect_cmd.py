@@ -27,6 +27,14 @@ def summary(content: Content | None, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def one_line(commit: Commit, content: Content | None) -> str:
+    """What a commit did, in a few words: ``dialogue: the text…``, ``edit 1a2b3c4d: the new text…``, ``delete 1a2b3c4d``."""
+    operation = commit.operation.value
+    what = (commit.content_type or "") if operation == "append" else f"{operation} {(commit.target or '')[:8]}"
+    text = summary(content, 50).strip() or commit.message
+    return f"{what}: {text}" if text else what
+
+
 def commit_dict(repo: Any, commit: Commit, content: Content | None = None) -> dict[str, Any]:
     """A commit as ``--json`` prints it: its record, with its content when given."""
     data = commit.to_record()
@@ -43,6 +51,7 @@ def commit_dict(repo: Any, commit: Commit, content: Content | None = None) -> di
 @click.option("--until", help="Only commits at or before this: 7d, 12h, today, yesterday, a date or an ISO time.")
 @click.option("--grep", help="Only commits whose message or text contains this (case-insensitive).")
 @click.option("--graph", is_flag=True, help="Draw every branch as a graph.")
+@click.option("--oneline", is_flag=True, help="One short line per commit: hash, type and text (as git log --oneline).")
 @json_option()
 @pass_state
 def log_command(
@@ -54,6 +63,7 @@ def log_command(
     until: str | None,
     grep: str | None,
     graph: bool,
+    oneline: bool,
     as_json: bool,
 ) -> None:
     """Show history, newest first."""
@@ -72,6 +82,9 @@ def log_command(
         return
     for entry in entries:
         c = entry.commit
+        if oneline:
+            click.echo(f"{click.style(c.short[:8], fg='yellow')} {one_line(c, entry.content)}")
+            continue
         target = f" → {c.target[:8]}" if c.target else ""
         label = c.content_type or ""
         click.echo(
