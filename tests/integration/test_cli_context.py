@@ -303,3 +303,13 @@ def test_git_habits_log_oneline_and_branch_verbose(cairn):
     branches = cairn("branch", "-v").stdout.splitlines()
     assert branches[0].split() == ["main", answer[:12], "dialogue:", "the", "answer"]
     assert branches[1].split() == ["*", "side", lines[0][:8] + branches[1].split()[2][8:], "delete", answer[:8]]
+
+
+def test_show_keeps_labels_and_values_apart(cairn):
+    cairn("commit", "hello", "--meta", "turn=2", "-m", "greeting")
+    lines = cairn("show", "HEAD").stdout.split("\n\n", 1)[0].splitlines()
+    fields = dict(line.split(None, 1) for line in lines)
+    assert fields["operation"] == "append" and fields["content_type"] == "dialogue"
+    assert fields["cumulative_tokens"].isdigit() and fields["message"] == "greeting"
+    assert json.loads(fields["metadata"]) == {"turn": 2}
+    assert len({len(line) - len(line.split(None, 1)[1]) for line in lines}) == 1

@@ -101,3 +101,15 @@ def test_argv_redaction():
         "--name=x",
     ]
     assert json.dumps(redact_argv(["prog", "--password=hunter2"])).count("hunter2") == 0
+
+
+def test_run_output_for_people_is_aligned_and_json_not_python(cairn):
+    cairn.run("run", "--", sys.executable, "-c", "print('hi')")
+    shown = cairn("runs", "show", "@last").stdout.splitlines()
+    values = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in shown}
+    starts = {len(line) - len(line.split(None, 1)[1]) for line in shown}
+    assert len(starts) == 1  # one column of values
+    assert json.loads(values["metadata"])["exit_code"] == 0  # JSON, not a Python dict
+    assert json.loads(values["environment"])["python"]
+    events = cairn("runs", "events", "@last").stdout
+    assert "line=hi" in events and "'" not in events

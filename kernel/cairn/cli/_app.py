@@ -292,6 +292,25 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
+def plain(value: Any) -> str:
+    """A value as one line of text for people: strings as they are, objects and lists as compact JSON."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    """``key  value`` lines with the values aligned in one column; empty values are left out."""
+    shown = [(key, plain(value)) for key, value in pairs if value not in (None, "", [], {})]
+    width = max((len(key) for key, _ in shown), default=0) + 2
+    for key, value in shown:
+        click.echo(f"{key:<{width}}{value}")
+
+
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str))
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plural
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plural, print_fields
 
 if TYPE_CHECKING:  # pragma: no cover  (the model is imported when a command runs, not for --help)
     from cairn.model import Commit, Content
@@ -150,24 +150,16 @@ def show_command(state: State, rev: str | None, as_json: bool) -> None:
         data["annotations"] = [a.to_record() for a in history]
         echo_json(data)
         return
-    click.echo(f"commit    {commit.hash}")
-    for key in (
-        "parent",
-        "operation",
-        "target",
-        "reply_to",
-        "created_at",
-        "content_type",
-        "token_count",
-        "cumulative_tokens",
-    ):
-        value = getattr(commit, key)
-        if value is not None:
-            click.echo(f"{key:<10}{value.value if hasattr(value, 'value') else value}")
-    if commit.message:
-        click.echo(f"message   {commit.message}")
-    if commit.metadata:
-        click.echo(f"metadata  {json.dumps(commit.metadata, ensure_ascii=False)}")
+    keys = ("parent", "operation", "target", "reply_to", "created_at", "content_type", "token_count")
+    print_fields(
+        [
+            ("commit", commit.hash),
+            *((key, getattr(commit, key)) for key in keys),
+            ("cumulative_tokens", commit.cumulative_tokens),
+            ("message", commit.message),
+            ("metadata", commit.metadata),
+        ]
+    )
     if content is not None:
         click.echo("")
         click.echo(json.dumps(content.to_dict(), indent=2, ensure_ascii=False))

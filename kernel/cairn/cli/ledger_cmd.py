@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import click
 
-from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plural, print_table
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plain, plural, print_fields, print_table
 from cairn.errors import CairnError, ValidationError
 
 __all__ = ["register"]
@@ -70,9 +70,7 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
     if as_json:
         echo_json(run.to_record())
         return
-    for key, value in run.to_record().items():
-        if value not in (None, "", [], {}):
-            click.echo(f"{key:<17}{value}")
+    print_fields(run.to_record().items())
 
 
 @runs_group.command("events")
@@ -86,7 +84,7 @@ def runs_events(state: State, run_id: str, as_json: bool) -> None:
         echo_json([e.to_record() for e in events])
         return
     for event in events:
-        fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
+        fields = " ".join(f"{k}={plain(v)}" for k, v in event.fields.items())
         click.echo(f"{event.seq:>4} {event.ts[:23]} {event.type:<12} {fields}")
 
 
