@@ -185,6 +185,27 @@ class CairnGroup(click.Group):
     one invocation that blocks a plugin never sees the commands another added.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Built-in command modules not imported yet: module name -> the commands its register(cli) adds.
+        self.lazy_modules: dict[str, tuple[str, ...]] = {}
+
+    def _builtin_names(self) -> set[str]:
+        return {*self.commands, *(name for names in self.lazy_modules.values() for name in names)}
+
+    def _load_module_of(self, cmd_name: str | None) -> None:
+        """Import the module of built-in ``cmd_name`` (all of them for None) and let it register its commands."""
+        import importlib
+
+        for module, names in self.lazy_modules.items():
+            if (cmd_name is None or cmd_name in names) and not all(name in self.commands for name in names):
+                importlib.import_module(module).register(self)
+
+    def load_builtin_commands(self) -> dict[str, click.Command]:
+        """Every built-in command, by name (imports every command module)."""
+        self._load_module_of(None)
+        return self.commands
+
     @staticmethod
     def _state(ctx: click.Context) -> State:
         root = ctx.find_root()
@@ -193,12 +214,14 @@ class CairnGroup(click.Group):
         return root.obj
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        return self._state(ctx).plugins.commands(reserved=self.commands)
+        return self._state(ctx).plugins.commands(reserved=self._builtin_names())
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *self._plugin_commands(ctx)})
+        return sorted({*self.load_builtin_commands(), *self._plugin_commands(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._load_module_of(cmd_name)
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
