@@ -113,3 +113,16 @@ def test_run_output_for_people_is_aligned_and_json_not_python(cairn):
     assert json.loads(values["environment"])["python"]
     events = cairn("runs", "events", "@last").stdout
     assert "line=hi" in events and "'" not in events
+
+
+def test_run_references_work_in_every_command(cairn):
+    cairn.run("run", "--", sys.executable, "-c", "print(1)")
+    cairn.run("run", "--", sys.executable, "-c", "print(2)")
+    runs = cairn.json("runs", "list")
+    assert cairn.json("runs", "show", "@prev")["run_id"] == runs[1]["run_id"]
+    assert cairn.json("runs", "show", "@last~1")["run_id"] == runs[1]["run_id"]
+    assert [e["fields"].get("line") for e in cairn.json("runs", "events", "@prev")][0] == "1"
+    # `trace show @last` means the newest trace, never the newest run of another type.
+    missing = cairn.run("trace", "show", "@last", check=False)
+    assert missing.returncode == 1 and "no trace run '@last'" in missing.stderr
+    assert "0 trace runs recorded" in missing.stderr

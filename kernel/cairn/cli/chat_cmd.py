@@ -263,9 +263,9 @@ def trace_list(state: State, limit: int, as_json: bool) -> None:
 @json_option()
 @pass_state
 def trace_show(state: State, run_id: str, as_json: bool) -> None:
-    """A saved trace: its summary and events."""
-    run = state.ledger.get(run_id)
-    events = state.ledger.events(run_id)
+    """A saved trace: its summary and events (RUN_ID: an id, or @last, @prev, @last~N among traces)."""
+    run = state.ledger.get(run_id, type="trace")
+    events = state.ledger.events(run.run_id)
     if as_json:
         echo_json({"run": run.to_record(), "events": [e.to_record() for e in events]})
         return

@@ -65,7 +65,7 @@ def runs_list(
 @json_option()
 @pass_state
 def runs_show(state: State, run_id: str, as_json: bool) -> None:
-    """One run's record."""
+    """One run's record (RUN_ID: an id, or @last, @prev, @last~N)."""
     run = state.ledger.get(run_id)
     if as_json:
         echo_json(run.to_record())
@@ -78,7 +78,7 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
 @json_option()
 @pass_state
 def runs_events(state: State, run_id: str, as_json: bool) -> None:
-    """A run's events, in order."""
+    """A run's events, in order (RUN_ID: an id, or @last, @prev, @last~N)."""
     events = state.ledger.events(run_id)
     if as_json:
         echo_json([e.to_record() for e in events])
