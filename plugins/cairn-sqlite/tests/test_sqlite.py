@@ -68,6 +68,7 @@ def test_opening_an_up_to_date_store_does_not_import_sqlite_utils(db_path: Path)
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
+
 def test_registered_through_the_entry_point(cairn_env: Path) -> None:
     plugins = _sqlite_plugins()
     registration = plugins.storage.get("sqlite")  # type: ignore[attr-defined]
