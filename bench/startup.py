@@ -37,6 +37,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -101,28 +102,33 @@ def compile_cairn() -> None:
         compileall.compile_dir(root, quiet=1)
 
 
-def run_once(command: list[str], *, env: dict[str, str], cwd: str) -> float:
-    """Wall time in seconds of one run; a failing run aborts."""
+def run_once(command: list[str], *, env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run, CPU being the child's user + system time; a failing run aborts."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         detail = result.stderr.decode(errors="replace")
         raise SystemExit(f"{' '.join(command)} failed ({result.returncode}):\n{detail}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def time_rounds(
     commands: dict[str, tuple[list[str], str]], runs: int, *, env: dict[str, str]
-) -> dict[str, list[float]]:
-    """Each command's wall times over ``runs`` rounds (after the warm-up), every round running each in turn."""
-    times: dict[str, list[float]] = {label: [] for label in commands}
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each command's wall and CPU times over ``runs`` rounds (after the warm-up), every round running each in turn."""
+    walls: dict[str, list[float]] = {label: [] for label in commands}
+    cpus: dict[str, list[float]] = {label: [] for label in commands}
     for index in range(WARM_UP_RUNS + runs):
         for label, (command, cwd) in commands.items():
-            elapsed = run_once(command, env=env, cwd=cwd)
+            wall, cpu = run_once(command, env=env, cwd=cwd)
             if index >= WARM_UP_RUNS:
-                times[label].append(elapsed)
-    return times
+                walls[label].append(wall)
+                cpus[label].append(cpu)
+    return walls, cpus
 
 
 def heavy_imports(args: list[str], *, env: dict[str, str], cwd: str) -> list[str]:
@@ -195,27 +201,30 @@ def main(argv: list[str] | None = None) -> int:
             "cairn log": ([*cairn, "log"], project),
             "cairn commit": ([*cairn, "commit", "one more message"], project),
         }
-        times = time_rounds(commands, args.runs, env=env)
+        times, cpus = time_rounds(commands, args.runs, env=env)
         heavy = heavy_imports(["--help"], env=env, cwd=empty)
         heavy_status = heavy_imports(["status"], env=env, cwd=project)
         largest = largest_imports(env=env, cwd=empty)
 
-    baseline = times["python -c pass"]
+    baseline, cpu_baseline = times["python -c pass"], cpus["python -c pass"]
     print(f"cairn start-up, {args.runs} interleaved rounds (Python {platform.python_version()}, {' '.join(cairn)})")
-    print(f"installed plugins: {', '.join(installed_plugins()) or 'none'}")
-    print(f"  {'command':<16} {'median':>9}  {'ratio to python -c pass (median of rounds)'}")
+    print(f"installed plugins: {', '.join(installed_plugins()) or 'none'}; load average {os.getloadavg()[0]:.1f}")
+    print(f"  {'command':<16} {'wall':>9} {'CPU':>9}   ratios to python -c pass, median of rounds: wall (target), CPU")
     over = []
     for label, samples in times.items():
-        line = f"  {label:<16} {statistics.median(samples) * 1000:7.1f} ms"
+        line = (
+            f"  {label:<16} {statistics.median(samples) * 1000:7.1f} ms {statistics.median(cpus[label]) * 1000:6.1f} ms"
+        )
         if label != "python -c pass":
             ratio = statistics.median(a / b for a, b in zip(samples, baseline, strict=True))
+            cpu_ratio = statistics.median(a / b for a, b in zip(cpus[label], cpu_baseline, strict=True) if b > 0)
             target = TARGETS.get(label)
             verdict = ""
             if target is not None:
-                verdict = f"  (target <= {target:g}x: {'ok' if ratio <= target else 'OVER TARGET'})"
+                verdict = f" (<= {target:g}x: {'ok' if ratio <= target else 'OVER TARGET'})"
                 if ratio > target:
                     over.append(label)
-            line += f"  {ratio:5.1f}x{verdict}"
+            line += f"   {ratio:5.1f}x{verdict:<22} CPU {cpu_ratio:5.1f}x"
         print(line)
     print(
         f"heavy modules imported by cairn --help: {', '.join(heavy) or 'none'}  (checked: {', '.join(HEAVY_MODULES)})"

@@ -259,20 +259,34 @@ class Ledger:
         """Runs newest first; ``since``/``until`` are ISO times or ages like ``7d``."""
         return self.store.list_runs(type=type, status=status, since=_moment(since), until=_moment(until), limit=limit)
 
-    def resolve(self, ref: str) -> str:
-        """A run id from a reference: ``@last`` is the newest run; anything else must be a valid id."""
-        if ref == LAST:
-            newest = self.store.list_runs(limit=1)
-            if not newest:
-                raise NotFoundError("run", LAST, hint="no runs are recorded yet")
-            return newest[0].run_id
-        return validate_run_id(ref)
+    def resolve(self, ref: str, *, type: str | None = None) -> str:
+        """A run id from a reference: ``@last`` is the newest run, ``@prev`` the one before, ``@last~N``
+        the Nth before the newest (of ``type`` when given); anything else must be a valid run id."""
+        offset = _run_offset(ref)
+        if offset is None:
+            if isinstance(ref, str) and ref.startswith("@"):
+                raise ValidationError(
+                    f"{ref!r:.80} is not a run reference", hint="use @last, @prev, @last~N or a run id"
+                )
+            return validate_run_id(ref)
+        runs = self.store.list_runs(type=type, limit=offset + 1)
+        if len(runs) <= offset:
+            what = f"{type} run" if type else "run"
+            have = f"{len(runs)} {what}{'' if len(runs) == 1 else 's'} recorded"
+            listing = f"`cairn runs list{' --type ' + type if type else ''}` lists them"
+            raise NotFoundError(what, ref, hint=f"{have}; {listing}")
+        return runs[offset].run_id
 
-    def get(self, run_id: str) -> Run:
-        run_id = self.resolve(run_id)
+    def get(self, run_id: str, *, type: str | None = None) -> Run:
+        """The run ``run_id`` names (a reference, see ``resolve``); of ``type`` when given."""
+        run_id = self.resolve(run_id, type=type)
         run = self.store.get_run(run_id)
         if run is None:
             raise NotFoundError("run", run_id, hint="`cairn runs list` lists runs")
+        if type is not None and run.type != type:
+            raise NotFoundError(
+                f"{type} run", run_id, hint=f"it is a {run.type} run; `cairn runs list --type {type}` lists them"
+            )
         return run
 
     # builtins.list: in this class body `list` is the method above.
@@ -365,6 +379,19 @@ class OpenRun:
 
 def _elapsed_ms(start: str, end: str) -> int:
     return max(0, int((parse_time(end) - parse_time(start)).total_seconds() * 1000))
+
+
+_OFFSET_RE = re.compile(r"\A@last~(\d{1,9})\Z")
+
+
+def _run_offset(ref: str) -> int | None:
+    """How many runs before the newest ``ref`` means (``@last`` 0, ``@prev`` 1, ``@last~N`` N), or None."""
+    if ref == LAST:
+        return 0
+    if ref == "@prev":
+        return 1
+    match = _OFFSET_RE.match(ref) if isinstance(ref, str) else None
+    return int(match.group(1)) if match else None
 
 
 def _moment(value: str | None) -> str | None:

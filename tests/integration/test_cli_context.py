@@ -184,7 +184,7 @@ def test_export_import_round_trip_into_empty_store(cairn, tmp_path):
     other = type(cairn)(other_dir)
     other("init")
     # Three commits; main, b and the exporter's HEAD (the fresh store has none of its own).
-    assert "imported 3 new commits, 0 already present; 3 refs, 1 annotations" in other("import", str(dump)).stdout
+    assert "imported 3 new commits, 0 already present; 3 refs, 1 annotation" in other("import", str(dump)).stdout
     assert other("fsck").exit_code == 0
     for branch in ("main", "b"):
         assert [e["hash"] for e in other.json("log", branch)] == [e["hash"] for e in cairn.json("log", branch)]
@@ -227,8 +227,8 @@ def test_gc_and_fsck(cairn):
             "dry_run": True,
         },
     }
-    assert "removed 1 commits" in cairn("gc").stdout
-    assert cairn("fsck").stdout.startswith("ok: 1 commits")
+    assert "removed 1 commit, " in cairn("gc").stdout
+    assert cairn("fsck").stdout.startswith("ok: 1 commit, ")
 
 
 def test_plugins_and_config_commands(cairn):
@@ -253,7 +253,7 @@ def test_config_validate_lists_every_problem(cairn):
     assert "no storage backend called 'nosuch'" in proc.stderr
     assert re.search(r"known: [a-z_, ]*\bsqlite\b", proc.stderr)
     assert "[storage.other]" in proc.stderr
-    assert "4 problem(s)" in proc.stderr
+    assert "4 problems" in proc.stderr
 
 
 def test_init_refuses_to_overwrite(cairn):
@@ -276,3 +276,40 @@ def test_demo_runs_offline(cairn_env):
     assert "🔒: Internal: the second source is behind a paywall." in result.output  # decrypted with the key
     assert "review (fact-check): 2 events" in result.output
     assert "refs/cairn/runs/" in result.output and " tag {" in result.output  # a run in the git ledger
+
+
+def test_counts_agree_with_their_nouns(cairn):
+    assert "HEAD (no commits yet), 0 commits" in cairn("status").stdout
+    cairn("commit", "one")
+    assert ", 1 commit\n" in cairn("status").stdout
+    cairn("commit", "two")
+    assert ", 2 commits\n" in cairn("status").stdout
+    assert cairn("fsck").stdout.startswith("ok: 2 commits, 2 blobs, 2 refs, 0 annotations")
+
+
+def test_git_habits_log_oneline_and_branch_verbose(cairn):
+    question = cairn.json("commit", "the question")["hash"]
+    answer = cairn.json("commit", "--role", "assistant", "the answer")["hash"]
+    cairn("switch", "-c", "side")
+    cairn("edit", question, "a better question")
+    cairn("delete", answer)
+    lines = cairn("log", "--oneline").stdout.splitlines()
+    assert [line.split(" ", 1) for line in lines] == [
+        [lines[0][:8], f"delete {answer[:8]}"],
+        [lines[1][:8], f"edit {question[:8]}: a better question"],
+        [answer[:8], "dialogue: the answer"],
+        [question[:8], "dialogue: the question"],
+    ]
+    branches = cairn("branch", "-v").stdout.splitlines()
+    assert branches[0].split() == ["main", answer[:12], "dialogue:", "the", "answer"]
+    assert branches[1].split() == ["*", "side", lines[0][:8] + branches[1].split()[2][8:], "delete", answer[:8]]
+
+
+def test_show_keeps_labels_and_values_apart(cairn):
+    cairn("commit", "hello", "--meta", "turn=2", "-m", "greeting")
+    lines = cairn("show", "HEAD").stdout.split("\n\n", 1)[0].splitlines()
+    fields = dict(line.split(None, 1) for line in lines)
+    assert fields["operation"] == "append" and fields["content_type"] == "dialogue"
+    assert fields["cumulative_tokens"].isdigit() and fields["message"] == "greeting"
+    assert json.loads(fields["metadata"]) == {"turn": 2}
+    assert len({len(line) - len(line.split(None, 1)[1]) for line in lines}) == 1

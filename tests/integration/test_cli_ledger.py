@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 from cairn.redact import redact_argv
@@ -28,6 +30,23 @@ def test_run_records_a_command_with_exit_status_and_output_tail(cairn):
     events = cairn.json("runs", "events", run["run_id"])
     assert [e["fields"].get("line") for e in events[:-1]] == ["line 3", "line 4"]
     assert events[-1]["type"] == "exit" and events[-1]["fields"]["code"] == 3
+
+
+def test_run_with_project_option_runs_in_that_directory(cairn, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = "import os; print(os.getcwd())"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cairn", "-C", str(cairn.project), "run", "--", sys.executable, "-c", code],
+        cwd=elsewhere,
+        env={**os.environ, "CAIRN_USER_CONFIG": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == str(cairn.project.resolve())
+    (run,) = cairn.json("runs", "list")
+    assert run["metadata"]["cwd"] == str(cairn.project.resolve())
 
 
 def test_run_of_a_missing_program_is_a_clear_error_and_still_recorded(cairn):
@@ -82,3 +101,28 @@ def test_argv_redaction():
         "--name=x",
     ]
     assert json.dumps(redact_argv(["prog", "--password=hunter2"])).count("hunter2") == 0
+
+
+def test_run_output_for_people_is_aligned_and_json_not_python(cairn):
+    cairn.run("run", "--", sys.executable, "-c", "print('hi')")
+    shown = cairn("runs", "show", "@last").stdout.splitlines()
+    values = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in shown}
+    starts = {len(line) - len(line.split(None, 1)[1]) for line in shown}
+    assert len(starts) == 1  # one column of values
+    assert json.loads(values["metadata"])["exit_code"] == 0  # JSON, not a Python dict
+    assert json.loads(values["environment"])["python"]
+    events = cairn("runs", "events", "@last").stdout
+    assert "line=hi" in events and "'" not in events
+
+
+def test_run_references_work_in_every_command(cairn):
+    cairn.run("run", "--", sys.executable, "-c", "print(1)")
+    cairn.run("run", "--", sys.executable, "-c", "print(2)")
+    runs = cairn.json("runs", "list")
+    assert cairn.json("runs", "show", "@prev")["run_id"] == runs[1]["run_id"]
+    assert cairn.json("runs", "show", "@last~1")["run_id"] == runs[1]["run_id"]
+    assert [e["fields"].get("line") for e in cairn.json("runs", "events", "@prev")][0] == "1"
+    # `trace show @last` means the newest trace, never the newest run of another type.
+    missing = cairn.run("trace", "show", "@last", check=False)
+    assert missing.returncode == 1 and "no trace run '@last'" in missing.stderr
+    assert "0 trace runs recorded" in missing.stderr

@@ -94,7 +94,7 @@ def exported(project, tmp_path) -> Path:
 
 def test_round_trip_then_a_second_import_says_everything_was_there(exported, project, other):
     first = other("import", str(exported))[1]
-    assert "imported 3 new commits, 0 already present; 3 refs, 1 annotations" in first
+    assert "imported 3 new commits, 0 already present; 3 refs, 1 annotation" in first
     other.fsck_ok()
     assert [e["hash"] for e in other.log("b")] == [e["hash"] for e in project.log("b")]
     assert "imported 0 new commits, 3 already present; 0 refs, 0 annotations" in other("import", str(exported))[1]

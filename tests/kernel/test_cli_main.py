@@ -115,3 +115,34 @@ def test_safe_path_turns_every_bad_name_into_a_usage_error(tmp_path: Path, value
     with pytest.raises(click.BadParameter, match=fragment):
         SafePath(exists=True).convert(value, None, None)
     assert SafePath(exists=True).convert(str(tmp_path), None, None) == str(tmp_path)
+
+
+def test_a_command_imports_its_own_module_only(tmp_path) -> None:
+    """`cairn status` imports the module of status, not the other built-in command modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cairn.cli import main\n"
+        "try:\n    main(['status'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cairn.cli.') and m.endswith('_cmd')))"
+    )
+    (tmp_path / "cairn.toml").write_text("[cairn]\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "CAIRN_USER_CONFIG": "", "HOME": str(tmp_path)},
+    )
+    assert done.stdout.strip().splitlines()[-1] == "['cairn.cli.inspect_cmd']"
+
+
+def test_every_lazy_command_is_the_one_its_module_registers() -> None:
+    from cairn.cli import cli
+
+    declared = {name for names in cli.lazy_modules.values() for name in names}
+    assert set(cli.load_builtin_commands()) == declared
+    with click.Context(cli) as ctx:
+        assert set(cli.list_commands(ctx)) >= declared

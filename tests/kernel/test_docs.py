@@ -9,6 +9,7 @@ import attrs
 import click
 
 from cairn.cli import cli
+from cairn.cli._app import CairnGroup
 from cairn.config import KERNEL_SECTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,8 @@ def test_quickstart_has_exactly_two_command_lines_and_ci_runs_the_second():
 
 def _commands(group: click.Group, prefix: str = "cairn") -> list[str]:
     out = []
-    for name, command in group.commands.items():
+    commands = group.load_builtin_commands() if isinstance(group, CairnGroup) else group.commands
+    for name, command in commands.items():
         path = f"{prefix} {name}"
         out.append(path)
         if isinstance(command, click.Group):

@@ -215,3 +215,22 @@ def test_parse_moment_takes_words_dates_and_times_and_names_every_form_when_wron
         parse_moment("last tuesday", "--since")
     assert caught.value.message == "--since 'last tuesday' is not a time"
     assert all(form in (caught.value.hint or "") for form in ("7d", "12h", "today", "yesterday", "2026-11-01"))
+
+
+def test_one_run_resolver_for_every_command(tmp_path) -> None:
+    ledger = Ledger(MemoryStore(), bus=EventBus(), project_dir=tmp_path)
+    first = ledger.record("job", started_at="2026-01-01T00:00:01Z")
+    trace = ledger.record("trace", started_at="2026-01-01T00:00:02Z")
+    last = ledger.record("job", started_at="2026-01-01T00:00:03Z")
+    assert ledger.resolve("@last") == last.run_id and ledger.resolve("@prev") == trace.run_id
+    assert ledger.resolve("@last~2") == first.run_id
+    assert ledger.resolve("@last", type="trace") == trace.run_id  # the newest of that type
+    assert ledger.resolve("@prev", type="job") == first.run_id
+    assert ledger.get("@last", type="trace").run_id == trace.run_id
+    with pytest.raises(NotFoundError) as caught:
+        ledger.resolve("@prev", type="trace")
+    assert "1 trace run recorded" in (caught.value.hint or "")
+    with pytest.raises(NotFoundError, match="trace run"):
+        ledger.get(last.run_id, type="trace")  # an id of another type is not a trace
+    with pytest.raises(ValidationError, match="not a run reference"):
+        ledger.resolve("@first")

@@ -7,8 +7,10 @@ status 2 when the command line itself is wrong (an option, an argument, a
 command is a bug in cairn: ``main`` reports it as an internal error (exit
 70, with the traceback only when ``CAIRN_DEBUG=1``).
 
-Start-up stays fast: command modules import nothing heavy at module level,
-and plugins are loaded only when a command or the help text needs them.
+Start-up stays fast: a built-in command's module is imported only when that
+command runs (or the command list is shown), command modules import nothing
+heavy at module level, and plugins are loaded only when a command or the
+help text needs them.
 """
 
 from __future__ import annotations
@@ -102,46 +104,30 @@ def cli(
     configure_logging(log_format, log_level)
 
 
-from cairn.cli import (  # noqa: E402  (the built-in commands)
-    branch_cmd,
-    context_cmd,
-    demo_cmd,
-    inspect_cmd,
-    maintenance_cmd,
-    merge_cmd,
-    project_cmd,
-    providers_cmd,
+# The built-in commands, by the module that defines them: a module is imported (and its
+# register(cli) called) when one of its commands runs or the command list is needed, so
+# `cairn status` imports one command module, not twelve.
+cli.lazy_modules.update(
+    {
+        "cairn.cli.project_cmd": ("init", "config", "plugins"),
+        "cairn.cli.context_cmd": ("commit", "edit", "delete", "pin", "skip", "unpin"),
+        "cairn.cli.branch_cmd": ("branch", "switch"),
+        "cairn.cli.inspect_cmd": ("log", "show", "diff", "materialize", "status"),
+        "cairn.cli.maintenance_cmd": ("gc", "fsck", "export", "import"),
+        "cairn.cli.demo_cmd": ("demo",),
+        "cairn.cli.providers_cmd": ("ask", "embed", "providers", "spend"),
+        "cairn.cli.ledger_cmd": ("runs", "run", "ledger"),
+        "cairn.cli.chat_cmd": ("chat", "thread", "trace"),
+        "cairn.cli.evals_cmd": ("eval", "evaluators"),
+        "cairn.cli.artifacts_cmd": ("artifact", "snapshot"),
+        "cairn.cli.merge_cmd": ("merge", "cherry-pick", "history", "restore"),
+        "cairn.cli.logs_cmd": ("logs",),
+        "cairn.cli.memory_cmd": ("search", "memory"),
+        "cairn.cli.directive_cmd": ("directive",),
+        "cairn.cli.policy_cmd": ("policy", "approvals", "approve", "deny"),
+        "cairn.cli.exec_cmd": ("exec",),
+    }
 )
-
-project_cmd.register(cli)
-context_cmd.register(cli)
-branch_cmd.register(cli)
-merge_cmd.register(cli)
-inspect_cmd.register(cli)
-maintenance_cmd.register(cli)
-demo_cmd.register(cli)
-providers_cmd.register(cli)
-from cairn.cli import chat_cmd, ledger_cmd  # noqa: E402
-
-ledger_cmd.register(cli)
-chat_cmd.register(cli)
-from cairn.cli import evals_cmd  # noqa: E402
-
-evals_cmd.register(cli)
-from cairn.cli import artifacts_cmd  # noqa: E402
-
-artifacts_cmd.register(cli)
-from cairn.cli import logs_cmd  # noqa: E402
-
-logs_cmd.register(cli)
-from cairn.cli import memory_cmd  # noqa: E402
-
-memory_cmd.register(cli)
-from cairn.cli import directive_cmd, exec_cmd, policy_cmd  # noqa: E402
-
-directive_cmd.register(cli)
-policy_cmd.register(cli)
-exec_cmd.register(cli)
 
 
 def _show_warning(

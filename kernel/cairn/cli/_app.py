@@ -185,6 +185,27 @@ class CairnGroup(click.Group):
     one invocation that blocks a plugin never sees the commands another added.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Built-in command modules not imported yet: module name -> the commands its register(cli) adds.
+        self.lazy_modules: dict[str, tuple[str, ...]] = {}
+
+    def _builtin_names(self) -> set[str]:
+        return {*self.commands, *(name for names in self.lazy_modules.values() for name in names)}
+
+    def _load_module_of(self, cmd_name: str | None) -> None:
+        """Import the module of built-in ``cmd_name`` (all of them for None) and let it register its commands."""
+        import importlib
+
+        for module, names in self.lazy_modules.items():
+            if (cmd_name is None or cmd_name in names) and not all(name in self.commands for name in names):
+                importlib.import_module(module).register(self)
+
+    def load_builtin_commands(self) -> dict[str, click.Command]:
+        """Every built-in command, by name (imports every command module)."""
+        self._load_module_of(None)
+        return self.commands
+
     @staticmethod
     def _state(ctx: click.Context) -> State:
         root = ctx.find_root()
@@ -193,12 +214,14 @@ class CairnGroup(click.Group):
         return root.obj
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        return self._state(ctx).plugins.commands(reserved=self.commands)
+        return self._state(ctx).plugins.commands(reserved=self._builtin_names())
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *self._plugin_commands(ctx)})
+        return sorted({*self.load_builtin_commands(), *self._plugin_commands(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._load_module_of(cmd_name)
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
@@ -310,6 +333,30 @@ def read_text_file(path: str, what: str) -> str:
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ValidationError(f"cannot read {what} {shown}: {reason}", hint="check the file name") from None
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 commit``, ``2 commits``: a count with its noun in the right number (``nouns`` when not noun + s)."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def plain(value: Any) -> str:
+    """A value as one line of text for people: strings as they are, objects and lists as compact JSON."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    """``key  value`` lines with the values aligned in one column; empty values are left out."""
+    shown = [(key, plain(value)) for key, value in pairs if value not in (None, "", [], {})]
+    width = max((len(key) for key, _ in shown), default=0) + 2
+    for key, value in shown:
+        click.echo(f"{key:<{width}}{value}")
 
 
 def echo_json(value: Any) -> None:

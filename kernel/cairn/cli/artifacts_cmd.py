@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import State, echo_json, json_option, pass_state, plural, print_table
 from cairn.errors import FileError, NotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,7 +124,7 @@ def print_collected(report: ArtifactGcReport | None) -> None:
     if report is None:
         return
     verb = "would remove" if report.dry_run else "removed"
-    click.echo(f"{verb} {len(report.collected)} artifact(s), {_size(report.bytes)}; kept {report.kept}")
+    click.echo(f"{verb} {plural(len(report.collected), 'artifact')}, {_size(report.bytes)}; kept {report.kept}")
     for item in report.collected:
         size = _size(item.size) if item.size is not None else "records only"
         names = ", ".join(item.names) if item.names else "(no name)"
@@ -295,7 +295,7 @@ def artifact_verify(state: State, digests: tuple[str, ...], as_json: bool) -> No
     else:
         for result in bad:
             click.secho(f"✗ {result['problem']}", fg="red", err=True)
-        click.echo(f"{len(results) - len(bad)} of {len(results)} artifact(s) verified")
+        click.echo(f"{len(results) - len(bad)} of {plural(len(results), 'artifact')} verified")
     if bad:
         click.get_current_context().exit(1)
 
@@ -383,7 +383,7 @@ def snapshot_create(
         click.secho(f"note: {problem}", fg="yellow", err=True)
     click.echo(result.hash)
     click.echo(
-        f"{len(result.tree)} entries, {_size(result.tree.size)}; read {result.files_read} file(s), "
+        f"{len(result.tree)} entries, {_size(result.tree.size)}; read {plural(result.files_read, 'file')}, "
         f"{result.files_cached} unchanged" + (f"; {len(result.problems)} left out" if result.problems else ""),
         err=True,
     )
@@ -479,4 +479,6 @@ def snapshot_restore(state: State, tree: str, directory: str, force: bool, as_js
     if as_json:
         echo_json({"tree": loaded.hash, **result.to_record()})
         return
-    click.echo(f"restored {result.files} file(s) and {result.links} link(s), {_size(result.bytes)}, into {directory}")
+    click.echo(
+        f"restored {plural(result.files, 'file')} and {plural(result.links, 'link')}, {_size(result.bytes)}, into {directory}"
+    )

@@ -13,9 +13,10 @@ def register(cli: click.Group) -> None:
 
 
 @click.group("branch", invoke_without_command=True)
+@click.option("-v", "--verbose", is_flag=True, help="Show each branch's newest item too (as git branch -v).")
 @json_option()
 @click.pass_context
-def branch_group(ctx: click.Context, as_json: bool) -> None:
+def branch_group(ctx: click.Context, verbose: bool, as_json: bool) -> None:
     """List branches, or create / delete / rename one."""
     if ctx.invoked_subcommand is not None:
         return
@@ -32,7 +33,13 @@ def branch_group(ctx: click.Context, as_json: bool) -> None:
     elif current not in branches:
         click.echo(f"* {current} (no commits yet)")
     for name, digest in branches.items():
-        click.echo(f"{'*' if name == current else ' '} {name:<20} {digest[:12]}")
+        line = f"{'*' if name == current else ' '} {name:<20} {digest[:12]}"
+        if verbose:
+            from cairn.cli.inspect_cmd import one_line
+
+            commit = repo.commit(digest)
+            line += f" {one_line(commit, repo.content_of(commit))}"
+        click.echo(line.rstrip())
 
 
 @branch_group.command("create")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table, read_stdin
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plural, print_table, read_stdin
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import ChatSettings
@@ -99,7 +99,7 @@ def chat_send(
     where = " and ".join(
         p for p in (f"run {run_id}" if run_id else "", f"thread {message.thread_id}" if message.thread_id else "") if p
     )
-    files = f" with {len(attachments)} attachment(s)" if attachments else ""
+    files = f" with {plural(len(attachments), 'attachment')}" if attachments else ""
     click.echo(f"sent {message.id} to {where}{files}" + (" (encrypted)" if encrypt else ""))
 
 
@@ -266,9 +266,9 @@ def trace_list(state: State, limit: int, as_json: bool) -> None:
 @json_option()
 @pass_state
 def trace_show(state: State, run_id: str, as_json: bool) -> None:
-    """A saved trace: its summary and events."""
-    run = state.ledger.get(run_id)
-    events = state.ledger.events(run_id)
+    """A saved trace: its summary and events (RUN_ID: an id, or @last, @prev, @last~N among traces)."""
+    run = state.ledger.get(run_id, type="trace")
+    events = state.ledger.events(run.run_id)
     if as_json:
         echo_json({"run": run.to_record(), "events": [e.to_record() for e in events]})
         return

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cairn.cli._app import Count, State, echo_json, json_option, pass_state
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plural, print_fields
 
 if TYPE_CHECKING:  # pragma: no cover  (the model is imported when a command runs, not for --help)
     from cairn.model import Commit, Content
@@ -27,6 +27,14 @@ def summary(content: Content | None, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def one_line(commit: Commit, content: Content | None) -> str:
+    """What a commit did, in a few words: ``dialogue: the text…``, ``edit 1a2b3c4d: the new text…``, ``delete 1a2b3c4d``."""
+    operation = commit.operation.value
+    what = (commit.content_type or "") if operation == "append" else f"{operation} {(commit.target or '')[:8]}"
+    text = summary(content, 50).strip() or commit.message
+    return f"{what}: {text}" if text else what
+
+
 def commit_dict(repo: Any, commit: Commit, content: Content | None = None) -> dict[str, Any]:
     """A commit as ``--json`` prints it: its record, with its content when given."""
     data = commit.to_record()
@@ -43,6 +51,7 @@ def commit_dict(repo: Any, commit: Commit, content: Content | None = None) -> di
 @click.option("--until", help="Only commits at or before this: 7d, 12h, today, yesterday, a date or an ISO time.")
 @click.option("--grep", help="Only commits whose message or text contains this (case-insensitive).")
 @click.option("--graph", is_flag=True, help="Draw every branch as a graph.")
+@click.option("--oneline", is_flag=True, help="One short line per commit: hash, type and text (as git log --oneline).")
 @json_option()
 @pass_state
 def log_command(
@@ -54,6 +63,7 @@ def log_command(
     until: str | None,
     grep: str | None,
     graph: bool,
+    oneline: bool,
     as_json: bool,
 ) -> None:
     """Show history, newest first."""
@@ -72,6 +82,9 @@ def log_command(
         return
     for entry in entries:
         c = entry.commit
+        if oneline:
+            click.echo(f"{click.style(c.short[:8], fg='yellow')} {one_line(c, entry.content)}")
+            continue
         target = f" → {c.target[:8]}" if c.target else ""
         label = c.content_type or ""
         click.echo(
@@ -137,24 +150,16 @@ def show_command(state: State, rev: str | None, as_json: bool) -> None:
         data["annotations"] = [a.to_record() for a in history]
         echo_json(data)
         return
-    click.echo(f"commit    {commit.hash}")
-    for key in (
-        "parent",
-        "operation",
-        "target",
-        "reply_to",
-        "created_at",
-        "content_type",
-        "token_count",
-        "cumulative_tokens",
-    ):
-        value = getattr(commit, key)
-        if value is not None:
-            click.echo(f"{key:<10}{value.value if hasattr(value, 'value') else value}")
-    if commit.message:
-        click.echo(f"message   {commit.message}")
-    if commit.metadata:
-        click.echo(f"metadata  {json.dumps(commit.metadata, ensure_ascii=False)}")
+    keys = ("parent", "operation", "target", "reply_to", "created_at", "content_type", "token_count")
+    print_fields(
+        [
+            ("commit", commit.hash),
+            *((key, getattr(commit, key)) for key in keys),
+            ("cumulative_tokens", commit.cumulative_tokens),
+            ("message", commit.message),
+            ("metadata", commit.metadata),
+        ]
+    )
     if content is not None:
         click.echo("")
         click.echo(json.dumps(content.to_dict(), indent=2, ensure_ascii=False))
@@ -258,6 +263,6 @@ def status_command(state: State, as_json: bool) -> None:
         echo_json(data)
         return
     click.echo(f"on branch {data['branch']}" if data["branch"] else "HEAD detached")
-    click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {data['commits']} commits")
+    click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {plural(data['commits'], 'commit')}")
     budget_text = f" of {budget} ({tokens * 100 // budget}%)" if budget else " (no budget set)"
     click.echo(f"effective context: {tokens} tokens{budget_text}, {data['token_source']} by {repo.tokenizer.name}")

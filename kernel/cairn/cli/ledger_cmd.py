@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import click
 
-from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table
+from cairn.cli._app import Count, State, echo_json, json_option, pass_state, plain, plural, print_fields, print_table
 from cairn.errors import CairnError, ValidationError
 
 __all__ = ["register"]
@@ -65,14 +65,12 @@ def runs_list(
 @json_option()
 @pass_state
 def runs_show(state: State, run_id: str, as_json: bool) -> None:
-    """One run's record."""
+    """One run's record (RUN_ID: an id, or @last, @prev, @last~N)."""
     run = state.ledger.get(run_id)
     if as_json:
         echo_json(run.to_record())
         return
-    for key, value in run.to_record().items():
-        if value not in (None, "", [], {}):
-            click.echo(f"{key:<17}{value}")
+    print_fields(run.to_record().items())
 
 
 @runs_group.command("events")
@@ -80,13 +78,13 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
 @json_option()
 @pass_state
 def runs_events(state: State, run_id: str, as_json: bool) -> None:
-    """A run's events, in order."""
+    """A run's events, in order (RUN_ID: an id, or @last, @prev, @last~N)."""
     events = state.ledger.events(run_id)
     if as_json:
         echo_json([e.to_record() for e in events])
         return
     for event in events:
-        fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
+        fields = " ".join(f"{k}={plain(v)}" for k, v in event.fields.items())
         click.echo(f"{event.seq:>4} {event.ts[:23]} {event.type:<12} {fields}")
 
 
@@ -98,7 +96,7 @@ def runs_delete(state: State, run_ids: tuple[str, ...], yes: bool) -> None:
     """Delete runs and their events."""
     runs = [state.ledger.get(r) for r in run_ids]  # every id checked before anything goes
     if not yes and sys.stdin.isatty():
-        click.confirm(f"delete {len(runs)} run(s)?", abort=True)
+        click.confirm(f"delete {plural(len(runs), 'run')}?", abort=True)
     for run in runs:
         state.ledger.delete(run.run_id)
         click.echo(f"deleted {run.run_id}")
@@ -116,7 +114,7 @@ def runs_prune(state: State, older_than: str, dry_run: bool, as_json: bool) -> N
         echo_json({"dry_run": dry_run, "runs": [r.run_id for r in doomed]})
         return
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"{verb} {len(doomed)} run(s) older than {older_than}")
+    click.echo(f"{verb} {plural(len(doomed), 'run')} older than {older_than}")
 
 
 # -- cairn run -- COMMAND ------------------------------------------------------------------
@@ -251,7 +249,7 @@ def _record_command(
             run_type,
             subtype=program[:64] or None,
             summary=shlex.join(shown)[:500],
-            metadata={"argv": shown, "cwd": redactor.text(os.getcwd())},
+            metadata={"argv": shown, "cwd": redactor.text(str(state.cwd))},
         )
         if artifact_paths or snapshot_dirs:
             from cairn.run_artifacts import RunAttachments
@@ -271,7 +269,8 @@ def _record_command(
             except BaseException as exc:
                 handle.close("failed", summary=f"could not snapshot before running: {exc}"[:500])
                 raise
-        code, elapsed, interrupted, lines = _run_child(argv, program, tail_lines, handle)
+        # `cairn -C DIR run -- ...` runs the command in DIR, as git -C does.
+        code, elapsed, interrupted, lines = _run_child(argv, program, tail_lines, handle, state.cwd)
         events: list[dict[str, Any]] = [
             {"type": "output", "stream": name, "line": line} for name, line in _masked(lines, redactor)
         ]
@@ -296,13 +295,13 @@ def _record_command(
 
 
 def _run_child(
-    argv: list[str], program: str, tail_lines: int, handle: Any
+    argv: list[str], program: str, tail_lines: int, handle: Any, cwd: Any = None
 ) -> tuple[int, int, bool, list[tuple[str, str]]]:
     """Run the command, copying its output through; (exit code, milliseconds, interrupted, last lines)."""
     tail: collections.deque[tuple[str, str]] = collections.deque(maxlen=tail_lines or None)
     started = time.monotonic()
     try:
-        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
     except OSError as exc:
         handle.close("failed", summary=f"could not start {program}: {exc.strerror}")
         raise ValidationError(
@@ -371,7 +370,7 @@ def ledger_push(state: State, remote: str | None) -> None:
     store = _syncable(state)
     _gate_push(state, remote or getattr(store, "remote", None) or "origin")
     report = store.push(remote, progress=_progress("push"))
-    click.echo(report.message or f"pushed {report.pushed} ref(s) to {report.remote}")
+    click.echo(report.message or f"pushed {plural(report.pushed, 'ref')} to {report.remote}")
 
 
 @ledger_group.command("pull")
@@ -380,7 +379,9 @@ def ledger_push(state: State, remote: str | None) -> None:
 def ledger_pull(state: State, remote: str | None) -> None:
     """Bring in the remote's runs and context; diverged histories are merged, nothing is lost."""
     report = _syncable(state).pull(remote, progress=_progress("pull"))
-    click.echo(report.message or f"fetched {report.fetched} ref(s) from {report.remote}, merged {report.merged}")
+    click.echo(
+        report.message or f"fetched {plural(report.fetched, 'ref')} from {report.remote}, merged {report.merged}"
+    )
 
 
 @ledger_group.command("status")

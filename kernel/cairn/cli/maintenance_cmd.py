@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cairn.cli._app import State, echo_json, json_option, pass_state
+from cairn.cli._app import State, echo_json, json_option, pass_state, plural
 
 
 def register(cli: click.Group) -> None:
@@ -46,8 +46,8 @@ def gc_command(state: State, dry_run: bool, grace: str, as_json: bool) -> None:
         return
     verb = "would remove" if dry_run else "removed"
     click.echo(
-        f"{verb} {report.commits_removed} commits, {report.blobs_removed} blobs, "
-        f"{report.annotations_removed} annotations"
+        f"{verb} {plural(report.commits_removed, 'commit')}, {plural(report.blobs_removed, 'blob')}, "
+        f"{plural(report.annotations_removed, 'annotation')}"
     )
     print_collected(artifacts)
 
@@ -70,7 +70,8 @@ def fsck_command(state: State, as_json: bool) -> None:
         if not problems and isinstance(state.repo.store, Maintenance):
             stats = state.repo.store.stats()
             click.echo(
-                f"ok: {stats.commits} commits, {stats.blobs} blobs, {stats.refs} refs, {stats.annotations} annotations"
+                f"ok: {plural(stats.commits, 'commit')}, {plural(stats.blobs, 'blob')}, {plural(stats.refs, 'ref')}, "
+                f"{plural(stats.annotations, 'annotation')}"
             )
         elif not problems:
             click.echo("ok: every commit, blob and ref checked")
@@ -164,6 +165,6 @@ def import_command(state: State, source: str, batch_size: int, progress_mode: st
         if source != "-":
             handle.close()
     click.echo(
-        f"imported {result.commits} new commits, {result.present} already present; "
-        f"{result.refs} refs, {result.annotations} annotations"
+        f"imported {plural(result.commits, 'new commit')}, {result.present} already present; "
+        f"{plural(result.refs, 'ref')}, {plural(result.annotations, 'annotation')}"
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cairn.cli._app import SafePath, State, echo_json, json_option, pass_state, print_table, report
+from cairn.cli._app import SafePath, State, echo_json, json_option, pass_state, plural, print_table, report
 from cairn.errors import ConfigError
 
 INIT_TEMPLATE = """\
@@ -125,7 +125,7 @@ def config_validate(state: State) -> None:
     for info in broken:
         click.secho(f"warning: plugin {info.name} is broken: {info.reason}", fg="yellow", err=True)
     if problems:
-        click.echo(f"{len(problems)} problem(s) in the configuration.", err=True)
+        click.echo(f"{plural(len(problems), 'problem')} in the configuration.", err=True)
         click.get_current_context().exit(1)
     where = config.project_file or "defaults only"
     click.echo(f"configuration is valid ({where})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -155,9 +154,6 @@ class EvalRun:
         return {label: Aggregate.from_dict(data) for label, data in self.manifest.get("aggregates", {}).items()}
 
 
-_OFFSET_REF = re.compile(r"\A@last~(\d+)\Z")
-
-
 def resolve_eval_run(ledger: Ledger, ref: str) -> str:
     """A run id from a reference to an eval run.
 
@@ -165,27 +161,8 @@ def resolve_eval_run(ledger: Ledger, ref: str) -> str:
     the Nth before the newest; a run id is taken as is; anything else is the
     ``--name`` of an eval run (the newest with that name).
     """
-    offset = None
-    if ref == "@last":
-        offset = 0
-    elif ref == "@prev":
-        offset = 1
-    else:
-        match = _OFFSET_REF.match(ref)
-        if match:
-            offset = int(match.group(1))
-    if offset is not None:
-        runs = ledger.list(type=EVAL_RUN_TYPE, limit=offset + 1)
-        if len(runs) <= offset:
-            have = len(runs)
-            raise NotFoundError(
-                "eval run",
-                ref,
-                hint=f"{have} eval run{'s' if have != 1 else ''} recorded; `cairn runs list --type eval` lists them",
-            )
-        return runs[offset].run_id
     if ref.startswith("@"):
-        raise ValidationError(f"{ref!r} is not a run reference", hint="use @last, @prev, @last~N, a run id or a name")
+        return ledger.resolve(ref, type=EVAL_RUN_TYPE)
     try:
         from cairn.model import validate_run_id
 

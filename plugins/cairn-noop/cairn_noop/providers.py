@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
 
 from cairn.providers import (
@@ -35,10 +37,43 @@ EMBEDDINGS_HINT = (
 _FREE = {"noop": Price(0.0, 0.0)}
 
 
+def _installed(module: str) -> bool:
+    """Whether a distribution's top-level package is installed (looked up, never imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _missing_steps(package: str, module: str, setting: str, key_note: str = "") -> list[str]:
+    """What is left to do to use ``package``'s provider: only the steps not done yet."""
+    steps = [] if _installed(module) else [f"pip install {package}"]
+    steps.append(f"set {setting} under [cairn] in cairn.toml")
+    if not os.environ.get("OPENAI_API_KEY"):
+        steps.append("export OPENAI_API_KEY" + key_note)
+    return steps
+
+
+def _sentence(steps: list[str]) -> str:
+    return steps[0] if len(steps) == 1 else f"{', '.join(steps[:-1])} and {steps[-1]}"
+
+
+def llm_hint() -> str:
+    """LLM_HINT with only the steps still missing: an installed cairn-openai or a set key is not asked for again."""
+    steps = _missing_steps(
+        "cairn-openai", "cairn_openai", 'llm = "openai"', " (or set [llm.openai] base_url to your server)"
+    )
+    installed = "" if steps[0].startswith("pip") else "cairn-openai is installed: "
+    return (
+        "to use OpenAI or an OpenAI-compatible server (vLLM, Ollama, llama.cpp): "
+        f"{installed}{_sentence(steps)}; see docs/providers.md"
+    )
+
+
 def _llm_disabled() -> ProviderDisabledError:
     return ProviderDisabledError(
         'no LLM provider is configured: [cairn] llm is "noop", which refuses every call',
-        hint=LLM_HINT,
+        hint=llm_hint(),
         retryable=False,
         provider="noop",
         model="noop",

@@ -53,7 +53,8 @@ def test_noop_is_registered_for_both_kinds_and_is_the_default(cairn_env: Path) -
     )
 
 
-def test_the_disabled_error_says_which_plugin_line_and_key(cairn_env: Path) -> None:
+def test_the_disabled_error_says_which_plugin_line_and_key(cairn_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     plugins = load_plugins(environ={"CAIRN_LOAD_PLUGINS": "noop"})
     config = load_config(cairn_env, environ={})
     with Providers(config, plugins, store=MemoryStore(), tokenizer=WordTokenizer()) as providers:
@@ -77,3 +78,25 @@ def test_a_refused_call_is_recorded_as_disabled_and_free(cairn_env: Path) -> Non
             providers.llm().complete([{"role": "user", "content": "hi"}])
     [record] = store.spend()
     assert (record.provider, record.model, record.outcome, record.cost) == ("noop", "noop", "disabled", 0.0)
+
+
+@pytest.mark.parametrize("key", [None, "sk-test"])
+def test_the_llm_hint_asks_only_for_what_is_missing(
+    cairn_env: Path, monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    import importlib.util
+
+    if key is None:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+    plugins = load_plugins(environ={"CAIRN_LOAD_PLUGINS": "noop"})
+    with Providers(load_config(cairn_env, environ={}), plugins, store=MemoryStore(), tokenizer=WordTokenizer()) as p:
+        with pytest.raises(ProviderDisabledError) as info:
+            p.llm().complete([{"role": "user", "content": "hi"}])
+    hint = info.value.hint or ""
+    installed = importlib.util.find_spec("cairn_openai") is not None
+    assert ("pip install cairn-openai" in hint) is not installed
+    assert ("cairn-openai is installed" in hint) is installed
+    assert ("export OPENAI_API_KEY" in hint) is (key is None)
+    assert 'set llm = "openai" under [cairn]' in hint
