@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +201,7 @@ class CairnGroup(click.Group):
             if (cmd_name is None or cmd_name in names) and not all(name in self.commands for name in names):
                 importlib.import_module(module).register(self)
 
-    def load_builtin_commands(self) -> dict[str, click.Command]:
+    def load_builtin_commands(self) -> MutableMapping[str, click.Command]:
         """Every built-in command, by name (imports every command module)."""
         self._load_module_of(None)
         return self.commands

@@ -263,6 +263,6 @@ def status_command(state: State, as_json: bool) -> None:
         echo_json(data)
         return
     click.echo(f"on branch {data['branch']}" if data["branch"] else "HEAD detached")
-    click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {plural(data['commits'], 'commit')}")
+    click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {plural(head.depth + 1 if head else 0, 'commit')}")
     budget_text = f" of {budget} ({tokens * 100 // budget}%)" if budget else " (no budget set)"
     click.echo(f"effective context: {tokens} tokens{budget_text}, {data['token_source']} by {repo.tokenizer.name}")
