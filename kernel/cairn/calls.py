@@ -45,7 +45,7 @@ class Call:
     outcome: str
     provider: str | None
     model: str | None
-    usage: dict | None
+    usage: dict[str, Any] | None
     cost: float | None
     latency_ms: float | None
     branch: str | None

@@ -23,7 +23,7 @@ def _money(cost: float | None) -> str:
     return "unknown" if cost is None else f"{cost:.6f}"
 
 
-def _tokens(usage: dict | None) -> str:
+def _tokens(usage: dict[str, Any] | None) -> str:
     if not usage:
         return ""
     mark = "~" if usage.get("estimated") else ""
@@ -120,7 +120,9 @@ def logs_show(state: State, call_id: str, as_json: bool) -> None:
         # As of the question: later annotations and edits do not rewrite what was sent.
         prompt = state.repo.materialize(call.prompt_commit, as_of=call.prompt_commit, budget=budget)
     reply = call.bodies(state.repo)["reply"]
-    attempts = [e.to_record() for e in state.ledger.events(call.id) if e.type == "attempt"]
+    # Ledger.list shadows the builtin inside its class, so mypy cannot read Ledger.events' type.
+    events = state.ledger.events(call.id)
+    attempts = [e.to_record() for e in events if e.type == "attempt"]  # type: ignore[attr-defined]
     if as_json:
         echo_json(
             {

@@ -117,6 +117,14 @@ def test_a_store_without_the_ledger_serves_the_context_pages_and_says_why_not_th
         assert refused.status_code == 501 and "ledger" in refused.json()["error"]
     finally:
         running.stop()
+    logs = subprocess.run(
+        [sys.executable, "-m", "cairn", "-C", str(project), "logs"],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=60,
+    )
+    assert logs.returncode == 1 and "ledger" in logs.stderr and "Traceback" not in logs.stderr
 
 
 def test_mcp_serve_without_the_sdk_says_which_extra_to_install(project):
