@@ -118,3 +118,14 @@ def test_logs_show_refuses_a_run_that_is_not_a_call_and_an_unknown_id(cairn):
     assert result.returncode != 0 and "not a valid run id" in result.stderr and "Traceback" not in result.stderr
     result = cairn.run("logs", "--bodies", check=False)
     assert result.returncode == 2 and "--bodies goes with --json" in result.stderr
+
+
+def test_an_embed_call_is_logged_too(cairn):
+    path = cairn.project / "cairn.toml"
+    path.write_text(path.read_text().replace('embeddings = "noop"', 'embeddings = "hashing"'))
+    cairn("embed", "first text", "second text")
+    [call] = cairn.json("logs")
+    assert call["operation"] == "embed" and call["provider"] == "hashing" and call["outcome"] == "ok"
+    assert call["prompt_commit"] is None and call["reply_commit"] is None and call["attempts"] == 1
+    shown = cairn.json("logs", "show", call["id"])
+    assert shown["prompt"] is None and shown["reply"] is None

@@ -55,9 +55,9 @@ def logs_group(
 ) -> None:
     """Provider calls, newest first: time, provider, model, usage, cost, latency, outcome and their commits.
 
-    Each `cairn ask` is one call: the question and the reply are context
-    commits (the prompt and reply columns); `cairn logs show ID` prints the
-    materialized prompt and the reply.
+    Each `cairn ask` or `cairn embed` is one call. An ask's question and
+    reply are context commits (the prompt and reply columns); `cairn logs
+    show ID` prints the materialized prompt and the reply.
     """
     if ctx.invoked_subcommand is not None:
         return
