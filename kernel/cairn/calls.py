@@ -1,4 +1,4 @@
-"""The provider call log: every ``cairn ask`` is a run of type ``llm`` in the ledger.
+"""The provider call log: every ``cairn ask`` and ``cairn embed`` is a run of type ``llm`` in the ledger.
 
 A call run holds metadata only (provider, model, usage, cost, latency,
 outcome, the branch) and the hashes of the two context commits it made: the

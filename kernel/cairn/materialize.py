@@ -131,6 +131,26 @@ class Materialized:
             self._rest = None
         return tuple(self._dropped)
 
+    def iter_dropped(self) -> Iterator[Dropped]:
+        """The items left out, newest first, walking history only as far as they are read.
+
+        A viewer showing the first few hundred drops of a long history reads
+        that far back, not the whole of it; ``dropped`` is every one.
+        """
+        i = 0
+        while True:
+            if i < len(self._dropped):
+                yield self._dropped[i]
+                i += 1
+                continue
+            if self._rest is None:
+                return
+            following = next(self._rest, None)
+            if following is None:
+                self._rest = None
+                return
+            self._dropped.append(following)
+
     def to_dict(self, *, include_dropped: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
             "format": self.format,

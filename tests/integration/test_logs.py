@@ -31,7 +31,14 @@ def log(cairn) -> list[dict]:
     return cairn.json("log")
 
 
-def test_logs_lists_each_ask_with_its_commits_usage_cost_and_latency(cairn, server: FakeOpenAI):
+@pytest.mark.parametrize("backend", ["sqlite", "git"])
+def test_logs_lists_each_ask_with_its_commits_usage_cost_and_latency(cairn, server: FakeOpenAI, backend: str):
+    if backend == "git":  # the calls are runs on the ledger branch, the commits context objects
+        import subprocess
+
+        subprocess.run(["git", "init", "-q"], cwd=cairn.project, check=True)
+        toml = cairn.project / "cairn.toml"
+        toml.write_text(toml.read_text().replace('storage = "sqlite"', 'storage = "git"'))
     configure(cairn, server, "\n[providers]\nbackoff_initial_s = 0\n")
     assert "no provider calls recorded" in cairn("logs").stdout
     server.script(Reply("Roughly 70 °C."), Fault.openai(503, "overloaded", type="server_error"), Reply("Paris."))
@@ -51,6 +58,11 @@ def test_logs_lists_each_ask_with_its_commits_usage_cost_and_latency(cairn, serv
     assert oldest["attempts"] == 1 and oldest["usage"]["output_tokens"] == 3
     assert oldest["cost"] == reply_1["metadata"]["cost"] and oldest["latency_ms"] >= 0
     assert "Everest" not in json.dumps(calls)  # bodies only on request
+    if backend == "git":
+        import subprocess
+
+        refs = subprocess.run(["git", "for-each-ref"], cwd=cairn.project, capture_output=True, text=True).stdout
+        assert newest["id"] in refs  # each call is a run on the ledger branch
     spend_runs = {r["run_id"] for r in cairn.json("runs", "list", "--type", "llm")}
     assert spend_runs == {newest["id"], oldest["id"]}
     table = cairn("logs").stdout
@@ -106,3 +118,14 @@ def test_logs_show_refuses_a_run_that_is_not_a_call_and_an_unknown_id(cairn):
     assert result.returncode != 0 and "not a valid run id" in result.stderr and "Traceback" not in result.stderr
     result = cairn.run("logs", "--bodies", check=False)
     assert result.returncode == 2 and "--bodies goes with --json" in result.stderr
+
+
+def test_an_embed_call_is_logged_too(cairn):
+    path = cairn.project / "cairn.toml"
+    path.write_text(path.read_text().replace('embeddings = "noop"', 'embeddings = "hashing"'))
+    cairn("embed", "first text", "second text")
+    [call] = cairn.json("logs")
+    assert call["operation"] == "embed" and call["provider"] == "hashing" and call["outcome"] == "ok"
+    assert call["prompt_commit"] is None and call["reply_commit"] is None and call["attempts"] == 1
+    shown = cairn.json("logs", "show", call["id"])
+    assert shown["prompt"] is None and shown["reply"] is None

@@ -214,6 +214,29 @@ def test_cost_grows_with_output_not_history(repo):
     assert len(result.dropped) == 3000 - result.commit_count
 
 
+def test_iter_dropped_reads_history_only_as_far_as_it_is_read(repo):
+    for i in range(3000):
+        repo.append(say(f"message {i}"))
+    repo.skip("HEAD~40", "left out on purpose")
+    reads = {"ancestors": 0}
+    real = repo.store.ancestors
+
+    def counting(start, *, limit=None):
+        found = real(start, limit=limit)
+        reads["ancestors"] += len(found)
+        return found
+
+    repo.store.ancestors = counting  # type: ignore[method-assign]
+    result = repo.materialize(budget=100)
+    first = list(itertools.islice(result.iter_dropped(), 10))
+    assert len(first) == 10 and reads["ancestors"] <= 64 + 256
+    assert list(itertools.islice(result.iter_dropped(), 10)) == first  # read again from the start
+    every = result.dropped
+    assert every[:10] == tuple(first) and len(every) == 3000 - result.commit_count
+    assert tuple(result.iter_dropped()) == every
+    assert "skipped" in {d.reason for d in every}
+
+
 def test_bad_arguments(repo):
     with pytest.raises(ValidationError, match="unknown format"):
         repo.materialize(format="xml")

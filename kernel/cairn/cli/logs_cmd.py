@@ -55,9 +55,9 @@ def logs_group(
 ) -> None:
     """Provider calls, newest first: time, provider, model, usage, cost, latency, outcome and their commits.
 
-    Each `cairn ask` is one call: the question and the reply are context
-    commits (the prompt and reply columns); `cairn logs show ID` prints the
-    materialized prompt and the reply.
+    Each `cairn ask` or `cairn embed` is one call. An ask's question and
+    reply are context commits (the prompt and reply columns); `cairn logs
+    show ID` prints the materialized prompt and the reply.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -120,7 +120,9 @@ def logs_show(state: State, call_id: str, as_json: bool) -> None:
         # As of the question: later annotations and edits do not rewrite what was sent.
         prompt = state.repo.materialize(call.prompt_commit, as_of=call.prompt_commit, budget=budget)
     reply = call.bodies(state.repo)["reply"]
-    attempts = [e.to_record() for e in state.ledger.events(call.id) if e.type == "attempt"]
+    # Ledger.list shadows the builtin inside its class, so mypy cannot read Ledger.events' type.
+    events = state.ledger.events(call.id)
+    attempts = [e.to_record() for e in events if e.type == "attempt"]  # type: ignore[attr-defined]
     if as_json:
         echo_json(
             {

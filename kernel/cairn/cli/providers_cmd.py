@@ -189,7 +189,7 @@ def _ask(
     )
 
 
-def _call_recorder(state: State, providers: Providers) -> Any:
+def _call_recorder(state: State, providers: Providers, operation: str = "ask") -> Any:
     """A ``CallRecorder`` whose run the meter's spend records point at; a no-op on a store without a ledger."""
     from cairn.storage import RunStore
 
@@ -197,7 +197,7 @@ def _call_recorder(state: State, providers: Providers) -> Any:
         return _Unrecorded()
     from cairn.calls import CallRecorder
 
-    recorder = CallRecorder(state.ledger, operation="ask", branch=state.repo.branch)
+    recorder = CallRecorder(state.ledger, operation=operation, branch=state.repo.branch)
     providers.meter.run_id = recorder.run_id
     return recorder
 
@@ -227,9 +227,19 @@ class _Unrecorded:
 @pass_state
 def embed_command(state: State, texts: tuple[str, ...], as_json: bool) -> None:
     """Embed each TEXT with the configured embedding provider ([cairn] embeddings)."""
-    with _providers(state) as providers:
+    with contextlib.ExitStack() as recording, _providers(state) as providers:
         embedder = providers.embeddings()
+        recorder = recording.enter_context(_call_recorder(state, providers, operation="embed"))
         response = embedder.embed(list(texts))
+        recorder.finish(
+            provider=response.provider,
+            model=response.model,
+            usage=response.usage.to_dict() if response.usage else None,
+            cost=None if response.cost is None else round(response.cost, 12),
+            latency_ms=round(response.latency_s * 1000, 1),
+            request_id=response.request_id,
+            texts=len(texts),
+        )
     if as_json:
         echo_json({**response.to_dict(), "texts": list(texts)})
         return

@@ -197,7 +197,7 @@ def build_app(state: Any, *, token: str | None = None, debug: bool = False) -> S
         Route("/api/branches", api("branches")),
         Route("/api/graph", api("graph", "limit")),
         Route("/api/commits/{rev}", api("commit")),
-        Route("/api/materialize", api("materialize", "rev", "as_of", "budget", "format")),
+        Route("/api/materialize", api("materialize", "rev", "as_of", "budget", "format", "dropped_limit")),
         Route("/api/diff", api("diff", "a", "b")),
         Route("/api/runs", api("runs", "type", "status", "since", "limit")),
         Route("/api/runs/{run_id}", api("run")),

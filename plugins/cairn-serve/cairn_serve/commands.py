@@ -62,7 +62,13 @@ def _token(host: str, token: str | None) -> str | None:
     envvar=TOKEN_ENV,
     help=f"Require this token (also {TOKEN_ENV}); generated and printed when binding another address without one.",
 )
-@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info"]), default="warning")
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info"]),
+    default="warning",
+    show_default=True,
+    help="The server's log level; requests are never logged (an address may carry the token).",
+)
 @pass_state
 def serve_command(state: State, host: str, port: int, token: str | None, log_level: str) -> None:
     """Serve a read-only web viewer of this project: history graph, materialize, diff, runs, calls, chat, evals, spend.
@@ -106,14 +112,14 @@ def mcp_group() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="With --transport http: address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8041, show_default=True, help="With http: 0 picks one.")
 @click.option("--token", envvar=TOKEN_ENV, help=f"With http: require this bearer token (also {TOKEN_ENV}).")
-@click.option("--read-only", is_flag=True, help="Offer only the tools that read; no commit, fact, run or event.")
+@click.option("--read-only", is_flag=True, help="Offer only the tools that read: no commit, run or event.")
 @pass_state
 def mcp_serve(state: State, transport: str, host: str, port: int, token: str | None, read_only: bool) -> None:
     """Serve cairn's tools and resources to an MCP client over stdio (default) or streamable HTTP.
 
-    Tools commit items, materialize, log, diff, search and remember memory
-    facts, record runs and append events; writes go through the same
-    validation and redaction as the CLI. See docs/mcp.md for a client's
+    Tools materialize, log, diff and show commits, list runs and calls,
+    commit items, record runs and append their events; writes go through the
+    same validation and redaction as the CLI. See docs/mcp.md for a client's
     configuration block.
     """
     try:

@@ -37,9 +37,13 @@ def commit_graph(repo: Any, *, limit: int, summary: Any) -> dict[str, Any]:
         labels.setdefault(digest, []).append(name)
     _, head = repo.head_state()
     commits: dict[str, Any] = {}
+    more = False  # a branch goes back further than the window
     for digest in [*branches.values(), *([head] if head else [])]:
         for n, commit in enumerate(repo.walk(repo.commit(digest))):
-            if n >= limit or commit.hash in commits:
+            if commit.hash in commits:
+                break
+            if n >= limit:
+                more = True
                 break
             commits[commit.hash] = commit
     ordered = sorted(commits.values(), key=lambda c: (c.created_at, c.depth), reverse=True)[:limit]
@@ -94,5 +98,5 @@ def commit_graph(repo: Any, *, limit: int, summary: Any) -> dict[str, Any]:
         "head": head,
         "current_branch": repo.branch,
         "limit": limit,
-        "truncated": len(commits) > len(ordered),
+        "truncated": more or len(commits) > len(ordered),
     }

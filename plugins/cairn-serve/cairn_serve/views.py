@@ -14,14 +14,28 @@ store (a bad one is a ``CairnError`` the caller turns into a 400 or 404).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cairn.errors import ValidationError
+from cairn.redact import looks_secret_name
 
 __all__ = ["MAX_LIMIT", "Views", "parse_count"]
 
 #: The most rows one request returns.
 MAX_LIMIT = 2000
+#: How many dropped items a materialize view lists by default (history is walked only that far).
+DROPPED_SHOWN = 500
+
+#: Keys whose values cairn computes (hashes, short hashes, times): never a secret, never redacted.
+_COMPUTED = frozenset(
+    {
+        "hash", "short", "parent", "target", "item", "source", "content_hash", "skip", "head", "from", "to",
+        "reply_to", "commit", "prompt_commit", "reply_commit", "created_at", "started_at", "ended_at", "ts",
+        "updated_at", "time",
+    }
+)  # fmt: skip
+_COMPUTED_VALUE = re.compile(r"[0-9a-f]{7,64}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 
 
 def parse_count(value: Any, name: str, *, default: int | None, ceiling: int = MAX_LIMIT) -> int | None:
@@ -51,6 +65,7 @@ class Views:
 
     def __init__(self, state: Any) -> None:
         self.state = state
+        self._redactor_cache: Any = None
 
     # -- plumbing --------------------------------------------------------------
 
@@ -59,13 +74,56 @@ class Views:
         return self.state.repo
 
     def out(self, value: Any) -> Any:
-        """``value`` with every secret masked: the last step of every view."""
-        return self.state.ledger.redactor.value(value) if self.has("ledger") else self._redactor().value(value)
+        """``value`` with every secret masked: the last step of every view.
+
+        As ``Redactor.value`` does (a value under a secret-looking key masked
+        whole, every other string masked as text), except that the hashes and
+        times cairn computes itself (``hash``, ``parent``, ``created_at`` ...)
+        are passed through unread: they cannot hold a secret, and they are
+        most of what a graph or a run list holds.
+        """
+        redactor = self._redactor()
+        seen: dict[str, str] = {}
+        secret_key: dict[str, bool] = {}
+
+        def secret(key: str) -> bool:
+            if key not in secret_key:
+                secret_key[key] = looks_secret_name(key)
+            return secret_key[key]
+
+        def text(item: str) -> str:
+            if item not in seen:
+                seen[item] = redactor.text(item)
+            return seen[item]
+
+        def walk(item: Any) -> Any:
+            if isinstance(item, str):
+                return text(item)
+            if isinstance(item, dict):
+                out: dict[Any, Any] = {}
+                for key, inner in item.items():
+                    if isinstance(key, str) and secret(key):
+                        out[text(key)] = redactor.field(key, inner)
+                    elif key in _COMPUTED and isinstance(inner, str) and _COMPUTED_VALUE.fullmatch(inner):
+                        out[key] = inner
+                    else:
+                        out[text(key) if isinstance(key, str) else key] = walk(inner)
+                return out
+            if isinstance(item, (list, tuple)):
+                return [walk(inner) for inner in item]
+            return item
+
+        return walk(value)
 
     def _redactor(self) -> Any:
-        from cairn.redact import Redactor, configured_env_names
+        if self._redactor_cache is None:
+            from cairn.redact import Redactor, configured_env_names
 
-        return Redactor.from_environment(names=configured_env_names(self.state.config.data))
+            if self.has("ledger"):
+                self._redactor_cache = self.state.ledger.redactor
+            else:
+                self._redactor_cache = Redactor.from_environment(names=configured_env_names(self.state.config.data))
+        return self._redactor_cache
 
     def facets(self) -> list[str]:
         from cairn.storage import facets_of
@@ -150,14 +208,33 @@ class Views:
         return self.out(data)
 
     def materialize(
-        self, rev: str | None = None, *, as_of: str | None = None, budget: Any = None, format: str = "openai"
+        self,
+        rev: str | None = None,
+        *,
+        as_of: str | None = None,
+        budget: Any = None,
+        format: str = "openai",
+        dropped_limit: Any = None,
     ) -> dict[str, Any]:
+        """The context at ``rev``; the newest ``dropped_limit`` (500) dropped items, so a long history is
+        walked only as far as they reach (``dropped_truncated`` says whether there were more)."""
         count = parse_count(budget, "budget", default=None, ceiling=2**31 - 1)
+        shown = parse_count(dropped_limit, "dropped_limit", default=DROPPED_SHOWN, ceiling=1_000_000)
+        assert shown is not None
         result = self.repo.materialize(rev or None, as_of=as_of or None, budget=count, format=format or "openai")
-        data = result.to_dict()
+        data = result.to_dict(include_dropped=False)
+        dropped = []
+        for entry in result.iter_dropped():
+            if len(dropped) == shown:
+                data["dropped_truncated"] = True
+                break
+            dropped.append(entry.to_dict())
+        else:
+            data["dropped_truncated"] = False
         reasons: dict[str, int] = {}
-        for dropped in data["dropped"]:
-            reasons[dropped["reason"]] = reasons.get(dropped["reason"], 0) + 1
+        for entry in dropped:
+            reasons[entry["reason"]] = reasons.get(entry["reason"], 0) + 1
+        data["dropped"] = dropped
         data["dropped_by_reason"] = reasons
         data["rev"] = rev or "HEAD"
         return self.out(data)

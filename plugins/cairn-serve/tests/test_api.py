@@ -82,6 +82,9 @@ def test_materialize_at_any_revision_and_budget_says_what_was_dropped_and_why(ap
     side = get(api, "/api/materialize", rev="experiment", format="anthropic")
     assert side["format"] == "anthropic" and "system" in side["messages"]
     assert side["dropped_by_reason"].get("deleted") == 1
+    assert whole["dropped_truncated"] is False
+    one = get(api, "/api/materialize", budget=40, dropped_limit=1)
+    assert one["dropped"] == tight["dropped"][:1] and one["dropped_truncated"] is True
     first = project.json("log", "main")[-2]["hash"]
     early = get(api, "/api/materialize", as_of=first)
     assert early["commit_count"] == 2

@@ -89,3 +89,49 @@ def test_loading_the_plugin_imports_no_web_framework():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_store_without_the_ledger_serves_the_context_pages_and_says_why_not_the_rest(tmp_path):
+    env = {"CAIRN__CAIRN__STORAGE": "files"}
+    project = tmp_path / "files-project"
+    project.mkdir()
+    for args in (["init"], ["commit", "Only context here."]):
+        done = subprocess.run(
+            [sys.executable, "-m", "cairn", "-C", str(project), *args],
+            capture_output=True,
+            text=True,
+            env=clean_env(**env),
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    running = Server(project, "serve", "--port", "0", env=env)
+    try:
+        overview = httpx.get(running.base + "api/overview").json()
+        assert "ledger" not in overview["facets"] and overview["backend"] == "files"
+        assert len(httpx.get(running.base + "api/graph").json()["nodes"]) == 1
+        history = httpx.get(running.base).text
+        assert 'href="/runs"' not in history and 'href="/materialize"' in history
+        runs = httpx.get(running.base + "runs")
+        assert runs.status_code == 200 and "keeps no ledger facet" in runs.text
+        refused = httpx.get(running.base + "api/runs")
+        assert refused.status_code == 501 and "ledger" in refused.json()["error"]
+    finally:
+        running.stop()
+    logs = subprocess.run(
+        [sys.executable, "-m", "cairn", "-C", str(project), "logs"],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=60,
+    )
+    assert logs.returncode == 1 and "ledger" in logs.stderr and "Traceback" not in logs.stderr
+
+
+def test_mcp_serve_without_the_sdk_says_which_extra_to_install(project):
+    code = (
+        "import sys; sys.modules['mcp'] = None; from cairn.cli import main; "
+        f"main(['-C', {str(project.path)!r}, 'mcp', 'serve'])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert proc.returncode == 1
+    assert "pip install 'cairn-serve[mcp]'" in proc.stderr and "Traceback" not in proc.stderr

@@ -15,7 +15,8 @@
     const data = await cairn.api("materialize", { rev: q.rev, as_of: q.as_of, budget: q.budget, format: q.format });
     const summary = cairn.el("p", { id: "summary" },
       `${data.commit_count} items, ${data.token_count} tokens (${data.token_source})` + (data.budget ? ` of a budget of ${data.budget}` : "") +
-      ` at ${data.rev}` + (data.as_of ? ` as of ${data.as_of}` : "") + `; ${data.dropped.length} dropped.`);
+      ` at ${data.rev}` + (data.as_of ? ` as of ${data.as_of}` : "") + `; ${data.dropped.length}${data.dropped_truncated ? "+" : ""} dropped` +
+      (data.dropped_truncated ? ` (the newest ${data.dropped.length} listed)` : "") + ".");
     const messages = data.format === "text"
       ? [cairn.el("pre", { class: "message" }, data.messages)]
       : (data.format === "anthropic" && data.messages.system !== undefined
