@@ -3,7 +3,7 @@
 Rows are newest first (time, then depth). A lane is one line of descent: a
 commit takes the lane that is waiting for it (a child named it as parent),
 else a new one, like ``cairn log --graph``. Edges: ``parent`` (the line of
-history), ``merge`` (a further parent, for backends that record merges),
+history), ``merge`` (a merge commit's ``merge_parent``, the side merged in),
 ``edit`` and ``delete`` (a change pointing at the item it changes). Only
 edges between shown commits are drawn; a change whose item is older than the
 window says so in its ``target``.
@@ -17,10 +17,11 @@ __all__ = ["commit_graph", "parents_of"]
 
 
 def parents_of(commit: Any) -> list[str]:
-    """Every parent of a commit: ``parent`` and, where a backend records merges, the others."""
-    extra = getattr(commit, "parents", None) or commit.metadata.get("merge_parents") or []
+    """Every parent of a commit: ``parent`` and, for a merge commit, ``merge_parent`` (the side merged in)."""
     out = [commit.parent] if commit.parent else []
-    out.extend(p for p in extra if isinstance(p, str) and p not in out)
+    merged_in = getattr(commit, "merge_parent", None)
+    if merged_in and merged_in not in out:
+        out.append(merged_in)
     return out
 
 

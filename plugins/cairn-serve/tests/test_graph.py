@@ -54,17 +54,19 @@ def test_two_branches_take_two_lanes_and_join_where_they_forked(repo):
     assert all(by_hash[e["to"]]["row"] > by_hash[e["from"]]["row"] for e in data["edges"])
 
 
-def test_edits_deletes_and_recorded_merges_are_edges(repo):
+def test_edits_deletes_and_merges_are_edges(repo):
     first = repo.append(say("first"))
     repo.switch("side", create=True)
     side = repo.append(say("on the side"))
     repo.switch("main")
     repo.edit(first.hash, say("first, edited"))
-    merged = repo.append(say("merge"), metadata={"merge_parents": [side.hash]})
+    merged = repo.merge("side").merge
+    assert merged is not None and merged.merge_parent == side.hash
     repo.delete(first.hash)
     assert parents_of(merged) == [merged.parent, side.hash]
     kinds = {(e["kind"], e["from"], e["to"]) for e in graph(repo)["edges"]}
     assert ("merge", merged.hash, side.hash) in kinds
+    assert ("parent", merged.hash, merged.parent) in kinds
     assert {k for k, _, t in kinds if t == first.hash} >= {"edit", "delete"}
 
 
