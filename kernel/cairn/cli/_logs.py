@@ -38,10 +38,13 @@ def configure_logging(fmt: str, level: str = "warning") -> None:
     """Send log records to stderr as ``fmt`` (``json``); ``text`` keeps Python's default handling."""
     if fmt != "json":
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _JsonHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
-    root.handlers = [h for h in root.handlers if not getattr(h, "_cairn_json", False)]
-    handler._cairn_json = True  # type: ignore[attr-defined]
+    root.handlers = [h for h in root.handlers if not isinstance(h, _JsonHandler)]
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
+
+
+class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]  # StreamHandler is generic only in typeshed
+    """The handler ``--log-format json`` installs: found again by its class, so a second call replaces it."""

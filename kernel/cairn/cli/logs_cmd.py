@@ -120,9 +120,7 @@ def logs_show(state: State, call_id: str, as_json: bool) -> None:
         # As of the question: later annotations and edits do not rewrite what was sent.
         prompt = state.repo.materialize(call.prompt_commit, as_of=call.prompt_commit, budget=budget)
     reply = call.bodies(state.repo)["reply"]
-    # Ledger.list shadows the builtin inside its class, so mypy cannot read Ledger.events' type.
-    events = state.ledger.events(call.id)
-    attempts = [e.to_record() for e in events if e.type == "attempt"]  # type: ignore[attr-defined]
+    attempts = [e.to_record() for e in state.ledger.events(call.id) if e.type == "attempt"]
     if as_json:
         echo_json(
             {
