@@ -120,6 +120,10 @@ class Memory:
         """Bring the built-in collections up to date with context, runs, chat and the memory branch."""
         return sync_documents(self.repo, self.documents)
 
+    def sync_memory(self) -> None:
+        """Bring only ``@memory`` (facts and episodes) up to date: what recall reads, cheap to refresh."""
+        sync_documents(self.repo, self.documents, only=("@memory",))
+
     def embed(self, *, batch: int = DEFAULT_BATCH, progress: Callable[[int], None] | None = None) -> IndexReport:
         """Embed and index every document text without a vector for the configured embedder."""
         return embed_missing(
