@@ -94,6 +94,8 @@ def _show_results(results: list[Result], as_json: bool) -> None:
 
 
 _MODE = click.Choice(["semantic", "lexical", "hybrid"])
+#: k is refused out of range (a huge k is a mistake, not "no limit").
+_K = click.IntRange(1, 10_000)
 
 
 # -- cairn search ---------------------------------------------------------------------------
@@ -101,7 +103,7 @@ _MODE = click.Choice(["semantic", "lexical", "hybrid"])
 
 @click.command("search")
 @click.argument("query")
-@click.option("-k", "k", type=Count(ceiling=10_000), default=10, show_default=True, help="How many results.")
+@click.option("-k", "k", type=_K, default=10, show_default=True, help="How many results (1 to 10000).")
 @click.option(
     "--kind",
     "kinds",
@@ -272,7 +274,7 @@ def add_command(
 @memory_group.command("search")
 @click.argument("collection")
 @click.argument("query")
-@click.option("-k", "k", type=Count(ceiling=10_000), default=10, show_default=True)
+@click.option("-k", "k", type=_K, default=10, show_default=True, help="How many results (1 to 10000).")
 @click.option("--mode", type=_MODE, help="semantic, lexical or hybrid (default: hybrid when vectors exist).")
 @json_option()
 @pass_state
@@ -289,7 +291,7 @@ def collection_search_command(
 @memory_group.command("similar")
 @click.argument("collection")
 @click.argument("id")
-@click.option("-k", "k", type=Count(ceiling=10_000), default=10, show_default=True)
+@click.option("-k", "k", type=_K, default=10, show_default=True, help="How many results (1 to 10000).")
 @json_option()
 @pass_state
 def similar_command(state: State, collection: str, id: str, k: int, as_json: bool) -> None:

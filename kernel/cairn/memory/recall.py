@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from cairn.errors import BudgetExceededError
 from cairn.materialize import Item, Materialized, materialize
 from cairn.memory.search import Result
 from cairn.model import Instruction, Priority
@@ -108,11 +109,14 @@ def materialize_with_recall(
         tokens = repo.count_content(block)
         if budget is not None and tokens >= budget:
             continue
-        inner = (
-            plain
-            if budget is None
-            else materialize(repo, rev, as_of=as_of, budget=budget - tokens, format=format, images=images)
-        )
+        try:
+            inner = (
+                plain
+                if budget is None
+                else materialize(repo, rev, as_of=as_of, budget=budget - tokens, format=format, images=images)
+            )
+        except BudgetExceededError:
+            continue  # pinned items and instructions leave no room for this many: try fewer
         if budget is None or inner.token_count + tokens <= budget:
             ids = tuple(r.document.id for r in results[:n])
             return _with_block(inner, block, tokens), Recall(ids, tokens)

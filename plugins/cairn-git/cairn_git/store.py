@@ -47,6 +47,7 @@ from cairn_git.facets import (
     GitChat,
     GitLedger,
     GitMaintenance,
+    GitMemoryCache,
     GitObjects,
     GitRefs,
     GitSync,
@@ -66,6 +67,7 @@ class GitStore(
     GitMaintenance,
     GitSync,
     GitArtifactMeta,
+    GitMemoryCache,
     Store,
 ):
     """A ``cairn.storage.Store`` kept in git objects and refs, with the sync facet (see the module docstring).

@@ -14,9 +14,11 @@ from cairn.storage import Store, facets_of
 from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
+    DocumentsConformance,
     StoreConformance,
     StoreOpener,
     SyncConformance,
+    VectorsConformance,
 )
 
 
@@ -48,7 +50,9 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
     run("update-ref", store.objects_ref, commit, catalog)
 
 
-class TestGitStore(StoreConformance, SyncConformance, ArtifactMetaConformance):
+class TestGitStore(
+    StoreConformance, SyncConformance, ArtifactMetaConformance, VectorsConformance, DocumentsConformance
+):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory
@@ -82,5 +86,7 @@ def test_declares_every_facet() -> None:
         "maintenance",
         "sync",
         "artifact_meta",
+        "vectors",
+        "documents",
     }
     assert GitStore.name == "git"

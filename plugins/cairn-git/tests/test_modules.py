@@ -32,5 +32,6 @@ def test_each_facet_is_a_module_of_its_own() -> None:
         "maintenance",
         "sync",
         "artifacts",
+        "memory",  # vectors and documents: one local cache file, one module
     }
     assert sorted(facets.__all__) == sorted(c.__name__ for c in mixins)

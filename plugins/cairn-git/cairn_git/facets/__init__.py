@@ -28,6 +28,7 @@ from cairn_git.facets.artifacts import GitArtifactMeta
 from cairn_git.facets.chat import GitChat
 from cairn_git.facets.ledger import GitLedger
 from cairn_git.facets.maintenance import GitMaintenance
+from cairn_git.facets.memory import GitMemoryCache
 from cairn_git.facets.objects import GitObjects
 from cairn_git.facets.refs import GitRefs
 from cairn_git.facets.sync import GitSync
@@ -39,6 +40,7 @@ __all__ = [
     "GitChat",
     "GitLedger",
     "GitMaintenance",
+    "GitMemoryCache",
     "GitObjects",
     "GitRefs",
     "GitSync",
