@@ -32,7 +32,9 @@ def project(request: pytest.FixtureRequest, cairn: Any) -> Any:
     """A project on each backend with the offline hashing embedder."""
     storage = request.param
     if storage == "git":
-        subprocess.run(["git", "init", "-q", "-b", "work"], cwd=cairn.project, check=True, env={**os.environ, **GIT_ENV})
+        subprocess.run(
+            ["git", "init", "-q", "-b", "work"], cwd=cairn.project, check=True, env={**os.environ, **GIT_ENV}
+        )
     (cairn.project / "cairn.toml").write_text(
         f'[cairn]\nstorage = "{storage}"\nembeddings = "hashing"\n[embeddings.hashing]\ndimensions = 256\n',
         encoding="utf-8",
@@ -269,3 +271,22 @@ def test_the_reader_is_bounded_read_only_and_records_metadata_only(project: Any)
     assert [p["query"] for p in payloads[:3]] == ["facts", "recent_episodes", "semantic"]
     assert all(set(p) == {"query", "limit", "count", "latency_ms", "outcome"} for p in payloads)
     assert "secret" not in json.dumps(payloads) and "PostgreSQL" not in json.dumps(payloads)
+
+
+def test_consolidate_with_an_llm_records_the_model_and_usage(cairn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cairn.testing.fake_openai import FakeOpenAI, Reply
+
+    monkeypatch.setenv("CAIRN_IT_MEMORY_KEY", "sk-memory-test-1")
+    with FakeOpenAI(api_key="sk-memory-test-1", model="gpt-4o-mini") as server:
+        (cairn.project / "cairn.toml").write_text(
+            f'[cairn]\nllm = "openai"\n[llm.openai]\nbase_url = "{server.url}"\n'
+            'api_key_env = "CAIRN_IT_MEMORY_KEY"\nmodel = "gpt-4o-mini"\n',
+            encoding="utf-8",
+        )
+        cairn("commit", "we chose PostgreSQL for the ledger")
+        server.script(Reply("The team chose PostgreSQL."))
+        (episode,) = cairn.json("memory", "consolidate")
+        sent = server.calls("chat")[-1].json["messages"]
+    assert episode["text"] == "The team chose PostgreSQL."
+    assert episode["summarizer"].endswith("gpt-4o-mini") and episode["usage"]
+    assert "we chose PostgreSQL" in sent[-1]["content"]

@@ -247,6 +247,7 @@ def add_command(
     """Add a document to COLLECTION: ID and TEXT, ID and --file, or a JSONL/CSV --file of many."""
     from cairn.errors import ValidationError
 
+    entries: list[tuple[str, str, dict[str, Any]]]
     if id is not None and text is not None and path is None:
         entries = [(id, text, {})]
     elif id is not None and text is None and path is not None:
@@ -415,11 +416,13 @@ def consolidate_command(state: State, as_json: bool) -> None:
     if not made:
         click.echo("nothing new to consolidate", err=True)
     for m in made:
-        click.echo(f"episode {m.id[:12]} for {m.content.branch}: {m.content.commits} commits ({m.content.summarizer})")
+        episode: Any = m.content
+        click.echo(f"episode {m.id[:12]} for {episode.branch}: {episode.commits} commits ({episode.summarizer})")
 
 
 def _llm_summarizer(state: State) -> Callable[[list[str]], tuple[str, str, dict[str, Any]]]:
-    from cairn.providers import Message, Providers
+    from cairn.model import Message
+    from cairn.providers import Providers
 
     providers = Providers(state.config, state.plugins, store=state.store, tokenizer=state.repo.tokenizer)
 

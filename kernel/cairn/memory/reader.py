@@ -39,7 +39,7 @@ def _limit(name: str, value: object) -> int:
 class MemoryReader:
     """Bounded read-only queries over a project's memory. Hand one to a plugin; never hand it the store."""
 
-    __slots__ = ("_MemoryReader__memory", "_MemoryReader__bus", "_MemoryReader__clock")
+    __slots__ = ("__bus", "__clock", "__memory")
 
     def __init__(
         self, memory: Memory, *, bus: EventBus | None = None, clock: Callable[[], float] = time.perf_counter

@@ -84,7 +84,8 @@ def _memory(reader: RepoReader) -> list[Document]:
         subject = getattr(content, "subject", None)
         if subject:
             meta["subject"] = subject
-        out.append(Document("@memory", item, content.text[:MAX_TEXT], commit.created_at, None, meta))
+        text = str(getattr(content, "text", ""))[:MAX_TEXT]
+        out.append(Document("@memory", item, text, commit.created_at, None, meta))
     return out
 
 

@@ -157,7 +157,7 @@ def consolidate(memory: MemoryBranch, summarize: Summarize | None = None) -> lis
     ``summarize(texts) -> (summary, "provider/model", usage)`` writes the
     summary; None makes an extractive one, labelled ``extractive``.
     """
-    covered = {}
+    covered: dict[str, str] = {}
     for episode in memory.episodes():
         assert isinstance(episode.content, Episode)
         covered.setdefault(episode.content.branch, episode.content.last)  # newest first: the latest wins
@@ -179,13 +179,14 @@ def consolidate(memory: MemoryBranch, summarize: Summarize | None = None) -> lis
         texts = [t for c in with_content if (t := contents[c.content_hash].text_for_search().strip())]  # type: ignore[index]
         if not texts:
             continue
+        usage: dict[str, Any] = {}
         if summarize is None:
-            summary, summarizer, usage = extractive_summary(texts), "extractive", {}
+            summary, summarizer = extractive_summary(texts), "extractive"
         else:
             summary, summarizer, usage = summarize(_bounded(texts))
-        episode = Episode(summary, branch, fresh[0].hash, fresh[-1].hash, len(fresh), summarizer, usage)
-        commit = memory.append(episode, message=f"consolidate {branch}")
-        made.append(MemoryItem(commit.hash, commit, episode))
+        made_episode = Episode(summary, branch, fresh[0].hash, fresh[-1].hash, len(fresh), summarizer, usage)
+        commit = memory.append(made_episode, message=f"consolidate {branch}")
+        made.append(MemoryItem(commit.hash, commit, made_episode))
     return made
 
 
