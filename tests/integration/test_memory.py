@@ -290,3 +290,52 @@ def test_consolidate_with_an_llm_records_the_model_and_usage(cairn: Any, monkeyp
     assert episode["text"] == "The team chose PostgreSQL."
     assert episode["summarizer"].endswith("gpt-4o-mini") and episode["usage"]
     assert "we chose PostgreSQL" in sent[-1]["content"]
+
+
+def test_a_killed_index_run_loses_nothing_it_stored(cairn: Any, tmp_path: Path) -> None:
+    """SIGKILL ``cairn memory index`` once vectors are on disk: the store opens, and the next run embeds the rest."""
+    import signal
+    import sqlite3
+    import sys
+    import time
+
+    (cairn.project / "cairn.toml").write_text('[cairn]\nembeddings = "hashing"\n', encoding="utf-8")
+    bulk = tmp_path / "many.jsonl"
+    bulk.write_text(
+        "".join(json.dumps({"id": str(i), "text": f"note {i} on topic {i % 97}"}) + "\n" for i in range(12000))
+    )
+    cairn("memory", "add", "notes", "--file", str(bulk), "--no-embed")
+    env = {**os.environ, "CAIRN_USER_CONFIG": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cairn", "memory", "index", "--batch", "64"],
+        cwd=cairn.project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    database = cairn.project / ".cairn" / "cairn.db"
+
+    def stored() -> int:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+        try:
+            return int(conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
+        finally:
+            conn.close()
+
+    deadline = time.monotonic() + 120
+    before = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        before = stored()
+        if before:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert before > 0, "no vector was stored before the deadline"
+    kept = stored()
+    assert kept >= before  # nothing acknowledged was lost
+    report = cairn.json("memory", "index")
+    assert report["embedded"] == 12000 - kept  # only the rest was embedded
+    assert report["indexed"] == 12000
+    assert stored() == 12000
+    assert cairn.json("memory", "search", "notes", "topic 42", "-k", "3")
