@@ -160,7 +160,7 @@ def check_vector_bytes(identity: EmbedderIdentity, vectors: Mapping[str, bytes])
 def _check_finite(identity: EmbedderIdentity, vectors: Mapping[str, bytes]) -> None:
     try:
         import numpy as np
-    except ImportError:  # pragma: no cover - numpy comes with every embedder; this is the slow path
+    except ImportError:  # numpy comes with every embedder; without it (the kernel alone) this is the slow path
         for key, data in vectors.items():
             floats = unpack_vector(data)
             if not all(map(math.isfinite, floats)) or not any(floats):
