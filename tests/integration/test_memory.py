@@ -109,6 +109,12 @@ def test_consolidate_makes_labelled_extractive_episodes_once(project: Any) -> No
     assert all(m["summarizer"] == "extractive" for m in made)
     assert all(m["commits"] >= 1 and m["first"] and m["last"] for m in made)
     assert project.json("memory", "consolidate") == []  # nothing new
+    episode = made[0]["id"]
+    fact = project.json("memory", "remember", "the logo is blue", "--source", f"episode:{episode[:8]}")
+    assert fact["source"] == f"episode:{episode}"
+    head = project.json("log")[0]["hash"]
+    assert project.json("memory", "remember", "x", "--source", "commit:HEAD")["source"] == f"commit:{head}"
+    assert project.run("memory", "remember", "y", "--source", "elsewhere", check=False).returncode == 1
     project("commit", "one more thing on design")
     again = project.json("memory", "consolidate")
     assert [(m["branch"], m["commits"]) for m in again] == [("design", 1)]

@@ -346,16 +346,20 @@ def _show_items(items: list[Any], as_json: bool) -> None:
 @click.argument("text")
 @click.option("--subject", help="What the fact is about.")
 @click.option("--supersedes", help="The id of an older fact this one replaces.")
+@click.option("--source", help="Where the fact came from: episode:<hash> or commit:<hash> (a revision is resolved).")
 @json_option()
 @pass_state
-def remember_command(state: State, text: str, subject: str | None, supersedes: str | None, as_json: bool) -> None:
+def remember_command(
+    state: State, text: str, subject: str | None, supersedes: str | None, source: str | None, as_json: bool
+) -> None:
     """Keep a long-term fact (on the memory branch: versioned, pushed and pulled like context)."""
     with _memory(state) as memory:
         branch = memory.branch
+        source = memory.source(source) if source else None
         item = (
-            branch.supersede(supersedes, text, subject=subject)
+            branch.supersede(supersedes, text, subject=subject, source=source)
             if supersedes
-            else branch.remember(text, subject=subject)
+            else branch.remember(text, subject=subject, source=source)
         )
     if as_json:
         echo_json(item.to_dict())

@@ -100,6 +100,23 @@ class Memory:
     def branch(self) -> MemoryBranch:
         return MemoryBranch.of(self.repo)
 
+    def source(self, text: str) -> str:
+        """A fact's source: ``episode:<id>`` or ``commit:<revision>`` (of the user's context, HEAD included),
+        with the hash resolved in full; ``ValidationError`` otherwise."""
+        from cairn.model.memory import Episode
+
+        kind, _, rev = str(text).partition(":")
+        if kind == "episode":
+            item = self.branch.find(rev)
+            if not isinstance(item.content, Episode):
+                raise ValidationError(f"{rev!r} is a fact, not an episode", what="--source")
+            return f"episode:{item.id}"
+        if kind == "commit" and rev.strip():
+            return f"commit:{self.repo.resolve(rev).hash}"
+        raise ValidationError(
+            f"{text!r} is not a source", what="--source", hint="give episode:<id> or commit:<revision>"
+        )
+
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
