@@ -327,12 +327,12 @@ def collections_command(state: State, as_json: bool) -> None:
 # -- tiers --------------------------------------------------------------------------------
 
 
-def _show_items(items: list[Any], as_json: bool) -> None:
+def _show_items(items: list[Any], as_json: bool, what: str) -> None:
     if as_json:
         echo_json([m.to_dict() for m in items])
         return
     if not items:
-        click.echo("no facts" if True else "", err=True)
+        click.echo(f"no {what}", err=True)
         return
     rows = []
     for m in items:
@@ -376,7 +376,7 @@ def facts_command(state: State, subject: str | None, as_of: str | None, as_json:
     """The current facts, newest first (forgotten and superseded ones are left out)."""
     with _memory(state) as memory:
         items = memory.branch.facts(subject=subject, as_of=_since(as_of))
-    _show_items(items, as_json)
+    _show_items(items, as_json, "facts")
 
 
 @memory_group.command("episodes")
@@ -387,7 +387,7 @@ def episodes_command(state: State, branch: str | None, as_json: bool) -> None:
     """The episodes, newest first."""
     with _memory(state) as memory:
         items = memory.branch.episodes(branch=branch)
-    _show_items(items, as_json)
+    _show_items(items, as_json, "episodes")
 
 
 @memory_group.command("forget")
