@@ -114,6 +114,8 @@ class ContextSettings:
         default="reject",
         validator=attrs.validators.in_(("reject", "warn")),
     )
+    #: How many facts and episodes ``cairn materialize --recall`` adds (the most relevant first).
+    recall_k: int = attrs.field(default=5, validator=[attrs.validators.ge(1), attrs.validators.le(100)])
 
     def __attrs_post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens <= 0:

@@ -219,6 +219,8 @@ def _bad_id_reason(value: object) -> str | None:
         return "is empty"
     if len(value) > MAX_ID_LENGTH:
         return f"is {len(value)} characters long, over the limit of {MAX_ID_LENGTH}"
+    if value.isascii() and value.isprintable():
+        return None  # the common case (hashes, slugs), without a look-up per character
     for char in value:
         if unicodedata.category(char) in ("Cc", "Cs"):
             return f"holds the control or surrogate character {char!r}"

@@ -33,7 +33,17 @@ from cairn.testing.fakes import WordTokenizer
 from cairn.testing.memory import MemoryStore
 from cairn.testing.sites import FakeSite
 
-BUILTIN_TYPES = ["instruction", "dialogue", "tool_io", "reasoning", "artifact", "output", "freeform"]
+BUILTIN_TYPES = [
+    "instruction",
+    "dialogue",
+    "tool_io",
+    "reasoning",
+    "artifact",
+    "output",
+    "freeform",
+    "memory.fact",
+    "memory.episode",
+]
 
 
 # -- fake distributions on sys.path ----------------------------------------------

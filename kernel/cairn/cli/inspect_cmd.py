@@ -210,18 +210,56 @@ def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
 @click.option(
     "--images", is_flag=True, help="Send artifact references to images as images, for a model that takes them."
 )
+@click.option(
+    "--recall",
+    "recall",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="QUERY",
+    help="Add the facts and episodes most relevant to QUERY (alone: to the last user turn) as one memory block.",
+)
+@click.option("--recall-k", type=Count(ceiling=100), help="How many to recall (default: [context] recall_k).")
 @click.option("--json", "as_json", is_flag=True, help="Print messages, counts and dropped items as JSON.")
 @pass_state
 def materialize_command(
-    state: State, rev: str | None, budget: int | None, as_of: str | None, fmt: str, images: bool, as_json: bool
+    state: State,
+    rev: str | None,
+    budget: int | None,
+    as_of: str | None,
+    fmt: str,
+    images: bool,
+    recall: str | None,
+    recall_k: int | None,
+    as_json: bool,
 ) -> None:
     """Print the context as provider-ready messages within a budget."""
     from cairn.cli.artifacts_cmd import image_reader
 
+    recalled = None
     with image_reader(state) if images else contextlib.nullcontext() as reader:
-        result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt, images=reader)
+        if recall is None:
+            result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt, images=reader)
+        else:
+            from cairn.memory import Memory
+            from cairn.memory.recall import materialize_with_recall
+
+            with Memory.open(state.repo, state.config, state.plugins) as memory:
+                result, recalled = materialize_with_recall(
+                    memory,
+                    recall or None,
+                    k=recall_k or state.config.context.recall_k,
+                    rev=rev,
+                    as_of=as_of,
+                    budget=budget,
+                    format=fmt,
+                    images=reader,
+                )
     if as_json:
-        echo_json(result.to_dict())
+        data = result.to_dict()
+        if recalled is not None:
+            data["recall"] = recalled.to_dict()
+        echo_json(data)
         return
     if fmt == "text":
         click.echo(result.messages)
@@ -235,7 +273,13 @@ def materialize_command(
     click.echo(
         f"{result.commit_count} items, {result.token_count} tokens ({result.token_source})"
         + (f" of {budget}" if budget else "")
-        + f"; dropped: {detail}",
+        + f"; dropped: {detail}"
+        + (
+            ""
+            if recalled is None
+            else f"; recalled {len(recalled.ids)} ({recalled.tokens} tokens)"
+            + (f": {recalled.reason}" if recalled.reason else "")
+        ),
         err=True,
     )
 

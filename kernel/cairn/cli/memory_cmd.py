@@ -94,6 +94,8 @@ def _show_results(results: list[Result], as_json: bool) -> None:
 
 
 _MODE = click.Choice(["semantic", "lexical", "hybrid"])
+#: k is refused out of range (a huge k is a mistake, not "no limit").
+_K = click.IntRange(1, 10_000)
 
 
 # -- cairn search ---------------------------------------------------------------------------
@@ -101,7 +103,7 @@ _MODE = click.Choice(["semantic", "lexical", "hybrid"])
 
 @click.command("search")
 @click.argument("query")
-@click.option("-k", "k", type=Count(ceiling=10_000), default=10, show_default=True, help="How many results.")
+@click.option("-k", "k", type=_K, default=10, show_default=True, help="How many results (1 to 10000).")
 @click.option(
     "--kind",
     "kinds",
@@ -273,7 +275,7 @@ def add_command(
 @memory_group.command("search")
 @click.argument("collection")
 @click.argument("query")
-@click.option("-k", "k", type=Count(ceiling=10_000), default=10, show_default=True)
+@click.option("-k", "k", type=_K, default=10, show_default=True, help="How many results (1 to 10000).")
 @click.option("--mode", type=_MODE, help="semantic, lexical or hybrid (default: hybrid when vectors exist).")
 @json_option()
 @pass_state
@@ -290,7 +292,7 @@ def collection_search_command(
 @memory_group.command("similar")
 @click.argument("collection")
 @click.argument("id")
-@click.option("-k", "k", type=Count(ceiling=10_000), default=10, show_default=True)
+@click.option("-k", "k", type=_K, default=10, show_default=True, help="How many results (1 to 10000).")
 @json_option()
 @pass_state
 def similar_command(state: State, collection: str, id: str, k: int, as_json: bool) -> None:
@@ -325,12 +327,12 @@ def collections_command(state: State, as_json: bool) -> None:
 # -- tiers --------------------------------------------------------------------------------
 
 
-def _show_items(items: list[Any], as_json: bool) -> None:
+def _show_items(items: list[Any], as_json: bool, what: str) -> None:
     if as_json:
         echo_json([m.to_dict() for m in items])
         return
     if not items:
-        click.echo("no facts" if True else "", err=True)
+        click.echo(f"no {what}", err=True)
         return
     rows = []
     for m in items:
@@ -344,16 +346,20 @@ def _show_items(items: list[Any], as_json: bool) -> None:
 @click.argument("text")
 @click.option("--subject", help="What the fact is about.")
 @click.option("--supersedes", help="The id of an older fact this one replaces.")
+@click.option("--source", help="Where the fact came from: episode:<hash> or commit:<hash> (a revision is resolved).")
 @json_option()
 @pass_state
-def remember_command(state: State, text: str, subject: str | None, supersedes: str | None, as_json: bool) -> None:
+def remember_command(
+    state: State, text: str, subject: str | None, supersedes: str | None, source: str | None, as_json: bool
+) -> None:
     """Keep a long-term fact (on the memory branch: versioned, pushed and pulled like context)."""
     with _memory(state) as memory:
         branch = memory.branch
+        source = memory.source(source) if source else None
         item = (
-            branch.supersede(supersedes, text, subject=subject)
+            branch.supersede(supersedes, text, subject=subject, source=source)
             if supersedes
-            else branch.remember(text, subject=subject)
+            else branch.remember(text, subject=subject, source=source)
         )
     if as_json:
         echo_json(item.to_dict())
@@ -370,7 +376,7 @@ def facts_command(state: State, subject: str | None, as_of: str | None, as_json:
     """The current facts, newest first (forgotten and superseded ones are left out)."""
     with _memory(state) as memory:
         items = memory.branch.facts(subject=subject, as_of=_since(as_of))
-    _show_items(items, as_json)
+    _show_items(items, as_json, "facts")
 
 
 @memory_group.command("episodes")
@@ -381,7 +387,7 @@ def episodes_command(state: State, branch: str | None, as_json: bool) -> None:
     """The episodes, newest first."""
     with _memory(state) as memory:
         items = memory.branch.episodes(branch=branch)
-    _show_items(items, as_json)
+    _show_items(items, as_json, "episodes")
 
 
 @memory_group.command("forget")

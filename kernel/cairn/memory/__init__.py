@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from cairn.memory._memory import Memory
 from cairn.memory.indexing import IndexReport
+from cairn.memory.reader import MemoryReader
 from cairn.memory.search import MODES, Result
 from cairn.memory.sources import MEMORY_BRANCH
 from cairn.memory.tiers import MemoryBranch, MemoryItem
 
-__all__ = ["MEMORY_BRANCH", "MODES", "IndexReport", "Memory", "MemoryBranch", "MemoryItem", "Result"]
+__all__ = ["MEMORY_BRANCH", "MODES", "IndexReport", "Memory", "MemoryBranch", "MemoryItem", "MemoryReader", "Result"]

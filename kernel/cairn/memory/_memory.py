@@ -100,6 +100,23 @@ class Memory:
     def branch(self) -> MemoryBranch:
         return MemoryBranch.of(self.repo)
 
+    def source(self, text: str) -> str:
+        """A fact's source: ``episode:<id>`` or ``commit:<revision>`` (of the user's context, HEAD included),
+        with the hash resolved in full; ``ValidationError`` otherwise."""
+        from cairn.model.memory import Episode
+
+        kind, _, rev = str(text).partition(":")
+        if kind == "episode":
+            item = self.branch.find(rev)
+            if not isinstance(item.content, Episode):
+                raise ValidationError(f"{rev!r} is a fact, not an episode", what="--source")
+            return f"episode:{item.id}"
+        if kind == "commit" and rev.strip():
+            return f"commit:{self.repo.resolve(rev).hash}"
+        raise ValidationError(
+            f"{text!r} is not a source", what="--source", hint="give episode:<id> or commit:<revision>"
+        )
+
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
@@ -119,6 +136,10 @@ class Memory:
     def sync(self) -> SyncCounts:
         """Bring the built-in collections up to date with context, runs, chat and the memory branch."""
         return sync_documents(self.repo, self.documents)
+
+    def sync_memory(self) -> None:
+        """Bring only ``@memory`` (facts and episodes) up to date: what recall reads, cheap to refresh."""
+        sync_documents(self.repo, self.documents, only=("@memory",))
 
     def embed(self, *, batch: int = DEFAULT_BATCH, progress: Callable[[int], None] | None = None) -> IndexReport:
         """Embed and index every document text without a vector for the configured embedder."""

@@ -4,18 +4,18 @@
 distinct texts of the documents facet that have no vector for the
 configured embedder, embeds them in batches through the kernel's
 ``Embedder`` (retries, usage, cost), and for each batch writes the vectors
-in one transaction of the vectors facet and adds them to the open vector
-index. Designed for throughput, so indexing runs close to the embedder's
+to the vectors facet and adds them to the open vector index. Designed for throughput, so indexing runs close to the embedder's
 own speed:
 
-- one write transaction (one fsync) per batch, never one per vector;
+- one write transaction (one fsync) per ``write_every`` vectors (a few
+  embedding calls' worth, and at every checkpoint), never one per vector;
 - the index is persisted at checkpoints (every ``checkpoint_s`` seconds)
   and at the end, not per batch;
 - spend records are held by ``Meter.aggregated`` and written at the same
   checkpoints, one per provider and model, not one per call.
 
 It is resumable and idempotent: the vectors facet is the record of what is
-done. A run killed mid-way keeps every batch whose transaction committed;
+done. A run killed mid-way keeps every vector whose transaction committed;
 the next run embeds only the rest, and ``open_index`` first catches the
 index up with the vectors stored (an index is derived data: when it holds
 what the facet does not, it is rebuilt).
@@ -24,7 +24,9 @@ what the facet does not, it is rebuilt).
 from __future__ import annotations
 
 import contextlib
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,8 +54,80 @@ __all__ = [
 
 #: Texts per embedding call and per write transaction.
 DEFAULT_BATCH = 256
+#: Vectors written per transaction of the vectors facet (one fsync each): several embedding calls' worth.
+WRITE_EVERY = 4096
+#: Texts read from the documents facet per query.
+READ_CHUNK = 4096
 #: Seconds between index persists (and spend flushes) during a long run.
 CHECKPOINT_S = 30.0
+
+
+class _Writer:
+    """Stores and indexes embedded batches on a thread of its own, in order, while the next batch embeds.
+
+    Embedding is CPU work in Python; writing is SQLite and the file system,
+    which release the GIL: overlapping them hides most of the write time.
+    Vectors are written ``write_every`` at a time, one transaction each;
+    ``checkpoint`` and leaving the block write what is waiting and persist
+    the index. A failure on the thread stops the run at the next batch.
+    """
+
+    def __init__(self, vectors: VectorStore, identity: EmbedderIdentity, index: VectorIndex, write_every: int) -> None:
+        self.vectors = vectors
+        self.identity = identity
+        self.index = index
+        self.write_every = write_every
+        self.waiting: dict[str, bytes] = {}
+        self.failure: BaseException | None = None
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._run, name="cairn-memory-writer", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, traceback: Any) -> None:
+        self.queue.put(("stop", None, None) if kind is None else ("abort", None, None))
+        self.thread.join()
+
+    def _run(self) -> None:
+        while True:
+            what, hashes, matrix = self.queue.get()
+            if self.failure is not None and what not in ("stop", "abort"):
+                continue  # drain: the main thread raises at its next submit
+            try:
+                if what == "add":
+                    self.waiting.update((h, matrix[i].tobytes()) for i, h in enumerate(hashes))
+                    self.index.add(hashes, matrix)
+                    if len(self.waiting) >= self.write_every:
+                        self._write()
+                elif what in ("checkpoint", "stop"):
+                    if self.failure is None:
+                        self._write()
+                        self.index.persist()
+                elif what == "abort" and self.failure is None:
+                    self._write()  # what was embedded is kept: the next run need not embed it again
+            except BaseException as exc:  # handed to the main thread
+                self.failure = exc
+            if what in ("stop", "abort"):
+                return
+
+    def _write(self) -> None:
+        if self.waiting:
+            self.vectors.put_vectors(self.identity, self.waiting)
+            self.waiting = {}
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def submit(self, hashes: list[str], matrix: Any) -> None:
+        self.raise_failure()
+        self.queue.put(("add", hashes, matrix))
+
+    def checkpoint(self) -> None:
+        self.raise_failure()
+        self.queue.put(("checkpoint", None, None))
 
 
 @attrs.frozen
@@ -133,14 +207,14 @@ def open_index(opener: VectorIndexOpener, path: Path, identity: EmbedderIdentity
 
 
 def _batches(documents: DocumentStore, missing: list[str], size: int) -> Iterator[tuple[list[str], list[str]]]:
-    """(hashes, texts) of ``missing`` in batches, each text read once from a document holding it."""
-    for start in range(0, len(missing), size):
-        chunk = missing[start : start + size]
-        texts: dict[str, str] = {}
-        for doc in documents.documents_by_hash(chunk):
-            texts.setdefault(doc.text_hash, doc.text)
-        hashes = [h for h in chunk if h in texts]  # a document deleted meanwhile has nothing to embed
-        yield hashes, [texts[h] for h in hashes]
+    """(hashes, texts) of ``missing`` in batches of ``size``; texts are read READ_CHUNK at a time (one query)."""
+    for start in range(0, len(missing), max(size, READ_CHUNK)):
+        chunk = missing[start : start + max(size, READ_CHUNK)]
+        texts = documents.texts(chunk)
+        present = [h for h in chunk if h in texts]  # a document deleted meanwhile has nothing to embed
+        for offset in range(0, len(present), size):
+            hashes = present[offset : offset + size]
+            yield hashes, [texts[h] for h in hashes]
 
 
 def embed_missing(
@@ -153,6 +227,7 @@ def embed_missing(
     batch: int = DEFAULT_BATCH,
     progress: Callable[[int], None] | None = None,
     checkpoint_s: float = CHECKPOINT_S,
+    write_every: int = WRITE_EVERY,
     clock: Callable[[], float] = time.monotonic,
 ) -> IndexReport:
     """Embed every document text with no vector for ``identity``; store and index each batch (see the module)."""
@@ -165,22 +240,21 @@ def embed_missing(
     last_checkpoint = started
     meter = getattr(embedder, "meter", None)
     held = meter.aggregated() if meter is not None else contextlib.nullcontext()
-    with held:
+    writer = _Writer(vectors, identity, index, write_every)
+    with held, writer:
         for hashes, chunk in _batches(documents, missing, batch):
             if not hashes:
                 continue
             response = embedder.embed(chunk, metadata={"purpose": "memory index"})
-            matrix = vectors_matrix(response.vectors, identity.dimensions)
-            vectors.put_vectors(identity, {h: matrix[i].tobytes() for i, h in enumerate(hashes)})
-            index.add(hashes, matrix)
+            writer.submit(hashes, vectors_matrix(response.vectors, identity.dimensions))
             embedded += len(hashes)
             batches += 1
             if progress is not None:
                 progress(len(hashes))
             if clock() - last_checkpoint >= checkpoint_s:
-                index.persist()
+                writer.checkpoint()
                 if meter is not None:
                     meter.flush()
                 last_checkpoint = clock()
-        index.persist()
+    writer.raise_failure()
     return IndexReport(identity, len(missing), embedded, len(texts), batches, clock() - started, len(index))

@@ -20,7 +20,7 @@ collection           documents
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cairn.model import Commit, Operation
@@ -85,7 +85,8 @@ def _memory(reader: RepoReader) -> list[Document]:
         subject = getattr(content, "subject", None)
         if subject:
             meta["subject"] = subject
-        out.append(Document("@memory", item, content.text[:MAX_TEXT], commit.created_at, None, meta))
+        text = str(getattr(content, "text", ""))[:MAX_TEXT]
+        out.append(Document("@memory", item, text, commit.created_at, None, meta))
     return out
 
 
@@ -112,14 +113,15 @@ def _chat(store: Any) -> list[Document]:
     return out
 
 
-def gather(reader: RepoReader) -> dict[str, list[Document]]:
-    """Every built-in collection's documents, rebuilt from their sources."""
-    return {
-        BUILTIN_COLLECTIONS["context"]: _context(reader),
-        BUILTIN_COLLECTIONS["runs"]: _runs(reader.store),
-        BUILTIN_COLLECTIONS["chat"]: _chat(reader.store),
-        BUILTIN_COLLECTIONS["memory"]: _memory(reader),
+def gather(reader: RepoReader, only: Sequence[str] | None = None) -> dict[str, list[Document]]:
+    """Every built-in collection's documents (those named in ``only``), rebuilt from their sources."""
+    sources: dict[str, Callable[[], list[Document]]] = {
+        BUILTIN_COLLECTIONS["context"]: lambda: _context(reader),
+        BUILTIN_COLLECTIONS["runs"]: lambda: _runs(reader.store),
+        BUILTIN_COLLECTIONS["chat"]: lambda: _chat(reader.store),
+        BUILTIN_COLLECTIONS["memory"]: lambda: _memory(reader),
     }
+    return {name: build() for name, build in sources.items() if only is None or name in only}
 
 
 class SyncCounts(dict[str, int]):
@@ -131,10 +133,10 @@ def _chunks(docs: list[Document], size: int) -> Iterable[list[Document]]:
         yield docs[start : start + size]
 
 
-def sync_documents(reader: RepoReader, documents: DocumentStore) -> SyncCounts:
-    """Bring the built-in collections in ``documents`` up to date with their sources."""
+def sync_documents(reader: RepoReader, documents: DocumentStore, *, only: Sequence[str] | None = None) -> SyncCounts:
+    """Bring the built-in collections (those named in ``only``) in ``documents`` up to date with their sources."""
     counts = SyncCounts(written=0, removed=0)
-    for collection, fresh in gather(reader).items():
+    for collection, fresh in gather(reader, only).items():
         held = {d.id: d for d in documents.documents([collection])}
         changed = [d for d in fresh if held.get(d.id) != d]
         gone = held.keys() - {d.id for d in fresh}

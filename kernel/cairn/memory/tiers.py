@@ -180,9 +180,9 @@ def consolidate(memory: MemoryBranch, summarize: Summarize | None = None) -> lis
         texts = [t for c in with_content if (t := contents[c.content_hash].text_for_search().strip())]  # type: ignore[index]
         if not texts:
             continue
-        usage: dict[str, Any]
+        usage: dict[str, Any] = {}
         if summarize is None:
-            summary, summarizer, usage = extractive_summary(texts), "extractive", {}
+            summary, summarizer = extractive_summary(texts), "extractive"
         else:
             summary, summarizer, usage = summarize(_bounded(texts))
         made_episode = Episode(summary, branch, fresh[0].hash, fresh[-1].hash, len(fresh), summarizer, usage)

@@ -87,6 +87,10 @@ class DocumentStore(Facet, abc.ABC):
         """The documents whose text hashes to one of ``hashes``, with the same filters as ``documents``."""
 
     @abc.abstractmethod
+    def texts(self, hashes: Iterable[str]) -> dict[str, str]:
+        """The text of each of ``hashes`` some document holds (hash -> text); others left out. For embedding."""
+
+    @abc.abstractmethod
     def text_hashes(
         self, collections: Sequence[str] | None = None, *, branch: str | None = None, since: str | None = None
     ) -> set[str]:

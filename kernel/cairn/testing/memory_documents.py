@@ -129,6 +129,11 @@ class MemoryMemoryFacets(VectorStore, DocumentStore):
         wanted = set(hashes)
         return self._newest_first([d for d in self._filtered(collections, branch, since) if d.text_hash in wanted])
 
+    def texts(self, hashes: Iterable[str]) -> dict[str, str]:
+        wanted = set(hashes)
+        with self._lock:
+            return {d.text_hash: d.text for d in self.docs.values() if d.text_hash in wanted}
+
     def text_hashes(
         self, collections: Sequence[str] | None = None, *, branch: str | None = None, since: str | None = None
     ) -> set[str]:

@@ -49,6 +49,7 @@ from cairn_git.facets import (
     GitGovernance,
     GitLedger,
     GitMaintenance,
+    GitMemoryCache,
     GitNonces,
     GitObjects,
     GitRefs,
@@ -71,6 +72,7 @@ class GitStore(
     GitArtifactMeta,
     GitGovernance,
     GitNonces,
+    GitMemoryCache,
     Store,
 ):
     """A ``cairn.storage.Store`` kept in git objects and refs, with the sync facet (see the module docstring).

@@ -14,11 +14,13 @@ from cairn.storage import Store, facets_of
 from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
+    DocumentsConformance,
     GovernanceConformance,
     NoncesConformance,
     StoreConformance,
     StoreOpener,
     SyncConformance,
+    VectorsConformance,
 )
 
 
@@ -51,7 +53,13 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
 
 
 class TestGitStore(
-    StoreConformance, SyncConformance, ArtifactMetaConformance, GovernanceConformance, NoncesConformance
+    StoreConformance,
+    SyncConformance,
+    ArtifactMetaConformance,
+    VectorsConformance,
+    DocumentsConformance,
+    GovernanceConformance,
+    NoncesConformance,
 ):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
@@ -86,6 +94,8 @@ def test_declares_every_facet() -> None:
         "maintenance",
         "sync",
         "artifact_meta",
+        "vectors",
+        "documents",
         "governance",
         "nonces",
     }

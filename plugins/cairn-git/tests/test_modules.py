@@ -34,5 +34,6 @@ def test_each_facet_is_a_module_of_its_own() -> None:
         "artifacts",
         "governance",
         "nonces",
+        "memory",  # vectors and documents: one local cache file, one module
     }
     assert sorted(facets.__all__) == sorted(c.__name__ for c in mixins)

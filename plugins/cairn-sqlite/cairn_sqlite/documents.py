@@ -131,6 +131,18 @@ class SqliteDocuments(SqliteConnection, DocumentStore):
         return [_document(row) for row in rows]
 
     @sqlite_method("reading documents")
+    def texts(self, hashes: Iterable[str]) -> dict[str, str]:
+        assert self._conn is not None
+        wanted = distinct(hashes, "texts")
+        if not wanted:
+            return {}
+        rows = self._conn.execute(
+            "SELECT text_hash, text FROM documents WHERE text_hash IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),),
+        )
+        return dict(rows.fetchall())
+
+    @sqlite_method("reading documents")
     def text_hashes(
         self, collections: Sequence[str] | None = None, *, branch: str | None = None, since: str | None = None
     ) -> set[str]:

@@ -74,6 +74,11 @@ class DocumentsConformance(FacetSuite):
         assert [(d.collection, d.id) for d in found] == [("b", "2"), ("a", "1")]
         assert [d.id for d in store.documents_by_hash([text_hash("shared text")], ["a"])] == ["1"]
         assert store.documents_by_hash([text_hash("nothing")]) == []
+        assert store.texts([text_hash("shared text"), text_hash("other text"), text_hash("no")]) == {
+            text_hash("shared text"): "shared text",
+            text_hash("other text"): "other text",
+        }
+        assert store.texts([]) == {}
 
     def test_delete(self, store: Any) -> None:
         store.put_documents([make_document("n", str(i), f"text {i}", i) for i in range(5)])

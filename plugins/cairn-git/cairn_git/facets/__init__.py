@@ -31,6 +31,7 @@ from cairn_git.facets.chat import GitChat
 from cairn_git.facets.governance import GitGovernance
 from cairn_git.facets.ledger import GitLedger
 from cairn_git.facets.maintenance import GitMaintenance
+from cairn_git.facets.memory import GitMemoryCache
 from cairn_git.facets.nonces import GitNonces
 from cairn_git.facets.objects import GitObjects
 from cairn_git.facets.refs import GitRefs
@@ -45,6 +46,7 @@ __all__ = [
     "GitLedger",
     "GitMaintenance",
     "GitNonces",
+    "GitMemoryCache",
     "GitObjects",
     "GitRefs",
     "GitSync",
