@@ -216,6 +216,11 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         meta = dict(metadata or {})
         for _ in range(MAX_RETRIES):
             ref, head_hash = self.head_state()
+            if ref is None:
+                raise ValidationError(
+                    f"HEAD is detached at {str(head_hash)[:12]}: a commit here would belong to no branch",
+                    hint="create a branch here first (`cairn switch -c NAME`), or switch to one",
+                )
             head = self.commit(head_hash) if head_hash else None
             delta = tokens
             if target is not None:
@@ -250,7 +255,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 **merged,
             )
             self._check_budget(commit, head)
-            update = RefUpdate(ref, commit.hash, head_hash) if ref else RefUpdate(HEAD, commit.hash, head_hash)
+            update = RefUpdate(ref, commit.hash, head_hash)
             try:
                 self.objects.write(
                     blobs={content_hash: blob} if blob is not None else None,  # type: ignore[dict-item]

@@ -78,7 +78,7 @@ def test_edit_delete_branch_switch_diff(cairn):
     assert {b["name"]: b["current"] for b in branches} == {"alt": True, "main": False}
     cairn("branch", "rename", "alt", "alternative")
     cairn("switch", "main")
-    cairn("branch", "delete", "alternative")
+    cairn("branch", "delete", "--force", "alternative")
     assert [b["name"] for b in cairn.json("branch")] == ["main"]
     graph = cairn("log", "--graph").stdout
     assert "(HEAD, main)" in graph
@@ -170,7 +170,7 @@ def test_gc_and_fsck(cairn):
     cairn("switch", "-c", "tmp")
     cairn("commit", "throwaway")
     cairn("switch", "main")
-    cairn("branch", "delete", "tmp")
+    cairn("branch", "delete", "--force", "tmp")
     assert cairn.json("gc", "--dry-run") == {
         "commits_removed": 1,
         "blobs_removed": 1,

@@ -10,6 +10,7 @@ from cairn.cli._app import State, echo_json, json_option, pass_state
 def register(cli: click.Group) -> None:
     cli.add_command(branch_group)
     cli.add_command(switch_command)
+    cli.add_command(checkout_command)
 
 
 @click.group("branch", invoke_without_command=True)
@@ -47,10 +48,14 @@ def branch_create(state: State, name: str, start: str | None) -> None:
 
 @branch_group.command("delete")
 @click.argument("name")
+@click.option("-f", "--force", is_flag=True, help="Delete it even with commits no other branch reaches.")
 @pass_state
-def branch_delete(state: State, name: str) -> None:
-    """Delete branch NAME (not the current one); its commits stay until `cairn gc`."""
-    state.repo.delete_branch(name)
+def branch_delete(state: State, name: str, force: bool) -> None:
+    """Delete branch NAME (not the current one); its commits stay until `cairn gc`.
+
+    A branch with commits no other branch reaches is refused unless --force (as git's -d / -D).
+    """
+    state.repo.delete_branch(name, force=force)
     click.echo(f"deleted {name}")
 
 
@@ -70,7 +75,10 @@ def branch_rename(state: State, old: str, new: str) -> None:
 @click.option("--detach", metavar="REV", help="Point HEAD at a commit instead of a branch.")
 @pass_state
 def switch_command(state: State, name: str | None, create: bool, detach: str | None) -> None:
-    """Make NAME the current branch (or detach HEAD at a commit)."""
+    """Make NAME the current branch (`-`: the previous one), or detach HEAD at a commit.
+
+    A detached HEAD can be materialized, logged and diffed; committing on it is refused.
+    """
     repo = state.repo
     if detach:
         commit = repo.detach(detach)
@@ -79,4 +87,28 @@ def switch_command(state: State, name: str | None, create: bool, detach: str | N
     if not name:
         raise click.UsageError("give a branch name, or --detach REV")
     repo.switch(name, create=create)
+    if name == "-":
+        _where(repo)
+        return
     click.echo(f"switched to {name}")
+
+
+def _where(repo: object) -> None:
+    branch = repo.branch  # type: ignore[attr-defined]
+    if branch is not None:
+        click.echo(f"switched to {branch}")
+    else:
+        click.echo(f"HEAD is now at {repo.head().short} (detached)")  # type: ignore[attr-defined]
+
+
+@click.command("checkout")
+@click.argument("rev")
+@pass_state
+def checkout_command(state: State, rev: str) -> None:
+    """Switch to branch REV, or detach HEAD at commit REV (git's order: a branch name first)."""
+    repo = state.repo
+    if rev == "-" or rev in repo.branches():
+        repo.switch(rev)
+    else:
+        repo.detach(rev)
+    _where(repo)
