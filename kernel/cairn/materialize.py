@@ -10,8 +10,9 @@
    head; the walk stops at the first unit that does not fit, so what is kept
    is a contiguous recent stretch, never a patchwork.
 4. A tool call and its result are one unit: kept together or dropped together.
-5. Deleted items vanish, skipped ones are left out; every left-out item is
-   reported in ``dropped`` with its reason.
+5. Deleted items vanish, skipped ones are left out, and a named instruction
+   gives way to the newest one of its name; every left-out item is reported
+   in ``dropped`` with its reason.
 
 Cost grows with what is returned, not with the length of history: the walk
 reads back only as far as the budget reaches, pinned items and instructions
@@ -35,6 +36,7 @@ from cairn.images import ImageReader, anthropic_image_block, openai_image_part, 
 from cairn.model import (
     Commit,
     Content,
+    Instruction,
     Message,
     Operation,
     Priority,
@@ -80,7 +82,8 @@ class Item:
 
 @attrs.frozen
 class Dropped:
-    """An item left out, and why: deleted | skipped | budget | orphaned_tool_result."""
+    """An item left out, and why: deleted | skipped | budget | orphaned_tool_result | superseded (a named
+    instruction a newer one of its name replaces)."""
 
     commit: str
     reason: str
@@ -263,7 +266,7 @@ def materialize(
             rest=None,
         )
 
-    required = _required(repo, head, moment)
+    required, superseded = _required(repo, head, moment)
     priming = repo.tokenizer.overhead.reply_priming
     required_tokens = sum(c.tokens for c in required)
     if budget is not None and required and required_tokens + priming > budget:
@@ -277,10 +280,10 @@ def materialize(
     # impossible budget just keeps nothing.
     remaining = None if budget is None else max(0, budget - required_tokens - priming)
 
-    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in required})
+    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in (*required, *superseded)})
     candidates = iter(walk)
     kept: list[_Candidate] = list(required)
-    dropped: list[Dropped] = []
+    dropped: list[Dropped] = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded]
     pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
     stopped = False
 
@@ -403,8 +406,11 @@ def _on_line(repo: RepoReader, head: Commit, commits: Iterable[Commit]) -> dict[
     }
 
 
-def _required(repo: RepoReader, head: Commit, moment: str | None) -> list[_Candidate]:
-    """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured."""
+def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[_Candidate], list[_Candidate]]:
+    """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured.
+
+    Also the named instructions a newer one of the same name supersedes (left out).
+    """
     pinned = repo.annotation_store.annotated(Priority.PINNED, as_of=moment)
     instructions = repo.objects.commits_by_type("instruction", until=moment)
     candidates = set(pinned)
@@ -412,15 +418,36 @@ def _required(repo: RepoReader, head: Commit, moment: str | None) -> list[_Candi
         repo._remember(commit)
         candidates.add(commit.hash if commit.operation is Operation.APPEND else commit.target)  # type: ignore[arg-type]
     if not candidates:
-        return []
+        return [], []
     items = _on_line(repo, head, repo.get_commits(candidates).values())
     if not items:
-        return []
+        return [], []
+    resolved = _resolve_items(repo, head, moment, items)
+    superseded = _superseded(resolved.values())
     out = [
-        c for c in _resolve_items(repo, head, moment, items).values() if not c.deleted and c.priority is Priority.PINNED
+        c
+        for c in resolved.values()
+        if not c.deleted and c.priority is Priority.PINNED and c.commit.hash not in superseded
     ]
     out.extend(_partners(repo, head, moment, out))
-    return out
+    return out, [resolved[h] for h in superseded]
+
+
+def _superseded(candidates: Iterable[_Candidate]) -> set[str]:
+    """Named instructions that a newer one of the same name replaces (by the items' commit time, then depth).
+
+    Skipped and deleted instructions take no part; unnamed ones are never replaced.
+    """
+    newest: dict[str, _Candidate] = {}
+    named: list[_Candidate] = []
+    for c in candidates:
+        if c.deleted or c.priority is Priority.SKIP or not isinstance(c.content, Instruction) or not c.content.name:
+            continue
+        named.append(c)
+        known = newest.get(c.content.name)
+        if known is None or (c.commit.created_at, c.commit.depth) > (known.commit.created_at, known.commit.depth):
+            newest[c.content.name] = c
+    return {c.commit.hash for c in named if newest[c.content.name] is not c}  # type: ignore[union-attr, index]
 
 
 def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:

@@ -87,3 +87,14 @@ def test_cherry_pick_history_and_restore(project):
     cairn("switch", "main")
     refused = cairn("cherry-pick", lonely_edit, ok=False)
     assert refused.exit_code == 1 and f"conflict: {lonely[:12]} edit/absent" in refused.output
+
+
+def test_named_directives_in_log_and_materialize(project):
+    cairn = project
+    cairn("commit", "-t", "instruction", "--field", "name=tone", "be brief")
+    cairn("commit", "-t", "instruction", "--field", "name=tone", "be playful")
+    cairn("commit", "hello")
+    log = cairn("log").stdout
+    assert "[tone: in force]" in log and "[tone: superseded]" in log
+    assert log.index("be playful") < log.index("[tone: in force]") < log.index("be brief")
+    assert texts(cairn) == ["be playful", "hello"]

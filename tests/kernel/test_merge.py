@@ -261,3 +261,29 @@ def test_any_merge_keeps_counts_consistent_and_hashes_stable(content_types, base
     copy = Repo(MemoryStore(), WordTokenizer(), content_types)
     copy.import_(out.getvalue().splitlines())
     assert texts(copy, "main") == texts(repo, "main") and texts(copy, "side") == texts(repo, "side")
+
+
+# -- named directives ------------------------------------------------------------------------
+
+
+def instruction(text: str, name: str | None = None) -> dict:
+    return {"content_type": "instruction", "text": text, **({"name": name} if name else {})}
+
+
+def test_only_the_newest_directive_of_each_name_is_materialized(repo):
+    repo.append(instruction("be brief", "tone"))
+    repo.append(instruction("unnamed one"))
+    repo.append(say("hi"))
+    old = repo.append(instruction("be formal", "tone")).hash
+    repo.append(instruction("unnamed two"))
+    newest = repo.append(instruction("be playful", "tone")).hash
+    result = repo.materialize()
+    assert texts(repo) == ["unnamed one", "unnamed two", "be playful", "hi"]
+    assert sorted(d.reason for d in result.dropped) == ["superseded", "superseded"]
+    assert repo.directives() == {"tone": newest}
+    # The budget's running count still holds superseded directives: it errs on the safe side.
+    assert repo.effective_tokens() >= result.token_count
+    repo.switch("side", create=True)
+    repo.delete(newest)  # per branch: on side the one before is in force again
+    assert repo.directives() == {"tone": old} and "be formal" in texts(repo)
+    assert repo.directives("main") == {"tone": newest}

@@ -65,14 +65,24 @@ def log_command(
     if as_json:
         echo_json([commit_dict(repo, e.commit, e.content) for e in entries])
         return
+    in_force = set(repo.directives(rev).values()) if any(_named(e.content) for e in entries) else set()
     for entry in entries:
         c = entry.commit
         target = f" → {c.target[:8]}" if c.target else ""
         label = c.content_type or ""
+        directive = ""
+        if _named(entry.content):
+            state_of = "in force" if (c.target or c.hash) in in_force else "superseded"
+            directive = f" [{entry.content.name}: {state_of}]"  # type: ignore[union-attr]
         click.echo(
             f"{click.style(c.short, fg='yellow')} {c.created_at[:19]} {c.operation.value:<6}{target} "
-            f"{label:<11} {summary(entry.content)}" + (f"  # {c.message}" if c.message else "")
+            f"{label:<11} {summary(entry.content)}{directive}" + (f"  # {c.message}" if c.message else "")
         )
+
+
+def _named(content: Any) -> bool:
+    """A named directive: an instruction with a ``name``."""
+    return getattr(content, "content_type", None) == "instruction" and bool(getattr(content, "name", None))
 
 
 def _log_graph(repo: Any, limit: int | None) -> None:

@@ -220,6 +220,8 @@ class Instruction(Content):
     content_type: ClassVar[str] = "instruction"
     hints: ClassVar[ContentHints] = ContentHints("system", Priority.PINNED, order=0, compression_priority=0)
     text: str = attrs.field(validator=_text)
+    #: A named directive: only the newest instruction of each name on a branch is materialized.
+    name: str | None = attrs.field(default=None, validator=attrs.validators.optional(_nonempty_name))
 
     def render(self) -> tuple[Message, ...]:
         return (Message("system", self.text),)
