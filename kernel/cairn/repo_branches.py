@@ -18,8 +18,6 @@ from cairn.storage import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX, RefUpdate, branc
 __all__ = ["RepoBranches"]
 
 _HASH_LIKE = re.compile(r"\A[0-9a-fA-F]{4,64}\Z")
-#: Where ``switch -`` finds the previous HEAD: ``refs/previous/branch/<name>`` or ``refs/previous/commit/<hash>``.
-PREVIOUS_PREFIX = "refs/previous/"
 
 
 class RepoBranches(RepoReader):
@@ -42,10 +40,7 @@ class RepoBranches(RepoReader):
         return commit
 
     def switch(self, name: str, *, create: bool = False) -> None:
-        """Point HEAD at branch ``name`` (creating it at HEAD when ``create``); ``"-"``: back to the previous one."""
-        if name == "-" and not create:
-            self._switch_back()
-            return
+        """Point HEAD at branch ``name`` (creating it at HEAD when ``create``)."""
         validate_branch_name(name, existing=not create)
         if not create and self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):
             return  # already there (possibly a branch with no commits yet)
@@ -66,34 +61,8 @@ class RepoBranches(RepoReader):
 
     def _set_head(self, value: str) -> None:
         current = self._ensure_head()
-        if value == current:
-            return
-        # Where HEAD was, for ``switch -``: one ref under refs/previous/, named by the branch (or the
-        # detached commit), holding a commit hash as every ref but HEAD must.
-        old = self.refs.list_refs(PREVIOUS_PREFIX)
-        new: dict[str, str] = {}
-        if current.startswith(SYMBOLIC_PREFIX + BRANCH_PREFIX):
-            digest = self.refs.get_ref(current[len(SYMBOLIC_PREFIX) :])
-            if digest is not None:  # a branch with no commits yet has nothing to hold
-                new[PREVIOUS_PREFIX + "branch/" + current[len(SYMBOLIC_PREFIX + BRANCH_PREFIX) :]] = digest
-        else:
-            new[PREVIOUS_PREFIX + "commit/" + current] = current
-        updates = [RefUpdate(name, None, digest) for name, digest in old.items() if name not in new]
-        updates += [RefUpdate(name, digest, old.get(name)) for name, digest in new.items() if old.get(name) != digest]
-        updates.append(RefUpdate(HEAD, value, current))
-        self.refs.update_refs(updates)
+        self.refs.set_ref(HEAD, value, expected=current)
         self._bus.publish(EventName.BRANCH_CHANGED, {"head": value, "action": "switch"})
-
-    def _switch_back(self) -> None:
-        previous = sorted(self.refs.list_refs(PREVIOUS_PREFIX))
-        if not previous:
-            raise ValidationError("there is no previous branch to switch back to", hint="`cairn branch` lists branches")
-        name = previous[0][len(PREVIOUS_PREFIX) :]
-        kind, _, what = name.partition("/")
-        if kind == "commit":
-            self.detach(what)
-        else:
-            self.switch(what)
 
     def rename_branch(self, old: str, new: str) -> None:
         validate_ref_text(old, what="branch name")
@@ -133,9 +102,5 @@ class RepoBranches(RepoReader):
                     f"branch {name!r} has commits no other branch reaches",
                     hint=f"merge it first (`cairn merge {name}`), or delete it anyway: `cairn branch delete --force {name}`",
                 )
-        updates = [RefUpdate(branch_ref(name), None, value)]
-        remembered = self.refs.get_ref(PREVIOUS_PREFIX + "branch/" + name)
-        if remembered is not None:  # `switch -` cannot go back to it, and gc must not keep its commits
-            updates.append(RefUpdate(PREVIOUS_PREFIX + "branch/" + name, None, remembered))
-        self.refs.update_refs(updates)
+        self.refs.delete_ref(branch_ref(name), expected=value)
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": name, "action": "delete"})

@@ -98,3 +98,22 @@ def test_named_directives_in_log_and_materialize(project):
     assert "[tone: in force]" in log and "[tone: superseded]" in log
     assert log.index("be playful") < log.index("[tone: in force]") < log.index("be brief")
     assert texts(cairn) == ["be playful", "hello"]
+
+
+def test_detached_head_switch_back_and_checkout(project):
+    cairn = project
+    cairn("commit", "one")
+    first = cairn.json("log")[0]["hash"]
+    cairn("commit", "two")
+    assert "no previous branch" in cairn.run("switch", "-", check=False).stderr
+    assert "(detached)" in cairn("checkout", first[:12]).stdout
+    assert texts(cairn) == ["one"] and [e["hash"] for e in cairn.json("log")] == [first]
+    refused = cairn.run("commit", "three", check=False)
+    assert refused.returncode == 1 and "detached" in refused.stderr and "switch -c" in refused.stderr
+    assert cairn("switch", "-").stdout.strip() == "switched to main"
+    assert "(detached)" in cairn("switch", "-").stdout
+    cairn("checkout", "main")
+    cairn("switch", "-c", "side")
+    cairn("switch", "main")
+    assert cairn("checkout", "-").stdout.strip() == "switched to side"
+    assert not [r for r in cairn.json("branch") if r["name"].startswith("previous")]

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import click
 
 from cairn.cli._app import State, echo_json, json_option, pass_state
+from cairn.errors import ValidationError
+from cairn.storage import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX
 
 
 def register(cli: click.Group) -> None:
@@ -81,16 +88,52 @@ def switch_command(state: State, name: str | None, create: bool, detach: str | N
     """
     repo = state.repo
     if detach:
-        commit = repo.detach(detach)
+        with _remembering(state):
+            commit = repo.detach(detach)
         click.echo(f"HEAD is now at {commit.short} (detached)")
         return
     if not name:
         raise click.UsageError("give a branch name, or --detach REV")
-    repo.switch(name, create=create)
+    with _remembering(state):
+        if name == "-" and not create:
+            _switch_back(state)
+        else:
+            repo.switch(name, create=create)
     if name == "-":
         _where(repo)
         return
     click.echo(f"switched to {name}")
+
+
+def _previous_file(state: State) -> Path:
+    return Path(state.config.data_dir) / "previous-head"
+
+
+@contextlib.contextmanager
+def _remembering(state: State) -> Iterator[None]:
+    """Record where HEAD was (a local file in the data directory, never synced) once a switch succeeds."""
+    before = state.repo.refs.get_ref(HEAD)
+    yield
+    if before is not None and before != state.repo.refs.get_ref(HEAD):
+        path = _previous_file(state)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(path.name + ".tmp")
+        scratch.write_text(before + "\n", encoding="utf-8")
+        os.replace(scratch, path)
+
+
+def _switch_back(state: State) -> None:
+    """Move HEAD to where it was before the last switch (`cairn switch -`)."""
+    try:
+        value = _previous_file(state).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ValidationError(
+            "there is no previous branch to switch back to", hint="`cairn branch` lists branches"
+        ) from None
+    if value.startswith(SYMBOLIC_PREFIX + BRANCH_PREFIX):
+        state.repo.switch(value[len(SYMBOLIC_PREFIX + BRANCH_PREFIX) :])
+    else:
+        state.repo.detach(value)
 
 
 def _where(repo: object) -> None:
@@ -107,8 +150,11 @@ def _where(repo: object) -> None:
 def checkout_command(state: State, rev: str) -> None:
     """Switch to branch REV, or detach HEAD at commit REV (git's order: a branch name first)."""
     repo = state.repo
-    if rev == "-" or rev in repo.branches():
-        repo.switch(rev)
-    else:
-        repo.detach(rev)
+    with _remembering(state):
+        if rev == "-":
+            _switch_back(state)
+        elif rev in repo.branches():
+            repo.switch(rev)
+        else:
+            repo.detach(rev)
     _where(repo)
