@@ -83,7 +83,7 @@ class Item:
 @attrs.frozen
 class Dropped:
     """An item left out, and why: deleted | skipped | budget | orphaned_tool_result | superseded (a named
-    instruction a newer one of its name replaces)."""
+    instruction a newer one of its name replaces) | held_back (reasoning, unless asked for)."""
 
     commit: str
     reason: str
@@ -237,11 +237,14 @@ def materialize(
     budget: int | None = None,
     format: str = "openai",
     images: ImageReader | None = None,
+    include_reasoning: bool = False,
 ) -> Materialized:
     """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens.
 
     ``images``, for a model that takes images, reads the files artifact
     references point at, so they are sent as images (``cairn.images``).
+    Items of types whose hints say ``sent_by_default=False`` (reasoning)
+    are left out as ``held_back`` unless ``include_reasoning``.
     """
     if format not in FORMATS:
         raise ValidationError(f"unknown format {format!r}", hint=f"one of: {', '.join(FORMATS)}")
@@ -267,6 +270,8 @@ def materialize(
         )
 
     required, superseded = _required(repo, head, moment)
+    held = [] if include_reasoning else [c for c in required if not c.content.hints.sent_by_default]  # type: ignore[union-attr]
+    required = [c for c in required if c not in held]
     priming = repo.tokenizer.overhead.reply_priming
     required_tokens = sum(c.tokens for c in required)
     if budget is not None and required and required_tokens + priming > budget:
@@ -280,10 +285,12 @@ def materialize(
     # impossible budget just keeps nothing.
     remaining = None if budget is None else max(0, budget - required_tokens - priming)
 
-    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in (*required, *superseded)})
+    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in (*required, *superseded, *held)})
     candidates = iter(walk)
     kept: list[_Candidate] = list(required)
-    dropped: list[Dropped] = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded]
+    dropped = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded] + [
+        Dropped(c.commit.hash, "held_back", c.tokens) for c in held
+    ]
     pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
     stopped = False
 
@@ -296,6 +303,9 @@ def materialize(
             continue
         content = candidate.content
         assert content is not None
+        if not include_reasoning and not content.hints.sent_by_default:
+            dropped.append(Dropped(candidate.commit.hash, "held_back", candidate.tokens))
+            continue
         if _is_result(content):
             pending.setdefault(content.call_id, []).append(candidate)
             continue
@@ -318,6 +328,8 @@ def materialize(
                 yield Dropped(candidate.commit.hash, "deleted")
             elif candidate.priority is Priority.SKIP:
                 yield Dropped(candidate.commit.hash, "skipped", candidate.tokens)
+            elif not include_reasoning and not candidate.content.hints.sent_by_default:  # type: ignore[union-attr]
+                yield Dropped(candidate.commit.hash, "held_back", candidate.tokens)
             else:
                 yield Dropped(candidate.commit.hash, "budget", candidate.tokens)
         for candidate in waiting:
@@ -434,10 +446,7 @@ def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[
 
 
 def _superseded(candidates: Iterable[_Candidate]) -> set[str]:
-    """Named instructions that a newer one of the same name replaces (by the items' commit time, then depth).
-
-    Skipped and deleted instructions take no part; unnamed ones are never replaced.
-    """
+    """Named instructions a newer one (by time, then depth) of their name replaces; skipped and deleted ones take no part."""
     newest: dict[str, _Candidate] = {}
     named: list[_Candidate] = []
     for c in candidates:

@@ -287,3 +287,19 @@ def test_only_the_newest_directive_of_each_name_is_materialized(repo):
     repo.delete(newest)  # per branch: on side the one before is in force again
     assert repo.directives() == {"tone": old} and "be formal" in texts(repo)
     assert repo.directives("main") == {"tone": newest}
+
+
+def test_reasoning_is_held_back_unless_asked_for(repo):
+    repo.append(say("question"))
+    thought = repo.append({"content_type": "reasoning", "text": "thinking it over"})
+    repo.append(say("answer", "assistant"))
+    result = repo.materialize()
+    assert texts(repo) == ["question", "answer"]
+    assert [(d.commit, d.reason) for d in result.dropped] == [(thought.hash, "held_back")]
+    assert [m.content for m in repo.materialize(include_reasoning=True).neutral_messages] == [
+        "question",
+        "thinking it over",
+        "answer",
+    ]
+    repo.pin(thought.hash)  # pinned, still held back unless asked for: the type's hint decides
+    assert texts(repo) == ["question", "answer"]

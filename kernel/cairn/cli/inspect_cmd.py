@@ -210,16 +210,26 @@ def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
 @click.option(
     "--images", is_flag=True, help="Send artifact references to images as images, for a model that takes them."
 )
+@click.option("--include-reasoning", is_flag=True, help="Send reasoning items too (held back by default).")
 @click.option("--json", "as_json", is_flag=True, help="Print messages, counts and dropped items as JSON.")
 @pass_state
 def materialize_command(
-    state: State, rev: str | None, budget: int | None, as_of: str | None, fmt: str, images: bool, as_json: bool
+    state: State,
+    rev: str | None,
+    budget: int | None,
+    as_of: str | None,
+    fmt: str,
+    images: bool,
+    include_reasoning: bool,
+    as_json: bool,
 ) -> None:
     """Print the context as provider-ready messages within a budget."""
     from cairn.cli.artifacts_cmd import image_reader
 
     with image_reader(state) if images else contextlib.nullcontext() as reader:
-        result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt, images=reader)
+        result = state.repo.materialize(
+            rev, as_of=as_of, budget=budget, format=fmt, images=reader, include_reasoning=include_reasoning
+        )
     if as_json:
         echo_json(result.to_dict())
         return
