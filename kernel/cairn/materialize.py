@@ -26,17 +26,17 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
 
 from cairn.errors import BudgetExceededError, ValidationError
 from cairn.images import ImageReader, anthropic_image_block, openai_image_part, with_images
+from cairn.materialize_rules import order_key, superseded_directives
 from cairn.model import (
     Commit,
     Content,
-    Instruction,
     Message,
     Operation,
     Priority,
@@ -134,7 +134,16 @@ class Materialized:
             self._rest = None
         return tuple(self._dropped)
 
-    def to_dict(self, *, include_dropped: bool = True) -> dict[str, Any]:
+    @property
+    def dropped_so_far(self) -> tuple[Dropped, ...]:
+        """What is known left out without reading further back than the walk went (``dropped_complete`` says if all)."""
+        return tuple(self._dropped)
+
+    @property
+    def dropped_complete(self) -> bool:
+        return self._rest is None
+
+    def to_dict(self, *, include_dropped: bool = True, complete: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
             "format": self.format,
             "messages": self.messages,
@@ -147,7 +156,9 @@ class Materialized:
             "items": [i.to_dict() for i in self.items],
         }
         if include_dropped:
-            data["dropped"] = [d.to_dict() for d in self.dropped]
+            listed = self.dropped if complete else self.dropped_so_far
+            data["dropped"] = [d.to_dict() for d in listed]
+            data["dropped_complete"] = self.dropped_complete
         return data
 
 
@@ -335,7 +346,7 @@ def materialize(
         for candidate in waiting:
             yield Dropped(candidate.commit.hash, "budget" if stopped else "orphaned_tool_result", candidate.tokens)
 
-    kept.sort(key=_order_key(repo, head))
+    kept.sort(key=order_key(repo, head))
     items = [
         Item(
             item=c.commit.hash,
@@ -361,19 +372,6 @@ def materialize(
         dropped_early=dropped,
         rest=rest() if (stopped or pending) else None,
     )
-
-
-def _order_key(repo: RepoReader, head: Commit) -> Callable[[_Candidate], tuple[Any, ...]]:
-    """The materialized order: by the type's ``order`` hint, then commit time, ours before theirs on equal
-    times (a merged-in side's items follow), then depth. Without merges that is history order."""
-    if head.last_merge is None:
-        return lambda c: (c.content.hints.order, c.commit.depth)  # type: ignore[union-attr]
-
-    def key(c: _Candidate) -> tuple[Any, ...]:
-        side = 0 if repo.lineage.first_parent_of(c.commit, head) else 1
-        return (c.content.hints.order, c.commit.created_at, side, c.commit.depth, c.commit.hash)  # type: ignore[union-attr]
-
-    return key
 
 
 def _resolve_items(
@@ -435,7 +433,7 @@ def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[
     if not items:
         return [], []
     resolved = _resolve_items(repo, head, moment, items)
-    superseded = _superseded(resolved.values())
+    superseded = superseded_directives(resolved.values())
     out = [
         c
         for c in resolved.values()
@@ -443,20 +441,6 @@ def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[
     ]
     out.extend(_partners(repo, head, moment, out))
     return out, [resolved[h] for h in superseded]
-
-
-def _superseded(candidates: Iterable[_Candidate]) -> set[str]:
-    """Named instructions a newer one (by time, then depth) of their name replaces; skipped and deleted ones take no part."""
-    newest: dict[str, _Candidate] = {}
-    named: list[_Candidate] = []
-    for c in candidates:
-        if c.deleted or c.priority is Priority.SKIP or not isinstance(c.content, Instruction) or not c.content.name:
-            continue
-        named.append(c)
-        known = newest.get(c.content.name)
-        if known is None or (c.commit.created_at, c.commit.depth) > (known.commit.created_at, known.commit.depth):
-            newest[c.content.name] = c
-    return {c.commit.hash for c in named if newest[c.content.name] is not c}  # type: ignore[union-attr, index]
 
 
 def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:

@@ -104,7 +104,8 @@ class RepoHistory(RepoReader):
 
     def directives(self, rev: str | None = None) -> dict[str, str]:
         """Named instructions in force at ``rev`` (default HEAD): name -> item hash; see ``cairn.materialize``."""
-        from cairn.materialize import _on_line, _resolve_items, _superseded
+        from cairn.materialize import _on_line, _resolve_items
+        from cairn.materialize_rules import superseded_directives
 
         try:
             head = self.resolve(rev)
@@ -115,7 +116,7 @@ class RepoHistory(RepoReader):
         wanted = {c.hash if c.target is None else c.target for c in self.objects.commits_by_type("instruction")}
         items = _on_line(self, head, self.get_commits(wanted).values())
         resolved = _resolve_items(self, head, None, items) if items else {}
-        gone = _superseded(resolved.values())
+        gone = superseded_directives(resolved.values())
         return {
             c.content.name: c.commit.hash  # type: ignore[union-attr, misc]
             for c in resolved.values()

@@ -211,6 +211,11 @@ def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
     "--images", is_flag=True, help="Send artifact references to images as images, for a model that takes them."
 )
 @click.option("--include-reasoning", is_flag=True, help="Send reasoning items too (held back by default).")
+@click.option(
+    "--show-dropped",
+    is_flag=True,
+    help="List every item left out (reads the whole history; by default only as far as the budget).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print messages, counts and dropped items as JSON.")
 @pass_state
 def materialize_command(
@@ -221,9 +226,14 @@ def materialize_command(
     fmt: str,
     images: bool,
     include_reasoning: bool,
+    show_dropped: bool,
     as_json: bool,
 ) -> None:
-    """Print the context as provider-ready messages within a budget."""
+    """Print the context as provider-ready messages within a budget.
+
+    What was left out is counted as far back as the budget reached, so the
+    cost follows the budget, not the history; --show-dropped lists everything.
+    """
     from cairn.cli.artifacts_cmd import image_reader
 
     with image_reader(state) if images else contextlib.nullcontext() as reader:
@@ -231,17 +241,21 @@ def materialize_command(
             rev, as_of=as_of, budget=budget, format=fmt, images=reader, include_reasoning=include_reasoning
         )
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(result.to_dict(complete=show_dropped))
         return
     if fmt == "text":
         click.echo(result.messages)
     else:
         echo_json(result.messages)
-    dropped = result.dropped
+    dropped = result.dropped if show_dropped else result.dropped_so_far
     reasons: dict[str, int] = {}
     for d in dropped:
         reasons[d.reason] = reasons.get(d.reason, 0) + 1
+        if show_dropped:
+            click.echo(f"dropped {d.commit[:12]} {d.reason}" + (f" ({d.tokens} tokens)" if d.tokens else ""), err=True)
     detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"
+    if not result.dropped_complete:
+        detail += " (and older items the budget did not reach; --show-dropped lists them)"
     click.echo(
         f"{result.commit_count} items, {result.token_count} tokens ({result.token_source})"
         + (f" of {budget}" if budget else "")
