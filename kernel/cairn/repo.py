@@ -360,6 +360,48 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
     def annotations(self, target: str) -> list[Annotation]:
         return self.annotation_store.annotation_history(self.resolve(target).hash)
 
+    def priority(self, target: str) -> tuple[Priority, str]:
+        """An item's effective priority and where it comes from: ``"annotation"`` or ``"default"`` (its type's)."""
+        commit = self.resolve(target)
+        item = self.commit(commit.target) if commit.target else commit
+        note = self.annotation_store.latest_annotations([item.hash]).get(item.hash)
+        if note is not None:
+            return note.priority, "annotation"
+        content = self.content_of(item)
+        return (content.hints.default_priority if content is not None else Priority.NORMAL), "default"
+
+    def pinned(self, *, limit: int = 100) -> list[tuple[str, str]]:
+        """Items on the current branch always kept: (item hash, "annotation" or "default"), newest first.
+
+        Reads at most ``limit`` pinned annotations and ``limit`` instructions, so the scan is bounded.
+        """
+        return self._with_priority(Priority.PINNED, limit)
+
+    def skipped(self, *, limit: int = 100) -> list[tuple[str, str]]:
+        """Items on the current branch left out by an annotation: (item hash, "annotation"), newest first; bounded by ``limit``."""
+        return self._with_priority(Priority.SKIP, limit)
+
+    def _with_priority(self, priority: Priority, limit: int) -> list[tuple[str, str]]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit must be a whole number from 1", given=limit)
+        head = self.head()
+        if head is None:
+            return []
+        notes = sorted(self.annotation_store.annotated(priority).values(), key=lambda a: a.created_at, reverse=True)
+        found: dict[str, tuple[str, str]] = {}
+        for note in notes[:limit]:
+            found[note.target] = (note.target, "annotation")
+        if priority is Priority.PINNED:  # instructions are pinned by their type unless an annotation says otherwise
+            for commit in self.objects.commits_by_type("instruction", limit=limit):
+                if commit.operation is Operation.APPEND and commit.hash not in found:
+                    found.setdefault(commit.hash, (commit.hash, "default"))
+            latest = self.annotation_store.latest_annotations([h for h, s in found.values() if s == "default"])
+            found = {h: v for h, v in found.items() if v[1] == "annotation" or h not in latest}
+        commits = self.get_commits(found)
+        out = [(commits[h], v) for h, v in found.items() if h in commits and self.is_ancestor(commits[h], head)]
+        out.sort(key=lambda pair: (pair[0].created_at, pair[0].depth), reverse=True)
+        return [v for _, v in out[:limit]]
+
 
 def open_repo(
     path: str | Path | None = None,

@@ -117,3 +117,15 @@ def test_detached_head_switch_back_and_checkout(project):
     cairn("switch", "main")
     assert cairn("checkout", "-").stdout.strip() == "switched to side"
     assert not [r for r in cairn.json("branch") if r["name"].startswith("previous")]
+
+
+def test_log_and_show_say_whether_an_instruction_is_pinned_and_why(project):
+    cairn = project
+    cairn("commit", "-t", "instruction", "be brief")
+    rule = cairn.json("log")[0]["hash"]
+    assert "[pinned by default]" in cairn("log").stdout
+    shown = cairn.json("show", rule)
+    assert (shown["priority"], shown["priority_source"]) == ("pinned", "default")
+    cairn("unpin", rule)
+    assert "[normal]" in cairn("log").stdout
+    assert "priority  normal (an annotation)" in cairn("show", rule).stdout

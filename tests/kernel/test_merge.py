@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cairn.errors import MergeConflictError, ValidationError
-from cairn.model import Operation
+from cairn.model import Operation, Priority
 from cairn.repo import Repo
 from cairn.storage import check_store
 from cairn.testing.fakes import WordTokenizer
@@ -303,3 +303,24 @@ def test_reasoning_is_held_back_unless_asked_for(repo):
     ]
     repo.pin(thought.hash)  # pinned, still held back unless asked for: the type's hint decides
     assert texts(repo) == ["question", "answer"]
+
+
+def test_pinned_and_skipped_say_where_the_priority_comes_from(repo):
+    rule = repo.append(instruction("be brief")).hash
+    loose = repo.append(instruction("optional")).hash
+    note = repo.append(say("keep me")).hash
+    noise = repo.append(say("noise")).hash
+    repo.pin(note)
+    repo.unpin(loose)
+    repo.skip(noise)
+    assert repo.priority(rule) == (Priority.PINNED, "default")
+    assert repo.priority(loose) == (Priority.NORMAL, "annotation")
+    assert repo.priority(note) == (Priority.PINNED, "annotation")
+    assert repo.pinned() == [(note, "annotation"), (rule, "default")]
+    assert repo.skipped() == [(noise, "annotation")]
+    assert repo.pinned(limit=1) == [(note, "annotation")]
+    repo.switch("other", create=True)
+    repo.detach(repo.resolve(rule).hash)
+    assert repo.pinned() == [(rule, "default")]  # what is on HEAD's line only
+    with pytest.raises(ValidationError):
+        repo.pinned(limit=0)

@@ -71,6 +71,9 @@ def log_command(
         target = f" → {c.target[:8]}" if c.target else ""
         label = c.content_type or ""
         directive = ""
+        if getattr(entry.content, "content_type", None) == "instruction":
+            priority, source = repo.priority(c.hash)
+            directive = f" [{priority.value}{'' if source == 'annotation' else ' by default'}]"
         if _named(entry.content):
             state_of = "in force" if (c.target or c.hash) in in_force else "superseded"
             directive = f" [{entry.content.name}: {state_of}]"  # type: ignore[union-attr]
@@ -137,12 +140,17 @@ def show_command(state: State, rev: str | None, as_json: bool) -> None:
     content = repo.content_of(commit)
     item = commit.hash if commit.operation.value == "append" else commit.target
     history = repo.annotation_store.annotation_history(item) if item else []
+    priority, source = repo.priority(commit.hash) if item else (None, None)
     if as_json:
         data = commit_dict(repo, commit, content)
         data["annotations"] = [a.to_record() for a in history]
+        data["priority"] = priority.value if priority else None
+        data["priority_source"] = source
         echo_json(data)
         return
     click.echo(f"commit    {commit.hash}")
+    if priority is not None:
+        click.echo(f"priority  {priority.value} ({'an annotation' if source == 'annotation' else 'its type default'})")
     for key in (
         "parent",
         "operation",
