@@ -324,3 +324,47 @@ def test_pinned_and_skipped_say_where_the_priority_comes_from(repo):
     assert repo.pinned() == [(rule, "default")]  # what is on HEAD's line only
     with pytest.raises(ValidationError):
         repo.pinned(limit=0)
+
+
+# -- tool calls providers accept --------------------------------------------------------------------
+
+
+def tool(direction: str, **fields) -> dict:
+    return {"content_type": "tool_io", "tool_name": "search", "direction": direction, "payload": {"q": "x"}, **fields}
+
+
+def test_a_call_without_an_id_gets_a_stable_one_and_its_result_follows_it(repo, content_types):
+    call = repo.append(tool("call"))
+    call_id = repo.content_of(call).call_id
+    assert call_id and call_id.startswith("call_")
+    result = repo.append(tool("result"), reply_to=call.hash)
+    assert repo.content_of(result).call_id == call_id
+    messages = repo.materialize().messages
+    assert messages[0]["tool_calls"][0]["id"] == call_id and messages[1]["tool_call_id"] == call_id
+    # Deterministic: the same item on the same head gets the same id.
+    ids = []
+    for _ in range(2):
+        fresh = Repo(MemoryStore(), WordTokenizer(), content_types)
+        ids.append(fresh.content_of(fresh.append(tool("call"))).call_id)
+    assert ids[0] == ids[1]
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"call_id": ""}, "call_id"),
+        ({"call_id": "has space"}, "call_id"),
+        ({"tool_name": "web.search"}, "tool name"),
+        ({"tool_name": "x" * 65}, "tool name"),
+    ],
+)
+def test_ids_and_names_providers_reject_are_refused_at_commit_time(repo, fields, problem):
+    with pytest.raises(ValidationError, match=problem):
+        repo.append(tool("call", **fields))
+    assert repo.head() is None
+
+
+def test_a_result_without_its_call_id_is_refused(repo):
+    repo.append(say("hi"))
+    with pytest.raises(ValidationError, match="call_id of its call"):
+        repo.append(tool("result"))
