@@ -10,8 +10,12 @@
    blob and commit rows into the same schema: target >= 0.6x.
 3. Materialize a 10,000-commit branch at budget 8,000: target <= 15 ms; the
    same at 100,000 commits: target <= 1.5x the 10,000 time.
+4. The CLI, ``cairn materialize --budget 8000 --json`` as a whole process, at
+   1k / 10k / 100k commits, interleaved with ``python -c pass``: target 100k
+   <= 1.3x the 1k time and <= 4x ``python -c pass``; its peak RSS at 100k
+   (target <= 64 MiB).
 
-    python bench/context.py [--commits 1000] [--quick]
+    python bench/context.py [--commits 1000] [--quick] [--cli-only]
 
 Medians throughout; the figures vary with the disk and the machine's load.
 """
@@ -205,6 +209,62 @@ def bench_materialize(root: Path, dump: str, name: str, budget: int, runs: int) 
     }
 
 
+def _child(argv: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one child process."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "CAIRN_USER_CONFIG": ""}
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def bench_cli(root: Path, sizes: tuple[int, ...], rounds: int = 7) -> dict[str, dict[str, float]]:
+    """``cairn materialize --json`` as a whole process per history size, beside ``python -c pass``, interleaved."""
+    paths = {}
+    for n in sizes:
+        repo = open_project(project(root, f"cli-{n}"))
+        repo.import_(build_export(n).splitlines(), batch_size=10**9)
+        repo.materialize(budget=8000)  # token counts cached, as after any first use
+        paths[n] = Path(repo.store.path).parent.parent  # type: ignore[attr-defined]
+        repo.close()
+    times: dict[str, list[float]] = {"pass": [], **{str(n): [] for n in sizes}}
+    rss: dict[str, list[int]] = {str(n): [] for n in sizes}
+    for _ in range(rounds):
+        times["pass"].append(_child([sys.executable, "-c", "pass"], root)[0])
+        for n in sizes:
+            elapsed, peak = _child(
+                [sys.executable, "-m", "cairn", "materialize", "--budget", "8000", "--json"], paths[n]
+            )
+            times[str(n)].append(elapsed)
+            rss[str(n)].append(peak)
+    return {
+        "ms": {k: statistics.median(v) * 1000 for k, v in times.items()},
+        "rss_mib": {k: max(v) / 2**20 for k, v in rss.items()},
+    }
+
+
+def report_cli(root: Path, sizes: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    cli = bench_cli(root, sizes)
+    ms, rss = cli["ms"], cli["rss_mib"]
+    print("\n4. `cairn materialize --budget 8000 --json`, whole process (median of 7, interleaved):")
+    print(f"   python -c pass        {ms['pass']:7.1f} ms")
+    for n in sizes:
+        print(f"   {n:>7,} commits       {ms[str(n)]:7.1f} ms, peak RSS {rss[str(n)]:5.1f} MiB")
+    small, large = str(sizes[0]), str(sizes[-1])
+    print(
+        f"   {int(large):,}/{int(small):,}: {ms[large] / ms[small]:.2f}x (target <= 1.3x); "
+        f"vs python -c pass: {ms[large] / ms['pass']:.2f}x (target <= 4x); peak RSS {rss[large]:.1f} MiB (target <= 64)"
+    )
+    return cli
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commits", type=int, default=1000, help="single commits to time")
@@ -216,12 +276,17 @@ def main() -> None:
         help="synchronous levels for the commit figures (repeatable; default: normal and full)",
     )
     parser.add_argument("--commits-only", action="store_true", help="print the commit figures and stop")
+    parser.add_argument("--cli-only", action="store_true", help="only the whole-process CLI figures (4)")
     args = parser.parse_args()
     args.synchronous = args.synchronous or ["normal", "full"]
     small, large = (1_000, 10_000) if args.quick else (10_000, 100_000)
+    sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
     with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
         root = Path(tmp)
         print(f"cairn context benchmarks (python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version})")
+        if args.cli_only:
+            print(json.dumps({"cli": report_cli(root, sizes)}))
+            return
 
         c = {}
         for level in args.synchronous:
@@ -263,7 +328,12 @@ def main() -> None:
             f"{m_large['cold_ms'] / m_small['cold_ms']:.2f}x, warm {m_large['warm_ms'] / m_small['warm_ms']:.2f}x "
             "(target <= 1.5x)"
         )
-        print(json.dumps({"commits": c, "import": i, "materialize_small": m_small, "materialize_large": m_large}))
+        cli = report_cli(root, sizes)
+        print(
+            json.dumps(
+                {"commits": c, "import": i, "materialize_small": m_small, "materialize_large": m_large, "cli": cli}
+            )
+        )
 
 
 if __name__ == "__main__":

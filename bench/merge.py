@@ -139,6 +139,8 @@ def main() -> None:
             f"merge of two {args.side}-commit branches: {merge['merge']:.1f} ms "
             f"(raw sqlite3 walk of both sides {merge['raw']:.1f} ms, {merge['ratio']:.1f}x; target <= 50 ms)"
         )
+        if not args.history:
+            return
         history = bench_history(root, args.history, args.runs)
         print(
             f"edit_history, 100 edits in {args.history} commits: {history['history']:.2f} ms "

@@ -10,8 +10,9 @@
    head; the walk stops at the first unit that does not fit, so what is kept
    is a contiguous recent stretch, never a patchwork.
 4. A tool call and its result are one unit: kept together or dropped together.
-5. Deleted items vanish, skipped ones are left out; every left-out item is
-   reported in ``dropped`` with its reason.
+5. Deleted items vanish, skipped ones are left out, and a named instruction
+   gives way to the newest one of its name; every left-out item is reported
+   in ``dropped`` with its reason.
 
 Cost grows with what is returned, not with the length of history: the walk
 reads back only as far as the budget reaches, pinned items and instructions
@@ -25,13 +26,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
 
 from cairn.errors import BudgetExceededError, ValidationError
 from cairn.images import ImageReader, anthropic_image_block, openai_image_part, with_images
+from cairn.materialize_rules import order_key, superseded_directives
 from cairn.model import (
     Commit,
     Content,
@@ -80,7 +82,8 @@ class Item:
 
 @attrs.frozen
 class Dropped:
-    """An item left out, and why: deleted | skipped | budget | orphaned_tool_result."""
+    """An item left out, and why: deleted | skipped | budget | orphaned_tool_result | superseded (a named
+    instruction a newer one of its name replaces) | held_back (reasoning, unless asked for)."""
 
     commit: str
     reason: str
@@ -151,7 +154,16 @@ class Materialized:
                 return
             self._dropped.append(following)
 
-    def to_dict(self, *, include_dropped: bool = True) -> dict[str, Any]:
+    @property
+    def dropped_so_far(self) -> tuple[Dropped, ...]:
+        """What is known left out without reading further back than the walk went (``dropped_complete`` says if all)."""
+        return tuple(self._dropped)
+
+    @property
+    def dropped_complete(self) -> bool:
+        return self._rest is None
+
+    def to_dict(self, *, include_dropped: bool = True, complete: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
             "format": self.format,
             "messages": self.messages,
@@ -164,7 +176,9 @@ class Materialized:
             "items": [i.to_dict() for i in self.items],
         }
         if include_dropped:
-            data["dropped"] = [d.to_dict() for d in self.dropped]
+            listed = self.dropped if complete else self.dropped_so_far
+            data["dropped"] = [d.to_dict() for d in listed]
+            data["dropped_complete"] = self.dropped_complete
         return data
 
 
@@ -256,11 +270,14 @@ def materialize(
     budget: int | None = None,
     format: str = "openai",
     images: ImageReader | None = None,
+    include_reasoning: bool = False,
 ) -> Materialized:
     """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens.
 
     ``images``, for a model that takes images, reads the files artifact
     references point at, so they are sent as images (``cairn.images``).
+    Items of types whose hints say ``sent_by_default=False`` (reasoning)
+    are left out as ``held_back`` unless ``include_reasoning``.
     """
     if format not in FORMATS:
         raise ValidationError(f"unknown format {format!r}", hint=f"one of: {', '.join(FORMATS)}")
@@ -285,7 +302,9 @@ def materialize(
             rest=None,
         )
 
-    required = _required(repo, head, moment)
+    required, superseded = _required(repo, head, moment)
+    held = [] if include_reasoning else [c for c in required if not c.content.hints.sent_by_default]  # type: ignore[union-attr]
+    required = [c for c in required if c not in held]
     priming = repo.tokenizer.overhead.reply_priming
     required_tokens = sum(c.tokens for c in required)
     if budget is not None and required and required_tokens + priming > budget:
@@ -299,10 +318,12 @@ def materialize(
     # impossible budget just keeps nothing.
     remaining = None if budget is None else max(0, budget - required_tokens - priming)
 
-    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in required})
+    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in (*required, *superseded, *held)})
     candidates = iter(walk)
     kept: list[_Candidate] = list(required)
-    dropped: list[Dropped] = []
+    dropped = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded] + [
+        Dropped(c.commit.hash, "held_back", c.tokens) for c in held
+    ]
     pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
     stopped = False
 
@@ -315,6 +336,9 @@ def materialize(
             continue
         content = candidate.content
         assert content is not None
+        if not include_reasoning and not content.hints.sent_by_default:
+            dropped.append(Dropped(candidate.commit.hash, "held_back", candidate.tokens))
+            continue
         if _is_result(content):
             pending.setdefault(content.call_id, []).append(candidate)
             continue
@@ -337,12 +361,14 @@ def materialize(
                 yield Dropped(candidate.commit.hash, "deleted")
             elif candidate.priority is Priority.SKIP:
                 yield Dropped(candidate.commit.hash, "skipped", candidate.tokens)
+            elif not include_reasoning and not candidate.content.hints.sent_by_default:  # type: ignore[union-attr]
+                yield Dropped(candidate.commit.hash, "held_back", candidate.tokens)
             else:
                 yield Dropped(candidate.commit.hash, "budget", candidate.tokens)
         for candidate in waiting:
             yield Dropped(candidate.commit.hash, "budget" if stopped else "orphaned_tool_result", candidate.tokens)
 
-    kept.sort(key=_order_key(repo, head))
+    kept.sort(key=order_key(repo, head))
     items = [
         Item(
             item=c.commit.hash,
@@ -369,21 +395,6 @@ def materialize(
         dropped_early=dropped,
         rest=rest() if (stopped or pending) else None,
     )
-
-
-def _order_key(repo: RepoReader, head: Commit) -> Callable[[_Candidate], tuple[Any, ...]]:
-    """The materialized order: by the type's ``order`` hint, then commit time, ours before theirs on equal
-    times (a merged-in side's items follow), then depth. Without merges that is history order."""
-    if head.last_merge is None:
-        # Kept candidates are never deletes: their content is set.
-        return lambda c: (c.content.hints.order, c.commit.depth)  # type: ignore[union-attr]
-
-    def key(c: _Candidate) -> tuple[Any, ...]:
-        side = 0 if repo.lineage.first_parent_of(c.commit, head) else 1
-        # Kept candidates are never deletes: their content is set.
-        return (c.content.hints.order, c.commit.created_at, side, c.commit.depth, c.commit.hash)  # type: ignore[union-attr]
-
-    return key
 
 
 def _resolve_items(
@@ -431,8 +442,11 @@ def _on_line(repo: RepoReader, head: Commit, commits: Iterable[Commit]) -> dict[
     }
 
 
-def _required(repo: RepoReader, head: Commit, moment: str | None) -> list[_Candidate]:
-    """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured."""
+def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[_Candidate], list[_Candidate]]:
+    """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured.
+
+    Also the named instructions a newer one of the same name supersedes (left out).
+    """
     pinned = repo.annotation_store.annotated(Priority.PINNED, as_of=moment)
     instructions = repo.objects.commits_by_type("instruction", until=moment)
     candidates = set(pinned)
@@ -441,15 +455,19 @@ def _required(repo: RepoReader, head: Commit, moment: str | None) -> list[_Candi
         # An edit or delete always names its target (Commit.validate).
         candidates.add(commit.hash if commit.operation is Operation.APPEND else commit.target)  # type: ignore[arg-type]
     if not candidates:
-        return []
+        return [], []
     items = _on_line(repo, head, repo.get_commits(candidates).values())
     if not items:
-        return []
+        return [], []
+    resolved = _resolve_items(repo, head, moment, items)
+    superseded = superseded_directives(resolved.values())
     out = [
-        c for c in _resolve_items(repo, head, moment, items).values() if not c.deleted and c.priority is Priority.PINNED
+        c
+        for c in resolved.values()
+        if not c.deleted and c.priority is Priority.PINNED and c.commit.hash not in superseded
     ]
     out.extend(_partners(repo, head, moment, out))
-    return out
+    return out, [resolved[h] for h in superseded]
 
 
 def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list[_Candidate]) -> list[_Candidate]:

@@ -33,6 +33,7 @@ its depth and a skip pointer to an ancestor (``cairn.model.skip_depth``), so
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -50,6 +51,7 @@ from cairn.model import (
     ContentTypes,
     Operation,
     Priority,
+    ToolIO,
     now,
     sha256_hex,
     skip_depth,
@@ -124,10 +126,18 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         reply_to: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Commit:
-        """Add a content item on the current branch."""
+        """Add a content item on the current branch.
+
+        A ``tool_io`` item is checked against what both providers accept
+        (``cairn.repo.check_tool_io``); a call without ``call_id`` gets a
+        stable one derived from the branch's head and the item, and a result
+        without one replying to a call takes that call's.
+        """
         item = self._content(content)
         if reply_to is not None:
             reply_to = self.resolve(reply_to).hash
+        if isinstance(item, ToolIO):
+            item = self._tool_io(item, reply_to)
         return self._commit(Operation.APPEND, item, None, message, reply_to, metadata)
 
     def edit(
@@ -191,6 +201,24 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
     def _clock(self) -> str:
         return now()
 
+    def _tool_io(self, item: ToolIO, reply_to: str | None) -> ToolIO:
+        check_tool_io(item)
+        if item.call_id is not None:
+            return item
+        if item.direction == "call":
+            _, head = self.head_state()
+            seed = (head or "") + "\n" + item.canonical().decode()
+            return attrs.evolve(item, call_id="call_" + sha256_hex(seed.encode())[:24])
+        replied = self.content_of(self.commit(reply_to)) if reply_to is not None else None
+        if isinstance(replied, ToolIO) and replied.direction == "call" and replied.call_id:
+            return attrs.evolve(item, call_id=replied.call_id)
+        raise ValidationError(
+            "a tool result needs the call_id of its call",
+            what="tool_io",
+            field="call_id",
+            hint="give call_id, or reply to the call (reply_to / --reply-to)",
+        )
+
     def _content(self, content: Content | Mapping[str, Any]) -> Content:
         if isinstance(content, Content):
             if content.content_type not in self.content_types:
@@ -218,6 +246,11 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         meta = dict(metadata or {})
         for _ in range(MAX_RETRIES):
             ref, head_hash = self.head_state()
+            if ref is None:
+                raise ValidationError(
+                    f"HEAD is detached at {str(head_hash)[:12]}: a commit here would belong to no branch",
+                    hint="create a branch here first (`cairn switch -c NAME`), or switch to one",
+                )
             head = self.commit(head_hash) if head_hash else None
             delta = tokens
             if target is not None:
@@ -252,7 +285,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 **merged,
             )
             self._check_budget(commit, head)
-            update = RefUpdate(ref, commit.hash, head_hash) if ref else RefUpdate(HEAD, commit.hash, head_hash)
+            update = RefUpdate(ref, commit.hash, head_hash)
             try:
                 self.objects.write(
                     blobs={content_hash: blob} if content_hash is not None and blob is not None else None,
@@ -357,6 +390,72 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
 
     def annotations(self, target: str) -> list[Annotation]:
         return self.annotation_store.annotation_history(self.resolve(target).hash)
+
+    def priority(self, target: str) -> tuple[Priority, str]:
+        """An item's effective priority and where it comes from: ``"annotation"`` or ``"default"`` (its type's)."""
+        commit = self.resolve(target)
+        item = self.commit(commit.target) if commit.target else commit
+        note = self.annotation_store.latest_annotations([item.hash]).get(item.hash)
+        if note is not None:
+            return note.priority, "annotation"
+        content = self.content_of(item)
+        return (content.hints.default_priority if content is not None else Priority.NORMAL), "default"
+
+    def pinned(self, *, limit: int = 100) -> list[tuple[str, str]]:
+        """Items on the current branch always kept: (item hash, "annotation" or "default"), newest first.
+
+        Reads at most ``limit`` pinned annotations and ``limit`` instructions, so the scan is bounded.
+        """
+        return self._with_priority(Priority.PINNED, limit)
+
+    def skipped(self, *, limit: int = 100) -> list[tuple[str, str]]:
+        """Items on the current branch left out by an annotation: (item hash, "annotation"), newest first; bounded by ``limit``."""
+        return self._with_priority(Priority.SKIP, limit)
+
+    def _with_priority(self, priority: Priority, limit: int) -> list[tuple[str, str]]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit must be a whole number from 1", given=limit)
+        head = self.head()
+        if head is None:
+            return []
+        notes = sorted(self.annotation_store.annotated(priority).values(), key=lambda a: a.created_at, reverse=True)
+        found: dict[str, tuple[str, str]] = {}
+        for note in notes[:limit]:
+            found[note.target] = (note.target, "annotation")
+        if priority is Priority.PINNED:  # instructions are pinned by their type unless an annotation says otherwise
+            for commit in self.objects.commits_by_type("instruction", limit=limit):
+                if commit.operation is Operation.APPEND and commit.hash not in found:
+                    found.setdefault(commit.hash, (commit.hash, "default"))
+            latest = self.annotation_store.latest_annotations([h for h, s in found.values() if s == "default"])
+            found = {h: v for h, v in found.items() if v[1] == "annotation" or h not in latest}
+        commits = self.get_commits(found)
+        out = [(commits[h], v) for h, v in found.items() if h in commits and self.is_ancestor(commits[h], head)]
+        out.sort(key=lambda pair: (pair[0].created_at, pair[0].depth), reverse=True)
+        return [v for _, v in out[:limit]]
+
+
+#: Tool names both OpenAI (function names) and Anthropic (tool names) accept.
+_TOOL_NAME = re.compile(r"\A[a-zA-Z0-9_-]{1,64}\Z")
+#: Tool call ids Anthropic accepts (``tool_use.id``); OpenAI takes any string.
+_CALL_ID = re.compile(r"\A[a-zA-Z0-9_-]{1,256}\Z")
+
+
+def check_tool_io(item: ToolIO) -> None:
+    """Refuse a tool call or result a provider would reject: its name or id outside their documented patterns."""
+    if not _TOOL_NAME.match(item.tool_name):
+        raise ValidationError(
+            f"tool name {item.tool_name!r:.80} is not accepted by the providers",
+            what="tool_io",
+            field="tool_name",
+            hint="use 1 to 64 letters, digits, '_' or '-'",
+        )
+    if item.call_id is not None and not _CALL_ID.match(item.call_id):
+        raise ValidationError(
+            f"call_id {item.call_id!r:.80} is not accepted by the providers",
+            what="tool_io",
+            field="call_id",
+            hint="use letters, digits, '_' or '-'; leave it out to have one generated",
+        )
 
 
 def open_repo(

@@ -54,7 +54,7 @@ class RepoBranches(RepoReader):
         self._set_head(SYMBOLIC_PREFIX + branch_ref(name))
 
     def detach(self, rev: str) -> Commit:
-        """Point HEAD directly at a commit (time travel); new commits then move HEAD only."""
+        """Point HEAD directly at a commit: it can be materialized, logged and diffed; committing there is refused."""
         commit = self.resolve(rev)
         self._set_head(commit.hash)
         return commit
@@ -79,13 +79,28 @@ class RepoBranches(RepoReader):
         self.refs.update_refs(updates)
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": new, "action": "rename", "from": old})
 
-    def delete_branch(self, name: str) -> None:
-        """Delete branch ``name``; any name a ref can hold is looked up, so a badly named branch can go too."""
+    def delete_branch(self, name: str, *, force: bool = False) -> None:
+        """Delete branch ``name``; any name a ref can hold is looked up, so a badly named branch can go too.
+
+        A branch with commits no other branch (nor a detached HEAD) reaches is
+        refused unless ``force``, as git's ``branch -d`` / ``-D``.
+        """
         validate_ref_text(name, what="branch name")
         value = self.refs.get_ref(branch_ref(name))
         if value is None:
             raise NotFoundError("branch", name, hint="`cairn branch` lists branches")
-        if self._ensure_head() == SYMBOLIC_PREFIX + branch_ref(name):
+        head = self._ensure_head()
+        if head == SYMBOLIC_PREFIX + branch_ref(name):
             raise ValidationError(f"branch {name!r} is the current branch", hint="switch to another branch first")
+        if not force:
+            tip = self.commit(value)
+            others = [v for n, v in self.branches().items() if n != name]
+            if not head.startswith(SYMBOLIC_PREFIX):
+                others.append(head)
+            if not any(self.is_ancestor(tip, self.commit(other)) for other in others):
+                raise ValidationError(
+                    f"branch {name!r} has commits no other branch reaches",
+                    hint=f"merge it first (`cairn merge {name}`), or delete it anyway: `cairn branch delete --force {name}`",
+                )
         self.refs.delete_ref(branch_ref(name), expected=value)
         self._bus.publish(EventName.BRANCH_CHANGED, {"branch": name, "action": "delete"})

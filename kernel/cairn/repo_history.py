@@ -102,6 +102,28 @@ class RepoHistory(RepoReader):
         contents = self.contents(c.content_hash for c in entries if c.content_hash is not None)
         return [LogEntry(c, contents.get(c.content_hash) if c.content_hash else None) for c in entries]
 
+    def directives(self, rev: str | None = None) -> dict[str, str]:
+        """Named instructions in force at ``rev`` (default HEAD): name -> item hash; see ``cairn.materialize``."""
+        from cairn.materialize import _on_line, _resolve_items
+        from cairn.materialize_rules import superseded_directives
+
+        try:
+            head = self.resolve(rev)
+        except NotFoundError:
+            if rev is None:
+                return {}
+            raise
+        wanted = {c.hash if c.target is None else c.target for c in self.objects.commits_by_type("instruction")}
+        items = _on_line(self, head, self.get_commits(wanted).values())
+        resolved = _resolve_items(self, head, None, items) if items else {}
+        gone = superseded_directives(resolved.values())
+        return {
+            c.content.name: c.commit.hash  # type: ignore[union-attr, misc]
+            for c in resolved.values()
+            if getattr(c.content, "name", None) and c.content.content_type == "instruction"  # type: ignore[union-attr]
+            if not c.deleted and c.priority.value != "skip" and c.commit.hash not in gone
+        }
+
     def materialize(self, rev: str | None = None, **options: Any) -> Materialized:
         """Turn the history at ``rev`` into provider-ready messages; see ``cairn.materialize``."""
         from cairn.materialize import materialize
@@ -110,8 +132,8 @@ class RepoHistory(RepoReader):
 
     def diff(self, a: str, b: str) -> list[DiffEntry]:
         """What differs between the materialized (unbudgeted) contexts at two revisions."""
-        before = {i.item: i for i in self.materialize(a).items}
-        after = {i.item: i for i in self.materialize(b).items}
+        before = {i.item: i for i in self.materialize(a, include_reasoning=True).items}
+        after = {i.item: i for i in self.materialize(b, include_reasoning=True).items}
         out: list[DiffEntry] = []
         for key, old in before.items():
             new = after.get(key)

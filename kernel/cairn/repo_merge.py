@@ -120,6 +120,11 @@ class RepoMerge(RepoReader):
         Ancestry is monotone along a first-parent chain, so a binary search
         over depth finds it in O(log n) ancestry questions.
         """
+        fork = self._fork_point(a, b)
+        if fork is not None and all(
+            h.last_merge is None or self.is_ancestor(self.commit(h.last_merge), fork) for h in (a, b)
+        ):
+            return fork  # no merge on either line since they forked: the fork point is the base
         root = self.ancestor_at_depth(a, 0)
         if root is None or not self.is_ancestor(root, b):
             return None
@@ -132,6 +137,23 @@ class RepoMerge(RepoReader):
             else:
                 high = middle
         return self.ancestor_at_depth(a, low)
+
+    def _fork_point(self, a: Commit, b: Commit) -> Commit | None:
+        """Where ``a``'s and ``b``'s first-parent chains meet, or None: both walked back in step, by skip pointers
+        where they still differ (as Bitcoin's ``LastCommonAncestor``), so O(log n) reads."""
+        x: Commit | None = a
+        y: Commit | None = b
+        if a.depth > b.depth:
+            x = self.ancestor_at_depth(a, b.depth)
+        elif b.depth > a.depth:
+            y = self.ancestor_at_depth(b, a.depth)
+        while x is not None and y is not None and x.hash != y.hash:
+            if x.skip is not None and y.skip is not None and x.skip != y.skip:
+                x, y = self._known(x.skip), self._known(y.skip)
+            else:
+                x = self._known(x.parent) if x.parent else None
+                y = self._known(y.parent) if y.parent else None
+        return x if x is not None and y is not None else None
 
     def side_commits(self, head: Commit, base: Commit) -> list[Commit]:
         """Every commit ``head`` reaches that ``base`` does not (both parents followed), newest first by time.
@@ -162,6 +184,24 @@ class RepoMerge(RepoReader):
                 if commit.merge_parent is not None:
                     stack.append(self.commit(commit.merge_parent))
         return sorted(out.values(), key=lambda c: (c.created_at, c.depth, c.hash), reverse=True)
+
+    def _side_changes(self, head: Commit, base: Commit) -> dict[str, Commit]:
+        """The newest edit or delete of each item that ``head`` reaches and ``base`` does not.
+
+        Without a merge on ``head``'s line since ``base``, every such commit
+        descends from ``base`` and so is no older: the changes since
+        ``base``'s time (an indexed read) filtered by ancestry are all there
+        is, and no append is read. Otherwise every commit of the side is read.
+        """
+        merge = self._known(head.last_merge) if head.last_merge is not None else None
+        if merge is not None and not self.is_ancestor(merge, base):
+            return _newest(self.side_commits(head, base))
+        changes = []
+        for change in self.objects.changes_since(base.created_at):
+            self._remember(change)
+            if change.depth > base.depth and self.lineage.first_parent_of(change, head):
+                changes.append(change)
+        return _newest(changes)
 
     # -- merge --------------------------------------------------------------------
 
@@ -215,9 +255,7 @@ class RepoMerge(RepoReader):
                 f"{branch} and the current branch have no commit in common",
                 hint="cherry-pick the commits you need instead (`cairn cherry-pick REV`)",
             )
-        ours_side = self.side_commits(ours, base)
-        theirs_side = self.side_commits(theirs, base)
-        ours_changes, theirs_changes = _newest(ours_side), _newest(theirs_side)
+        ours_changes, theirs_changes = self._side_changes(ours, base), self._side_changes(theirs, base)
         overlap = sorted(ours_changes.keys() & theirs_changes.keys())
         conflicts = []
         for item in overlap:

@@ -120,7 +120,7 @@ def test_edit_delete_branch_switch_diff(cairn):
     assert {b["name"]: b["current"] for b in branches} == {"alt": True, "main": False}
     cairn("branch", "rename", "alt", "alternative")
     cairn("switch", "main")
-    cairn("branch", "delete", "alternative")
+    cairn("branch", "delete", "--force", "alternative")
     assert [b["name"] for b in cairn.json("branch")] == ["main"]
     graph = cairn("log", "--graph").stdout
     assert "(HEAD, main)" in graph
@@ -147,6 +147,14 @@ def test_pin_skip_budget_and_status(cairn):
     assert result["token_count"] <= 80 and result["token_source"] == "estimated"
     reasons = {d["reason"] for d in result["dropped"]}
     assert reasons == {"budget", "skipped"}
+    # Without --show-dropped the list stops where the budget did; with it, every item left out is there.
+    assert result["dropped_complete"] is False
+    full = cairn.json("materialize", "--budget", "80", "--show-dropped")
+    assert full["dropped_complete"] is True and len(full["dropped"]) > len(result["dropped"])
+    assert full["messages"] == result["messages"]
+    shown = cairn("materialize", "--budget", "80", "--show-dropped").output
+    assert shown.count("dropped ") >= len(full["dropped"]) and "--show-dropped lists them" not in shown
+    assert "--show-dropped lists them" in cairn("materialize", "--budget", "80").output
     cairn("unpin", "HEAD~30")
     status = cairn.json("status")
     assert status["branch"] == "main" and status["commits"] == 32 and status["effective_tokens"] > 0
@@ -212,7 +220,7 @@ def test_gc_and_fsck(cairn):
     cairn("switch", "-c", "tmp")
     cairn("commit", "throwaway")
     cairn("switch", "main")
-    cairn("branch", "delete", "tmp")
+    cairn("branch", "delete", "--force", "tmp")
     assert cairn.json("gc", "--dry-run") == {
         "commits_removed": 1,
         "blobs_removed": 1,

@@ -87,3 +87,45 @@ def test_cherry_pick_history_and_restore(project):
     cairn("switch", "main")
     refused = cairn("cherry-pick", lonely_edit, ok=False)
     assert refused.exit_code == 1 and f"conflict: {lonely[:12]} edit/absent" in refused.output
+
+
+def test_named_directives_in_log_and_materialize(project):
+    cairn = project
+    cairn("commit", "-t", "instruction", "--field", "name=tone", "be brief")
+    cairn("commit", "-t", "instruction", "--field", "name=tone", "be playful")
+    cairn("commit", "hello")
+    log = cairn("log").stdout
+    assert "[tone: in force]" in log and "[tone: superseded]" in log
+    assert log.index("be playful") < log.index("[tone: in force]") < log.index("be brief")
+    assert texts(cairn) == ["be playful", "hello"]
+
+
+def test_detached_head_switch_back_and_checkout(project):
+    cairn = project
+    cairn("commit", "one")
+    first = cairn.json("log")[0]["hash"]
+    cairn("commit", "two")
+    assert "no previous branch" in cairn.run("switch", "-", check=False).stderr
+    assert "(detached)" in cairn("checkout", first[:12]).stdout
+    assert texts(cairn) == ["one"] and [e["hash"] for e in cairn.json("log")] == [first]
+    refused = cairn.run("commit", "three", check=False)
+    assert refused.returncode == 1 and "detached" in refused.stderr and "switch -c" in refused.stderr
+    assert cairn("switch", "-").stdout.strip() == "switched to main"
+    assert "(detached)" in cairn("switch", "-").stdout
+    cairn("checkout", "main")
+    cairn("switch", "-c", "side")
+    cairn("switch", "main")
+    assert cairn("checkout", "-").stdout.strip() == "switched to side"
+    assert not [r for r in cairn.json("branch") if r["name"].startswith("previous")]
+
+
+def test_log_and_show_say_whether_an_instruction_is_pinned_and_why(project):
+    cairn = project
+    cairn("commit", "-t", "instruction", "be brief")
+    rule = cairn.json("log")[0]["hash"]
+    assert "[pinned by default]" in cairn("log").stdout
+    shown = cairn.json("show", rule)
+    assert (shown["priority"], shown["priority_source"]) == ("pinned", "default")
+    cairn("unpin", rule)
+    assert "[normal]" in cairn("log").stdout
+    assert "priority  normal (an annotation)" in cairn("show", rule).stdout

@@ -188,9 +188,9 @@ def _check(repo: Repo, model: Model, head: Node | None, as_of: str | None, budge
     expected = model.expected(head, moment, budget, tok)
     if expected == "over":
         with pytest.raises(BudgetExceededError):
-            repo.materialize(as_of=as_of, budget=budget)
+            repo.materialize(as_of=as_of, budget=budget, include_reasoning=True)
         return
-    got = repo.materialize(as_of=as_of, budget=budget)
+    got = repo.materialize(as_of=as_of, budget=budget, include_reasoning=True)  # the model sends every type
     assert [(i.item, i.content.to_dict()) for i in got.items] == expected
     if budget is not None:
         assert got.token_count <= budget

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cairn.errors import MergeConflictError, ValidationError
-from cairn.model import Operation
+from cairn.model import Operation, Priority
 from cairn.repo import Repo
 from cairn.storage import check_store
 from cairn.testing.fakes import WordTokenizer
@@ -261,3 +261,110 @@ def test_any_merge_keeps_counts_consistent_and_hashes_stable(content_types, base
     copy = Repo(MemoryStore(), WordTokenizer(), content_types)
     copy.import_(out.getvalue().splitlines())
     assert texts(copy, "main") == texts(repo, "main") and texts(copy, "side") == texts(repo, "side")
+
+
+# -- named directives ------------------------------------------------------------------------
+
+
+def instruction(text: str, name: str | None = None) -> dict:
+    return {"content_type": "instruction", "text": text, **({"name": name} if name else {})}
+
+
+def test_only_the_newest_directive_of_each_name_is_materialized(repo):
+    repo.append(instruction("be brief", "tone"))
+    repo.append(instruction("unnamed one"))
+    repo.append(say("hi"))
+    old = repo.append(instruction("be formal", "tone")).hash
+    repo.append(instruction("unnamed two"))
+    newest = repo.append(instruction("be playful", "tone")).hash
+    result = repo.materialize()
+    assert texts(repo) == ["unnamed one", "unnamed two", "be playful", "hi"]
+    assert sorted(d.reason for d in result.dropped) == ["superseded", "superseded"]
+    assert repo.directives() == {"tone": newest}
+    # The budget's running count still holds superseded directives: it errs on the safe side.
+    assert repo.effective_tokens() >= result.token_count
+    repo.switch("side", create=True)
+    repo.delete(newest)  # per branch: on side the one before is in force again
+    assert repo.directives() == {"tone": old} and "be formal" in texts(repo)
+    assert repo.directives("main") == {"tone": newest}
+
+
+def test_reasoning_is_held_back_unless_asked_for(repo):
+    repo.append(say("question"))
+    thought = repo.append({"content_type": "reasoning", "text": "thinking it over"})
+    repo.append(say("answer", "assistant"))
+    result = repo.materialize()
+    assert texts(repo) == ["question", "answer"]
+    assert [(d.commit, d.reason) for d in result.dropped] == [(thought.hash, "held_back")]
+    assert [m.content for m in repo.materialize(include_reasoning=True).neutral_messages] == [
+        "question",
+        "thinking it over",
+        "answer",
+    ]
+    repo.pin(thought.hash)  # pinned, still held back unless asked for: the type's hint decides
+    assert texts(repo) == ["question", "answer"]
+
+
+def test_pinned_and_skipped_say_where_the_priority_comes_from(repo):
+    rule = repo.append(instruction("be brief")).hash
+    loose = repo.append(instruction("optional")).hash
+    note = repo.append(say("keep me")).hash
+    noise = repo.append(say("noise")).hash
+    repo.pin(note)
+    repo.unpin(loose)
+    repo.skip(noise)
+    assert repo.priority(rule) == (Priority.PINNED, "default")
+    assert repo.priority(loose) == (Priority.NORMAL, "annotation")
+    assert repo.priority(note) == (Priority.PINNED, "annotation")
+    assert repo.pinned() == [(note, "annotation"), (rule, "default")]
+    assert repo.skipped() == [(noise, "annotation")]
+    assert repo.pinned(limit=1) == [(note, "annotation")]
+    repo.switch("other", create=True)
+    repo.detach(repo.resolve(rule).hash)
+    assert repo.pinned() == [(rule, "default")]  # what is on HEAD's line only
+    with pytest.raises(ValidationError):
+        repo.pinned(limit=0)
+
+
+# -- tool calls providers accept --------------------------------------------------------------------
+
+
+def tool(direction: str, **fields) -> dict:
+    return {"content_type": "tool_io", "tool_name": "search", "direction": direction, "payload": {"q": "x"}, **fields}
+
+
+def test_a_call_without_an_id_gets_a_stable_one_and_its_result_follows_it(repo, content_types):
+    call = repo.append(tool("call"))
+    call_id = repo.content_of(call).call_id
+    assert call_id and call_id.startswith("call_")
+    result = repo.append(tool("result"), reply_to=call.hash)
+    assert repo.content_of(result).call_id == call_id
+    messages = repo.materialize().messages
+    assert messages[0]["tool_calls"][0]["id"] == call_id and messages[1]["tool_call_id"] == call_id
+    # Deterministic: the same item on the same head gets the same id.
+    ids = []
+    for _ in range(2):
+        fresh = Repo(MemoryStore(), WordTokenizer(), content_types)
+        ids.append(fresh.content_of(fresh.append(tool("call"))).call_id)
+    assert ids[0] == ids[1]
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"call_id": ""}, "call_id"),
+        ({"call_id": "has space"}, "call_id"),
+        ({"tool_name": "web.search"}, "tool name"),
+        ({"tool_name": "x" * 65}, "tool name"),
+    ],
+)
+def test_ids_and_names_providers_reject_are_refused_at_commit_time(repo, fields, problem):
+    with pytest.raises(ValidationError, match=problem):
+        repo.append(tool("call", **fields))
+    assert repo.head() is None
+
+
+def test_a_result_without_its_call_id_is_refused(repo):
+    repo.append(say("hi"))
+    with pytest.raises(ValidationError, match="call_id of its call"):
+        repo.append(tool("result"))

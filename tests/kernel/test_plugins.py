@@ -634,9 +634,9 @@ def test_commit_created_is_called_with_the_commit_and_branch(cairn_env: Path) ->
 
     first = repo.append({"content_type": "dialogue", "role": "user", "text": "hello"})
     assert recorder.commits == [(first.hash, "main")]
-    repo.detach(first.hash)
+    repo.switch("side", create=True)
     second = repo.append({"content_type": "dialogue", "role": "user", "text": "again"})
-    assert recorder.commits[-1] == (second.hash, None)
+    assert recorder.commits[-1] == (second.hash, "side")
 
 
 def test_a_raising_commit_hook_never_loses_the_commit(cairn_env: Path) -> None:

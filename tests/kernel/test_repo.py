@@ -97,7 +97,9 @@ def test_branches_create_switch_rename_delete(repo):
     with pytest.raises(NotFoundError):
         repo.switch("missing")
     repo.switch("main")
-    repo.delete_branch("feat")
+    with pytest.raises(ValidationError, match="no other branch reaches"):
+        repo.delete_branch("feat")  # f is on feat alone
+    repo.delete_branch("feat", force=True)
     assert set(repo.branches()) == {"main"}
     with pytest.raises(ValidationError):
         repo.create_branch("../evil")
@@ -110,9 +112,33 @@ def test_branch_from_older_commit_and_detached_head(repo):
     assert repo.resolve("old") == a
     repo.detach(a.hash)
     assert repo.branch is None
-    c = repo.append(say("c on detached"))
-    assert repo.head() == c and repo.store.get_ref("HEAD") == c.hash
+    # A detached HEAD is read like any revision; committing there is refused, saying how to branch.
+    assert texts(repo.materialize()) == ["a"] and [e.commit for e in repo.log()] == [a]
+    with pytest.raises(ValidationError, match="detached") as info:
+        repo.append(say("c on detached"))
+    assert "switch -c" in str(info.value)
+    assert repo.store.get_ref("HEAD") == a.hash
     assert repo.resolve("main~1") == a
+
+
+def test_branch_delete_keeps_what_another_branch_reaches(repo):
+    repo.append(say("a"))
+    repo.switch("merged", create=True)
+    repo.append(say("b"))
+    repo.switch("main")
+    with pytest.raises(ValidationError, match="--force"):
+        repo.delete_branch("merged")
+    repo.merge("merged")
+    repo.delete_branch("merged")  # main reaches everything it had
+    assert set(repo.branches()) == {"main"}
+
+
+def test_edit_needs_a_target(repo):
+    repo.append(say("a"))
+    for target in (None, "", "  "):
+        with pytest.raises(ValidationError, match="needs the item"):
+            repo.edit(target, say("b"))  # type: ignore[arg-type]
+    assert texts(repo.materialize()) == ["a"]
 
 
 def test_revisions(repo):

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import click
 
 from cairn.cli._app import State, echo_json, json_option, pass_state
+from cairn.errors import ValidationError
+from cairn.storage import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(branch_group)
     cli.add_command(switch_command)
+    cli.add_command(checkout_command)
 
 
 @click.group("branch", invoke_without_command=True)
@@ -54,10 +62,14 @@ def branch_create(state: State, name: str, start: str | None) -> None:
 
 @branch_group.command("delete")
 @click.argument("name")
+@click.option("-f", "--force", is_flag=True, help="Delete it even with commits no other branch reaches.")
 @pass_state
-def branch_delete(state: State, name: str) -> None:
-    """Delete branch NAME (not the current one); its commits stay until `cairn gc`."""
-    state.repo.delete_branch(name)
+def branch_delete(state: State, name: str, force: bool) -> None:
+    """Delete branch NAME (not the current one); its commits stay until `cairn gc`.
+
+    A branch with commits no other branch reaches is refused unless --force (as git's -d / -D).
+    """
+    state.repo.delete_branch(name, force=force)
     click.echo(f"deleted {name}")
 
 
@@ -77,13 +89,79 @@ def branch_rename(state: State, old: str, new: str) -> None:
 @click.option("--detach", metavar="REV", help="Point HEAD at a commit instead of a branch.")
 @pass_state
 def switch_command(state: State, name: str | None, create: bool, detach: str | None) -> None:
-    """Make NAME the current branch (or detach HEAD at a commit)."""
+    """Make NAME the current branch (`-`: the previous one), or detach HEAD at a commit.
+
+    A detached HEAD can be materialized, logged and diffed; committing on it is refused.
+    """
     repo = state.repo
     if detach:
-        commit = repo.detach(detach)
+        with _remembering(state):
+            commit = repo.detach(detach)
         click.echo(f"HEAD is now at {commit.short} (detached)")
         return
     if not name:
         raise click.UsageError("give a branch name, or --detach REV")
-    repo.switch(name, create=create)
+    with _remembering(state):
+        if name == "-" and not create:
+            _switch_back(state)
+        else:
+            repo.switch(name, create=create)
+    if name == "-":
+        _where(repo)
+        return
     click.echo(f"switched to {name}")
+
+
+def _previous_file(state: State) -> Path:
+    return Path(state.config.data_dir) / "previous-head"
+
+
+@contextlib.contextmanager
+def _remembering(state: State) -> Iterator[None]:
+    """Record where HEAD was (a local file in the data directory, never synced) once a switch succeeds."""
+    before = state.repo.refs.get_ref(HEAD)
+    yield
+    if before is not None and before != state.repo.refs.get_ref(HEAD):
+        path = _previous_file(state)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(path.name + ".tmp")
+        scratch.write_text(before + "\n", encoding="utf-8")
+        os.replace(scratch, path)
+
+
+def _switch_back(state: State) -> None:
+    """Move HEAD to where it was before the last switch (`cairn switch -`)."""
+    try:
+        value = _previous_file(state).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ValidationError(
+            "there is no previous branch to switch back to", hint="`cairn branch` lists branches"
+        ) from None
+    if value.startswith(SYMBOLIC_PREFIX + BRANCH_PREFIX):
+        state.repo.switch(value[len(SYMBOLIC_PREFIX + BRANCH_PREFIX) :])
+    else:
+        state.repo.detach(value)
+
+
+def _where(repo: object) -> None:
+    branch = repo.branch  # type: ignore[attr-defined]
+    if branch is not None:
+        click.echo(f"switched to {branch}")
+    else:
+        click.echo(f"HEAD is now at {repo.head().short} (detached)")  # type: ignore[attr-defined]
+
+
+@click.command("checkout")
+@click.argument("rev")
+@pass_state
+def checkout_command(state: State, rev: str) -> None:
+    """Switch to branch REV, or detach HEAD at commit REV (git's order: a branch name first)."""
+    repo = state.repo
+    with _remembering(state):
+        if rev == "-":
+            _switch_back(state)
+        elif rev in repo.branches():
+            repo.switch(rev)
+        else:
+            repo.detach(rev)
+    _where(repo)

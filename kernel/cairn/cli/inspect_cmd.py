@@ -80,6 +80,7 @@ def log_command(
     if as_json:
         echo_json([commit_dict(repo, e.commit, e.content) for e in entries])
         return
+    in_force = set(repo.directives(rev).values()) if any(_named(e.content) for e in entries) else set()
     for entry in entries:
         c = entry.commit
         if oneline:
@@ -87,10 +88,22 @@ def log_command(
             continue
         target = f" → {c.target[:8]}" if c.target else ""
         label = c.content_type or ""
+        directive = ""
+        if getattr(entry.content, "content_type", None) == "instruction":
+            priority, source = repo.priority(c.hash)
+            directive = f" [{priority.value}{'' if source == 'annotation' else ' by default'}]"
+        if _named(entry.content):
+            state_of = "in force" if (c.target or c.hash) in in_force else "superseded"
+            directive = f" [{entry.content.name}: {state_of}]"  # type: ignore[union-attr]
         click.echo(
             f"{click.style(c.short, fg='yellow')} {c.created_at[:19]} {c.operation.value:<6}{target} "
-            f"{label:<11} {summary(entry.content)}" + (f"  # {c.message}" if c.message else "")
+            f"{label:<11} {summary(entry.content)}{directive}" + (f"  # {c.message}" if c.message else "")
         )
+
+
+def _named(content: Any) -> bool:
+    """A named directive: an instruction with a ``name``."""
+    return getattr(content, "content_type", None) == "instruction" and bool(getattr(content, "name", None))
 
 
 def _log_graph(repo: Any, limit: int | None) -> None:
@@ -145,15 +158,24 @@ def show_command(state: State, rev: str | None, as_json: bool) -> None:
     content = repo.content_of(commit)
     item = commit.hash if commit.operation.value == "append" else commit.target
     history = repo.annotation_store.annotation_history(item) if item else []
+    priority, source = repo.priority(commit.hash) if item else (None, None)
     if as_json:
         data = commit_dict(repo, commit, content)
         data["annotations"] = [a.to_record() for a in history]
+        data["priority"] = priority.value if priority else None
+        data["priority_source"] = source
         echo_json(data)
         return
     keys = ("parent", "operation", "target", "reply_to", "created_at", "content_type", "token_count")
     print_fields(
         [
             ("commit", commit.hash),
+            (
+                "priority",
+                None
+                if priority is None
+                else f"{priority.value} ({'an annotation' if source == 'annotation' else 'its type default'})",
+            ),
             *((key, getattr(commit, key)) for key in keys),
             ("cumulative_tokens", commit.cumulative_tokens),
             ("message", commit.message),
@@ -220,6 +242,12 @@ def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
     help="Add the facts and episodes most relevant to QUERY (alone: to the last user turn) as one memory block.",
 )
 @click.option("--recall-k", type=Count(ceiling=100), help="How many to recall (default: [context] recall_k).")
+@click.option("--include-reasoning", is_flag=True, help="Send reasoning items too (held back by default).")
+@click.option(
+    "--show-dropped",
+    is_flag=True,
+    help="List every item left out (reads the whole history; by default only as far as the budget).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print messages, counts and dropped items as JSON.")
 @pass_state
 def materialize_command(
@@ -231,15 +259,23 @@ def materialize_command(
     images: bool,
     recall: str | None,
     recall_k: int | None,
+    include_reasoning: bool,
+    show_dropped: bool,
     as_json: bool,
 ) -> None:
-    """Print the context as provider-ready messages within a budget."""
+    """Print the context as provider-ready messages within a budget.
+
+    What was left out is counted as far back as the budget reached, so the
+    cost follows the budget, not the history; --show-dropped lists everything.
+    """
     from cairn.cli.artifacts_cmd import image_reader
 
     recalled = None
     with image_reader(state) if images else contextlib.nullcontext() as reader:
         if recall is None:
-            result = state.repo.materialize(rev, as_of=as_of, budget=budget, format=fmt, images=reader)
+            result = state.repo.materialize(
+                rev, as_of=as_of, budget=budget, format=fmt, images=reader, include_reasoning=include_reasoning
+            )
         else:
             from cairn.memory import Memory
             from cairn.memory.recall import materialize_with_recall
@@ -254,9 +290,10 @@ def materialize_command(
                     budget=budget,
                     format=fmt,
                     images=reader,
+                    include_reasoning=include_reasoning,
                 )
     if as_json:
-        data = result.to_dict()
+        data = result.to_dict(complete=show_dropped)
         if recalled is not None:
             data["recall"] = recalled.to_dict()
         echo_json(data)
@@ -265,11 +302,15 @@ def materialize_command(
         click.echo(result.messages)
     else:
         echo_json(result.messages)
-    dropped = result.dropped
+    dropped = result.dropped if show_dropped else result.dropped_so_far
     reasons: dict[str, int] = {}
     for d in dropped:
         reasons[d.reason] = reasons.get(d.reason, 0) + 1
+        if show_dropped:
+            click.echo(f"dropped {d.commit[:12]} {d.reason}" + (f" ({d.tokens} tokens)" if d.tokens else ""), err=True)
     detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"
+    if not result.dropped_complete:
+        detail += " (and older items the budget did not reach; --show-dropped lists them)"
     click.echo(
         f"{result.commit_count} items, {result.token_count} tokens ({result.token_source})"
         + (f" of {budget}" if budget else "")

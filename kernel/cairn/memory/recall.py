@@ -92,10 +92,13 @@ def materialize_with_recall(
     budget: int | None = None,
     format: str = "openai",
     images: Any = None,
+    include_reasoning: bool = False,
 ) -> tuple[Materialized, Recall]:
     """Materialize ``rev`` with the ``k`` facts and episodes most relevant to ``query`` (see the module)."""
     repo = memory.repo
-    plain = materialize(repo, rev, as_of=as_of, budget=budget, format=format, images=images)
+    plain = materialize(
+        repo, rev, as_of=as_of, budget=budget, format=format, images=images, include_reasoning=include_reasoning
+    )
     if query is None:
         query = _last_user_turn(plain)
         if query is None:
@@ -113,7 +116,15 @@ def materialize_with_recall(
             inner = (
                 plain
                 if budget is None
-                else materialize(repo, rev, as_of=as_of, budget=budget - tokens, format=format, images=images)
+                else materialize(
+                    repo,
+                    rev,
+                    as_of=as_of,
+                    budget=budget - tokens,
+                    format=format,
+                    images=images,
+                    include_reasoning=include_reasoning,
+                )
             )
         except BudgetExceededError:
             continue  # pinned items and instructions leave no room for this many: try fewer

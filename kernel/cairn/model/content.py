@@ -60,12 +60,16 @@ class ContentHints:
     come first); within a group they keep commit order.
     ``compression_priority``: 0-100, higher means cheaper to lose; a compressor
     or summarizer takes high values first.
+    ``sent_by_default``: False keeps the type's items out of materialized
+    messages unless the caller asks for them (``include_reasoning=True``);
+    reasoning is held back so.
     """
 
     default_role: str
     default_priority: Priority = Priority.NORMAL
     order: int = 50
     compression_priority: int = 50
+    sent_by_default: bool = True
 
 
 @attrs.frozen
@@ -226,6 +230,8 @@ class Instruction(Content):
     content_type: ClassVar[str] = "instruction"
     hints: ClassVar[ContentHints] = ContentHints("system", Priority.PINNED, order=0, compression_priority=0)
     text: str = attrs.field(validator=_text)
+    #: A named directive: only the newest instruction of each name on a branch is materialized.
+    name: str | None = attrs.field(default=None, validator=attrs.validators.optional(_nonempty_name))
 
     def render(self) -> tuple[Message, ...]:
         return (Message("system", self.text),)
@@ -266,7 +272,7 @@ class ToolIO(Content):
 @attrs.frozen
 class Reasoning(Content):
     content_type: ClassVar[str] = "reasoning"
-    hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=90)
+    hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=90, sent_by_default=False)
     text: str = attrs.field(validator=_text)
 
     def render(self) -> tuple[Message, ...]:

@@ -87,6 +87,15 @@ class ObjectStore(Facet, abc.ABC):
     def commits_targeting(self, targets: Iterable[str]) -> list[Commit]:
         """Edits and deletes (on any branch) whose target is one of ``targets``, oldest first."""
 
+    def changes_since(self, since: str) -> list[Commit]:
+        """Edits and deletes (on any branch) with ``created_at >= since``, oldest first.
+
+        What a merge reads to find both sides' changes. This default filters
+        ``commits_by_time``; a backend with an index on the changes' times
+        should answer from it, in one read.
+        """
+        return [c for c in reversed(self.commits_by_time(since=since)) if c.target is not None]
+
     @abc.abstractmethod
     def find_commits(self, prefix: str, *, limit: int = 10) -> list[str]:
         """Hashes of commits starting with ``prefix`` (a lowercase hex string), for short hashes."""

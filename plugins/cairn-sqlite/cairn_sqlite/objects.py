@@ -52,6 +52,7 @@ SELECT {_C_COLS} FROM chain JOIN commits AS c ON c.seq = chain.seq ORDER BY chai
 """
 _CHILDREN = f"SELECT {COLS} FROM commits WHERE parent = ? ORDER BY created_at, rowid"
 _TARGETING = f"SELECT {COLS} FROM commits WHERE target IN (SELECT value FROM json_each(?)) ORDER BY created_at, rowid"
+_CHANGES = f"SELECT {COLS} FROM commits WHERE target IS NOT NULL AND created_at >= ? ORDER BY created_at, rowid"
 _FIND = "SELECT hash FROM commits WHERE hash >= ? AND hash < ? ORDER BY hash LIMIT ?"
 _HEX = re.compile(r"\A[0-9a-f]*\Z")
 
@@ -354,6 +355,12 @@ class SqliteObjects(SqliteConnection, ObjectStore):
             return []
         assert self._conn is not None
         return [commit_from_row(r) for r in self._conn.execute(_TARGETING, (json.dumps(keys),))]
+
+    @sqlite_method("reading edits and deletes by time")
+    def changes_since(self, since: str) -> list[Commit]:
+        """Edits and deletes with ``created_at >= since``, oldest first; one statement over a partial index."""
+        assert self._conn is not None
+        return [commit_from_row(r) for r in self._conn.execute(_CHANGES, (since,))]
 
     @sqlite_method("finding commits")
     def find_commits(self, prefix: str, *, limit: int = 10) -> list[str]:

@@ -220,6 +220,8 @@ def _schema_v5(db: Database) -> None:
     db.conn.execute("ALTER TABLE commits ADD COLUMN last_merge TEXT")
     # the foreign-key check when a merged-in parent is deleted (gc)
     db.conn.execute("CREATE INDEX commits_merge_parent ON commits (merge_parent) WHERE merge_parent IS NOT NULL")
+    # a merge's "edits and deletes since the base" (changes_since) without reading the appends
+    db.conn.execute("CREATE INDEX commits_changes ON commits (created_at) WHERE target IS NOT NULL")
 
 
 def _schema_v6(db: Database) -> None:

@@ -103,6 +103,16 @@ class ObjectsConformance(FacetSuite):
         assert merge.short in str(info.value) and theirs.short in str(info.value)
         self._assert_untouched(store, [merge, theirs], chain, {MAIN: ours.hash})
 
+    def test_changes_since_lists_edits_and_deletes_oldest_first(self, store: Any, chain: Chain) -> None:
+        line = chain.line(3)
+        edit = chain.edit(line[-1], line[0], "revised")
+        delete = chain.delete(edit, line[1])
+        later = chain.append(delete, "after")
+        store.write(**chain.batch(*line, edit, delete, later), refs=[RefUpdate(MAIN, later.hash, None)])
+        assert [c.hash for c in store.changes_since(line[0].created_at)] == [edit.hash, delete.hash]
+        assert [c.hash for c in store.changes_since(delete.created_at)] == [delete.hash]  # inclusive
+        assert store.changes_since(later.created_at) == []
+
     def test_same_blob_and_commit_twice_store_once(self, store: Any, chain: Chain) -> None:
         first, second = chain.line(2)
         store.write(**chain.batch(first, second))
