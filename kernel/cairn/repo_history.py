@@ -118,8 +118,10 @@ class RepoHistory(RepoReader):
         resolved = _resolve_items(self, head, None, items) if items else {}
         gone = superseded_directives(resolved.values())
         return {
-            c.content.name: c.commit.hash  # type: ignore[union-attr, misc]
+            # a resolved candidate that is not deleted has content; `name` is Instruction's
+            c.content.name: c.commit.hash  # type: ignore[union-attr]
             for c in resolved.values()
+            # as above: the content of a resolved, undeleted candidate is set
             if getattr(c.content, "name", None) and c.content.content_type == "instruction"  # type: ignore[union-attr]
             if not c.deleted and c.priority.value != "skip" and c.commit.hash not in gone
         }

@@ -6,12 +6,16 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cairn.cli._app import State, echo_json, json_option, pass_state
 from cairn.errors import ValidationError
 from cairn.storage import BRANCH_PREFIX, HEAD, SYMBOLIC_PREFIX
+
+if TYPE_CHECKING:
+    from cairn.repo import Repo
 
 
 def register(cli: click.Group) -> None:
@@ -143,12 +147,13 @@ def _switch_back(state: State) -> None:
         state.repo.detach(value)
 
 
-def _where(repo: object) -> None:
-    branch = repo.branch  # type: ignore[attr-defined]
+def _where(repo: Repo) -> None:
+    branch = repo.branch
     if branch is not None:
         click.echo(f"switched to {branch}")
     else:
-        click.echo(f"HEAD is now at {repo.head().short} (detached)")  # type: ignore[attr-defined]
+        head = repo.head()
+        click.echo(f"HEAD is now at {head.short if head else '(no commits)'} (detached)")
 
 
 @click.command("checkout")

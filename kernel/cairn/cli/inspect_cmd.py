@@ -94,6 +94,7 @@ def log_command(
             directive = f" [{priority.value}{'' if source == 'annotation' else ' by default'}]"
         if _named(entry.content):
             state_of = "in force" if (c.target or c.hash) in in_force else "superseded"
+            # _named checked that the content is an instruction with a name
             directive = f" [{entry.content.name}: {state_of}]"  # type: ignore[union-attr]
         click.echo(
             f"{click.style(c.short, fg='yellow')} {c.created_at[:19]} {c.operation.value:<6}{target} "

@@ -223,7 +223,7 @@ class Views:
         assert shown is not None
         result = self.repo.materialize(rev or None, as_of=as_of or None, budget=count, format=format or "openai")
         data = result.to_dict(include_dropped=False)
-        dropped = []
+        dropped: list[dict[str, Any]] = []
         for entry in result.iter_dropped():
             if len(dropped) == shown:
                 data["dropped_truncated"] = True

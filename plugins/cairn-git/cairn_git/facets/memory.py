@@ -324,6 +324,7 @@ class GitMemoryCache(GitBase, VectorStore, DocumentStore):
         return {name: int(n) for name, n in rows}
 
     def delete_documents(self, collection: str, ids: Iterable[str] | None = None) -> int:
+        params: tuple[str, ...]
         if ids is None:
             sql, params = "DELETE FROM documents WHERE collection = ?", (collection,)
         else:
