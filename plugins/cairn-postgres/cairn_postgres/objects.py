@@ -6,7 +6,8 @@ Foreign keys hold every commit's parent, target and content blob to stored
 rows, so a batch naming a missing object fails as a whole; the error is
 then worked out again outside the transaction to name what was missing.
 
-Small batches go in with ``executemany`` (psycopg pipelines it); large ones
+Small batches (a commit) go in pipelined: every statement in one round
+trip, the compare-and-swap checked after it, ``COMMIT`` in a second; large ones
 (an import) are copied into temporary tables with binary ``COPY`` and
 inserted from there in one statement each. Batch reads pass their keys as
 one array parameter (``= ANY(%s)``): one statement, no limit on keys.
@@ -26,7 +27,7 @@ from cairn.errors import IntegrityError, ValidationError
 from cairn.model import Commit, Operation, sha256_hex
 from cairn.storage import ObjectStore, RefUpdate
 from cairn_postgres.connection import PostgresConnection, distinct, pg_method, sql_limit
-from cairn_postgres.refs import checked_refs, swap
+from cairn_postgres.refs import checked_refs, queue_swap, swap
 from cairn_postgres.token_counts import PUT_TOKENS, count_rows
 
 __all__ = ["COLS", "PostgresObjects", "commit_from_row"]
@@ -241,15 +242,26 @@ class PostgresObjects(PostgresConnection, ObjectStore):
                 conn.cursor().executemany(_INSERT_BLOB, blob_rows)
             if len(commit_rows) >= _COPY_AT:
                 _copy_in(conn, "commits", COLS, _COMMIT_TYPES, commit_rows)
-            elif len(commit_rows) == 1:
-                conn.execute(_INSERT_COMMIT, commit_rows[0])
             elif commit_rows:
                 conn.cursor().executemany(_INSERT_COMMIT, commit_rows)
             if token_rows:
                 conn.cursor().executemany(PUT_TOKENS, token_rows)
 
+        def pipelined(conn: psycopg.Connection[Any]) -> None:
+            # The common write (one commit): every statement in one round trip, the ref checks
+            # after it, COMMIT in a second. A lost compare-and-swap rolls the inserts back.
+            with conn.pipeline() as pipe:
+                checks = [queue_swap(conn, update) for update in updates]
+                for sql, rows in ((_INSERT_BLOB, blob_rows), (_INSERT_COMMIT, commit_rows), (PUT_TOKENS, token_rows)):
+                    for row in rows:
+                        conn.execute(sql, row)
+                pipe.sync()
+            for check in checks:
+                check()
+
+        small = len(blob_rows) < _COPY_AT and len(commit_rows) < _COPY_AT and len(token_rows) < _COPY_AT
         try:
-            self._write(run)
+            self._write(pipelined, pipeline=True) if small else self._write(run)
         except pg_errors.ForeignKeyViolation:
             raise self._read(lambda conn: _missing_link(conn, batch, {d for d, _ in blob_rows})) from None
 
