@@ -25,7 +25,6 @@ DSN (never its password) and says what to do.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import random
@@ -232,8 +231,8 @@ class PostgresConnection(Facet):
 
     # -- transactions ------------------------------------------------------------------
 
-    def _write(self, fn: Callable[[psycopg.Connection[Any]], _T], *, pipeline: bool = False) -> _T:
-        """``fn(conn)`` in one transaction (``pipeline``: BEGIN, fn's statements and COMMIT pipelined).
+    def _write(self, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """``fn(conn)`` in one transaction.
 
         Run again on a fresh connection when the connection broke before
         ``COMMIT`` was sent (once: nothing of the transaction can have been
@@ -247,12 +246,9 @@ class PostgresConnection(Facet):
             with self._pool.connection() as conn:
                 committing = False
                 try:
-                    with contextlib.ExitStack() as stack:
-                        if pipeline:
-                            stack.enter_context(conn.pipeline())
-                        with conn.transaction():
-                            result = fn(conn)
-                            committing = True
+                    with conn.transaction():
+                        result = fn(conn)
+                        committing = True
                     return result
                 except pg_errors.TransactionRollback:
                     if attempt == _ROLLBACK_RETRIES:

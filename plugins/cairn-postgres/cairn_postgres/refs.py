@@ -12,7 +12,7 @@ writes never deadlock. ``swap`` and ``checked_refs`` are shared with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -21,7 +21,7 @@ from cairn.errors import ConflictError, ValidationError
 from cairn.storage import RefStore, RefUpdate
 from cairn_postgres.connection import PostgresConnection, pg_method
 
-__all__ = ["PostgresRefs", "checked_refs", "queue_swap", "swap"]
+__all__ = ["PostgresRefs", "checked_refs", "swap"]
 
 _CREATE_REF = "INSERT INTO refs (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING"
 _MOVE_REF = "UPDATE refs SET value = %s WHERE name = %s AND value = %s"
@@ -43,33 +43,6 @@ def swap(conn: psycopg.Connection[Any], update: RefUpdate) -> None:
     if changed != 1:
         row = conn.execute(_GET_REF, (name,)).fetchone()
         raise ConflictError(name, expected, row[0] if row else None)
-
-
-def queue_swap(conn: psycopg.Connection[Any], update: RefUpdate) -> Callable[[], None]:
-    """Send ``update``'s conditional statement (in pipeline mode) and return the check to run after the sync."""
-    name, new, expected = update.name, update.new, update.expected
-    if expected is None and new is None:
-        cursor = conn.execute(_GET_REF, (name,))
-
-        def absent() -> None:
-            row = cursor.fetchone()
-            if row is not None:
-                raise ConflictError(name, None, row[0])
-
-        return absent
-    if expected is None:
-        cursor = conn.execute(_CREATE_REF, (name, new))
-    elif new is None:
-        cursor = conn.execute(_DELETE_REF, (name, expected))
-    else:
-        cursor = conn.execute(_MOVE_REF, (new, name, expected))
-
-    def matched() -> None:
-        if cursor.rowcount != 1:
-            row = conn.execute(_GET_REF, (name,)).fetchone()
-            raise ConflictError(name, expected, row[0] if row else None)
-
-    return matched
 
 
 def checked_refs(refs: Sequence[RefUpdate]) -> list[RefUpdate]:
