@@ -283,26 +283,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="import rounds")
     parser.add_argument("--quick", action="store_true", help="10k history, fewer writes")
     parser.add_argument("--server", default=SERVER_DSN)
+    parser.add_argument("--parts", default="1234", help="which parts to run (digits 1-4)")
     args = parser.parse_args()
     if args.quick:
         args.commits, args.writes, args.per_writer, args.rounds = 10_000, 200, 30, 2
     with scratch_database(args.server, prefix="cairn_bench") as dsn:
-        single = bench_single(dsn, args.writes)
-        print(f"1. single durable commits: store {single['store_per_s']:.0f}/s, raw psycopg {single['raw_per_s']:.0f}/s"
+        single: dict[str, Any] = {}
+        bulk: dict[str, Any] = {}
+        reads: dict[str, Any] = {}
+        writers: list[dict[str, Any]] = []
+        if "1" in args.parts:
+            single = bench_single(dsn, args.writes)
+            print(f"1. single durable commits: store {single['store_per_s']:.0f}/s, raw psycopg {single['raw_per_s']:.0f}/s"
               f" -> {single['ratio']:.2f}x (target >= 0.7x)")  # fmt: skip
-        print(f"   building a {args.commits:,}-commit history ...", flush=True)
-        dump, commits, blobs = build_history(args.commits)
-        bulk = bench_import(dsn, dump, commits, blobs, args.rounds)
-        print(f"2. bulk import of {args.commits:,} commits: store.write {bulk['write_per_s']:.0f}/s, "
+        if "2" in args.parts or "3" in args.parts:
+            print(f"   building a {args.commits:,}-commit history ...", flush=True)
+            dump, commits, blobs = build_history(args.commits)
+            bulk = bench_import(dsn, dump, commits, blobs, args.rounds)
+            print(f"2. bulk import of {args.commits:,} commits: store.write {bulk['write_per_s']:.0f}/s, "
               f"Repo.import_ {bulk['repo_per_s']:.0f}/s; raw COPY {bulk['copy_per_s']:.0f}/s, "
               f"raw executemany {bulk['executemany_per_s']:.0f}/s -> store.write {bulk['ratio_write']:.2f}x, "
               f"import {bulk['ratio_repo']:.2f}x of raw {bulk['baseline']} (target >= 0.6x)")  # fmt: skip
-        reads = bench_reads(dsn)
-        print(f"3. materialize {args.commits:,} commits at budget 8,000, warm: {reads['materialize_warm_ms']:.1f} ms "
+        if "3" in args.parts:
+            reads = bench_reads(dsn)
+            print(f"3. materialize {args.commits:,} commits at budget 8,000, warm: {reads['materialize_warm_ms']:.1f} ms "
               f"({reads['materialized_items']} items; target <= 30 ms); list 3,000 runs: {reads['list_3000_runs_ms']:.1f} ms "
               f"(raw psycopg read of the same rows {reads['raw_read_3000_runs_ms']:.1f} ms; target <= 20 ms)")  # fmt: skip
-        writers = bench_writers(dsn, args.per_writer)
-        print("4. concurrent writers (processes, each its own pool):")
+        if "4" in args.parts:
+            writers = bench_writers(dsn, args.per_writer)
+            print("4. concurrent writers (processes, each its own pool):")
         for w in writers:
             print(f"   {w['writers']:>2} writers on {w['branches']:>2} branch(es): {w['commits_per_s']:.0f} commits/s, "
                   f"{w['retries_per_commit']:.2f} compare-and-swap retries per commit")  # fmt: skip
