@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = {
     "`sqlite`": ("cairn_sqlite.store", "SqliteStore"),
     "`git`": ("cairn_git.store", "GitStore"),
+    "`postgres`": ("cairn_postgres.store", "PostgresStore"),
     "`files`": ("cairn_files.store", "FileStore"),
 }
 

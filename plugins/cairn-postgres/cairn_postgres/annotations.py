@@ -80,11 +80,8 @@ class PostgresAnnotations(PostgresConnection, AnnotationStore):
         keys = distinct(targets, "latest_annotations")
         if not keys:
             return {}
-        params: tuple[object, ...]
-        if as_of is None:
-            sql, params = _LATEST_FOR.format(as_of=""), (keys,)
-        else:
-            sql, params = _LATEST_FOR.format(as_of=" AND created_at <= %s"), (keys, as_of)
+        params: tuple[Any, ...] = (keys,) if as_of is None else (keys, as_of)
+        sql = _LATEST_FOR.format(as_of="" if as_of is None else " AND created_at <= %s")
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         return {row[0]: _annotation_from_row(row) for row in rows}
 
@@ -99,11 +96,7 @@ class PostgresAnnotations(PostgresConnection, AnnotationStore):
     def annotated(self, priority: Priority, *, as_of: str | None = None) -> dict[str, Annotation]:
         """Every target whose latest annotation as of ``as_of`` has ``priority``, by target."""
         value = Priority(priority).value
-        params: tuple[object, ...]
-        if as_of is None:
-            sql, params = _ANNOTATED.format(as_of=""), (value, value)
-        else:
-            sql = _ANNOTATED.format(as_of=" AND created_at <= %s")
-            params = (value, as_of, as_of, value)
+        params: tuple[Any, ...] = (value, value) if as_of is None else (value, as_of, as_of, value)
+        sql = _ANNOTATED.format(as_of="" if as_of is None else " AND created_at <= %s")
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         return {row[0]: _annotation_from_row(row) for row in rows}

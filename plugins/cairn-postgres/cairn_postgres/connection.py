@@ -12,11 +12,11 @@ with ``search_path`` set to the project's schema. Facet mixins get:
 - ``_read(fn)``: ``fn(conn)`` on a pooled connection, no transaction.
 
 A connection the server dropped (a restart, ``pg_terminate_backend``) is
-noticed on its first statement: a read is retried once on a fresh
-connection, and so is a write whose ``BEGIN`` failed (nothing of it reached
-the server). A write that fails later is never replayed: it raises, and the
-server has rolled it back unless the failure came while committing, which
-the error says.
+noticed on its next statement: a read is retried once on a fresh
+connection, and so is a write cut before its ``COMMIT`` was sent (the
+server rolled all of it back, so running it again stores it once). A write
+cut while committing is never replayed: the error says it may or may not
+have been stored.
 
 Every public facet method is wrapped by ``pg_method(action)``: it refuses a
 closed store and turns every psycopg error into a cairn error that names the
@@ -234,26 +234,35 @@ class PostgresConnection(Facet):
     def _write(self, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         """``fn(conn)`` in one transaction.
 
-        Retried on a fresh connection if ``BEGIN`` found the pooled one dead
-        (once), and when the server rolled the whole transaction back for a
-        deadlock or a serialization failure (a few times): in both cases
-        nothing of it was stored, so running ``fn`` again is safe.
+        Run again on a fresh connection when the connection broke before
+        ``COMMIT`` was sent (once: nothing of the transaction can have been
+        stored), and when the server rolled the whole transaction back for a
+        deadlock or a serialization failure (a few times). A connection lost
+        while committing is never retried: the error says so.
         """
         assert self._pool is not None
         reconnected = False
         for attempt in range(_ROLLBACK_RETRIES + 1):
             with self._pool.connection() as conn:
-                begun = False
+                committing = False
                 try:
                     with conn.transaction():
-                        begun = True
-                        return fn(conn)
+                        result = fn(conn)
+                        committing = True
+                    return result
                 except pg_errors.TransactionRollback:
                     if attempt == _ROLLBACK_RETRIES:
                         raise
                     time.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
-                except psycopg.OperationalError:
-                    if begun or reconnected or not conn.broken:
+                except psycopg.OperationalError as exc:
+                    if committing and conn.broken:
+                        raise StorageError(
+                            f"{self.shown}: the connection was lost while committing; the write may or may not "
+                            f"have been stored ({str(exc).strip()[:200]})",
+                            hint="read the ref or run again: a write that was stored is skipped "
+                            "(content addressing), a ref that moved shows as a conflict",
+                        ) from exc
+                    if reconnected or not conn.broken:
                         raise
                     reconnected = True
                     self._pool.check()  # the server dropped this one: drop every other dead idle one too

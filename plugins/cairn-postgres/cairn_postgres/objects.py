@@ -6,7 +6,10 @@ Foreign keys hold every commit's parent, target and content blob to stored
 rows, so a batch naming a missing object fails as a whole; the error is
 then worked out again outside the transaction to name what was missing.
 
-Small batches go in with ``executemany`` (psycopg pipelines it); large ones
+The common write, one commit published by one ref move, is a single
+statement: the ref's conditional ``UPDATE`` and, gated on its ``RETURNING``,
+the inserts of the blobs, the commit and the token counts. Small batches go
+in with ``executemany`` (psycopg pipelines it); large ones
 (an import) are copied into temporary tables with binary ``COPY`` and
 inserted from there in one statement each. Batch reads pass their keys as
 one array parameter (``= ANY(%s)``): one statement, no limit on keys.
@@ -22,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from cairn.errors import IntegrityError, ValidationError
+from cairn.errors import ConflictError, IntegrityError, ValidationError
 from cairn.model import Commit, Operation, sha256_hex
 from cairn.storage import ObjectStore, RefUpdate
 from cairn_postgres.connection import PostgresConnection, distinct, pg_method, sql_limit
@@ -48,12 +51,46 @@ COMMIT_COLUMNS = (
     "skip",
     "tokenizer",
 )
+#: Their PostgreSQL types, for binary COPY and the typed parameters of the one-statement write.
+_COMMIT_TYPES = (
+    "text", "text", "text", "text", "text", "text", "bytea", "text",
+    "text", "text", "int8", "int8", "int8", "text", "text",
+)  # fmt: skip
 #: The commit columns in ``COMMIT_COLUMNS`` order, as ``commit_from_row`` reads them.
 COLS = ", ".join(COMMIT_COLUMNS)
 _INSERT_COMMIT = (
     f"INSERT INTO commits ({COLS}) VALUES ({', '.join(['%s'] * len(COMMIT_COLUMNS))}) ON CONFLICT (hash) DO NOTHING"
 )
 _INSERT_BLOB = "INSERT INTO blobs (hash, data) VALUES (%s, %s) ON CONFLICT (hash) DO NOTHING"
+# One statement that moves (or creates) a ref and, only if it did, stores the blobs, the
+# commit and the token counts: the modifying CTEs all run, each gated on the ref's RETURNING.
+_PUBLISH_TAIL = f"""
+, blob AS (
+    INSERT INTO blobs (hash, data)
+    SELECT h, d FROM unnest(%(blob_hashes)s::text[], %(blob_data)s::bytea[]) AS u(h, d)
+    WHERE EXISTS (SELECT 1 FROM ref)
+    ON CONFLICT (hash) DO NOTHING
+), cmt AS (
+    INSERT INTO commits ({COLS})
+    SELECT * FROM (VALUES ({", ".join(f"%(c{i})s::{t}" for i, t in enumerate(_COMMIT_TYPES))})) AS v
+    WHERE %(has_commit)s AND EXISTS (SELECT 1 FROM ref)
+    ON CONFLICT (hash) DO NOTHING
+), tok AS (
+    INSERT INTO token_counts (tokenizer, hash, count)
+    SELECT t, h, c FROM unnest(%(tok_names)s::text[], %(tok_hashes)s::text[], %(tok_counts)s::int8[]) AS u(t, h, c)
+    WHERE EXISTS (SELECT 1 FROM ref)
+    ON CONFLICT (tokenizer, hash) DO UPDATE SET count = excluded.count
+)
+SELECT count(*) FROM ref
+"""
+_MOVE_AND_PUBLISH = (
+    "WITH ref AS (UPDATE refs SET value = %(new)s WHERE name = %(name)s AND value = %(expected)s RETURNING 1)"
+    + _PUBLISH_TAIL
+)
+_CREATE_AND_PUBLISH = (
+    "WITH ref AS (INSERT INTO refs (name, value) VALUES (%(name)s, %(new)s) ON CONFLICT (name) DO NOTHING RETURNING 1)"
+    + _PUBLISH_TAIL
+)
 _GET_BLOBS = "SELECT hash, data FROM blobs WHERE hash = ANY(%s)"
 _GET_COMMITS = f"SELECT {COLS} FROM commits WHERE hash = ANY(%s)"
 _ANCESTORS = f"""
@@ -168,10 +205,26 @@ def _copy_in(
     conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_in ON CONFLICT DO NOTHING")
 
 
-_COMMIT_TYPES = (
-    "text", "text", "text", "text", "text", "text", "bytea", "text",
-    "text", "text", "int8", "int8", "int8", "text", "text",
-)  # fmt: skip
+def _publish_params(
+    update: RefUpdate,
+    blobs: list[tuple[str, bytes]],
+    commits: list[tuple[Any, ...]],
+    tokens: list[tuple[str, str, int]],
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "name": update.name,
+        "new": update.new,
+        "expected": update.expected,
+        "blob_hashes": [h for h, _ in blobs],
+        "blob_data": [d for _, d in blobs],
+        "has_commit": bool(commits),
+        "tok_names": [t for t, _, _ in tokens],
+        "tok_hashes": [h for _, h, _ in tokens],
+        "tok_counts": [c for _, _, c in tokens],
+    }
+    row = commits[0] if commits else (None,) * len(COMMIT_COLUMNS)
+    params.update({f"c{i}": value for i, value in enumerate(row)})
+    return params
 
 
 def _missing_link(conn: psycopg.Connection[Any], commits: list[Commit], batch_blobs: set[str]) -> IntegrityError:
@@ -241,15 +294,24 @@ class PostgresObjects(PostgresConnection, ObjectStore):
                 conn.cursor().executemany(_INSERT_BLOB, blob_rows)
             if len(commit_rows) >= _COPY_AT:
                 _copy_in(conn, "commits", COLS, _COMMIT_TYPES, commit_rows)
-            elif len(commit_rows) == 1:
-                conn.execute(_INSERT_COMMIT, commit_rows[0])
             elif commit_rows:
                 conn.cursor().executemany(_INSERT_COMMIT, commit_rows)
             if token_rows:
                 conn.cursor().executemany(PUT_TOKENS, token_rows)
 
+        def publish(conn: psycopg.Connection[Any]) -> None:
+            # The common write, one commit published by one ref move: a single statement.
+            (update,) = updates
+            params = _publish_params(update, blob_rows, commit_rows, token_rows)
+            row = conn.execute(_MOVE_AND_PUBLISH if update.expected else _CREATE_AND_PUBLISH, params).fetchone()
+            if not row or row[0] != 1:
+                current = conn.execute("SELECT value FROM refs WHERE name = %s", (update.name,)).fetchone()
+                raise ConflictError(update.name, update.expected, current[0] if current else None)
+
+        single = len(updates) == 1 and updates[0].new is not None and len(commit_rows) <= 1
+        single = single and len(blob_rows) < _COPY_AT and len(token_rows) < _COPY_AT
         try:
-            self._write(run)
+            self._write(publish if single else run)
         except pg_errors.ForeignKeyViolation:
             raise self._read(lambda conn: _missing_link(conn, batch, {d for d, _ in blob_rows})) from None
 

@@ -2,7 +2,8 @@
 
 The server is ``CAIRN_PG_SERVER`` (default: 127.0.0.1:5432, user postgres,
 trust authentication). Without one the tests are skipped with the reason,
-except in CI (``CI`` set), where that is a failure.
+except in CI (``CI`` or ``CAIRN_PG_REQUIRED`` set, as ``.ci/run`` does), where
+that is a failure.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def pg_database() -> Iterator[str]:
     """The DSN of a database created for this session (dropped at its end); also in ``CAIRN_PG_TEST_DSN``."""
     problem = server_problem(SERVER_DSN)
     if problem:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("CAIRN_PG_REQUIRED"):
             pytest.fail(f"{problem}; CI needs the server (.ci/run starts it)")
         pytest.skip(f"{problem} (set CAIRN_PG_SERVER, or start PostgreSQL 15 on 127.0.0.1:5432)")
     with scratch_database(SERVER_DSN) as dsn:

@@ -6,7 +6,9 @@ lowers the per-process count for a quick local run.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -25,13 +27,41 @@ from cairn.errors import ConflictError, StorageError
 from cairn.model import Commit, Operation, Run, RunEvent, now, sha256_hex
 from cairn.model.chat import ChatMessage
 from cairn.storage import RefUpdate
-from cairn.testing.storage import Chain, content_bytes, derive, run_workers
+from cairn.testing.storage import Chain, content_bytes, derive
 
 pytestmark = pytest.mark.slow
 
 WRITERS = 16
 WRITES = int(os.environ.get("CAIRN_PG_RELIABILITY_WRITES", "500"))
 MAIN = "refs/heads/main"
+
+
+def run_workers(target: Any, args: Any, workers: int, timeout: float = 3600) -> list[tuple[Any, ...]]:
+    """Start ``workers`` spawned processes running ``target(*args(i, barrier, results))``; collect their reports.
+
+    ``cairn.testing.storage.run_workers`` with a deadline for the whole run
+    sized for 8,000 contended commits on a busy machine, not 180 s per worker.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(workers), ctx.Queue()
+    processes = [ctx.Process(target=target, args=args(i, barrier, results)) for i in range(workers)]
+    for process in processes:
+        process.start()
+    outcomes: list[tuple[Any, ...]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(outcomes) < workers:
+            outcomes.append(results.get(timeout=max(1.0, deadline - time.monotonic())))
+    except queue.Empty:
+        pytest.fail(f"only {len(outcomes)} of {workers} workers finished within {timeout:.0f} s")
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    errors = [f"worker {o[0]}: {o[-1]}" for o in outcomes if o[-1]]
+    assert not errors, "; ".join(errors)
+    return outcomes
 
 
 def _open(dsn: str, schema: str = "cairn") -> PostgresStore:
@@ -212,19 +242,21 @@ def test_a_dropped_connection_reconnects_and_a_cut_write_is_all_or_nothing(pg_da
         killer = threading.Timer(0.3, _terminate_others, (pg_database,))
         killer.start()
         try:
+            # Cut before its COMMIT was sent, the write runs again on a fresh connection and is
+            # acknowledged; cut while committing, it raises saying it may or may not be stored.
             store.write(**chain.batch(*line), refs=[RefUpdate(MAIN, line[-1].hash, second.hash)])
             acknowledged = True
         except StorageError as exc:
             acknowledged = False
-            assert "dropped" in str(exc) or "reach" in str(exc) or "terminat" in str(exc).lower()
+            assert "while committing" in str(exc)
         finally:
             killer.join()
         head = store.get_ref(MAIN)
         stored = store.stats().commits
-        if acknowledged:
-            assert head == line[-1].hash and stored == 20_002
+        if acknowledged or head == line[-1].hash:
+            assert head == line[-1].hash and stored == 20_002  # all of it
         else:
-            assert head == second.hash and stored == 2  # nothing of the cut write
+            assert head == second.hash and stored == 2  # none of it
         assert store.check() == []
 
 
