@@ -32,7 +32,7 @@ WITH RECURSIVE live(hash) AS (
     UNION
     SELECT link.hash FROM live
     JOIN commits AS c ON c.hash = live.hash
-    CROSS JOIN LATERAL (VALUES (c.parent), (c.target)) AS link(hash)
+    CROSS JOIN LATERAL (VALUES (c.parent), (c.target), (c.merge_parent)) AS link(hash)
     WHERE link.hash IS NOT NULL
 )
 SELECT hash FROM live

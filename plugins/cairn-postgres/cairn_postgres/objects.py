@@ -50,11 +50,13 @@ COMMIT_COLUMNS = (
     "depth",
     "skip",
     "tokenizer",
+    "merge_parent",
+    "last_merge",
 )
 #: Their PostgreSQL types, for binary COPY and the typed parameters of the one-statement write.
 _COMMIT_TYPES = (
     "text", "text", "text", "text", "text", "text", "bytea", "text",
-    "text", "text", "int8", "int8", "int8", "text", "text",
+    "text", "text", "int8", "int8", "int8", "text", "text", "text", "text",
 )  # fmt: skip
 #: The commit columns in ``COMMIT_COLUMNS`` order, as ``commit_from_row`` reads them.
 COLS = ", ".join(COMMIT_COLUMNS)
@@ -134,6 +136,8 @@ def commit_from_row(row: Sequence[Any]) -> Commit:
         depth=row[12],
         skip=row[13],
         tokenizer=row[14],
+        merge_parent=row[15],
+        last_merge=row[16],
     )
 
 
@@ -159,6 +163,8 @@ def _commit_row(commit: Commit) -> tuple[Any, ...]:
         commit.depth,
         commit.skip,
         commit.tokenizer,
+        commit.merge_parent,
+        commit.last_merge,
     )
 
 
@@ -167,7 +173,18 @@ def _checked_commits(commits: Sequence[Commit]) -> list[Commit]:
     for commit in commits:
         if not isinstance(commit, Commit):
             raise ValidationError(f"expected a cairn.model.Commit, got {type(commit).__name__}", what="write")
-        for name in ("hash", "parent", "content_hash", "target", "reply_to", "created_at", "content_type", "skip"):
+        for name in (
+            "hash",
+            "parent",
+            "merge_parent",
+            "content_hash",
+            "target",
+            "reply_to",
+            "created_at",
+            "content_type",
+            "skip",
+            "last_merge",
+        ):
             value = getattr(commit, name)
             if isinstance(value, str) and "\x00" in value:
                 raise ValidationError(f"commit {commit.short}: {name} holds a NUL character", what="write")
@@ -230,13 +247,16 @@ def _publish_params(
 def _missing_link(conn: psycopg.Connection[Any], commits: list[Commit], batch_blobs: set[str]) -> IntegrityError:
     """The error naming the first parent, target or content blob neither stored nor in the batch."""
     batch = {c.hash for c in commits}
-    need_commits = sorted({h for c in commits for h in (c.parent, c.target) if h is not None and h not in batch})
+    need_commits = sorted(
+        {h for c in commits for h in (c.parent, c.target, c.merge_parent) if h is not None and h not in batch}
+    )
     need_blobs = sorted({c.content_hash for c in commits if c.content_hash and c.content_hash not in batch_blobs})
     stored_commits = {h for (h,) in conn.execute("SELECT hash FROM commits WHERE hash = ANY(%s)", (need_commits,))}
     stored_blobs = {h for (h,) in conn.execute("SELECT hash FROM blobs WHERE hash = ANY(%s)", (need_blobs,))}
     for commit in commits:
         for what, digest, known in (
             ("parent", commit.parent, batch | stored_commits),
+            ("merged-in parent", commit.merge_parent, batch | stored_commits),
             ("target", commit.target, batch | stored_commits),
             ("content blob", commit.content_hash, batch_blobs | stored_blobs),
         ):

@@ -140,12 +140,21 @@ _V4 = (
     "CREATE INDEX snapshot_records_tree ON snapshot_records (tree, created, id)",
 )
 
+# Merge commits: a merge's second parent (hashed, checked like ``parent``) and each commit's nearest
+# merge (derived). Both are NULL on every commit written before, which reads back as it was.
+_V5 = (
+    f"ALTER TABLE commits ADD COLUMN merge_parent {_T} REFERENCES commits (hash) DEFERRABLE INITIALLY DEFERRED",
+    f"ALTER TABLE commits ADD COLUMN last_merge {_T}",
+    "CREATE INDEX commits_merge_parent ON commits (merge_parent) WHERE merge_parent IS NOT NULL",
+)
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _V1),
     Migration(2, "the run ledger: runs, events, spend", _V2),
     Migration(3, "chat messages and threads", _V3),
     Migration(4, "artifact and snapshot records, inline artifact bytes", _V4),
+    Migration(5, "merge commits: second parent and nearest merge", _V5),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3 ..."
 
