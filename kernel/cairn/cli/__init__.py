@@ -111,7 +111,7 @@ cli.lazy_modules.update(
     {
         "cairn.cli.project_cmd": ("init", "config", "plugins"),
         "cairn.cli.context_cmd": ("commit", "edit", "delete", "pin", "skip", "unpin"),
-        "cairn.cli.branch_cmd": ("branch", "switch"),
+        "cairn.cli.branch_cmd": ("branch", "switch", "checkout"),
         "cairn.cli.inspect_cmd": ("log", "show", "diff", "materialize", "status"),
         "cairn.cli.maintenance_cmd": ("gc", "fsck", "export", "import"),
         "cairn.cli.demo_cmd": ("demo",),
