@@ -50,6 +50,7 @@ PAGES = (
     ("/chat", "chat.html", "Chat", "chat"),
     ("/evals", "evals.html", "Evals", "ledger"),
     ("/spend", "spend.html", "Spend", "ledger"),
+    ("/memory", "memory.html", "Memory", "documents"),
 )
 
 _HEADERS = {
@@ -207,6 +208,8 @@ def build_app(state: Any, *, token: str | None = None, debug: bool = False) -> S
         Route("/api/evals", api("evals", "limit")),
         Route("/api/evals/compare", api("compare", "base", "run", "resamples", "seed")),
         Route("/api/spend", api("spend", "since")),
+        Route("/api/memory", api("memory", "subject", "episodes")),
+        Route("/api/memory/search", api("memory_search", "q", "mode", "kind", "k")),
         *[Route(path, page(template, title, facet)) for path, template, title, facet in PAGES],
         Route("/runs/{run_id}", page("run.html", "Run", "ledger")),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
