@@ -1,6 +1,10 @@
 """The Starlette application of ``cairn serve``: the JSON API, the pages that use it, and its guards.
 
-Read-only: every route is GET (anything else is 405) and no route writes.
+Read-only: every route is GET (anything else is 405) and no route writes
+context, runs or memory. The one record a request can leave is a metered
+provider call: a hybrid or semantic memory search embeds its query through
+the configured embedder, which the kernel meters (a spend record in the
+ledger, under the project's spend ceilings) like every other call.
 Guards, outermost first:
 
 - with a token (required for any address but loopback), a request must carry

@@ -3,8 +3,10 @@
 Facts and episodes are read from the ``memory`` branch as ``cairn memory
 facts`` / ``episodes`` read them; search is ``Memory.search`` as ``cairn
 search`` runs it, over what ``cairn memory index`` (or a remembered fact)
-brought into the documents. Nothing here writes: no sync, no embedding
-beyond the query's own vector in semantic or hybrid mode.
+brought into the documents. Nothing here syncs or stores vectors; in
+semantic or hybrid mode the query's own vector is embedded through the
+kernel's providers, so that call is metered (a spend record, under the
+project's ceilings) as any embedding call is.
 """
 
 from __future__ import annotations
