@@ -1,6 +1,10 @@
 """The Starlette application of ``cairn serve``: the JSON API, the pages that use it, and its guards.
 
-Read-only: every route is GET (anything else is 405) and no route writes.
+Read-only: every route is GET (anything else is 405) and no route writes
+context, runs or memory. The one record a request can leave is a metered
+provider call: a hybrid or semantic memory search embeds its query through
+the configured embedder, which the kernel meters (a spend record in the
+ledger, under the project's spend ceilings) like every other call.
 Guards, outermost first:
 
 - with a token (required for any address but loopback), a request must carry
@@ -50,6 +54,7 @@ PAGES = (
     ("/chat", "chat.html", "Chat", "chat"),
     ("/evals", "evals.html", "Evals", "ledger"),
     ("/spend", "spend.html", "Spend", "ledger"),
+    ("/memory", "memory.html", "Memory", "documents"),
 )
 
 _HEADERS = {
@@ -207,6 +212,8 @@ def build_app(state: Any, *, token: str | None = None, debug: bool = False) -> S
         Route("/api/evals", api("evals", "limit")),
         Route("/api/evals/compare", api("compare", "base", "run", "resamples", "seed")),
         Route("/api/spend", api("spend", "since")),
+        Route("/api/memory", api("memory", "subject", "episodes")),
+        Route("/api/memory/search", api("memory_search", "q", "mode", "kind", "k")),
         *[Route(path, page(template, title, facet)) for path, template, title, facet in PAGES],
         Route("/runs/{run_id}", page("run.html", "Run", "ledger")),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

@@ -14,8 +14,9 @@ Resources: ``cairn://branches/{branch}/materialized`` (a branch's messages),
 ``cairn://runs`` (the newest runs) and ``cairn://runs/{run_id}`` (one run
 with its events).
 
-Memory tools (search, remember a fact) are offered once the kernel has a
-memory module; this kernel has none, so they are not listed.
+Memory tools (``cairn_serve.mcp_memory``): ``search_memory`` (reading, as
+``cairn search``) and ``remember_fact`` (writing, as ``cairn memory
+remember``; left out with ``--read-only``).
 
 Every tool and resource is ``async`` and does its (blocking, short) store
 work on the event loop's thread: the SDK would run a plain function in a
@@ -67,9 +68,16 @@ class CairnMCP:
             log_level="WARNING",
         )
         self._tools()
+        from cairn_serve.mcp_memory import add_memory_tools
+
+        add_memory_tools(self)
         self._resources()
 
     # -- helpers -----------------------------------------------------------------
+
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` with a cairn error turned into a tool error naming what was wrong."""
+        return self._call(fn, *args, **kwargs)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -133,6 +133,22 @@ class Views:
     def has(self, facet: str) -> bool:
         return facet in self.facets()
 
+    # -- memory ----------------------------------------------------------------
+
+    def memory(self, subject: Any = None, episodes: Any = None) -> dict[str, Any]:
+        from cairn_serve.memory_views import memory_overview
+
+        count = parse_count(episodes, "episodes", default=20, ceiling=MAX_LIMIT)
+        assert count is not None
+        return self.out(memory_overview(self.state, subject=subject, episodes=count))
+
+    def memory_search(self, q: Any = None, mode: Any = None, kind: Any = None, k: Any = None) -> list[dict[str, Any]]:
+        from cairn_serve.memory_views import memory_search
+
+        count = parse_count(k, "k", default=10, ceiling=MAX_LIMIT)
+        assert count is not None
+        return self.out(memory_search(self.state, q, mode=mode or None, kind=kind or None, k=count))
+
     # -- context ---------------------------------------------------------------
 
     def overview(self) -> dict[str, Any]:

@@ -83,6 +83,16 @@ def _build(cairn: Project) -> Project:
     cairn("pin", "HEAD~3", "-r", "the question itself")
     cairn("skip", "HEAD~2", "-r", "a note we do not send")
 
+    # memory: the offline hashing embedder, two facts (one superseded), episodes of each branch
+    toml = cairn.path / "cairn.toml"
+    toml.write_text(toml.read_text().replace('embeddings = "noop"', 'embeddings = "hashing"'))
+    water = cairn.json("memory", "remember", "Water boils at 100 °C at sea level", "--subject", "physics")
+    cairn("memory", "remember", "The summit of Everest is 8849 m high", "--subject", "geography")
+    cairn(
+        "memory", "remember", "Water boils at 100 °C at sea level and lower with altitude", "--supersedes", water["id"]
+    )
+    cairn("memory", "consolidate")
+
     key = generate_key()
     with FakeOpenAI(api_key="sk-fake-serve-key-123456", model="gpt-4o-mini") as server:
         toml = cairn.path / "cairn.toml"
@@ -102,6 +112,7 @@ def _build(cairn: Project) -> Project:
     cairn("chat", "send", "A note on the last run.", "--run", "@last")
     for dataset, name in ((BASELINE, "baseline"), (CANDIDATE, "candidate")):
         cairn("eval", "run", dataset, "-e", "exact", "-e", "token_f1", "-e", "latency:max_ms=600", "--name", name)
+    cairn("memory", "index")
     return cairn
 
 

@@ -30,12 +30,14 @@ def test_overview_names_the_backend_facets_and_branch(api):
 
 def test_branches_and_the_graph_hold_every_commit_once(api, project):
     branches = {b["name"]: b for b in get(api, "/api/branches")}
-    assert set(branches) == {"main", "experiment"} and branches["main"]["current"]
+    assert set(branches) == {"main", "experiment", "memory"} and branches["main"]["current"]
     graph = get(api, "/api/graph")
     main_log = {c["hash"] for c in project.json("log", "main")}
     side_log = {c["hash"] for c in project.json("log", "experiment")}
-    assert {n["hash"] for n in graph["nodes"]} == main_log | side_log
-    assert len(graph["nodes"]) == len(main_log | side_log)
+    memory_log = {c["hash"] for c in project.json("log", "memory")}
+    assert not memory_log & (main_log | side_log)  # the memory branch is a history of its own
+    assert {n["hash"] for n in graph["nodes"]} == main_log | side_log | memory_log
+    assert len(graph["nodes"]) == len(main_log | side_log | memory_log)
     assert [n["row"] for n in graph["nodes"]] == list(range(len(graph["nodes"])))
     times = [n["created_at"] for n in graph["nodes"]]
     assert times == sorted(times, reverse=True)
@@ -47,7 +49,7 @@ def test_branches_and_the_graph_hold_every_commit_once(api, project):
         if edge["kind"] == "parent":
             child = project.json("show", edge["from"])
             assert child["parent"] == edge["to"]
-    # the two branches part at one commit: its children sit in two lanes
+    # the two branches part at one commit: its children sit in two lanes (the memory branch, older, reuses one)
     assert graph["lanes"] == 2
 
 
@@ -142,17 +144,48 @@ def test_evals_and_their_comparison_with_intervals_and_p_values(api):
 def test_spend_by_day_provider_and_model(api, project):
     data = get(api, "/api/spend")
     models = {(g["provider"], g["model"]): g for g in data["groups"]}
-    assert set(models) == {("openai", "gpt-4o-mini"), ("openai", "gpt-4.1-mini")}
-    assert sum(g["calls"] for g in data["groups"]) == 2
+    # two asks, and the embedding calls of `cairn memory index` and of semantic searches (hashing, offline)
+    assert set(models) == {("openai", "gpt-4o-mini"), ("openai", "gpt-4.1-mini"), ("hashing", "hashing-v2")}
+    assert sum(g["calls"] for g in data["groups"] if g["provider"] == "openai") == 2
+    assert models[("hashing", "hashing-v2")]["calls"] >= 1
     cli = project.json("spend")
     assert sorted((g["model"], g["calls"]) for g in data["groups"]) == sorted(
         (g["model"], g["calls"]) for g in cli["groups"]
     )
 
 
+def test_memory_shows_current_facts_with_their_revisions_and_the_episodes(api, project):
+    data = get(api, "/api/memory")
+    facts = {f["subject"]: f for f in data["facts"]}
+    assert set(facts) == {"physics", "geography"}
+    assert facts["physics"]["text"] == "Water boils at 100 °C at sea level and lower with altitude"
+    assert facts["physics"]["revised"] is True and facts["geography"]["revised"] is False
+    assert [(f["id"], f["text"]) for f in data["facts"]] == [
+        (f["id"], f["text"]) for f in project.json("memory", "facts")
+    ]
+    episodes = project.json("memory", "episodes")
+    assert episodes and [e["id"] for e in data["episodes"]] == [e["id"] for e in episodes][:20]
+    assert {"main", "experiment"} <= {e["branch"] for e in data["episodes"]}
+    assert data["documents"]["@memory"] >= 3 and data["has_vectors"] is True
+    assert [f["subject"] for f in get(api, "/api/memory", subject="geography")["facts"]] == ["geography"]
+    assert len(get(api, "/api/memory", episodes="1")["episodes"]) == 1
+
+
+@pytest.mark.parametrize("mode", ["lexical", "hybrid", "semantic"])
+def test_memory_search_answers_as_cairn_search_does(api, project, mode):
+    found = get(api, "/api/memory/search", q="Everest summit height", mode=mode, k="5")
+    cli = project.json("search", "Everest summit height", "--mode", mode, "-k", "5")
+    assert [(r["kind"], r["id"]) for r in found] == [(r["kind"], r["id"]) for r in cli]
+    assert found, "the fact about Everest is found"
+    only = get(api, "/api/memory/search", q="Everest summit height", mode=mode, kind="memory")
+    assert only and {r["kind"] for r in only} == {"memory"}
+    assert "8849" in only[0]["snippet"]
+
+
 @pytest.mark.parametrize(
     "path",
     [
+        "/api/memory",
         "/api/overview",
         "/api/graph",
         "/api/materialize",
@@ -185,6 +218,11 @@ def test_no_response_holds_the_secret_in_the_servers_environment(api, project, p
         ("/api/diff", {}, 400, "diff needs a revision"),
         ("/api/evals/compare", {"base": "@last"}, 400, "needs two eval runs"),
         ("/api/nothing", {}, 404, "no API endpoint"),
+        ("/api/memory/search", {}, 400, "the query is empty"),
+        ("/api/memory/search", {"q": "water", "mode": "fuzzy"}, 400, "unknown mode 'fuzzy'"),
+        ("/api/memory/search", {"q": "water", "kind": "files"}, 400, "unknown kind 'files'"),
+        ("/api/memory/search", {"q": "water", "k": "0"}, 400, "k must be at least 1"),
+        ("/api/memory", {"episodes": "many"}, 400, "episodes must be a positive whole number"),
     ],
 )
 def test_bad_requests_get_a_clear_json_error(api, path, params, status, says):

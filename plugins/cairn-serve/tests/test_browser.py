@@ -84,6 +84,7 @@ PAGES = {
     "chat": "/chat",
     "evals": "/evals?base=baseline&run=candidate&resamples=500",
     "spend": "/spend",
+    "memory": "/memory?q=Everest+summit&mode=hybrid",
 }
 
 
@@ -98,13 +99,14 @@ def test_every_page_loads_with_no_console_errors_and_no_secret(tab, name):
 
 def test_the_graph_shows_every_commit_and_a_click_opens_one(tab, project):
     page = tab.open("/")
-    hashes = {c["hash"] for branch in ("main", "experiment") for c in project.json("log", branch)}
+    hashes = {c["hash"] for branch in ("main", "experiment", "memory") for c in project.json("log", branch)}
     nodes = page.locator("#graph svg .commit")
     assert nodes.count() == len(hashes)
     assert {nodes.nth(i).get_attribute("data-hash") for i in range(nodes.count())} == hashes
-    assert page.locator("#graph svg path.edge.edit").count() == 1
+    # the edit of the answer, and the superseded fact on the memory branch
+    assert page.locator("#graph svg path.edge.edit").count() == 2
     assert page.locator("#graph svg path.edge.delete").count() == 1
-    assert page.locator("#branches tbody tr").count() == 2
+    assert page.locator("#branches tbody tr").count() == 3
 
     answer = next(c for c in project.json("log", "main") if "will be edited" in (c["content"] or {}).get("text", ""))
     page.locator(f'#graph .commit[data-hash="{answer["hash"]}"]').click()
@@ -193,6 +195,25 @@ def test_chat_shows_the_sealed_message_locked(tab, project):
     texts = page.locator("#messages").inner_text()
     assert "Plain words anyone may read." in texts and "[encrypted: no key" in texts
     assert "Sealed words" not in page.content()
+
+
+def test_memory_lists_facts_episodes_and_search_results(tab, project):
+    page = tab.open("/memory?q=boils+altitude&mode=lexical&kind=memory")
+    facts = page.locator("#facts tbody tr").all_inner_texts()
+    assert len(facts) == len(project.json("memory", "facts")) == 2
+    assert any("physics" in row and "lower with altitude" in row and "revised" in row for row in facts)
+    assert any("geography" in row and "original" in row for row in facts)
+    episodes = page.locator("#episodes tbody tr").all_inner_texts()
+    assert any("experiment" in row for row in episodes)
+    results = page.locator("#search-results tbody tr").all_inner_texts()
+    assert results and "lower with altitude" in results[0]
+    assert tab.errors == []
+
+
+def test_a_bad_memory_search_is_shown_as_an_error_on_the_page(tab):
+    page = tab.open("/memory?q=+&mode=lexical")
+    assert "the query is empty" in page.locator("#results .error").inner_text()
+    assert page.locator("#facts tbody tr").count() == 2
 
 
 def test_calls_link_to_their_prompt_and_reply_commits(tab, project):

@@ -115,6 +115,12 @@ def test_a_store_without_the_ledger_serves_the_context_pages_and_says_why_not_th
         assert runs.status_code == 200 and "keeps no ledger facet" in runs.text
         refused = httpx.get(running.base + "api/runs")
         assert refused.status_code == 501 and "ledger" in refused.json()["error"]
+        assert 'href="/memory"' not in history
+        memory = httpx.get(running.base + "memory")
+        assert memory.status_code == 200 and "keeps no documents facet" in memory.text
+        for path in ("api/memory", "api/memory/search?q=context"):
+            refused = httpx.get(running.base + path)
+            assert refused.status_code == 501 and "documents" in refused.json()["error"], path
     finally:
         running.stop()
     logs = subprocess.run(

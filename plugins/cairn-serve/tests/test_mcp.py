@@ -13,8 +13,8 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-READ_TOOLS = {"materialize", "log", "diff", "show_commit", "list_runs", "list_calls"}
-WRITE_TOOLS = {"commit_item", "record_run", "append_run_events", "close_run"}
+READ_TOOLS = {"materialize", "log", "diff", "show_commit", "list_runs", "list_calls", "search_memory"}
+WRITE_TOOLS = {"commit_item", "record_run", "append_run_events", "close_run", "remember_fact"}
 LEAKED = "sk-mcp-canary-9a8b7c6d5e4f3a2b"
 
 
@@ -73,6 +73,10 @@ def test_lists_every_tool_with_a_json_schema(small):
             assert {"minimum": 1}.items() <= budget["anyOf"][0].items()
             assert tools["materialize"].input_schema["properties"]["format"]["enum"] == ["openai", "anthropic", "text"]
             assert tools["append_run_events"].input_schema["required"] == ["run_id", "events"]
+            search = tools["search_memory"].input_schema
+            assert search["required"] == ["query"]
+            assert search["properties"]["mode"]["anyOf"][0]["enum"] == ["semantic", "lexical", "hybrid"]
+            assert tools["remember_fact"].input_schema["required"] == ["text"]
 
     run(main)
 
@@ -82,6 +86,55 @@ def test_read_only_offers_only_the_reading_tools(small):
         async with session(small, "--read-only") as client:
             assert {t.name for t in (await client.list_tools()).tools} == READ_TOOLS
             assert "commit_item" in error(await client.call_tool("commit_item", {"text": "no"}))
+            assert "remember_fact" in error(await client.call_tool("remember_fact", {"text": "no"}))
+        assert small.json("memory", "facts") == []
+
+    run(main)
+
+
+def test_a_remembered_fact_is_found_by_search_memory(small):
+    async def main():
+        async with session(small) as client:
+            fact = data(await client.call_tool("remember_fact", {"text": "The deploy host is atlas", "subject": "ops"}))
+            assert fact["subject"] == "ops" and fact["content_type"] == "memory.fact"
+            found = data(await client.call_tool("search_memory", {"query": "atlas deploy", "mode": "lexical"}))
+            assert [(r["kind"], r["id"]) for r in found][:1] == [("memory", fact["id"])]
+            newer = data(
+                await client.call_tool(
+                    "remember_fact", {"text": "The deploy host is now zephyr", "supersedes": fact["id"]}
+                )
+            )
+            assert newer["id"] == fact["id"] and newer["subject"] == "ops"
+            hits = data(await client.call_tool("search_memory", {"query": "zephyr", "kind": ["memory"]}))
+            assert [r["id"] for r in hits] == [fact["id"]]
+            assert data(await client.call_tool("search_memory", {"query": "atlas", "mode": "lexical"})) == []
+            context = data(await client.call_tool("search_memory", {"query": "zephyr", "kind": ["context"]}))
+            assert context == []
+        # the same facts the CLI sees, and the CLI search agrees
+        assert [(f["id"], f["text"]) for f in small.json("memory", "facts")] == [(fact["id"], newer["text"])]
+        assert [r["id"] for r in small.json("search", "zephyr", "--mode", "lexical")] == [fact["id"]]
+
+    run(main)
+
+
+def test_memory_tools_refuse_bad_arguments_clearly(small):
+    async def main():
+        async with session(small) as client:
+            assert "query" in error(await client.call_tool("search_memory", {}))
+            assert "query" in error(await client.call_tool("search_memory", {"query": ""}))
+            assert "the query is empty" in error(await client.call_tool("search_memory", {"query": "   "}))
+            assert "less than or equal to 10000" in error(
+                await client.call_tool("search_memory", {"query": "a", "k": 10_001})
+            )
+            assert "mode" in error(await client.call_tool("search_memory", {"query": "a", "mode": "fuzzy"}))
+            assert "kind" in error(await client.call_tool("search_memory", {"query": "a", "kind": ["files"]}))
+            semantic = error(await client.call_tool("search_memory", {"query": "a", "mode": "semantic"}))
+            assert "noop" in semantic
+            assert "text" in error(await client.call_tool("remember_fact", {}))
+            missing = error(await client.call_tool("remember_fact", {"text": "x", "supersedes": "abcdef12"}))
+            assert "abcdef12" in missing
+            assert "source" in error(await client.call_tool("remember_fact", {"text": "x", "source": "nowhere:1"}))
+        assert small.json("memory", "facts") == []  # nothing was remembered by a refused call
 
     run(main)
 
