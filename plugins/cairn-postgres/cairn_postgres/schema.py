@@ -148,6 +148,14 @@ _V5 = (
     "CREATE INDEX commits_merge_parent ON commits (merge_parent) WHERE merge_parent IS NOT NULL",
 )
 
+# Idempotency keys: one row each, the record as canonical JSON beside the columns a claim compares.
+_V6 = (
+    f"""CREATE TABLE nonces (
+        key {_T} PRIMARY KEY, owner {_T} NOT NULL, state {_T} NOT NULL, expires_at {_T} NOT NULL, record text NOT NULL
+    )""",
+    "CREATE INDEX nonces_expiry ON nonces (expires_at)",
+)
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _V1),
@@ -155,6 +163,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "chat messages and threads", _V3),
     Migration(4, "artifact and snapshot records, inline artifact bytes", _V4),
     Migration(5, "merge commits: second parent and nearest merge", _V5),
+    Migration(6, "idempotency keys", _V6),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3 ..."
 

@@ -17,6 +17,7 @@ module                           holds
 ``cairn_postgres.chat``          chat messages and threads
 ``cairn_postgres.artifacts``     artifact and snapshot records, inline bytes
 ``cairn_postgres.maintenance``   stats, gc and check
+``cairn_postgres.nonces``        idempotency keys
 ================================ ============================================
 
 No sync facet: every machine talks to the one server, so there is nothing
@@ -28,13 +29,14 @@ inside the factory.
 
 from __future__ import annotations
 
-from cairn.storage import ArtifactMetaStore, Store
+from cairn.storage import ArtifactMetaStore, NonceStore, Store
 from cairn_postgres.annotations import PostgresAnnotations
 from cairn_postgres.artifacts import PostgresArtifactMeta
 from cairn_postgres.chat import PostgresChat
 from cairn_postgres.config import PostgresConfig
 from cairn_postgres.ledger import PostgresLedger
 from cairn_postgres.maintenance import PostgresMaintenance
+from cairn_postgres.nonces import PostgresNonces
 from cairn_postgres.objects import PostgresObjects
 from cairn_postgres.refs import PostgresRefs
 from cairn_postgres.schema import MIGRATIONS, schema_version
@@ -52,10 +54,13 @@ class PostgresStore(
     PostgresChat,
     PostgresMaintenance,
     PostgresArtifactMeta,
+    PostgresNonces,
     Store,
     ArtifactMetaStore,
+    NonceStore,
 ):
-    """A ``cairn.storage.Store`` in one PostgreSQL schema: every facet but sync, and artifact metadata.
+    """A ``cairn.storage.Store`` in one PostgreSQL schema: every facet but sync, artifact metadata and
+    idempotency keys.
 
     ``PostgresStore(PostgresConfig(dsn=..., schema=...))`` connects, creates
     or migrates the schema (under an advisory lock) and opens the pool.

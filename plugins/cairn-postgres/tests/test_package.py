@@ -30,6 +30,7 @@ def test_every_facet_but_sync() -> None:
         "chat",
         "maintenance",
         "artifact_meta",
+        "nonces",
     }
     # One server is the shared store: there is nothing to push or pull, and it says so.
     assert not issubclass(PostgresStore, Syncable)
