@@ -156,6 +156,26 @@ _V6 = (
     "CREATE INDEX nonces_expiry ON nonces (expires_at)",
 )
 
+# Governance: directives (content once, status moved by compare-and-swap, history), approvals.
+_V7 = (
+    f"""CREATE TABLE directives (
+        id {_T} PRIMARY KEY, created_at {_T} NOT NULL, status {_T} NOT NULL, record text NOT NULL
+    )""",
+    "CREATE INDEX directives_time ON directives (created_at, id)",
+    "CREATE INDEX directives_status ON directives (status, created_at, id)",
+    f"""CREATE TABLE directive_events (
+        directive_id {_T} NOT NULL REFERENCES directives (id), seq bigint NOT NULL, record text NOT NULL,
+        PRIMARY KEY (directive_id, seq)
+    )""",
+    f"""CREATE TABLE approvals (
+        id {_T} PRIMARY KEY, created_at {_T} NOT NULL, status {_T} NOT NULL, action_hash {_T} NOT NULL,
+        record text NOT NULL
+    )""",
+    "CREATE INDEX approvals_time ON approvals (created_at, id)",
+    "CREATE INDEX approvals_action ON approvals (action_hash, created_at, id)",
+    "CREATE INDEX approvals_status ON approvals (status, created_at, id)",
+)
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _V1),
@@ -164,6 +184,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "artifact and snapshot records, inline artifact bytes", _V4),
     Migration(5, "merge commits: second parent and nearest merge", _V5),
     Migration(6, "idempotency keys", _V6),
+    Migration(7, "directives, their history, and approvals", _V7),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3 ..."
 

@@ -18,6 +18,7 @@ module                           holds
 ``cairn_postgres.artifacts``     artifact and snapshot records, inline bytes
 ``cairn_postgres.maintenance``   stats, gc and check
 ``cairn_postgres.nonces``        idempotency keys
+``cairn_postgres.governance``    directives, their history, approvals
 ================================ ============================================
 
 No sync facet: every machine talks to the one server, so there is nothing
@@ -29,11 +30,12 @@ inside the factory.
 
 from __future__ import annotations
 
-from cairn.storage import ArtifactMetaStore, NonceStore, Store
+from cairn.storage import ArtifactMetaStore, GovernanceStore, NonceStore, Store
 from cairn_postgres.annotations import PostgresAnnotations
 from cairn_postgres.artifacts import PostgresArtifactMeta
 from cairn_postgres.chat import PostgresChat
 from cairn_postgres.config import PostgresConfig
+from cairn_postgres.governance import PostgresGovernance
 from cairn_postgres.ledger import PostgresLedger
 from cairn_postgres.maintenance import PostgresMaintenance
 from cairn_postgres.nonces import PostgresNonces
@@ -55,12 +57,14 @@ class PostgresStore(
     PostgresMaintenance,
     PostgresArtifactMeta,
     PostgresNonces,
+    PostgresGovernance,
     Store,
     ArtifactMetaStore,
     NonceStore,
+    GovernanceStore,
 ):
-    """A ``cairn.storage.Store`` in one PostgreSQL schema: every facet but sync, artifact metadata and
-    idempotency keys.
+    """A ``cairn.storage.Store`` in one PostgreSQL schema: every facet but sync, artifact metadata,
+    idempotency keys and governance.
 
     ``PostgresStore(PostgresConfig(dsn=..., schema=...))`` connects, creates
     or migrates the schema (under an advisory lock) and opens the pool.

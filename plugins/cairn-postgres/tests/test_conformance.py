@@ -16,6 +16,7 @@ from cairn.storage import Store
 from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
+    GovernanceConformance,
     NoncesConformance,
     StoreConformance,
     StoreOpener,
@@ -31,7 +32,7 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
         conn.execute(f"UPDATE {store.schema}.blobs SET data = %s WHERE hash = %s", (data, digest))
 
 
-class TestPostgresConformance(StoreConformance, ArtifactMetaConformance, NoncesConformance):
+class TestPostgresConformance(StoreConformance, ArtifactMetaConformance, NoncesConformance, GovernanceConformance):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory

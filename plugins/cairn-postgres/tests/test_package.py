@@ -31,6 +31,7 @@ def test_every_facet_but_sync() -> None:
         "maintenance",
         "artifact_meta",
         "nonces",
+        "governance",
     }
     # One server is the shared store: there is nothing to push or pull, and it says so.
     assert not issubclass(PostgresStore, Syncable)
