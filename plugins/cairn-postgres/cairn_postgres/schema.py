@@ -176,6 +176,18 @@ _V7 = (
     "CREATE INDEX approvals_status ON approvals (status, created_at, id)",
 )
 
+# Embeddings: embedders get a small id the first time they store a vector; a vector is float32 bytes.
+_V8 = (
+    f"""CREATE TABLE embedders (
+        id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, provider {_T} NOT NULL, model {_T} NOT NULL,
+        dimensions integer NOT NULL, UNIQUE (provider, model, dimensions)
+    )""",
+    f"""CREATE TABLE vectors (
+        embedder integer NOT NULL REFERENCES embedders (id), hash {_T} NOT NULL, vector bytea NOT NULL,
+        PRIMARY KEY (embedder, hash)
+    )""",
+)
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _V1),
@@ -185,6 +197,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "merge commits: second parent and nearest merge", _V5),
     Migration(6, "idempotency keys", _V6),
     Migration(7, "directives, their history, and approvals", _V7),
+    Migration(8, "embedders and their vectors", _V8),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3 ..."
 

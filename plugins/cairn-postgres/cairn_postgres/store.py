@@ -19,6 +19,7 @@ module                           holds
 ``cairn_postgres.maintenance``   stats, gc and check
 ``cairn_postgres.nonces``        idempotency keys
 ``cairn_postgres.governance``    directives, their history, approvals
+``cairn_postgres.vectors``       embeddings by embedder and text hash
 ================================ ============================================
 
 No sync facet: every machine talks to the one server, so there is nothing
@@ -30,7 +31,13 @@ inside the factory.
 
 from __future__ import annotations
 
-from cairn.storage import ArtifactMetaStore, GovernanceStore, NonceStore, Store
+from cairn.storage import (
+    ArtifactMetaStore,
+    GovernanceStore,
+    NonceStore,
+    Store,
+    VectorStore,
+)
 from cairn_postgres.annotations import PostgresAnnotations
 from cairn_postgres.artifacts import PostgresArtifactMeta
 from cairn_postgres.chat import PostgresChat
@@ -43,6 +50,7 @@ from cairn_postgres.objects import PostgresObjects
 from cairn_postgres.refs import PostgresRefs
 from cairn_postgres.schema import MIGRATIONS, schema_version
 from cairn_postgres.token_counts import PostgresTokenCounts
+from cairn_postgres.vectors import PostgresVectors
 
 __all__ = ["MIGRATIONS", "PostgresConfig", "PostgresStore", "schema_version"]
 
@@ -58,13 +66,15 @@ class PostgresStore(
     PostgresArtifactMeta,
     PostgresNonces,
     PostgresGovernance,
+    PostgresVectors,
     Store,
     ArtifactMetaStore,
     NonceStore,
     GovernanceStore,
+    VectorStore,
 ):
     """A ``cairn.storage.Store`` in one PostgreSQL schema: every facet but sync, artifact metadata,
-    idempotency keys and governance.
+    idempotency keys, governance and vectors.
 
     ``PostgresStore(PostgresConfig(dsn=..., schema=...))`` connects, creates
     or migrates the schema (under an advisory lock) and opens the pool.

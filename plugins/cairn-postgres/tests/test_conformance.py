@@ -20,6 +20,7 @@ from cairn.testing.storage import (
     NoncesConformance,
     StoreConformance,
     StoreOpener,
+    VectorsConformance,
 )
 
 
@@ -32,7 +33,13 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
         conn.execute(f"UPDATE {store.schema}.blobs SET data = %s WHERE hash = %s", (data, digest))
 
 
-class TestPostgresConformance(StoreConformance, ArtifactMetaConformance, NoncesConformance, GovernanceConformance):
+class TestPostgresConformance(
+    StoreConformance,
+    ArtifactMetaConformance,
+    NoncesConformance,
+    GovernanceConformance,
+    VectorsConformance,
+):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory

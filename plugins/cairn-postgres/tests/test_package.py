@@ -32,6 +32,7 @@ def test_every_facet_but_sync() -> None:
         "artifact_meta",
         "nonces",
         "governance",
+        "vectors",
     }
     # One server is the shared store: there is nothing to push or pull, and it says so.
     assert not issubclass(PostgresStore, Syncable)
