@@ -188,6 +188,20 @@ _V8 = (
     )""",
 )
 
+# Searchable documents. The text is UTF-8 ``bytea`` (a document may hold NUL); ``words`` is its
+# full-text index, built by cairn from the text's words (``cairn_postgres.documents``), with ``length``
+# (how many words) beside it for BM25.
+_V9 = (
+    f"""CREATE TABLE documents (
+        collection {_T} NOT NULL, id {_T} NOT NULL, text_hash {_T} NOT NULL, created {_T} NOT NULL,
+        branch {_T}, metadata text NOT NULL, text bytea NOT NULL, length integer NOT NULL, words tsvector NOT NULL,
+        PRIMARY KEY (collection, id)
+    )""",
+    "CREATE INDEX documents_hash ON documents (text_hash)",
+    "CREATE INDEX documents_time ON documents (created, collection, id)",
+    "CREATE INDEX documents_words ON documents USING gin (words)",
+)
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _V1),
@@ -198,6 +212,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "idempotency keys", _V6),
     Migration(7, "directives, their history, and approvals", _V7),
     Migration(8, "embedders and their vectors", _V8),
+    Migration(9, "searchable documents and their full-text index", _V9),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3 ..."
 

@@ -20,6 +20,7 @@ module                           holds
 ``cairn_postgres.nonces``        idempotency keys
 ``cairn_postgres.governance``    directives, their history, approvals
 ``cairn_postgres.vectors``       embeddings by embedder and text hash
+``cairn_postgres.documents``     searchable documents, full-text search
 ================================ ============================================
 
 No sync facet: every machine talks to the one server, so there is nothing
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 from cairn.storage import (
     ArtifactMetaStore,
+    DocumentStore,
     GovernanceStore,
     NonceStore,
     Store,
@@ -42,6 +44,7 @@ from cairn_postgres.annotations import PostgresAnnotations
 from cairn_postgres.artifacts import PostgresArtifactMeta
 from cairn_postgres.chat import PostgresChat
 from cairn_postgres.config import PostgresConfig
+from cairn_postgres.documents import PostgresDocuments
 from cairn_postgres.governance import PostgresGovernance
 from cairn_postgres.ledger import PostgresLedger
 from cairn_postgres.maintenance import PostgresMaintenance
@@ -67,14 +70,16 @@ class PostgresStore(
     PostgresNonces,
     PostgresGovernance,
     PostgresVectors,
+    PostgresDocuments,
     Store,
     ArtifactMetaStore,
     NonceStore,
     GovernanceStore,
     VectorStore,
+    DocumentStore,
 ):
     """A ``cairn.storage.Store`` in one PostgreSQL schema: every facet but sync, artifact metadata,
-    idempotency keys, governance and vectors.
+    idempotency keys, governance, vectors and documents.
 
     ``PostgresStore(PostgresConfig(dsn=..., schema=...))`` connects, creates
     or migrates the schema (under an advisory lock) and opens the pool.

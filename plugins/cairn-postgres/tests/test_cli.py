@@ -79,7 +79,7 @@ def test_one_line_of_toml_moves_a_project_to_postgres(project: Project, pg_datab
     assert len(hashes(project)) == 2
     info = project.json("store", "info")
     assert info["backend"] == "postgres" and info["schema"] == schema and info["commits"] == 2
-    assert info["schema_version"] == info["latest_schema_version"] == 8
+    assert info["schema_version"] == info["latest_schema_version"] == 9
     assert "sync" not in info["facets"] and "ledger" in info["facets"]
     assert project.json("store", "migrate") == {"dsn": info["dsn"], "schema": schema, "from": 4, "to": 4}
     assert "ok: 2 commits" in project("fsck").output
@@ -235,5 +235,5 @@ def test_auto_migrate_off_leaves_it_to_store_migrate(project: Project, pg_databa
     project.use(postgres_table(pg_database, schema, "auto_migrate = false\n"), backend="postgres")
     result = project.fails("log")
     assert result.returncode == 1 and "cairn store migrate" in result.stderr
-    assert project.json("store", "migrate")["to"] == 8
+    assert project.json("store", "migrate")["to"] == 9
     project("commit", "now it works")

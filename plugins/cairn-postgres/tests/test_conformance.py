@@ -16,6 +16,7 @@ from cairn.storage import Store
 from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
+    DocumentsConformance,
     GovernanceConformance,
     NoncesConformance,
     StoreConformance,
@@ -39,6 +40,7 @@ class TestPostgresConformance(
     NoncesConformance,
     GovernanceConformance,
     VectorsConformance,
+    DocumentsConformance,
 ):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:

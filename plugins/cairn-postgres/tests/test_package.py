@@ -33,6 +33,7 @@ def test_every_facet_but_sync() -> None:
         "nonces",
         "governance",
         "vectors",
+        "documents",
     }
     # One server is the shared store: there is nothing to push or pull, and it says so.
     assert not issubclass(PostgresStore, Syncable)
