@@ -81,7 +81,7 @@ def test_one_line_of_toml_moves_a_project_to_postgres(project: Project, pg_datab
     assert info["backend"] == "postgres" and info["schema"] == schema and info["commits"] == 2
     assert info["schema_version"] == info["latest_schema_version"] == 9
     assert "sync" not in info["facets"] and "ledger" in info["facets"]
-    assert project.json("store", "migrate") == {"dsn": info["dsn"], "schema": schema, "from": 4, "to": 4}
+    assert project.json("store", "migrate") == {"dsn": info["dsn"], "schema": schema, "from": 9, "to": 9}
     assert "ok: 2 commits" in project("fsck").output
 
 
