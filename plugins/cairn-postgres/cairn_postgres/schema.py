@@ -148,6 +148,60 @@ _V5 = (
     "CREATE INDEX commits_merge_parent ON commits (merge_parent) WHERE merge_parent IS NOT NULL",
 )
 
+# Idempotency keys: one row each, the record as canonical JSON beside the columns a claim compares.
+_V6 = (
+    f"""CREATE TABLE nonces (
+        key {_T} PRIMARY KEY, owner {_T} NOT NULL, state {_T} NOT NULL, expires_at {_T} NOT NULL, record text NOT NULL
+    )""",
+    "CREATE INDEX nonces_expiry ON nonces (expires_at)",
+)
+
+# Governance: directives (content once, status moved by compare-and-swap, history), approvals.
+_V7 = (
+    f"""CREATE TABLE directives (
+        id {_T} PRIMARY KEY, created_at {_T} NOT NULL, status {_T} NOT NULL, record text NOT NULL
+    )""",
+    "CREATE INDEX directives_time ON directives (created_at, id)",
+    "CREATE INDEX directives_status ON directives (status, created_at, id)",
+    f"""CREATE TABLE directive_events (
+        directive_id {_T} NOT NULL REFERENCES directives (id), seq bigint NOT NULL, record text NOT NULL,
+        PRIMARY KEY (directive_id, seq)
+    )""",
+    f"""CREATE TABLE approvals (
+        id {_T} PRIMARY KEY, created_at {_T} NOT NULL, status {_T} NOT NULL, action_hash {_T} NOT NULL,
+        record text NOT NULL
+    )""",
+    "CREATE INDEX approvals_time ON approvals (created_at, id)",
+    "CREATE INDEX approvals_action ON approvals (action_hash, created_at, id)",
+    "CREATE INDEX approvals_status ON approvals (status, created_at, id)",
+)
+
+# Embeddings: embedders get a small id the first time they store a vector; a vector is float32 bytes.
+_V8 = (
+    f"""CREATE TABLE embedders (
+        id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, provider {_T} NOT NULL, model {_T} NOT NULL,
+        dimensions integer NOT NULL, UNIQUE (provider, model, dimensions)
+    )""",
+    f"""CREATE TABLE vectors (
+        embedder integer NOT NULL REFERENCES embedders (id), hash {_T} NOT NULL, vector bytea NOT NULL,
+        PRIMARY KEY (embedder, hash)
+    )""",
+)
+
+# Searchable documents. The text is UTF-8 ``bytea`` (a document may hold NUL); ``words`` is its
+# full-text index, built by cairn from the text's words (``cairn_postgres.documents``), with ``length``
+# (how many words) beside it for BM25.
+_V9 = (
+    f"""CREATE TABLE documents (
+        collection {_T} NOT NULL, id {_T} NOT NULL, text_hash {_T} NOT NULL, created {_T} NOT NULL,
+        branch {_T}, metadata text NOT NULL, text bytea NOT NULL, length integer NOT NULL, words tsvector NOT NULL,
+        PRIMARY KEY (collection, id)
+    )""",
+    "CREATE INDEX documents_hash ON documents (text_hash)",
+    "CREATE INDEX documents_time ON documents (created, collection, id)",
+    "CREATE INDEX documents_words ON documents USING gin (words)",
+)
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _V1),
@@ -155,6 +209,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "chat messages and threads", _V3),
     Migration(4, "artifact and snapshot records, inline artifact bytes", _V4),
     Migration(5, "merge commits: second parent and nearest merge", _V5),
+    Migration(6, "idempotency keys", _V6),
+    Migration(7, "directives, their history, and approvals", _V7),
+    Migration(8, "embedders and their vectors", _V8),
+    Migration(9, "searchable documents and their full-text index", _V9),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3 ..."
 

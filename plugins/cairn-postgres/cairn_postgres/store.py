@@ -17,6 +17,10 @@ module                           holds
 ``cairn_postgres.chat``          chat messages and threads
 ``cairn_postgres.artifacts``     artifact and snapshot records, inline bytes
 ``cairn_postgres.maintenance``   stats, gc and check
+``cairn_postgres.nonces``        idempotency keys
+``cairn_postgres.governance``    directives, their history, approvals
+``cairn_postgres.vectors``       embeddings by embedder and text hash
+``cairn_postgres.documents``     searchable documents, full-text search
 ================================ ============================================
 
 No sync facet: every machine talks to the one server, so there is nothing
@@ -28,17 +32,28 @@ inside the factory.
 
 from __future__ import annotations
 
-from cairn.storage import ArtifactMetaStore, Store
+from cairn.storage import (
+    ArtifactMetaStore,
+    DocumentStore,
+    GovernanceStore,
+    NonceStore,
+    Store,
+    VectorStore,
+)
 from cairn_postgres.annotations import PostgresAnnotations
 from cairn_postgres.artifacts import PostgresArtifactMeta
 from cairn_postgres.chat import PostgresChat
 from cairn_postgres.config import PostgresConfig
+from cairn_postgres.documents import PostgresDocuments
+from cairn_postgres.governance import PostgresGovernance
 from cairn_postgres.ledger import PostgresLedger
 from cairn_postgres.maintenance import PostgresMaintenance
+from cairn_postgres.nonces import PostgresNonces
 from cairn_postgres.objects import PostgresObjects
 from cairn_postgres.refs import PostgresRefs
 from cairn_postgres.schema import MIGRATIONS, schema_version
 from cairn_postgres.token_counts import PostgresTokenCounts
+from cairn_postgres.vectors import PostgresVectors
 
 __all__ = ["MIGRATIONS", "PostgresConfig", "PostgresStore", "schema_version"]
 
@@ -52,10 +67,19 @@ class PostgresStore(
     PostgresChat,
     PostgresMaintenance,
     PostgresArtifactMeta,
+    PostgresNonces,
+    PostgresGovernance,
+    PostgresVectors,
+    PostgresDocuments,
     Store,
     ArtifactMetaStore,
+    NonceStore,
+    GovernanceStore,
+    VectorStore,
+    DocumentStore,
 ):
-    """A ``cairn.storage.Store`` in one PostgreSQL schema: every facet but sync, and artifact metadata.
+    """A ``cairn.storage.Store`` in one PostgreSQL schema: every facet but sync, artifact metadata,
+    idempotency keys, governance, vectors and documents.
 
     ``PostgresStore(PostgresConfig(dsn=..., schema=...))`` connects, creates
     or migrates the schema (under an advisory lock) and opens the pool.

@@ -13,7 +13,16 @@ from cairn_postgres.store import PostgresStore
 from cairn_postgres.testing import open_in_directory
 
 from cairn.storage import Store
-from cairn.testing.storage import ArtifactMetaConformance, CorruptBlob, StoreConformance, StoreOpener
+from cairn.testing.storage import (
+    ArtifactMetaConformance,
+    CorruptBlob,
+    DocumentsConformance,
+    GovernanceConformance,
+    NoncesConformance,
+    StoreConformance,
+    StoreOpener,
+    VectorsConformance,
+)
 
 
 def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
@@ -25,7 +34,14 @@ def overwrite_blob(store: Store, digest: str, data: bytes) -> None:
         conn.execute(f"UPDATE {store.schema}.blobs SET data = %s WHERE hash = %s", (data, digest))
 
 
-class TestPostgresConformance(StoreConformance, ArtifactMetaConformance):
+class TestPostgresConformance(
+    StoreConformance,
+    ArtifactMetaConformance,
+    NoncesConformance,
+    GovernanceConformance,
+    VectorsConformance,
+    DocumentsConformance,
+):
     @pytest.fixture
     def store_opener(self) -> StoreOpener:
         return open_in_directory

@@ -30,6 +30,10 @@ def test_every_facet_but_sync() -> None:
         "chat",
         "maintenance",
         "artifact_meta",
+        "nonces",
+        "governance",
+        "vectors",
+        "documents",
     }
     # One server is the shared store: there is nothing to push or pull, and it says so.
     assert not issubclass(PostgresStore, Syncable)

@@ -154,7 +154,7 @@ def test_ten_processes_opening_an_empty_database_make_one_schema() -> None:
             tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'cairn'").fetchone()
             schemas = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'cairn'").fetchone()
         assert versions == list(range(1, schema_version() + 1))
-        assert schemas == (1,) and tables is not None and tables[0] == 14  # migrations + 13 tables
+        assert schemas == (1,) and tables is not None and tables[0] == 21  # migrations + 20 tables
 
 
 # -- many writers -------------------------------------------------------------------------------------
