@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,9 @@ __all__ = ["CACHE_FILE", "GitMemoryCache"]
 
 #: The cache's path inside the git directory.
 CACHE_FILE = "cairn/memory-cache.db"
+
+#: Seconds to keep trying while another process holds the cache file's lock.
+_OPEN_PATIENCE = 30.0
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS embedders (id INTEGER PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, "
@@ -83,6 +87,37 @@ def _strings(values: Iterable[str], what: str) -> list[str]:
     return out
 
 
+def _open_cache(path: Any) -> sqlite3.Connection:
+    """Open (creating if needed) the cache in WAL mode with its schema.
+
+    Switching a new file to WAL takes an exclusive lock without calling the
+    busy handler, so processes opening the same new cache at once can get
+    "database is locked" there: retry for up to ``_OPEN_PATIENCE`` seconds.
+    """
+    deadline = time.monotonic() + _OPEN_PATIENCE
+    delay = 0.005
+    while True:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=_OPEN_PATIENCE)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 class GitMemoryCache(GitBase, VectorStore, DocumentStore):
     """``VectorStore`` and ``DocumentStore`` in a local SQLite cache file in the git directory."""
 
@@ -98,13 +133,7 @@ class GitMemoryCache(GitBase, VectorStore, DocumentStore):
             path = self.git_dir / CACHE_FILE
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute("COMMIT")
+                conn = _open_cache(path)
             except (OSError, sqlite3.Error) as exc:
                 raise StorageError(
                     f"{path}: cannot open the memory cache: {exc}",
