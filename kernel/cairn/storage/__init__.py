@@ -47,7 +47,7 @@ from cairn.storage._facet import Facet, backend_name, facets_of, require
 from cairn.storage.annotations import AnnotationStore
 from cairn.storage.artifacts import ArtifactMetaStore
 from cairn.storage.chat import ChatStore
-from cairn.storage.documents import DocumentStore, query_words
+from cairn.storage.documents import DocumentStore, checked_documents, query_words
 from cairn.storage.governance import GovernanceStore
 from cairn.storage.ledger import RunStore
 from cairn.storage.maintenance import (
@@ -99,6 +99,7 @@ __all__ = [
     "backend_name",
     "branch_ref",
     "check_objects",
+    "checked_documents",
     "check_store",
     "facets_of",
     "query_words",

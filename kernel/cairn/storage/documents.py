@@ -26,7 +26,7 @@ from cairn.errors import ValidationError
 from cairn.model.embedding import Document
 from cairn.storage._facet import Facet
 
-__all__ = ["MAX_QUERY_WORDS", "DocumentStore", "query_words"]
+__all__ = ["MAX_QUERY_WORDS", "DocumentStore", "checked_documents", "query_words"]
 
 #: More words than this in one lexical query is a document, not a query.
 MAX_QUERY_WORDS = 64
@@ -45,6 +45,25 @@ def query_words(query: object) -> list[str]:
             f"the query holds {len(words)} distinct words, over the limit of {MAX_QUERY_WORDS}", what="search"
         )
     return words
+
+
+def checked_documents(documents: Iterable[object]) -> list[Document]:
+    """``documents`` as a list, after the checks every ``put_documents`` makes before it writes.
+
+    Each value must be a ``Document`` and no key may repeat in one call
+    (``ValidationError`` naming the first offender otherwise), so a backend
+    never writes half a batch it would have refused.
+    """
+    checked: list[Document] = []
+    seen: set[tuple[str, str]] = set()
+    for doc in documents:
+        if not isinstance(doc, Document):
+            raise ValidationError(f"expected Document values, got {type(doc).__name__}", what="put_documents")
+        if doc.key in seen:
+            raise ValidationError(f"document {doc.key} appears twice in one call", what="put_documents")
+        seen.add(doc.key)
+        checked.append(doc)
+    return checked
 
 
 class DocumentStore(Facet, abc.ABC):

@@ -12,9 +12,8 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from cairn.errors import ValidationError
 from cairn.model.embedding import Document, EmbedderIdentity, check_collection, check_vector_bytes
-from cairn.storage import DocumentStore, VectorStore, query_words
+from cairn.storage import DocumentStore, VectorStore, checked_documents, query_words
 from cairn.vector_index import check_k
 
 __all__ = ["MemoryMemoryFacets"]
@@ -73,14 +72,7 @@ class MemoryMemoryFacets(VectorStore, DocumentStore):
     # -- documents -------------------------------------------------------------------
 
     def put_documents(self, documents: Sequence[Document]) -> None:
-        docs = list(documents)
-        seen: set[tuple[str, str]] = set()
-        for doc in docs:
-            if not isinstance(doc, Document):
-                raise ValidationError(f"expected Document values, got {type(doc).__name__}", what="put_documents")
-            if doc.key in seen:
-                raise ValidationError(f"document {doc.key} appears twice in one call", what="put_documents")
-            seen.add(doc.key)
+        docs = checked_documents(documents)
         with self._lock:
             for doc in docs:
                 self.docs[doc.key] = doc

@@ -25,7 +25,7 @@ import psycopg
 
 from cairn.errors import ValidationError
 from cairn.model.embedding import Document, check_collection
-from cairn.storage import DocumentStore, query_words
+from cairn.storage import DocumentStore, checked_documents, query_words
 from cairn.vector_index import check_k
 from cairn_postgres.connection import PostgresConnection, distinct, json_text, pg_method, sql_limit
 
@@ -122,13 +122,7 @@ class PostgresDocuments(PostgresConnection, DocumentStore):
     @pg_method("storing documents")
     def put_documents(self, documents: Sequence[Document]) -> None:
         rows = []
-        seen: set[tuple[str, str]] = set()
-        for doc in documents:
-            if not isinstance(doc, Document):
-                raise ValidationError(f"expected Document values, got {type(doc).__name__}", what="put_documents")
-            if doc.key in seen:
-                raise ValidationError(f"document {doc.key} appears twice in one call", what="put_documents")
-            seen.add(doc.key)
+        for doc in checked_documents(documents):
             length, words = index_words(doc.text, f"{doc.collection}/{doc.id}")
             meta = json_text(dict(doc.metadata))
             rows.append(

@@ -12,9 +12,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cairn.errors import ValidationError
 from cairn.model.embedding import Document, check_collection
-from cairn.storage import DocumentStore, query_words
+from cairn.storage import DocumentStore, checked_documents, query_words
 from cairn.vector_index import check_k
 from cairn_sqlite.connection import SqliteConnection, distinct, json_text, sql_limit, sqlite_method
 
@@ -59,13 +58,7 @@ class SqliteDocuments(SqliteConnection, DocumentStore):
     @sqlite_method("storing documents")
     def put_documents(self, documents: Sequence[Document]) -> None:
         rows = []
-        seen: set[tuple[str, str]] = set()
-        for doc in documents:
-            if not isinstance(doc, Document):
-                raise ValidationError(f"expected Document values, got {type(doc).__name__}", what="put_documents")
-            if doc.key in seen:
-                raise ValidationError(f"document {doc.key} appears twice in one call", what="put_documents")
-            seen.add(doc.key)
+        for doc in checked_documents(documents):
             rows.append(
                 (
                     doc.collection,

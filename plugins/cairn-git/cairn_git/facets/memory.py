@@ -21,7 +21,7 @@ from typing import Any
 
 from cairn.errors import StorageError, ValidationError
 from cairn.model.embedding import Document, EmbedderIdentity, check_collection, check_vector_bytes
-from cairn.storage import DocumentStore, VectorStore, query_words
+from cairn.storage import DocumentStore, VectorStore, checked_documents, query_words
 from cairn.vector_index import check_k
 from cairn_git._base import GitBase
 
@@ -261,13 +261,7 @@ class GitMemoryCache(GitBase, VectorStore, DocumentStore):
 
     def put_documents(self, documents: Sequence[Document]) -> None:
         rows = []
-        seen: set[tuple[str, str]] = set()
-        for doc in documents:
-            if not isinstance(doc, Document):
-                raise ValidationError(f"expected Document values, got {type(doc).__name__}", what="put_documents")
-            if doc.key in seen:
-                raise ValidationError(f"document {doc.key} appears twice in one call", what="put_documents")
-            seen.add(doc.key)
+        for doc in checked_documents(documents):
             meta = json.dumps(dict(doc.metadata), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
             rows.append((doc.collection, doc.id, doc.text_hash, doc.created, doc.branch, meta, doc.text))
         if rows:
