@@ -7,6 +7,14 @@ reading a call's prompt or reply goes back to the repository
 (``Call.bodies``). Each attempt the meter records (retries included) is one
 ``attempt`` event of the run, and each spend record carries the run id.
 
+Provider calls made *inside* another run (an evaluation's generation,
+judges and embeddings) are not runs of their own: a
+judge over 10k samples must not mean 10k runs. Their spend records carry
+the enclosing run's id, so the log shows each such run as one entry of
+kind ``within`` (its run type as the operation), with the number of calls,
+their summed usage and cost, and the providers and models they used;
+``cairn logs show RUN_ID`` shows it.
+
 ``cairn logs`` lists these runs; ``cairn serve`` and ``cairn mcp serve`` read
 them through the same functions.
 """
@@ -22,7 +30,7 @@ from cairn.errors import NotFoundError, ProviderError
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.ledger import Ledger, OpenRun
-    from cairn.model.ledger import Run
+    from cairn.model.ledger import Run, SpendRecord
     from cairn.repo_reader import RepoReader
 
 __all__ = ["CALL_RUN_TYPE", "Call", "CallRecorder", "get_call", "list_calls"]
@@ -53,6 +61,40 @@ class Call:
     reply_commit: str | None
     attempts: int
     error: str | None
+    #: ``call`` for a provider call run; ``within`` for the calls made inside another run, grouped.
+    kind: str = "call"
+    #: How many provider calls the entry stands for (1 for a call; the spend records' count for ``within``).
+    calls: int = 1
+
+    @classmethod
+    def within_run(cls, run: Run, records: list[SpendRecord]) -> Call:
+        """The provider calls made inside ``run`` (an evaluation), from its spend records."""
+        providers = sorted({r.provider for r in records})
+        models = sorted({r.model for r in records})
+        failed = sum(r.calls for r in records if r.outcome != "ok")
+        costs = [r.cost for r in records]
+        return cls(
+            id=run.run_id,
+            time=run.started_at,
+            operation=run.type,
+            status=run.status,
+            outcome="ok" if not failed else f"{failed} failed",
+            provider=", ".join(providers) or None,
+            model=", ".join(models) or None,
+            usage={
+                "input_tokens": sum(r.input_tokens for r in records),
+                "output_tokens": sum(r.output_tokens for r in records),
+            },
+            cost=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+            latency_ms=None if run.duration_ms is None else float(run.duration_ms),
+            branch=run.metadata.get("branch"),
+            prompt_commit=None,
+            reply_commit=None,
+            attempts=sum(r.calls for r in records),
+            error=None,
+            kind="within",
+            calls=sum(r.calls for r in records),
+        )
 
     @classmethod
     def from_run(cls, run: Run) -> Call:
@@ -175,18 +217,52 @@ def list_calls(
         raise ValueError("searching call bodies needs the repository")
     out: list[Call] = []
     for call in _scan(ledger, since):
-        if model is not None and call.model != model:
-            continue
-        if conversation is not None and call.branch != conversation:
-            continue
-        if text is not None:
-            assert repo is not None
-            needle = text.lower()
-            if not any(needle in (body or "").lower() for body in call.bodies(repo).values()):
-                continue
-        out.append(call)
-        if limit is not None and len(out) >= limit:
-            break
+        if _keep(call, model, conversation) and (text is None or _mentions(call, text, repo)):
+            out.append(call)
+            if limit is not None and len(out) >= limit:
+                break
+    if text is not None:
+        return out  # entries for calls inside other runs have no bodies to search
+    # Entries for calls made inside other runs, from the spend of the window the calls above cover.
+    from cairn.ledger import parse_moment
+
+    window = out[-1].time if limit is not None and len(out) >= limit else None
+    bounds = [t for t in (None if since is None else parse_moment(since), window) if t]
+    start = max(bounds) if bounds else None
+    within = [c for c in _within_runs(ledger, start) if _keep(c, model, conversation)]
+    merged = sorted(out + within, key=lambda c: c.time, reverse=True)
+    return merged if limit is None else merged[:limit]
+
+
+def _keep(call: Call, model: str | None, conversation: str | None) -> bool:
+    if model is not None and model not in (call.model or "").split(", "):
+        return False
+    return conversation is None or call.branch == conversation
+
+
+def _mentions(call: Call, text: str, repo: RepoReader | None) -> bool:
+    assert repo is not None
+    needle = text.lower()
+    return any(needle in (body or "").lower() for body in call.bodies(repo).values())
+
+
+def _within_runs(ledger: Ledger, since: str | None) -> list[Call]:
+    """One entry per non-call run with spend at or after ``since``, newest first."""
+    groups: dict[str, list[SpendRecord]] = {}
+    marker = f"_{CALL_RUN_TYPE}_"
+    for record in ledger.store.spend(since=since):
+        # A call run's id (``new_run_id``) names its type: skip those without a look-up.
+        if record.run_id is not None and marker not in record.run_id:
+            groups.setdefault(record.run_id, []).append(record)
+    out: list[Call] = []
+    for run_id, records in groups.items():
+        try:
+            run = ledger.get(run_id)
+        except NotFoundError:
+            continue  # spend of a run that was never recorded (a process killed before it closed)
+        if run.type != CALL_RUN_TYPE:
+            out.append(Call.within_run(run, records))
+    out.sort(key=lambda c: c.time, reverse=True)
     return out
 
 
@@ -213,10 +289,13 @@ def get_call(ledger: Ledger, call_id: str) -> Call:
             raise NotFoundError("call", call_id, hint="no provider calls are recorded yet; `cairn ask` makes one")
         return Call.from_run(newest[0])
     run = ledger.get(call_id)
-    if run.type != CALL_RUN_TYPE:
+    if run.type == CALL_RUN_TYPE:
+        return Call.from_run(run)
+    records = ledger.store.spend(run_id=run.run_id)
+    if not records:
         raise NotFoundError(
             "call",
             run.run_id,
-            hint=f"run {run.run_id} is a {run.type} run, not a provider call; `cairn logs` lists calls",
+            hint=f"run {run.run_id} is a {run.type} run, not a provider call, and made none; `cairn logs` lists calls",
         )
-    return Call.from_run(run)
+    return Call.within_run(run, records)

@@ -231,6 +231,28 @@ def test_generate_and_judge_through_the_fake_server(cairn, fake_openai):
     # Every provider call, generation and grading alike, is charged to the eval run.
     db = sqlite3.connect(cairn.project / ".cairn" / "cairn.db")
     assert db.execute("SELECT COUNT(*) FROM spend WHERE run_id = ?", (data["run_id"],)).fetchone()[0] == 4
+    # ... and `cairn logs` finds them: one entry for the run, with the four calls summed.
+    [entry] = cairn.json("logs")
+    assert (entry["id"], entry["kind"], entry["operation"], entry["calls"]) == (data["run_id"], "within", "eval", 4)
+    assert entry["provider"] == "openai" and entry["model"] == "gpt-4o-mini" and entry["outcome"] == "ok"
+    records = [json.loads(r) for (r,) in db.execute("SELECT record FROM spend WHERE run_id = ?", (data["run_id"],))]
+    assert sum(r["input_tokens"] for r in records) == entry["usage"]["input_tokens"] > 0
+    assert sum(r["output_tokens"] for r in records) == entry["usage"]["output_tokens"] > 0
+    assert "eval (4 calls)" in cairn("logs").stdout
+    shown = cairn.json("logs", "show", data["run_id"])
+    assert shown["breakdown"] == [
+        {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "outcome": "ok",
+            "calls": 4,
+            "input_tokens": entry["usage"]["input_tokens"],
+            "output_tokens": entry["usage"]["output_tokens"],
+            "cost": pytest.approx(entry["cost"]),
+        }
+    ]
+    assert cairn.json("logs", "--model", "gpt-4o-mini") == [entry] and cairn.json("logs", "--model", "x") == []
+    assert cairn.json("logs", "-q", "Paris") == []  # entries for calls inside runs have no bodies to search
 
 
 def test_the_demo_scores_two_systems_and_compares_them(cairn_env):

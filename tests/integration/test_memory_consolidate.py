@@ -40,3 +40,8 @@ def test_consolidate_asks_the_configured_llm_for_the_summary(cairn: Any, server:
     assert episode["content_type"] == "memory.episode" and episode["branch"] == "main"
     assert episode["text"] == "The importer was rewritten to stream, as the user asked."
     assert episode["summarizer"] == "openai/gpt-4o-mini" and episode["commits"] == 2
+    # The summary is a provider call of its own in `cairn logs`, and its spend points at it.
+    [call] = cairn.json("logs")
+    assert (call["kind"], call["operation"], call["outcome"]) == ("call", "consolidate", "ok")
+    assert call["provider"] == "openai" and call["model"] == "gpt-4o-mini" and call["usage"]["output_tokens"] > 0
+    assert [r["run_id"] for r in cairn.json("runs", "list", "--type", "llm")] == [call["id"]]

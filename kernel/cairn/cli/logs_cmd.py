@@ -30,6 +30,12 @@ def _tokens(usage: dict[str, Any] | None) -> str:
     return f"{mark}{usage.get('input_tokens', 0)}/{mark}{usage.get('output_tokens', 0)}"
 
 
+def _operation(call: Any) -> str:
+    if call.kind == "call":
+        return str(call.operation)
+    return f"{call.operation} ({call.calls} call{'' if call.calls == 1 else 's'})"
+
+
 def _short(digest: str | None) -> str:
     return digest[:12] if digest else ""
 
@@ -57,7 +63,8 @@ def logs_group(
 
     Each `cairn ask` or `cairn embed` is one call. An ask's question and
     reply are context commits (the prompt and reply columns); `cairn logs
-    show ID` prints the materialized prompt and the reply.
+    show ID` prints the materialized prompt and the reply. Calls made inside
+    another run (an evaluation's generation and judges) are one entry per run, with the number of calls and their summed usage and cost.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -86,11 +93,24 @@ def logs_group(
         click.echo("no provider calls recorded" + (" matching that" if filtered else ""))
         return
     print_table(
-        ["id", "time", "provider", "model", "tokens in/out", "cost", "latency", "outcome", "prompt", "reply"],
+        [
+            "id",
+            "time",
+            "operation",
+            "provider",
+            "model",
+            "tokens in/out",
+            "cost",
+            "latency",
+            "outcome",
+            "prompt",
+            "reply",
+        ],
         [
             [
                 call.id,
                 call.time[:19],
+                _operation(call),
                 call.provider or "",
                 call.model or "",
                 _tokens(call.usage),
@@ -114,6 +134,9 @@ def logs_show(state: State, call_id: str, as_json: bool) -> None:
     from cairn.calls import get_call
 
     call = get_call(state.ledger, call_id)
+    if call.kind != "call":
+        _show_within(state, call, as_json)
+        return
     prompt = None
     if call.prompt_commit:
         budget = state.ledger.get(call.id).metadata.get("budget")
@@ -144,3 +167,46 @@ def logs_show(state: State, call_id: str, as_json: bool) -> None:
             click.echo(f"[{message.role}] {message.content or ''}")
     click.echo("\n-- reply")
     click.echo(reply if reply is not None else "(no reply)")
+
+
+def _show_within(state: State, call: Any, as_json: bool) -> None:
+    """The provider calls made inside another run, by provider, model and outcome."""
+    from cairn.storage import RunStore, require
+
+    records = require(state.store, RunStore, doing="cairn logs show").spend(run_id=call.id)
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for record in records:
+        groups.setdefault((record.provider, record.model, record.outcome), []).append(record)
+    breakdown = [
+        {
+            "provider": provider,
+            "model": model,
+            "outcome": outcome,
+            "calls": sum(r.calls for r in rows),
+            "input_tokens": sum(r.input_tokens for r in rows),
+            "output_tokens": sum(r.output_tokens for r in rows),
+            "cost": None if any(r.cost is None for r in rows) else sum(r.cost for r in rows),
+        }
+        for (provider, model, outcome), rows in sorted(groups.items())
+    ]
+    if as_json:
+        echo_json({**call.to_dict(), "breakdown": breakdown})
+        return
+    for key, value in call.to_dict().items():
+        if value not in (None, "", [], {}) and key not in ("prompt_commit", "reply_commit"):
+            click.echo(f"{key:<14}{value}")
+    click.echo(f"\n-- calls made inside {call.operation} run {call.id} (`cairn runs show {call.id}` shows the run)")
+    print_table(
+        ["provider", "model", "outcome", "calls", "tokens in/out", "cost"],
+        [
+            [
+                row["provider"],
+                row["model"],
+                row["outcome"],
+                str(row["calls"]),
+                f"{row['input_tokens']}/{row['output_tokens']}",
+                _money(row["cost"]),
+            ]
+            for row in breakdown
+        ],
+    )
