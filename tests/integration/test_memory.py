@@ -65,6 +65,10 @@ def test_index_then_search_in_every_mode(project: Any) -> None:
     # main's two items, the same two and one more on design (branched from main), one fact: 4 distinct texts.
     assert report["documents"] == {"written": 6, "removed": 0}
     assert project.json("memory", "index")["embedded"] == 0  # idempotent: nothing left to embed
+    # The embedding calls are findable in `cairn logs`: one entry for each index run that made any.
+    [entry] = [c for c in project.json("logs") if c["operation"] == "memory"]
+    assert entry["kind"] == "within" and entry["provider"] == "hashing" and entry["calls"] >= 1
+    assert project.json("runs", "show", entry["id"])["subtype"] == "index"
     for mode in ("semantic", "lexical", "hybrid"):
         results = project.json("search", "database migration", "--mode", mode)
         assert results[0]["snippet"].startswith("the deploy failed"), mode

@@ -156,8 +156,9 @@ def index_command(state: State, batch: int, as_json: bool) -> None:
     with _memory(state) as memory:
         synced = memory.sync()
         pending = memory.pending()
-        with _progress(pending, "embedding", not as_json) as progress:
+        with _progress(pending, "embedding", not as_json) as progress, _index_run(state, memory, "index") as run:
             report = memory.embed(batch=batch, progress=progress)
+            run.close("ok", summary=f"embedded {report.embedded} of {report.texts} texts", metadata=report.to_dict())
     _report_index(dict(synced), report, as_json)
 
 
@@ -170,9 +171,38 @@ def reindex_command(state: State, batch: int, as_json: bool) -> None:
     with _memory(state) as memory:
         synced = memory.sync()
         total = len(memory.documents.text_hashes())
-        with _progress(total, "re-embedding", not as_json) as progress:
+        with _progress(total, "re-embedding", not as_json) as progress, _index_run(state, memory, "reindex") as run:
             report = memory.reindex(batch=batch, progress=progress)
+            run.close("ok", summary=f"embedded {report.embedded} of {report.texts} texts", metadata=report.to_dict())
     _report_index(dict(synced), report, as_json)
+
+
+@contextlib.contextmanager
+def _index_run(state: State, memory: Any, subtype: str) -> Iterator[Any]:
+    """A ``memory`` run in the ledger that the embedding calls' spend points at, so `cairn logs` finds them.
+
+    On a store without the run ledger the calls are still metered (spend), with no run to point at.
+    """
+    from cairn.memory.sources import MEMORY_RUN_TYPE
+    from cairn.storage import RunStore
+
+    if not isinstance(state.store, RunStore):
+        yield _NoRun()
+        return
+    meter = getattr(memory.embedder, "meter", None)
+    with state.ledger.open(MEMORY_RUN_TYPE, subtype=subtype) as run:
+        if meter is not None:
+            meter.run_id = run.run_id
+        try:
+            yield run
+        finally:
+            if meter is not None:
+                meter.run_id = None
+
+
+class _NoRun:
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _report_index(synced: dict[str, int], report: Any, as_json: bool) -> None:

@@ -9,7 +9,9 @@ collection           documents
 ==================== ==========================================================
 ``@context``         the current items of every branch but ``memory``
                      (edits applied, deletes removed), id ``<branch>:<item>``
-``@runs``            runs with a summary, id the run id
+``@runs``            runs with a summary, id the run id (but ``memory``
+                     runs: indexing its own bookkeeping would leave every
+                     ``cairn memory index`` something new to embed)
 ``@chat``            chat messages (encrypted ones are left out: their text is
                      not readable without the key, and must not leak into an
                      index), id the message id
@@ -90,12 +92,16 @@ def _memory(reader: RepoReader) -> list[Document]:
     return out
 
 
+#: The run type of ``cairn memory index`` / ``reindex`` runs, which the ``@runs`` collection leaves out.
+MEMORY_RUN_TYPE = "memory"
+
+
 def _runs(store: Any) -> list[Document]:
     if not isinstance(store, RunStore):
         return []
     out = []
     for run in store.list_runs():
-        if run.summary.strip():
+        if run.summary.strip() and run.type != MEMORY_RUN_TYPE:
             meta = {"type": run.type, "status": run.status}
             out.append(Document("@runs", run.run_id, run.summary[:MAX_TEXT], run.started_at, None, meta))
     return out
