@@ -73,6 +73,11 @@ def test_index_then_search_in_every_mode(project: Any) -> None:
         results = project.json("search", "database migration", "--mode", mode)
         assert results[0]["snippet"].startswith("the deploy failed"), mode
         assert {"score", "kind", "id", "snippet"} <= results[0].keys()
+    # A semantic or hybrid search embeds the query: a `memory` run of subtype search each, without the query.
+    searches = [c for c in project.json("logs") if c["operation"] == "memory" and c["id"] != entry["id"]]
+    assert len(searches) == 2 and all(c["calls"] >= 1 for c in searches)  # the query (and the identity probe)
+    shown = [project.json("runs", "show", c["id"]) for c in searches]
+    assert {r["metadata"]["mode"] for r in shown} == {"semantic", "hybrid"} and "migration" not in json.dumps(shown)
     assert [r["kind"] for r in project.json("search", "PostgreSQL", "--kind", "memory")] == ["memory"]
     design = project.json("search", "logo mountain deploy", "--branch", "design", "--mode", "lexical")
     assert {r["id"].split(":")[0] for r in design} == {"design"}

@@ -130,9 +130,45 @@ def search_command(
     from cairn.memory.search import kinds_to_collections
 
     collections = kinds_to_collections(kinds) or ["@context", "@runs", "@chat", "@memory"]
-    with _memory(state) as memory:
+    with _memory(state) as memory, _charged(state, memory, "search", mode=mode or "default", k=k):
         results = memory.search(query, k=k, mode=mode, collections=collections, branch=branch, since=_since(since))
     _show_results(results, as_json)
+
+
+@contextlib.contextmanager
+def _charged(state: State, memory: Any, subtype: str, **metadata: Any) -> Iterator[None]:
+    """Charge the embedding calls made inside to a ``memory`` run, recorded only if there were any.
+
+    A lexical search calls no provider and leaves no run; a semantic one
+    leaves one run (its metadata: subtype, mode and k, never the query), so
+    `cairn logs` finds the call.
+    """
+    from cairn.storage import RunStore
+
+    if not isinstance(state.store, RunStore):
+        yield
+        return
+    from cairn.events import bus
+    from cairn.memory.sources import MEMORY_RUN_TYPE
+    from cairn.model import new_run_id, now
+    from cairn.providers import CALL_EVENT
+
+    run_id, started, calls = new_run_id(MEMORY_RUN_TYPE), now(), []
+    meter = getattr(memory.embedder, "meter", None)
+    if meter is not None:
+        meter.run_id = run_id
+    unsubscribe = bus.subscribe(CALL_EVENT, lambda e: calls.append(1) if e.payload.get("run_id") == run_id else None)
+    try:
+        yield
+    finally:
+        unsubscribe()
+        if meter is not None:
+            meter.run_id = None
+        if calls:
+            status = "ok" if sys.exc_info()[0] is None else "failed"
+            state.ledger.record(
+                MEMORY_RUN_TYPE, run_id=run_id, started_at=started, status=status, subtype=subtype, metadata=metadata
+            )
 
 
 # -- cairn memory ---------------------------------------------------------------------------
