@@ -358,7 +358,11 @@ class Config:
                 self.settings(section, cls)
             except ConfigError as exc:
                 problems.append(exc)
-        allowed = set(KERNEL_SECTIONS) | set(BACKEND_SECTIONS.values())
+        from cairn.config_agents import AGENT_SECTIONS, check_agent_tables
+
+        allowed = set(KERNEL_SECTIONS) | set(BACKEND_SECTIONS.values()) | set(AGENT_SECTIONS)
+        if any(section in self.data for section in AGENT_SECTIONS):
+            problems.extend(check_agent_tables(self))
         for section in self.data:
             if section not in allowed:
                 problems.append(
