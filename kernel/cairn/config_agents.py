@@ -93,7 +93,7 @@ def _argv(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 def _env_names(instance: Any, attribute: attrs.Attribute[Any], value: list[str]) -> None:
     for index, name in enumerate(value):
-        problem = check_env_name(name)
+        problem = check_env_name(name) or (_secret_free("it", name) if isinstance(name, str) else None)
         if problem:
             raise ValueError(f"{attribute.name} must list variable names: item {index + 1} {problem}")
 
