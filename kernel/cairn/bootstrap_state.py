@@ -98,8 +98,12 @@ def _problem(exc: Any) -> dict[str, Any]:
     }
 
 
-def bootstrap_state(config: Config, plugins: Plugins) -> dict[str, Any]:
-    """The bootstrap state from an already loaded configuration and plugin set (the CLI's)."""
+def bootstrap_state(config: Config, plugins: Plugins, repo: Repo | None = None) -> dict[str, Any]:
+    """The bootstrap state from an already loaded configuration and plugin set (the CLI's).
+
+    ``repo``: the project's repository when the caller has it open (its store
+    is left open); otherwise one is opened here, and closed.
+    """
     from cairn._version import kernel_version
 
     reasons: list[str] = []
@@ -128,7 +132,8 @@ def bootstrap_state(config: Config, plugins: Plugins) -> dict[str, Any]:
         "plugins": _plugins(plugins, data_dir),
     }
     out.update(_agents(config, reasons))
-    repo = _open_repo(config, plugins, out, reasons)
+    owned = repo is None
+    repo = _open_repo(config, plugins, out, reasons) if repo is None else _describe_repo(repo, config, out)
     try:
         out["providers"] = _providers(config, plugins, repo, reasons)
         out["sessions"] = _sessions(repo)
@@ -137,7 +142,7 @@ def bootstrap_state(config: Config, plugins: Plugins) -> dict[str, Any]:
         out["budget"] = _budget(config, repo)
         out["compaction"] = _compaction(config)
     finally:
-        if repo is not None:
+        if repo is not None and owned:
             repo.store.close()
     commits = (out["storage"] or {}).get("commits") or 0
     if reasons:
@@ -188,9 +193,15 @@ def _open_repo(config: Config, plugins: Plugins, out: dict[str, Any], reasons: l
         out["storage"].update(branch=None, head=None, commits=0)
         reasons.append(f"storage: {exc.message}")
         return None
+    return _describe_repo(repo, config, out)
+
+
+def _describe_repo(repo: Repo, config: Config, out: dict[str, Any]) -> Repo:
+    from cairn.errors import CairnError
     from cairn.storage import Maintenance, facets_of
 
-    storage: dict[str, Any] = {"backend": backend, "ok": True, "error": None, "stats": None}
+    head = repo.head()
+    storage: dict[str, Any] = {"backend": config.cairn.storage, "ok": True, "error": None, "stats": None}
     storage["facets"] = sorted(facets_of(repo.store))
     if isinstance(repo.store, Maintenance):
         try:
@@ -204,7 +215,6 @@ def _open_repo(config: Config, plugins: Plugins, out: dict[str, Any], reasons: l
             }
         except CairnError as exc:
             storage["error"] = exc.message
-    head = repo.head()
     storage.update(branch=repo.branch, head=head.hash if head else None, commits=head.depth + 1 if head else 0)
     out["storage"] = storage
     return repo

@@ -343,16 +343,16 @@ def status_command(state: State, as_json: bool) -> None:
 
         echo_json(_unreadable(exc))
         return
-    boot = bootstrap_state(config, state.plugins)
     if as_json:
         try:
             repo = state.repo
         except CairnError:
-            echo_json(boot)  # the storage section says why it did not open
+            echo_json(bootstrap_state(config, state.plugins))  # its storage section says why the store did not open
             return
-        echo_json({**_context_status(repo), **boot})
+        echo_json({**_context_status(repo), **bootstrap_state(config, state.plugins, repo)})
         return
     repo = state.repo
+    boot = bootstrap_state(config, state.plugins, repo)
     data = _context_status(repo)
     head = repo.head()
     tokens, budget = data["effective_tokens"], data["max_tokens"]
