@@ -72,6 +72,7 @@ def _module_problem(entry: str, base: Path) -> str | None:
 
 
 def tool_readiness(spec: ToolSpec, base: Path) -> Readiness:
+    detail: dict[str, Any]
     if spec.handler is not None:
         problem = _module_problem(spec.handler, base)
         detail = {"handler": spec.handler}

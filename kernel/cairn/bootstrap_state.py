@@ -114,7 +114,7 @@ def bootstrap_state(config: Config, plugins: Plugins, repo: Repo | None = None) 
     if not any(p.table == "cairn" for p in problems):
         try:
             data_dir = config.data_dir
-        except Exception:  # noqa: BLE001 - reported with the config's problems
+        except Exception:  # reported with the config's problems
             data_dir = None
     out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -272,7 +272,7 @@ def _memory(repo: Repo | None) -> dict[str, Any] | None:
     from cairn.storage import VectorStore, branch_ref
 
     vectors = sum(repo.store.vector_counts().values()) if isinstance(repo.store, VectorStore) else 0
-    if repo.store.get_ref(branch_ref(MEMORY_BRANCH)) is None and not vectors:
+    if repo.refs.get_ref(branch_ref(MEMORY_BRANCH)) is None and not vectors:
         return None
     from cairn.memory.tiers import MemoryBranch
     from cairn.model.memory import Episode, Fact

@@ -99,7 +99,7 @@ def _env_names(instance: Any, attribute: attrs.Attribute[Any], value: list[str])
 
 
 def _scopes(instance: Any, attribute: attrs.Attribute[Any], value: list[str]) -> None:
-    for index, scope in enumerate(value):
+    for scope in value:
         if not isinstance(scope, str) or not _SCOPE.match(scope):
             raise ValueError(
                 f"{attribute.name} must list scope names such as fs, net or process (lowercase), got {scope!r:.40}"
@@ -129,9 +129,7 @@ class ToolSpec:
     name: str
     description: str = attrs.field(validator=_text)
     #: The JSON schema of the arguments (an object); sent to the model as is.
-    parameters: dict[str, Any] = attrs.field(
-        factory=lambda: {"type": "object", "properties": {}}, validator=_schema
-    )
+    parameters: dict[str, Any] = attrs.field(factory=lambda: {"type": "object", "properties": {}}, validator=_schema)
     #: A Python entry point ``package.module:function``, called with the arguments as keywords.
     handler: str | None = None
     #: A program and its arguments (never a shell string); the arguments arrive as JSON on standard input.
@@ -142,11 +140,13 @@ class ToolSpec:
 
     def __attrs_post_init__(self) -> None:
         if (self.handler is None) == (self.command is None):
-            raise ValueError("handler must be given, or command, not both: an entry point package.module:function, or an argv list")
+            raise ValueError(
+                "handler must be given, or command, not both: an entry point package.module:function, or an argv list"
+            )
         if self.handler is not None and not _ENTRY.match(self.handler):
             raise ValueError(f"handler must be an entry point package.module:function, got {self.handler!r:.80}")
         if self.command is not None and not self.command:
-            raise ValueError("command must name a program: a list such as [\"python\", \"tool.py\"]")
+            raise ValueError('command must name a program: a list such as ["python", "tool.py"]')
 
     def to_provider(self) -> dict[str, Any]:
         """The tool as a provider request takes it (``cairn.providers.Tool``'s fields)."""

@@ -122,7 +122,10 @@ def test_mcp_list_tools_asks_a_stdio_server_with_the_sdk(cairn, monkeypatch):
 
 def test_mcp_list_tools_reports_a_server_that_does_not_start(cairn):
     pytest.importorskip("mcp")
-    add(cairn.project, f'[mcp.servers.broken]\ncommand = "{sys.executable}"\nargs = ["-c", "raise SystemExit(3)"]\ntimeout_s = 20\n')
+    add(
+        cairn.project,
+        f'[mcp.servers.broken]\ncommand = "{sys.executable}"\nargs = ["-c", "raise SystemExit(3)"]\ntimeout_s = 20\n',
+    )
     result = cairn.run("mcp", "list", "--tools", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "MCP server 'broken'" in result.stderr
@@ -205,7 +208,10 @@ def test_bad_calls_are_told_to_the_model_not_crashed_on(cairn, server: FakeOpenA
 
 
 def test_the_policy_gate_decides_tool_calls(cairn, server: FakeOpenAI, weather):
-    add(cairn.project, '[policy.rules.no-net]\naction = "tool"\nscopes = ["net"]\ndecision = "deny"\nreason = "offline"\n')
+    add(
+        cairn.project,
+        '[policy.rules.no-net]\naction = "tool"\nscopes = ["net"]\ndecision = "deny"\nreason = "offline"\n',
+    )
     server.script(Reply(None, tool_calls=[call("weather", {"city": "Oslo"})]), Reply("I cannot look."))
     cairn.run("ask", "--tools", "--no-stream", "Weather in Oslo?")
     result = [i for i in items(cairn) if i.get("direction") == "result"][0]

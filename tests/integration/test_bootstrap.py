@@ -89,7 +89,9 @@ def test_empty_then_ready_with_spend_tools_and_memory(cairn, monkeypatch):
         assert empty["reasons"] == ["nothing committed yet on the current branch"]
         assert empty["providers"]["llm"]["ready"] is True and server.calls("chat") == []  # no network
         tools = {t["name"]: t for t in empty["tools"]}
-        assert tools["shout"]["ready"] and not tools["gone"]["ready"] and "no_such_module_here" in tools["gone"]["problem"]
+        assert (
+            tools["shout"]["ready"] and not tools["gone"]["ready"] and "no_such_module_here" in tools["gone"]["problem"]
+        )
         assert empty["skills"][0]["ready"] and empty["mcp_servers"][0]["ready"]
 
         server.script(Reply("Hello there, friend."))

@@ -78,7 +78,13 @@ BAD = [
     ('[tools.t]\ndescription = "d"\nhandler = "no-colon"\n', "tools.t", "handler", 3, "entry point"),
     ('[tools.t]\ndescription = "d"\n', "tools.t", "handler", 1, "handler must be given"),
     ('[tools.t]\ndescription = "d"\nhandler = "m:f"\ncommand = ["x"]\n', "tools.t", "handler", 3, "not both"),
-    ('[tools.t]\ndescription = "d"\nhandler = "m:f"\nparameters = { type = "array" }\n', "tools.t", "parameters", 4, "object"),
+    (
+        '[tools.t]\ndescription = "d"\nhandler = "m:f"\nparameters = { type = "array" }\n',
+        "tools.t",
+        "parameters",
+        4,
+        "object",
+    ),
     ('[tools.t]\ndescription = "d"\nhandler = "m:f"\ntimeout_s = 0\n', "tools.t", "timeout_s", 4, "more than 0"),
     ('[tools.t]\ndescription = "d"\nhandler = "m:f"\nscopes = ["Net Access"]\n', "tools.t", "scopes", 4, "scope"),
     ('[tools.t]\ndescription = "d"\nhandler = "m:f"\ncolour = "red"\n', "tools.t", "colour", 4, "unknown"),
@@ -90,7 +96,7 @@ BAD = [
     ('[mcp.servers.m]\ntransport = "http"\n', "mcp.servers.m", "url", 1, "url must be given"),
     ('[mcp.servers.m]\ntransport = "http"\nurl = "ftp://x"\n', "mcp.servers.m", "url", 3, "http(s)"),
     ('[mcp.servers.m]\ntransport = "sse"\nurl = "http://x"\n', "mcp.servers.m", "transport", 2, "transport"),
-    ('[mcp]\nserver = 1\n', "mcp", "server", 2, "unknown key"),
+    ("[mcp]\nserver = 1\n", "mcp", "server", 2, "unknown key"),
 ]
 
 

@@ -120,7 +120,9 @@ def mcp_list(state: State, with_tools: bool, as_json: bool) -> None:
                         raise
                     listed[item.name] = {"error": exc.message}
     if as_json:
-        echo_json([{**item.to_dict(), **({"tools": listed[item.name]} if item.name in listed else {})} for item in items])
+        echo_json(
+            [{**item.to_dict(), **({"tools": listed[item.name]} if item.name in listed else {})} for item in items]
+        )
         return
     if not items:
         click.echo("no MCP servers configured; add an [mcp.servers.NAME] table to cairn.toml (docs/configuration.md)")
@@ -136,4 +138,6 @@ def mcp_list(state: State, with_tools: bool, as_json: bool) -> None:
             continue
         click.echo(f"{name}: {len(tools)} tool(s)")
         for tool in tools:
-            click.echo(f"  {tool['name']}: {(tool['description'] or '').strip().splitlines()[0] if tool['description'] else ''}")
+            click.echo(
+                f"  {tool['name']}: {(tool['description'] or '').strip().splitlines()[0] if tool['description'] else ''}"
+            )

@@ -149,7 +149,9 @@ def _ask(
                 )
             offered = [spec.to_provider() for spec in tools.values()] if tools else ()
             while True:
-                request = ChatRequest(context.neutral_messages, model=model, max_output_tokens=reply_tokens, tools=offered)
+                request = ChatRequest(
+                    context.neutral_messages, model=model, max_output_tokens=reply_tokens, tools=offered
+                )
                 if no_stream or as_json:
                     response = llm.complete(request)
                 else:
@@ -263,7 +265,13 @@ def _run_tool_calls(state: State, repo: Any, response: Any, tools: dict[str, Any
             arguments = None
         payload = arguments if isinstance(arguments, dict) else {}
         repo.append(
-            {"content_type": "tool_io", "tool_name": call.name, "direction": "call", "payload": payload, "call_id": call.id},
+            {
+                "content_type": "tool_io",
+                "tool_name": call.name,
+                "direction": "call",
+                "payload": payload,
+                "call_id": call.id,
+            },
             message=f"cairn ask: tool call {call.name}",
         )
         spec = tools.get(call.name)
@@ -272,7 +280,9 @@ def _run_tool_calls(state: State, repo: Any, response: Any, tools: dict[str, Any
         elif not isinstance(arguments, dict):
             outcome = ToolOutcome("error", {"error": "the arguments are not a JSON object"})
         else:
-            outcome = run_tool(spec, arguments, config=state.config, plugins=state.plugins, store=state.store, gate=gate)
+            outcome = run_tool(
+                spec, arguments, config=state.config, plugins=state.plugins, store=state.store, gate=gate
+            )
         repo.append(
             {
                 "content_type": "tool_io",
