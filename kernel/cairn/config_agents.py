@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from cairn.config_tables import check_env_name
+from cairn.config_tables import AGENT_SECTIONS, check_env_name
 from cairn.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,8 +46,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: The top-level sections this module reads.
-AGENT_SECTIONS = ("tools", "skills", "mcp")
 
 #: A tool's name as every provider takes it (OpenAI: 1-64 of these).
 _TOOL_NAME = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
@@ -239,10 +237,7 @@ def _named_tables(
 
 def _structure(config: Config, path: tuple[str, ...], cls: type[T], problems: list[ConfigError]) -> T | None:
     """The table at ``path`` as ``cls`` (its name added), or None with the located problem appended."""
-    from cairn.config import Config
-
-    with_name = {**config.data, path[0]: _with_name(config.data, path)}
-    named = Config(with_name, config.sources, config.project_dir, config.project_file, config.user_file, config.cwd)
+    named = attrs.evolve(config, data={**config.data, path[0]: _with_name(config.data, path)})
     try:
         return named.structure_table(path, cls)
     except ConfigError as exc:

@@ -111,7 +111,10 @@ def test_a_mistake_is_located_by_file_table_key_and_line(tmp_path, text, table, 
     assert problem.line == line + 2, problem.message
     assert phrase in problem.problem, problem.problem
     # `cairn config validate` reports the same problem
-    assert any(p.message == problem.message for p in config.validate())
+    from cairn.config_check import check_config
+    from cairn.plugins import load_plugins
+
+    assert any(p.message == problem.message for p in check_config(load_plugins(), config))
 
 
 SECRETS = ["sk-proj-" + "a1B2c3D4e5" * 4, "ghp_" + "x" * 36, "xoxb-1234567890-abcdefghij"]
