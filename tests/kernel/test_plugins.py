@@ -731,7 +731,6 @@ MCP_EXTENSION = '''
 '''
 
 
-
 def test_a_plugin_group_extends_the_builtin_mcp_group(site: FakeSite, isolated_cli: None) -> None:
     site.install("cairn-fake-mcp", {"mcpext": MCP_EXTENSION})
     runner = CliRunner()
