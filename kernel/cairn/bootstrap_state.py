@@ -230,7 +230,7 @@ def _providers(config: Config, plugins: Plugins, repo: Repo | None, reasons: lis
 
     try:
         with Providers(config, plugins, store=repo.store, tokenizer=repo.tokenizer) as providers:
-            infos = providers.describe()
+            infos = providers.describe(chosen_only=True)
     except CairnError as exc:
         reasons.append(f"providers: {exc.message}")
         return chosen
