@@ -131,7 +131,7 @@ def bootstrap_state(config: Config, plugins: Plugins, repo: Repo | None = None) 
         },
         "plugins": _plugins(plugins, data_dir),
     }
-    out.update(_agents(config, reasons))
+    out.update(_agents(config))
     owned = repo is None
     repo = _open_repo(config, plugins, out, reasons) if repo is None else _describe_repo(repo, config, out)
     try:
@@ -171,7 +171,7 @@ def _plugins(plugins: Plugins, data_dir: Path | None) -> list[dict[str, Any]]:
     ]
 
 
-def _agents(config: Config, reasons: list[str]) -> dict[str, Any]:
+def _agents(config: Config) -> dict[str, Any]:
     from cairn.agent_tools import readiness_of
     from cairn.config_agents import load_agent_config
 
