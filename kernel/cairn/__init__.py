@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 # so ``import cairn`` does not pay for importlib.metadata.
 __version__: str
 
-__all__ = ["__version__", "idempotent", "open"]
+__all__ = ["__version__", "bootstrap", "idempotent", "open"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo import Repo
@@ -35,6 +35,16 @@ def open(path: Any = None, **options: Any) -> Repo:
     from cairn.repo import open_repo
 
     return open_repo(path, **options)
+
+
+def bootstrap(path: Any = None, **options: Any) -> dict[str, Any]:
+    """The project's bootstrap state (empty, blocked or ready, and why), read with no network.
+
+    See ``cairn.bootstrap_state.bootstrap`` and docs/bootstrap.md for the fields.
+    """
+    from cairn.bootstrap_state import bootstrap as read_state
+
+    return read_state(path, **options)
 
 
 def idempotent(key: str, action: Any, *, store: Any = None, path: Any = None, fingerprint: str | None = None) -> Any:

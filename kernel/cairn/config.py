@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import attrs
 
 from cairn.config_tables import (
+    AGENT_SECTIONS,
     BACKEND_SECTIONS,
     KERNEL_SECTIONS,
     MAX_INLINE_BYTES,
@@ -358,7 +359,8 @@ class Config:
                 self.settings(section, cls)
             except ConfigError as exc:
                 problems.append(exc)
-        allowed = set(KERNEL_SECTIONS) | set(BACKEND_SECTIONS.values())
+        # [tools], [skills] and [mcp] are checked by cairn.config_agents (through cairn.config_check).
+        allowed = set(KERNEL_SECTIONS) | set(BACKEND_SECTIONS.values()) | set(AGENT_SECTIONS)
         for section in self.data:
             if section not in allowed:
                 problems.append(

@@ -41,6 +41,9 @@ class PluginRegistries(Protocol):
 def check_config(plugins: PluginRegistries, config: Config) -> list[ConfigError]:
     """Every problem in ``config`` that the installed plugins can see."""
     problems = list(config.validate())
+    from cairn.config_agents import check_agent_tables
+
+    problems.extend(check_agent_tables(config))
     if not any(p.table == "policy" for p in problems):  # the table read; now every rule, key by key
         from cairn.policy import check_policy
 

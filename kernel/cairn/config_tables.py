@@ -18,6 +18,7 @@ import attrs
 from cairn.errors import ValidationError
 
 __all__ = [
+    "AGENT_SECTIONS",
     "BACKEND_SECTIONS",
     "KERNEL_SECTIONS",
     "MAX_INLINE_BYTES",
@@ -45,6 +46,10 @@ BACKEND_SECTIONS: dict[str, str] = {
     "artifact_stores": "artifacts",
     "executors": "exec",
 }
+
+
+#: Sections of one table per tool, skill and MCP server, typed and checked by ``cairn.config_agents``.
+AGENT_SECTIONS = ("tools", "skills", "mcp")
 
 
 def _not_blank(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:

@@ -713,6 +713,54 @@ def test_plugin_commands_do_not_outlive_their_invocation(site: FakeSite, isolate
     assert blocked.exit_code == 2 and "No such command 'fake-cmd'" in blocked.output
 
 
+MCP_EXTENSION = '''
+    import click
+    from cairn.hookspecs import hookimpl
+
+    @click.group("mcp")
+    def mcp():
+        """The plugin's half of the mcp group."""
+
+    @mcp.command("ping")
+    def ping():
+        click.echo("pong")
+
+    @hookimpl
+    def cairn_register_commands(cli):
+        cli.add_command(mcp)
+'''
+
+
+def test_a_plugin_group_extends_the_builtin_mcp_group(site: FakeSite, isolated_cli: None) -> None:
+    site.install("cairn-fake-mcp", {"mcpext": MCP_EXTENSION})
+    runner = CliRunner()
+    listing = runner.invoke(cli, ["mcp", "--help"], env=site.only())
+    assert listing.exit_code == 0 and "list" in listing.output and "ping" in listing.output
+    ran = runner.invoke(cli, ["mcp", "ping"], env=site.only())
+    assert (ran.exit_code, ran.output) == (0, "pong\n")
+    listed = runner.invoke(cli, ["plugins", "--json"], env=site.only())
+    assert {p["name"]: p["status"] for p in json.loads(listed.output)}["mcpext"] == "ok"
+    # without the plugin, only the built-in half is there
+    blocked = runner.invoke(cli, ["mcp", "ping"], env={**site.only(), "CAIRN_DISABLE_PLUGINS": "mcpext"})
+    assert blocked.exit_code == 2 and "No such command 'ping'" in blocked.output
+
+
+def test_a_plain_command_named_like_an_extensible_group_still_clashes(cairn_env: Path) -> None:
+    def plain(cli: Any) -> None:
+        cli.add_command(click.Command("mcp", callback=lambda: None))
+
+    def group(cli: Any) -> None:
+        cli.add_command(click.Group("mcp", commands={"ping": click.Command("ping", callback=lambda: None)}))
+
+    plugins = load_plugins(entry_points=False)
+    plugins.register(plugin_with("cairn_register_commands", plain), "plain")
+    plugins.register(plugin_with("cairn_register_commands", group), "grouped")
+    found = plugins.commands(reserved={"mcp", "status"}, extensible={"mcp"})
+    assert plugins.info["plain"].status == "broken" and "mcp" in (plugins.info["plain"].reason or "")
+    assert plugins.info["grouped"].status == "ok"
+    assert isinstance(found["mcp"], click.Group) and list(found["mcp"].commands) == ["ping"]
+
+
 # -- factories: config tables and FactoryContext -----------------------------------------
 
 

@@ -126,8 +126,11 @@ cli.lazy_modules.update(
         "cairn.cli.directive_cmd": ("directive",),
         "cairn.cli.policy_cmd": ("policy", "approvals", "approve", "deny"),
         "cairn.cli.exec_cmd": ("exec",),
+        "cairn.cli.agents_cmd": ("tools", "skills", "mcp"),
     }
 )
+# `cairn mcp list` is built in; cairn-serve adds `cairn mcp serve` to the same group.
+cli.extensible.add("mcp")
 
 
 def _show_warning(

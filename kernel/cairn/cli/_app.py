@@ -189,6 +189,8 @@ class CairnGroup(click.Group):
         super().__init__(*args, **kwargs)
         #: Built-in command modules not imported yet: module name -> the commands its register(cli) adds.
         self.lazy_modules: dict[str, tuple[str, ...]] = {}
+        #: Built-in groups a plugin may add subcommands to, by adding a group of the same name.
+        self.extensible: set[str] = set()
 
     def _builtin_names(self) -> set[str]:
         return {*self.commands, *(name for names in self.lazy_modules.values() for name in names)}
@@ -214,7 +216,7 @@ class CairnGroup(click.Group):
         return root.obj
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        return self._state(ctx).plugins.commands(reserved=self._builtin_names())
+        return self._state(ctx).plugins.commands(reserved=self._builtin_names(), extensible=self.extensible)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.load_builtin_commands(), *self._plugin_commands(ctx)})
@@ -239,6 +241,30 @@ class CairnGroup(click.Group):
             if isinstance(state, State):
                 state.close()
                 state.report_hook_failures()
+
+
+class ExtensibleGroup(click.Group):
+    """A built-in group whose subcommands plugins may add to: a plugin adds a group of the same name
+    (``cairn-serve`` adds ``mcp serve`` beside the kernel's ``mcp list``); its name must be in the
+    root group's ``extensible`` set. The plugins are loaded only when a subcommand is not built in."""
+
+    def _extension(self, ctx: click.Context) -> click.Group | None:
+        root = ctx.find_root().command
+        if not isinstance(root, CairnGroup) or self.name is None:
+            return None
+        found = root._plugin_commands(ctx).get(self.name)
+        return found if isinstance(found, click.Group) and found is not self else None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        extension = self._extension(ctx)
+        return sorted({*super().list_commands(ctx), *(extension.list_commands(ctx) if extension else ())})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        extension = self._extension(ctx)
+        return extension.get_command(ctx, cmd_name) if extension else None
 
 
 def _attach_recordings(ctx: click.Context) -> Callable[[], None]:

@@ -327,28 +327,90 @@ def materialize_command(
 
 
 @click.command("status")
-@json_option()
+@json_option("Print the bootstrap state as JSON (docs/bootstrap.md): what a UI needs, with no network.")
 @pass_state
 def status_command(state: State, as_json: bool) -> None:
-    """Current branch, HEAD and effective tokens against the budget."""
-    repo = state.repo
-    head = repo.head()
-    tokens = repo.effective_tokens(head)
-    budget = repo.budget.max_tokens
-    data = {
-        "branch": repo.branch,
-        "head": head.hash if head else None,
-        "commits": head.depth + 1 if head else 0,
-        "effective_tokens": tokens,
-        "max_tokens": budget,
-        "budget_action": repo.budget.action,
-        "tokenizer": repo.tokenizer.name,
-        "token_source": "exact" if repo.tokenizer.exact else "estimated",
-    }
-    if as_json:
-        echo_json(data)
+    """Current branch, HEAD, tokens against the budget, and whether the project is ready (what blocks it if not)."""
+    from cairn.bootstrap_state import bootstrap_state
+    from cairn.errors import CairnError
+
+    try:
+        config = state.config
+    except CairnError as exc:
+        if not as_json:
+            raise
+        from cairn.bootstrap_state import _unreadable
+
+        echo_json(_unreadable(exc))
         return
+    if as_json:
+        try:
+            repo = state.repo
+        except CairnError:
+            echo_json(bootstrap_state(config, state.plugins))  # its storage section says why the store did not open
+            return
+        echo_json({**_context_status(repo), **bootstrap_state(config, state.plugins, repo)})
+        return
+    repo = state.repo
+    boot = bootstrap_state(config, state.plugins, repo)
+    data = _context_status(repo)
+    head = repo.head()
+    tokens, budget = data["effective_tokens"], data["max_tokens"]
     click.echo(f"on branch {data['branch']}" if data["branch"] else "HEAD detached")
     click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {plural(head.depth + 1 if head else 0, 'commit')}")
     budget_text = f" of {budget} ({tokens * 100 // budget}%)" if budget else " (no budget set)"
     click.echo(f"effective context: {tokens} tokens{budget_text}, {data['token_source']} by {repo.tokenizer.name}")
+    _print_bootstrap(boot)
+
+
+def _context_status(repo: Any) -> dict[str, Any]:
+    head = repo.head()
+    return {
+        "branch": repo.branch,
+        "head": head.hash if head else None,
+        "commits": head.depth + 1 if head else 0,
+        "effective_tokens": repo.effective_tokens(head),
+        "max_tokens": repo.budget.max_tokens,
+        "budget_action": repo.budget.action,
+        "tokenizer": repo.tokenizer.name,
+        "token_source": "exact" if repo.tokenizer.exact else "estimated",
+    }
+
+
+def _print_bootstrap(boot: dict[str, Any]) -> None:
+    """The bootstrap state in a few lines: providers, what is configured, spend, and what blocks the project."""
+    for kind in ("llm", "embeddings"):
+        info = boot["providers"][kind]
+        if info is not None:
+            ready = "ready" if info["ready"] else f"blocked: {info['problem']}"
+            click.echo(_short(f"{kind}: {info['name']}{' ' + info['model'] if info['model'] else ''}, {ready}"))
+    counts = []
+    for key, noun in (("tools", "tool"), ("skills", "skill"), ("mcp_servers", "MCP server")):
+        items = boot[key]
+        if items:
+            counts.append(f"{plural(len(items), noun)} ({sum(i['ready'] for i in items)} ready)")
+    if counts:
+        click.echo("configured: " + ", ".join(counts))
+    spend = boot["spend"]
+    if spend and spend["last_7_days"]["calls"]:
+        today, week = spend["today"], spend["last_7_days"]
+
+        def money(bucket: dict[str, Any]) -> str:
+            return "unknown cost" if bucket["cost"] is None else f"{bucket['cost']:.4f}"
+
+        click.echo(
+            f"spend: today {today['input_tokens'] + today['output_tokens']} tokens, {money(today)}; "
+            f"7 days {week['input_tokens'] + week['output_tokens']} tokens, {money(week)}"
+        )
+    broken = [p["name"] for p in boot["plugins"] if p["status"] not in ("ok", "blocked")]
+    if broken:
+        click.echo(f"plugins not ok: {', '.join(broken)} (see `cairn plugins`)")
+    click.echo(f"state: {boot['state']}")
+    for reason in boot["reasons"]:
+        click.echo(f"  {_short(reason)}")
+
+
+def _short(text: str, width: int = 160) -> str:
+    """One line of at most ``width`` characters: `cairn status --json` has the whole text."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 3] + "..."

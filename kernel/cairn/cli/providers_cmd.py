@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Output tokens ``cairn ask`` reserves for the reply (at most the model's own limit).
 REPLY_TOKENS = 4096
+#: With --tools: how many times the model may call tools before it must answer.
+MAX_TOOL_ROUNDS = 8
 
 
 def register(cli: click.Group) -> None:
@@ -43,6 +45,12 @@ def _providers(state: State, **options: Any) -> Providers:
 @click.option("--no-stream", is_flag=True, help="Wait for the whole reply instead of printing it as it arrives.")
 @json_option("Print the reply, its commits, usage and cost as JSON (implies --no-stream).")
 @click.option("--directive", "directive_id", help="Ask under this directive: its scope and budget bound the call.")
+@click.option(
+    "--tools",
+    "use_tools",
+    is_flag=True,
+    help=f"Offer the model the tools of [tools.NAME]; each call and result is committed (at most {MAX_TOOL_ROUNDS} rounds).",
+)
 @pass_state
 def ask_command(
     state: State,
@@ -52,6 +60,7 @@ def ask_command(
     no_stream: bool,
     as_json: bool,
     directive_id: str | None,
+    use_tools: bool,
 ) -> None:
     """Ask the configured LLM about the current branch and commit both the question and the reply.
 
@@ -61,9 +70,14 @@ def ask_command(
     commit metadata holds the model, usage and cost. With --directive the call
     is a run (type ask) linked to the directive, and the policy gate bounds it
     by the directive's scope and budget.
+
+    With --tools the configured tools are sent too: each tool call is
+    committed as a tool_io item, run through the policy gate and the
+    execution path, its result committed, and the model asked again until it
+    answers (docs/configuration.md, [tools.NAME]).
     """
     if directive_id is None:
-        _ask(state, text, model, budget, no_stream, as_json)
+        _ask(state, text, model, budget, no_stream, as_json, use_tools=use_tools)
         return
     from cairn.directives import Directives
     from cairn.gate import Gate
@@ -73,7 +87,7 @@ def ask_command(
     with state.ledger.open("ask", summary="cairn ask", metadata={"directive": directive_id}) as run:
         directives.link_run(directive_id, run.run_id)
         gate = Gate.from_config(state.config, state.store, directive_id=directive_id, run=run)
-        _ask(state, text, model, budget, no_stream, as_json, gate=gate, run_id=run.run_id)
+        _ask(state, text, model, budget, no_stream, as_json, use_tools=use_tools, gate=gate, run_id=run.run_id)
 
 
 def _ask(
@@ -83,6 +97,8 @@ def _ask(
     budget: int | None,
     no_stream: bool,
     as_json: bool,
+    *,
+    use_tools: bool = False,
     **provider_options: Any,
 ) -> None:
     from cairn.errors import BudgetExceededError, CairnError
@@ -91,6 +107,7 @@ def _ask(
     if text == "-":
         text = sys.stdin.read().rstrip("\n")  # the newline that ends the input is not part of the question
     repo = state.repo
+    tools = _configured_tools(state) if use_tools else None
     # The recording closes after the providers: a failure that escapes is recorded as the call's outcome.
     with contextlib.ExitStack() as recording, _providers(state, **provider_options) as providers:
         llm = providers.llm()
@@ -98,6 +115,13 @@ def _ask(
         if problem is not None:
             raise problem  # before committing anything: a question nobody can answer is not history
         caps = llm.capabilities(model)
+        if tools is not None and not caps.tools:
+            from cairn.errors import ValidationError
+
+            raise ValidationError(
+                f"{llm.name} model {model or '(the default)'} does not take tools",
+                hint="ask without --tools, or choose a provider and model that take tools (`cairn providers`)",
+            )
         reply_tokens = min(caps.max_output_tokens, REPLY_TOKENS) if caps.max_output_tokens else None
         limit = budget
         if caps.context_window is not None:
@@ -113,6 +137,7 @@ def _ask(
             # A model that takes images is shown the images artifact references point at.
             with image_reader(state) if caps.images else contextlib.nullcontext() as reader:
                 context = repo.materialize(budget=limit, images=reader)
+            rounds = 0
             if question.hash not in {item.item for item in context.items}:
                 asked = repo.content_of(question)
                 assert asked is not None  # an append always carries its content
@@ -122,19 +147,36 @@ def _ask(
                     what="the question alone",
                     hint="raise --budget, or ask something shorter",
                 )
-            request = ChatRequest(context.neutral_messages, model=model, max_output_tokens=reply_tokens)
-            if no_stream or as_json:
-                response = llm.complete(request)
-            else:
-                stream = llm.stream(request)
-                for chunk in stream:
-                    if chunk.content:
-                        streamed = True
-                        click.echo(chunk.content, nl=False)
-                        sys.stdout.flush()
-                streamed_response = stream.response
-                assert streamed_response is not None
-                response = streamed_response
+            offered = [spec.to_provider() for spec in tools.values()] if tools else ()
+            while True:
+                request = ChatRequest(
+                    context.neutral_messages, model=model, max_output_tokens=reply_tokens, tools=offered
+                )
+                if no_stream or as_json:
+                    response = llm.complete(request)
+                else:
+                    stream = llm.stream(request)
+                    for chunk in stream:
+                        if chunk.content:
+                            streamed = True
+                            click.echo(chunk.content, nl=False)
+                            sys.stdout.flush()
+                    streamed_response = stream.response
+                    assert streamed_response is not None
+                    response = streamed_response
+                if not response.tool_calls or tools is None:
+                    break
+                if rounds == MAX_TOOL_ROUNDS:
+                    from cairn.errors import ProviderError
+
+                    raise ProviderError(
+                        f"the model still called tools after {MAX_TOOL_ROUNDS} rounds without answering",
+                        hint="ask more precisely, or without --tools",
+                    )
+                rounds += 1
+                _run_tool_calls(state, repo, response, tools, provider_options.get("gate"))
+                with image_reader(state) if caps.images else contextlib.nullcontext() as reader:
+                    context = repo.materialize(budget=limit, images=reader)
         except CairnError as exc:
             if streamed:
                 click.echo()
@@ -151,6 +193,7 @@ def _ask(
             "request_id": response.request_id,
             "latency_ms": round(response.latency_s * 1000, 1),
             "context_tokens": context.token_count,
+            **({"tool_rounds": rounds} if tools is not None else {}),
         }
         reply = repo.append(
             {"content_type": "dialogue", "role": "assistant", "text": response.content or ""},
@@ -187,6 +230,72 @@ def _ask(
         f"committed {question.short} and {reply.short}",
         err=True,
     )
+
+
+def _configured_tools(state: State) -> dict[str, Any]:
+    """The tools of [tools.NAME], by name; a problem in their tables is an error before anything is asked."""
+    from cairn.config_agents import load_agent_config
+    from cairn.errors import ValidationError
+
+    agents, problems = load_agent_config(state.config)
+    if problems:
+        raise problems[0]
+    if not agents.tools:
+        raise ValidationError(
+            "--tools: no tools are configured",
+            hint="add a [tools.NAME] table to cairn.toml (docs/configuration.md), or ask without --tools",
+        )
+    return dict(agents.tools)
+
+
+def _run_tool_calls(state: State, repo: Any, response: Any, tools: dict[str, Any], gate: Any) -> None:
+    """Commit each tool call, run it through the gate and the execution path, and commit its result."""
+    import json
+
+    from cairn.agent_tools import ToolOutcome, run_tool
+    from cairn.gate import Gate
+
+    gate = gate or Gate.from_config(state.config, state.store)
+    if response.content:  # words said beside the calls are part of the conversation too
+        repo.append({"content_type": "dialogue", "role": "assistant", "text": response.content}, message="cairn ask")
+    for call in response.tool_calls:
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except ValueError:
+            arguments = None
+        payload = arguments if isinstance(arguments, dict) else {}
+        repo.append(
+            {
+                "content_type": "tool_io",
+                "tool_name": call.name,
+                "direction": "call",
+                "payload": payload,
+                "call_id": call.id,
+            },
+            message=f"cairn ask: tool call {call.name}",
+        )
+        spec = tools.get(call.name)
+        if spec is None:
+            outcome = ToolOutcome("error", {"error": f"no tool called {call.name!r}; offered: {', '.join(tools)}"})
+        elif not isinstance(arguments, dict):
+            outcome = ToolOutcome("error", {"error": "the arguments are not a JSON object"})
+        else:
+            outcome = run_tool(
+                spec, arguments, config=state.config, plugins=state.plugins, store=state.store, gate=gate
+            )
+        repo.append(
+            {
+                "content_type": "tool_io",
+                "tool_name": call.name,
+                "direction": "result",
+                "payload": outcome.payload,
+                "status": outcome.status,
+                "call_id": call.id,
+            },
+            message=f"cairn ask: tool result {call.name}",
+            metadata={"run_id": outcome.run_id} if outcome.run_id else None,
+        )
+        click.echo(f"[tool {call.name}: {outcome.status}]", err=True)
 
 
 def _call_recorder(state: State, providers: Providers, operation: str = "ask") -> Any:

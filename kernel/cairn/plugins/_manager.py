@@ -277,13 +277,17 @@ class Plugins:
             ) from cause
         return False
 
-    def commands(self, reserved: Iterable[str] = ()) -> dict[str, Any]:
+    def commands(self, reserved: Iterable[str] = (), extensible: Iterable[str] = ()) -> dict[str, Any]:
         """The click commands plugins add, by name (computed once per plugin set).
 
         A name that clashes with ``reserved`` (the built-in commands) or with
         another plugin's command is refused: the later plugin is reported
-        broken with an error naming both.
+        broken with an error naming both. A group named in ``extensible`` (a
+        built-in group plugins may add subcommands to, such as ``mcp``) is
+        not a clash: its subcommands extend the built-in group, which finds
+        them under that name here.
         """
+        open_groups = set(extensible)
         if self._commands is None:
             import click
 
@@ -295,6 +299,14 @@ class Plugins:
                     name = name or cmd.name
                     assert name is not None, "a click command always has a name"
                     plugin = _current_plugin.get() or "?"
+                    if name in open_groups and isinstance(cmd, click.Group):
+                        joined = found[name][0] if name in found else click.Group(name)
+                        for sub_name, sub in cmd.commands.items():
+                            if sub_name in joined.commands:
+                                raise DuplicateNameError("command", f"{name} {sub_name}", "another plugin", plugin)
+                            joined.add_command(sub, sub_name)
+                        found[name] = (joined, plugin)
+                        return
                     if name in owners and owners[name] != plugin:
                         raise DuplicateNameError("command", name, owners[name], plugin)
                     owners[name] = plugin

@@ -114,12 +114,13 @@ class Providers:
         self._open.append(embedder)
         return embedder
 
-    def describe(self) -> list[ProviderInfo]:
+    def describe(self, *, chosen_only: bool = False) -> list[ProviderInfo]:
         """Every registered LLM and embedding provider: capabilities of its default model and readiness.
 
         Building a provider never loads a model or opens a connection, so
         this is cheap; a provider whose table is wrong is listed as not ready
-        with the reason.
+        with the reason. ``chosen_only``: only the ``[cairn] llm`` and
+        ``embeddings`` ones (no other provider's libraries are imported).
         """
         from cairn.errors import CairnError
 
@@ -128,6 +129,8 @@ class Providers:
         for kind in ("llm", "embeddings"):
             for registration in self.plugins.registries[kind]:
                 selected = chosen[kind].partition(":")[0] == registration.name
+                if chosen_only and not selected:
+                    continue
                 name = chosen[kind] if selected else registration.name
                 provider = None
                 try:
