@@ -9,7 +9,10 @@
 3. The rest fills the remaining budget newest first, walking back from the
    head; the walk stops at the first unit that does not fit, so what is kept
    is a contiguous recent stretch, never a patchwork.
-4. A tool call and its result are one unit: kept together or dropped together.
+4. A tool call and its result are one unit: kept together or dropped
+   together, the result directly after its call (``cairn.materialize_tools``
+   orders them as the providers require and leaves out what no provider
+   accepts: calls without results, results without calls).
 5. Deleted items vanish, skipped ones are left out, and a named instruction
    gives way to the newest one of its name; every left-out item is reported
    in ``dropped`` with its reason.
@@ -34,6 +37,7 @@ from cairn.errors import BudgetExceededError, ValidationError
 from cairn.images import ImageReader, with_images
 from cairn.materialize_formats import FORMATS, format_messages, to_anthropic, to_openai, to_text
 from cairn.materialize_rules import order_key, superseded_directives
+from cairn.materialize_tools import arrange_tool_calls
 from cairn.model import (
     Commit,
     Content,
@@ -44,6 +48,7 @@ from cairn.model import (
     format_time,
     parse_time,
 )
+from cairn.tokenizers import Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo_reader import RepoReader
@@ -55,6 +60,7 @@ __all__ = [
     "Materialized",
     "format_messages",
     "materialize",
+    "request_tokens",
     "to_anthropic",
     "to_openai",
     "to_text",
@@ -90,8 +96,9 @@ class Item:
 
 @attrs.frozen
 class Dropped:
-    """An item left out, and why: deleted | skipped | budget | orphaned_tool_result | superseded (a named
-    instruction a newer one of its name replaces) | held_back (reasoning, unless asked for)."""
+    """An item left out, and why: deleted | skipped | budget | superseded (a named instruction a newer one
+    of its name replaces) | held_back (reasoning, unless asked for) | a tool reason
+    (``cairn.materialize_tools.TOOL_REASONS``: pending_tool_call, orphaned_tool_call, orphaned_tool_result ...)."""
 
     commit: str
     reason: str
@@ -279,13 +286,17 @@ def materialize(
     format: str = "openai",
     images: ImageReader | None = None,
     include_reasoning: bool = False,
+    keep_pending_calls: bool = False,
 ) -> Materialized:
     """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens.
 
     ``images``, for a model that takes images, reads the files artifact
     references point at, so they are sent as images (``cairn.images``).
     Items of types whose hints say ``sent_by_default=False`` (reasoning)
-    are left out as ``held_back`` unless ``include_reasoning``.
+    are left out as ``held_back`` unless ``include_reasoning``. Tool calls
+    with no result yet at the end are left out (``pending_tool_call``)
+    unless ``keep_pending_calls``. ``token_count`` is the tokenizer's own
+    count of the messages sent (``Tokenizer.count_messages``).
     """
     if format not in FORMATS:
         raise ValidationError(f"unknown format {format!r}", hint=f"one of: {', '.join(FORMATS)}")
@@ -334,6 +345,8 @@ def materialize(
         Dropped(c.commit.hash, "held_back", c.tokens) for c in held
     ]
     pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
+    # call_id -> a call already kept, for a result committed before its call (met after it, walking back)
+    calls_kept: dict[str | None, _Candidate] = {c.content.call_id: c for c in required if _is_call(c.content)}  # type: ignore[union-attr]  # required items have content
     stopped = False
 
     for candidate in candidates:
@@ -349,11 +362,27 @@ def materialize(
             dropped.append(Dropped(candidate.commit.hash, "held_back", candidate.tokens))
             continue
         if _is_result(content):
-            pending.setdefault(content.call_id, []).append(candidate)
+            call = calls_kept.get(content.call_id)
+            if call is None:
+                pending.setdefault(content.call_id, []).append(candidate)
+                continue
+            if remaining is not None and candidate.tokens > remaining:
+                # The call is newer and kept; its result does not fit: the pair goes together.
+                dropped.append(Dropped(candidate.commit.hash, "budget", candidate.tokens))
+                if call in kept and call not in required:
+                    kept.remove(call)
+                    remaining += call.tokens
+                    dropped.append(Dropped(call.commit.hash, "budget", call.tokens))
+                stopped = True
+                break
+            kept.append(candidate)
+            if remaining is not None:
+                remaining -= candidate.tokens
             continue
         unit = [candidate]
         if _is_call(content):
             unit += pending.pop(content.call_id, [])
+            calls_kept.setdefault(content.call_id, candidate)
         cost = sum(c.tokens for c in unit)
         if remaining is not None and cost > remaining:
             dropped.extend(Dropped(c.commit.hash, "budget", c.tokens) for c in unit)
@@ -379,6 +408,8 @@ def materialize(
             yield Dropped(candidate.commit.hash, "budget" if stopped else "orphaned_tool_result", candidate.tokens)
 
     kept.sort(key=order_key(repo, head))
+    kept, misfits = arrange_tool_calls(kept, keep_pending=keep_pending_calls)
+    dropped.extend(Dropped(c.commit.hash, reason, c.tokens) for c, reason in misfits)
     items = [
         Item(
             item=c.commit.hash,
@@ -393,11 +424,15 @@ def materialize(
         )
         for c in kept
     ]
-    total = sum(i.tokens for i in items)
+    token_count = request_tokens(repo.tokenizer, items)
+    if budget is not None and token_count > budget:
+        # The tokenizer counts a request otherwise than item by item: leave out the oldest until it fits.
+        items, token_count, over = _fit(repo.tokenizer, items, budget, {c.commit.hash for c in required})
+        dropped.extend(over)
     return Materialized(
         items=items,
         format=format,
-        token_count=total + priming if items else 0,
+        token_count=token_count,
         token_source=source,
         head=head.hash,
         as_of=moment,
@@ -405,6 +440,53 @@ def materialize(
         dropped_early=dropped,
         rest=rest() if (stopped or pending) else None,
     )
+
+
+def request_tokens(tokenizer: Tokenizer, items: Iterable[Item]) -> int:
+    """What ``tokenizer`` says the messages of ``items`` cost as one request (its ``count_messages``).
+
+    Each item's ``tokens`` is the sum of its messages' ``count_message``, so
+    for a tokenizer that keeps the base class's rule (per-message counts plus
+    the reply priming once) this equals the items' sum plus the priming; a
+    tokenizer that counts a request otherwise is asked, and honoured. The
+    first case is answered from the items' (cached) counts, without counting
+    any text again.
+    """
+    if type(tokenizer).count_messages is Tokenizer.count_messages:
+        total = sum(item.tokens for item in items)
+        return total + tokenizer.overhead.reply_priming if total else 0
+    return tokenizer.count_messages([m for item in items for m in item.messages])
+
+
+def _fit(tokenizer: Tokenizer, items: list[Item], budget: int, keep: set[str]) -> tuple[list[Item], int, list[Dropped]]:
+    """Leave out the oldest items not in ``keep`` (a tool call with its results) until the request fits ``budget``."""
+    out = list(items)
+    dropped: list[Dropped] = []
+    count = request_tokens(tokenizer, out)
+    while count > budget:
+        excess = count - budget
+        gone: set[str] = set()
+        freed = 0
+        for item in out:
+            if freed >= excess:
+                break
+            if item.item in keep or item.item in gone:
+                continue
+            group = [item]
+            if isinstance(item.content, ToolIO) and item.content.call_id:
+                group = [i for i in out if isinstance(i.content, ToolIO) and i.content.call_id == item.content.call_id]
+            if any(i.item in keep for i in group):
+                continue
+            gone.update(i.item for i in group)
+            freed += sum(i.tokens for i in group)
+        if not gone:
+            raise BudgetExceededError(
+                count, budget, what="pinned items and instructions", hint="raise the budget, or unpin or skip some of them"
+            )
+        dropped.extend(Dropped(i.item, "budget", i.tokens) for i in out if i.item in gone)
+        out = [i for i in out if i.item not in gone]
+        count = request_tokens(tokenizer, out)
+    return out, count, dropped
 
 
 def _resolve_items(
@@ -488,11 +570,11 @@ def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list
         content = candidate.content
         if not isinstance(content, ToolIO) or not (_is_call(content) or _is_result(content)):
             continue
-        if _is_result(content):
-            # The call comes before its result: look back a little way.
-            nearby = repo.objects.ancestors(candidate.commit.hash, limit=PARTNER_SEARCH)
-        else:
-            nearby = _forward(repo, head, candidate.commit)
+        # The partner is usually just before a result or just after a call, but either may come first.
+        nearby = [
+            *repo.objects.ancestors(candidate.commit.hash, limit=PARTNER_SEARCH),
+            *_forward(repo, head, candidate.commit),
+        ]
         items = {h: c for h, c in _on_line(repo, head, nearby).items() if h not in have}
         if not items:
             continue
@@ -518,5 +600,3 @@ def _forward(repo: RepoReader, head: Commit, commit: Commit) -> list[Commit]:
         here = nxt
     return out
 
-
-# -- output formats ------------------------------------------------------------

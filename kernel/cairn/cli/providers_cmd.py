@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Output tokens ``cairn ask`` reserves for the reply (at most the model's own limit).
 REPLY_TOKENS = 4096
+#: What a reply without text is committed as (empty text is refused), with ``empty_reply`` in its metadata.
+EMPTY_REPLY = "(the model replied with no text)"
 
 
 def register(cli: click.Group) -> None:
@@ -151,9 +153,13 @@ def _ask(
             "request_id": response.request_id,
             "latency_ms": round(response.latency_s * 1000, 1),
             "context_tokens": context.token_count,
+            "context_tokenizer": repo.tokenizer.name,  # whose estimate context_tokens is (`cairn status` compares)
         }
+        said = response.content or ""
+        if not said.strip():  # empty text is refused at commit time; the reply and its usage are still history
+            said, meta["empty_reply"] = EMPTY_REPLY, True
         reply = repo.append(
-            {"content_type": "dialogue", "role": "assistant", "text": response.content or ""},
+            {"content_type": "dialogue", "role": "assistant", "text": said},
             message="cairn ask: reply",
             reply_to=question.hash,
             metadata=meta,
