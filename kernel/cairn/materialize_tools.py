@@ -17,7 +17,8 @@ had to leave out and why:
   (parallel calls), their results after the group, in the calls' order;
 - a call with no result is left out: ``pending_tool_call`` when nothing but
   other calls and their results follows it (the model asked and nobody has
-  answered yet; kept when the caller asks, ``keep_pending=True``), else
+  answered yet; kept when the caller asks, ``keep_pending=True``, and then
+  placed last, after the answered calls of its group and their results), else
   ``orphaned_tool_call``;
 - a result whose call is not kept: ``orphaned_tool_result``; a second
   result for one call: ``duplicate_tool_result`` (the newest is kept); a
@@ -120,12 +121,14 @@ def arrange_tool_calls(kept: Sequence[C], *, keep_pending: bool = False) -> tupl
 
     if unanswered:
         tail = {id(c) for c in tail_run}
-        leave_out = set()
+        leave_out: set[int] = set()
+        last: list[C] = []  # pending calls kept: at the very end, after the answered calls of their group
         for call in unanswered:
             pending = id(call) in tail
-            if pending and keep_pending:
-                continue
             leave_out.add(id(call))
-            dropped.append((call, "pending_tool_call" if pending else "orphaned_tool_call"))
-        out = [c for c in out if id(c) not in leave_out]
+            if pending and keep_pending:
+                last.append(call)
+            else:
+                dropped.append((call, "pending_tool_call" if pending else "orphaned_tool_call"))
+        out = [c for c in out if id(c) not in leave_out] + last
     return out, dropped
