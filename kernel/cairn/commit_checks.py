@@ -32,7 +32,7 @@ _TOOL_NAME = re.compile(r"\A[a-zA-Z0-9_-]{1,64}\Z")
 #: OpenAI refuses a tool call id longer than this ("string too long ... maximum length 40").
 MAX_CALL_ID = 40
 #: Tool call ids both accept: Anthropic's ``tool_use.id`` pattern within OpenAI's length.
-_CALL_ID = re.compile(r"\A[a-zA-Z0-9_-]{1,%d}\Z" % MAX_CALL_ID)
+_CALL_ID = re.compile(rf"\A[a-zA-Z0-9_-]{{1,{MAX_CALL_ID}}}\Z")
 #: A message ``name`` OpenAI accepts.
 _MESSAGE_NAME = re.compile(r"\A[^\s<|\\/>]{1,64}\Z")
 

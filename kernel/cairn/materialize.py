@@ -36,7 +36,7 @@ import attrs
 from cairn.errors import BudgetExceededError, ValidationError
 from cairn.images import ImageReader, with_images
 from cairn.materialize_formats import FORMATS, format_messages, to_anthropic, to_openai, to_text
-from cairn.materialize_rules import order_key, superseded_directives
+from cairn.materialize_rules import fit_request, order_key, request_tokens, superseded_directives
 from cairn.materialize_tools import arrange_tool_calls
 from cairn.model import (
     Commit,
@@ -48,7 +48,6 @@ from cairn.model import (
     format_time,
     parse_time,
 )
-from cairn.tokenizers import Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo_reader import RepoReader
@@ -346,7 +345,11 @@ def materialize(
     ]
     pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
     # call_id -> a call already kept, for a result committed before its call (met after it, walking back)
-    calls_kept: dict[str | None, _Candidate] = {c.content.call_id: c for c in required if _is_call(c.content)}  # type: ignore[union-attr]  # required items have content
+    calls_kept: dict[str | None, _Candidate] = {
+        c.content.call_id: c
+        for c in required
+        if isinstance(c.content, ToolIO) and _is_call(c.content)  # required items are never deletes
+    }
     stopped = False
 
     for candidate in candidates:
@@ -427,8 +430,8 @@ def materialize(
     token_count = request_tokens(repo.tokenizer, items)
     if budget is not None and token_count > budget:
         # The tokenizer counts a request otherwise than item by item: leave out the oldest until it fits.
-        items, token_count, over = _fit(repo.tokenizer, items, budget, {c.commit.hash for c in required})
-        dropped.extend(over)
+        items, token_count, over = fit_request(repo.tokenizer, items, budget, {c.commit.hash for c in required})
+        dropped.extend(Dropped(i.item, "budget", i.tokens) for i in over)
     return Materialized(
         items=items,
         format=format,
@@ -440,53 +443,6 @@ def materialize(
         dropped_early=dropped,
         rest=rest() if (stopped or pending) else None,
     )
-
-
-def request_tokens(tokenizer: Tokenizer, items: Iterable[Item]) -> int:
-    """What ``tokenizer`` says the messages of ``items`` cost as one request (its ``count_messages``).
-
-    Each item's ``tokens`` is the sum of its messages' ``count_message``, so
-    for a tokenizer that keeps the base class's rule (per-message counts plus
-    the reply priming once) this equals the items' sum plus the priming; a
-    tokenizer that counts a request otherwise is asked, and honoured. The
-    first case is answered from the items' (cached) counts, without counting
-    any text again.
-    """
-    if type(tokenizer).count_messages is Tokenizer.count_messages:
-        total = sum(item.tokens for item in items)
-        return total + tokenizer.overhead.reply_priming if total else 0
-    return tokenizer.count_messages([m for item in items for m in item.messages])
-
-
-def _fit(tokenizer: Tokenizer, items: list[Item], budget: int, keep: set[str]) -> tuple[list[Item], int, list[Dropped]]:
-    """Leave out the oldest items not in ``keep`` (a tool call with its results) until the request fits ``budget``."""
-    out = list(items)
-    dropped: list[Dropped] = []
-    count = request_tokens(tokenizer, out)
-    while count > budget:
-        excess = count - budget
-        gone: set[str] = set()
-        freed = 0
-        for item in out:
-            if freed >= excess:
-                break
-            if item.item in keep or item.item in gone:
-                continue
-            group = [item]
-            if isinstance(item.content, ToolIO) and item.content.call_id:
-                group = [i for i in out if isinstance(i.content, ToolIO) and i.content.call_id == item.content.call_id]
-            if any(i.item in keep for i in group):
-                continue
-            gone.update(i.item for i in group)
-            freed += sum(i.tokens for i in group)
-        if not gone:
-            raise BudgetExceededError(
-                count, budget, what="pinned items and instructions", hint="raise the budget, or unpin or skip some of them"
-            )
-        dropped.extend(Dropped(i.item, "budget", i.tokens) for i in out if i.item in gone)
-        out = [i for i in out if i.item not in gone]
-        count = request_tokens(tokenizer, out)
-    return out, count, dropped
 
 
 def _resolve_items(
@@ -599,4 +555,3 @@ def _forward(repo: RepoReader, head: Commit, commit: Commit) -> list[Commit]:
         out.append(nxt)
         here = nxt
     return out
-

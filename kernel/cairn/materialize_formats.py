@@ -84,7 +84,11 @@ def to_anthropic(messages: list[Message]) -> dict[str, Any]:
             continue
         if m.role == "tool":
             role = "user"
-            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content or ""}
+            result: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id or "",
+                "content": m.content or "",
+            }
             if m.is_error:
                 result["is_error"] = True
             blocks: list[dict[str, Any]] = [result]

@@ -94,7 +94,7 @@ def arrange_tool_calls(kept: Sequence[C], *, keep_pending: bool = False) -> tupl
 
     previous_was_call = False
     for c in kept:
-        content = c.content  # type: ignore[attr-defined]
+        content = c.content  # type: ignore[attr-defined]  # as above
         if isinstance(content, ToolIO) and not content.call_id:
             dropped.append((c, "missing_call_id"))
             continue

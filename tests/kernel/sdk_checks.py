@@ -85,7 +85,7 @@ def conforms(value: Any, tp: Any, path: str = "$") -> list[str]:
     raise AssertionError(f"{path}: no rule for {tp!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(tp: Any) -> dict[str, Any]:
     return typing.get_type_hints(tp, include_extras=True)
 
@@ -150,7 +150,9 @@ def anthropic_sequence_problems(turns: list[dict[str, Any]], *, pending_at_end: 
         results = [b["tool_use_id"] for b in turn["content"] if b["type"] == "tool_result"]
         if results:
             before = turns[i - 1]["content"] if i else []
-            asked = {b["id"] for b in before if b["type"] == "tool_use"} if turns[i - 1]["role"] == "assistant" else set()
+            asked = (
+                {b["id"] for b in before if b["type"] == "tool_use"} if turns[i - 1]["role"] == "assistant" else set()
+            )
             if not set(results) <= asked or len(set(results)) != len(results):
                 problems.append(f"messages[{i}]: tool results {results} answer no tool_use just before")
             leading = [b["type"] for b in turn["content"]][: len(results)]

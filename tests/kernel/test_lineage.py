@@ -35,7 +35,9 @@ def _play(content_types, steps) -> tuple[MemoryStore, dict[str, WordTokenizer]]:
             if action == "append" or not items:
                 repo.append({"content_type": "dialogue", "role": "user", "text": text if text.strip() else "x"})
             elif action == "edit":
-                repo.edit(items[pick % len(items)].hash, {"content_type": "reasoning", "text": text if text.strip() else "y"})
+                repo.edit(
+                    items[pick % len(items)].hash, {"content_type": "reasoning", "text": text if text.strip() else "y"}
+                )
             elif action == "delete":
                 repo.delete(items[pick % len(items)].hash)
             elif action == "branch":

@@ -32,7 +32,9 @@ class RequestTokenizer(WordTokenizer):
         messages = list(messages)
         if not messages:
             return 0
-        return 9 + sum(2 + self.count(m.content or "") + sum(self.count(c.arguments) for c in m.tool_calls) for m in messages)
+        return 9 + sum(
+            2 + self.count(m.content or "") + sum(self.count(c.arguments) for c in m.tool_calls) for m in messages
+        )
 
 
 event = st.one_of(
@@ -53,7 +55,13 @@ def build(events, tokenizer, instruction):
     appended, deleted = [], set()
     for kind, arg in events:
         if kind in ("call", "result"):
-            item = {"content_type": "tool_io", "tool_name": "search", "direction": kind, "payload": {"n": arg}, "call_id": f"c{arg}"}
+            item = {
+                "content_type": "tool_io",
+                "tool_name": "search",
+                "direction": kind,
+                "payload": {"n": arg},
+                "call_id": f"c{arg}",
+            }
             appended.append(repo.append(item).hash)
         elif kind in ("user", "assistant"):
             appended.append(repo.append({"content_type": "dialogue", "role": kind, "text": arg}).hash)

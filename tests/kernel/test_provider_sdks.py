@@ -14,7 +14,7 @@ from cairn.model.artifacts import ArtifactRef
 pytest.importorskip("openai", reason="the [test-sdks] extra (tox -e kernel installs it)")
 pytest.importorskip("anthropic", reason="the [test-sdks] extra (tox -e kernel installs it)")
 
-from sdk_checks import (  # noqa: E402  # after the skips: it imports the SDKs lazily, but only means anything with them
+from sdk_checks import (  # after the skips: it imports the SDKs lazily, but only means anything with them
     Recorder,
     anthropic_request_problems,
     anthropic_sequence_problems,
@@ -39,7 +39,13 @@ def server():
 
 
 def call(name="search", payload=None, **extra):
-    return {"content_type": "tool_io", "tool_name": name, "direction": "call", "payload": payload or {"q": "x"}, **extra}
+    return {
+        "content_type": "tool_io",
+        "tool_name": name,
+        "direction": "call",
+        "payload": payload or {"q": "x"},
+        **extra,
+    }
 
 
 def result(call_id, payload=None, **extra):
@@ -75,7 +81,9 @@ def test_every_builtin_content_type_is_accepted_by_both_sdks(repo, server):
     repo.append(say("user", "What is in the chart?", name="ann"))
     repo.append(Image.stored(PNG_REF, text="the chart"))
     repo.append({"content_type": "image", "url": "https://example.org/photo.jpg"})
-    repo.append({"content_type": "artifact", "sha256": PNG_REF.hash, "name": "chart.png", "mime": "image/png", "size": len(PNG)})
+    repo.append(
+        {"content_type": "artifact", "sha256": PNG_REF.hash, "name": "chart.png", "mime": "image/png", "size": len(PNG)}
+    )
     repo.append({"content_type": "reasoning", "text": "Look at the axes first."})
     asked = repo.append(call(payload={"q": "chart"}))
     repo.append(result(repo.content_of(asked).call_id, status="success"))
@@ -179,7 +187,9 @@ def test_a_message_name_openai_refuses_is_refused_at_commit(repo, bad):
         repo.append(say("user", "hi", name=bad))
 
 
-@pytest.mark.parametrize("url", ["http://example.org/a.png", "ftp://x/y.png", "https://", "https://a b", "data:image/png;base64,AA"])
+@pytest.mark.parametrize(
+    "url", ["http://example.org/a.png", "ftp://x/y.png", "https://", "https://a b", "data:image/png;base64,AA"]
+)
 def test_an_image_url_providers_do_not_fetch_is_refused(repo, url):
     with pytest.raises(ValidationError, match="url"):
         repo.append({"content_type": "image", "url": url})
@@ -187,9 +197,20 @@ def test_an_image_url_providers_do_not_fetch_is_refused(repo, url):
 
 def test_an_image_is_a_url_or_a_stored_image_file(repo):
     with pytest.raises(ValidationError, match="not both"):
-        repo.append({"content_type": "image", "url": "https://e.org/a.png", "sha256": PNG_REF.hash, "name": "a", "mime": "image/png", "size": 1})
+        repo.append(
+            {
+                "content_type": "image",
+                "url": "https://e.org/a.png",
+                "sha256": PNG_REF.hash,
+                "name": "a",
+                "mime": "image/png",
+                "size": 1,
+            }
+        )
     with pytest.raises(ValidationError, match="not an image type"):
-        repo.append({"content_type": "image", "sha256": PNG_REF.hash, "name": "a.pdf", "mime": "application/pdf", "size": 1})
+        repo.append(
+            {"content_type": "image", "sha256": PNG_REF.hash, "name": "a.pdf", "mime": "application/pdf", "size": 1}
+        )
     with pytest.raises(ValidationError, match="needs a url"):
         repo.append({"content_type": "image"})
 
@@ -231,7 +252,12 @@ def test_a_call_with_no_result_yet_is_left_out_unless_asked_for(repo, server):
     kept = repo.materialize(keep_pending_calls=True)
     assert kept.messages[-1]["tool_calls"][0]["id"] == repo.content_of(asked).call_id
     assert openai_sequence_problems(kept.messages, pending_at_end=True) == []
-    assert anthropic_sequence_problems(repo.materialize(format="anthropic", keep_pending_calls=True).messages["messages"], pending_at_end=True) == []
+    assert (
+        anthropic_sequence_problems(
+            repo.materialize(format="anthropic", keep_pending_calls=True).messages["messages"], pending_at_end=True
+        )
+        == []
+    )
 
 
 def test_a_call_never_answered_before_the_conversation_moved_on_is_orphaned(repo, server):
@@ -279,7 +305,10 @@ def test_a_context_of_one_instruction_is_a_valid_request(repo, server):
     repo.append({"content_type": "instruction", "text": "You are terse."})
     openai_messages, request = accepted(repo, server)
     assert openai_messages == [{"role": "system", "content": "You are terse."}]
-    assert request == {"system": "You are terse.", "messages": [{"role": "user", "content": [{"type": "text", "text": "(begin)"}]}]}
+    assert request == {
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "(begin)"}]}],
+    }
 
 
 def test_a_conversation_opening_with_the_assistant(repo, server):
@@ -296,24 +325,41 @@ def test_the_checks_catch_the_sequences_the_issue_reported():
     from openai.types.chat import ChatCompletionMessageParam
 
     empty_id = [
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
         {"role": "tool", "content": "r"},
     ]
     assert conforms(empty_id[1], ChatCompletionMessageParam)  # no tool_call_id
     assert openai_sequence_problems(empty_id)
     between = [
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
         {"role": "user", "content": "hi"},
         {"role": "tool", "content": "r", "tool_call_id": "c"},
     ]
     assert openai_sequence_problems(between)
-    assert conforms({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c", "content": "r", "status": "error"}]}, MessageParam)
+    assert conforms(
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c", "content": "r", "status": "error"}]},
+        MessageParam,
+    )
     assert anthropic_sequence_problems([])
     assert anthropic_sequence_problems([{"role": "user", "content": [{"type": "text", "text": " "}]}])
     assert anthropic_sequence_problems(
         [
             {"role": "user", "content": [{"type": "text", "text": "q"}]},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "c", "name": "f", "input": {}}]},
-            {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "tool_result", "tool_use_id": "c", "content": "r"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "tool_result", "tool_use_id": "c", "content": "r"},
+                ],
+            },
         ]
     )

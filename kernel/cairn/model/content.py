@@ -303,9 +303,7 @@ class ToolIO(Content):
         if self.direction == "call":
             call = ToolCall(self.call_id or "", self.tool_name, body)
             return (Message("assistant", None, tool_calls=(call,)),)
-        return (
-            Message("tool", body, name=self.tool_name, tool_call_id=self.call_id, is_error=self.status == "error"),
-        )
+        return (Message("tool", body, name=self.tool_name, tool_call_id=self.call_id, is_error=self.status == "error"),)
 
 
 @attrs.frozen
