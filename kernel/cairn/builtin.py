@@ -1,4 +1,4 @@
-"""The kernel's built-in plugin: the seven content types, memory's two, and the execution modules shell,
+"""The kernel's built-in plugin: the eight content types, memory's two, and the execution modules shell,
 http and python, registered through the public hooks."""
 
 from __future__ import annotations

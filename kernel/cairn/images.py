@@ -1,4 +1,9 @@
-"""Images for models that take them: artifact references in context, shown as image parts.
+"""Images for models that take them: ``image`` items and artifact references in context, shown as image parts.
+
+An ``image`` item (by ``https://`` URL, or a stored file) renders as a user
+turn whose text names the image; for a model that takes images it also
+carries the image: the URL as it is (OpenAI ``image_url`` with that URL,
+Anthropic ``{"type": "url", "url": ...}`` source), a stored file as below.
 
 An ``artifact`` content item in its reference form renders as a user turn
 whose text names the file (``[artifact chart.png (image/png, 12.0 KiB,
@@ -29,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from cairn.model import Artifact, Content, ImagePart, Message
+from cairn.model import Artifact, Content, Image, ImagePart, Message
 from cairn.model.artifacts import ArtifactRef
 
 __all__ = ["MAX_IMAGE_BYTES", "ImageReader", "anthropic_image_block", "openai_image_part", "with_images"]
@@ -42,28 +47,44 @@ ImageReader = Callable[[ArtifactRef], "bytes | None"]
 
 
 def with_images(messages: tuple[Message, ...], content: Content, read: ImageReader | None) -> tuple[Message, ...]:
-    """``messages`` (``content`` rendered) with the image a reference points at, when ``read`` is given."""
-    if read is None or not isinstance(content, Artifact):
+    """``messages`` (``content`` rendered) with the image ``content`` shows, when ``read`` is given.
+
+    An ``image`` by URL carries the URL (the provider fetches it); an
+    ``image`` of a stored file, or an ``artifact`` reference to an image,
+    carries the bytes ``read`` returns.
+    """
+    if read is None:
         return messages
-    ref = content.ref
-    if ref is None or not ref.is_image or ref.size > MAX_IMAGE_BYTES:
+    if isinstance(content, Image) and content.url is not None:
+        image = ImagePart(content.mime or "", name=content.url, url=content.url)
+    elif isinstance(content, (Artifact, Image)):
+        ref = content.ref
+        if ref is None or not ref.is_image or ref.size > MAX_IMAGE_BYTES:
+            return messages
+        data = read(ref)
+        if data is None or len(data) > MAX_IMAGE_BYTES:
+            return messages
+        image = ImagePart(ref.mime, data, ref.name)
+    else:
         return messages
-    data = read(ref)
-    if data is None or len(data) > MAX_IMAGE_BYTES:
-        return messages
-    image = ImagePart(ref.mime, data, ref.name)
     return tuple(attrs.evolve(m, images=(*m.images, image)) if m.role == "user" else m for m in messages)
 
 
-def _base64(image: ImagePart) -> str:
-    return base64.b64encode(image.data).decode("ascii")
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def openai_image_part(image: ImagePart) -> dict[str, Any]:
-    """An OpenAI Chat Completions image content part, the image inline as a data URL."""
-    return {"type": "image_url", "image_url": {"url": f"data:{image.mime};base64,{_base64(image)}"}}
+    """An OpenAI Chat Completions image content part: the URL, or the image inline as a data URL."""
+    if image.url is not None:
+        return {"type": "image_url", "image_url": {"url": image.url}}
+    assert image.data is not None  # an image part has data or a url (ImagePart checks)
+    return {"type": "image_url", "image_url": {"url": f"data:{image.mime};base64,{_base64(image.data)}"}}
 
 
 def anthropic_image_block(image: ImagePart) -> dict[str, Any]:
-    """An Anthropic Messages image content block, the image inline as base64."""
-    return {"type": "image", "source": {"type": "base64", "media_type": image.mime, "data": _base64(image)}}
+    """An Anthropic Messages image content block: a URL source, or the image inline as base64."""
+    if image.url is not None:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    assert image.data is not None  # as above
+    return {"type": "image", "source": {"type": "base64", "media_type": image.mime, "data": _base64(image.data)}}

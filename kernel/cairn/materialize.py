@@ -9,7 +9,10 @@
 3. The rest fills the remaining budget newest first, walking back from the
    head; the walk stops at the first unit that does not fit, so what is kept
    is a contiguous recent stretch, never a patchwork.
-4. A tool call and its result are one unit: kept together or dropped together.
+4. A tool call and its result are one unit: kept together or dropped
+   together, the result directly after its call (``cairn.materialize_tools``
+   orders them as the providers require and leaves out what no provider
+   accepts: calls without results, results without calls).
 5. Deleted items vanish, skipped ones are left out, and a named instruction
    gives way to the newest one of its name; every left-out item is reported
    in ``dropped`` with its reason.
@@ -33,7 +36,8 @@ import attrs
 from cairn.errors import BudgetExceededError, ValidationError
 from cairn.images import ImageReader, with_images
 from cairn.materialize_formats import FORMATS, format_messages, to_anthropic, to_openai, to_text
-from cairn.materialize_rules import order_key, superseded_directives
+from cairn.materialize_rules import fit_request, order_key, request_tokens, superseded_directives
+from cairn.materialize_tools import arrange_tool_calls
 from cairn.model import (
     Commit,
     Content,
@@ -55,6 +59,7 @@ __all__ = [
     "Materialized",
     "format_messages",
     "materialize",
+    "request_tokens",
     "to_anthropic",
     "to_openai",
     "to_text",
@@ -90,8 +95,9 @@ class Item:
 
 @attrs.frozen
 class Dropped:
-    """An item left out, and why: deleted | skipped | budget | orphaned_tool_result | superseded (a named
-    instruction a newer one of its name replaces) | held_back (reasoning, unless asked for)."""
+    """An item left out, and why: deleted | skipped | budget | superseded (a named instruction a newer one
+    of its name replaces) | held_back (reasoning, unless asked for) | a tool reason
+    (``cairn.materialize_tools.TOOL_REASONS``: pending_tool_call, orphaned_tool_call, orphaned_tool_result ...)."""
 
     commit: str
     reason: str
@@ -279,13 +285,17 @@ def materialize(
     format: str = "openai",
     images: ImageReader | None = None,
     include_reasoning: bool = False,
+    keep_pending_calls: bool = False,
 ) -> Materialized:
     """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens.
 
     ``images``, for a model that takes images, reads the files artifact
     references point at, so they are sent as images (``cairn.images``).
     Items of types whose hints say ``sent_by_default=False`` (reasoning)
-    are left out as ``held_back`` unless ``include_reasoning``.
+    are left out as ``held_back`` unless ``include_reasoning``. Tool calls
+    with no result yet at the end are left out (``pending_tool_call``)
+    unless ``keep_pending_calls``. ``token_count`` is the tokenizer's own
+    count of the messages sent (``Tokenizer.count_messages``).
     """
     if format not in FORMATS:
         raise ValidationError(f"unknown format {format!r}", hint=f"one of: {', '.join(FORMATS)}")
@@ -334,6 +344,12 @@ def materialize(
         Dropped(c.commit.hash, "held_back", c.tokens) for c in held
     ]
     pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
+    # call_id -> a call already kept, for a result committed before its call (met after it, walking back)
+    calls_kept: dict[str | None, _Candidate] = {
+        c.content.call_id: c
+        for c in required
+        if isinstance(c.content, ToolIO) and _is_call(c.content)  # required items are never deletes
+    }
     stopped = False
 
     for candidate in candidates:
@@ -349,11 +365,27 @@ def materialize(
             dropped.append(Dropped(candidate.commit.hash, "held_back", candidate.tokens))
             continue
         if _is_result(content):
-            pending.setdefault(content.call_id, []).append(candidate)
+            call = calls_kept.get(content.call_id)
+            if call is None:
+                pending.setdefault(content.call_id, []).append(candidate)
+                continue
+            if remaining is not None and candidate.tokens > remaining:
+                # The call is newer and kept; its result does not fit: the pair goes together.
+                dropped.append(Dropped(candidate.commit.hash, "budget", candidate.tokens))
+                if call in kept and call not in required:
+                    kept.remove(call)
+                    remaining += call.tokens
+                    dropped.append(Dropped(call.commit.hash, "budget", call.tokens))
+                stopped = True
+                break
+            kept.append(candidate)
+            if remaining is not None:
+                remaining -= candidate.tokens
             continue
         unit = [candidate]
         if _is_call(content):
             unit += pending.pop(content.call_id, [])
+            calls_kept.setdefault(content.call_id, candidate)
         cost = sum(c.tokens for c in unit)
         if remaining is not None and cost > remaining:
             dropped.extend(Dropped(c.commit.hash, "budget", c.tokens) for c in unit)
@@ -379,6 +411,8 @@ def materialize(
             yield Dropped(candidate.commit.hash, "budget" if stopped else "orphaned_tool_result", candidate.tokens)
 
     kept.sort(key=order_key(repo, head))
+    kept, misfits = arrange_tool_calls(kept, keep_pending=keep_pending_calls)
+    dropped.extend(Dropped(c.commit.hash, reason, c.tokens) for c, reason in misfits)
     items = [
         Item(
             item=c.commit.hash,
@@ -393,11 +427,15 @@ def materialize(
         )
         for c in kept
     ]
-    total = sum(i.tokens for i in items)
+    token_count = request_tokens(repo.tokenizer, items)
+    if budget is not None and token_count > budget:
+        # The tokenizer counts a request otherwise than item by item: leave out the oldest until it fits.
+        items, token_count, over = fit_request(repo.tokenizer, items, budget, {c.commit.hash for c in required})
+        dropped.extend(Dropped(i.item, "budget", i.tokens) for i in over)
     return Materialized(
         items=items,
         format=format,
-        token_count=total + priming if items else 0,
+        token_count=token_count,
         token_source=source,
         head=head.hash,
         as_of=moment,
@@ -488,11 +526,11 @@ def _partners(repo: RepoReader, head: Commit, moment: str | None, required: list
         content = candidate.content
         if not isinstance(content, ToolIO) or not (_is_call(content) or _is_result(content)):
             continue
-        if _is_result(content):
-            # The call comes before its result: look back a little way.
-            nearby = repo.objects.ancestors(candidate.commit.hash, limit=PARTNER_SEARCH)
-        else:
-            nearby = _forward(repo, head, candidate.commit)
+        # The partner is usually just before a result or just after a call, but either may come first.
+        nearby = [
+            *repo.objects.ancestors(candidate.commit.hash, limit=PARTNER_SEARCH),
+            *_forward(repo, head, candidate.commit),
+        ]
         items = {h: c for h, c in _on_line(repo, head, nearby).items() if h not in have}
         if not items:
             continue
@@ -517,6 +555,3 @@ def _forward(repo: RepoReader, head: Commit, commit: Commit) -> list[Commit]:
         out.append(nxt)
         here = nxt
     return out
-
-
-# -- output formats ------------------------------------------------------------

@@ -13,7 +13,7 @@ from cairn.errors import ValidationError
 from cairn.images import anthropic_image_block, openai_image_part
 from cairn.model import Message
 
-__all__ = ["FORMATS", "format_messages", "to_anthropic", "to_openai", "to_text"]
+__all__ = ["BEGIN", "CONTINUING", "FORMATS", "format_messages", "to_anthropic", "to_openai", "to_text"]
 
 FORMATS = ("openai", "anthropic", "text")
 
@@ -59,30 +59,44 @@ def _openai_call(call: Any) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
+#: The user turn Anthropic's request gets when the conversation would otherwise open with the assistant.
+CONTINUING = "(continuing)"
+#: The user turn Anthropic's request gets when there is nothing but system text (it needs one message).
+BEGIN = "(begin)"
+
+
 def to_anthropic(messages: list[Message]) -> dict[str, Any]:
     """Anthropic Messages: system text separate, only user/assistant turns, same-role turns merged.
 
     Tool calls become ``tool_use`` blocks, results ``tool_result`` blocks in a
-    user turn. The conversation must open with a user turn, so a leading
-    assistant turn gets a short user turn before it.
+    user turn (``is_error: true`` for a result whose status is ``error``). The
+    conversation must open with a user turn, so a leading assistant turn gets
+    a short user turn before it (``CONTINUING``), and a context of system text
+    alone gets one user turn (``BEGIN``). Anthropic has no per-message name:
+    a named turn's text starts with ``name: ``.
     """
     system: list[str] = []
     turns: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "system":
             if m.content:
-                system.append(m.content)
+                system.append(f"{m.name}: {m.content}" if m.name else m.content)
             continue
         if m.role == "tool":
             role = "user"
-            blocks: list[dict[str, Any]] = [
-                {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content or ""}
-            ]
+            result: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id or "",
+                "content": m.content or "",
+            }
+            if m.is_error:
+                result["is_error"] = True
+            blocks: list[dict[str, Any]] = [result]
         else:
             role = "assistant" if m.role == "assistant" else "user"
             blocks = []
             if m.content:
-                blocks.append({"type": "text", "text": m.content})
+                blocks.append({"type": "text", "text": f"{m.name}: {m.content}" if m.name else m.content})
             if role == "user":  # image blocks belong to user turns only
                 blocks.extend(anthropic_image_block(image) for image in m.images)
             for call in m.tool_calls:
@@ -98,7 +112,9 @@ def to_anthropic(messages: list[Message]) -> dict[str, Any]:
         else:
             turns.append({"role": role, "content": blocks})
     if turns and turns[0]["role"] == "assistant":
-        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": "(continuing)"}]})
+        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": CONTINUING}]})
+    if not turns and system:
+        turns.append({"role": "user", "content": [{"type": "text", "text": BEGIN}]})
     return {"system": "\n\n".join(system), "messages": turns}
 
 

@@ -1,7 +1,9 @@
-"""Two rules of ``cairn.materialize``: the order of materialized items, and which named directives are in force.
+"""Rules of ``cairn.materialize``: the order of materialized items, which named directives are in force,
+and what a request costs by the tokenizer's own count.
 
-Kept apart so each stays small; both work on the materializer's candidates
-(an item's commit, its content, priority and whether it is deleted).
+Kept apart so each stays small; they work on the materializer's candidates
+(an item's commit, its content, priority and whether it is deleted) and
+its items (messages and token counts).
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from cairn.model import Commit, Instruction, Priority
+from cairn.errors import BudgetExceededError
+from cairn.model import Commit, Instruction, Priority, ToolIO
+from cairn.tokenizers import Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo_reader import RepoReader
 
-__all__ = ["order_key", "superseded_directives"]
+__all__ = ["fit_request", "order_key", "request_tokens", "superseded_directives"]
 
 
 def order_key(repo: RepoReader, head: Commit) -> Callable[[Any], tuple[Any, ...]]:
@@ -42,3 +46,58 @@ def superseded_directives(candidates: Iterable[Any]) -> set[str]:
         if known is None or (c.commit.created_at, c.commit.depth) > (known.commit.created_at, known.commit.depth):
             newest[c.content.name] = c
     return {c.commit.hash for c in named if newest[c.content.name] is not c}
+
+
+def request_tokens(tokenizer: Tokenizer, items: Iterable[Any]) -> int:
+    """What ``tokenizer`` says the messages of ``items`` cost as one request (its ``count_messages``).
+
+    Each item's ``tokens`` is the sum of its messages' ``count_message``, so
+    for a tokenizer that keeps the base class's rule (per-message counts plus
+    the reply priming once) this equals the items' sum plus the priming; a
+    tokenizer that counts a request otherwise is asked, and honoured. The
+    first case is answered from the items' (cached) counts, without counting
+    any text again.
+    """
+    if type(tokenizer).count_messages is Tokenizer.count_messages:
+        total = sum(item.tokens for item in items)
+        return total + tokenizer.overhead.reply_priming if total else 0
+    return tokenizer.count_messages([m for item in items for m in item.messages])
+
+
+def fit_request(
+    tokenizer: Tokenizer, items: list[Any], budget: int, keep: set[str]
+) -> tuple[list[Any], int, list[Any]]:
+    """Leave out the oldest items not in ``keep`` (a tool call with its results) until the request fits ``budget``.
+
+    Returns the items kept, their count, and the items left out.
+    """
+    out = list(items)
+    dropped: list[Any] = []
+    count = request_tokens(tokenizer, out)
+    while count > budget:
+        excess = count - budget
+        gone: set[str] = set()
+        freed = 0
+        for item in out:
+            if freed >= excess:
+                break
+            if item.item in keep or item.item in gone:
+                continue
+            group = [item]
+            if isinstance(item.content, ToolIO) and item.content.call_id:
+                group = [i for i in out if isinstance(i.content, ToolIO) and i.content.call_id == item.content.call_id]
+            if any(i.item in keep for i in group):
+                continue
+            gone.update(i.item for i in group)
+            freed += sum(i.tokens for i in group)
+        if not gone:
+            raise BudgetExceededError(
+                count,
+                budget,
+                what="pinned items and instructions",
+                hint="raise the budget, or unpin or skip some of them",
+            )
+        dropped.extend(i for i in out if i.item in gone)
+        out = [i for i in out if i.item not in gone]
+        count = request_tokens(tokenizer, out)
+    return out, count, dropped

@@ -33,7 +33,6 @@ its depth and a skip pointer to an ancestor (``cairn.model.skip_depth``), so
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 
 import attrs
 
+from cairn.commit_checks import check_content, check_tool_io
 from cairn.config import Config, ContextSettings
 from cairn.errors import BudgetExceededError, ConflictError, ValidationError
 from cairn.events import EventBus, EventName
@@ -65,6 +65,7 @@ from cairn.tokenizers import Tokenizer
 __all__ = [
     "Budget",
     "BudgetWarning",
+    "check_tool_io",
     "Conflict",
     "DiffEntry",
     "LogEntry",
@@ -128,14 +129,15 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
     ) -> Commit:
         """Add a content item on the current branch.
 
-        A ``tool_io`` item is checked against what both providers accept
-        (``cairn.repo.check_tool_io``); a call without ``call_id`` gets a
-        stable one derived from the branch's head and the item, and a result
-        without one replying to a call takes that call's.
+        The item is checked against what the providers accept
+        (``cairn.commit_checks``); a ``tool_io`` call without ``call_id`` gets
+        a stable one derived from the branch's head and the item, and a
+        result without one replying to a call takes that call's.
         """
         item = self._content(content)
         if reply_to is not None:
             reply_to = self.resolve(reply_to).hash
+        check_content(item)
         if isinstance(item, ToolIO):
             item = self._tool_io(item, reply_to)
         return self._commit(Operation.APPEND, item, None, message, reply_to, metadata)
@@ -148,13 +150,25 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         message: str = "",
         metadata: Mapping[str, Any] | None = None,
     ) -> Commit:
-        """Replace the content of an earlier item in what is materialized (``target`` is required: ``"HEAD"`` is explicit)."""
+        """Replace the content of an earlier item in what is materialized (``target`` is required: ``"HEAD"`` is explicit).
+
+        The new content is checked as an append's is; a ``tool_io`` edit
+        without ``call_id`` keeps the one the item has.
+        """
         if not isinstance(target, str) or not target.strip():
             raise ValidationError(
                 "edit needs the item to edit", what="edit", field="target", hint="give its hash, or HEAD"
             )
         item = self._content(content)
-        return self._commit(Operation.EDIT, item, self.resolve(target).hash, message, None, metadata)
+        check_content(item)
+        edited = self.resolve(target)
+        if isinstance(item, ToolIO) and item.call_id is None:
+            before = self.content_of(self.commit(edited.target) if edited.target else edited)
+            if isinstance(before, ToolIO) and before.call_id:
+                item = attrs.evolve(item, call_id=before.call_id)
+            else:
+                item = self._tool_io(item, None)
+        return self._commit(Operation.EDIT, item, edited.hash, message, None, metadata)
 
     def delete(self, target: str, *, message: str = "", metadata: Mapping[str, Any] | None = None) -> Commit:
         """Remove an earlier item from what is materialized; history keeps it."""
@@ -202,7 +216,6 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         return now()
 
     def _tool_io(self, item: ToolIO, reply_to: str | None) -> ToolIO:
-        check_tool_io(item)
         if item.call_id is not None:
             return item
         if item.direction == "call":
@@ -432,30 +445,6 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         out = [(commits[h], v) for h, v in found.items() if h in commits and self.is_ancestor(commits[h], head)]
         out.sort(key=lambda pair: (pair[0].created_at, pair[0].depth), reverse=True)
         return [v for _, v in out[:limit]]
-
-
-#: Tool names both OpenAI (function names) and Anthropic (tool names) accept.
-_TOOL_NAME = re.compile(r"\A[a-zA-Z0-9_-]{1,64}\Z")
-#: Tool call ids Anthropic accepts (``tool_use.id``); OpenAI takes any string.
-_CALL_ID = re.compile(r"\A[a-zA-Z0-9_-]{1,256}\Z")
-
-
-def check_tool_io(item: ToolIO) -> None:
-    """Refuse a tool call or result a provider would reject: its name or id outside their documented patterns."""
-    if not _TOOL_NAME.match(item.tool_name):
-        raise ValidationError(
-            f"tool name {item.tool_name!r:.80} is not accepted by the providers",
-            what="tool_io",
-            field="tool_name",
-            hint="use 1 to 64 letters, digits, '_' or '-'",
-        )
-    if item.call_id is not None and not _CALL_ID.match(item.call_id):
-        raise ValidationError(
-            f"call_id {item.call_id!r:.80} is not accepted by the providers",
-            what="tool_io",
-            field="call_id",
-            hint="use letters, digits, '_' or '-'; leave it out to have one generated",
-        )
 
 
 def open_repo(

@@ -134,8 +134,8 @@ class RepoHistory(RepoReader):
 
     def diff(self, a: str, b: str) -> list[DiffEntry]:
         """What differs between the materialized (unbudgeted) contexts at two revisions."""
-        before = {i.item: i for i in self.materialize(a, include_reasoning=True).items}
-        after = {i.item: i for i in self.materialize(b, include_reasoning=True).items}
+        before = {i.item: i for i in self.materialize(a, include_reasoning=True, keep_pending_calls=True).items}
+        after = {i.item: i for i in self.materialize(b, include_reasoning=True, keep_pending_calls=True).items}
         out: list[DiffEntry] = []
         for key, old in before.items():
             new = after.get(key)

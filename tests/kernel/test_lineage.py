@@ -33,9 +33,11 @@ def _play(content_types, steps) -> tuple[MemoryStore, dict[str, WordTokenizer]]:
         items = [c for c in store.commits.values() if c.operation is Operation.APPEND]
         try:
             if action == "append" or not items:
-                repo.append({"content_type": "dialogue", "role": "user", "text": text or "x"})
+                repo.append({"content_type": "dialogue", "role": "user", "text": text if text.strip() else "x"})
             elif action == "edit":
-                repo.edit(items[pick % len(items)].hash, {"content_type": "reasoning", "text": text or "y"})
+                repo.edit(
+                    items[pick % len(items)].hash, {"content_type": "reasoning", "text": text if text.strip() else "y"}
+                )
             elif action == "delete":
                 repo.delete(items[pick % len(items)].hash)
             elif action == "branch":

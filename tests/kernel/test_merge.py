@@ -239,9 +239,9 @@ def test_any_merge_keeps_counts_consistent_and_hashes_stable(content_types, base
         for op, pick, text in steps:
             live = [i.item for i in repo.materialize().items]
             if op == "append" or not live:
-                repo.append(say(text or "x"))
+                repo.append(say(text if text.strip() else "x"))
             elif op == "edit":
-                repo.edit(live[pick % len(live)], say(text or "y"))
+                repo.edit(live[pick % len(live)], say(text if text.strip() else "y"))
             else:
                 repo.delete(live[pick % len(live)])
 

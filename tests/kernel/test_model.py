@@ -82,9 +82,9 @@ def test_times_are_fixed_width_utc_and_parse_back():
         format_time(dt.datetime(2026, 1, 1))
 
 
-def test_builtin_types_are_the_seven(types):
+def test_builtin_types_are_the_eight(types):
     assert types.names() == sorted(
-        ["instruction", "dialogue", "tool_io", "reasoning", "artifact", "output", "freeform"]
+        ["instruction", "dialogue", "tool_io", "reasoning", "artifact", "output", "freeform", "image"]
     )
 
 

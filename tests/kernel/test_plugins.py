@@ -41,6 +41,7 @@ BUILTIN_TYPES = [
     "artifact",
     "output",
     "freeform",
+    "image",
     "memory.fact",
     "memory.episode",
 ]

@@ -245,6 +245,11 @@ def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
 @click.option("--recall-k", type=Count(ceiling=100), help="How many to recall (default: [context] recall_k).")
 @click.option("--include-reasoning", is_flag=True, help="Send reasoning items too (held back by default).")
 @click.option(
+    "--keep-pending-calls",
+    is_flag=True,
+    help="Keep tool calls at the end that have no result yet (left out by default: no API accepts them unanswered).",
+)
+@click.option(
     "--show-dropped",
     is_flag=True,
     help="List every item left out (reads the whole history; by default only as far as the budget).",
@@ -261,6 +266,7 @@ def materialize_command(
     recall: str | None,
     recall_k: int | None,
     include_reasoning: bool,
+    keep_pending_calls: bool,
     show_dropped: bool,
     as_json: bool,
 ) -> None:
@@ -272,10 +278,18 @@ def materialize_command(
     from cairn.cli.artifacts_cmd import image_reader
 
     recalled = None
+    if keep_pending_calls and recall is not None:
+        raise click.UsageError("--keep-pending-calls does not go with --recall")
     with image_reader(state) if images else contextlib.nullcontext() as reader:
         if recall is None:
             result = state.repo.materialize(
-                rev, as_of=as_of, budget=budget, format=fmt, images=reader, include_reasoning=include_reasoning
+                rev,
+                as_of=as_of,
+                budget=budget,
+                format=fmt,
+                images=reader,
+                include_reasoning=include_reasoning,
+                keep_pending_calls=keep_pending_calls,
             )
         else:
             from cairn.memory import Memory
@@ -330,7 +344,8 @@ def materialize_command(
 @json_option("Print the bootstrap state as JSON (docs/bootstrap.md): what a UI needs, with no network.")
 @pass_state
 def status_command(state: State, as_json: bool) -> None:
-    """Current branch, HEAD, tokens against the budget, and whether the project is ready (what blocks it if not)."""
+    """Current branch, HEAD, tokens against the budget, the last call's estimated against reported prompt tokens,
+    and whether the project is ready (what blocks it if not)."""
     from cairn.bootstrap_state import bootstrap_state
     from cairn.errors import CairnError
 
@@ -360,11 +375,22 @@ def status_command(state: State, as_json: bool) -> None:
     click.echo(f"HEAD {head.short if head else '(no commits yet)'}, {plural(head.depth + 1 if head else 0, 'commit')}")
     budget_text = f" of {budget} ({tokens * 100 // budget}%)" if budget else " (no budget set)"
     click.echo(f"effective context: {tokens} tokens{budget_text}, {data['token_source']} by {repo.tokenizer.name}")
+    calibration = data["calibration"]
+    if calibration is not None:
+        by = f" by {calibration['tokenizer']}" if calibration["tokenizer"] else ""
+        click.echo(
+            f"last call: {calibration['estimated_prompt_tokens']} prompt tokens estimated{by}, "
+            f"{calibration['actual_prompt_tokens']} reported by "
+            f"{calibration['provider'] or 'the provider'} ({calibration['error']:+.1%}; commit {calibration['commit'][:12]})"
+        )
     _print_bootstrap(boot)
 
 
 def _context_status(repo: Any) -> dict[str, Any]:
+    from cairn.calibration import last_calibration
+
     head = repo.head()
+    calibration = last_calibration(repo, head)
     return {
         "branch": repo.branch,
         "head": head.hash if head else None,
@@ -374,6 +400,7 @@ def _context_status(repo: Any) -> dict[str, Any]:
         "budget_action": repo.budget.action,
         "tokenizer": repo.tokenizer.name,
         "token_source": "exact" if repo.tokenizer.exact else "estimated",
+        "calibration": None if calibration is None else calibration.to_dict(),
     }
 
 

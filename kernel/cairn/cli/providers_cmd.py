@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 REPLY_TOKENS = 4096
 #: With --tools: how many times the model may call tools before it must answer.
 MAX_TOOL_ROUNDS = 8
+#: What a reply without text is committed as (empty text is refused), with ``empty_reply`` in its metadata.
+EMPTY_REPLY = "(the model replied with no text)"
 
 
 def register(cli: click.Group) -> None:
@@ -194,9 +196,13 @@ def _ask(
             "latency_ms": round(response.latency_s * 1000, 1),
             "context_tokens": context.token_count,
             **({"tool_rounds": rounds} if tools is not None else {}),
+            "context_tokenizer": repo.tokenizer.name,  # whose estimate context_tokens is (`cairn status` compares)
         }
+        said = response.content or ""
+        if not said.strip():  # empty text is refused at commit time; the reply and its usage are still history
+            said, meta["empty_reply"] = EMPTY_REPLY, True
         reply = repo.append(
-            {"content_type": "dialogue", "role": "assistant", "text": response.content or ""},
+            {"content_type": "dialogue", "role": "assistant", "text": said},
             message="cairn ask: reply",
             reply_to=question.hash,
             metadata=meta,

@@ -2,7 +2,7 @@
 
 Every content type is a frozen attrs class deriving from ``Content`` with a
 ``content_type`` tag, ``hints`` for the materializer and a ``render()`` to
-chat messages. The seven built-in types are defined here and registered by
+chat messages. The eight built-in types are defined here and registered by
 the kernel's built-in plugin through the same hook a third party uses.
 
 A content item's identity is the SHA-256 of its canonical JSON: the fields
@@ -32,6 +32,7 @@ __all__ = [
     "ContentTypes",
     "Dialogue",
     "Freeform",
+    "Image",
     "ImagePart",
     "Instruction",
     "Message",
@@ -83,17 +84,29 @@ class ToolCall:
 
 @attrs.frozen
 class ImagePart:
-    """An image shown to a model beside a message's text: its media type, bytes, and the artifact's name.
+    """An image shown to a model beside a message's text: its media type and bytes, or a URL, and a name.
 
-    Only the types every image-taking provider accepts (``IMAGE_TYPES``:
-    PNG, JPEG, GIF, WebP) are allowed.
+    Inline images carry ``data`` of a type every image-taking provider
+    accepts (``IMAGE_TYPES``: PNG, JPEG, GIF, WebP); an image by ``url``
+    (``https://`` only) leaves fetching it to the provider, and its ``mime``
+    may be empty (unknown).
     """
 
     mime: str
-    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    data: bytes | None = attrs.field(default=None, repr=lambda data: "None" if data is None else f"<{len(data)} bytes>")
     name: str = ""
+    url: str | None = None
 
     def __attrs_post_init__(self) -> None:
+        if (self.data is None) == (self.url is None):
+            raise ValidationError("an image part carries either data or a url, exactly one")
+        if self.url is not None:
+            check_image_url(self.url)
+            if self.mime and self.mime not in IMAGE_TYPES:
+                raise ValidationError(
+                    f"{self.mime!r} is not an image type providers accept", hint=", ".join(sorted(IMAGE_TYPES))
+                )
+            return
         if self.mime not in IMAGE_TYPES:
             raise ValidationError(
                 f"{self.mime!r} is not an image type providers accept", hint=", ".join(sorted(IMAGE_TYPES))
@@ -102,13 +115,36 @@ class ImagePart:
             raise ValidationError(f"image data must be bytes, got {type(self.data).__name__}")
 
 
+#: The longest image URL accepted (providers fetch it; a longer one is almost surely a data URL or a mistake).
+MAX_IMAGE_URL = 2048
+
+
+def check_image_url(url: object) -> str:
+    """An image URL providers fetch themselves: ``https://`` and a host, printable, at most 2048 characters."""
+    if (
+        not isinstance(url, str)
+        or not url.startswith("https://")
+        or len(url) <= len("https://")
+        or len(url) > MAX_IMAGE_URL
+        or any(ord(c) <= 32 or ord(c) == 127 for c in url)
+    ):
+        raise ValidationError(
+            f"image url {url!r:.80} is not one providers fetch",
+            what="image",
+            field="url",
+            hint=f"give an https:// URL of at most {MAX_IMAGE_URL} characters, or put the file in the artifact store",
+        )
+    return url
+
+
 @attrs.frozen
 class Message:
     """A provider-neutral chat message; the materializer formats these per provider.
 
     ``images`` go with a user message's text to models that take images
     (``materialize(..., images=...)`` fills them in); formats show them as
-    image parts, and drop them from any other role.
+    image parts, and drop them from any other role. ``is_error`` marks a
+    tool result that reports a failure (Anthropic's ``is_error``).
     """
 
     role: str
@@ -117,6 +153,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     images: tuple[ImagePart, ...] = ()
+    is_error: bool = False
 
 
 # -- validators: small factories, errors that name the field and the value ------
@@ -266,7 +303,7 @@ class ToolIO(Content):
         if self.direction == "call":
             call = ToolCall(self.call_id or "", self.tool_name, body)
             return (Message("assistant", None, tool_calls=(call,)),)
-        return (Message("tool", body, name=self.tool_name, tool_call_id=self.call_id),)
+        return (Message("tool", body, name=self.tool_name, tool_call_id=self.call_id, is_error=self.status == "error"),)
 
 
 @attrs.frozen
@@ -350,6 +387,63 @@ class Artifact(Content):
 
 
 @attrs.frozen
+class Image(Content):
+    """An image shown to the model: by ``url`` (``https://``, fetched by the provider) or a stored file
+    (``sha256``, ``name``, ``mime``, ``size``, as an artifact reference), with optional ``text`` beside it.
+
+    It renders as a user turn whose text names the image (and carries
+    ``text``); ``materialize(..., images=...)``, for a model that takes
+    images, adds the image itself: the URL as it is, a stored file read and
+    sent inline. Without it the placeholder text is all that is sent.
+    """
+
+    content_type: ClassVar[str] = "image"
+    hints: ClassVar[ContentHints] = ContentHints("user", compression_priority=70)
+    url: str | None = attrs.field(default=None, validator=_optional_text)
+    sha256: str | None = attrs.field(default=None, validator=_optional_text)
+    name: str | None = attrs.field(default=None, validator=_optional_text)
+    mime: str | None = attrs.field(default=None, validator=_optional_text)
+    size: int | None = attrs.field(default=None)
+    text: str | None = attrs.field(default=None, validator=_optional_text)
+
+    def __attrs_post_init__(self) -> None:
+        stored = (self.sha256, self.name, self.mime, self.size)
+        if self.url is not None:
+            if any(v is not None for v in stored):
+                raise ValueError("an image is either a url or a stored file (sha256, name, mime, size), not both")
+            try:
+                check_image_url(self.url)
+            except ValidationError as exc:
+                raise ValueError(exc.message) from None
+            return
+        if any(v is None for v in stored):
+            raise ValueError("an image needs a url, or sha256, name, mime and size of a stored file")
+        try:
+            ref = ArtifactRef(self.sha256, self.name, self.mime, self.size)  # type: ignore[arg-type]  # all set (above)
+        except ValidationError as exc:
+            raise ValueError(exc.message) from None
+        if not ref.is_image:
+            raise ValueError(f"{self.mime!r} is not an image type providers accept: {', '.join(sorted(IMAGE_TYPES))}")
+
+    @classmethod
+    def stored(cls, ref: ArtifactRef, *, text: str | None = None) -> Image:
+        """An image kept in the artifact store (``cairn artifact put``)."""
+        return cls(sha256=ref.hash, name=ref.name, mime=ref.mime, size=ref.size, text=text)
+
+    @property
+    def ref(self) -> ArtifactRef | None:
+        """The stored file this image is; None for an image by URL."""
+        if self.sha256 is None:
+            return None
+        return ArtifactRef(self.sha256, self.name, self.mime, self.size)  # type: ignore[arg-type]  # all four set
+
+    def render(self) -> tuple[Message, ...]:
+        ref = self.ref
+        label = f"[image {ref.describe() if ref is not None else self.url}]"
+        return (Message("user", f"{label}\n{self.text}" if self.text else label),)
+
+
+@attrs.frozen
 class Output(Content):
     content_type: ClassVar[str] = "output"
     hints: ClassVar[ContentHints] = ContentHints("assistant", compression_priority=50)
@@ -379,6 +473,7 @@ BUILTIN_CONTENT_TYPES: tuple[type[Content], ...] = (
     Artifact,
     Output,
     Freeform,
+    Image,
 )
 
 
