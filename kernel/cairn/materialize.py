@@ -13,6 +13,10 @@
 5. Deleted items vanish, skipped ones are left out, and a named instruction
    gives way to the newest one of its name; every left-out item is reported
    in ``dropped`` with its reason.
+6. A compaction (``cairn.compaction``) shows each of its summaries where the
+   first item it replaces stood; the others are dropped as ``compacted``.
+   The walk meets a compaction before the items it replaces (it is newer),
+   so finding them costs nothing extra; ``compaction=False`` ignores them.
 
 Cost grows with what is returned, not with the length of history: the walk
 reads back only as far as the budget reaches, pinned items and instructions
@@ -44,6 +48,7 @@ from cairn.model import (
     format_time,
     parse_time,
 )
+from cairn.model.compaction import Compaction, Summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo_reader import RepoReader
@@ -91,7 +96,8 @@ class Item:
 @attrs.frozen
 class Dropped:
     """An item left out, and why: deleted | skipped | budget | orphaned_tool_result | superseded (a named
-    instruction a newer one of its name replaces) | held_back (reasoning, unless asked for)."""
+    instruction a newer one of its name replaces) | held_back (reasoning, unless asked for) | compacted (a
+    compaction's summary stands for it)."""
 
     commit: str
     reason: str
@@ -202,21 +208,38 @@ def _is_result(content: Content) -> TypeGuard[ToolIO]:
 class _Candidate:
     commit: Commit
     source: Commit
-    content: Content | None  # None when deleted
+    content: Content | None  # None when deleted or compacted away
     priority: Priority
     tokens: int
     deleted: bool
+    compacted: bool = False  # replaced by a summary shown at another item's place
 
 
 class _Walk:
     """Reads history back from the head in batches, resolving edits, deletes and annotations."""
 
-    def __init__(self, repo: RepoReader, head: Commit, moment: str | None, exclude: set[str]) -> None:
+    def __init__(
+        self, repo: RepoReader, head: Commit, moment: str | None, exclude: set[str], compaction: bool = True
+    ) -> None:
         self.repo = repo
         self.head = head
         self.moment = moment
         self.exclude = exclude
         self.changes: dict[str, Commit] = {}  # target -> newest edit/delete seen
+        # A compaction comes after every item it replaces, so the walk meets it first:
+        # item -> (the newest compaction replacing it, its summary when the item is where that stands).
+        self.compaction = compaction
+        self.compacted: dict[str, tuple[Commit, Summary | None]] = {}
+
+    def _compaction(self, commit: Commit) -> None:
+        content = self.repo.content_of(commit)
+        if not isinstance(content, Compaction):
+            return  # a compact commit always carries one (Repo.compact); anything else is left alone
+        for part in content.parts():
+            first, *rest = part.replaces
+            self.compacted.setdefault(first, (commit, part))
+            for digest in rest:
+                self.compacted.setdefault(digest, (commit, None))
 
     def __iter__(self) -> Iterator[_Candidate]:
         repo = self.repo
@@ -226,8 +249,15 @@ class _Walk:
                 if commit.operation is Operation.APPEND:
                     if commit.hash not in self.exclude:
                         appends.append(commit)
+                elif commit.operation is Operation.COMPACT:
+                    if self.compaction:
+                        self._compaction(commit)
                 elif commit.target is not None and commit.target not in self.changes:
                     self.changes[commit.target] = commit
+            if not appends:
+                continue
+            yield from self._summarised(appends)
+            appends = [c for c in appends if c.hash not in self.compacted]
             if not appends:
                 continue
             sources = {c.hash: self.changes.get(c.hash, c) for c in appends}
@@ -246,6 +276,39 @@ class _Walk:
                 note = notes.get(commit.hash)
                 priority = note.priority if note else content.hints.default_priority
                 yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]  # as above
+
+    def _summarised(self, appends: list[Commit]) -> Iterator[_Candidate]:
+        """Candidates of the items in ``appends`` a compaction replaced: its summary where the first stood."""
+        hits = [(c, self.compacted[c.hash]) for c in appends if c.hash in self.compacted]
+        if not hits:
+            return
+        parts = {part.hash: part for _, (_, part) in hits if part is not None}
+        tokens = self.repo.token_counts(parts) if parts else {}
+        notes = self.repo.annotation_store.latest_annotations([c.hash for c, (_, p) in hits if p], as_of=self.moment)
+        for commit, (compaction, part) in hits:
+            if part is None:
+                yield _Candidate(commit, compaction, None, Priority.NORMAL, 0, False, compacted=True)
+                continue
+            note = notes.get(commit.hash)
+            priority = Priority.SKIP if note is not None and note.priority is Priority.SKIP else Priority.NORMAL
+            yield _Candidate(commit, compaction, part, priority, tokens[part.hash], False)
+
+
+def compacted_items(repo: RepoReader, head: Commit, moment: str | None = None) -> dict[str, Commit]:
+    """Items on ``head``'s lineage a compaction there replaced: item -> the newest such compaction.
+
+    Compactions are found through the content-type index, so the cost grows
+    with the number of compactions, not with the length of history.
+    """
+    found: dict[str, Commit] = {}
+    for commit in repo.objects.commits_by_type("compaction", until=moment):  # newest first
+        if commit.operation is not Operation.COMPACT or not repo.is_ancestor(commit, head):
+            continue
+        content = repo.content_of(commit)
+        if isinstance(content, Compaction):
+            for digest in content.replaced():
+                found.setdefault(digest, commit)
+    return found
 
 
 def _resolve_as_of(repo: RepoReader, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
@@ -279,8 +342,12 @@ def materialize(
     format: str = "openai",
     images: ImageReader | None = None,
     include_reasoning: bool = False,
+    compaction: bool = True,
 ) -> Materialized:
     """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens.
+
+    Compactions put their summaries in place of the items they replace;
+    ``compaction=False`` shows the originals instead (history keeps them).
 
     ``images``, for a model that takes images, reads the files artifact
     references point at, so they are sent as images (``cairn.images``).
@@ -310,7 +377,7 @@ def materialize(
             rest=None,
         )
 
-    required, superseded = _required(repo, head, moment)
+    required, superseded = _required(repo, head, moment, compaction)
     # required candidates are never deletes: their content is set
     held = [] if include_reasoning else [c for c in required if not c.content.hints.sent_by_default]  # type: ignore[union-attr]
     required = [c for c in required if c not in held]
@@ -327,7 +394,9 @@ def materialize(
     # impossible budget just keeps nothing.
     remaining = None if budget is None else max(0, budget - required_tokens - priming)
 
-    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in (*required, *superseded, *held)})
+    walk = _Walk(
+        repo, head, moment, exclude={c.commit.hash for c in (*required, *superseded, *held)}, compaction=compaction
+    )
     candidates = iter(walk)
     kept: list[_Candidate] = list(required)
     dropped = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded] + [
@@ -337,6 +406,9 @@ def materialize(
     stopped = False
 
     for candidate in candidates:
+        if candidate.compacted:
+            dropped.append(Dropped(candidate.commit.hash, "compacted"))
+            continue
         if candidate.deleted:
             dropped.append(Dropped(candidate.commit.hash, "deleted"))
             continue
@@ -366,7 +438,9 @@ def materialize(
     def rest() -> Iterator[Dropped]:
         waiting = [c for group in pending.values() for c in group]
         for candidate in candidates:
-            if candidate.deleted:
+            if candidate.compacted:
+                yield Dropped(candidate.commit.hash, "compacted")
+            elif candidate.deleted:
                 yield Dropped(candidate.commit.hash, "deleted")
             elif candidate.priority is Priority.SKIP:
                 yield Dropped(candidate.commit.hash, "skipped", candidate.tokens)
@@ -385,7 +459,8 @@ def materialize(
             source=c.source.hash,
             # Kept candidates are never deletes: content and its hash are set.
             content=c.content,  # type: ignore[arg-type]
-            content_hash=c.source.content_hash,  # type: ignore[arg-type]  # as above
+            # A summary is shown from its compaction's item: its own hash names it.
+            content_hash=c.content.hash if c.source.operation is Operation.COMPACT else c.source.content_hash,  # type: ignore[union-attr, arg-type]  # as above
             priority=c.priority,
             tokens=c.tokens,
             depth=c.commit.depth,
@@ -452,10 +527,14 @@ def _on_line(repo: RepoReader, head: Commit, commits: Iterable[Commit]) -> dict[
     }
 
 
-def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[_Candidate], list[_Candidate]]:
+def _required(
+    repo: RepoReader, head: Commit, moment: str | None, compaction: bool = True
+) -> tuple[list[_Candidate], list[_Candidate]]:
     """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured.
 
     Also the named instructions a newer one of the same name supersedes (left out).
+    An item a compaction replaced stays replaced (pinned afterwards or not)
+    unless ``compaction`` is False.
     """
     pinned = repo.annotation_store.annotated(Priority.PINNED, as_of=moment)
     instructions = repo.objects.commits_by_type("instruction", until=moment)
@@ -467,6 +546,9 @@ def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[
     if not candidates:
         return [], []
     items = _on_line(repo, head, repo.get_commits(candidates).values())
+    if items and compaction:
+        gone = compacted_items(repo, head, moment)
+        items = {h: c for h, c in items.items() if h not in gone}
     if not items:
         return [], []
     resolved = _resolve_items(repo, head, moment, items)

@@ -37,7 +37,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -61,6 +61,11 @@ from cairn.repo_history import DiffEntry, LogEntry, RepoHistory
 from cairn.repo_merge import Conflict, MergeResult, RepoMerge
 from cairn.storage import BRANCH_PREFIX, HEAD, Facet, RefUpdate
 from cairn.tokenizers import Tokenizer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.compaction import CompactionResult
+    from cairn.ledger import Ledger
+    from cairn.summarize import Summarize
 
 __all__ = [
     "Budget",
@@ -114,6 +119,10 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         super().__init__(store, tokenizer, content_types, settings=settings, bus=bus)
         self.budget = budget or Budget(self.settings.max_tokens, self.settings.budget_action)
         self._hooks = hooks
+        #: What writes the summaries of an automatic compaction (``[context] compact_at``): None is extractive.
+        self.summarize: Summarize | None = None
+        self.summarizer: str | None = None  # its name, ``provider/model``
+        self._compacting = False
 
     # -- writing ---------------------------------------------------------------
     # Commit and annotation times come from this module's ``now``, one clock a test can replace.
@@ -138,7 +147,9 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
             reply_to = self.resolve(reply_to).hash
         if isinstance(item, ToolIO):
             item = self._tool_io(item, reply_to)
-        return self._commit(Operation.APPEND, item, None, message, reply_to, metadata)
+        commit = self._commit(Operation.APPEND, item, None, message, reply_to, metadata)
+        self.maybe_compact()
+        return commit
 
     def edit(
         self,
@@ -154,7 +165,9 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 "edit needs the item to edit", what="edit", field="target", hint="give its hash, or HEAD"
             )
         item = self._content(content)
-        return self._commit(Operation.EDIT, item, self.resolve(target).hash, message, None, metadata)
+        commit = self._commit(Operation.EDIT, item, self.resolve(target).hash, message, None, metadata)
+        self.maybe_compact()
+        return commit
 
     def delete(self, target: str, *, message: str = "", metadata: Mapping[str, Any] | None = None) -> Commit:
         """Remove an earlier item from what is materialized; history keeps it."""
@@ -198,6 +211,39 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         # versions keeps only entries with content, so chosen.content is set.
         return self.edit(item.hash, chosen.content, message=text, metadata=chosen.commit.metadata)  # type: ignore[arg-type]
 
+    def compact(
+        self,
+        *,
+        keep_last: int | None = None,
+        target_tokens: int | None = None,
+        dry_run: bool = False,
+        branch: str | None = None,
+        summarize: Summarize | None = None,
+        summarizer: str | None = None,
+        ledger: Ledger | None = None,
+    ) -> CompactionResult:
+        """Summarise older items into one compaction commit; see ``cairn.compaction``."""
+        from cairn.compaction import compact
+
+        return compact(
+            self,
+            keep_last=keep_last,
+            target_tokens=target_tokens,
+            dry_run=dry_run,
+            branch=branch,
+            summarize=summarize,
+            summarizer=summarizer,
+            ledger=ledger,
+        )
+
+    def maybe_compact(self) -> CompactionResult | None:
+        """Compact the current branch if it passed ``[context] compact_at`` of ``max_tokens`` (``cairn.compaction``)."""
+        if self.settings.compact_at is None or self._compacting:
+            return None
+        from cairn.compaction import maybe_compact
+
+        return maybe_compact(self, self.summarize, self.summarizer)
+
     def _clock(self) -> str:
         return now()
 
@@ -237,7 +283,16 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         message: str,
         reply_to: str | None,
         metadata: Mapping[str, Any] | None,
+        *,
+        replaced: int = 0,
+        on_ref: str | None = None,
+        expect_head: str | None = None,
     ) -> Commit:
+        """Write one commit on the current branch (``on_ref``: that branch ref), retrying lost races.
+
+        ``replaced``: the effective tokens a compaction takes out. ``expect_head``:
+        refuse (``ConflictError``) rather than rebuild when the branch moved from it.
+        """
         if not isinstance(message, str):
             raise ValidationError("must be a string", what="commit", field="message")
         blob = content.canonical() if content is not None else None
@@ -245,14 +300,23 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         tokens = self.count_content(content) if content is not None else 0
         meta = dict(metadata or {})
         for _ in range(MAX_RETRIES):
-            ref, head_hash = self.head_state()
+            ref: str | None
+            head_hash: str | None
+            if on_ref is not None:
+                ref, head_hash = on_ref, self.refs.get_ref(on_ref)
+            else:
+                ref, head_hash = self.head_state()
+            if expect_head is not None and head_hash != expect_head:
+                raise ConflictError(
+                    ref or HEAD, expect_head, head_hash, hint="the branch moved while compacting; compact again"
+                )
             if ref is None:
                 raise ValidationError(
                     f"HEAD is detached at {str(head_hash)[:12]}: a commit here would belong to no branch",
                     hint="create a branch here first (`cairn switch -c NAME`), or switch to one",
                 )
             head = self.commit(head_hash) if head_hash else None
-            delta = tokens
+            delta = tokens - replaced
             if target is not None:
                 delta -= self._check_target(head, target)
             created_at = now()
@@ -317,6 +381,12 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 f"commit {item.short} is not on the current branch",
                 hint="switch to the branch that holds it first",
             )
+        compacted = self._compacted_by(head, item)
+        if compacted is not None:
+            raise ValidationError(
+                f"commit {item.short} was compacted by {compacted.short}: a summary stands for it",
+                hint="append a new item; `cairn materialize --no-compaction` shows the original",
+            )
         latest, deleted = self._effective(head, item)
         if deleted:
             assert latest is not None  # a delete is reported with the commit that made it
@@ -325,6 +395,12 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 hint="deleted items cannot be edited or deleted again; append a new item",
             )
         return self._tokens_of_commit_content(latest or item)
+
+    def _compacted_by(self, head: Commit, item: Commit) -> Commit | None:
+        """The newest compaction on ``head``'s lineage that replaced ``item``, or None (one indexed read)."""
+        from cairn.materialize import compacted_items
+
+        return compacted_items(self, head).get(item.hash)
 
     def _check_budget(self, commit: Commit, head: Commit | None) -> None:
         maximum = self.budget.max_tokens

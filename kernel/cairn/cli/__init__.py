@@ -126,6 +126,7 @@ cli.lazy_modules.update(
         "cairn.cli.directive_cmd": ("directive",),
         "cairn.cli.policy_cmd": ("policy", "approvals", "approve", "deny"),
         "cairn.cli.exec_cmd": ("exec",),
+        "cairn.cli.compact_cmd": ("compact",),
     }
 )
 

@@ -97,6 +97,10 @@ class State:
             from cairn.repo import open_repo
 
             self._repo = open_repo(config=self.config, plugins=self.plugins, store=self.store)
+            if self.config.context.compact_at is not None:  # automatic compaction asks the configured LLM
+                from cairn.cli.compact_cmd import summarizer_for
+
+                self._repo.summarize, self._repo.summarizer = summarizer_for(self)
         return self._repo
 
     @property

@@ -30,7 +30,10 @@ def summary(content: Content | None, width: int = 60) -> str:
 def one_line(commit: Commit, content: Content | None) -> str:
     """What a commit did, in a few words: ``dialogue: the text…``, ``edit 1a2b3c4d: the new text…``, ``delete 1a2b3c4d``."""
     operation = commit.operation.value
-    what = (commit.content_type or "") if operation == "append" else f"{operation} {(commit.target or '')[:8]}"
+    if operation in ("append", "compact"):
+        what = (commit.content_type or "") if operation == "append" else operation
+    else:
+        what = f"{operation} {(commit.target or '')[:8]}"
     text = summary(content, 50).strip() or commit.message
     return f"{what}: {text}" if text else what
 
@@ -244,6 +247,7 @@ def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
 )
 @click.option("--recall-k", type=Count(ceiling=100), help="How many to recall (default: [context] recall_k).")
 @click.option("--include-reasoning", is_flag=True, help="Send reasoning items too (held back by default).")
+@click.option("--no-compaction", is_flag=True, help="Show the items compactions replaced instead of their summaries.")
 @click.option(
     "--show-dropped",
     is_flag=True,
@@ -261,6 +265,7 @@ def materialize_command(
     recall: str | None,
     recall_k: int | None,
     include_reasoning: bool,
+    no_compaction: bool,
     show_dropped: bool,
     as_json: bool,
 ) -> None:
@@ -275,7 +280,13 @@ def materialize_command(
     with image_reader(state) if images else contextlib.nullcontext() as reader:
         if recall is None:
             result = state.repo.materialize(
-                rev, as_of=as_of, budget=budget, format=fmt, images=reader, include_reasoning=include_reasoning
+                rev,
+                as_of=as_of,
+                budget=budget,
+                format=fmt,
+                images=reader,
+                include_reasoning=include_reasoning,
+                compaction=not no_compaction,
             )
         else:
             from cairn.memory import Memory
@@ -292,6 +303,7 @@ def materialize_command(
                     format=fmt,
                     images=reader,
                     include_reasoning=include_reasoning,
+                    compaction=not no_compaction,
                 )
     if as_json:
         data = result.to_dict(complete=show_dropped)

@@ -427,26 +427,15 @@ def consolidate_command(state: State, as_json: bool) -> None:
 
 
 def _llm_summarizer(state: State) -> Callable[[list[str]], tuple[str, str, dict[str, Any]]]:
-    from cairn.model import Message
     from cairn.providers import Providers
+    from cairn.summarize import llm_summarizer
 
     providers = Providers(state.config, state.plugins, store=state.store, tokenizer=state.repo.tokenizer)
+    return llm_summarizer(providers, CONSOLIDATE_PROMPT, purpose="memory consolidate")
 
-    def summarize(texts: list[str]) -> tuple[str, str, dict[str, Any]]:
-        llm = providers.llm()
-        history = "\n\n".join(f"[{i + 1}] {t}" for i, t in enumerate(texts))
-        response = llm.complete(
-            [
-                Message(
-                    "system",
-                    "Summarize this stretch of an agent's history in a short paragraph: "
-                    "what was asked, what was done, what was decided. Plain text only.",
-                ),
-                Message("user", history),
-            ],
-            metadata={"purpose": "memory consolidate"},
-        )
-        usage = response.usage.to_dict() if response.usage else {}
-        return (response.content or "").strip() or "(empty summary)", f"{response.provider}/{response.model}", usage
 
-    return summarize
+#: What ``cairn memory consolidate`` asks the LLM for each episode.
+CONSOLIDATE_PROMPT = (
+    "Summarize this stretch of an agent's history in a short paragraph: "
+    "what was asked, what was done, what was decided. Plain text only."
+)
