@@ -121,7 +121,11 @@ def _protected(item: Item) -> bool:
 def _runs(items: list[Item], keep_last: int, target_tokens: int | None, total: int) -> list[list[Item]]:
     """Maximal runs of unprotected items older than the last ``keep_last``, a tool call never parted from its result."""
     cut = max(0, len(items) - keep_last)
-    calls = {i.content.call_id: n for n, i in enumerate(items) if isinstance(i.content, ToolIO) and i.content.call_id}
+    calls = {
+        i.content.call_id: n
+        for n, i in enumerate(items)
+        if isinstance(i.content, ToolIO) and i.content.direction == "call" and i.content.call_id
+    }
     for item in items[cut:]:
         content = item.content
         if isinstance(content, ToolIO) and content.direction == "result" and content.call_id in calls:
