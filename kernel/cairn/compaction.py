@@ -32,13 +32,14 @@ from cairn.errors import ConflictError, ValidationError
 from cairn.events import EventName
 from cairn.model import Commit, Operation, ToolIO
 from cairn.model.compaction import EXTRACTIVE, Compaction
+from cairn.repo_reader import RepoReader
 from cairn.storage import branch_ref
 from cairn.summarize import Summarize, extractive_summary, split_summarizer
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.ledger import Ledger
     from cairn.materialize import Item
-    from cairn.repo import Repo
+    from cairn.model import Content
 
 __all__ = [
     "COMPACTION_RUN_TYPE",
@@ -46,6 +47,7 @@ __all__ = [
     "SUMMARY_PROMPT",
     "CompactionResult",
     "compact",
+    "RepoCompaction",
     "compactions_of",
     "maybe_compact",
 ]
@@ -156,8 +158,62 @@ def _texts(run: list[Item]) -> list[str]:
     return out
 
 
+class RepoCompaction(RepoReader):
+    """``Repo``'s compaction methods (``cairn.repo`` writes the commit)."""
+
+    #: What writes the summaries of an automatic compaction (``[context] compact_at``): None is extractive.
+    summarize: Summarize | None = None
+    summarizer: str | None = None  # its name, ``provider/model``
+    _compacting = False
+    budget: Any  # cairn.repo.Budget, set by Repo
+
+    def _commit(  # pragma: no cover - Repo overrides it
+        self,
+        operation: Operation,
+        content: Content | None,
+        target: str | None,
+        message: str,
+        reply_to: str | None,
+        metadata: Mapping[str, Any] | None,
+        *,
+        replaced: int = 0,
+        on_ref: str | None = None,
+        expect_head: str | None = None,
+    ) -> Commit:
+        raise NotImplementedError
+
+    def compact(
+        self,
+        *,
+        keep_last: int | None = None,
+        target_tokens: int | None = None,
+        dry_run: bool = False,
+        branch: str | None = None,
+        summarize: Summarize | None = None,
+        summarizer: str | None = None,
+        ledger: Ledger | None = None,
+    ) -> CompactionResult:
+        """Summarise older items into one compaction commit; see the module's docstring."""
+        return compact(
+            self,
+            keep_last=keep_last,
+            target_tokens=target_tokens,
+            dry_run=dry_run,
+            branch=branch,
+            summarize=summarize,
+            summarizer=summarizer,
+            ledger=ledger,
+        )
+
+    def maybe_compact(self) -> CompactionResult | None:
+        """Compact the current branch if it passed ``[context] compact_at`` of ``max_tokens``."""
+        if self.settings.compact_at is None or self._compacting:
+            return None
+        return maybe_compact(self, self.summarize, self.summarizer)
+
+
 def compact(
-    repo: Repo,
+    repo: RepoCompaction,
     *,
     keep_last: int | None = None,
     target_tokens: int | None = None,
@@ -189,7 +245,9 @@ def compact(
     if tip is None:
         raise ValidationError(f"branch {name!r} has no commits to compact", hint="`cairn branch` lists branches")
     head = repo.commit(tip)
-    view = repo.materialize(head.hash)
+    from cairn.materialize import materialize
+
+    view = materialize(repo, head.hash)
     items = list(view.items)
     if head.last_merge is None:
         items.sort(key=lambda i: i.depth)
@@ -277,7 +335,7 @@ def compact(
     return result
 
 
-def _record(repo: Repo, ledger: Ledger | None, result: CompactionResult) -> str | None:
+def _record(repo: RepoCompaction, ledger: Ledger | None, result: CompactionResult) -> str | None:
     """The compaction as a run in the ledger (metadata only: hashes, counts, who summarised); its id."""
     from cairn.storage import RunStore
 
@@ -299,7 +357,7 @@ def _record(repo: Repo, ledger: Ledger | None, result: CompactionResult) -> str 
 
 
 def maybe_compact(
-    repo: Repo, summarize: Summarize | None = None, summarizer: str | None = None
+    repo: RepoCompaction, summarize: Summarize | None = None, summarizer: str | None = None
 ) -> CompactionResult | None:
     """Compact the current branch when its effective tokens passed ``compact_at`` of ``max_tokens``; else None.
 
@@ -322,7 +380,7 @@ def maybe_compact(
     return result if result.commit is not None else None
 
 
-def compactions_of(repo: Repo, item: Commit) -> list[Commit]:
+def compactions_of(repo: RepoReader, item: Commit) -> list[Commit]:
     """The compactions, on any branch, that replaced ``item``, oldest first (found through the content-type index)."""
     out = []
     for commit in repo.objects.commits_by_type("compaction"):

@@ -37,7 +37,7 @@ import attrs
 from cairn.errors import BudgetExceededError, ValidationError
 from cairn.images import ImageReader, with_images
 from cairn.materialize_formats import FORMATS, format_messages, to_anthropic, to_openai, to_text
-from cairn.materialize_rules import order_key, superseded_directives
+from cairn.materialize_rules import compacted_items, order_key, superseded_directives
 from cairn.model import (
     Commit,
     Content,
@@ -292,23 +292,6 @@ class _Walk:
             note = notes.get(commit.hash)
             priority = Priority.SKIP if note is not None and note.priority is Priority.SKIP else Priority.NORMAL
             yield _Candidate(commit, compaction, part, priority, tokens[part.hash], False)
-
-
-def compacted_items(repo: RepoReader, head: Commit, moment: str | None = None) -> dict[str, Commit]:
-    """Items on ``head``'s lineage a compaction there replaced: item -> the newest such compaction.
-
-    Compactions are found through the content-type index, so the cost grows
-    with the number of compactions, not with the length of history.
-    """
-    found: dict[str, Commit] = {}
-    for commit in repo.objects.commits_by_type("compaction", until=moment):  # newest first
-        if commit.operation is not Operation.COMPACT or not repo.is_ancestor(commit, head):
-            continue
-        content = repo.content_of(commit)
-        if isinstance(content, Compaction):
-            for digest in content.replaced():
-                found.setdefault(digest, commit)
-    return found
 
 
 def _resolve_as_of(repo: RepoReader, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:

@@ -1,6 +1,7 @@
-"""Two rules of ``cairn.materialize``: the order of materialized items, and which named directives are in force.
+"""Three rules of ``cairn.materialize``: the order of materialized items, which named directives are in
+force, and which items compactions replaced.
 
-Kept apart so each stays small; both work on the materializer's candidates
+Kept apart so each stays small; the first two work on the materializer's candidates
 (an item's commit, its content, priority and whether it is deleted).
 """
 
@@ -9,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from cairn.model import Commit, Instruction, Priority
+from cairn.model import Commit, Instruction, Operation, Priority
+from cairn.model.compaction import Compaction
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo_reader import RepoReader
 
-__all__ = ["order_key", "superseded_directives"]
+__all__ = ["compacted_items", "order_key", "superseded_directives"]
 
 
 def order_key(repo: RepoReader, head: Commit) -> Callable[[Any], tuple[Any, ...]]:
@@ -42,3 +44,20 @@ def superseded_directives(candidates: Iterable[Any]) -> set[str]:
         if known is None or (c.commit.created_at, c.commit.depth) > (known.commit.created_at, known.commit.depth):
             newest[c.content.name] = c
     return {c.commit.hash for c in named if newest[c.content.name] is not c}
+
+
+def compacted_items(repo: RepoReader, head: Commit, moment: str | None = None) -> dict[str, Commit]:
+    """Items on ``head``'s lineage a compaction there replaced: item -> the newest such compaction.
+
+    Compactions are found through the content-type index, so the cost grows
+    with the number of compactions, not with the length of history.
+    """
+    found: dict[str, Commit] = {}
+    for commit in repo.objects.commits_by_type("compaction", until=moment):  # newest first
+        if commit.operation is not Operation.COMPACT or not repo.is_ancestor(commit, head):
+            continue
+        content = repo.content_of(commit)
+        if isinstance(content, Compaction):
+            for digest in content.replaced():
+                found.setdefault(digest, commit)
+    return found

@@ -26,6 +26,8 @@ its depth and a skip pointer to an ancestor (``cairn.model.skip_depth``), so
 ``repo_merge``      ``RepoMerge``: merge (fast-forward or a merge commit with
                     two parents, conflicts, strategies), the merge base, and
                     what cherry-pick may pick
+``compaction``      ``RepoCompaction``: compact (summaries in place of older
+                    items) and the automatic ``compact_at`` trigger
 ``repo`` (here)     ``Repo``: writing commits (append, edit, delete) under the
                     budget, annotations, and ``open_repo``
 =================== ===========================================================
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from cairn.compaction import RepoCompaction
 from cairn.config import Config, ContextSettings
 from cairn.errors import BudgetExceededError, ConflictError, ValidationError
 from cairn.events import EventBus, EventName
@@ -63,8 +66,6 @@ from cairn.storage import BRANCH_PREFIX, HEAD, Facet, RefUpdate
 from cairn.tokenizers import Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cairn.compaction import CompactionResult
-    from cairn.ledger import Ledger
     from cairn.summarize import Summarize
 
 __all__ = [
@@ -102,7 +103,7 @@ class Budget:
             raise ValidationError("budget action 'callback' needs a callback", what="budget", field="callback")
 
 
-class Repo(RepoBranches, RepoHistory, RepoMerge):
+class Repo(RepoBranches, RepoHistory, RepoMerge, RepoCompaction):
     """The versioned context of one project, over a store and a tokenizer."""
 
     def __init__(
@@ -119,9 +120,8 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         super().__init__(store, tokenizer, content_types, settings=settings, bus=bus)
         self.budget = budget or Budget(self.settings.max_tokens, self.settings.budget_action)
         self._hooks = hooks
-        #: What writes the summaries of an automatic compaction (``[context] compact_at``): None is extractive.
-        self.summarize: Summarize | None = None
-        self.summarizer: str | None = None  # its name, ``provider/model``
+        self.summarize: Summarize | None = None  # see RepoCompaction
+        self.summarizer: str | None = None
         self._compacting = False
 
     # -- writing ---------------------------------------------------------------
@@ -210,39 +210,6 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         )
         # versions keeps only entries with content, so chosen.content is set.
         return self.edit(item.hash, chosen.content, message=text, metadata=chosen.commit.metadata)  # type: ignore[arg-type]
-
-    def compact(
-        self,
-        *,
-        keep_last: int | None = None,
-        target_tokens: int | None = None,
-        dry_run: bool = False,
-        branch: str | None = None,
-        summarize: Summarize | None = None,
-        summarizer: str | None = None,
-        ledger: Ledger | None = None,
-    ) -> CompactionResult:
-        """Summarise older items into one compaction commit; see ``cairn.compaction``."""
-        from cairn.compaction import compact
-
-        return compact(
-            self,
-            keep_last=keep_last,
-            target_tokens=target_tokens,
-            dry_run=dry_run,
-            branch=branch,
-            summarize=summarize,
-            summarizer=summarizer,
-            ledger=ledger,
-        )
-
-    def maybe_compact(self) -> CompactionResult | None:
-        """Compact the current branch if it passed ``[context] compact_at`` of ``max_tokens`` (``cairn.compaction``)."""
-        if self.settings.compact_at is None or self._compacting:
-            return None
-        from cairn.compaction import maybe_compact
-
-        return maybe_compact(self, self.summarize, self.summarizer)
 
     def _clock(self) -> str:
         return now()
@@ -398,7 +365,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
 
     def _compacted_by(self, head: Commit, item: Commit) -> Commit | None:
         """The newest compaction on ``head``'s lineage that replaced ``item``, or None (one indexed read)."""
-        from cairn.materialize import compacted_items
+        from cairn.materialize_rules import compacted_items
 
         return compacted_items(self, head).get(item.hash)
 

@@ -98,9 +98,12 @@ class State:
 
             self._repo = open_repo(config=self.config, plugins=self.plugins, store=self.store)
             if self.config.context.compact_at is not None:  # automatic compaction asks the configured LLM
-                from cairn.cli.compact_cmd import summarizer_for
+                from cairn.cli._summarizer import summarizer_for
 
-                self._repo.summarize, self._repo.summarizer = summarizer_for(self)
+                repo = self._repo
+                repo.summarize, repo.summarizer = summarizer_for(
+                    self.config, self.plugins, self.store, repo, lambda: self.ledger
+                )
         return self._repo
 
     @property

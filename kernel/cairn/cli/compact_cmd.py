@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import click
 
 from cairn.cli._app import Count, State, echo_json, json_option, pass_state
+from cairn.cli._summarizer import summarizer_for
 
-if TYPE_CHECKING:  # pragma: no cover
-    from cairn.summarize import Summarize
-
-__all__ = ["compact_command", "register", "summarizer_for"]
+__all__ = ["compact_command", "register"]
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(compact_command)
-
-
-def summarizer_for(state: State) -> tuple[Summarize | None, str | None]:
-    """The configured LLM as a summarizer (through the kernel's provider path, each call a ledger run), and
-    its name; (None, None) with the ``noop`` provider: extractive summaries."""
-    llm = state.config.cairn.llm
-    if llm == "noop":
-        return None, None
-    from cairn.providers import Providers
-    from cairn.storage import RunStore
-    from cairn.summarize import llm_summarizer
-
-    def summarize(texts: list[str]) -> tuple[str, str, dict[str, Any]]:
-        from cairn.compaction import SUMMARY_PROMPT
-
-        repo = state.repo
-        ledger = state.ledger if isinstance(state.store, RunStore) else None
-        with Providers(state.config, state.plugins, store=state.store, tokenizer=repo.tokenizer) as providers:
-            ask = llm_summarizer(providers, SUMMARY_PROMPT, purpose="compact", ledger=ledger, branch=repo.branch)
-            return ask(texts)
-
-    return summarize, llm
 
 
 @click.command("compact")
@@ -68,7 +42,7 @@ def compact_command(
         from cairn.model import validate_branch_name
 
         validate_branch_name(branch, existing=True)
-    summarize, name = summarizer_for(state)
+    summarize, name = summarizer_for(state.config, state.plugins, state.store, repo, lambda: state.ledger)
     result = repo.compact(
         keep_last=keep_last,
         target_tokens=target_tokens,
