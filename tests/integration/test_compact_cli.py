@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from cairn.testing.fake_openai import FakeOpenAI, Reply
@@ -20,7 +22,7 @@ def talk(cairn, turns: int = 8) -> None:
 @pytest.mark.parametrize("storage", ["sqlite", "git"])
 def test_compact_from_the_cli_keeps_originals_in_history(cairn, storage: str) -> None:
     if storage == "git":
-        cairn("--set", "cairn.storage=git", "status")  # the git store makes its repository on first use
+        subprocess.run(["git", "init", "-q"], cwd=cairn.project, check=True, capture_output=True)
     opts = ["--set", f"cairn.storage={storage}"]
     talk(lambda *a: cairn(*opts, *a))
     log = cairn.json(*opts, "log")
@@ -30,7 +32,7 @@ def test_compact_from_the_cli_keeps_originals_in_history(cairn, storage: str) ->
     assert dry["commit"] is None and dry["summarizer"] == "extractive" and len(dry["runs"]) == 2
     assert cairn.json(*opts, "log") == log  # a dry run wrote nothing
     done = cairn.json(*opts, "compact", "--keep-last", "2")
-    assert done["commit"] and done["provenance"]["replaced"] == 6 and done["tokens_after"] < done["tokens_before"]
+    assert done["commit"] and done["provenance"]["replaced"] == 5 and done["tokens_after"] < done["tokens_before"]
     text = cairn(*opts, "materialize", "--format", "text").stdout
     assert "extractive" in text and "You are careful." in text and "turn 4" in text and "turn 1 " not in text
     original = cairn(*opts, "materialize", "--no-compaction", "--format", "text").stdout
@@ -42,24 +44,28 @@ def test_compact_from_the_cli_keeps_originals_in_history(cairn, storage: str) ->
     history = cairn.json(*opts, "history", first)
     assert history[-1]["hash"] == done["commit"] and history[-1]["version"] is None
     assert cairn(*opts, "history", first).stdout.splitlines()[-1].split()[3] == "compact"
-    edit = cairn(*opts, "edit", done["runs"][0][1], "late", ok=False)
-    assert edit.exit_code == 1 and "compacted by" in edit.output and "Traceback" not in edit.output
-    runs = cairn.json(*opts, "runs", "--type", "compaction")
+    edit = cairn.run(*opts, "edit", done["runs"][0][1], "late", check=False)
+    assert edit.returncode == 1 and "compacted by" in edit.stderr and "Traceback" not in edit.stderr
+    runs = cairn.json(*opts, "runs", "list", "--type", "compaction")
     assert [r["metadata"]["commit"] for r in runs] == [done["commit"]]
 
 
 def test_bad_compact_options_are_usage_errors(cairn) -> None:
-    bad = cairn("compact", "--keep-last", "-1", ok=False)
-    assert bad.exit_code == 2 and "Traceback" not in bad.output
-    nowhere = cairn("compact", "--branch", "nowhere", ok=False)
-    assert nowhere.exit_code == 1 and "no commits" in nowhere.output
+    bad = cairn.run("compact", "--keep-last", "-1", check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    nowhere = cairn.run("compact", "--branch", "nowhere", check=False)
+    assert nowhere.returncode == 1 and "no commits" in nowhere.stderr and "Traceback" not in nowhere.stderr
 
 
 def test_compact_at_must_be_a_fraction_with_its_file_and_line(cairn) -> None:
     path = cairn.project / "cairn.toml"
-    path.write_text(path.read_text() + "\n[context]\nmax_tokens = 100\ncompact_at = 2\n")
-    result = cairn("status", ok=False)
-    assert result.exit_code != 0 and "compact_at" in result.output and "cairn.toml" in result.output
+    lines = path.read_text().replace(
+        'default_branch = "main"', 'default_branch = "main"\nmax_tokens = 100\ncompact_at = 2'
+    )
+    path.write_text(lines)
+    number = lines.splitlines().index("compact_at = 2") + 1
+    result = cairn.run("status", check=False)
+    assert result.returncode != 0 and "compact_at" in result.stderr and f"cairn.toml:{number}" in result.stderr
 
 
 def test_a_real_provider_writes_the_summary_and_its_usage_is_recorded(cairn, monkeypatch) -> None:
@@ -88,13 +94,18 @@ def test_a_real_provider_writes_the_summary_and_its_usage_is_recorded(cairn, mon
 
 def test_the_automatic_trigger_compacts_once_when_the_threshold_is_passed(cairn) -> None:
     path = cairn.project / "cairn.toml"
-    path.write_text(path.read_text() + "\n[context]\nmax_tokens = 600\ncompact_at = 0.5\ncompact_keep_last = 2\n")
+    path.write_text(
+        path.read_text().replace(
+            'default_branch = "main"',
+            'default_branch = "main"\nmax_tokens = 600\ncompact_at = 0.5\ncompact_keep_last = 2',
+        )
+    )
     n = 0
     while cairn.json("status")["effective_tokens"] + 60 < 300:
         cairn("commit", f"turn {n} " + "about the boiling point of water at altitude " * 4)
         n += 1
-    assert not cairn.json("runs", "--type", "compaction")
+    assert not cairn.json("runs", "list", "--type", "compaction")
     for m in range(n, n + 3):
         cairn("commit", f"turn {m} " + "about the boiling point of water at altitude " * 4)
-    runs = cairn.json("runs", "--type", "compaction")
+    runs = cairn.json("runs", "list", "--type", "compaction")
     assert len(runs) == 1 and cairn.json("status")["effective_tokens"] <= 300
