@@ -78,3 +78,31 @@ def test_sqlite_to_git_and_back_hash_for_hash(tmp_path: Path, content_types) -> 
         exported, reexported = _round_trip(git_store, sqlite, content_types)
         assert reexported == exported
     assert fsck(repo_dir) == ""
+
+
+def test_a_compaction_on_sqlite_imports_into_git_hash_for_hash(tmp_path: Path, content_types) -> None:  # type: ignore[no-untyped-def]
+    """A compaction commit keeps its hash across backends, and materializes the same after the import."""
+    with sqlite_store.SqliteStore(tmp_path / "a.db") as sqlite, GitStore(make_repo(tmp_path / "p")) as git_store:
+        one = Repo(sqlite, WordTokenizer(), content_types)
+        one.append({"content_type": "instruction", "text": "be brief"})
+        turns = [
+            one.append({"content_type": "dialogue", "role": "user", "text": f"turn {n} " + "word " * 40})
+            for n in range(9)
+        ]
+        one.pin(turns[4].hash)
+        result = one.compact(keep_last=2)
+        assert result.commit is not None and len(result.runs) == 2
+        exported = io.StringIO()
+        one.export(exported)
+        two = Repo(git_store, WordTokenizer(), content_types)
+        two.import_(exported.getvalue().splitlines(keepends=True))
+        assert two.head() == one.head() and two.commit(result.commit.hash) == result.commit
+        for compaction in (True, False):
+            a, b = one.materialize(compaction=compaction), two.materialize(compaction=compaction)
+            assert a.messages == b.messages and a.token_count == b.token_count
+            assert [i.item for i in a.items] == [i.item for i in b.items]
+        assert two.effective_tokens() == one.effective_tokens() == one.materialize().token_count
+        assert git_store.check() == [] and sqlite.check() == []
+        again = io.StringIO()
+        two.export(again)
+        assert again.getvalue() == exported.getvalue()  # hash for hash, line for line
