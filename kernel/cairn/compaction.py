@@ -23,7 +23,7 @@ keeps a run ledger, is a ``compaction`` run there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -39,14 +39,12 @@ from cairn.summarize import Summarize, extractive_summary, split_summarizer
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.ledger import Ledger
     from cairn.materialize import Item
-    from cairn.model import Content
 
 __all__ = [
     "COMPACTION_RUN_TYPE",
     "PROMPT_VERSION",
     "SUMMARY_PROMPT",
     "CompactionResult",
-    "compact",
     "RepoCompaction",
     "compactions_of",
     "maybe_compact",
@@ -150,6 +148,26 @@ def _runs(items: list[Item], keep_last: int, target_tokens: int | None, total: i
     return runs
 
 
+def _contiguous(repo: RepoReader, head: Commit, run: tuple[str, ...]) -> bool:
+    """Whether history from the run's first item to its last holds nothing but its items and their changes.
+
+    Then the materializer may step over that stretch unread (``cairn.materialize``).
+    """
+    if head.last_merge is not None or len(run) < 3:
+        return False
+    first, last = repo.commit(run[0]), repo.commit(run[-1])
+    stretch = repo.objects.ancestors(last.hash, limit=last.depth - first.depth + 1)
+    members = set(run)
+    return (
+        bool(stretch)
+        and stretch[-1].hash == first.hash
+        and all(
+            c.hash in members or (c.operation in (Operation.EDIT, Operation.DELETE) and c.target in members)
+            for c in stretch
+        )
+    )
+
+
 def _texts(run: list[Item]) -> list[str]:
     out = []
     for item in run:
@@ -166,21 +184,7 @@ class RepoCompaction(RepoReader):
     summarizer: str | None = None  # its name, ``provider/model``
     _compacting = False
     budget: Any  # cairn.repo.Budget, set by Repo
-
-    def _commit(  # pragma: no cover - Repo overrides it
-        self,
-        operation: Operation,
-        content: Content | None,
-        target: str | None,
-        message: str,
-        reply_to: str | None,
-        metadata: Mapping[str, Any] | None,
-        *,
-        replaced: int = 0,
-        on_ref: str | None = None,
-        expect_head: str | None = None,
-    ) -> Commit:
-        raise NotImplementedError
+    _commit: Callable[..., Commit]  # cairn.repo.Repo._commit
 
     def compact(
         self,
@@ -193,146 +197,127 @@ class RepoCompaction(RepoReader):
         summarizer: str | None = None,
         ledger: Ledger | None = None,
     ) -> CompactionResult:
-        """Summarise older items into one compaction commit; see the module's docstring."""
-        return compact(
-            self,
-            keep_last=keep_last,
-            target_tokens=target_tokens,
+        """Summarise older items of ``branch`` (default: the current one) into one compaction commit.
+
+        See the module's docstring.
+
+        ``summarize`` writes each summary (``cairn.summarize``); None makes
+        extractive ones. ``summarizer`` names it for a dry run (``provider/model``).
+        ``ledger`` records the compaction run (default: one over the repository's
+        store when it keeps a run ledger).
+        """
+        if keep_last is None:
+            keep_last = self.settings.compact_keep_last
+        keep_last = _count(keep_last, "keep_last", 0)
+        if target_tokens is not None:
+            target_tokens = _count(target_tokens, "target_tokens", 0)
+        name = branch if branch is not None else self.branch
+        if name is None:
+            raise ValidationError(
+                "HEAD is detached: there is no branch to compact", hint="switch to a branch, or give --branch"
+            )
+        ref = branch_ref(name)
+        tip = self.refs.get_ref(ref)
+        if tip is None:
+            raise ValidationError(f"branch {name!r} has no commits to compact", hint="`cairn branch` lists branches")
+        head = self.commit(tip)
+        from cairn.materialize import materialize
+
+        view = materialize(self, head.hash)
+        items = list(view.items)
+        if head.last_merge is None:
+            items.sort(key=lambda i: i.depth)
+        runs = _runs(items, keep_last, target_tokens, view.token_count)
+        replaced_tokens = sum(i.tokens for run in runs for i in run)
+        label = EXTRACTIVE if summarize is None else (summarizer or "llm")
+        plan = CompactionResult(
+            branch=name,
+            head=head.hash,
+            runs=tuple(tuple(i.item for i in run) for run in runs),
+            replaced_tokens=replaced_tokens,
+            tokens_before=view.token_count,
+            summarizer=label,
+            prompt_version=None if summarize is None else PROMPT_VERSION,
+            prompt=None if summarize is None else SUMMARY_PROMPT,
             dry_run=dry_run,
-            branch=branch,
-            summarize=summarize,
-            summarizer=summarizer,
-            ledger=ledger,
         )
+        if dry_run or not runs:
+            return plan
+        usage: dict[str, Any] = {}
+        texts: list[str] = []
+        for run in runs:
+            if summarize is None:
+                texts.append(extractive_summary(_texts(run)))
+                continue
+            text, label, used = summarize(_texts(run))
+            texts.append(text)
+            for key, value in used.items():  # usage summed over the runs' calls
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    usage[key] = usage.get(key, 0) + value
+                else:
+                    usage.setdefault(key, value)
+        content = Compaction(
+            [
+                {"replaces": list(r), "text": t, **({"contiguous": True} if _contiguous(self, head, r) else {})}
+                for r, t in zip(plan.runs, texts, strict=True)
+            ],
+            label,
+            plan.prompt_version,
+        )
+        if self.count_content(content) >= replaced_tokens:
+            # Nothing to gain (short items, long summaries): no commit, so an automatic trigger cannot loop.
+            return attrs.evolve(plan, summaries=tuple(texts), summarizer=label, skipped="the summaries are not shorter")
+        provider, model = split_summarizer(label)
+        provenance = {
+            "summarizer": label,
+            "provider": provider,
+            "model": model,
+            "usage": usage or None,
+            "prompt_version": plan.prompt_version,
+            "replaced": plan.replaced,
+            "replaced_tokens": replaced_tokens,
+            "tokens_before": view.token_count,
+            "keep_last": keep_last,
+            "target_tokens": target_tokens,
+            "tokenizer": self.tokenizer.name,
+        }
+        message = f"Compact {plan.replaced} items into {len(runs)} {'summary' if len(runs) == 1 else 'summaries'}"
+        commit = self._commit(
+            Operation.COMPACT,
+            content,
+            None,
+            message,
+            None,
+            {"compaction": provenance},
+            replaced=replaced_tokens,
+            on_ref=ref,
+            expect_head=head.hash,
+        )
+        after = self.effective_tokens(commit)
+        result = attrs.evolve(plan, commit=commit, summaries=tuple(texts), tokens_after=after, summarizer=label)
+        run_id = _record(self, ledger, result)
+        result = attrs.evolve(result, run_id=run_id)
+        self._bus.publish(
+            EventName.COMPACTION_CREATED,
+            {
+                "commit": commit.hash,
+                "branch": name,
+                "replaced": plan.replaced,
+                "summaries": len(runs),
+                "tokens_before": view.token_count,
+                "tokens_after": after,
+                "summarizer": label,
+                "run_id": run_id,
+            },
+            ts=commit.created_at,
+        )
+        return result
 
     def maybe_compact(self) -> CompactionResult | None:
         """Compact the current branch if it passed ``[context] compact_at`` of ``max_tokens``."""
         if self.settings.compact_at is None or self._compacting:
             return None
         return maybe_compact(self, self.summarize, self.summarizer)
-
-
-def compact(
-    repo: RepoCompaction,
-    *,
-    keep_last: int | None = None,
-    target_tokens: int | None = None,
-    dry_run: bool = False,
-    branch: str | None = None,
-    summarize: Summarize | None = None,
-    summarizer: str | None = None,
-    ledger: Ledger | None = None,
-) -> CompactionResult:
-    """Compact ``branch`` (default: the current one); see the module's docstring.
-
-    ``summarize`` writes each summary (``cairn.summarize``); None makes
-    extractive ones. ``summarizer`` names it for a dry run (``provider/model``).
-    ``ledger`` records the compaction run (default: one over the repository's
-    store when it keeps a run ledger).
-    """
-    if keep_last is None:
-        keep_last = repo.settings.compact_keep_last
-    keep_last = _count(keep_last, "keep_last", 0)
-    if target_tokens is not None:
-        target_tokens = _count(target_tokens, "target_tokens", 0)
-    name = branch if branch is not None else repo.branch
-    if name is None:
-        raise ValidationError(
-            "HEAD is detached: there is no branch to compact", hint="switch to a branch, or give --branch"
-        )
-    ref = branch_ref(name)
-    tip = repo.refs.get_ref(ref)
-    if tip is None:
-        raise ValidationError(f"branch {name!r} has no commits to compact", hint="`cairn branch` lists branches")
-    head = repo.commit(tip)
-    from cairn.materialize import materialize
-
-    view = materialize(repo, head.hash)
-    items = list(view.items)
-    if head.last_merge is None:
-        items.sort(key=lambda i: i.depth)
-    runs = _runs(items, keep_last, target_tokens, view.token_count)
-    replaced_tokens = sum(i.tokens for run in runs for i in run)
-    label = EXTRACTIVE if summarize is None else (summarizer or "llm")
-    plan = CompactionResult(
-        branch=name,
-        head=head.hash,
-        runs=tuple(tuple(i.item for i in run) for run in runs),
-        replaced_tokens=replaced_tokens,
-        tokens_before=view.token_count,
-        summarizer=label,
-        prompt_version=None if summarize is None else PROMPT_VERSION,
-        prompt=None if summarize is None else SUMMARY_PROMPT,
-        dry_run=dry_run,
-    )
-    if dry_run or not runs:
-        return plan
-    usage: dict[str, Any] = {}
-    texts: list[str] = []
-    for run in runs:
-        if summarize is None:
-            texts.append(extractive_summary(_texts(run)))
-            continue
-        text, label, used = summarize(_texts(run))
-        texts.append(text)
-        for key, value in used.items():  # usage summed over the runs' calls
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                usage[key] = usage.get(key, 0) + value
-            else:
-                usage.setdefault(key, value)
-    content = Compaction(
-        [{"replaces": list(r), "text": t} for r, t in zip(plan.runs, texts, strict=True)],
-        label,
-        plan.prompt_version,
-    )
-    if repo.count_content(content) >= replaced_tokens:
-        # Nothing to gain (short items, long summaries): no commit, so an automatic trigger cannot loop.
-        return attrs.evolve(plan, summaries=tuple(texts), summarizer=label, skipped="the summaries are not shorter")
-    provider, model = split_summarizer(label)
-    provenance = {
-        "summarizer": label,
-        "provider": provider,
-        "model": model,
-        "usage": usage or None,
-        "prompt_version": plan.prompt_version,
-        "replaced": plan.replaced,
-        "replaced_tokens": replaced_tokens,
-        "tokens_before": view.token_count,
-        "keep_last": keep_last,
-        "target_tokens": target_tokens,
-        "tokenizer": repo.tokenizer.name,
-    }
-    message = f"Compact {plan.replaced} items into {len(runs)} {'summary' if len(runs) == 1 else 'summaries'}"
-    commit = repo._commit(
-        Operation.COMPACT,
-        content,
-        None,
-        message,
-        None,
-        {"compaction": provenance},
-        replaced=replaced_tokens,
-        on_ref=ref,
-        expect_head=head.hash,
-    )
-    after = repo.effective_tokens(commit)
-    result = attrs.evolve(plan, commit=commit, summaries=tuple(texts), tokens_after=after, summarizer=label)
-    run_id = _record(repo, ledger, result)
-    result = attrs.evolve(result, run_id=run_id)
-    repo._bus.publish(
-        EventName.COMPACTION_CREATED,
-        {
-            "commit": commit.hash,
-            "branch": name,
-            "replaced": plan.replaced,
-            "summaries": len(runs),
-            "tokens_before": view.token_count,
-            "tokens_after": after,
-            "summarizer": label,
-            "run_id": run_id,
-        },
-        ts=commit.created_at,
-    )
-    return result
 
 
 def _record(repo: RepoCompaction, ledger: Ledger | None, result: CompactionResult) -> str | None:
@@ -372,7 +357,7 @@ def maybe_compact(
         return None
     repo._compacting = True
     try:
-        result = compact(repo, summarize=summarize, summarizer=summarizer)
+        result = repo.compact(summarize=summarize, summarizer=summarizer)
     except ConflictError:
         return None  # another writer moved the branch: its next commit checks again
     finally:

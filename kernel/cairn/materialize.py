@@ -230,6 +230,7 @@ class _Walk:
         # item -> (the newest compaction replacing it, its summary when the item is where that stands).
         self.compaction = compaction
         self.compacted: dict[str, tuple[Commit, Summary | None]] = {}
+        self.spans: dict[str, tuple[str, ...]] = {}  # a contiguous run's newest item -> the run
 
     def _compaction(self, commit: Commit) -> None:
         content = self.repo.content_of(commit)
@@ -240,42 +241,68 @@ class _Walk:
             self.compacted.setdefault(first, (commit, part))
             for digest in rest:
                 self.compacted.setdefault(digest, (commit, None))
+        for span in content.spans():
+            self.spans.setdefault(span[-1], span)
 
-    def __iter__(self) -> Iterator[_Candidate]:
+    def __iter__(self) -> Iterator[_Candidate | Dropped]:
         repo = self.repo
-        for batch in repo.walk_batches(self.head):
-            appends: list[Commit] = []
+        if self.head.last_merge is not None:
+            for batch in repo.walk_batches(self.head):
+                yield from self._batch(batch)
+            return
+        # As walk_batches, but a contiguous compacted run is stepped over from its newest item to its
+        # first (where its summary stands) unread: the walk's cost follows the budget, not what was compacted.
+        chunk, start = 64, self.head.hash  # type: int, str | None
+        while start is not None:
+            batch = repo.objects.ancestors(start, limit=chunk)
+            if not batch:
+                return
             for commit in batch:
-                if commit.operation is Operation.APPEND:
-                    if commit.hash not in self.exclude:
-                        appends.append(commit)
-                elif commit.operation is Operation.COMPACT:
-                    if self.compaction:
-                        self._compaction(commit)
-                elif commit.target is not None and commit.target not in self.changes:
-                    self.changes[commit.target] = commit
-            if not appends:
+                repo._remember(commit)
+            yield from self._batch(batch)
+            start, chunk = batch[-1].parent, min(chunk * 4, 4096)
+            seen = {c.hash for c in batch}
+            for commit in batch:
+                span = self.spans.get(commit.hash)
+                if span is not None and span[0] not in seen:
+                    yield from (Dropped(h, "compacted") for h in reversed(span[1:-1]) if h not in seen)
+                    start = span[0]
+                    break
+
+    def _batch(self, batch: list[Commit]) -> Iterator[_Candidate]:
+        repo = self.repo
+        appends: list[Commit] = []
+        for commit in batch:
+            if commit.operation is Operation.APPEND:
+                if commit.hash not in self.exclude:
+                    appends.append(commit)
+            elif commit.operation is Operation.COMPACT:
+                if self.compaction:
+                    self._compaction(commit)
+            elif commit.target is not None and commit.target not in self.changes:
+                self.changes[commit.target] = commit
+        if not appends:
+            return
+        yield from self._summarised(appends)
+        appends = [c for c in appends if c.hash not in self.compacted]
+        if not appends:
+            return
+        sources = {c.hash: self.changes.get(c.hash, c) for c in appends}
+        wanted = {s.content_hash for s in sources.values() if s.operation is not Operation.DELETE}
+        # Every commit but a delete carries content (Commit.validate), so these hashes are all set.
+        contents = repo.contents(wanted)  # type: ignore[arg-type]
+        tokens = repo.source_tokens(sources.values(), contents)
+        notes = repo.annotation_store.latest_annotations([c.hash for c in appends], as_of=self.moment)
+        for commit in appends:
+            source = sources[commit.hash]
+            if source.operation is Operation.DELETE:
+                yield _Candidate(commit, source, None, Priority.NORMAL, 0, True)
                 continue
-            yield from self._summarised(appends)
-            appends = [c for c in appends if c.hash not in self.compacted]
-            if not appends:
-                continue
-            sources = {c.hash: self.changes.get(c.hash, c) for c in appends}
-            wanted = {s.content_hash for s in sources.values() if s.operation is not Operation.DELETE}
-            # Every commit but a delete carries content (Commit.validate), so these hashes are all set.
-            contents = repo.contents(wanted)  # type: ignore[arg-type]
-            tokens = repo.source_tokens(sources.values(), contents)
-            notes = repo.annotation_store.latest_annotations([c.hash for c in appends], as_of=self.moment)
-            for commit in appends:
-                source = sources[commit.hash]
-                if source.operation is Operation.DELETE:
-                    yield _Candidate(commit, source, None, Priority.NORMAL, 0, True)
-                    continue
-                # Not a delete, so source.content_hash is set.
-                content = contents[source.content_hash]  # type: ignore[index]
-                note = notes.get(commit.hash)
-                priority = note.priority if note else content.hints.default_priority
-                yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]  # as above
+            # Not a delete, so source.content_hash is set.
+            content = contents[source.content_hash]  # type: ignore[index]
+            note = notes.get(commit.hash)
+            priority = note.priority if note else content.hints.default_priority
+            yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]  # as above
 
     def _summarised(self, appends: list[Commit]) -> Iterator[_Candidate]:
         """Candidates of the items in ``appends`` a compaction replaced: its summary where the first stood."""
@@ -389,6 +416,9 @@ def materialize(
     stopped = False
 
     for candidate in candidates:
+        if isinstance(candidate, Dropped):  # a compacted item the walk stepped over
+            dropped.append(candidate)
+            continue
         if candidate.compacted:
             dropped.append(Dropped(candidate.commit.hash, "compacted"))
             continue
@@ -421,7 +451,9 @@ def materialize(
     def rest() -> Iterator[Dropped]:
         waiting = [c for group in pending.values() for c in group]
         for candidate in candidates:
-            if candidate.compacted:
+            if isinstance(candidate, Dropped):
+                yield candidate
+            elif candidate.compacted:
                 yield Dropped(candidate.commit.hash, "compacted")
             elif candidate.deleted:
                 yield Dropped(candidate.commit.hash, "deleted")
@@ -529,7 +561,9 @@ def _required(
     if not candidates:
         return [], []
     items = _on_line(repo, head, repo.get_commits(candidates).values())
-    if items and compaction:
+    # An item is compacted only while unpinned: a pinned one is checked only when pinned after a compaction.
+    newest_pin = max((pinned[h].created_at for h in items if h in pinned), default=None)
+    if newest_pin is not None and compaction and repo.objects.commits_by_type("compaction", until=newest_pin, limit=1):
         gone = compacted_items(repo, head, moment)
         items = {h: c for h, c in items.items() if h not in gone}
     if not items:

@@ -241,3 +241,41 @@ def test_every_older_unprotected_item_is_summarised_once_and_protected_ones_keep
     assert after == [h for h in before if h not in replaced or any(h == run[0] for run in result.runs)]
     assert repo.materialize(compaction=False).messages == repo.materialize(as_of=before[-1]).messages
     assert repo.effective_tokens() == repo.materialize().token_count
+
+
+class CountingStore(MemoryStore):
+    """The in-memory store, counting the commits its ancestry reads return."""
+
+    read = 0
+
+    def ancestors(self, start, *, limit=None):  # type: ignore[no-untyped-def]
+        found = super().ancestors(start, limit=limit)
+        self.read += len(found)
+        return found
+
+
+def test_the_walk_steps_over_a_contiguous_compacted_run_unread(content_types, clock) -> None:
+    store = CountingStore()
+    repo = Repo(store, WordTokenizer(), content_types)
+    turns = [say(repo, n, words=30) for n in range(600)]
+    result = repo.compact(keep_last=3)
+    assert result.commit is not None
+    (part,) = repo.content_of(result.commit).summaries  # type: ignore[union-attr]
+    assert part["contiguous"] is True
+    store.read = 0
+    view = repo.materialize()
+    assert [i.item for i in view.items] == [turns[0].hash] + [t.hash for t in turns[-3:]]
+    assert store.read < 300  # the 600-commit history is not read through, however long it is
+    assert {d.commit for d in view.dropped} == {t.hash for t in turns[1:-3]}
+    assert all(d.reason == "compacted" for d in view.dropped)
+    # Without the flag's promise (an edit of an older item inside the stretch) the walk reads it all, the same output.
+    other = Repo(CountingStore(), WordTokenizer(), content_types)
+    first = say(other, 0, words=30)
+    [say(other, n, words=30) for n in range(1, 5)]
+    other.skip(first.hash)
+    other.edit(first.hash, {"content_type": "dialogue", "role": "user", "text": "revised " * 30})
+    [say(other, n, words=30) for n in range(5, 10)]
+    done = other.compact(keep_last=1)
+    assert done.commit is not None
+    assert all("contiguous" not in p for p in other.content_of(done.commit).summaries)  # type: ignore[union-attr]
+    assert other.materialize().token_count == other.effective_tokens()

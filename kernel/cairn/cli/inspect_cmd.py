@@ -278,33 +278,24 @@ def materialize_command(
 
     recalled = None
     with image_reader(state) if images else contextlib.nullcontext() as reader:
+        options: dict[str, Any] = {
+            "rev": rev,
+            "as_of": as_of,
+            "budget": budget,
+            "format": fmt,
+            "images": reader,
+            "include_reasoning": include_reasoning,
+            "compaction": not no_compaction,
+        }
         if recall is None:
-            result = state.repo.materialize(
-                rev,
-                as_of=as_of,
-                budget=budget,
-                format=fmt,
-                images=reader,
-                include_reasoning=include_reasoning,
-                compaction=not no_compaction,
-            )
+            result = state.repo.materialize(**options)
         else:
             from cairn.memory import Memory
             from cairn.memory.recall import materialize_with_recall
 
             with Memory.open(state.repo, state.config, state.plugins) as memory:
-                result, recalled = materialize_with_recall(
-                    memory,
-                    recall or None,
-                    k=recall_k or state.config.context.recall_k,
-                    rev=rev,
-                    as_of=as_of,
-                    budget=budget,
-                    format=fmt,
-                    images=reader,
-                    include_reasoning=include_reasoning,
-                    compaction=not no_compaction,
-                )
+                k = recall_k or state.config.context.recall_k
+                result, recalled = materialize_with_recall(memory, recall or None, k=k, **options)
     if as_json:
         data = result.to_dict(complete=show_dropped)
         if recalled is not None:

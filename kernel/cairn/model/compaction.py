@@ -50,13 +50,20 @@ def _summaries(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> No
         raise TypeError(f"{attribute.name} must be a non-empty list")
     seen: set[str] = set()
     for part in value:
-        if not isinstance(part, dict) or set(part) != {"replaces", "text"}:
-            raise TypeError(f"each of {attribute.name} must be an object with exactly replaces and text")
+        if not isinstance(part, dict) or not {"replaces", "text"} <= set(part) <= _SUMMARY_KEYS:
+            raise TypeError(f"each of {attribute.name} must be an object with replaces, text and contiguous?")
+        if not isinstance(part.get("contiguous", True), bool):
+            raise TypeError("a summary's contiguous must be true or false")
         _check_text("a summary's text", part["text"])
         _check_hashes("a summary's replaces", part["replaces"])
         if seen.intersection(part["replaces"]):
             raise TypeError(f"{attribute.name}: an item is replaced by two summaries")
         seen.update(part["replaces"])
+
+
+#: A summary: the items it replaces, its text, and whether history between its first and last item holds
+#: nothing but those items and changes of them (so the materializer may step over that stretch unread).
+_SUMMARY_KEYS = frozenset({"replaces", "text", "contiguous"})
 
 
 def _label(summarizer: str, count: int) -> str:
@@ -87,13 +94,17 @@ class Compaction(Content):
 
     content_type: ClassVar[str] = "compaction"
     hints: ClassVar[ContentHints] = ContentHints("user", Priority.NORMAL, compression_priority=40)
-    # Bare list of {"replaces": [hash, ...], "text": str}: see cairn.model.content.ToolIO.payload.
+    # Bare list of {"replaces": [hash, ...], "text": str, "contiguous"?: bool}: see ToolIO.payload.
     summaries: list = attrs.field(validator=_summaries)  # type: ignore[type-arg]
     summarizer: str = attrs.field(default=EXTRACTIVE, validator=_text)
     prompt_version: str | None = None
 
     def parts(self) -> tuple[Summary, ...]:
         return tuple(Summary(s["text"], list(s["replaces"]), self.summarizer) for s in self.summaries)
+
+    def spans(self) -> list[tuple[str, ...]]:
+        """The runs of three or more items whose stretch of history holds nothing else (``contiguous``)."""
+        return [tuple(s["replaces"]) for s in self.summaries if s.get("contiguous") and len(s["replaces"]) > 2]
 
     def replaced(self) -> list[str]:
         """Every item this compaction replaces, in history order."""
