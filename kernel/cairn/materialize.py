@@ -38,6 +38,7 @@ from cairn.errors import BudgetExceededError, ValidationError
 from cairn.images import ImageReader, with_images
 from cairn.materialize_formats import FORMATS, format_messages, to_anthropic, to_openai, to_text
 from cairn.materialize_rules import compacted_items, order_key, superseded_directives
+from cairn.materialize_walk import Dropped, Stepped, _Candidate, _Walk, expand_dropped
 from cairn.model import (
     Commit,
     Content,
@@ -48,7 +49,6 @@ from cairn.model import (
     format_time,
     parse_time,
 )
-from cairn.model.compaction import Compaction, Summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo_reader import RepoReader
@@ -93,20 +93,6 @@ class Item:
         }
 
 
-@attrs.frozen
-class Dropped:
-    """An item left out, and why: deleted | skipped | budget | orphaned_tool_result | superseded (a named
-    instruction a newer one of its name replaces) | held_back (reasoning, unless asked for) | compacted (a
-    compaction's summary stands for it)."""
-
-    commit: str
-    reason: str
-    tokens: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"commit": self.commit, "reason": self.reason, "tokens": self.tokens}
-
-
 class Materialized:
     """The result: formatted ``messages``, the ``items`` behind them, counts, and ``dropped``."""
 
@@ -120,7 +106,7 @@ class Materialized:
         head: str | None,
         as_of: str | None,
         budget: int | None,
-        dropped_early: list[Dropped],
+        dropped_early: list[Dropped | Stepped],
         rest: Iterator[Dropped] | None,
     ) -> None:
         self.items = tuple(items)
@@ -146,7 +132,8 @@ class Materialized:
         if self._rest is not None:
             self._dropped.extend(self._rest)
             self._rest = None
-        return tuple(self._dropped)
+        self._dropped = list(expand_dropped(self._dropped))
+        return tuple(self._dropped)  # type: ignore[arg-type]  # expanded: Dropped only
 
     def iter_dropped(self) -> Iterator[Dropped]:
         """The items left out, newest first, walking history only as far as they are read.
@@ -155,9 +142,10 @@ class Materialized:
         that far back, not the whole of it; ``dropped`` is every one.
         """
         i = 0
+        self._dropped = list(expand_dropped(self._dropped))
         while True:
             if i < len(self._dropped):
-                yield self._dropped[i]
+                yield self._dropped[i]  # type: ignore[misc]  # expanded: Dropped only
                 i += 1
                 continue
             if self._rest is None:
@@ -166,12 +154,12 @@ class Materialized:
             if following is None:
                 self._rest = None
                 return
-            self._dropped.append(following)
+            self._dropped.extend(expand_dropped([following]))
 
     @property
     def dropped_so_far(self) -> tuple[Dropped, ...]:
         """What is known left out without reading further back than the walk went (``dropped_complete`` says if all)."""
-        return tuple(self._dropped)
+        return tuple(expand_dropped(self._dropped))
 
     @property
     def dropped_complete(self) -> bool:
@@ -202,123 +190,6 @@ def _is_call(content: Content) -> TypeGuard[ToolIO]:
 
 def _is_result(content: Content) -> TypeGuard[ToolIO]:
     return isinstance(content, ToolIO) and content.direction == "result" and bool(content.call_id)
-
-
-@attrs.define
-class _Candidate:
-    commit: Commit
-    source: Commit
-    content: Content | None  # None when deleted or compacted away
-    priority: Priority
-    tokens: int
-    deleted: bool
-    compacted: bool = False  # replaced by a summary shown at another item's place
-
-
-class _Walk:
-    """Reads history back from the head in batches, resolving edits, deletes and annotations."""
-
-    def __init__(
-        self, repo: RepoReader, head: Commit, moment: str | None, exclude: set[str], compaction: bool = True
-    ) -> None:
-        self.repo = repo
-        self.head = head
-        self.moment = moment
-        self.exclude = exclude
-        self.changes: dict[str, Commit] = {}  # target -> newest edit/delete seen
-        # A compaction comes after every item it replaces, so the walk meets it first:
-        # item -> (the newest compaction replacing it, its summary when the item is where that stands).
-        self.compaction = compaction
-        self.compacted: dict[str, tuple[Commit, Summary | None]] = {}
-        self.spans: dict[str, tuple[str, ...]] = {}  # a contiguous run's newest item -> the run
-
-    def _compaction(self, commit: Commit) -> None:
-        content = self.repo.content_of(commit)
-        if not isinstance(content, Compaction):
-            return  # a compact commit always carries one (Repo.compact); anything else is left alone
-        for part in content.parts():
-            first, *rest = part.replaces
-            self.compacted.setdefault(first, (commit, part))
-            for digest in rest:
-                self.compacted.setdefault(digest, (commit, None))
-        for span in content.spans():
-            self.spans.setdefault(span[-1], span)
-
-    def __iter__(self) -> Iterator[_Candidate | Dropped]:
-        repo = self.repo
-        if self.head.last_merge is not None:
-            for batch in repo.walk_batches(self.head):
-                yield from self._batch(batch)
-            return
-        # As walk_batches, but a contiguous compacted run is stepped over from its newest item to its
-        # first (where its summary stands) unread: the walk's cost follows the budget, not what was compacted.
-        chunk, start = 64, self.head.hash  # type: int, str | None
-        while start is not None:
-            batch = repo.objects.ancestors(start, limit=chunk)
-            if not batch:
-                return
-            for commit in batch:
-                repo._remember(commit)
-            yield from self._batch(batch)
-            start, chunk = batch[-1].parent, min(chunk * 4, 4096)
-            seen = {c.hash for c in batch}
-            for commit in batch:
-                span = self.spans.get(commit.hash)
-                if span is not None and span[0] not in seen:
-                    yield from (Dropped(h, "compacted") for h in reversed(span[1:-1]) if h not in seen)
-                    start = span[0]
-                    break
-
-    def _batch(self, batch: list[Commit]) -> Iterator[_Candidate]:
-        repo = self.repo
-        appends: list[Commit] = []
-        for commit in batch:
-            if commit.operation is Operation.APPEND:
-                if commit.hash not in self.exclude:
-                    appends.append(commit)
-            elif commit.operation is Operation.COMPACT:
-                if self.compaction:
-                    self._compaction(commit)
-            elif commit.target is not None and commit.target not in self.changes:
-                self.changes[commit.target] = commit
-        if not appends:
-            return
-        yield from self._summarised(appends)
-        appends = [c for c in appends if c.hash not in self.compacted]
-        if not appends:
-            return
-        sources = {c.hash: self.changes.get(c.hash, c) for c in appends}
-        wanted = {s.content_hash for s in sources.values() if s.operation is not Operation.DELETE}
-        # Every commit but a delete carries content (Commit.validate), so these hashes are all set.
-        contents = repo.contents(wanted)  # type: ignore[arg-type]
-        tokens = repo.source_tokens(sources.values(), contents)
-        notes = repo.annotation_store.latest_annotations([c.hash for c in appends], as_of=self.moment)
-        for commit in appends:
-            source = sources[commit.hash]
-            if source.operation is Operation.DELETE:
-                yield _Candidate(commit, source, None, Priority.NORMAL, 0, True)
-                continue
-            # Not a delete, so source.content_hash is set.
-            content = contents[source.content_hash]  # type: ignore[index]
-            note = notes.get(commit.hash)
-            priority = note.priority if note else content.hints.default_priority
-            yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]  # as above
-
-    def _summarised(self, appends: list[Commit]) -> Iterator[_Candidate]:
-        """Candidates of the items in ``appends`` a compaction replaced: its summary where the first stood."""
-        hits = [(c, self.compacted[c.hash]) for c in appends if c.hash in self.compacted]
-        if not hits:
-            return
-        parts = {part.hash: part for _, (_, part) in hits if part is not None}
-        tokens = self.repo.token_counts(parts) if parts else {}
-        notes = self.repo.annotation_store.latest_annotations([c.hash for c, (_, p) in hits if p], as_of=self.moment)
-        for commit, (compaction, part) in hits:
-            if part is None:
-                yield _Candidate(commit, compaction, None, Priority.NORMAL, 0, False, compacted=True)
-                continue
-            note = notes.get(commit.hash)
-            priority = Priority.SKIP if note is not None and note.priority is Priority.SKIP else Priority.NORMAL
-            yield _Candidate(commit, compaction, part, priority, tokens[part.hash], False)
 
 
 def _resolve_as_of(repo: RepoReader, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
@@ -409,14 +280,13 @@ def materialize(
     )
     candidates = iter(walk)
     kept: list[_Candidate] = list(required)
-    dropped = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded] + [
-        Dropped(c.commit.hash, "held_back", c.tokens) for c in held
-    ]
+    dropped: list[Dropped | Stepped] = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded]
+    dropped.extend(Dropped(c.commit.hash, "held_back", c.tokens) for c in held)
     pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
     stopped = False
 
     for candidate in candidates:
-        if isinstance(candidate, Dropped):  # a compacted item the walk stepped over
+        if isinstance(candidate, Stepped):  # compacted items the walk stepped over
             dropped.append(candidate)
             continue
         if candidate.compacted:
@@ -451,8 +321,8 @@ def materialize(
     def rest() -> Iterator[Dropped]:
         waiting = [c for group in pending.values() for c in group]
         for candidate in candidates:
-            if isinstance(candidate, Dropped):
-                yield candidate
+            if isinstance(candidate, Stepped):
+                yield from candidate.dropped()
             elif candidate.compacted:
                 yield Dropped(candidate.commit.hash, "compacted")
             elif candidate.deleted:
@@ -474,8 +344,8 @@ def materialize(
             source=c.source.hash,
             # Kept candidates are never deletes: content and its hash are set.
             content=c.content,  # type: ignore[arg-type]
-            # A summary is shown from its compaction's item: its own hash names it.
-            content_hash=c.content.hash if c.source.operation is Operation.COMPACT else c.source.content_hash,  # type: ignore[union-attr, arg-type]  # as above
+            # A summary is shown from its compaction's item: its own hash (shown_hash) names it.
+            content_hash=c.shown_hash or c.source.content_hash,  # type: ignore[arg-type]  # as above
             priority=c.priority,
             tokens=c.tokens,
             depth=c.commit.depth,
