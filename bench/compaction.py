@@ -23,18 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cairn.config import load_config
-from cairn.plugins import load_plugins
-from cairn.repo import Repo, open_repo
+from merge import open_project  # bench/ is the script's directory: the same project set-up
 
-PLUGINS = load_plugins()
-
-
-def open_project(root: Path, name: str) -> Repo:
-    path = root / name
-    path.mkdir()
-    (path / "cairn.toml").write_text('[cairn]\nstorage = "sqlite"\ntokenizer = "approx"\n')
-    return open_repo(config=load_config(path, environ={"CAIRN_USER_CONFIG": ""}), plugins=PLUGINS)
+from cairn.repo import Repo
 
 
 def fill(repo: Repo, turns: int) -> None:
