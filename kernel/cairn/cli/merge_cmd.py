@@ -118,7 +118,7 @@ def history_command(state: State, rev: str, as_json: bool) -> None:
         meta = compaction.metadata.get("compaction") or {}
         click.echo(
             f"{'--':<4} {compaction.short} {compaction.created_at} {'compact':<6} "
-            f"summarised with {meta.get('replaced', '?')} items by {meta.get('summarizer', '?')}"
+            f"compacted: {meta.get('replaced', '?')} items summarised ({meta.get('summarizer', '?')})"
         )
 
 
