@@ -121,10 +121,19 @@ class ContextSettings:
     )
     #: How many facts and episodes ``cairn materialize --recall`` adds (the most relevant first).
     recall_k: int = attrs.field(default=5, validator=[attrs.validators.ge(1), attrs.validators.le(100)])
+    #: Compact automatically once the effective tokens pass this fraction of ``max_tokens`` (0 < x < 1); off when unset.
+    compact_at: float | None = None
+    #: How many of the newest items a compaction keeps as they are.
+    compact_keep_last: int = attrs.field(default=8, validator=[attrs.validators.ge(0), attrs.validators.le(100_000)])
 
     def __attrs_post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens <= 0:
             raise ValueError(f"max_tokens must be a positive number of tokens, got {self.max_tokens}")
+        if self.compact_at is not None:
+            if isinstance(self.compact_at, bool) or not 0 < self.compact_at < 1:
+                raise ValueError(f"compact_at must be a fraction between 0 and 1, got {self.compact_at}")
+            if self.max_tokens is None:
+                raise ValueError("compact_at is a fraction of max_tokens: set max_tokens too")
 
 
 def _positive_number(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:

@@ -32,6 +32,7 @@ class EventName:
     COMMIT_CREATED = "context:commit"
     ANNOTATION_ADDED = "context:annotation"
     BRANCH_CHANGED = "context:branch"
+    COMPACTION_CREATED = "context:compaction"
 
 
 @attrs.frozen

@@ -16,6 +16,10 @@
 5. Deleted items vanish, skipped ones are left out, and a named instruction
    gives way to the newest one of its name; every left-out item is reported
    in ``dropped`` with its reason.
+6. A compaction (``cairn.compaction``) shows each of its summaries where the
+   first item it replaces stood; the others are dropped as ``compacted``.
+   The walk meets a compaction before the items it replaces (it is newer),
+   so finding them costs nothing extra; ``compaction=False`` ignores them.
 
 Cost grows with what is returned, not with the length of history: the walk
 reads back only as far as the budget reaches, pinned items and instructions
@@ -36,8 +40,9 @@ import attrs
 from cairn.errors import BudgetExceededError, ValidationError
 from cairn.images import ImageReader, with_images
 from cairn.materialize_formats import FORMATS, format_messages, to_anthropic, to_openai, to_text
-from cairn.materialize_rules import fit_request, order_key, request_tokens, superseded_directives
+from cairn.materialize_rules import compacted_items, fit_request, order_key, request_tokens, superseded_directives
 from cairn.materialize_tools import arrange_tool_calls
+from cairn.materialize_walk import Dropped, Stepped, _Candidate, _Walk, expand_dropped
 from cairn.model import (
     Commit,
     Content,
@@ -93,20 +98,6 @@ class Item:
         }
 
 
-@attrs.frozen
-class Dropped:
-    """An item left out, and why: deleted | skipped | budget | superseded (a named instruction a newer one
-    of its name replaces) | held_back (reasoning, unless asked for) | a tool reason
-    (``cairn.materialize_tools.TOOL_REASONS``: pending_tool_call, orphaned_tool_call, orphaned_tool_result ...)."""
-
-    commit: str
-    reason: str
-    tokens: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"commit": self.commit, "reason": self.reason, "tokens": self.tokens}
-
-
 class Materialized:
     """The result: formatted ``messages``, the ``items`` behind them, counts, and ``dropped``."""
 
@@ -120,7 +111,7 @@ class Materialized:
         head: str | None,
         as_of: str | None,
         budget: int | None,
-        dropped_early: list[Dropped],
+        dropped_early: list[Dropped | Stepped],
         rest: Iterator[Dropped] | None,
     ) -> None:
         self.items = tuple(items)
@@ -146,7 +137,8 @@ class Materialized:
         if self._rest is not None:
             self._dropped.extend(self._rest)
             self._rest = None
-        return tuple(self._dropped)
+        self._dropped = list(expand_dropped(self._dropped))
+        return tuple(self._dropped)  # type: ignore[arg-type]  # expanded: Dropped only
 
     def iter_dropped(self) -> Iterator[Dropped]:
         """The items left out, newest first, walking history only as far as they are read.
@@ -155,9 +147,10 @@ class Materialized:
         that far back, not the whole of it; ``dropped`` is every one.
         """
         i = 0
+        self._dropped = list(expand_dropped(self._dropped))
         while True:
             if i < len(self._dropped):
-                yield self._dropped[i]
+                yield self._dropped[i]  # type: ignore[misc]  # expanded: Dropped only
                 i += 1
                 continue
             if self._rest is None:
@@ -166,12 +159,12 @@ class Materialized:
             if following is None:
                 self._rest = None
                 return
-            self._dropped.append(following)
+            self._dropped.extend(expand_dropped([following]))
 
     @property
     def dropped_so_far(self) -> tuple[Dropped, ...]:
         """What is known left out without reading further back than the walk went (``dropped_complete`` says if all)."""
-        return tuple(self._dropped)
+        return tuple(expand_dropped(self._dropped))
 
     @property
     def dropped_complete(self) -> bool:
@@ -202,56 +195,6 @@ def _is_call(content: Content) -> TypeGuard[ToolIO]:
 
 def _is_result(content: Content) -> TypeGuard[ToolIO]:
     return isinstance(content, ToolIO) and content.direction == "result" and bool(content.call_id)
-
-
-@attrs.define
-class _Candidate:
-    commit: Commit
-    source: Commit
-    content: Content | None  # None when deleted
-    priority: Priority
-    tokens: int
-    deleted: bool
-
-
-class _Walk:
-    """Reads history back from the head in batches, resolving edits, deletes and annotations."""
-
-    def __init__(self, repo: RepoReader, head: Commit, moment: str | None, exclude: set[str]) -> None:
-        self.repo = repo
-        self.head = head
-        self.moment = moment
-        self.exclude = exclude
-        self.changes: dict[str, Commit] = {}  # target -> newest edit/delete seen
-
-    def __iter__(self) -> Iterator[_Candidate]:
-        repo = self.repo
-        for batch in repo.walk_batches(self.head):
-            appends: list[Commit] = []
-            for commit in batch:
-                if commit.operation is Operation.APPEND:
-                    if commit.hash not in self.exclude:
-                        appends.append(commit)
-                elif commit.target is not None and commit.target not in self.changes:
-                    self.changes[commit.target] = commit
-            if not appends:
-                continue
-            sources = {c.hash: self.changes.get(c.hash, c) for c in appends}
-            wanted = {s.content_hash for s in sources.values() if s.operation is not Operation.DELETE}
-            # Every commit but a delete carries content (Commit.validate), so these hashes are all set.
-            contents = repo.contents(wanted)  # type: ignore[arg-type]
-            tokens = repo.source_tokens(sources.values(), contents)
-            notes = repo.annotation_store.latest_annotations([c.hash for c in appends], as_of=self.moment)
-            for commit in appends:
-                source = sources[commit.hash]
-                if source.operation is Operation.DELETE:
-                    yield _Candidate(commit, source, None, Priority.NORMAL, 0, True)
-                    continue
-                # Not a delete, so source.content_hash is set.
-                content = contents[source.content_hash]  # type: ignore[index]
-                note = notes.get(commit.hash)
-                priority = note.priority if note else content.hints.default_priority
-                yield _Candidate(commit, source, content, priority, tokens[source.content_hash], False)  # type: ignore[index]  # as above
 
 
 def _resolve_as_of(repo: RepoReader, head: Commit | None, as_of: Any) -> tuple[Commit | None, str | None]:
@@ -286,8 +229,12 @@ def materialize(
     images: ImageReader | None = None,
     include_reasoning: bool = False,
     keep_pending_calls: bool = False,
+    compaction: bool = True,
 ) -> Materialized:
     """Materialize the history at ``rev`` (default HEAD) as of ``as_of`` within ``budget`` tokens.
+
+    Compactions put their summaries in place of the items they replace;
+    ``compaction=False`` shows the originals instead (history keeps them).
 
     ``images``, for a model that takes images, reads the files artifact
     references point at, so they are sent as images (``cairn.images``).
@@ -320,7 +267,7 @@ def materialize(
             rest=None,
         )
 
-    required, superseded = _required(repo, head, moment)
+    required, superseded = _required(repo, head, moment, compaction)
     # required candidates are never deletes: their content is set
     held = [] if include_reasoning else [c for c in required if not c.content.hints.sent_by_default]  # type: ignore[union-attr]
     required = [c for c in required if c not in held]
@@ -337,12 +284,13 @@ def materialize(
     # impossible budget just keeps nothing.
     remaining = None if budget is None else max(0, budget - required_tokens - priming)
 
-    walk = _Walk(repo, head, moment, exclude={c.commit.hash for c in (*required, *superseded, *held)})
+    walk = _Walk(
+        repo, head, moment, exclude={c.commit.hash for c in (*required, *superseded, *held)}, compaction=compaction
+    )
     candidates = iter(walk)
     kept: list[_Candidate] = list(required)
-    dropped = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded] + [
-        Dropped(c.commit.hash, "held_back", c.tokens) for c in held
-    ]
+    dropped: list[Dropped | Stepped] = [Dropped(c.commit.hash, "superseded", c.tokens) for c in superseded]
+    dropped.extend(Dropped(c.commit.hash, "held_back", c.tokens) for c in held)
     pending: dict[str | None, list[_Candidate]] = {}  # call_id -> results waiting for their call
     # call_id -> a call already kept, for a result committed before its call (met after it, walking back)
     calls_kept: dict[str | None, _Candidate] = {
@@ -353,6 +301,12 @@ def materialize(
     stopped = False
 
     for candidate in candidates:
+        if isinstance(candidate, Stepped):  # compacted items the walk stepped over
+            dropped.append(candidate)
+            continue
+        if candidate.compacted:
+            dropped.append(Dropped(candidate.commit.hash, "compacted"))
+            continue
         if candidate.deleted:
             dropped.append(Dropped(candidate.commit.hash, "deleted"))
             continue
@@ -398,7 +352,11 @@ def materialize(
     def rest() -> Iterator[Dropped]:
         waiting = [c for group in pending.values() for c in group]
         for candidate in candidates:
-            if candidate.deleted:
+            if isinstance(candidate, Stepped):
+                yield from candidate.dropped()
+            elif candidate.compacted:
+                yield Dropped(candidate.commit.hash, "compacted")
+            elif candidate.deleted:
                 yield Dropped(candidate.commit.hash, "deleted")
             elif candidate.priority is Priority.SKIP:
                 yield Dropped(candidate.commit.hash, "skipped", candidate.tokens)
@@ -419,7 +377,8 @@ def materialize(
             source=c.source.hash,
             # Kept candidates are never deletes: content and its hash are set.
             content=c.content,  # type: ignore[arg-type]
-            content_hash=c.source.content_hash,  # type: ignore[arg-type]  # as above
+            # A summary is shown from its compaction's item: its own hash (shown_hash) names it.
+            content_hash=c.shown_hash or c.source.content_hash,  # type: ignore[arg-type]  # as above
             priority=c.priority,
             tokens=c.tokens,
             depth=c.commit.depth,
@@ -490,10 +449,14 @@ def _on_line(repo: RepoReader, head: Commit, commits: Iterable[Commit]) -> dict[
     }
 
 
-def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[_Candidate], list[_Candidate]]:
+def _required(
+    repo: RepoReader, head: Commit, moment: str | None, compaction: bool = True
+) -> tuple[list[_Candidate], list[_Candidate]]:
     """Pinned items and instructions on ``head``'s lineage, with edits applied; skips honoured.
 
     Also the named instructions a newer one of the same name supersedes (left out).
+    An item a compaction replaced stays replaced (pinned afterwards or not)
+    unless ``compaction`` is False.
     """
     pinned = repo.annotation_store.annotated(Priority.PINNED, as_of=moment)
     instructions = repo.objects.commits_by_type("instruction", until=moment)
@@ -505,6 +468,11 @@ def _required(repo: RepoReader, head: Commit, moment: str | None) -> tuple[list[
     if not candidates:
         return [], []
     items = _on_line(repo, head, repo.get_commits(candidates).values())
+    # An item is compacted only while unpinned: a pinned one is checked only when pinned after a compaction.
+    newest_pin = max((pinned[h].created_at for h in items if h in pinned), default=None)
+    if newest_pin is not None and compaction and repo.objects.commits_by_type("compaction", until=newest_pin, limit=1):
+        gone = compacted_items(repo, head, moment)
+        items = {h: c for h, c in items.items() if h not in gone}
     if not items:
         return [], []
     resolved = _resolve_items(repo, head, moment, items)

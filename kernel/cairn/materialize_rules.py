@@ -1,5 +1,5 @@
 """Rules of ``cairn.materialize``: the order of materialized items, which named directives are in force,
-and what a request costs by the tokenizer's own count.
+which items compactions replaced, and what a request costs by the tokenizer's own count.
 
 Kept apart so each stays small; they work on the materializer's candidates
 (an item's commit, its content, priority and whether it is deleted) and
@@ -8,17 +8,30 @@ its items (messages and token counts).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from cairn.errors import BudgetExceededError
-from cairn.model import Commit, Instruction, Priority, ToolIO
+from cairn.model import Commit, Instruction, Operation, Priority, ToolIO
+from cairn.model.compaction import Compaction, Summary
 from cairn.tokenizers import Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.repo_reader import RepoReader
 
-__all__ = ["fit_request", "order_key", "request_tokens", "superseded_directives"]
+__all__ = [
+    "CompactionIndex",
+    "compacted_items",
+    "compaction_index",
+    "fit_request",
+    "order_key",
+    "request_tokens",
+    "superseded_directives",
+]
 
 
 def order_key(repo: RepoReader, head: Commit) -> Callable[[Any], tuple[Any, ...]]:
@@ -101,3 +114,62 @@ def fit_request(
         out = [i for i in out if i.item not in gone]
         count = request_tokens(tokenizer, out)
     return out, count, dropped
+
+
+@attrs.frozen
+class CompactionIndex:
+    """What the materializer needs of one compaction, worked out once per process (by content hash)."""
+
+    parts: tuple[Summary, ...]
+    hashes: tuple[str, ...]  # each part's content hash
+    anchors: dict[str, int]  # the first item a part replaces -> the part's index
+    members: frozenset[str]  # every item the compaction replaces
+    spans: tuple[tuple[str, ...], ...]  # contiguous runs (Compaction.spans)
+
+
+_INDEXES: OrderedDict[str, CompactionIndex] = OrderedDict()
+_INDEXES_LOCK = threading.Lock()
+_INDEXES_KEPT = 64
+
+
+def compaction_index(repo: RepoReader, commit: Commit) -> CompactionIndex | None:
+    """The index of a compact commit's content (None if it carries no compaction), cached by content hash."""
+    key = commit.content_hash or ""
+    with _INDEXES_LOCK:
+        found = _INDEXES.get(key)
+        if found is not None:
+            _INDEXES.move_to_end(key)
+            return found
+    content = repo.content_of(commit)
+    if not isinstance(content, Compaction):
+        return None
+    parts = content.parts()
+    found = CompactionIndex(
+        parts,
+        tuple(p.hash for p in parts),
+        {p.replaces[0]: i for i, p in enumerate(parts)},
+        frozenset(content.replaced()),
+        tuple(content.spans()),
+    )
+    with _INDEXES_LOCK:
+        _INDEXES[key] = found
+        if len(_INDEXES) > _INDEXES_KEPT:
+            _INDEXES.popitem(last=False)
+    return found
+
+
+def compacted_items(repo: RepoReader, head: Commit, moment: str | None = None) -> dict[str, Commit]:
+    """Items on ``head``'s lineage a compaction there replaced: item -> the newest such compaction.
+
+    Compactions are found through the content-type index, so the cost grows
+    with the number of compactions, not with the length of history.
+    """
+    found: dict[str, Commit] = {}
+    for commit in repo.objects.commits_by_type("compaction", until=moment):  # newest first
+        if commit.operation is not Operation.COMPACT or not repo.is_ancestor(commit, head):
+            continue
+        index = compaction_index(repo, commit)
+        if index is not None:
+            for digest in index.members:
+                found.setdefault(digest, commit)
+    return found

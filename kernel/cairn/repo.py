@@ -26,6 +26,8 @@ its depth and a skip pointer to an ancestor (``cairn.model.skip_depth``), so
 ``repo_merge``      ``RepoMerge``: merge (fast-forward or a merge commit with
                     two parents, conflicts, strategies), the merge base, and
                     what cherry-pick may pick
+``compaction``      ``RepoCompaction``: compact (summaries in place of older
+                    items) and the automatic ``compact_at`` trigger
 ``repo`` (here)     ``Repo``: writing commits (append, edit, delete) under the
                     budget, annotations, and ``open_repo``
 =================== ===========================================================
@@ -36,11 +38,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from cairn.commit_checks import check_content, check_tool_io
+from cairn.compaction import RepoCompaction
 from cairn.config import Config, ContextSettings
 from cairn.errors import BudgetExceededError, ConflictError, ValidationError
 from cairn.events import EventBus, EventName
@@ -61,6 +64,9 @@ from cairn.repo_history import DiffEntry, LogEntry, RepoHistory
 from cairn.repo_merge import Conflict, MergeResult, RepoMerge
 from cairn.storage import BRANCH_PREFIX, HEAD, Facet, RefUpdate
 from cairn.tokenizers import Tokenizer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.summarize import Summarize
 
 __all__ = [
     "Budget",
@@ -98,7 +104,7 @@ class Budget:
             raise ValidationError("budget action 'callback' needs a callback", what="budget", field="callback")
 
 
-class Repo(RepoBranches, RepoHistory, RepoMerge):
+class Repo(RepoBranches, RepoHistory, RepoMerge, RepoCompaction):
     """The versioned context of one project, over a store and a tokenizer."""
 
     def __init__(
@@ -115,6 +121,9 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         super().__init__(store, tokenizer, content_types, settings=settings, bus=bus)
         self.budget = budget or Budget(self.settings.max_tokens, self.settings.budget_action)
         self._hooks = hooks
+        self.summarize: Summarize | None = None  # see RepoCompaction
+        self.summarizer: str | None = None
+        self._compacting = False
 
     # -- writing ---------------------------------------------------------------
     # Commit and annotation times come from this module's ``now``, one clock a test can replace.
@@ -140,7 +149,9 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         check_content(item)
         if isinstance(item, ToolIO):
             item = self._tool_io(item, reply_to)
-        return self._commit(Operation.APPEND, item, None, message, reply_to, metadata)
+        commit = self._commit(Operation.APPEND, item, None, message, reply_to, metadata)
+        self.maybe_compact()
+        return commit
 
     def edit(
         self,
@@ -168,7 +179,9 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 item = attrs.evolve(item, call_id=before.call_id)
             else:
                 item = self._tool_io(item, None)
-        return self._commit(Operation.EDIT, item, edited.hash, message, None, metadata)
+        commit = self._commit(Operation.EDIT, item, edited.hash, message, None, metadata)
+        self.maybe_compact()
+        return commit
 
     def delete(self, target: str, *, message: str = "", metadata: Mapping[str, Any] | None = None) -> Commit:
         """Remove an earlier item from what is materialized; history keeps it."""
@@ -250,7 +263,16 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         message: str,
         reply_to: str | None,
         metadata: Mapping[str, Any] | None,
+        *,
+        replaced: int = 0,
+        on_ref: str | None = None,
+        expect_head: str | None = None,
     ) -> Commit:
+        """Write one commit on the current branch (``on_ref``: that branch ref), retrying lost races.
+
+        ``replaced``: the effective tokens a compaction takes out. ``expect_head``:
+        refuse (``ConflictError``) rather than rebuild when the branch moved from it.
+        """
         if not isinstance(message, str):
             raise ValidationError("must be a string", what="commit", field="message")
         blob = content.canonical() if content is not None else None
@@ -258,14 +280,23 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         tokens = self.count_content(content) if content is not None else 0
         meta = dict(metadata or {})
         for _ in range(MAX_RETRIES):
-            ref, head_hash = self.head_state()
+            ref: str | None
+            head_hash: str | None
+            if on_ref is not None:
+                ref, head_hash = on_ref, self.refs.get_ref(on_ref)
+            else:
+                ref, head_hash = self.head_state()
+            if expect_head is not None and head_hash != expect_head:
+                raise ConflictError(
+                    ref or HEAD, expect_head, head_hash, hint="the branch moved while compacting; compact again"
+                )
             if ref is None:
                 raise ValidationError(
                     f"HEAD is detached at {str(head_hash)[:12]}: a commit here would belong to no branch",
                     hint="create a branch here first (`cairn switch -c NAME`), or switch to one",
                 )
             head = self.commit(head_hash) if head_hash else None
-            delta = tokens
+            delta = tokens - replaced
             if target is not None:
                 delta -= self._check_target(head, target)
             created_at = now()
@@ -330,6 +361,12 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 f"commit {item.short} is not on the current branch",
                 hint="switch to the branch that holds it first",
             )
+        compacted = self._compacted_by(head, item)
+        if compacted is not None:
+            raise ValidationError(
+                f"commit {item.short} was compacted by {compacted.short}: a summary stands for it",
+                hint="append a new item; `cairn materialize --no-compaction` shows the original",
+            )
         latest, deleted = self._effective(head, item)
         if deleted:
             assert latest is not None  # a delete is reported with the commit that made it
@@ -338,6 +375,12 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 hint="deleted items cannot be edited or deleted again; append a new item",
             )
         return self._tokens_of_commit_content(latest or item)
+
+    def _compacted_by(self, head: Commit, item: Commit) -> Commit | None:
+        """The newest compaction on ``head``'s lineage that replaced ``item``, or None (one indexed read)."""
+        from cairn.materialize_rules import compacted_items
+
+        return compacted_items(self, head).get(item.hash)
 
     def _check_budget(self, commit: Commit, head: Commit | None) -> None:
         maximum = self.budget.max_tokens

@@ -44,6 +44,8 @@ BUILTIN_TYPES = [
     "image",
     "memory.fact",
     "memory.episode",
+    "compaction",
+    "compaction.summary",
 ]
 
 

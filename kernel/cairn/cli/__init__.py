@@ -127,6 +127,7 @@ cli.lazy_modules.update(
         "cairn.cli.policy_cmd": ("policy", "approvals", "approve", "deny"),
         "cairn.cli.exec_cmd": ("exec",),
         "cairn.cli.agents_cmd": ("tools", "skills", "mcp"),
+        "cairn.cli.compact_cmd": ("compact",),
     }
 )
 # `cairn mcp list` is built in; cairn-serve adds `cairn mcp serve` to the same group.

@@ -97,6 +97,13 @@ class State:
             from cairn.repo import open_repo
 
             self._repo = open_repo(config=self.config, plugins=self.plugins, store=self.store)
+            if self.config.context.compact_at is not None:  # automatic compaction asks the configured LLM
+                from cairn.cli._summarizer import summarizer_for
+
+                repo = self._repo
+                repo.summarize, repo.summarizer = summarizer_for(
+                    self.config, self.plugins, self.store, repo, lambda: self.ledger
+                )
         return self._repo
 
     @property

@@ -30,7 +30,10 @@ def summary(content: Content | None, width: int = 60) -> str:
 def one_line(commit: Commit, content: Content | None) -> str:
     """What a commit did, in a few words: ``dialogue: the text…``, ``edit 1a2b3c4d: the new text…``, ``delete 1a2b3c4d``."""
     operation = commit.operation.value
-    what = (commit.content_type or "") if operation == "append" else f"{operation} {(commit.target or '')[:8]}"
+    if operation in ("append", "compact"):
+        what = (commit.content_type or "") if operation == "append" else operation
+    else:
+        what = f"{operation} {(commit.target or '')[:8]}"
     text = summary(content, 50).strip() or commit.message
     return f"{what}: {text}" if text else what
 
@@ -244,6 +247,7 @@ def diff_command(state: State, a: str, b: str, as_json: bool) -> None:
 )
 @click.option("--recall-k", type=Count(ceiling=100), help="How many to recall (default: [context] recall_k).")
 @click.option("--include-reasoning", is_flag=True, help="Send reasoning items too (held back by default).")
+@click.option("--no-compaction", is_flag=True, help="Show the items compactions replaced instead of their summaries.")
 @click.option(
     "--keep-pending-calls",
     is_flag=True,
@@ -267,6 +271,7 @@ def materialize_command(
     recall_k: int | None,
     include_reasoning: bool,
     keep_pending_calls: bool,
+    no_compaction: bool,
     show_dropped: bool,
     as_json: bool,
 ) -> None:
@@ -281,32 +286,26 @@ def materialize_command(
     if keep_pending_calls and recall is not None:
         raise click.UsageError("--keep-pending-calls does not go with --recall")
     with image_reader(state) if images else contextlib.nullcontext() as reader:
+        options: dict[str, Any] = {
+            "rev": rev,
+            "as_of": as_of,
+            "budget": budget,
+            "format": fmt,
+            "images": reader,
+            "include_reasoning": include_reasoning,
+            "compaction": not no_compaction,
+        }
+        if keep_pending_calls:  # never with --recall (refused above)
+            options["keep_pending_calls"] = True
         if recall is None:
-            result = state.repo.materialize(
-                rev,
-                as_of=as_of,
-                budget=budget,
-                format=fmt,
-                images=reader,
-                include_reasoning=include_reasoning,
-                keep_pending_calls=keep_pending_calls,
-            )
+            result = state.repo.materialize(**options)
         else:
             from cairn.memory import Memory
             from cairn.memory.recall import materialize_with_recall
 
             with Memory.open(state.repo, state.config, state.plugins) as memory:
-                result, recalled = materialize_with_recall(
-                    memory,
-                    recall or None,
-                    k=recall_k or state.config.context.recall_k,
-                    rev=rev,
-                    as_of=as_of,
-                    budget=budget,
-                    format=fmt,
-                    images=reader,
-                    include_reasoning=include_reasoning,
-                )
+                k = recall_k or state.config.context.recall_k
+                result, recalled = materialize_with_recall(memory, recall or None, k=k, **options)
     if as_json:
         data = result.to_dict(complete=show_dropped)
         if recalled is not None:

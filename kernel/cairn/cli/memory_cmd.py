@@ -493,39 +493,18 @@ def consolidate_command(state: State, as_json: bool) -> None:
 
 
 def _llm_summarizer(state: State) -> Callable[[list[str]], tuple[str, str, dict[str, Any]]]:
-    from cairn.model import Message
     from cairn.providers import Providers
+    from cairn.storage import RunStore
+    from cairn.summarize import llm_summarizer
 
     providers = Providers(state.config, state.plugins, store=state.store, tokenizer=state.repo.tokenizer)
+    # Each summary is a provider call of its own in `cairn logs` (operation `consolidate`).
+    ledger = state.ledger if isinstance(state.store, RunStore) else None
+    return llm_summarizer(providers, CONSOLIDATE_PROMPT, purpose="consolidate", ledger=ledger, branch=state.repo.branch)
 
-    from cairn.cli.providers_cmd import _call_recorder  # the one way a command records a provider call
 
-    def summarize(texts: list[str]) -> tuple[str, str, dict[str, Any]]:
-        llm = providers.llm()
-        history = "\n\n".join(f"[{i + 1}] {t}" for i, t in enumerate(texts))
-        # Each summary is a provider call of its own in `cairn logs` (operation `consolidate`).
-        with _call_recorder(state, providers, operation="consolidate") as recorder:
-            response = llm.complete(
-                [
-                    Message(
-                        "system",
-                        "Summarize this stretch of an agent's history in a short paragraph: "
-                        "what was asked, what was done, what was decided. Plain text only.",
-                    ),
-                    Message("user", history),
-                ],
-                metadata={"purpose": "memory consolidate"},
-            )
-            usage = response.usage.to_dict() if response.usage else {}
-            recorder.finish(
-                provider=response.provider,
-                model=response.model,
-                usage=usage or None,
-                cost=None if response.cost is None else round(response.cost, 12),
-                latency_ms=round(response.latency_s * 1000, 1),
-                request_id=response.request_id,
-                texts=len(texts),
-            )
-        return (response.content or "").strip() or "(empty summary)", f"{response.provider}/{response.model}", usage
-
-    return summarize
+#: What ``cairn memory consolidate`` asks the LLM for each episode.
+CONSOLIDATE_PROMPT = (
+    "Summarize this stretch of an agent's history in a short paragraph: "
+    "what was asked, what was done, what was decided. Plain text only."
+)

@@ -100,14 +100,25 @@ def history_command(state: State, rev: str, as_json: bool) -> None:
             version += 1
         number = version if entry.content is not None else None
         rows.append({"version": number, **commit_dict(repo, entry.commit, entry.content)})
+    from cairn.compaction import compactions_of
+
+    compactions = compactions_of(repo, entries[0].commit) if entries else []
+    # A compaction that replaced the item follows its changes: it is no version (restore cannot pick it).
+    rows.extend({"version": None, "compacted_by": True, **commit_dict(repo, c)} for c in compactions)
     if as_json:
         echo_json(rows)
         return
-    for row, entry in zip(rows, entries, strict=True):
+    for row, entry in zip(rows, entries, strict=False):  # compaction rows follow, without entries
         label = f"v{row['version']}" if row["version"] is not None else "--"
         text = entry.content.text_for_search().replace("\n", " ")[:60] if entry.content is not None else ""
         click.echo(
             f"{label:<4} {entry.commit.short} {entry.commit.created_at} {entry.commit.operation.value:<6} {text}"
+        )
+    for compaction in compactions:
+        meta = compaction.metadata.get("compaction") or {}
+        click.echo(
+            f"{'--':<4} {compaction.short} {compaction.created_at} {'compact':<6} "
+            f"compacted: {meta.get('replaced', '?')} items summarised ({meta.get('summarizer', '?')})"
         )
 
 

@@ -30,6 +30,9 @@ default_branch = "main"
 # Refuse (or warn about) commits that make the effective context larger than this.
 # max_tokens = 100000
 # budget_action = "reject"   # or "warn"
+# Summarise older items (`cairn compact`) once the context passes this fraction of max_tokens.
+# compact_at = 0.8
+# compact_keep_last = 8
 
 [storage.sqlite]
 path = "cairn.db"         # relative to data_dir

@@ -137,6 +137,7 @@ def _ask(
             from cairn.cli.artifacts_cmd import image_reader
 
             # A model that takes images is shown the images artifact references point at.
+            repo.maybe_compact()  # [context] compact_at: before the call as after each commit
             with image_reader(state) if caps.images else contextlib.nullcontext() as reader:
                 context = repo.materialize(budget=limit, images=reader)
             rounds = 0

@@ -93,11 +93,19 @@ def materialize_with_recall(
     format: str = "openai",
     images: Any = None,
     include_reasoning: bool = False,
+    compaction: bool = True,
 ) -> tuple[Materialized, Recall]:
     """Materialize ``rev`` with the ``k`` facts and episodes most relevant to ``query`` (see the module)."""
     repo = memory.repo
     plain = materialize(
-        repo, rev, as_of=as_of, budget=budget, format=format, images=images, include_reasoning=include_reasoning
+        repo,
+        rev,
+        as_of=as_of,
+        budget=budget,
+        format=format,
+        images=images,
+        include_reasoning=include_reasoning,
+        compaction=compaction,
     )
     if query is None:
         query = _last_user_turn(plain)
@@ -124,6 +132,7 @@ def materialize_with_recall(
                     format=format,
                     images=images,
                     include_reasoning=include_reasoning,
+                    compaction=compaction,
                 )
             )
         except BudgetExceededError:

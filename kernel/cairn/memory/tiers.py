@@ -20,7 +20,6 @@ whatever the user's HEAD is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -31,6 +30,7 @@ from cairn.model import Commit, Operation
 from cairn.model.memory import Episode, Fact
 from cairn.repo import Repo
 from cairn.storage import BRANCH_PREFIX, branch_ref
+from cairn.summarize import Summarize, extractive_summary
 
 __all__ = ["MemoryBranch", "MemoryItem", "consolidate", "extractive_summary"]
 
@@ -133,22 +133,6 @@ def _fact(text: str, subject: str | None, source: str | None) -> Fact:
     if subject is not None and not subject.strip():
         raise ValidationError("the subject is empty", what="remember", hint="leave --subject out, or give one")
     return Fact(text.strip(), subject.strip() if subject else None, source)
-
-
-def extractive_summary(texts: list[str]) -> str:
-    """A deterministic summary without a model: the opening of the first and the last item, and the count."""
-
-    def opening(text: str, words: int = 24) -> str:
-        parts = text.split()
-        return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
-
-    if len(texts) == 1:
-        return opening(texts[0], 48)
-    middle = f" … ({len(texts) - 2} more) … " if len(texts) > 2 else " … "
-    return opening(texts[0]) + middle + opening(texts[-1])
-
-
-Summarize = Callable[[list[str]], tuple[str, str, dict[str, Any]]]
 
 
 def consolidate(memory: MemoryBranch, summarize: Summarize | None = None) -> list[MemoryItem]:

@@ -46,6 +46,7 @@ class Operation(str, enum.Enum):
     EDIT = "edit"  # replaces the content of ``target`` in what is materialized
     DELETE = "delete"  # removes ``target`` from what is materialized; history keeps it
     MERGE = "merge"  # joins ``merge_parent``'s history into ``parent``'s; no content, no target
+    COMPACT = "compact"  # puts summaries in place of older items in what is materialized (cairn.compaction)
 
 
 def _optional_hash(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -119,8 +120,10 @@ class Commit:
         if operation is Operation.MERGE:
             if target is not None or content_hash is not None or parent is None:
                 raise ValidationError("a merge has a parent and no target or content", what="commit")
-        elif operation is Operation.APPEND and target is not None:
-            raise ValidationError("an append has no target", what="commit", field="target")
+        elif operation in (Operation.APPEND, Operation.COMPACT) and target is not None:
+            raise ValidationError(f"an {operation.value} has no target", what="commit", field="target")
+        elif operation is Operation.COMPACT and parent is None:
+            raise ValidationError("a compaction needs the history it compacts", what="commit", field="parent")
         elif operation in (Operation.EDIT, Operation.DELETE) and target is None:
             raise ValidationError(f"an {operation.value} needs the commit it targets", what="commit", field="target")
         elif operation is Operation.DELETE and content_hash is not None:
@@ -228,8 +231,11 @@ class Commit:
             if self.target is not None or self.content_hash is not None or self.parent is None:
                 raise ValueError("a merge has a parent and no target or content")
             return
-        if (self.target is None) is not (operation is Operation.APPEND):
-            needs = "has no target" if operation is Operation.APPEND else "needs the commit it targets"
+        if operation is Operation.COMPACT and self.parent is None:
+            raise ValueError("parent: a compaction needs the history it compacts")
+        untargeted = operation in (Operation.APPEND, Operation.COMPACT)
+        if (self.target is None) is not untargeted:
+            needs = "has no target" if untargeted else "needs the commit it targets"
             raise ValueError(f"target: {named} {needs}")
         if (self.content_hash is None) is not (operation is Operation.DELETE):
             needs = "carries no content" if operation is Operation.DELETE else "needs content"

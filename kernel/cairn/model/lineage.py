@@ -35,6 +35,7 @@ from typing import Any
 import attrs
 
 from cairn.model.commit import Commit, Operation, skip_depth
+from cairn.model.compaction import replaced_tokens
 
 __all__ = ["Derived", "Lineage"]
 
@@ -252,6 +253,8 @@ class Lineage:
                 assert parent is not None
                 own = attrs.evolve(commit, last_merge=commit.hash)  # its own ancestry goes through itself
                 cumulative = self.merge_tokens(own, parent, side, tokenizer, count)
+        elif commit.operation is Operation.COMPACT:
+            cumulative = max(0, base + tokens - replaced_tokens(commit.metadata))
         elif commit.operation is not Operation.APPEND:
             removed = self._current_tokens(commit, parent, tokenizer, count, problems)
             cumulative = None if removed is None else max(0, base + tokens - removed)

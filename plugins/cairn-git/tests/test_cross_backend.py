@@ -86,7 +86,7 @@ def test_a_compaction_on_sqlite_imports_into_git_hash_for_hash(tmp_path: Path, c
         one = Repo(sqlite, WordTokenizer(), content_types)
         one.append({"content_type": "instruction", "text": "be brief"})
         turns = [
-            one.append({"content_type": "dialogue", "role": "user", "text": f"turn {n} " + "word " * 12})
+            one.append({"content_type": "dialogue", "role": "user", "text": f"turn {n} " + "word " * 40})
             for n in range(9)
         ]
         one.pin(turns[4].hash)
@@ -103,3 +103,6 @@ def test_a_compaction_on_sqlite_imports_into_git_hash_for_hash(tmp_path: Path, c
             assert [i.item for i in a.items] == [i.item for i in b.items]
         assert two.effective_tokens() == one.effective_tokens() == one.materialize().token_count
         assert git_store.check() == [] and sqlite.check() == []
+        again = io.StringIO()
+        two.export(again)
+        assert again.getvalue() == exported.getvalue()  # hash for hash, line for line
