@@ -25,7 +25,7 @@ DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "retrieval.json"
 MODES = ("semantic", "lexical", "hybrid")
 
 
-def recall_at(embedder: str, k: int = 5, table: str = "") -> dict[str, float]:
+def recall_at(embedder: str, k: int = 5, table: str = "", modes: tuple[str, ...] = MODES) -> dict[str, float]:
     from cairn.config import load_config
     from cairn.memory import Memory
     from cairn.plugins import load_plugins
@@ -41,7 +41,7 @@ def recall_at(embedder: str, k: int = 5, table: str = "") -> dict[str, float]:
         try:
             memory.add("retrieval", [(p["id"], p["passage"], {}) for p in pairs])
             out = {}
-            for mode in MODES:
+            for mode in modes:
                 hits = 0
                 for pair in pairs:
                     results = memory.search(pair["query"], k=k, mode=mode, collections=["retrieval"])

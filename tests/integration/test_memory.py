@@ -242,6 +242,42 @@ def test_an_interrupted_index_keeps_what_it_stored_and_the_next_run_embeds_the_r
         memory.repo.close()
 
 
+class NaNFrom(FailingAfter):
+    """The real hashing embedder, whose answers from its ``after``-th call on hold a NaN in one vector."""
+
+    def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        self.calls += 1
+        response = self.inner.embed(request)
+        if self.calls > self.after:
+            vectors = [v.copy() for v in response.vectors]
+            vectors[-1][3] = float("nan")
+            return EmbeddingResponse(vectors, response.usage, response.model)
+        return response
+
+
+def test_an_embedder_answering_nan_is_refused_and_its_batch_is_not_stored(project: Any) -> None:
+    from cairn.providers import RetryPolicy
+
+    memory = open_memory(project.project)
+    try:
+        memory.add("notes", [(str(i), f"note {i} on subject {i % 5}", {}) for i in range(120)], embed=False)
+        inner = memory.plugins.create("embeddings", "hashing", memory.config)
+        broken = Embedder(
+            NaNFrom(inner, 2), "hashing", tokenizer=memory.repo.tokenizer, policy=RetryPolicy(max_attempts=1)
+        )
+        crashed = Memory.open(memory.repo, memory.config, memory.plugins, embedder=broken)
+        with pytest.raises(ValidationError, match="NaN") as raised:
+            crashed.embed(batch=50)  # the identity probe and one good batch, then a vector with NaN
+        assert "nothing of this batch was stored" in str(raised.value.hint)
+        crashed.close()
+        assert sum(memory.vectors.vector_counts().values()) == 50  # the good batch only
+        assert memory.pending() == 70
+        assert memory.embed(batch=50).embedded == 70
+    finally:
+        memory.close()
+        memory.repo.close()
+
+
 def test_spend_is_one_record_per_model_for_a_whole_run(project: Any) -> None:
     memory = open_memory(project.project)
     try:

@@ -54,6 +54,13 @@ _SCHEMA = (
 _COLUMNS = "d.collection, d.id, d.text, d.created, d.branch, d.metadata"
 _ORDER = "ORDER BY d.created DESC, d.collection, d.id"
 _KEYS = "(SELECT value FROM json_each(?))"
+#: A batch of vectors in one statement (one blob cut by ``substr`` at each hash's position in a JSON
+#: array), as cairn-sqlite stores them: one call into SQLite, not one per row.
+_PUT_VECTORS = (
+    "INSERT INTO vectors (embedder, hash, vector) SELECT ?1, j.value, substr(?2, j.key * ?4 + 1, ?4) "
+    "FROM json_each(?3) AS j WHERE true ON CONFLICT DO NOTHING"
+)
+_VECTORS_PER_STATEMENT = 4096
 
 
 def _document(row: Sequence[Any]) -> Document:
@@ -187,14 +194,15 @@ class GitMemoryCache(GitBase, VectorStore, DocumentStore):
         checked = check_vector_bytes(identity, vectors)
         if not checked:
             return 0
+        width = 4 * identity.dimensions
 
         def work(conn: sqlite3.Connection) -> int:
             embedder = self._embedder(conn, identity, create=True)
             before = conn.total_changes
-            conn.executemany(
-                "INSERT INTO vectors (embedder, hash, vector) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [(embedder, h, v) for h, v in checked.items()],
-            )
+            digests = list(checked)
+            for start in range(0, len(digests), _VECTORS_PER_STATEMENT):
+                part = digests[start : start + _VECTORS_PER_STATEMENT]
+                conn.execute(_PUT_VECTORS, (embedder, b"".join(checked[h] for h in part), json.dumps(part), width))
             return conn.total_changes - before
 
         return int(self._cache_write("storing vectors", work))
