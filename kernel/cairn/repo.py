@@ -37,7 +37,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -61,6 +61,9 @@ from cairn.repo_history import DiffEntry, LogEntry, RepoHistory
 from cairn.repo_merge import Conflict, MergeResult, RepoMerge
 from cairn.storage import BRANCH_PREFIX, HEAD, Facet, RefUpdate
 from cairn.tokenizers import Tokenizer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.sessions import Session
 
 __all__ = [
     "Budget",
@@ -114,6 +117,19 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         super().__init__(store, tokenizer, content_types, settings=settings, bus=bus)
         self.budget = budget or Budget(self.settings.max_tokens, self.settings.budget_action)
         self._hooks = hooks
+        #: The project's config and plugins when opened by ``open_repo`` (None otherwise).
+        self.config: Config | None = None
+        self.plugins: Any = None
+
+    def session(self, session_id: str | None = None, **new: Any) -> Session:
+        """Session ``session_id``, or a new one (``title``, ``start``, ``provider``, ``model``, ``tools``).
+
+        A new session does not move HEAD; ``cairn.sessions.Sessions.resume`` does.
+        """
+        from cairn.sessions import Sessions
+
+        sessions = Sessions(self)
+        return sessions.get(session_id) if session_id is not None else sessions.new(**new)
 
     # -- writing ---------------------------------------------------------------
     # Commit and annotation times come from this module's ``now``, one clock a test can replace.
@@ -125,8 +141,13 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         message: str = "",
         reply_to: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        derive_metadata: Callable[[Commit | None], Mapping[str, Any]] | None = None,
     ) -> Commit:
         """Add a content item on the current branch.
+
+        ``derive_metadata(head)``, when given, adds metadata computed from the
+        branch's head as this commit is built on it (again after each lost
+        compare-and-swap): running totals stay exact under concurrent writers.
 
         A ``tool_io`` item is checked against what both providers accept
         (``cairn.repo.check_tool_io``); a call without ``call_id`` gets a
@@ -138,7 +159,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
             reply_to = self.resolve(reply_to).hash
         if isinstance(item, ToolIO):
             item = self._tool_io(item, reply_to)
-        return self._commit(Operation.APPEND, item, None, message, reply_to, metadata)
+        return self._commit(Operation.APPEND, item, None, message, reply_to, metadata, derive_metadata)
 
     def edit(
         self,
@@ -237,6 +258,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         message: str,
         reply_to: str | None,
         metadata: Mapping[str, Any] | None,
+        derive_metadata: Callable[[Commit | None], Mapping[str, Any]] | None = None,
     ) -> Commit:
         if not isinstance(message, str):
             raise ValidationError("must be a string", what="commit", field="message")
@@ -274,7 +296,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
                 target=target,
                 reply_to=reply_to,
                 message=message,
-                metadata=meta,
+                metadata={**meta, **derive_metadata(head)} if derive_metadata is not None else meta,
                 created_at=created_at,
                 content_type=content.content_type if content is not None else None,
                 token_count=tokens,
@@ -484,7 +506,7 @@ def open_repo(
         store = plugins.create("storage", config.cairn.storage, config)
     if tokenizer is None:
         tokenizer = plugins.create("tokenizers", config.cairn.tokenizer, config)
-    return Repo(
+    repo = Repo(
         store,
         tokenizer,
         plugins.content_types,
@@ -493,3 +515,6 @@ def open_repo(
         hooks=plugins.pm.hook,
         bus=bus,
     )
+    # What a session's ask builds its providers and ledger from (cairn.sessions).
+    repo.config, repo.plugins = config, plugins
+    return repo

@@ -43,6 +43,8 @@ BUILTIN_TYPES = [
     "freeform",
     "memory.fact",
     "memory.episode",
+    "session.record",
+    "session.checkpoint",
 ]
 
 

@@ -126,6 +126,8 @@ cli.lazy_modules.update(
         "cairn.cli.directive_cmd": ("directive",),
         "cairn.cli.policy_cmd": ("policy", "approvals", "approve", "deny"),
         "cairn.cli.exec_cmd": ("exec",),
+        "cairn.cli.session_cmd": ("session",),
+        "cairn.cli.checkpoint_cmd": ("checkpoint",),
     }
 )
 

@@ -17,9 +17,6 @@ from cairn.cli._app import Count, State, echo_json, json_option, pass_state, pri
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.providers import Providers
 
-#: Output tokens ``cairn ask`` reserves for the reply (at most the model's own limit).
-REPLY_TOKENS = 4096
-
 
 def register(cli: click.Group) -> None:
     for command in (ask_command, embed_command, providers_command, spend_command):
@@ -85,106 +82,63 @@ def _ask(
     as_json: bool,
     **provider_options: Any,
 ) -> None:
-    from cairn.errors import BudgetExceededError, CairnError
-    from cairn.providers import ChatRequest
+    from cairn.asking import ask
+    from cairn.cli.artifacts_cmd import image_reader
+    from cairn.sessions import Sessions
 
     if text == "-":
         text = sys.stdin.read().rstrip("\n")  # the newline that ends the input is not part of the question
     repo = state.repo
+    # On a session's branch the ask is the session's: its provider and model, its running totals.
+    session = Sessions(repo).on_branch(repo.branch)
+    if session is not None:
+        session.check_open()
+        model = model or session.record.model
+    streamed = False
+
+    def show(piece: str) -> None:
+        nonlocal streamed
+        streamed = True
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
+
     # The recording closes after the providers: a failure that escapes is recorded as the call's outcome.
     with contextlib.ExitStack() as recording, _providers(state, **provider_options) as providers:
-        llm = providers.llm()
-        problem = llm.provider.readiness()
-        if problem is not None:
-            raise problem  # before committing anything: a question nobody can answer is not history
-        caps = llm.capabilities(model)
-        reply_tokens = min(caps.max_output_tokens, REPLY_TOKENS) if caps.max_output_tokens else None
-        limit = budget
-        if caps.context_window is not None:
-            room = caps.context_window - (reply_tokens or 0)
-            limit = min(limit, room) if limit else room
-        question = repo.append({"content_type": "dialogue", "role": "user", "text": text}, message="cairn ask")
-        streamed = False
-        recorder = recording.enter_context(_call_recorder(state, providers))
-        recorder.note(prompt_commit=question.hash)
+        llm = providers.llm(session.record.provider if session is not None else None)
+        if llm.provider.readiness() is None:
+            recorder = recording.enter_context(_call_recorder(state, providers))
+        else:
+            recorder = None  # ask raises the readiness problem before anything is recorded
         try:
-            from cairn.cli.artifacts_cmd import image_reader
-
-            # A model that takes images is shown the images artifact references point at.
-            with image_reader(state) if caps.images else contextlib.nullcontext() as reader:
-                context = repo.materialize(budget=limit, images=reader)
-            if question.hash not in {item.item for item in context.items}:
-                asked = repo.content_of(question)
-                assert asked is not None  # an append always carries its content
-                raise BudgetExceededError(
-                    repo.count_content(asked),
-                    limit or 0,
-                    what="the question alone",
-                    hint="raise --budget, or ask something shorter",
-                )
-            request = ChatRequest(context.neutral_messages, model=model, max_output_tokens=reply_tokens)
-            if no_stream or as_json:
-                response = llm.complete(request)
-            else:
-                stream = llm.stream(request)
-                for chunk in stream:
-                    if chunk.content:
-                        streamed = True
-                        click.echo(chunk.content, nl=False)
-                        sys.stdout.flush()
-                streamed_response = stream.response
-                assert streamed_response is not None
-                response = streamed_response
-        except CairnError as exc:
+            result = ask(
+                repo,
+                llm,
+                text,
+                model=model,
+                budget=budget,
+                stream=not (no_stream or as_json),
+                on_text=show,
+                recorder=recorder,
+                images=lambda: image_reader(state),
+                derive_metadata=session.totals_after if session is not None else None,
+            )
+        finally:
             if streamed:
                 click.echo()
-            kept = f"the question is kept as commit {question.short}"
-            exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
-            raise
-        usage = response.usage.to_dict() if response.usage else None
-        meta = {
-            "provider": response.provider,
-            "model": response.model,
-            "usage": usage,
-            "cost": None if response.cost is None else round(response.cost, 12),  # no float noise in history
-            "finish_reason": response.finish_reason,
-            "request_id": response.request_id,
-            "latency_ms": round(response.latency_s * 1000, 1),
-            "context_tokens": context.token_count,
-        }
-        reply = repo.append(
-            {"content_type": "dialogue", "role": "assistant", "text": response.content or ""},
-            message="cairn ask: reply",
-            reply_to=question.hash,
-            metadata=meta,
-        )
-        recorder.finish(
-            prompt_commit=question.hash,
-            reply_commit=reply.hash,
-            budget=limit,
-            **{k: meta[k] for k in ("provider", "model", "usage", "cost", "latency_ms", "finish_reason", "request_id")},
-        )
+                streamed = False
     if as_json:
-        echo_json(
-            {
-                "question": question.hash,
-                "reply": reply.hash,
-                "content": response.content,
-                "dropped": len(context.dropped),
-                **meta,
-            }
-        )
+        echo_json(result.to_dict())
         return
     if no_stream:
-        click.echo(response.content or "")
-    elif streamed:
-        click.echo()
-    cost = "unknown cost" if response.cost is None else f"cost {response.cost:.6f}"
+        click.echo(result.content)
+    meta = result.metadata
+    usage, cost = meta["usage"], meta["cost"]
+    cost_text = "unknown cost" if cost is None else f"cost {cost:.6f}"
     tokens = f"{usage['input_tokens']} in / {usage['output_tokens']} out" if usage else "no usage"
     estimated = " (estimated)" if usage and usage["estimated"] else ""
     click.echo(
-        f"[{response.provider} {response.model}] {tokens}{estimated}, {cost}; "
-        f"committed {question.short} and {reply.short}",
+        f"[{meta['provider']} {meta['model']}] {tokens}{estimated}, {cost_text}; "
+        f"committed {result.question.short} and {result.reply.short}",
         err=True,
     )
 
