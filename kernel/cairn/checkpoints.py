@@ -145,14 +145,14 @@ class Checkpoints:
         also: tuple[RefUpdate, ...] = (),
     ) -> Checkpoint:
         record = self._record(name, commit, message=message, branch=branch, auto=auto)
+        ref = CHECKPOINT_PREFIX + name
+        if not also and self.repo.refs.get_ref(ref) is not None:
+            raise ValidationError(
+                f"checkpoint {name} already exists",
+                hint="checkpoints never move: pick another name, or delete that one first",
+            )
         version = write_record(
-            self.repo,
-            CHECKPOINT_PREFIX + name,
-            record,
-            parent=commit,
-            expected=None,
-            message=f"checkpoint {name}",
-            also=also,
+            self.repo, ref, record, parent=commit, expected=None, message=f"checkpoint {name}", also=also
         )
         return Checkpoint(record, version, commit)
 
