@@ -176,6 +176,19 @@ class Session:
         #: The record commit this object was read from (the compare-and-swap's expected value).
         self.version = version
         self.view = SessionBranch.of(repo, record.branch)
+        self._own_providers: Any = None
+
+    def close(self) -> None:
+        """Close the providers ``ask`` built (a session asked many times reuses their connections)."""
+        if self._own_providers is not None:
+            self._own_providers[0].close()
+            self._own_providers = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def id(self) -> str:
@@ -263,8 +276,9 @@ class Session:
         """Ask the session's provider (and model) about its branch; the reply carries the new totals.
 
         ``providers``: a ``cairn.providers.Providers`` to use (default: built
-        from the config the repository was opened with). Each ask is an
-        ``llm`` run in the ledger when the store keeps one.
+        from the config the repository was opened with on the first ask, kept
+        until ``close()``). Each ask is an ``llm`` run in the ledger when the
+        store keeps one.
         """
         import contextlib
 
@@ -273,8 +287,12 @@ class Session:
         self.check_open()
         with contextlib.ExitStack() as stack:
             if providers is None:
-                providers = stack.enter_context(self._providers())
-            llm = providers.llm(self.record.provider)
+                if self._own_providers is None:
+                    built = self._providers()
+                    self._own_providers = (built, built.llm(self.record.provider))
+                providers, llm = self._own_providers
+            else:
+                llm = providers.llm(self.record.provider)
             recorder = None
             if llm.provider.readiness() is None:
                 recorder = self._recorder(stack, providers)
