@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -30,8 +30,8 @@ from cairn.errors import BudgetExceededError, CairnError, ProviderError
 from cairn.model import Commit, Dialogue, Operation
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cairn.model import Content
     from cairn.providers import LLM
-    from cairn.repo import Repo
 
 __all__ = ["ASK_MESSAGE", "INTERRUPTED_REPLY", "REPLY_TOKENS", "AskResult", "ask", "unanswered_question"]
 
@@ -43,6 +43,28 @@ ASK_MESSAGE = "cairn ask"
 INTERRUPTED_REPLY = "[no reply: the ask was interrupted]"
 
 Derive = Callable[[Commit | None, Mapping[str, Any]], Mapping[str, Any]]
+
+
+class Repo(Protocol):
+    """What an ask needs of a ``cairn.repo.Repo`` (not imported: ``Repo.session`` leads here)."""
+
+    def head(self) -> Commit | None: ...
+
+    def content_of(self, commit: Commit) -> Content | None: ...
+
+    def count_content(self, content: Content) -> int: ...
+
+    def materialize(self, rev: str | None = None, **options: Any) -> Any: ...
+
+    def append(
+        self,
+        content: Content | Mapping[str, Any],
+        *,
+        message: str = "",
+        reply_to: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        derive_metadata: Callable[[Commit | None], Mapping[str, Any]] | None = None,
+    ) -> Commit: ...
 
 
 @attrs.frozen

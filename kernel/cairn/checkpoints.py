@@ -24,7 +24,7 @@ import attrs
 from cairn.errors import ConflictError, NotFoundError, ValidationError
 from cairn.model import Commit, now
 from cairn.model.session import CheckpointRecord, validate_checkpoint_name
-from cairn.repo import Repo
+from cairn.repo_branches import RepoBranches
 from cairn.sessions import CHECKPOINT_PREFIX, Sessions, write_record
 from cairn.storage import RefUpdate, branch_ref
 
@@ -68,7 +68,7 @@ class Restored:
 class Checkpoints:
     """The checkpoints of a repository."""
 
-    def __init__(self, repo: Repo) -> None:
+    def __init__(self, repo: RepoBranches) -> None:
         self.repo = repo
 
     def _load(self, name: str, value: str) -> Checkpoint:

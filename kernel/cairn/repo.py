@@ -117,9 +117,6 @@ class Repo(RepoBranches, RepoHistory, RepoMerge):
         super().__init__(store, tokenizer, content_types, settings=settings, bus=bus)
         self.budget = budget or Budget(self.settings.max_tokens, self.settings.budget_action)
         self._hooks = hooks
-        #: The project's config and plugins when opened by ``open_repo`` (None otherwise).
-        self.config: Config | None = None
-        self.plugins: Any = None
 
     def session(self, session_id: str | None = None, **new: Any) -> Session:
         """Session ``session_id``, or a new one (``title``, ``start``, ``provider``, ``model``, ``tools``).

@@ -23,25 +23,30 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from cairn.errors import ConflictError, NotFoundError, ValidationError
 from cairn.model import Commit, Content, Operation, now, sha256_hex, skip_depth
-from cairn.model.session import SessionRecord, new_session_id, validate_session_id
-from cairn.repo import Repo
+from cairn.model.session import SessionRecord, new_session_id, validate_checkpoint_name, validate_session_id
+from cairn.repo_branches import RepoBranches
+from cairn.repo_reader import RepoReader
 from cairn.storage import HEAD, SYMBOLIC_PREFIX, RefUpdate, branch_ref
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.asking import AskResult
+    from cairn.asking import Repo as AskRepo
+
+# This module (and cairn.asking, cairn.checkpoints) never imports cairn.repo: ``Repo.session``
+# imports it. A repository is typed by the layer that has what is used (``RepoBranches``);
+# ``view`` is a ``cairn.repo.Repo`` at run time (``on_branch`` keeps the class).
 
 __all__ = [
     "BRANCH_NAMESPACE",
     "CHECKPOINT_PREFIX",
     "SESSION_PREFIX",
     "Session",
-    "SessionBranch",
     "SessionTotals",
     "Sessions",
     "summary",
@@ -56,7 +61,7 @@ _ATTEMPTS = 20
 
 
 def write_record(
-    repo: Repo,
+    repo: RepoReader,
     ref: str,
     content: Content,
     *,
@@ -84,7 +89,9 @@ def write_record(
     if parent is not None and depth >= 2:
         found = repo.ancestor_at_depth(parent, skip_depth(depth))
         skip = found.hash if found else None
-    merged: dict[str, Any] = {"last_merge": parent.last_merge} if parent is not None and parent.last_merge is not None else {}
+    merged: dict[str, Any] = (
+        {"last_merge": parent.last_merge} if parent is not None and parent.last_merge is not None else {}
+    )
     commit = Commit.new(
         parent=parent.hash if parent is not None else None,
         operation=Operation.APPEND,
@@ -101,34 +108,6 @@ def write_record(
     )
     repo.objects.write(blobs={digest: blob}, commits=[commit], refs=[RefUpdate(ref, commit.hash, expected), *also])
     return commit
-
-
-class SessionBranch(Repo):
-    """The context engine on one session's branch, never moving HEAD (like ``cairn.memory.tiers.MemoryBranch``)."""
-
-    session_branch: str = ""
-
-    def head_state(self) -> tuple[str | None, str | None]:
-        ref = branch_ref(self.session_branch)
-        return ref, self.refs.get_ref(ref)
-
-    @classmethod
-    def of(cls, repo: Repo, branch: str) -> SessionBranch:
-        view = cls(
-            repo.store,
-            repo.tokenizer,
-            repo.content_types,
-            settings=repo.settings,
-            budget=repo.budget,
-            hooks=repo._hooks,
-            bus=repo._bus,
-        )
-        view.session_branch = branch
-        view.config, view.plugins = repo.config, repo.plugins
-        return view
-
-    def close(self) -> None:  # the store belongs to the repo this view was made from
-        return None
 
 
 @attrs.frozen
@@ -170,12 +149,13 @@ class SessionTotals:
 class Session:
     """One session: its record (a version of it), its branch, totals, and ``ask``."""
 
-    def __init__(self, repo: Repo, record: SessionRecord, version: Commit) -> None:
+    def __init__(self, repo: RepoBranches, record: SessionRecord, version: Commit) -> None:
         self.repo = repo
         self.record = record
         #: The record commit this object was read from (the compare-and-swap's expected value).
         self.version = version
-        self.view = SessionBranch.of(repo, record.branch)
+        #: The repository on the session's branch (HEAD never moves): what asks append to.
+        self.view: RepoBranches = repo.on_branch(record.branch)
         self._own_providers: Any = None
 
     def close(self) -> None:
@@ -297,7 +277,7 @@ class Session:
             if llm.provider.readiness() is None:
                 recorder = self._recorder(stack, providers)
             return ask(
-                self.view,
+                cast("AskRepo", self.view),  # a Repo's view is a Repo (on_branch keeps the class)
                 llm,
                 text,
                 model=model or self.record.model,
@@ -338,7 +318,7 @@ class Session:
 class Sessions:
     """Every session of a repository: create, find, list, resume, close, delete."""
 
-    def __init__(self, repo: Repo) -> None:
+    def __init__(self, repo: RepoBranches) -> None:
         self.repo = repo
 
     # -- reading ----------------------------------------------------------------------
@@ -452,10 +432,16 @@ class Sessions:
         repo = self.repo
         if start is None:
             return repo.head()
-        from cairn.checkpoints import Checkpoints
-
-        found = Checkpoints(repo).find(start)
-        return found.target if found is not None else repo.resolve(start)
+        try:
+            validate_checkpoint_name(start)
+            point = repo.refs.get_ref(CHECKPOINT_PREFIX + start)
+        except ValidationError:
+            point = None
+        if point is not None:  # a checkpoint's record commit sits on top of the commit it names
+            parent = repo.commit(point).parent
+            if parent is not None:
+                return repo.commit(parent)
+        return repo.resolve(start)
 
     def _switch(self, session: Session) -> None:
         repo = self.repo
@@ -516,7 +502,7 @@ class Sessions:
         return session
 
 
-def summary(repo: Repo) -> dict[str, Any]:
+def summary(repo: RepoBranches) -> dict[str, Any]:
     """What a status page shows of sessions: ``count``, ``open``, ``last_active`` (ISO time or None), ``checkpoints``."""
     sessions = Sessions(repo).list()
     checkpoints = repo.refs.list_refs(CHECKPOINT_PREFIX)
