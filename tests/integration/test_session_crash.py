@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ask_fake_llm
 
 import cairn as cairn_api
 from cairn.model import Dialogue
 from cairn.storage import check_store
 from cairn.testing.fake_openai import FakeOpenAI, Reply
 
-KEY = "sk-canary-crash-9911"
-KEY_ENV = "CAIRN_IT_OPENAI_KEY"
 ASKS = 200
 
 DRIVER = textwrap.dedent(
@@ -45,26 +44,10 @@ DRIVER = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with FakeOpenAI(api_key=KEY, model="gpt-4o-mini") as fake:
-        yield fake
-
-
-def test_kill_9_at_random_moments_loses_no_acknowledged_turn(cairn, server: FakeOpenAI, tmp_path: Path):
-    (cairn.project / "cairn.toml").write_text(
-        f"""[cairn]
-llm = "openai"
-
-[llm.openai]
-base_url = "{server.url}"
-api_key_env = "{KEY_ENV}"
-model = "gpt-4o-mini"
-"""
-    )
+def test_kill_9_at_random_moments_loses_no_acknowledged_turn(cairn, fake_llm: FakeOpenAI, tmp_path: Path):
+    ask_fake_llm(cairn.project, fake_llm)
     # Long replies in small chunks, so that kills land in the middle of streams too.
-    server.script(*[Reply("word " * 16, chunk_chars=6) for _ in range(ASKS * 2)])
+    fake_llm.script(*[Reply("word " * 16, chunk_chars=6) for _ in range(ASKS * 2)])
     repo = cairn_api.open(cairn.project)
     session_id = repo.session(title="crash test").id
     repo.store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from conftest import ask_fake_llm
 
 import cairn as cairn_api
 from cairn.asking import INTERRUPTED_REPLY
@@ -13,34 +14,13 @@ from cairn.errors import ValidationError
 from cairn.sessions import Sessions, summary
 from cairn.testing.fake_openai import FakeOpenAI, Fault, Reply
 
-KEY = "sk-canary-sessions-5511"
-KEY_ENV = "CAIRN_IT_OPENAI_KEY"
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with FakeOpenAI(api_key=KEY, model="gpt-4o-mini") as fake:
-        yield fake
-
 
 @pytest.fixture(params=["sqlite", "git"])
-def project(request, cairn, server: FakeOpenAI):
+def project(request, cairn, fake_llm: FakeOpenAI):
     """A project asking the fake server, its context on SQLite or in a git repository."""
-    storage = ""
     if request.param == "git":
         subprocess.run(["git", "init", "-q", "-b", "work", str(cairn.project)], check=True)
-        storage = 'storage = "git"\n'
-    (cairn.project / "cairn.toml").write_text(
-        f"""[cairn]
-{storage}llm = "openai"
-
-[llm.openai]
-base_url = "{server.url}"
-api_key_env = "{KEY_ENV}"
-model = "gpt-4o-mini"
-"""
-    )
+    ask_fake_llm(cairn.project, fake_llm, storage=request.param)
     return cairn
 
 
@@ -49,7 +29,7 @@ def roles(cairn) -> list[str]:
     return [e["content"]["role"] for e in reversed(cairn.json("log")) if e["content"]["content_type"] == "dialogue"]
 
 
-def test_a_session_from_the_cli_asks_checkpoints_restores_and_closes(project, server: FakeOpenAI):
+def test_a_session_from_the_cli_asks_checkpoints_restores_and_closes(project, fake_llm: FakeOpenAI):
     cairn = project
     cairn("commit", "-t", "instruction", "Answer in one short sentence.")
     made = cairn.json("session", "new", "--title", "Trip planning")
@@ -57,12 +37,12 @@ def test_a_session_from_the_cli_asks_checkpoints_restores_and_closes(project, se
     assert made["branch"] == f"sessions/{sid}" and made["status"] == "open" and made["provider"] == "openai"
     assert [b["name"] for b in cairn.json("branch") if b["current"]] == [made["branch"]]
 
-    server.script(Reply("Take the train.", chunk_chars=4), Reply("Leave at nine."))
+    fake_llm.script(Reply("Take the train.", chunk_chars=4), Reply("Leave at nine."))
     first = cairn.json("ask", "How do I get to Lyon?")
     cairn("checkpoint", "create", "after-route", "-m", "route decided")
     second = cairn.json("ask", "When should I leave?")
     # The instruction the session started from is sent with the questions.
-    assert [m["role"] for m in server.calls("chat")[1].json["messages"]] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in fake_llm.calls("chat")[1].json["messages"]] == ["system", "user", "assistant", "user"]
 
     shown = cairn.json("session", "show")
     totals = shown["totals"]
@@ -134,9 +114,9 @@ def test_resume_delete_and_bad_names_are_clear(project):
     assert again.returncode == 1 and "checkpoint p1 already exists" in again.stderr
 
 
-def test_an_ask_that_failed_never_leaves_two_user_turns_in_a_row(project, server: FakeOpenAI):
+def test_an_ask_that_failed_never_leaves_two_user_turns_in_a_row(project, fake_llm: FakeOpenAI):
     cairn = project
-    server.script(Fault.openai(400, "bad request"), Reply("Fine now."))
+    fake_llm.script(Fault.openai(400, "bad request"), Reply("Fine now."))
     failed = cairn.run("ask", "first question", check=False)
     assert failed.returncode == 1 and "question is kept" in failed.stderr
     assert roles(cairn) == ["user", "assistant"]  # nothing arrived: the reply is the interruption marker
@@ -147,10 +127,10 @@ def test_an_ask_that_failed_never_leaves_two_user_turns_in_a_row(project, server
     assert roles(cairn) == ["user", "assistant", "user", "assistant"]
 
 
-def test_a_reply_cut_mid_stream_is_committed_partial_with_its_usage(project, server: FakeOpenAI):
+def test_a_reply_cut_mid_stream_is_committed_partial_with_its_usage(project, fake_llm: FakeOpenAI):
     cairn = project
     cairn("session", "new", "--title", "cut")
-    server.script(Reply("This answer will be cut off", chunk_chars=5, cut_after=3), Reply("Whole."))
+    fake_llm.script(Reply("This answer will be cut off", chunk_chars=5, cut_after=3), Reply("Whole."))
     result = cairn.run("ask", "tell me", check=False)
     assert result.returncode == 1 and "partial reply as" in result.stderr
     reply = cairn.json("log")[0]
@@ -165,14 +145,14 @@ def test_a_reply_cut_mid_stream_is_committed_partial_with_its_usage(project, ser
     assert cairn.json("session", "show")["totals"]["turns"] == 2
 
 
-def test_a_question_whose_process_died_is_answered_by_the_marker_on_the_next_ask(project, server: FakeOpenAI):
+def test_a_question_whose_process_died_is_answered_by_the_marker_on_the_next_ask(project, fake_llm: FakeOpenAI):
     cairn = project
     repo = cairn_api.open(cairn.project)
     try:
         session = repo.session(title="api")
         # What a kill -9 between the question and the reply leaves: a question at the tip.
         session.view.append({"content_type": "dialogue", "role": "user", "text": "lost?"}, message="cairn ask")
-        server.script(Reply("Here."))
+        fake_llm.script(Reply("Here."))
         result = session.ask("still there?")
         assert result.content == "Here."
         texts = [e.content.text for e in reversed(session.view.log()) if e.content is not None]
@@ -184,7 +164,7 @@ def test_a_question_whose_process_died_is_answered_by_the_marker_on_the_next_ask
         repo.store.close()
 
 
-def test_the_python_api_and_summary(project, server: FakeOpenAI):
+def test_the_python_api_and_summary(project, fake_llm: FakeOpenAI):
     cairn = project
     cairn("commit", "base")
     repo = cairn_api.open(cairn.project)
@@ -192,7 +172,7 @@ def test_the_python_api_and_summary(project, server: FakeOpenAI):
         assert summary(repo) == {"count": 0, "open": 0, "last_active": None, "checkpoints": 0}
         session = repo.session(title="From Python", model="gpt-4o-mini", tools=["search"])
         pieces: list[str] = []
-        server.script(Reply("One.", chunk_chars=2), Reply("Two."))
+        fake_llm.script(Reply("One.", chunk_chars=2), Reply("Two."))
         first = session.ask("first?", stream=True, on_text=pieces.append)
         assert "".join(pieces) == "One." and first.content == "One."
         session.ask("second?")
