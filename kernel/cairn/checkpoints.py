@@ -111,13 +111,18 @@ class Checkpoints:
         return out
 
     def create(self, name: str, message: str | None = None, *, rev: str | None = None) -> Checkpoint:
-        """Checkpoint ``rev`` (default HEAD) as ``name``; an existing name is refused."""
+        """Checkpoint ``rev`` (default HEAD) as ``name``; an existing name is refused.
+
+        The checkpoint records the branch (HEAD's, or ``rev`` when it names one) that ``restore`` moves back.
+        """
         validate_checkpoint_name(name)
         if message is not None and not isinstance(message, str):
             raise ValidationError("a checkpoint message must be a string", given=message)
         repo = self.repo
         commit = repo.resolve(rev)  # NotFoundError on an empty branch: there is nothing to checkpoint
-        return self._write(name, commit, message=message or None, branch=repo.branch if rev is None else None)
+        # The branch it belongs to (what restore moves): HEAD's, or the branch ``rev`` names.
+        branch = repo.branch if rev is None else (rev if rev in repo.branches() else None)
+        return self._write(name, commit, message=message or None, branch=branch)
 
     def _record(
         self, name: str, commit: Commit, *, message: str | None, branch: str | None, auto: bool = False

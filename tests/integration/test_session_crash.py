@@ -44,6 +44,7 @@ DRIVER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_loses_no_acknowledged_turn(cairn, fake_llm: FakeOpenAI, tmp_path: Path):
     ask_fake_llm(cairn.project, fake_llm)
     # Long replies in small chunks, so that kills land in the middle of streams too.
