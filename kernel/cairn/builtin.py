@@ -1,5 +1,5 @@
-"""The kernel's built-in plugin: the eight content types, memory's two, compaction's two, and the execution modules shell,
-http and python, registered through the public hooks."""
+"""The kernel's built-in plugin: the eight content types, memory's two, compaction's two, the session and
+checkpoint records, and the execution modules shell, http and python, registered through the public hooks."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from cairn.hookspecs import hookimpl
 from cairn.model import BUILTIN_CONTENT_TYPES
 from cairn.model.compaction import COMPACTION_CONTENT_TYPES
 from cairn.model.memory import MEMORY_CONTENT_TYPES
+from cairn.model.session import SESSION_CONTENT_TYPES
 
 
 @hookimpl
 def cairn_register_content_types(register: Callable[..., None]) -> None:
-    for content_type in (*BUILTIN_CONTENT_TYPES, *MEMORY_CONTENT_TYPES, *COMPACTION_CONTENT_TYPES):
+    for content_type in (
+        *BUILTIN_CONTENT_TYPES,
+        *MEMORY_CONTENT_TYPES,
+        *COMPACTION_CONTENT_TYPES,
+        *SESSION_CONTENT_TYPES,
+    ):
         register(content_type)
 
 

@@ -66,6 +66,7 @@ from cairn.storage import BRANCH_PREFIX, HEAD, Facet, RefUpdate
 from cairn.tokenizers import Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cairn.sessions import Session
     from cairn.summarize import Summarize
 
 __all__ = [
@@ -125,6 +126,16 @@ class Repo(RepoBranches, RepoHistory, RepoMerge, RepoCompaction):
         self.summarizer: str | None = None
         self._compacting = False
 
+    def session(self, session_id: str | None = None, **new: Any) -> Session:
+        """Session ``session_id``, or a new one (``title``, ``start``, ``provider``, ``model``, ``tools``).
+
+        A new session does not move HEAD; ``cairn.sessions.Sessions.resume`` does.
+        """
+        from cairn.sessions import Sessions
+
+        sessions = Sessions(self)
+        return sessions.get(session_id) if session_id is not None else sessions.new(**new)
+
     # -- writing ---------------------------------------------------------------
     # Commit and annotation times come from this module's ``now``, one clock a test can replace.
 
@@ -135,8 +146,13 @@ class Repo(RepoBranches, RepoHistory, RepoMerge, RepoCompaction):
         message: str = "",
         reply_to: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        derive_metadata: Callable[[Commit | None], Mapping[str, Any]] | None = None,
     ) -> Commit:
         """Add a content item on the current branch.
+
+        ``derive_metadata(head)``, when given, adds metadata computed from the
+        branch's head as this commit is built on it (again after each lost
+        compare-and-swap): running totals stay exact under concurrent writers.
 
         The item is checked against what the providers accept
         (``cairn.commit_checks``); a ``tool_io`` call without ``call_id`` gets
@@ -149,7 +165,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge, RepoCompaction):
         check_content(item)
         if isinstance(item, ToolIO):
             item = self._tool_io(item, reply_to)
-        commit = self._commit(Operation.APPEND, item, None, message, reply_to, metadata)
+        commit = self._commit(Operation.APPEND, item, None, message, reply_to, metadata, derive_metadata)
         self.maybe_compact()
         return commit
 
@@ -263,6 +279,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge, RepoCompaction):
         message: str,
         reply_to: str | None,
         metadata: Mapping[str, Any] | None,
+        derive_metadata: Callable[[Commit | None], Mapping[str, Any]] | None = None,
         *,
         replaced: int = 0,
         on_ref: str | None = None,
@@ -318,7 +335,7 @@ class Repo(RepoBranches, RepoHistory, RepoMerge, RepoCompaction):
                 target=target,
                 reply_to=reply_to,
                 message=message,
-                metadata=meta,
+                metadata={**meta, **derive_metadata(head)} if derive_metadata is not None else meta,
                 created_at=created_at,
                 content_type=content.content_type if content is not None else None,
                 token_count=tokens,
@@ -516,7 +533,7 @@ def open_repo(
         store = plugins.create("storage", config.cairn.storage, config)
     if tokenizer is None:
         tokenizer = plugins.create("tokenizers", config.cairn.tokenizer, config)
-    return Repo(
+    repo = Repo(
         store,
         tokenizer,
         plugins.content_types,
@@ -525,3 +542,6 @@ def open_repo(
         hooks=plugins.pm.hook,
         bus=bus,
     )
+    # What a session's ask builds its providers and ledger from (cairn.sessions).
+    repo.config, repo.plugins = config, plugins
+    return repo

@@ -12,10 +12,11 @@ depend on this module and never on ``cairn.repo``, which calls them.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cairn.config import ContextSettings
 from cairn.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
@@ -82,11 +83,26 @@ class RepoReader:
         self._cache_size = 8192
         #: Ancestry over this store (through the cache): the one implementation the engine, import and fsck share.
         self.lineage = Lineage(self._known, self._changes)
+        #: The branch a view made by ``on_branch`` reads and writes instead of HEAD's.
+        self.pinned_branch: str | None = None
+        #: The project's config and plugins when opened by ``cairn.repo.open_repo`` (None otherwise).
+        self.config: Any = None
+        self.plugins: Any = None
+
+    def on_branch(self: _R, branch: str) -> _R:
+        """A view of this repository that reads and commits on ``branch`` and never moves HEAD.
+
+        It shares the store and the caches; closing the repository closes it too (closing the view does not).
+        """
+        view = copy.copy(self)
+        view.pinned_branch = branch
+        return view
 
     # -- lifecycle -------------------------------------------------------------
 
     def close(self) -> None:
-        self.store.close()
+        if self.pinned_branch is None:  # a view's store belongs to the repository it was made from
+            self.store.close()
 
     def __enter__(self: _R) -> _R:
         return self
@@ -230,6 +246,9 @@ class RepoReader:
 
     def head_state(self) -> tuple[str | None, str | None]:
         """(branch ref HEAD points to or None when detached, HEAD's commit hash or None when unborn)."""
+        if self.pinned_branch is not None:
+            ref = branch_ref(self.pinned_branch)
+            return ref, self.refs.get_ref(ref)
         value = self._ensure_head()
         if value.startswith(SYMBOLIC_PREFIX):
             ref = value[len(SYMBOLIC_PREFIX) :]

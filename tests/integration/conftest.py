@@ -43,3 +43,33 @@ def cairn(cairn_env: Path) -> Cairn:
     tool = Cairn(cairn_env)
     tool("init")
     return tool
+
+
+#: The key the fake OpenAI server of ``openai_project`` wants, and the variable that holds it.
+FAKE_KEY = "sk-canary-fake-llm-5511"
+FAKE_KEY_ENV = "CAIRN_IT_OPENAI_KEY"
+
+
+@pytest.fixture
+def fake_llm(monkeypatch: pytest.MonkeyPatch):
+    """A loopback fake OpenAI server (``cairn.testing.fake_openai``) whose key is in ``$CAIRN_IT_OPENAI_KEY``."""
+    from cairn.testing.fake_openai import FakeOpenAI
+
+    monkeypatch.setenv(FAKE_KEY_ENV, FAKE_KEY)
+    with FakeOpenAI(api_key=FAKE_KEY, model="gpt-4o-mini") as fake:
+        yield fake
+
+
+def ask_fake_llm(project: Path, server, *, storage: str | None = None) -> None:
+    """Write a cairn.toml asking ``server`` (cairn-openai), on ``storage`` when given."""
+    line = f'storage = "{storage}"\n' if storage else ""
+    (project / "cairn.toml").write_text(
+        f"""[cairn]
+{line}llm = "openai"
+
+[llm.openai]
+base_url = "{server.url}"
+api_key_env = "{FAKE_KEY_ENV}"
+model = "gpt-4o-mini"
+"""
+    )

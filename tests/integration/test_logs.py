@@ -103,7 +103,10 @@ def test_a_failed_ask_is_logged_with_its_error_kind_and_no_secret(cairn, server:
     cairn.run("ask", "hello?", check=False)
     [call] = cairn.json("logs")
     assert call["status"] == "failed" and call["outcome"] == "auth_failed"
-    assert call["prompt_commit"] == log(cairn)[0]["hash"] and call["reply_commit"] is None
+    # The question is kept, and answered by the partial marker so that roles keep alternating.
+    marker, question = log(cairn)[:2]
+    assert call["prompt_commit"] == question["hash"] and call["reply_commit"] == marker["hash"]
+    assert marker["metadata"]["partial"] is True and marker["metadata"]["finish_reason"] == "auth_failed"
     assert KEY not in json.dumps(call) and KEY not in cairn("logs", "show", call["id"]).stdout
 
 

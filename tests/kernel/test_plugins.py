@@ -46,6 +46,8 @@ BUILTIN_TYPES = [
     "memory.episode",
     "compaction",
     "compaction.summary",
+    "session.record",
+    "session.checkpoint",
 ]
 
 

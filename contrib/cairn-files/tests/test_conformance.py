@@ -6,6 +6,7 @@ import pytest
 from cairn_files.store import FileStore, open_in_directory
 
 from cairn.storage import facets_of
+from cairn.testing.sessions_suite import SessionsOverStore
 from cairn.testing.storage import AnnotationsConformance, ObjectsConformance, RefsConformance
 
 
@@ -17,3 +18,11 @@ class TestFileStore(ObjectsConformance, RefsConformance, AnnotationsConformance)
 
 def test_declares_objects_refs_and_annotations_only() -> None:
     assert facets_of(FileStore) == {"objects", "refs", "annotations"}
+
+
+class TestSessionsOverThisStore(SessionsOverStore):
+    """Sessions and checkpoints are commits and refs: this store keeps them with no code of its own."""
+
+    @pytest.fixture
+    def store_opener(self):  # type: ignore[no-untyped-def]
+        return open_in_directory

@@ -128,6 +128,8 @@ cli.lazy_modules.update(
         "cairn.cli.exec_cmd": ("exec",),
         "cairn.cli.agents_cmd": ("tools", "skills", "mcp"),
         "cairn.cli.compact_cmd": ("compact",),
+        "cairn.cli.session_cmd": ("session",),
+        "cairn.cli.checkpoint_cmd": ("checkpoint",),
     }
 )
 # `cairn mcp list` is built in; cairn-serve adds `cairn mcp serve` to the same group.

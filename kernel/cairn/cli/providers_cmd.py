@@ -12,17 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cairn.asking import MAX_TOOL_ROUNDS
 from cairn.cli._app import Count, State, echo_json, json_option, pass_state, print_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.providers import Providers
-
-#: Output tokens ``cairn ask`` reserves for the reply (at most the model's own limit).
-REPLY_TOKENS = 4096
-#: With --tools: how many times the model may call tools before it must answer.
-MAX_TOOL_ROUNDS = 8
-#: What a reply without text is committed as (empty text is refused), with ``empty_reply`` in its metadata.
-EMPTY_REPLY = "(the model replied with no text)"
 
 
 def register(cli: click.Group) -> None:
@@ -103,138 +97,70 @@ def _ask(
     use_tools: bool = False,
     **provider_options: Any,
 ) -> None:
-    from cairn.errors import BudgetExceededError, CairnError
-    from cairn.providers import ChatRequest
+    from cairn.asking import ask
+    from cairn.cli.artifacts_cmd import image_reader
+    from cairn.sessions import Sessions
 
     if text == "-":
         text = sys.stdin.read().rstrip("\n")  # the newline that ends the input is not part of the question
     repo = state.repo
     tools = _configured_tools(state) if use_tools else None
+    # On a session's branch the ask is the session's: its provider and model, its running totals.
+    session = Sessions(repo).on_branch(repo.branch)
+    if session is not None:
+        session.check_open()
+        model = model or session.record.model
+    streamed = False
+
+    def show(piece: str) -> None:
+        nonlocal streamed
+        streamed = True
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
+
     # The recording closes after the providers: a failure that escapes is recorded as the call's outcome.
     with contextlib.ExitStack() as recording, _providers(state, **provider_options) as providers:
-        llm = providers.llm()
-        problem = llm.provider.readiness()
-        if problem is not None:
-            raise problem  # before committing anything: a question nobody can answer is not history
-        caps = llm.capabilities(model)
-        if tools is not None and not caps.tools:
-            from cairn.errors import ValidationError
-
-            raise ValidationError(
-                f"{llm.name} model {model or '(the default)'} does not take tools",
-                hint="ask without --tools, or choose a provider and model that take tools (`cairn providers`)",
-            )
-        reply_tokens = min(caps.max_output_tokens, REPLY_TOKENS) if caps.max_output_tokens else None
-        limit = budget
-        if caps.context_window is not None:
-            room = caps.context_window - (reply_tokens or 0)
-            limit = min(limit, room) if limit else room
-        question = repo.append({"content_type": "dialogue", "role": "user", "text": text}, message="cairn ask")
-        streamed = False
-        recorder = recording.enter_context(_call_recorder(state, providers))
-        recorder.note(prompt_commit=question.hash)
+        llm = providers.llm(session.record.provider if session is not None else None)
+        if llm.provider.readiness() is None:
+            recorder = recording.enter_context(_call_recorder(state, providers))
+        else:
+            recorder = None  # ask raises the readiness problem before anything is recorded
         try:
-            from cairn.cli.artifacts_cmd import image_reader
-
-            # A model that takes images is shown the images artifact references point at.
-            repo.maybe_compact()  # [context] compact_at: before the call as after each commit
-            with image_reader(state) if caps.images else contextlib.nullcontext() as reader:
-                context = repo.materialize(budget=limit, images=reader)
-            rounds = 0
-            if question.hash not in {item.item for item in context.items}:
-                asked = repo.content_of(question)
-                assert asked is not None  # an append always carries its content
-                raise BudgetExceededError(
-                    repo.count_content(asked),
-                    limit or 0,
-                    what="the question alone",
-                    hint="raise --budget, or ask something shorter",
-                )
-            offered = [spec.to_provider() for spec in tools.values()] if tools else ()
-            while True:
-                request = ChatRequest(
-                    context.neutral_messages, model=model, max_output_tokens=reply_tokens, tools=offered
-                )
-                if no_stream or as_json:
-                    response = llm.complete(request)
-                else:
-                    stream = llm.stream(request)
-                    for chunk in stream:
-                        if chunk.content:
-                            streamed = True
-                            click.echo(chunk.content, nl=False)
-                            sys.stdout.flush()
-                    streamed_response = stream.response
-                    assert streamed_response is not None
-                    response = streamed_response
-                if not response.tool_calls or tools is None:
-                    break
-                if rounds == MAX_TOOL_ROUNDS:
-                    from cairn.errors import ProviderError
-
-                    raise ProviderError(
-                        f"the model still called tools after {MAX_TOOL_ROUNDS} rounds without answering",
-                        hint="ask more precisely, or without --tools",
-                    )
-                rounds += 1
-                _run_tool_calls(state, repo, response, tools, provider_options.get("gate"))
-                with image_reader(state) if caps.images else contextlib.nullcontext() as reader:
-                    context = repo.materialize(budget=limit, images=reader)
-        except CairnError as exc:
+            result = ask(
+                repo,
+                llm,
+                text,
+                model=model,
+                budget=budget,
+                stream=not (no_stream or as_json),
+                on_text=show,
+                recorder=recorder,
+                images=lambda: image_reader(state),
+                derive_metadata=session.totals_after if session is not None else None,
+                tools=[spec.to_provider() for spec in tools.values()] if tools is not None else None,
+                run_tools=(
+                    (lambda response: _run_tool_calls(state, repo, response, tools, provider_options.get("gate")))
+                    if tools is not None
+                    else None
+                ),
+            )
+        finally:
             if streamed:
                 click.echo()
-            kept = f"the question is kept as commit {question.short}"
-            exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
-            raise
-        usage = response.usage.to_dict() if response.usage else None
-        meta = {
-            "provider": response.provider,
-            "model": response.model,
-            "usage": usage,
-            "cost": None if response.cost is None else round(response.cost, 12),  # no float noise in history
-            "finish_reason": response.finish_reason,
-            "request_id": response.request_id,
-            "latency_ms": round(response.latency_s * 1000, 1),
-            "context_tokens": context.token_count,
-            **({"tool_rounds": rounds} if tools is not None else {}),
-            "context_tokenizer": repo.tokenizer.name,  # whose estimate context_tokens is (`cairn status` compares)
-        }
-        said = response.content or ""
-        if not said.strip():  # empty text is refused at commit time; the reply and its usage are still history
-            said, meta["empty_reply"] = EMPTY_REPLY, True
-        reply = repo.append(
-            {"content_type": "dialogue", "role": "assistant", "text": said},
-            message="cairn ask: reply",
-            reply_to=question.hash,
-            metadata=meta,
-        )
-        recorder.finish(
-            prompt_commit=question.hash,
-            reply_commit=reply.hash,
-            budget=limit,
-            **{k: meta[k] for k in ("provider", "model", "usage", "cost", "latency_ms", "finish_reason", "request_id")},
-        )
+                streamed = False
     if as_json:
-        echo_json(
-            {
-                "question": question.hash,
-                "reply": reply.hash,
-                "content": response.content,
-                "dropped": len(context.dropped),
-                **meta,
-            }
-        )
+        echo_json(result.to_dict())
         return
     if no_stream:
-        click.echo(response.content or "")
-    elif streamed:
-        click.echo()
-    cost = "unknown cost" if response.cost is None else f"cost {response.cost:.6f}"
+        click.echo(result.content)
+    meta = result.metadata
+    usage, cost = meta["usage"], meta["cost"]
+    cost_text = "unknown cost" if cost is None else f"cost {cost:.6f}"
     tokens = f"{usage['input_tokens']} in / {usage['output_tokens']} out" if usage else "no usage"
     estimated = " (estimated)" if usage and usage["estimated"] else ""
     click.echo(
-        f"[{response.provider} {response.model}] {tokens}{estimated}, {cost}; "
-        f"committed {question.short} and {reply.short}",
+        f"[{meta['provider']} {meta['model']}] {tokens}{estimated}, {cost_text}; "
+        f"committed {result.question.short} and {result.reply.short}",
         err=True,
     )
 

@@ -110,3 +110,17 @@ def add_run_messages(directory: str, worker: int, count: int, run_id: str, barri
     except BaseException as exc:  # report, never hang the parent
         barrier.abort()
         results.put((worker, acked, f"{type(exc).__name__}: {exc}"))
+
+
+def two_clones(tmp_path: Path) -> tuple[Path, Path]:
+    """Two clones (``a`` and ``b``, each with its own identity) of a bare remote holding one commit."""
+    seed = make_repo(tmp_path / "seed")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(seed), str(remote))
+    clones = []
+    for name in ("a", "b"):
+        git(tmp_path, "clone", "-q", str(remote), name)
+        git(tmp_path / name, "config", "user.name", f"Machine {name.upper()}")
+        git(tmp_path / name, "config", "user.email", f"{name}@example.invalid")
+        clones.append(tmp_path / name)
+    return clones[0], clones[1]

@@ -6,23 +6,14 @@ from pathlib import Path
 
 import pytest
 from cairn_git.store import GitStore
-from helpers import git, make_repo
+from helpers import two_clones
 
 from cairn.testing.storage.artifacts import make_artifact_record, make_snapshot_record
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> tuple[Path, Path]:
-    seed = make_repo(tmp_path / "seed")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "clone", "-q", "--bare", str(seed), str(remote))
-    clones = []
-    for name in ("a", "b"):
-        git(tmp_path, "clone", "-q", str(remote), name)
-        git(tmp_path / name, "config", "user.name", f"Machine {name.upper()}")
-        git(tmp_path / name, "config", "user.email", f"{name}@example.invalid")
-        clones.append(tmp_path / name)
-    return clones[0], clones[1]
+    return two_clones(tmp_path)
 
 
 def test_records_made_apart_meet_after_a_sync(world) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from cairn_git.store import GitStore, open_in_directory
 from helpers import git, make_repo
 
 from cairn.storage import Store, facets_of
+from cairn.testing.sessions_suite import SessionsOverStore
 from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
@@ -100,3 +101,11 @@ def test_declares_every_facet() -> None:
         "nonces",
     }
     assert GitStore.name == "git"
+
+
+class TestSessionsOverThisStore(SessionsOverStore):
+    """Sessions and checkpoints are commits and refs: this store keeps them with no code of its own."""
+
+    @pytest.fixture
+    def store_opener(self):  # type: ignore[no-untyped-def]
+        return open_in_directory

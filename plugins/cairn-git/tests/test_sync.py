@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cairn_git.store import GitStore
-from helpers import events, fsck, git, make_repo, run, user_state
+from helpers import events, fsck, git, make_repo, run, two_clones, user_state
 
 from cairn.errors import StorageError
 from cairn.model import Annotation, Priority
@@ -25,16 +25,8 @@ def content_types():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def world(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A bare remote holding one commit, and two clones of it."""
-    seed = make_repo(tmp_path / "seed")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "clone", "-q", "--bare", str(seed), str(remote))
-    clones = []
-    for name in ("a", "b"):
-        git(tmp_path, "clone", "-q", str(remote), name)
-        git(tmp_path / name, "config", "user.name", f"Machine {name.upper()}")
-        git(tmp_path / name, "config", "user.email", f"{name}@example.invalid")
-        clones.append(tmp_path / name)
-    return remote, clones[0], clones[1]
+    a, b = two_clones(tmp_path)
+    return tmp_path / "remote.git", a, b
 
 
 def say(repo: Repo, text: str) -> str:

@@ -13,6 +13,7 @@ from cairn_postgres.store import PostgresStore
 from cairn_postgres.testing import open_in_directory
 
 from cairn.storage import Store
+from cairn.testing.sessions_suite import SessionsOverStore
 from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
@@ -49,3 +50,11 @@ class TestPostgresConformance(
     @pytest.fixture
     def corrupt_blob(self) -> CorruptBlob:
         return overwrite_blob
+
+
+class TestSessionsOverThisStore(SessionsOverStore):
+    """Sessions and checkpoints are commits and refs: this store keeps them with no code of its own."""
+
+    @pytest.fixture
+    def store_opener(self):  # type: ignore[no-untyped-def]
+        return open_in_directory

@@ -10,6 +10,7 @@ import pytest
 from cairn_sqlite.store import SqliteStore, open_in_directory
 
 from cairn.storage import Store
+from cairn.testing.sessions_suite import SessionsOverStore
 from cairn.testing.storage import (
     ArtifactMetaConformance,
     CorruptBlob,
@@ -43,3 +44,11 @@ class TestSqliteConformance(
     @pytest.fixture
     def corrupt_blob(self) -> CorruptBlob:
         return overwrite_blob
+
+
+class TestSessionsOverThisStore(SessionsOverStore):
+    """Sessions and checkpoints are commits and refs: this store keeps them with no code of its own."""
+
+    @pytest.fixture
+    def store_opener(self):  # type: ignore[no-untyped-def]
+        return open_in_directory
