@@ -74,13 +74,13 @@ def clone_schema(source: Path, target: Path, synchronous: str = "full") -> sqlit
     """A new database with the store's exact tables and indexes, empty."""
     conn = raw_connection(target, synchronous)
     with sqlite3.connect(source) as src:
-        statements = [
-            sql
-            for (sql,) in src.execute(
-                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
-                "ORDER BY type = 'index'"
-            )
-        ]
+        rows = src.execute(
+            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY type != 'table', type = 'index'"
+        ).fetchall()
+    # A virtual table (full-text search) makes its own shadow tables: create it, never them.
+    virtual = [name for name, sql in rows if sql.upper().startswith("CREATE VIRTUAL TABLE")]
+    statements = [sql for name, sql in rows if not any(name.startswith(f"{v}_") for v in virtual)]
     for sql in statements:
         conn.execute(sql)
     return conn

@@ -116,7 +116,7 @@ def _dependencies(cwd: str) -> dict[str, list[int] | None]:
             paths.add(str(user_config_file()))
         elif override:
             paths.add(override)
-    except Exception:  # noqa: BLE001 - without a user config path the cache is simply less precise
+    except Exception:  # without a user config path the cache is simply less precise
         pass
     for entry in sys.path:
         if entry and os.path.isdir(entry):
@@ -176,7 +176,7 @@ def main() -> Any:
             if text is None:
                 try:
                     text = _render(cwd)
-                except Exception:  # noqa: BLE001 - the ordinary path below reports whatever went wrong
+                except Exception:  # the ordinary path below reports whatever went wrong
                     text = None
                 if text is not None:
                     _store(key, cwd, text)
