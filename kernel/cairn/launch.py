@@ -49,9 +49,10 @@ def _width() -> int:
     except ValueError:
         columns = 0
     if columns <= 0:
+        stream = sys.__stdout__
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
+            columns = os.get_terminal_size(stream.fileno()).columns if stream is not None else 80
+        except (ValueError, OSError):
             columns = 80
     return columns
 
