@@ -1,5 +1,5 @@
 """``python -m cairn``: the same as the ``cairn`` command."""
 
-from cairn.cli import main
+from cairn.launch import main
 
 main()

@@ -40,6 +40,7 @@ It masks more: known values from ``MIN_STRICT_SECRET`` characters, any
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -78,8 +79,14 @@ _STRONG = re.compile(
 _WEAK_END = re.compile(r"(?i)(?:key|keys|token|pass|[_.-]pwd|auth)\Z")
 _ENV_END = re.compile(r"(?i)[_.-]env\Z")
 _N = r"A-Za-z0-9_.\-"  # the characters of a name
+#: Strings up to this long have their masked form remembered by each ``Redactor`` (keys, labels, short
+#: values repeat across the events of a run), the first ``_MEMO_SIZE`` of them.
+_MEMO_LENGTH = 200
+_MEMO_SIZE = 4096
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
+@functools.lru_cache(maxsize=4096)  # the same few field and variable names are asked about over and over
 def looks_secret_name(name: str) -> bool:
     """Whether a variable, key or option called ``name`` holds a secret.
 
@@ -296,6 +303,8 @@ class Redactor:
         ordered = sorted(values, key=lambda v: (-len(v), v))
         self._known = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
         self.size = len(ordered)
+        self._memo: dict[str, str] = {}
+        self._keys: dict[str, tuple[str, bool]] = {}  # a mapping key: (its masked form, whether it names a secret)
 
     @classmethod
     def from_environment(
@@ -319,6 +328,18 @@ class Redactor:
         """``text`` with every secret masked; unchanged when it holds none."""
         if not text:
             return text
+        short = len(text) <= _MEMO_LENGTH
+        if short:
+            done = self._memo.get(text)
+            if done is not None:
+                return done
+        masked = self._settle(text)
+        if short and len(self._memo) < _MEMO_SIZE:
+            self._memo[text] = masked  # the first strings seen stay: a run's keys and labels come early
+        return masked
+
+    def _settle(self, text: str) -> str:
+        """Mask until nothing more changes (see the module docstring)."""
         for _ in range(_MAX_PASSES):
             before = text
             if self._known is not None:
@@ -362,16 +383,45 @@ class Redactor:
     def value(self, value: Any, *, secret: bool = False) -> Any:
         """A JSON-like value with every string masked as by ``text``; under a secret-looking key
         (``{"api_key": "..."}``), every string is masked whole."""
-        if isinstance(value, str):
-            return (MASK if value else value) if secret else self.text(value)
-        if isinstance(value, Mapping):
+        return self._walk(value, secret)
+
+    def _walk(self, value: Any, secret: bool) -> Any:
+        # The hot path of recording (every event of a run passes here): exact types are tested first,
+        # the strings seen before are looked up in the memo without a call, and scalars are copied inline.
+        kind = type(value)
+        if kind is str or isinstance(value, str):
+            if secret:
+                return MASK if value else value
+            done = self._memo.get(value)
+            return done if done is not None else self.text(value)
+        if kind in _SCALARS:
+            return value  # numbers, booleans and None hold no text
+        if kind is dict or isinstance(value, Mapping):
+            memo, keys = self._memo, self._keys
             out: dict[Any, Any] = {}
             for key, item in value.items():
-                hidden = secret or (isinstance(key, str) and looks_secret_name(key))
-                out[self.text(key) if isinstance(key, str) else key] = self.value(item, secret=hidden)
+                known = keys.get(key) if type(key) is str else None
+                if known is not None:
+                    shown, hidden = known
+                    hidden = hidden or secret
+                elif isinstance(key, str):
+                    shown, named = self.text(key), looks_secret_name(key)
+                    if len(keys) < _MEMO_SIZE:
+                        keys[key] = (shown, named)
+                    hidden = secret or named
+                else:
+                    hidden, shown = secret, key
+                item_kind = type(item)
+                if item_kind in _SCALARS:
+                    out[shown] = item
+                elif item_kind is str and not hidden:
+                    done = memo.get(item)
+                    out[shown] = done if done is not None else self.text(item)
+                else:
+                    out[shown] = self._walk(item, hidden)
             return out
         if isinstance(value, (list, tuple)):
-            return type(value)(self.value(item, secret=secret) for item in value)
+            return type(value)(self._walk(item, secret) for item in value)
         return value
 
     def field(self, name: str, value: Any) -> Any:

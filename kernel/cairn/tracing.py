@@ -69,10 +69,16 @@ class SessionTrace:
         return data
 
 
-def _duration(events: list[Mapping[str, Any]]) -> str:
-    if len(events) < 2:
+def _duration(events: list[Mapping[str, Any]], started_at: str | None, ended_at: str | None) -> str:
+    if started_at is not None and ended_at is not None:
+        seconds = (parse_time(ended_at) - parse_time(started_at)).total_seconds()
+    elif len(events) < 2:
         return "0s"
-    seconds = (parse_time(events[-1]["ts"]) - parse_time(events[0]["ts"])).total_seconds()
+    else:
+        seconds = (parse_time(events[-1]["ts"]) - parse_time(events[0]["ts"])).total_seconds()
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f}s".replace(".0s", "s")  # 4.9s, never "0s" for a trace that took time
     if seconds < 60:
         return f"{seconds:.0f}s"
     if seconds < 3600:
@@ -80,17 +86,25 @@ def _duration(events: list[Mapping[str, Any]]) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def summarize(name: str, classification: str, events: Iterable[Mapping[str, Any]]) -> str:
+def summarize(
+    name: str,
+    classification: str,
+    events: Iterable[Mapping[str, Any]],
+    started_at: str | None = None,
+    ended_at: str | None = None,
+) -> str:
     """``"name (classification): 12 events over 3m — 7 context:commit, 4 ledger:run, 1 chat:message"``.
 
     A pure function of its inputs: names sorted by count, then alphabetically.
+    The time is the trace's own span when ``started_at`` and ``ended_at`` are
+    given, else the span of its events.
     """
     events = list(events)
     counts = collections.Counter(e["event"] for e in events)
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     detail = ", ".join(f"{n} {kind}" for kind, n in ordered) or "nothing happened"
     noun = "event" if len(events) == 1 else "events"
-    return f"{name} ({classification}): {len(events)} {noun} over {_duration(events)} — {detail}"
+    return f"{name} ({classification}): {len(events)} {noun} over {_duration(events, started_at, ended_at)} — {detail}"
 
 
 def _event_record(event: Event) -> dict[str, Any]:
@@ -119,15 +133,16 @@ class Recording:
 
     def stop(self) -> SessionTrace:
         self._unsubscribe()
+        ended_at = now()
         return SessionTrace(
             self.name,
             self.classification,
             self.user,
             self.code_ref,
             self.started_at,
-            now(),
+            ended_at,
             tuple(self.events),
-            summarize(self.name, self.classification, self.events),
+            summarize(self.name, self.classification, self.events, self.started_at, ended_at),
         )
 
 
@@ -234,15 +249,16 @@ class ActiveRecordings:
         header = self.header(name)
         with FileLock(str(lock_path), timeout=30):
             events = self.events(name)
+            ended_at = now()
             trace = SessionTrace(
                 header["name"],
                 header["classification"],
                 header.get("user"),
                 header.get("code_ref"),
                 header["started_at"],
-                now(),
+                ended_at,
                 tuple(events),
-                summarize(header["name"], header["classification"], events),
+                summarize(header["name"], header["classification"], events, header["started_at"], ended_at),
             )
             header_path.unlink()
             events_path.unlink(missing_ok=True)

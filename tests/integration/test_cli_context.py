@@ -321,3 +321,37 @@ def test_show_keeps_labels_and_values_apart(cairn):
     assert fields["cumulative_tokens"].isdigit() and fields["message"] == "greeting"
     assert json.loads(fields["metadata"]) == {"turn": 2}
     assert len({len(line) - len(line.split(None, 1)[1]) for line in lines}) == 1
+
+
+def test_log_graph_keeps_its_columns_on_diverged_branches(cairn):
+    # Three lines of descent fork from "two"; each joins the one to its left where they meet, and
+    # every other lane stays in its column (the graph used to shift a column at the fork).
+    for args in (
+        ("commit", "one"),
+        ("commit", "two"),
+        ("switch", "-c", "alt"),
+        ("commit", "a1"),
+        ("switch", "main"),
+        ("switch", "-c", "third"),
+        ("commit", "t1"),
+        ("commit", "t2"),
+        ("switch", "main"),
+        ("commit", "m3"),
+        ("switch", "alt"),
+        ("commit", "a2"),
+    ):
+        cairn(*args)
+    lines = cairn("log", "--graph").stdout.splitlines()
+    drawn = [(re.match(r"[ |*/_]*", line).group(0).rstrip(), line.rsplit(" ", 1)[-1]) for line in lines]
+    drawn = [(lanes, "" if text == lanes.split()[-1] else text) for lanes, text in drawn]
+    assert drawn == [
+        ("*", "a2"),
+        ("| *", "m3"),
+        ("| | *", "t2"),
+        ("| | *", "t1"),
+        ("| |/", ""),
+        ("* |", "a1"),
+        ("|/", ""),
+        ("*", "two"),
+        ("*", "one"),
+    ]

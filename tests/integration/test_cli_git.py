@@ -68,7 +68,8 @@ def test_two_clones_share_runs_and_context_through_a_bare_remote(tmp_path, git_p
     git(second_dir, "remote", "add", "origin", str(remote))
     (second_dir / "cairn.toml").write_text('[cairn]\nstorage = "git"\n')
     second.run("run", "--", sys.executable, "-c", "pass")  # written apart: unrelated ledger histories
-    second("ledger", "pull")
+    pulled = second("ledger", "pull").stdout
+    assert pulled.startswith("pulled from origin: ") and "pushed" not in pulled  # a pull says nothing of pushing
     second("ledger", "push")
     first("ledger", "pull")
     ids_first = {r["run_id"] for r in first.json("runs", "list")}

@@ -235,6 +235,21 @@ def test_summary_is_a_pure_function_of_the_events():
     assert summarize("s", "debug", []) == "s (debug): 0 events over 0s — nothing happened"
 
 
+@pytest.mark.parametrize(
+    ("started", "ended", "shown"),
+    [
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:04.900000Z", "4.9s"),
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00.400000Z", "0.4s"),
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:42Z", "42s"),
+        ("2026-01-01T00:00:00Z", "2026-01-01T02:30:00Z", "2.5h"),
+    ],
+)
+def test_a_trace_is_summarised_over_its_own_span(started: str, ended: str, shown: str) -> None:
+    # One event, or events close together, used to make a 4.9 s trace "over 0s".
+    events = [{"event": "context:commit", "ts": started, "payload": {}}]
+    assert summarize("s", "debug", events, started, ended) == f"s (debug): 1 event over {shown} — 1 context:commit"
+
+
 def test_recordings_capture_the_bus_and_can_overlap(bus, chat, ledger):
     outer = Recording("outer", bus=bus, user="ann")
     chat.send("one")

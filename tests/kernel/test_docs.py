@@ -124,3 +124,27 @@ def test_the_storage_guide_shows_cairn_files_as_it_is():
             position = found + len(excerpt)
         shown += 1
     assert shown == 4, "docs/storage.md should show cairn-files' entry point, hook module, store and tests"
+
+
+def test_the_plugin_guides_memory_state_example_runs_as_written(cairn_env: Path) -> None:
+    # docs/plugins.md shows how to hand the CLI a State over a MemoryStore; its class must work as printed
+    # (it once assigned to the read-only State.store property).
+    from click.testing import CliRunner
+
+    from cairn.cli import State
+    from cairn.repo import Repo
+    from cairn.testing.fakes import WordTokenizer
+    from cairn.testing.memory import MemoryStore
+
+    guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", guide, flags=re.S) if "class MemoryState" in b)
+    source = block.split("class MemoryState", 1)[1].split("\n\n\n", 1)[0]
+    namespace = {"State": State, "Repo": Repo, "WordTokenizer": WordTokenizer}
+    exec("class MemoryState" + source, namespace)  # the documented class, run as a reader would
+    store = MemoryStore()
+    state = namespace["MemoryState"](store)
+    result = CliRunner().invoke(cli, ["commit", "hello from the guide"], obj=state)
+    assert result.exit_code == 0, result.output
+    (head,) = [value for name, value in store.list_refs().items() if name.startswith("refs/heads/")]
+    (commit,) = store.get_commits([head]).values()  # the command wrote to the State's own store
+    assert b"hello from the guide" in store.get_blobs([commit.content_hash])[commit.content_hash]

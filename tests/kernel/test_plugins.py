@@ -979,3 +979,13 @@ def test_a_backend_check_is_reported_at_its_key(cairn_env: Path) -> None:
         ("storage.fake", "path", 6, "/dev/null is not a regular file")
     ]
     assert seen[0].data_dir == config.data_dir and seen[0].name == "fake"
+
+
+def test_cairn_plugins_lists_the_commands_a_plugin_registers(site: FakeSite, isolated_cli: None) -> None:
+    site.install("cairn-fake-commands", {"commands": COMMANDS})
+    listed = CliRunner().invoke(cli, ["plugins", "--json"], env=site.only())
+    assert listed.exit_code == 0, listed.output
+    (fake,) = [info for info in json.loads(listed.output) if info["name"] == "commands"]
+    assert fake["registers"] == {"commands": ["fake-cmd"]}
+    table = CliRunner().invoke(cli, ["plugins"], env=site.only())
+    assert "commands: fake-cmd" in table.output

@@ -317,3 +317,39 @@ def test_strict_leaves_nothing_the_default_would_mask_and_settles(text: str, sec
     once = Redactor([secret], strict=True).text(text)
     assert Redactor([secret], strict=True).text(once) == once
     assert Redactor([secret]).text(once) == once
+
+
+def _reference_value(value: object, secrets: list[str], secret: bool = False) -> object:
+    """``Redactor.value`` by its definition, every string through a fresh redactor (nothing remembered)."""
+    if isinstance(value, str):
+        return (MASK if value else value) if secret else redact_text(value, secrets=secrets)
+    if isinstance(value, dict):
+        return {
+            (redact_text(k, secrets=secrets) if isinstance(k, str) else k): _reference_value(
+                v, secrets, secret or (isinstance(k, str) and looks_secret_name(k))
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(_reference_value(v, secrets, secret) for v in value)
+    return value
+
+
+JSON_KEYS = st.sampled_from(["api_key", "token", "text", "reason", "PASSWORD", "score", "env", "k"]) | st.text(
+    max_size=12
+)
+JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(JSON_KEYS, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(values=st.lists(JSON_VALUES, min_size=1, max_size=4), secret=st.text(min_size=MIN_SECRET, max_size=16))
+def test_what_a_redactor_remembers_never_changes_what_it_masks(values: list[object], secret: str) -> None:
+    # One redactor masks many events in turn and remembers the strings and keys it saw: every answer
+    # is what a redactor that never saw anything before gives.
+    r = Redactor([secret])
+    for value in [*values, *values]:
+        assert r.value(value) == _reference_value(value, [secret])

@@ -128,10 +128,14 @@ def _log_graph(repo: Any, limit: int | None) -> None:
     ordered = sorted(commits.values(), key=lambda c: (c.created_at, c.depth), reverse=True)
     if limit:
         ordered = ordered[:limit]
+    # One lane per line of descent; a lane keeps its column until it ends, so rows stay aligned.
     lanes: list[str | None] = []
     for commit in ordered:
         if commit.hash in lanes:
             column = lanes.index(commit.hash)
+        elif None in lanes:
+            column = lanes.index(None)  # a tip takes the column of a line of descent that ended
+            lanes[column] = commit.hash
         else:
             lanes.append(commit.hash)
             column = len(lanes) - 1
@@ -142,13 +146,30 @@ def _log_graph(repo: Any, limit: int | None) -> None:
             f"{row}{click.style(commit.short, fg='yellow')}{click.style(names, fg='green')} "
             f"{commit.operation.value} {commit.content_type or ''} {summary(content, 50)}".rstrip()
         )
-        merged = [i for i, lane in enumerate(lanes) if lane == commit.parent and i != column and commit.parent]
         lanes[column] = commit.parent
-        for i in merged:  # another line of descent joins this one: its branch forked here
-            click.echo("".join("|/" if j == i else ("| " if lane else "  ") for j, lane in enumerate(lanes)))
-            lanes[i] = None
+        if commit.parent:
+            # Lines of descent that meet at the parent (a fork, seen from above) join the leftmost of them.
+            sharing = [i for i, lane in enumerate(lanes) if lane == commit.parent]
+            for i in reversed(sharing[1:]):
+                click.echo(_join_row(lanes, sharing[0], i))
+                del lanes[i]  # the lanes to its right move one column left, as the row drew
         while lanes and lanes[-1] is None:
             lanes.pop()
+
+
+def _join_row(lanes: list[str | None], keep: int, joining: int) -> str:
+    """The row that draws lane ``joining`` running into lane ``keep`` on its left (``|/``, ``|_|/`` further
+    out) and every lane to its right moving one column left (`` /``)."""
+    chars = [" "] * (2 * len(lanes))
+    for j, lane in enumerate(lanes):
+        if j < joining and lane:
+            chars[2 * j] = "|"
+        elif j > joining and lane:
+            chars[2 * j - 1] = "/"
+    for j in range(keep, joining - 1):
+        chars[2 * j + 1] = "_"
+    chars[2 * joining - 1] = "/"
+    return "".join(chars).rstrip()
 
 
 @click.command("show")

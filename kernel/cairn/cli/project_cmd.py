@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from cairn.cli._app import SafePath, State, echo_json, json_option, pass_state, plural, print_table, report
+from cairn.cli._app import (
+    CairnGroup,
+    SafePath,
+    State,
+    echo_json,
+    json_option,
+    pass_state,
+    plural,
+    print_table,
+    report,
+)
 from cairn.errors import ConfigError
 
 INIT_TEMPLATE = """\
@@ -62,6 +72,9 @@ def plugins_command(state: State, as_json: bool) -> None:
         data_dir = None  # `cairn config validate` explains; the list is still useful
     if data_dir is not None:
         state.plugins.remember_failures(load_failures(data_dir).values())
+    group = click.get_current_context().find_root().command
+    if isinstance(group, CairnGroup):
+        state.plugins.commands(reserved=group._builtin_names())  # so each plugin's commands are listed too
     infos = state.plugins.describe()
     if as_json:
         echo_json([info.to_dict() for info in infos])

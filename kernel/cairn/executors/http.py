@@ -10,8 +10,6 @@ so a call can never leave the allowlist.
 from __future__ import annotations
 
 import fnmatch
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,11 +31,6 @@ class HttpConfig:
     allow: list[str] = attrs.field(factory=list)
     timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     max_bytes: int = attrs.field(default=1_000_000, validator=attrs.validators.gt(0))
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the 3xx response is the result
 
 
 class HttpExecutor(Executor):
@@ -84,8 +77,17 @@ class HttpExecutor(Executor):
         self.check(input)
         url, headers = input["url"], input.get("headers", {})
         body = input["body"].encode("utf-8") if "body" in input else None
+        # urllib.request (and http.client, email ...) load here, not when the kernel registers this
+        # executor: every cairn command registers it, few send a request.
+        import urllib.error
+        import urllib.request
+
+        class NoRedirects(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None  # the 3xx response is the result
+
         request = urllib.request.Request(url, data=body, headers=dict(headers), method=input.get("method", "GET"))
-        opener = urllib.request.build_opener(_NoRedirects)
+        opener = urllib.request.build_opener(NoRedirects)
         limit = self.config.max_bytes
         redactor = Redactor.from_environment(names=())
         try:

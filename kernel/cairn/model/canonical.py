@@ -34,14 +34,18 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 #: Lists and objects nest at most this deep in anything cairn hashes and stores, so every
 #: later reader (json, exports, imports, renderers), recursive or not, can take it.
 MAX_NESTING = 100
+_CONTAINERS = (dict, list, tuple)
 
 
 def _check_keys(value: Any) -> None:
     """Refuse non-string object keys and nesting deeper than ``MAX_NESTING``; iterative, so any depth is safe."""
+    if not isinstance(value, _CONTAINERS):
+        return
+    # Only lists and objects go on the stack: scalars need no look, and most of a value is scalars.
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, (dict, list, tuple)) and depth >= MAX_NESTING:
+        if depth >= MAX_NESTING:
             raise ValidationError(
                 f"lists and objects are nested more than {MAX_NESTING} levels deep",
                 hint="flatten the value; cairn stores JSON nested at most that deep",
@@ -54,9 +58,10 @@ def _check_keys(value: Any) -> None:
                         f"object key {key!r} is not a string",
                         hint="JSON objects have string keys; convert the key yourself",
                     )
-                stack.append((child, depth + 1))
-        elif isinstance(node, (list, tuple)):
-            stack.extend((child, depth + 1) for child in node)
+                if isinstance(child, _CONTAINERS):
+                    stack.append((child, depth + 1))
+        else:
+            stack.extend((child, depth + 1) for child in node if isinstance(child, _CONTAINERS))
 
 
 def canonical_json(value: Any, *, check_keys: bool = True) -> bytes:

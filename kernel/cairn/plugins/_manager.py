@@ -319,6 +319,9 @@ class Plugins:
                 for name, (cmd, plugin) in found.items()
                 if self.info.get(plugin) is None or self.info[plugin].status == "ok"
             }
+            for name, (_, plugin) in found.items():
+                if name in self._commands and plugin in self.info:  # `cairn plugins` lists them with the rest
+                    self.info[plugin].registers.setdefault("commands", []).append(name)
         return self._commands
 
     # -- using registrations -----------------------------------------------------

@@ -109,7 +109,7 @@ class Sync(Merge):
             remote=self.remote,
             fetched=fetched,
             merged=merged,
-            message=self._summary("pulled from", fetched, 0, merged, conflicts),
+            message=self._summary("pulled from", fetched, None, merged, conflicts),
         )
 
     def push(self, progress: Any = None) -> SyncReport:
@@ -199,8 +199,12 @@ class Sync(Merge):
             remote=self.remote, ahead=ahead + len(moved_here), behind=behind + len(moved_there), details=details
         )
 
-    def _summary(self, verb: str, fetched: int, pushed: int, merged: int, conflicts: list[str]) -> str:
-        parts = [f"{verb} {self.remote}: {fetched} refs fetched, {pushed} pushed, {merged} merged"]
+    def _summary(self, verb: str, fetched: int, pushed: int | None, merged: int, conflicts: list[str]) -> str:
+        """One line for people; a pull (``pushed`` None) says nothing of pushing."""
+        done = [f"{fetched} {'ref' if fetched == 1 else 'refs'} fetched"]
+        if pushed is not None:
+            done.append(f"{pushed} pushed")
+        parts = [f"{verb} {self.remote}: {', '.join(done)}, {merged} merged"]
         for name in conflicts:
             parts.append(f"diverged context branch kept the remote tip as {name[len('refs/heads/') :]}")
         return "; ".join(parts)
