@@ -49,7 +49,7 @@ def test_status_shows_the_last_estimate_against_the_reported_prompt_tokens(proje
     assert calibration["commit"] == reply["hash"]
     assert (calibration["estimated_prompt_tokens"], calibration["actual_prompt_tokens"]) == (estimated, reported)
     assert calibration["error"] == pytest.approx((estimated - reported) / reported, abs=1e-4)
-    [line] = [l for l in cairn("status").stdout.splitlines() if l.startswith("last call: ")]
+    [line] = [row for row in cairn("status").stdout.splitlines() if row.startswith("last call: ")]
     assert line.startswith(f"last call: {estimated} prompt tokens estimated by ")
     assert f"{reported} reported by openai" in line and f"{(estimated - reported) / reported:+.1%}" in line
 
