@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @pytest.fixture
 def cairn_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Isolate cairn from the machine: no user config file, no CAIRN_* variables, cwd in a temp dir."""
+    """Isolate cairn from the machine: no user config file, no CAIRN_* variables, its own cache directory
+    (the kept ``cairn --help``), cwd in a temp dir."""
     import os
 
     for name in list(os.environ):
@@ -28,6 +29,7 @@ def cairn_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CAIRN_USER_CONFIG", "")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     project = tmp_path / "project"
     project.mkdir()
     monkeypatch.chdir(project)
