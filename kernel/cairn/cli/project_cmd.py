@@ -74,7 +74,8 @@ def plugins_command(state: State, as_json: bool) -> None:
         state.plugins.remember_failures(load_failures(data_dir).values())
     group = click.get_current_context().find_root().command
     if isinstance(group, CairnGroup):
-        state.plugins.commands(reserved=group._builtin_names())  # so each plugin's commands are listed too
+        # so each plugin's commands are listed too
+        state.plugins.commands(reserved=group._builtin_names(), extensible=group.extensible)
     infos = state.plugins.describe()
     if as_json:
         echo_json([info.to_dict() for info in infos])
