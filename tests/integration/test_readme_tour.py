@@ -48,3 +48,9 @@ def test_the_readme_tour_runs_as_written(cairn_env: Path) -> None:
     assert "71 °C" in cairn(cairn_env, "materialize", "fact-check", "--format", "text")
     # the tour merges fact-check into main (a fast-forward), so main now says the same
     assert "71 °C" in cairn(cairn_env, "materialize", "main", "--format", "text")
+    # The session's compaction was committed (its summary is shorter than what it replaced); the restore
+    # then moved the branch back before it, keeping the old tip as an automatic checkpoint.
+    checkpoints = cairn_json(cairn_env, "checkpoint", "list", "--json")
+    [auto] = [c for c in checkpoints if c["name"].startswith("auto-")]
+    compacted = cairn(cairn_env, "materialize", auto["commit"], "--format", "text")
+    assert "[Summary of " in compacted and "About 101.4" in compacted
