@@ -35,7 +35,7 @@ from typing import Any
 
 import psycopg
 from cairn_postgres.config import PostgresConfig
-from cairn_postgres.objects import COMMIT_COLUMNS, _commit_row
+from cairn_postgres.objects import _COMMIT_TYPES, COMMIT_COLUMNS, _commit_row
 from cairn_postgres.store import PostgresStore
 from cairn_postgres.testing import SERVER_DSN, scratch_database
 
@@ -50,6 +50,7 @@ PLUGINS = load_plugins()
 TOKENIZER = PLUGINS.create("tokenizers", "approx")
 MAIN = "refs/heads/main"
 COLS = ", ".join(COMMIT_COLUMNS)
+PLACEHOLDERS = ", ".join(["%s"] * len(COMMIT_COLUMNS))
 
 
 def open_store(dsn: str, schema: str, pool_size: int = 2) -> PostgresStore:
@@ -76,7 +77,7 @@ def bench_single(dsn: str, writes: int, rounds: int = 10) -> dict[str, float]:
     raw_root = raw_chain.append(None, "root")
     raw_commits = raw_chain.line(writes, parent=raw_root)
     raw.execute("INSERT INTO blobs VALUES (%s, %s)", (raw_root.content_hash, raw_chain.blobs[raw_root.content_hash]))
-    raw.execute(f"INSERT INTO commits ({COLS}) VALUES ({', '.join(['%s'] * 15)})", _commit_row(raw_root))
+    raw.execute(f"INSERT INTO commits ({COLS}) VALUES ({PLACEHOLDERS})", _commit_row(raw_root))
     raw.execute("INSERT INTO refs VALUES (%s, %s)", (MAIN, raw_root.hash))
     store_head, raw_head = first.hash, raw_root.hash
     rates: dict[str, list[float]] = {"store": [], "raw": []}
@@ -99,7 +100,7 @@ def bench_single(dsn: str, writes: int, rounds: int = 10) -> dict[str, float]:
                     "INSERT INTO blobs (hash, data) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     (commit.content_hash, raw_chain.blobs[commit.content_hash]),  # type: ignore[index]
                 )
-                raw.execute(f"INSERT INTO commits ({COLS}) VALUES ({', '.join(['%s'] * 15)})", _commit_row(commit))
+                raw.execute(f"INSERT INTO commits ({COLS}) VALUES ({PLACEHOLDERS})", _commit_row(commit))
             raw_head = commit.hash
         rates["raw"].append(per_round / (time.perf_counter() - start))
     store.close()
@@ -163,15 +164,13 @@ def bench_import(dsn: str, dump: str, commits: list[Commit], blobs: dict[str, by
                             for row in blob_rows:
                                 copy.write_row(row)
                         with conn.cursor().copy(f"COPY commits ({COLS}) FROM STDIN (FORMAT BINARY)") as copy:
-                            copy.set_types(
-                                ["text"] * 6 + ["bytea", "text", "text", "text", "int8", "int8", "int8", "text", "text"]
-                            )
+                            copy.set_types(list(_COMMIT_TYPES))
                             for row in commit_rows:
                                 copy.write_row(row)
                     else:
                         conn.cursor().executemany("INSERT INTO blobs (hash, data) VALUES (%s, %s)", blob_rows)
                         conn.cursor().executemany(
-                            f"INSERT INTO commits ({COLS}) VALUES ({', '.join(['%s'] * 15)})", commit_rows
+                            f"INSERT INTO commits ({COLS}) VALUES ({PLACEHOLDERS})", commit_rows
                         )
                     conn.execute("INSERT INTO refs VALUES (%s, %s)", (MAIN, commits[-1].hash))
                 rates[how].append(n / (time.perf_counter() - start))
