@@ -169,9 +169,7 @@ def bench_import(dsn: str, dump: str, commits: list[Commit], blobs: dict[str, by
                                 copy.write_row(row)
                     else:
                         conn.cursor().executemany("INSERT INTO blobs (hash, data) VALUES (%s, %s)", blob_rows)
-                        conn.cursor().executemany(
-                            f"INSERT INTO commits ({COLS}) VALUES ({PLACEHOLDERS})", commit_rows
-                        )
+                        conn.cursor().executemany(f"INSERT INTO commits ({COLS}) VALUES ({PLACEHOLDERS})", commit_rows)
                     conn.execute("INSERT INTO refs VALUES (%s, %s)", (MAIN, commits[-1].hash))
                 rates[how].append(n / (time.perf_counter() - start))
     out = {f"{k}_per_s": statistics.median(v) for k, v in rates.items()}

@@ -194,7 +194,7 @@ class RepoReader:
             yield from batch
 
     def walk_batches(self, head: Commit, *, first_chunk: int = 64) -> Iterator[list[Commit]]:
-        """``walk`` in batches. Without merges each batch is one read along the parents.
+        """``walk`` in batches. Without merges each batch is one read along the parents (none when the cache holds it).
 
         With merges, each first-parent line is read in batches of its own and
         the lines are interleaved newest first (by time, then depth; the
@@ -205,7 +205,7 @@ class RepoReader:
             chunk = first_chunk
             start: str | None = head.hash
             while start is not None:
-                batch = self.objects.ancestors(start, limit=chunk)
+                batch = self._cached_line(start, chunk) or self.objects.ancestors(start, limit=chunk)
                 if not batch:
                     return
                 for commit in batch:
@@ -215,6 +215,25 @@ class RepoReader:
                 chunk = min(chunk * 4, 4096)
             return
         yield from _merged_walk(self, head, first_chunk)
+
+    def _cached_line(self, start: str, limit: int) -> list[Commit] | None:
+        """``start`` and up to ``limit - 1`` of its first-parent ancestors from the cache alone, or None.
+
+        None unless the cache holds the whole batch (``limit`` commits, or
+        every one down to the root): commits never change, so a walk that
+        read this stretch before needs no round trip to the store to read
+        it again; a partial hit goes to the store, so batches keep their size.
+        """
+        cache = self._commits
+        out: list[Commit] = []
+        digest: str | None = start
+        while digest is not None and len(out) < limit:
+            commit = cache.get(digest)
+            if commit is None:
+                return None
+            out.append(commit)
+            digest = commit.parent
+        return out
 
     # -- HEAD and revisions ----------------------------------------------------
 
