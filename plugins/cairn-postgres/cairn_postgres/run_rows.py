@@ -30,7 +30,7 @@ _NAMES = tuple("user" if c == "run_user" else c for c in RUN_COLUMNS)
 _FIELDS = tuple(f.name for f in attrs.fields(Run))
 #: True while ``Run``'s fields are the columns above, in their order: rows become runs without ``Run(**...)``.
 _SAME_SHAPE = _FIELDS == _NAMES
-_TEXT = (4, 5, 6, 11)  # subtype, user, code_ref, summary: JSON strings, or NULL for None
+_TEXT = (4, 5, 6, 11)  # subtype, user, code_ref, summary: JSON strings, or NULL for None (summary is never None)
 _MAX_BIGINT = 2**63 - 1
 _new = object.__new__
 _set = object.__setattr__
@@ -57,20 +57,34 @@ def run_row(run: Run | Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def _text_of(value: str | None) -> str | None:
+    return value if value is None else "" if value == '""' else json.loads(value)
+
+
 def run_from_row(row: Sequence[Any]) -> Run:
     """The run a row of ``RUN_COLUMNS`` holds, built without the validators (it was validated when written)."""
-    values = list(row)
-    for i in _TEXT:
-        text = values[i]
-        if text is not None:
-            values[i] = "" if text == '""' else json.loads(text)
-    environment, modules, metadata = values[9], values[10], values[12]
-    values[9] = {} if environment == "{}" else json.loads(environment)
-    values[10] = [] if modules == "[]" else json.loads(modules)
-    values[12] = {} if metadata == "{}" else json.loads(metadata)
+    (run_id, kind, status, started_at, subtype, user, code_ref, ended_at, duration_ms,
+     environment, modules, summary, metadata) = row  # fmt: skip
+    values = (
+        run_id, kind, status, started_at, _text_of(subtype), _text_of(user), _text_of(code_ref), ended_at, duration_ms,
+        {} if environment == "{}" else json.loads(environment), [] if modules == "[]" else json.loads(modules),
+        "" if summary == '""' else json.loads(summary), {} if metadata == "{}" else json.loads(metadata),
+    )  # fmt: skip
     if not _SAME_SHAPE:  # a newer kernel's Run: let it fill its defaults (and check)
         return Run(**dict(zip(_NAMES, values, strict=True)))
     run = _new(Run)
-    for name, value in zip(_FIELDS, values, strict=True):
-        _set(run, name, value)
+    # Unrolled: this runs once per listed run.
+    _set(run, "run_id", values[0])
+    _set(run, "type", values[1])
+    _set(run, "status", values[2])
+    _set(run, "started_at", values[3])
+    _set(run, "subtype", values[4])
+    _set(run, "user", values[5])
+    _set(run, "code_ref", values[6])
+    _set(run, "ended_at", values[7])
+    _set(run, "duration_ms", values[8])
+    _set(run, "environment", values[9])
+    _set(run, "modules_affected", values[10])
+    _set(run, "summary", values[11])
+    _set(run, "metadata", values[12])
     return run
