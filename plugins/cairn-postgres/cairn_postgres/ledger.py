@@ -45,14 +45,18 @@ def _event_row(run_id: str, event: RunEvent) -> tuple[Any, ...]:
 
 
 def _insert_events(conn: psycopg.Connection[Any], run_id: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert event rows; a seq stored already is a ``ConflictError``, which rolls the whole transaction back.
+
+    No savepoint: nothing in the transaction goes on after a duplicate, so
+    there is nothing to keep, and two round trips per write are saved.
+    """
     if not rows:
         return
     try:
-        with conn.transaction():  # a savepoint: the duplicate is reported as a conflict, not a failed transaction
-            if len(rows) == 1:
-                conn.execute(_INSERT_EVENT, rows[0])
-            else:
-                conn.cursor().executemany(_INSERT_EVENT, rows)
+        if len(rows) == 1:
+            conn.execute(_INSERT_EVENT, rows[0])
+        else:
+            conn.cursor().executemany(_INSERT_EVENT, rows)
     except pg_errors.UniqueViolation:
         raise ConflictError(
             f"run {run_id} events", None, "taken", hint="an event with that seq is stored; read the last seq and retry"
