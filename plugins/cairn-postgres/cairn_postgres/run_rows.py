@@ -73,18 +73,6 @@ def run_from_row(row: Sequence[Any]) -> Run:
     if not _SAME_SHAPE:  # a newer kernel's Run: let it fill its defaults (and check)
         return Run(**dict(zip(_NAMES, values, strict=True)))
     run = _new(Run)
-    # Unrolled: this runs once per listed run.
-    _set(run, "run_id", values[0])
-    _set(run, "type", values[1])
-    _set(run, "status", values[2])
-    _set(run, "started_at", values[3])
-    _set(run, "subtype", values[4])
-    _set(run, "user", values[5])
-    _set(run, "code_ref", values[6])
-    _set(run, "ended_at", values[7])
-    _set(run, "duration_ms", values[8])
-    _set(run, "environment", values[9])
-    _set(run, "modules_affected", values[10])
-    _set(run, "summary", values[11])
-    _set(run, "metadata", values[12])
+    for name, value in zip(_FIELDS, values, strict=True):
+        _set(run, name, value)
     return run
