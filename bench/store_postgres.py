@@ -12,10 +12,14 @@
    ``executemany`` of the same rows into empty tables; the baseline is the
    faster raw one. Target: >= 0.6x.
 3. Materialize the N-commit branch at budget 8,000, warm (same Repo):
-   target <= 30 ms. List 3,000 runs: target <= 20 ms; raw psycopg reading the
-   same rows beside it.
+   target <= 30 ms; cairn-sqlite materializing the same history, interleaved,
+   beside it. List 3,000 runs: target <= 20 ms; raw psycopg fetching
+   the same rows (tuples, no ``Run`` built) beside it, and the ratio.
 4. Throughput of 1, 4 and 16 writer processes on one branch (compare-and-swap
    retries) and on separate branches, commits per second and retries.
+5. ``cairn store copy`` of the N-commit history from cairn-sqlite, every
+   commit and blob read back and verified, against ``store.write`` of the
+   same batches into an empty schema (the writes alone).
 
     python bench/store_postgres.py [--commits 100000] [--quick] [--server postgresql://postgres@127.0.0.1/postgres]
 
@@ -35,7 +39,8 @@ from typing import Any
 
 import psycopg
 from cairn_postgres.config import PostgresConfig
-from cairn_postgres.objects import COMMIT_COLUMNS, _commit_row
+from cairn_postgres.objects import _COMMIT_TYPES, COMMIT_COLUMNS, _commit_row
+from cairn_postgres.run_rows import RUN_COLUMNS
 from cairn_postgres.store import PostgresStore
 from cairn_postgres.testing import SERVER_DSN, scratch_database
 
@@ -50,6 +55,9 @@ PLUGINS = load_plugins()
 TOKENIZER = PLUGINS.create("tokenizers", "approx")
 MAIN = "refs/heads/main"
 COLS = ", ".join(COMMIT_COLUMNS)
+PLACEHOLDERS = ", ".join(["%s"] * len(COMMIT_COLUMNS))
+#: The rows ``list_runs`` reads, as raw psycopg fetches them (tuples, no ``Run`` built).
+RAW_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY started_at DESC, run_id DESC"
 
 
 def open_store(dsn: str, schema: str, pool_size: int = 2) -> PostgresStore:
@@ -76,7 +84,7 @@ def bench_single(dsn: str, writes: int, rounds: int = 10) -> dict[str, float]:
     raw_root = raw_chain.append(None, "root")
     raw_commits = raw_chain.line(writes, parent=raw_root)
     raw.execute("INSERT INTO blobs VALUES (%s, %s)", (raw_root.content_hash, raw_chain.blobs[raw_root.content_hash]))
-    raw.execute(f"INSERT INTO commits ({COLS}) VALUES ({', '.join(['%s'] * 15)})", _commit_row(raw_root))
+    raw.execute(f"INSERT INTO commits ({COLS}) VALUES ({PLACEHOLDERS})", _commit_row(raw_root))
     raw.execute("INSERT INTO refs VALUES (%s, %s)", (MAIN, raw_root.hash))
     store_head, raw_head = first.hash, raw_root.hash
     rates: dict[str, list[float]] = {"store": [], "raw": []}
@@ -99,7 +107,7 @@ def bench_single(dsn: str, writes: int, rounds: int = 10) -> dict[str, float]:
                     "INSERT INTO blobs (hash, data) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     (commit.content_hash, raw_chain.blobs[commit.content_hash]),  # type: ignore[index]
                 )
-                raw.execute(f"INSERT INTO commits ({COLS}) VALUES ({', '.join(['%s'] * 15)})", _commit_row(commit))
+                raw.execute(f"INSERT INTO commits ({COLS}) VALUES ({PLACEHOLDERS})", _commit_row(commit))
             raw_head = commit.hash
         rates["raw"].append(per_round / (time.perf_counter() - start))
     store.close()
@@ -127,6 +135,16 @@ def build_history(n: int) -> tuple[str, list[Commit], dict[str, bytes]]:
     commits = list(reversed(store.ancestors(head)))  # type: ignore[attr-defined]
     blobs = store.get_blobs({c.content_hash for c in commits if c.content_hash})  # type: ignore[attr-defined]
     return out.getvalue(), commits, blobs
+
+
+def write_history(dsn: str, commits: list[Commit], blobs: dict[str, bytes]) -> None:
+    """The history in schema ``import_write_0``, as part 2's first round leaves it."""
+    store = open_store(dsn, "import_write_0")
+    for i in range(0, len(commits), 5000):
+        batch = commits[i : i + 5000]
+        store.write(blobs={c.content_hash: blobs[c.content_hash] for c in batch if c.content_hash}, commits=batch)
+    store.update_refs([RefUpdate(MAIN, commits[-1].hash, None)])
+    store.close()
 
 
 def bench_import(dsn: str, dump: str, commits: list[Commit], blobs: dict[str, bytes], rounds: int) -> dict[str, float]:
@@ -163,16 +181,12 @@ def bench_import(dsn: str, dump: str, commits: list[Commit], blobs: dict[str, by
                             for row in blob_rows:
                                 copy.write_row(row)
                         with conn.cursor().copy(f"COPY commits ({COLS}) FROM STDIN (FORMAT BINARY)") as copy:
-                            copy.set_types(
-                                ["text"] * 6 + ["bytea", "text", "text", "text", "int8", "int8", "int8", "text", "text"]
-                            )
+                            copy.set_types(list(_COMMIT_TYPES))
                             for row in commit_rows:
                                 copy.write_row(row)
                     else:
                         conn.cursor().executemany("INSERT INTO blobs (hash, data) VALUES (%s, %s)", blob_rows)
-                        conn.cursor().executemany(
-                            f"INSERT INTO commits ({COLS}) VALUES ({', '.join(['%s'] * 15)})", commit_rows
-                        )
+                        conn.cursor().executemany(f"INSERT INTO commits ({COLS}) VALUES ({PLACEHOLDERS})", commit_rows)
                     conn.execute("INSERT INTO refs VALUES (%s, %s)", (MAIN, commits[-1].hash))
                 rates[how].append(n / (time.perf_counter() - start))
     out = {f"{k}_per_s": statistics.median(v) for k, v in rates.items()}
@@ -186,15 +200,27 @@ def bench_import(dsn: str, dump: str, commits: list[Commit], blobs: dict[str, by
 # -- 3. reads -------------------------------------------------------------------------------------------
 
 
-def bench_reads(dsn: str, runs: int = 15) -> dict[str, float]:
+def bench_reads(dsn: str, commits: list[Commit], blobs: dict[str, bytes], runs: int = 15) -> dict[str, float]:
+    import tempfile
+
     store = open_store(dsn, "import_write_0")
     repo = Repo(store, TOKENIZER, PLUGINS.content_types)
-    repo.materialize(budget=8000)  # counts tokens into the cache once, as any first use would
-    warm = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = repo.materialize(budget=8000)
-        warm.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as directory:
+        local = sqlite_history(directory, commits, blobs)  # the baseline: the embedded default, same history
+        local_repo = Repo(local, TOKENIZER, PLUGINS.content_types)
+        # The first use counts tokens into the cache and fills the reader's caches, as any first use would.
+        repo.materialize(budget=8000)
+        local_repo.materialize(budget=8000)
+        warm, local_warm = [], []
+        for _ in range(runs):  # interleaved
+            start = time.perf_counter()
+            result = repo.materialize(budget=8000)
+            warm.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            local_result = local_repo.materialize(budget=8000)
+            local_warm.append(time.perf_counter() - start)
+        assert [i.item for i in result.items] == [i.item for i in local_result.items]
+        local.close()
     started = "2026-01-01T00:00:00.000000Z"
     store.put_runs([(Run(run_id=f"run-{i:05d}", type="job", status="ok", started_at=now()), []) for i in range(3000)])
     listing, raw_listing = [], []
@@ -204,19 +230,64 @@ def bench_reads(dsn: str, runs: int = 15) -> dict[str, float]:
         listed = store.list_runs(since=started)
         listing.append(time.perf_counter() - start)
         start = time.perf_counter()
-        rows = raw.execute("SELECT record FROM runs ORDER BY started_at DESC, run_id DESC").fetchall()
-        [json.loads(r[0]) for r in rows]
+        raw.execute(RAW_RUNS, prepare=True).fetchall()
         raw_listing.append(time.perf_counter() - start)
     raw.close()
     store.close()
     assert len(listed) == 3000
     return {
         "materialize_warm_ms": statistics.median(warm) * 1000,
+        "sqlite_materialize_warm_ms": statistics.median(local_warm) * 1000,
+        "materialize_over_sqlite": median_ratio(warm, local_warm),
         "materialized_items": result.commit_count,
         "materialized_tokens": result.token_count,
         "list_3000_runs_ms": statistics.median(listing) * 1000,
         "raw_read_3000_runs_ms": statistics.median(raw_listing) * 1000,
+        "list_over_raw": median_ratio(listing, raw_listing),
     }
+
+
+def sqlite_history(directory: str, commits: list[Commit], blobs: dict[str, bytes]) -> Any:
+    """A cairn-sqlite store in ``directory`` holding the history (refs/heads/main at its head)."""
+    from cairn_sqlite.store import open_in_directory
+
+    local = open_in_directory(directory)
+    for i in range(0, len(commits), 5000):
+        batch = commits[i : i + 5000]
+        local.write(blobs={c.content_hash: blobs[c.content_hash] for c in batch if c.content_hash}, commits=batch)
+    local.update_refs([RefUpdate(MAIN, commits[-1].hash, None)])
+    return local
+
+
+# -- 5. store copy ------------------------------------------------------------------------------------
+
+
+def bench_copy(dsn: str, commits: list[Commit], blobs: dict[str, bytes]) -> dict[str, float]:
+    """``copy_store`` of the whole history from SQLite, every hash verified, against ``store.write`` of the
+    same batches (what the copy writes, with nothing read or verified)."""
+    import tempfile
+
+    from cairn_postgres.store_copy import copy_store
+
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as directory:
+        local = sqlite_history(directory, commits, blobs)
+        baseline = open_store(dsn, "copy_baseline")
+        start = time.perf_counter()
+        for i in range(0, len(commits), 5000):
+            batch = commits[i : i + 5000]
+            baseline.write(
+                blobs={c.content_hash: blobs[c.content_hash] for c in batch if c.content_hash}, commits=batch
+            )
+        write_s = time.perf_counter() - start
+        baseline.close()
+        target = open_store(dsn, "copy_target")
+        start = time.perf_counter()
+        report = copy_store(local, target)
+        copy_s = time.perf_counter() - start
+        assert report.verified == len(commits) and target.list_refs() == local.list_refs()
+        target.close()
+        local.close()
+    return {"copy_s": copy_s, "verified": report.verified, "write_s": write_s, "ratio": write_s / copy_s}
 
 
 # -- 4. concurrent writers -----------------------------------------------------------------------------
@@ -283,7 +354,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="import rounds")
     parser.add_argument("--quick", action="store_true", help="10k history, fewer writes")
     parser.add_argument("--server", default=SERVER_DSN)
-    parser.add_argument("--parts", default="1234", help="which parts to run (digits 1-4)")
+    parser.add_argument("--parts", default="12345", help="which parts to run (digits 1-5)")
     args = parser.parse_args()
     if args.quick:
         args.commits, args.writes, args.per_writer, args.rounds = 10_000, 200, 30, 2
@@ -296,26 +367,37 @@ def main() -> None:
             single = bench_single(dsn, args.writes)
             print(f"1. single durable commits: store {single['store_per_s']:.0f}/s, raw psycopg {single['raw_per_s']:.0f}/s"
               f" -> {single['ratio']:.2f}x (target >= 0.7x)")  # fmt: skip
-        if "2" in args.parts or "3" in args.parts:
+        if "2" in args.parts or "3" in args.parts or "5" in args.parts:
             print(f"   building a {args.commits:,}-commit history ...", flush=True)
             dump, commits, blobs = build_history(args.commits)
+        if "2" not in args.parts and "3" in args.parts:
+            write_history(dsn, commits, blobs)  # what part 3 reads, without timing the imports
+        if "2" in args.parts:
             bulk = bench_import(dsn, dump, commits, blobs, args.rounds)
             print(f"2. bulk import of {args.commits:,} commits: store.write {bulk['write_per_s']:.0f}/s, "
               f"Repo.import_ {bulk['repo_per_s']:.0f}/s; raw COPY {bulk['copy_per_s']:.0f}/s, "
               f"raw executemany {bulk['executemany_per_s']:.0f}/s -> store.write {bulk['ratio_write']:.2f}x, "
               f"import {bulk['ratio_repo']:.2f}x of raw {bulk['baseline']} (target >= 0.6x)")  # fmt: skip
         if "3" in args.parts:
-            reads = bench_reads(dsn)
+            reads = bench_reads(dsn, commits, blobs)
             print(f"3. materialize {args.commits:,} commits at budget 8,000, warm: {reads['materialize_warm_ms']:.1f} ms "
-              f"({reads['materialized_items']} items; target <= 30 ms); list 3,000 runs: {reads['list_3000_runs_ms']:.1f} ms "
-              f"(raw psycopg read of the same rows {reads['raw_read_3000_runs_ms']:.1f} ms; target <= 20 ms)")  # fmt: skip
+              f"({reads['materialized_items']} items; target <= 30 ms; SQLite on the same history "
+              f"{reads['sqlite_materialize_warm_ms']:.1f} ms, {reads['materialize_over_sqlite']:.2f}x its time); list 3,000 runs: {reads['list_3000_runs_ms']:.1f} ms "
+              f"(raw psycopg fetch of the same rows {reads['raw_read_3000_runs_ms']:.1f} ms, "
+              f"{reads['list_over_raw']:.2f}x its time; target <= 20 ms)")  # fmt: skip
+        copied: dict[str, Any] = {}
+        if "5" in args.parts:
+            copied = bench_copy(dsn, commits, blobs)
+            print(f"5. cairn store copy of {args.commits:,} commits SQLite -> PostgreSQL, every commit and blob verified: "
+              f"{copied['copy_s']:.1f} s ({args.commits / copied['copy_s']:.0f} commits/s); store.write of the same "
+              f"batches {copied['write_s']:.1f} s -> {copied['ratio']:.2f}x its rate")  # fmt: skip
         if "4" in args.parts:
             writers = bench_writers(dsn, args.per_writer)
             print("4. concurrent writers (processes, each its own pool):")
         for w in writers:
             print(f"   {w['writers']:>2} writers on {w['branches']:>2} branch(es): {w['commits_per_s']:.0f} commits/s, "
                   f"{w['retries_per_commit']:.2f} compare-and-swap retries per commit")  # fmt: skip
-        print(json.dumps({"single": single, "import": bulk, "reads": reads, "writers": writers}))
+        print(json.dumps({"single": single, "import": bulk, "reads": reads, "copy": copied, "writers": writers}))
 
 
 if __name__ == "__main__":

@@ -210,7 +210,7 @@ class RepoReader:
             yield from batch
 
     def walk_batches(self, head: Commit, *, first_chunk: int = 64) -> Iterator[list[Commit]]:
-        """``walk`` in batches. Without merges each batch is one read along the parents.
+        """``walk`` in batches. Without merges each batch is one read along the parents (none when the cache holds it).
 
         With merges, each first-parent line is read in batches of its own and
         the lines are interleaved newest first (by time, then depth; the
@@ -221,16 +221,38 @@ class RepoReader:
             chunk = first_chunk
             start: str | None = head.hash
             while start is not None:
-                batch = self.objects.ancestors(start, limit=chunk)
+                # A stretch read before comes from the cache, as one batch as long as this read and the next.
+                batch = self._cached_line(start, chunk * 5, at_least=chunk) or self.objects.ancestors(
+                    start, limit=chunk
+                )
                 if not batch:
                     return
                 for commit in batch:
                     self._remember(commit)
                 yield batch
                 start = batch[-1].parent
-                chunk = min(chunk * 4, 4096)
+                chunk = min(max(chunk, len(batch)) * 4, 4096)
             return
         yield from _merged_walk(self, head, first_chunk)
+
+    def _cached_line(self, start: str, limit: int, *, at_least: int) -> list[Commit] | None:
+        """``start`` and up to ``limit - 1`` of its first-parent ancestors from the cache alone, or None.
+
+        None unless the cache holds at least ``at_least`` of them (or every
+        one down to the root): commits never change, so a walk that read
+        this stretch before needs no round trip to the store to read it
+        again; a short hit goes to the store, so batches keep their size.
+        """
+        cache = self._commits
+        out: list[Commit] = []
+        digest: str | None = start
+        while digest is not None and len(out) < limit:
+            commit = cache.get(digest)
+            if commit is None:
+                break
+            out.append(commit)
+            digest = commit.parent
+        return out if len(out) >= at_least or (out and digest is None) else None
 
     # -- HEAD and revisions ----------------------------------------------------
 

@@ -44,5 +44,9 @@ class NonceStore(Facet, abc.ABC):
         """The record of ``key``, live or lapsed, or None."""
 
     @abc.abstractmethod
+    def nonce_records(self) -> list[NonceRecord]:
+        """Every record, live or lapsed, in key order (code points): what ``cairn store copy`` moves."""
+
+    @abc.abstractmethod
     def prune_nonces(self, before: str) -> int:
         """Forget every record that lapsed before ``before``; returns how many."""

@@ -156,8 +156,11 @@ def store_copy(state: State, target_name: str, batch_size: int, progress_mode: s
         return
     click.echo(
         f"copied {report.commits} commits, {report.blobs} blobs, {report.refs} refs, {report.annotations} annotations, "
-        f"{report.runs} runs, {report.messages} chat messages, {report.artifact_records} artifact records "
-        f"from {_configured(state)} to {target_name}; verified {report.verified} commits hash for hash"
+        f"{report.runs} runs, {report.messages} chat messages, {report.artifact_records} artifact records, "
+        f"{report.nonces} idempotency keys, {report.directives} directives, {report.approvals} approvals, "
+        f"{report.vectors} vectors, {report.documents} documents "
+        f"from {_configured(state)} to {target_name}; verified {report.verified} commits hash for hash "
+        "and every other record as it was copied"
     )
     if report.skipped_facets:
         click.echo(

@@ -1,9 +1,8 @@
 """The ledger facet on PostgreSQL: runs, their events and spend records.
 
-A run is one row whose ``record`` column holds the whole run as canonical
-JSON, with its type, status and start time beside it for the indexes.
-Closing a run is a compare-and-swap on ``status`` in one ``UPDATE``. Every
-run written (created or closed) is announced on the ``cairn_run`` channel by
+A run is one row with a column per field (``cairn_postgres.run_rows``);
+listing builds runs straight from those columns. Closing a run is a
+compare-and-swap on ``status`` in one ``UPDATE``. Every run written (created or closed) is announced on the ``cairn_run`` channel by
 a trigger, for ``cairn watch --runs`` on other machines.
 """
 
@@ -16,22 +15,27 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from cairn.errors import ConflictError, IntegrityError, NotFoundError
+from cairn.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from cairn.model import Run, RunEvent, SpendRecord
 from cairn.storage import RunStore
 from cairn_postgres.connection import PostgresConnection, distinct, json_text, pg_method, sql_limit, where
+from cairn_postgres.run_rows import RUN_COLUMNS, run_from_row, run_row
 
 __all__ = ["PostgresLedger"]
 
-_CREATE_RUN = (
-    "INSERT INTO runs (run_id, type, status, started_at, record) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+_COLUMNS = ", ".join(RUN_COLUMNS)
+_CREATE_RUN = f"INSERT INTO runs ({_COLUMNS}) VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))}) ON CONFLICT DO NOTHING"
+_REPLACE_RUN = (
+    f"UPDATE runs SET ({', '.join(RUN_COLUMNS[1:])}) = ({', '.join(['%s'] * (len(RUN_COLUMNS) - 1))}) "
+    "WHERE run_id = %s AND status = %s"
 )
-_REPLACE_RUN = "UPDATE runs SET type = %s, status = %s, started_at = %s, record = %s WHERE run_id = %s AND status = %s"
 _INSERT_EVENT = "INSERT INTO run_events (run_id, seq, ts, type, fields) VALUES (%s, %s, %s, %s, %s)"
 
 
 def _run_row(run: Run) -> tuple[Any, ...]:
-    return (run.run_id, run.type, run.status, run.started_at, json_text(run.to_record()))
+    if not isinstance(run, Run):
+        raise ValidationError(f"expected a cairn.model.Run, got {type(run).__name__}", what="put_runs")
+    return run_row(run)
 
 
 def _event_row(run_id: str, event: RunEvent) -> tuple[Any, ...]:
@@ -41,14 +45,18 @@ def _event_row(run_id: str, event: RunEvent) -> tuple[Any, ...]:
 
 
 def _insert_events(conn: psycopg.Connection[Any], run_id: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert event rows; a seq stored already is a ``ConflictError``, which rolls the whole transaction back.
+
+    No savepoint: nothing in the transaction goes on after a duplicate, so
+    there is nothing to keep, and two round trips per write are saved.
+    """
     if not rows:
         return
     try:
-        with conn.transaction():  # a savepoint: the duplicate is reported as a conflict, not a failed transaction
-            if len(rows) == 1:
-                conn.execute(_INSERT_EVENT, rows[0])
-            else:
-                conn.cursor().executemany(_INSERT_EVENT, rows)
+        if len(rows) == 1:
+            conn.execute(_INSERT_EVENT, rows[0])
+        else:
+            conn.cursor().executemany(_INSERT_EVENT, rows)
     except pg_errors.UniqueViolation:
         raise ConflictError(
             f"run {run_id} events", None, "taken", hint="an event with that seq is stored; read the last seq and retry"
@@ -107,8 +115,10 @@ class PostgresLedger(PostgresConnection, RunStore):
     def get_run(self, run_id: str) -> Run | None:
         if "\x00" in run_id:
             return None
-        row = self._read(lambda conn: conn.execute("SELECT record FROM runs WHERE run_id = %s", (run_id,)).fetchone())
-        return Run.from_record(json.loads(row[0])) if row else None
+        row = self._read(
+            lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        )
+        return run_from_row(row) if row else None
 
     @pg_method("listing runs")
     def list_runs(
@@ -123,9 +133,9 @@ class PostgresLedger(PostgresConnection, RunStore):
         clause, params = where(
             ("type", "=", type), ("status", "=", status), ("started_at", ">=", since), ("started_at", "<=", until)
         )
-        sql = f"SELECT record FROM runs{clause} ORDER BY started_at DESC, run_id DESC LIMIT %s"
+        sql = f"SELECT {_COLUMNS} FROM runs{clause} ORDER BY started_at DESC, run_id DESC LIMIT %s"
         rows = self._read(lambda conn: conn.execute(sql, (*params, sql_limit(limit))).fetchall())
-        return [Run.from_record(json.loads(r[0])) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     @pg_method("reading events")
     def run_events(self, run_id: str, *, after_seq: int | None = None) -> list[RunEvent]:

@@ -97,6 +97,11 @@ class PostgresNonces(PostgresConnection, NonceStore):
         row = self._read(lambda conn: conn.execute("SELECT record FROM nonces WHERE key = %s", (key,)).fetchone())
         return None if row is None else _record(row[0])
 
+    @pg_method("listing idempotency keys")
+    def nonce_records(self) -> list[NonceRecord]:
+        rows = self._read(lambda conn: conn.execute("SELECT record FROM nonces ORDER BY key").fetchall())
+        return [_record(r[0]) for r in rows]
+
     @pg_method("pruning idempotency keys")
     def prune_nonces(self, before: str) -> int:
         return self._write(

@@ -19,6 +19,8 @@ than this release knows is refused before anything is written.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -26,6 +28,7 @@ import psycopg
 
 from cairn.errors import StorageError
 from cairn.model import now
+from cairn_postgres.run_rows import RUN_COLUMNS, run_row
 
 __all__ = ["MIGRATIONS", "Migration", "advisory_key", "prepare", "read_version", "schema_version"]
 
@@ -34,11 +37,13 @@ _T = 'text COLLATE "C"'
 
 @attrs.frozen
 class Migration:
-    """One schema step: its statements run inside the migrating transaction, then ``version`` is recorded."""
+    """One schema step: its statements, then ``then(conn)`` if set, run inside the migrating transaction;
+    then ``version`` is recorded."""
 
     version: int
     name: str
     statements: tuple[str, ...]
+    then: Callable[[psycopg.Connection[Any]], None] | None = None
 
 
 _V1 = (
@@ -202,6 +207,33 @@ _V9 = (
     "CREATE INDEX documents_words ON documents USING gin (words)",
 )
 
+# Runs keep each field in a column of its own (free text, the JSON objects and list as canonical JSON), so
+# listing thousands builds them from typed columns without parsing a whole record per run. Existing
+# rows are split from their records; the record column goes.
+_V10 = (
+    "ALTER TABLE runs ADD COLUMN subtype text, ADD COLUMN run_user text, ADD COLUMN code_ref text, "
+    "ADD COLUMN ended_at text, ADD COLUMN duration_ms bigint, ADD COLUMN environment text NOT NULL DEFAULT '{}', "
+    "ADD COLUMN modules_affected text NOT NULL DEFAULT '[]', ADD COLUMN summary text NOT NULL DEFAULT '"
+    "', "
+    "ADD COLUMN metadata text NOT NULL DEFAULT '{}'",
+)
+
+
+def _split_run_records(conn: psycopg.Connection[Any]) -> None:
+    """Fill the new run columns from each run's record, then drop the record (migration 10).
+
+    In Python, not SQL: PostgreSQL's JSON functions refuse a record whose text holds an escaped NUL.
+    """
+    rows = [run_row(json.loads(record)) for (record,) in conn.execute("SELECT record FROM runs")]
+    if rows:
+        names = RUN_COLUMNS[1:]
+        conn.cursor().executemany(
+            f"UPDATE runs SET ({', '.join(names)}) = ({', '.join(['%s'] * len(names))}) WHERE run_id = %s",
+            [(*row[1:], row[0]) for row in rows],
+        )
+    conn.execute("ALTER TABLE runs DROP COLUMN record")
+
+
 #: Every schema step, oldest first; versions are 1, 2, 3 ... Append, never edit a released step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "objects, refs, annotations and token counts", _V1),
@@ -213,6 +245,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "directives, their history, and approvals", _V7),
     Migration(8, "embedders and their vectors", _V8),
     Migration(9, "searchable documents and their full-text index", _V9),
+    Migration(10, "runs keep their fields in columns", _V10, _split_run_records),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3 ..."
 
@@ -285,6 +318,8 @@ def prepare(conn: psycopg.Connection[Any], schema: str, shown: str, *, migrate: 
         for migration in MIGRATIONS[version:]:
             for statement in migration.statements:
                 conn.execute(statement)
+            if migration.then is not None:
+                migration.then(conn)
             conn.execute(
                 "INSERT INTO migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, now()),

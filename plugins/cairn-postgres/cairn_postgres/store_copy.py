@@ -8,7 +8,12 @@ by facet, for the facets both stores keep:
   annotation. The token-count cache is left behind: it is derived data the
   context engine fills again.
 - ledger: runs with their events; spend records when the target holds none.
-- chat: messages and threads. artifact metadata: records and inline bytes.
+- chat: messages and threads.
+- artifact metadata, idempotency keys, governance, vectors and documents:
+  ``cairn_postgres.copy_facets``, each verified as it is copied.
+
+A facet the source keeps and the target cannot is left behind and named in
+the report's ``skipped_facets`` (the command says so).
 
 Nothing is overwritten: a target ref that exists with another value stops
 the copy before anything is written. Objects, runs, messages and records the
@@ -30,12 +35,17 @@ from cairn.storage import (
     AnnotationStore,
     ArtifactMetaStore,
     ChatStore,
+    DocumentStore,
+    GovernanceStore,
+    NonceStore,
     ObjectStore,
     RefStore,
     RefUpdate,
     RunStore,
+    VectorStore,
     backend_name,
 )
+from cairn_postgres.copy_facets import copy_artifacts, copy_documents, copy_governance, copy_nonces, copy_vectors
 
 __all__ = ["CopyReport", "copy_store"]
 
@@ -53,9 +63,15 @@ class CopyReport:
     spend: int
     messages: int
     threads: int
-    artifact_records: int
     verified: int
     skipped_facets: tuple[str, ...] = ()
+    artifact_records: int = 0
+    snapshot_records: int = 0
+    nonces: int = 0
+    directives: int = 0
+    approvals: int = 0
+    vectors: int = 0
+    documents: int = 0
 
     def to_record(self) -> dict[str, Any]:
         return {**attrs.asdict(self), "skipped_facets": list(self.skipped_facets)}
@@ -89,7 +105,7 @@ def copy_store(source: Any, target: Any, *, batch_size: int = 5000, progress: Pr
         target.update_refs(updates)
     annotations = _copy_annotations(source, target, commits, tell)
     skipped: list[str] = []
-    runs = spend = messages = threads = records = 0
+    runs = spend = messages = threads = 0
     if isinstance(source, RunStore):
         if isinstance(target, RunStore):
             runs, spend = _copy_ledger(source, target, batch_size, tell)
@@ -100,11 +116,20 @@ def copy_store(source: Any, target: Any, *, batch_size: int = 5000, progress: Pr
             messages, threads = _copy_chat(source, target, tell)
         else:
             skipped.append("chat")
-    if isinstance(source, ArtifactMetaStore):
-        if isinstance(target, ArtifactMetaStore):
-            records = _copy_artifacts(source, target)
-        else:
-            skipped.append("artifact_meta")
+    counts: dict[str, int] = {}
+    copiers: tuple[tuple[Any, Callable[[], dict[str, int]]], ...] = (
+        (ArtifactMetaStore, lambda: copy_artifacts(source, target)),
+        (NonceStore, lambda: {"nonces": copy_nonces(source, target, tell)}),
+        (GovernanceStore, lambda: copy_governance(source, target, tell)),
+        (VectorStore, lambda: {"vectors": copy_vectors(source, target, tell, batch_size)}),
+        (DocumentStore, lambda: {"documents": copy_documents(source, target, tell, batch_size)}),
+    )
+    for facet, copy in copiers:
+        if isinstance(source, facet):
+            if isinstance(target, facet):
+                counts.update(copy())
+            else:
+                skipped.append(facet.facet)
     verified = verify_copy(source, target, commits, tell)
     return CopyReport(
         commits=len(commits),
@@ -115,9 +140,9 @@ def copy_store(source: Any, target: Any, *, batch_size: int = 5000, progress: Pr
         spend=spend,
         messages=messages,
         threads=threads,
-        artifact_records=records,
         verified=verified,
         skipped_facets=tuple(skipped),
+        **counts,
     )
 
 
@@ -191,14 +216,6 @@ def _copy_chat(source: Any, target: Any, tell: Progress) -> tuple[int, int]:
         if number % 500 == 0 or number == len(messages):
             tell("chat messages", number, len(messages))
     return copied, threads
-
-
-def _copy_artifacts(source: Any, target: Any) -> int:
-    records = source.artifact_records()
-    inline = source.get_inline(source.inline_sizes())
-    target.add_artifact_records(list(reversed(records)), inline=inline)
-    target.add_snapshot_records(list(reversed(source.snapshot_records())))
-    return len(records)
 
 
 def verify_copy(source: Any, target: Any, commits: list[Commit], tell: Progress) -> int:

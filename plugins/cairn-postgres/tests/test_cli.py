@@ -235,6 +235,7 @@ def test_a_schema_from_a_newer_release_is_refused_untouched(project: Project, pg
         conn.execute(f"INSERT INTO {schema}.migrations VALUES (99, 'from the future', 'now')")
     result = project.fails("log")
     assert result.returncode == 1 and "schema version 99" in result.stderr and "upgrade cairn-postgres" in result.stderr
+    assert f"{pg_database} (schema {schema})" in result.stderr  # which database, named without a password
 
 
 def test_auto_migrate_off_leaves_it_to_store_migrate(project: Project, pg_database: str, schema: str) -> None:

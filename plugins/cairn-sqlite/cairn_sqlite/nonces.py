@@ -66,6 +66,12 @@ class SqliteNonces(SqliteConnection, NonceStore):
         row = self._conn.execute("SELECT record FROM nonces WHERE key = ?", (key,)).fetchone()
         return None if row is None else NonceRecord.from_record(json.loads(row[0]))
 
+    @sqlite_method("listing idempotency keys")
+    def nonce_records(self) -> list[NonceRecord]:
+        assert self._conn is not None
+        rows = self._conn.execute("SELECT record FROM nonces").fetchall()
+        return sorted((NonceRecord.from_record(json.loads(r[0])) for r in rows), key=lambda r: r.key)
+
     @sqlite_method("pruning idempotency keys")
     def prune_nonces(self, before: str) -> int:
         with self._write_transaction() as conn:

@@ -84,6 +84,16 @@ class NoncesConformance(FacetSuite):
         assert store.get_nonce("old") is None
         assert store.get_nonce("dead") is not None
 
+    def test_nonce_records_lists_every_record_live_or_lapsed_in_key_order(self, store: Any) -> None:
+        assert store.nonce_records() == []
+        store.claim_nonce(make_claim("z ✓", "a", 1, lease=5))  # lapses at 6
+        store.claim_nonce(make_claim("B", "b", 2))
+        store.claim_nonce(make_claim("a", "c", 3))
+        done = store.complete_nonce("a", "c", {"n": [1]}, done_at=at(4), expires_at=at(100))
+        assert store.nonce_records() == [make_claim("B", "b", 2), done, make_claim("z ✓", "a", 1, lease=5)]
+        store.prune_nonces(at(7))
+        assert [r.key for r in store.nonce_records()] == ["B", "a"]
+
     def test_reopened_store_keeps_records(self, store_opener: StoreOpener, store_dir: Path) -> None:
         self._needs_persistence()
         with store_opener(store_dir) as store:

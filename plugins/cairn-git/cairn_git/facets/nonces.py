@@ -89,6 +89,13 @@ class GitNonces(LedgerRecords, NonceStore):
         _, root = self._read_ledger()
         return self._nonce(root, key)
 
+    @locked
+    def nonce_records(self) -> list[NonceRecord]:
+        _, root = self._read_ledger()
+        files = list(self._trees.walk(root, NONCES_DIR))
+        parsed = self._parsed([oid for _, oid in files], lambda data: NonceRecord.from_record(json.loads(data)))
+        return sorted(parsed.values(), key=lambda r: r.key)
+
     @writing
     def prune_nonces(self, before: str) -> int:
         def plan(tip: str | None, root: str | None, attempt: int) -> LedgerChange:
