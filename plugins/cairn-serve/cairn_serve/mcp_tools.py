@@ -133,7 +133,9 @@ class CairnMCP:
         async def list_calls(model: str | None = None, limit: Count = 20) -> list[dict[str, Any]]:
             return list(self._call(views.calls, model=model, limit=limit))
 
-        @server.tool(description="Sessions (cairn session list): record, branch and totals, most recently active first.")
+        @server.tool(
+            description="Sessions (cairn session list): record, branch and totals, most recently active first."
+        )
         async def list_sessions() -> list[dict[str, Any]]:
             return list(self._call(views.sessions))
 
