@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import OPENAI_KEY_ENV, Project, Server, clean_env
+from conftest import CANARY, CANARY_ENV, OPENAI_KEY_ENV, Project, Server, clean_env
 from test_browser import Page, browser  # noqa: F401  (the module's Chromium, reused)
 
 from cairn.testing.fake_openai import FakeOpenAI, Reply
@@ -40,7 +40,7 @@ def sessions_project(tmp_path_factory: pytest.TempPathFactory, monkeypatch_modul
         cairn("ask", "And back?", "--no-stream", env=env)
     cairn("switch", "main")
     cairn("session", "new", "--title", "Quiet one", "--no-switch")
-    cairn("checkpoint", "create", "main-start", "-m", "the instructions alone")
+    cairn("checkpoint", "create", "main-start", "-m", f"the instructions alone, and a key by accident: {CANARY}")
     return cairn
 
 
@@ -57,7 +57,7 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 @pytest.fixture(scope="module")
 def served(sessions_project: Project) -> Iterator[Server]:
-    running = Server(sessions_project.path, "serve", "--port", "0")
+    running = Server(sessions_project.path, "serve", "--port", "0", env={CANARY_ENV: CANARY})
     try:
         yield running
     finally:
@@ -95,6 +95,12 @@ def _by_title(project: Project) -> dict[str, dict]:
 # -- the JSON API ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("path", ["/api/checkpoints", "/api/sessions", "/checkpoints"])
+def test_no_response_holds_the_secret_in_the_servers_environment(api, path):
+    response = api.get(path)
+    assert response.status_code == 200 and CANARY not in response.text
+
+
 def test_sessions_list_matches_cairn_session_list(api, sessions_project):
     listed = get(api, "/api/sessions")
     assert listed == sessions_project.json("session", "list")
@@ -119,7 +125,9 @@ def test_one_session_has_its_turns_runs_and_checkpoints(api, sessions_project):
 
 def test_checkpoints_list_matches_cairn_checkpoint_list(api, sessions_project):
     listed = get(api, "/api/checkpoints")
-    assert listed == sessions_project.json("checkpoint", "list")
+    kept = sessions_project.json("checkpoint", "list")
+    assert [{**c, "message": None} for c in listed] == [{**c, "message": None} for c in kept]
+    assert CANARY in str(kept) and "the instructions alone" in str(listed)  # the message is shown, its key masked
     after = next(c for c in listed if c["name"] == "after-one")
     trip = _by_title(sessions_project)["Trip planning"]
     assert after["session"] == trip["id"] and after["branch"] == trip["branch"] and after["message"] == "one answer in"
