@@ -55,6 +55,8 @@ PAGES = (
     ("/evals", "evals.html", "Evals", "ledger"),
     ("/spend", "spend.html", "Spend", "ledger"),
     ("/memory", "memory.html", "Memory", "documents"),
+    ("/sessions", "sessions.html", "Sessions", None),
+    ("/checkpoints", "checkpoints.html", "Checkpoints", None),
 )
 
 _HEADERS = {
@@ -214,8 +216,12 @@ def build_app(state: Any, *, token: str | None = None, debug: bool = False) -> S
         Route("/api/spend", api("spend", "since")),
         Route("/api/memory", api("memory", "subject", "episodes")),
         Route("/api/memory/search", api("memory_search", "q", "mode", "kind", "k")),
+        Route("/api/sessions", api("sessions")),
+        Route("/api/sessions/{session_id}", api("session")),
+        Route("/api/checkpoints", api("checkpoints")),
         *[Route(path, page(template, title, facet)) for path, template, title, facet in PAGES],
         Route("/runs/{run_id}", page("run.html", "Run", "ledger")),
+        Route("/sessions/{session_id}", page("session.html", "Session", None)),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 

@@ -4,7 +4,7 @@ Tools (each with a JSON schema from its signature; a bad argument is a tool
 error naming it, never a crash):
 
 - reading: ``materialize``, ``log``, ``diff``, ``show_commit``, ``list_runs``,
-  ``list_calls``;
+  ``list_calls``, ``list_sessions``;
 - writing (left out with ``--read-only``): ``commit_item``, ``record_run``,
   ``append_run_events``, ``close_run``. Writes go through the same objects
   the CLI uses (``Repo.append``, ``Ledger``), so content is validated by its
@@ -132,6 +132,12 @@ class CairnMCP:
         @server.tool(description="Provider calls cairn made (cairn ask), newest first, with their commits.")
         async def list_calls(model: str | None = None, limit: Count = 20) -> list[dict[str, Any]]:
             return list(self._call(views.calls, model=model, limit=limit))
+
+        @server.tool(
+            description="Sessions (cairn session list): record, branch and totals, most recently active first."
+        )
+        async def list_sessions() -> list[dict[str, Any]]:
+            return list(self._call(views.sessions))
 
         if self.read_only:
             return

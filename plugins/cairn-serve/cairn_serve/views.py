@@ -149,6 +149,23 @@ class Views:
         assert count is not None
         return self.out(memory_search(self.state, q, mode=mode or None, kind=kind or None, k=count))
 
+    # -- sessions and checkpoints ----------------------------------------------
+
+    def sessions(self) -> list[dict[str, Any]]:
+        from cairn_serve.session_views import sessions_list
+
+        return self.out(sessions_list(self.state))
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        from cairn_serve.session_views import session_detail
+
+        return self.out(session_detail(self.state, session_id, ledger=self.has("ledger")))
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        from cairn_serve.session_views import checkpoints_list
+
+        return self.out(checkpoints_list(self.state))
+
     # -- context ---------------------------------------------------------------
 
     def overview(self) -> dict[str, Any]:

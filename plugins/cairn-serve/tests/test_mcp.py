@@ -13,7 +13,9 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-READ_TOOLS = {"materialize", "log", "diff", "show_commit", "list_runs", "list_calls", "search_memory"}
+READ_TOOLS = {
+    "materialize", "log", "diff", "show_commit", "list_runs", "list_calls", "list_sessions", "search_memory"
+}  # fmt: skip
 WRITE_TOOLS = {"commit_item", "record_run", "append_run_events", "close_run", "remember_fact"}
 LEAKED = "sk-mcp-canary-9a8b7c6d5e4f3a2b"
 
@@ -157,6 +159,20 @@ def test_the_reading_tools_answer_as_the_cli_does(small):
             assert shown["content"]["text"] == "What is 2 + 2?" and shown["branches"] == ["main"]
             assert data(await client.call_tool("list_runs", {})) == []
             assert data(await client.call_tool("list_calls", {})) == []
+            assert data(await client.call_tool("list_sessions", {})) == []
+
+    run(main)
+
+
+def test_list_sessions_answers_as_cairn_session_list_does(small):
+    small("session", "new", "--title", "First", "--no-switch")
+    small("session", "new", "--title", "Second")
+
+    async def main():
+        async with session(small, "--read-only") as client:
+            listed = data(await client.call_tool("list_sessions", {}))
+            assert listed == small.json("session", "list")
+            assert [s["title"] for s in listed] == ["Second", "First"] and listed[0]["branch"].startswith("sessions/")
 
     run(main)
 
