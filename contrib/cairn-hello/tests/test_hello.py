@@ -155,7 +155,7 @@ def test_installed_plugin_is_listed(cairn_run: Run) -> None:
     assert info["module"] == "cairn_hello.plugin"
     assert (info["distribution"], info["version"]) == ("cairn-hello", importlib.metadata.version("cairn-hello"))
     assert info["hooks"] == ["cairn_register_commands", "cairn_register_content_types"]
-    assert info["registers"] == {"content_types": ["hello.greeting"]}
+    assert info["registers"] == {"commands": ["hello"], "content_types": ["hello.greeting"]}
 
 
 def test_greet_through_the_installed_script(cairn_run: Run) -> None:
