@@ -21,7 +21,7 @@ them through the same functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -33,7 +33,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.model.ledger import Run, SpendRecord
     from cairn.repo_reader import RepoReader
 
-__all__ = ["CALL_RUN_TYPE", "Call", "CallRecorder", "get_call", "list_calls"]
+__all__ = [
+    "CALL_RUN_TYPE",
+    "Call",
+    "CallRecorder",
+    "get_call",
+    "get_call_and_spend",
+    "list_calls",
+    "spend_breakdown",
+    "spend_sums",
+]
 
 #: The run type of a provider call made by a cairn command.
 CALL_RUN_TYPE = "llm"
@@ -69,31 +78,25 @@ class Call:
     @classmethod
     def within_run(cls, run: Run, records: list[SpendRecord]) -> Call:
         """The provider calls made inside ``run`` (an evaluation), from its spend records."""
-        providers = sorted({r.provider for r in records})
-        models = sorted({r.model for r in records})
-        failed = sum(r.calls for r in records if r.outcome != "ok")
-        costs = [r.cost for r in records]
+        sums = spend_sums(records)
         return cls(
             id=run.run_id,
             time=run.started_at,
             operation=run.type,
             status=run.status,
-            outcome="ok" if not failed else f"{failed} failed",
-            provider=", ".join(providers) or None,
-            model=", ".join(models) or None,
-            usage={
-                "input_tokens": sum(r.input_tokens for r in records),
-                "output_tokens": sum(r.output_tokens for r in records),
-            },
-            cost=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+            outcome="ok" if not sums["failed"] else f"{sums['failed']} failed",
+            provider=", ".join(sorted({r.provider for r in records})) or None,
+            model=", ".join(sorted({r.model for r in records})) or None,
+            usage={"input_tokens": sums["input_tokens"], "output_tokens": sums["output_tokens"]},
+            cost=sums["cost"],
             latency_ms=None if run.duration_ms is None else float(run.duration_ms),
             branch=run.metadata.get("branch"),
             prompt_commit=None,
             reply_commit=None,
-            attempts=sum(r.calls for r in records),
+            attempts=sums["calls"],
             error=None,
             kind="within",
-            calls=sum(r.calls for r in records),
+            calls=sums["calls"],
         )
 
     @classmethod
@@ -134,19 +137,38 @@ class Call:
         return out
 
 
+def spend_sums(records: Iterable[SpendRecord]) -> dict[str, Any]:
+    """Calls, failed calls, input and output tokens and cost summed over spend records (cost None if any is)."""
+    rows = list(records)
+    costs = [r.cost for r in rows]
+    return {
+        "calls": sum(r.calls for r in rows),
+        "failed": sum(r.calls for r in rows if r.outcome != "ok"),
+        "input_tokens": sum(r.input_tokens for r in rows),
+        "output_tokens": sum(r.output_tokens for r in rows),
+        "cost": None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+    }
+
+
 class CallRecorder:
     """Records one provider call as a run: ``attempt`` events as the meter reports them, then the outcome.
+
+    Given the ``meter`` the call goes through, the meter charges its spend to this run.
 
     Use as a context manager around the call; ``finish`` gives the result's
     metadata. A failure that escapes closes the run as failed with the
     error's kind (the redactor masks its text, like everything recorded).
     """
 
-    def __init__(self, ledger: Ledger, *, operation: str, branch: str | None, bus: Any = None) -> None:
+    def __init__(
+        self, ledger: Ledger, *, operation: str, branch: str | None, meter: Any = None, bus: Any = None
+    ) -> None:
         from cairn.events import bus as default_bus
 
         self._bus = bus or default_bus
         self.run: OpenRun = ledger.open(CALL_RUN_TYPE, subtype=operation, metadata={"branch": branch})
+        if meter is not None:  # the meter's spend records (and attempt events) point at this run
+            meter.run_id = self.run.run_id
         self._attempts = 0
         #: What was known before a failure (the prompt commit), kept in a failed run's metadata.
         self._partial: dict[str, Any] = {}
@@ -282,15 +304,20 @@ def _scan(ledger: Ledger, since: str | None, page: int = 500) -> Iterator[Call]:
 
 
 def get_call(ledger: Ledger, call_id: str) -> Call:
-    """One call by id (``@last``: the newest run, which must be a call)."""
+    """One call by id (``@last``: the newest run, which must be a call), or the calls made inside a run."""
+    return get_call_and_spend(ledger, call_id)[0]
+
+
+def get_call_and_spend(ledger: Ledger, call_id: str) -> tuple[Call, list[SpendRecord]]:
+    """``get_call``, with the spend records a ``within`` entry was summed from (none are read for a call)."""
     if call_id == "@last":
         newest = ledger.list(type=CALL_RUN_TYPE, limit=1)
         if not newest:
             raise NotFoundError("call", call_id, hint="no provider calls are recorded yet; `cairn ask` makes one")
-        return Call.from_run(newest[0])
+        return Call.from_run(newest[0]), []
     run = ledger.get(call_id)
     if run.type == CALL_RUN_TYPE:
-        return Call.from_run(run)
+        return Call.from_run(run), []
     records = ledger.store.spend(run_id=run.run_id)
     if not records:
         raise NotFoundError(
@@ -298,4 +325,17 @@ def get_call(ledger: Ledger, call_id: str) -> Call:
             run.run_id,
             hint=f"run {run.run_id} is a {run.type} run, not a provider call, and made none; `cairn logs` lists calls",
         )
-    return Call.within_run(run, records)
+    return Call.within_run(run, records), records
+
+
+def spend_breakdown(records: Iterable[SpendRecord]) -> list[dict[str, Any]]:
+    """Spend records summed by provider, model and outcome (``cairn logs show`` of a ``within`` entry)."""
+    groups: dict[tuple[str, str, str], list[SpendRecord]] = {}
+    for record in records:
+        groups.setdefault((record.provider, record.model, record.outcome), []).append(record)
+    out = []
+    for (provider, model, outcome), rows in sorted(groups.items()):
+        sums = spend_sums(rows)
+        del sums["failed"]  # one outcome per group: the outcome says it
+        out.append({"provider": provider, "model": model, "outcome": outcome, **sums})
+    return out

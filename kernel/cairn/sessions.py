@@ -310,9 +310,7 @@ class Session:
         from cairn.ledger import open_ledger
 
         ledger = open_ledger(config=repo.config, plugins=repo.plugins, store=repo.store)
-        recorder = CallRecorder(ledger, operation="ask", branch=self.branch)
-        providers.meter.run_id = recorder.run_id
-        return stack.enter_context(recorder)
+        return stack.enter_context(CallRecorder(ledger, operation="ask", branch=self.branch, meter=providers.meter))
 
 
 class Sessions:

@@ -61,8 +61,9 @@ def llm_summarizer(
         with contextlib.ExitStack() as stack:
             recorder = None
             if ledger is not None:
-                recorder = stack.enter_context(CallRecorder(ledger, operation=purpose, branch=branch))
-                providers.meter.run_id = recorder.run_id
+                recorder = stack.enter_context(
+                    CallRecorder(ledger, operation=purpose, branch=branch, meter=providers.meter)
+                )
             response = llm.complete(
                 [Message("system", system), Message("user", history)], metadata={"purpose": purpose}
             )

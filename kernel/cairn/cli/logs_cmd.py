@@ -131,11 +131,11 @@ def logs_group(
 @pass_state
 def logs_show(state: State, call_id: str, as_json: bool) -> None:
     """One call (an id from `cairn logs`, or @last) with its materialized prompt and its reply."""
-    from cairn.calls import get_call
+    from cairn.calls import get_call_and_spend
 
-    call = get_call(state.ledger, call_id)
+    call, records = get_call_and_spend(state.ledger, call_id)
     if call.kind != "call":
-        _show_within(state, call, as_json)
+        _show_within(call, records, as_json)
         return
     prompt = None
     if call.prompt_commit:
@@ -169,26 +169,11 @@ def logs_show(state: State, call_id: str, as_json: bool) -> None:
     click.echo(reply if reply is not None else "(no reply)")
 
 
-def _show_within(state: State, call: Any, as_json: bool) -> None:
+def _show_within(call: Any, records: list[Any], as_json: bool) -> None:
     """The provider calls made inside another run, by provider, model and outcome."""
-    from cairn.storage import RunStore, require
+    from cairn.calls import spend_breakdown
 
-    records = require(state.store, RunStore, doing="cairn logs show").spend(run_id=call.id)
-    groups: dict[tuple[str, str, str], list[Any]] = {}
-    for record in records:
-        groups.setdefault((record.provider, record.model, record.outcome), []).append(record)
-    breakdown = [
-        {
-            "provider": provider,
-            "model": model,
-            "outcome": outcome,
-            "calls": sum(r.calls for r in rows),
-            "input_tokens": sum(r.input_tokens for r in rows),
-            "output_tokens": sum(r.output_tokens for r in rows),
-            "cost": None if any(r.cost is None for r in rows) else sum(r.cost for r in rows),
-        }
-        for (provider, model, outcome), rows in sorted(groups.items())
-    ]
+    breakdown = spend_breakdown(records)
     if as_json:
         echo_json({**call.to_dict(), "breakdown": breakdown})
         return

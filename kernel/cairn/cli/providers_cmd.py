@@ -239,9 +239,7 @@ def _call_recorder(state: State, providers: Providers, operation: str = "ask") -
         return _Unrecorded()
     from cairn.calls import CallRecorder
 
-    recorder = CallRecorder(state.ledger, operation=operation, branch=state.repo.branch)
-    providers.meter.run_id = recorder.run_id
-    return recorder
+    return CallRecorder(state.ledger, operation=operation, branch=state.repo.branch, meter=providers.meter)
 
 
 class _Unrecorded:
